@@ -1,0 +1,53 @@
+package northd
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// adminHandler serves the operator's endpoints on the admin listener, which
+// is never one of the public subsystem ports.
+func adminHandler(set *metrics.Set, subsystems []*Subsystem, withPprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		set.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
+	mux.HandleFunc("GET /north/servers", func(w http.ResponseWriter, r *http.Request) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		type subsystemReport struct {
+			Listen       string        `json:"listen"`
+			NorthServers []NorthServer `json:"north_servers"`
+			Count        int           `json:"count"`
+		}
+		report := struct {
+			Subsystems []subsystemReport `json:"subsystems"`
+		}{Subsystems: []subsystemReport{}}
+		for _, s := range subsystems {
+			report.Subsystems = append(report.Subsystems, subsystemReport{
+				Listen:       s.Addr(),
+				NorthServers: s.registry.AppendNewestFirst([]NorthServer{}, limit),
+				Count:        s.registry.Len(),
+			})
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(report)
+	})
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}

@@ -1,0 +1,212 @@
+package northd
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config is everything northd can be told at start-up. Each field is a flag
+// with an environment twin named NORTHD_ and the flag in capitals, with
+// dashes as underscores (-max-body-size and NORTHD_MAX_BODY_SIZE). A flag on
+// the command line wins over its environment twin.
+type Config struct {
+	Listen          []string
+	Admin           string
+	AdminPublic     bool
+	Pprof           bool
+	MaxBodySize     int
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	IdleTimeout     time.Duration
+	MaxConns        int
+	MaxConnsPerIP   int
+	RegistryMax     int
+	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration
+	LogLevel        string
+	LogFormat       string
+	TrustedProxies  []netip.Prefix
+	ReusePort       bool
+	ReduceMemory    bool
+}
+
+// UsageError is a bad flag or environment value; main exits 2 on it.
+type UsageError struct{ msg string }
+
+func (e UsageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return UsageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errHelp reports that -h was asked for and usage was printed.
+var errHelp = errors.New("help requested")
+
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (Config, error) {
+	var cfg Config
+	fs := flag.NewFlagSet("northd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	listen := fs.String("listen", "127.0.0.1:8000", "comma-separated `addresses`, one subsystem on each")
+	fs.StringVar(&cfg.Admin, "admin", "127.0.0.1:9100", "admin `address` for /metrics, /north/servers and /debug/pprof/; empty or off disables it")
+	fs.BoolVar(&cfg.AdminPublic, "admin-public", false, "allow -admin on a non-loopback address")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ on the admin address")
+	fs.IntVar(&cfg.MaxBodySize, "max-body-size", 64<<10, "largest request body in `bytes`; larger ones get 413")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 10*time.Second, "time allowed to read one request, headers and body")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "time allowed to write one response")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection is kept open")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 256*1024, "most connections served at once per subsystem")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most connections from one client address per subsystem; 0 means no limit (behind a proxy without -proxy-protocol every client has the proxy's address)")
+	fs.IntVar(&cfg.RegistryMax, "registry-max", 65536, "most north servers remembered per subsystem; the least recently seen goes first")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for in-flight requests to finish after the drain delay")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz answers 503 while serving normally, before listeners close")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "`level`: debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "`format`: text or json")
+	trusted := fs.String("trusted-proxies", "", "comma-separated `CIDRs` whose X-Forwarded-For, X-Real-IP and PROXY headers are believed")
+	fs.BoolVar(&cfg.ReusePort, "reuseport", false, "listen with SO_REUSEPORT so several northd processes share a port")
+	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release per-connection buffers while a keep-alive connection is idle: less memory per idle connection, one small allocation per request")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "northd serves the north-interface login on one or more subsystem ports.\n\nUsage: northd [flags]\n\nEvery flag can also be set in the environment: -max-body-size as NORTHD_MAX_BODY_SIZE.\n\n")
+		fs.PrintDefaults()
+	}
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return cfg, errHelp
+		}
+		return cfg, usageErrorf("%v (run northd -h for the list of flags)", err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageErrorf("unexpected argument %q: northd takes flags only (run northd -h)", fs.Arg(0))
+	}
+	setOnCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setOnCommandLine[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" || setOnCommandLine[f.Name] || envErr != nil {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			envErr = usageErrorf("invalid value %q for %s: %v", v, name, err)
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+
+	for _, a := range strings.Split(*listen, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if err := checkHostPort(a); err != nil {
+			return cfg, usageErrorf("invalid -listen address %q: %v", a, err)
+		}
+		cfg.Listen = append(cfg.Listen, a)
+	}
+	if len(cfg.Listen) == 0 {
+		return cfg, usageErrorf("-listen needs at least one address, such as 127.0.0.1:8000")
+	}
+	if cfg.Admin == "off" {
+		cfg.Admin = ""
+	}
+	if cfg.Admin != "" {
+		if err := checkHostPort(cfg.Admin); err != nil {
+			return cfg, usageErrorf("invalid -admin address %q: %v", cfg.Admin, err)
+		}
+		if !cfg.AdminPublic && !isLoopbackHost(cfg.Admin) {
+			return cfg, usageErrorf("-admin %s is not a loopback address; the admin listener exposes metrics and the registry, so pass -admin-public to serve it there anyway", cfg.Admin)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"-max-body-size", cfg.MaxBodySize}, {"-max-conns", cfg.MaxConns}, {"-registry-max", cfg.RegistryMax}} {
+		if c.v <= 0 {
+			return cfg, usageErrorf("%s must be positive, not %d", c.name, c.v)
+		}
+	}
+	if cfg.MaxConnsPerIP < 0 {
+		return cfg, usageErrorf("-max-conns-per-ip must be 0 (no limit) or positive, not %d", cfg.MaxConnsPerIP)
+	}
+	for _, c := range []struct {
+		name string
+		v    time.Duration
+	}{{"-read-timeout", cfg.ReadTimeout}, {"-write-timeout", cfg.WriteTimeout}, {"-idle-timeout", cfg.IdleTimeout}, {"-shutdown-timeout", cfg.ShutdownTimeout}} {
+		if c.v <= 0 {
+			return cfg, usageErrorf("%s must be positive, not %v", c.name, c.v)
+		}
+	}
+	if cfg.DrainDelay < 0 {
+		return cfg, usageErrorf("-drain-delay must not be negative")
+	}
+	switch cfg.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return cfg, usageErrorf("-log-level must be debug, info, warn or error, not %q", cfg.LogLevel)
+	}
+	switch cfg.LogFormat {
+	case "text", "json":
+	default:
+		return cfg, usageErrorf("-log-format must be text or json, not %q", cfg.LogFormat)
+	}
+	for _, s := range strings.Split(*trusted, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := parsePrefix(s)
+		if err != nil {
+			return cfg, usageErrorf("invalid -trusted-proxies entry %q: give an address or CIDR such as 10.0.0.0/8", s)
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+	}
+	return cfg, nil
+}
+
+func envName(flagName string) string {
+	return "NORTHD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if port == "" {
+		return errors.New("missing port")
+	}
+	return nil
+}
+
+func isLoopbackHost(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// parsePrefix accepts a CIDR or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

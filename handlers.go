@@ -1,0 +1,109 @@
+package northd
+
+import (
+	"errors"
+	"net"
+
+	"github.com/valyala/fasthttp"
+)
+
+var (
+	headerCacheControl = []byte("Cache-Control")
+	noStore            = []byte("no-store")
+	contentTypeHTML    = []byte("text/html; charset=utf-8")
+	contentTypeText    = []byte("text/plain; charset=utf-8")
+
+	homeBody             = []byte(`<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`)
+	notFoundBody         = []byte(`<h1>404 Not Found</h1>`)
+	methodNotAllowedBody = []byte("405 Method Not Allowed: see the Allow header for the methods this path takes\n")
+	healthyBody          = []byte("ok\n")
+	readyBody            = []byte("ready\n")
+	drainingBody         = []byte("draining: this instance is shutting down\n")
+)
+
+// handleHome answers GET, HEAD and POST / with the seed's home page; the
+// query string and any body are ignored. fasthttp leaves out the body for
+// HEAD itself.
+func handleHome(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetContentTypeBytes(contentTypeHTML)
+	ctx.Response.SetBodyRaw(homeBody)
+}
+
+func handleNotFound(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusNotFound)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeHTML)
+	ctx.Response.SetBodyRaw(notFoundBody)
+}
+
+// handleMethodNotAllowed runs after the router has set the Allow header.
+func handleMethodNotAllowed(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeText)
+	ctx.Response.SetBodyRaw(methodNotAllowedBody)
+}
+
+// handleOptions runs after the router has set the Allow header.
+func handleOptions(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// handleHealthz says the process is alive and serving HTTP.
+func handleHealthz(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetContentTypeBytes(contentTypeText)
+	ctx.Response.SetBodyRaw(healthyBody)
+}
+
+// handleReadyz says whether a load balancer should send traffic here: 503
+// from the moment shutdown begins, so the instance leaves rotation while it
+// still serves what reaches it.
+func (s *Subsystem) handleReadyz(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetContentTypeBytes(contentTypeText)
+	if s.draining.Load() {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.Response.SetBodyRaw(drainingBody)
+		return
+	}
+	ctx.Response.SetBodyRaw(readyBody)
+}
+
+// handleRequestError answers a request fasthttp could not read. A body over
+// the limit gets the login failure shape with 413, and the connection is
+// closed gently so the client still reads it; everything else gets
+// fasthttp's own answers.
+func (s *Subsystem) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
+	var smallBuffer *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.refuseLargeBody(ctx)
+	case errors.As(err, &smallBuffer):
+		ctx.Error("Too big request header", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		ctx.Error("Request timeout", fasthttp.StatusRequestTimeout)
+	default:
+		s.log.Debug("refused a malformed request", "subsystem", s.addr, "client", ctx.RemoteAddr().String(), "err", err)
+		ctx.Error("Error when parsing request", fasthttp.StatusBadRequest)
+	}
+	// After ctx.Error, which resets the response.
+	ctx.Response.Header.SetCanonical(headerCacheControl, noStore)
+	s.metrics.observe(routeUnreadable, ctx)
+}
+
+// handleExpect refuses an "Expect: 100-continue" request whose announced
+// body is over the limit before the client sends it.
+func (s *Subsystem) handleExpect(ctx *fasthttp.RequestCtx) int {
+	if ctx.Request.Header.ContentLength() > s.maxBodySize {
+		ctx.Response.Header.SetCanonical(headerCacheControl, noStore)
+		s.refuseLargeBody(ctx)
+		s.metrics.observe(routeUnreadable, ctx)
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	return fasthttp.StatusContinue
+}
+
+func (s *Subsystem) refuseLargeBody(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(*serverConn); ok {
+		c.lingerOnClose()
+	}
+	s.rejectLogin(ctx, fasthttp.StatusRequestEntityTooLarge, problemBodyTooLarge)
+}

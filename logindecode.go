@@ -1,0 +1,563 @@
+package northd
+
+import (
+	"net/netip"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// loginProblem names why a login body was refused. It is a small integer
+// rather than an error so that refusing a login allocates nothing: each
+// problem has a response body built once at start-up (see rejectionBodies).
+type loginProblem uint8
+
+const (
+	loginOK loginProblem = iota
+	problemEmptyBody
+	problemInvalidUTF8
+	problemNotJSON
+	problemTooDeep
+	problemNotObject
+	problemTrailingData
+	problemUsernameMissing
+	problemUsernameNotString
+	problemUsernameEmpty
+	problemUsernameTooLong
+	problemPasswordMissing
+	problemPasswordNotString
+	problemPasswordEmpty
+	problemIPNotString
+	problemIPInvalid
+	problemBodyTooLarge
+	problemCount
+)
+
+// problemDescriptions are the sentences a north server reads in the
+// "description" field. problemBodyTooLarge is filled in per server because it
+// names the configured limit.
+var problemDescriptions = [problemCount]string{
+	problemEmptyBody:         "request body is empty; send a JSON object with username and password",
+	problemInvalidUTF8:       "request body is not valid UTF-8",
+	problemNotJSON:           "request body is not valid JSON",
+	problemTooDeep:           "request body nests JSON deeper than 32 levels",
+	problemNotObject:         "request body must be a JSON object",
+	problemTrailingData:      "request body has data after the JSON object",
+	problemUsernameMissing:   "username is required",
+	problemUsernameNotString: "username must be a string",
+	problemUsernameEmpty:     "username must not be empty",
+	problemUsernameTooLong:   "username must be at most 256 bytes",
+	problemPasswordMissing:   "password is required",
+	problemPasswordNotString: "password must be a string",
+	problemPasswordEmpty:     "password must not be empty",
+	problemIPNotString:       "ip must be a string",
+	problemIPInvalid:         "ip is not a valid IP address",
+}
+
+// problemReasons label login rejections in metrics.
+var problemReasons = [problemCount]string{
+	problemEmptyBody:         "empty_body",
+	problemInvalidUTF8:       "invalid_utf8",
+	problemNotJSON:           "not_json",
+	problemTooDeep:           "too_deep",
+	problemNotObject:         "not_object",
+	problemTrailingData:      "trailing_data",
+	problemUsernameMissing:   "username_missing",
+	problemUsernameNotString: "username_not_string",
+	problemUsernameEmpty:     "username_empty",
+	problemUsernameTooLong:   "username_too_long",
+	problemPasswordMissing:   "password_missing",
+	problemPasswordNotString: "password_not_string",
+	problemPasswordEmpty:     "password_empty",
+	problemIPNotString:       "ip_not_string",
+	problemIPInvalid:         "ip_invalid",
+	problemBodyTooLarge:      "body_too_large",
+}
+
+const (
+	// maxJSONDepth bounds nesting so a body of 64 KiB of '[' cannot
+	// recurse deeply; a login object needs a depth of 1.
+	maxJSONDepth = 32
+	// maxUsernameLen bounds what the registry keeps per north server, so
+	// that registry-max entries bound its memory.
+	maxUsernameLen = 256
+)
+
+// fieldKind records what a login field held in the body.
+type fieldKind uint8
+
+const (
+	fieldMissing fieldKind = iota
+	fieldString
+	fieldOther // present, but not a string
+)
+
+// loginRequest is one decoded login body. Instances are pooled; the byte
+// slices are owned by the loginRequest and reused, never pointing into the
+// request body.
+type loginRequest struct {
+	username, password, ip []byte
+	usernameKind           fieldKind
+	passwordKind           fieldKind
+	ipKind                 fieldKind
+	addr                   netip.Addr // parsed ip when ipKind == fieldString
+}
+
+func (lr *loginRequest) reset() {
+	lr.username = lr.username[:0]
+	lr.password = lr.password[:0]
+	lr.ip = lr.ip[:0]
+	lr.usernameKind, lr.passwordKind, lr.ipKind = fieldMissing, fieldMissing, fieldMissing
+	lr.addr = netip.Addr{}
+}
+
+// decode checks body against the login contract and fills lr. It returns
+// loginOK or the first problem found: syntax problems before field problems,
+// and fields in the order username, password, ip.
+func (lr *loginRequest) decode(body []byte) loginProblem {
+	lr.reset()
+	d := jsonScanner{buf: body}
+	d.skipSpace()
+	if d.pos == len(body) {
+		return problemEmptyBody
+	}
+	if !utf8.Valid(body) {
+		return problemInvalidUTF8
+	}
+	if body[d.pos] != '{' {
+		// Report a well-formed non-object (array, string, number…) as
+		// such, and anything else as not JSON.
+		if p := d.value(1); p != loginOK {
+			return p
+		}
+		if d.skipSpace(); d.pos != len(body) {
+			return problemNotJSON
+		}
+		return problemNotObject
+	}
+	if p := d.loginObject(lr); p != loginOK {
+		return p
+	}
+	d.skipSpace()
+	if d.pos != len(body) {
+		return problemTrailingData
+	}
+	return lr.validate()
+}
+
+func (lr *loginRequest) validate() loginProblem {
+	switch {
+	case lr.usernameKind == fieldMissing:
+		return problemUsernameMissing
+	case lr.usernameKind == fieldOther:
+		return problemUsernameNotString
+	case len(lr.username) == 0:
+		return problemUsernameEmpty
+	case len(lr.username) > maxUsernameLen:
+		return problemUsernameTooLong
+	case lr.passwordKind == fieldMissing:
+		return problemPasswordMissing
+	case lr.passwordKind == fieldOther:
+		return problemPasswordNotString
+	case len(lr.password) == 0:
+		return problemPasswordEmpty
+	case lr.ipKind == fieldOther:
+		return problemIPNotString
+	case lr.ipKind == fieldString:
+		addr, ok := parseIP(lr.ip)
+		if !ok {
+			return problemIPInvalid
+		}
+		lr.addr = addr
+	}
+	return loginOK
+}
+
+// parseIP accepts an IPv4 or IPv6 address without a zone. IPv4-mapped IPv6
+// addresses are recorded as the IPv4 address they map.
+func parseIP(b []byte) (netip.Addr, bool) {
+	if len(b) == 0 || len(b) > len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255") {
+		return netip.Addr{}, false
+	}
+	// The string shares b's memory only for the call: a parsed Addr
+	// without a zone keeps nothing of it, and errors are dropped.
+	addr, err := netip.ParseAddr(unsafe.String(&b[0], len(b)))
+	if err != nil || addr.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return addr.Unmap(), true
+}
+
+// jsonScanner is a strict RFC 8259 scanner over a body already known to be
+// valid UTF-8. It validates everything and copies out only the three login
+// fields, so it neither allocates nor keeps the body.
+type jsonScanner struct {
+	buf []byte
+	pos int
+}
+
+func (d *jsonScanner) skipSpace() {
+	buf, pos := d.buf, d.pos
+	for pos < len(buf) && isJSONSpace[buf[pos]] {
+		pos++
+	}
+	d.pos = pos
+}
+
+// isJSONSpace marks JSON's four whitespace bytes; plainStringByte marks the
+// bytes a string can hold as they are: not '"', '\\' or a control byte.
+var isJSONSpace, plainStringByte = func() (space, plain [256]bool) {
+	for _, c := range " \t\n\r" {
+		space[c] = true
+	}
+	for c := 0x20; c < 256; c++ {
+		plain[c] = c != '"' && c != '\\'
+	}
+	return space, plain
+}()
+
+// loginObject scans the top-level object, which starts at d.pos.
+func (d *jsonScanner) loginObject(lr *loginRequest) loginProblem {
+	d.pos++ // '{'
+	d.skipSpace()
+	if d.pos < len(d.buf) && d.buf[d.pos] == '}' {
+		d.pos++
+		return loginOK
+	}
+	for {
+		if d.pos >= len(d.buf) || d.buf[d.pos] != '"' {
+			return problemNotJSON
+		}
+		keyStart := d.pos + 1
+		rawKey, ok := d.rawString()
+		if !ok {
+			return problemNotJSON
+		}
+		d.skipSpace()
+		if d.pos >= len(d.buf) || d.buf[d.pos] != ':' {
+			return problemNotJSON
+		}
+		d.pos++
+		d.skipSpace()
+		var dst *[]byte
+		var kind *fieldKind
+		// Keys with escapes are compared after unescaping only in the rare
+		// case they have any; login keys never need them.
+		switch key := d.buf[keyStart : keyStart+rawKey]; {
+		case string(key) == "username":
+			dst, kind = &lr.username, &lr.usernameKind
+		case string(key) == "password":
+			dst, kind = &lr.password, &lr.passwordKind
+		case string(key) == "ip":
+			dst, kind = &lr.ip, &lr.ipKind
+		default:
+			// Only a key of at most 8 escaped characters can spell a
+			// login field; longer ones are skipped unread.
+			if len(key) <= 8*len(`\u0000`) && hasBackslash(key) {
+				var scratch [48]byte
+				if name, ok := appendUnescaped(scratch[:0], key); ok {
+					switch string(name) {
+					case "username":
+						dst, kind = &lr.username, &lr.usernameKind
+					case "password":
+						dst, kind = &lr.password, &lr.passwordKind
+					case "ip":
+						dst, kind = &lr.ip, &lr.ipKind
+					}
+				}
+			}
+		}
+		if d.pos >= len(d.buf) {
+			return problemNotJSON
+		}
+		if dst != nil && d.buf[d.pos] == '"' {
+			// A repeated key replaces the earlier value, as in most
+			// JSON decoders.
+			start := d.pos + 1
+			n, ok := d.rawString()
+			if !ok {
+				return problemNotJSON
+			}
+			*dst, _ = appendUnescaped((*dst)[:0], d.buf[start:start+n])
+			*kind = fieldString
+		} else {
+			if p := d.value(2); p != loginOK {
+				return p
+			}
+			if dst != nil {
+				*dst = (*dst)[:0]
+				*kind = fieldOther
+			}
+		}
+		d.skipSpace()
+		if d.pos >= len(d.buf) {
+			return problemNotJSON
+		}
+		switch d.buf[d.pos] {
+		case ',':
+			d.pos++
+			d.skipSpace()
+		case '}':
+			d.pos++
+			return loginOK
+		default:
+			return problemNotJSON
+		}
+	}
+}
+
+// value scans any JSON value at d.pos, at nesting depth depth.
+func (d *jsonScanner) value(depth int) loginProblem {
+	if d.pos >= len(d.buf) {
+		return problemNotJSON
+	}
+	switch c := d.buf[d.pos]; {
+	case c == '"':
+		if _, ok := d.rawString(); !ok {
+			return problemNotJSON
+		}
+		return loginOK
+	case c == '{' || c == '[':
+		if depth > maxJSONDepth {
+			return problemTooDeep
+		}
+		return d.container(depth)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return d.number()
+	case c == 't':
+		return d.literal("true")
+	case c == 'f':
+		return d.literal("false")
+	case c == 'n':
+		return d.literal("null")
+	}
+	return problemNotJSON
+}
+
+// container scans an object or array whose opening bracket is at d.pos.
+func (d *jsonScanner) container(depth int) loginProblem {
+	isObject := d.buf[d.pos] == '{'
+	closer := byte(']')
+	if isObject {
+		closer = '}'
+	}
+	d.pos++
+	d.skipSpace()
+	if d.pos < len(d.buf) && d.buf[d.pos] == closer {
+		d.pos++
+		return loginOK
+	}
+	for {
+		if isObject {
+			if d.pos >= len(d.buf) || d.buf[d.pos] != '"' {
+				return problemNotJSON
+			}
+			if _, ok := d.rawString(); !ok {
+				return problemNotJSON
+			}
+			d.skipSpace()
+			if d.pos >= len(d.buf) || d.buf[d.pos] != ':' {
+				return problemNotJSON
+			}
+			d.pos++
+			d.skipSpace()
+		}
+		if p := d.value(depth + 1); p != loginOK {
+			return p
+		}
+		d.skipSpace()
+		if d.pos >= len(d.buf) {
+			return problemNotJSON
+		}
+		switch d.buf[d.pos] {
+		case ',':
+			d.pos++
+			d.skipSpace()
+		case closer:
+			d.pos++
+			return loginOK
+		default:
+			return problemNotJSON
+		}
+	}
+}
+
+func (d *jsonScanner) literal(word string) loginProblem {
+	if len(d.buf)-d.pos < len(word) || string(d.buf[d.pos:d.pos+len(word)]) != word {
+		return problemNotJSON
+	}
+	d.pos += len(word)
+	return loginOK
+}
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (d *jsonScanner) number() loginProblem {
+	if d.buf[d.pos] == '-' {
+		d.pos++
+	}
+	if d.pos >= len(d.buf) {
+		return problemNotJSON
+	}
+	if d.buf[d.pos] == '0' {
+		d.pos++
+	} else if !d.digits() {
+		return problemNotJSON
+	}
+	if d.pos < len(d.buf) && d.buf[d.pos] == '.' {
+		d.pos++
+		if !d.digits() {
+			return problemNotJSON
+		}
+	}
+	if d.pos < len(d.buf) && (d.buf[d.pos] == 'e' || d.buf[d.pos] == 'E') {
+		d.pos++
+		if d.pos < len(d.buf) && (d.buf[d.pos] == '+' || d.buf[d.pos] == '-') {
+			d.pos++
+		}
+		if !d.digits() {
+			return problemNotJSON
+		}
+	}
+	return loginOK
+}
+
+// digits consumes one or more decimal digits.
+func (d *jsonScanner) digits() bool {
+	start := d.pos
+	for d.pos < len(d.buf) && d.buf[d.pos] >= '0' && d.buf[d.pos] <= '9' {
+		d.pos++
+	}
+	return d.pos > start
+}
+
+// rawString validates the string whose opening quote is at d.pos, moves past
+// its closing quote and returns the length of its raw (still escaped)
+// contents.
+func (d *jsonScanner) rawString() (int, bool) {
+	d.pos++
+	start := d.pos
+	for d.pos < len(d.buf) {
+		buf, pos := d.buf, d.pos
+		for pos < len(buf) && plainStringByte[buf[pos]] {
+			pos++
+		}
+		if d.pos = pos; pos == len(buf) {
+			break
+		}
+		c := buf[pos]
+		switch {
+		case c == '"':
+			n := d.pos - start
+			d.pos++
+			return n, true
+		case c < 0x20:
+			return 0, false
+		case c == '\\':
+			if d.pos+1 >= len(d.buf) {
+				return 0, false
+			}
+			switch d.buf[d.pos+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				d.pos += 2
+			case 'u':
+				if d.pos+6 > len(d.buf) {
+					return 0, false
+				}
+				if _, ok := hex4(d.buf[d.pos+2 : d.pos+6]); !ok {
+					return 0, false
+				}
+				d.pos += 6
+			default:
+				return 0, false
+			}
+		default:
+			d.pos++
+		}
+	}
+	return 0, false
+}
+
+func hasBackslash(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+func hex4(b []byte) (rune, bool) {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// appendUnescaped appends the decoded form of raw, the contents of a string
+// already checked by rawString. A lone UTF-16 surrogate becomes U+FFFD, as
+// in encoding/json. It reports false only for input rawString would refuse.
+func appendUnescaped(dst, raw []byte) ([]byte, bool) {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			j := i + 1
+			for j < len(raw) && raw[j] != '\\' {
+				j++
+			}
+			dst = append(dst, raw[i:j]...)
+			i = j
+			continue
+		}
+		if i+1 >= len(raw) {
+			return dst, false
+		}
+		switch raw[i+1] {
+		case '"', '\\', '/':
+			dst = append(dst, raw[i+1])
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			if i+6 > len(raw) {
+				return dst, false
+			}
+			r, ok := hex4(raw[i+2 : i+6])
+			if !ok {
+				return dst, false
+			}
+			i += 6
+			if r >= 0xD800 && r < 0xDC00 && i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+				if lo, ok := hex4(raw[i+2 : i+6]); ok && lo >= 0xDC00 && lo < 0xE000 {
+					r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+					i += 6
+				}
+			}
+			if r >= 0xD800 && r < 0xE000 {
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default:
+			return dst, false
+		}
+		i += 2
+	}
+	return dst, true
+}

@@ -1,0 +1,105 @@
+package northd
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+)
+
+// route labels requests in metrics.
+type route uint8
+
+const (
+	routeHome route = iota
+	routeLogin
+	routeHealthz
+	routeReadyz
+	routeNotFound
+	routeMethodNotAllowed
+	routeOptions
+	routeUnreadable // fasthttp could not read the request
+	routeCount
+)
+
+var routeNames = [routeCount]string{"home", "login", "healthz", "readyz", "not_found", "method_not_allowed", "options", "unreadable"}
+
+// countedStatuses are the statuses northd answers; any other lands in the
+// last slot as status="other".
+var countedStatuses = [...]int{200, 204, 400, 404, 405, 408, 413, 429, 431, 500, 503}
+
+// requestDurationBuckets reach down to 25µs: a login is answered in
+// microseconds, and the default buckets would put every request in one.
+var requestDurationBuckets = []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 500e-3, 1, 5}
+
+// subsystemMetrics are one subsystem's series in the process's metrics set.
+// Counting allocates nothing: request counters are created on first use
+// and kept in a fixed table.
+type subsystemMetrics struct {
+	set       *metrics.Set
+	subsystem string // label value
+
+	requests        [routeCount][len(countedStatuses) + 1]atomic.Pointer[metrics.Counter]
+	duration        *metrics.PrometheusHistogram
+	logins          *metrics.Counter
+	loginRejections [problemCount]*metrics.Counter
+	pushCalls       *metrics.Counter
+	pushDrops       *metrics.Counter
+}
+
+func newSubsystemMetrics(set *metrics.Set, s *Subsystem) *subsystemMetrics {
+	m := &subsystemMetrics{set: set, subsystem: s.addr}
+	label := `subsystem="` + s.addr + `"`
+	m.duration = set.NewPrometheusHistogramExt(`northd_request_duration_seconds{`+label+`}`, requestDurationBuckets)
+	m.logins = set.NewCounter(`northd_logins_total{` + label + `}`)
+	for p := problemEmptyBody; p < problemCount; p++ {
+		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + problemReasons[p] + `"}`)
+	}
+	m.pushCalls = set.NewCounter(`northd_push_calls_total{` + label + `}`)
+	m.pushDrops = set.NewCounter(`northd_push_drops_total{` + label + `}`)
+	set.NewGauge(`northd_registry_north_servers{`+label+`}`, func() float64 { return float64(s.registry.Len()) })
+	set.NewGauge(`northd_registry_evictions_total{`+label+`}`, func() float64 { return float64(s.registry.Evicted()) })
+	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.openConns.Load()) })
+	return m
+}
+
+// observed wraps h so that each request it answers is counted under rt.
+func (s *Subsystem) observed(rt route, h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		h(ctx)
+		s.metrics.observe(rt, ctx)
+	}
+}
+
+func (m *subsystemMetrics) observe(rt route, ctx *fasthttp.RequestCtx) {
+	status := ctx.Response.StatusCode()
+	slot := len(countedStatuses)
+	for i, st := range countedStatuses {
+		if st == status {
+			slot = i
+			break
+		}
+	}
+	c := m.requests[rt][slot].Load()
+	if c == nil {
+		c = m.requestCounter(rt, slot)
+	}
+	c.Inc()
+	// fasthttp stamps a request's start once it has read it whole, so an
+	// unreadable request has no duration.
+	if rt != routeUnreadable {
+		m.duration.Update(time.Since(ctx.Time()).Seconds())
+	}
+}
+
+func (m *subsystemMetrics) requestCounter(rt route, slot int) *metrics.Counter {
+	status := "other"
+	if slot < len(countedStatuses) {
+		status = strconv.Itoa(countedStatuses[slot])
+	}
+	c := m.set.GetOrCreateCounter(`northd_requests_total{subsystem="` + m.subsystem + `",route="` + routeNames[rt] + `",status="` + status + `"}`)
+	m.requests[rt][slot].Store(c)
+	return c
+}
