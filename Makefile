@@ -5,6 +5,10 @@ FUZZTIME ?= 60s
 
 .PHONY: run build test bench fuzz clean
 
+# bench/ and loadtest/ bring their own targets (compare, bench-conns,
+# loadtest, ...).
+-include bench/bench.mk loadtest/loadtest.mk
+
 # ARGS passes flags: make run ARGS="-listen 127.0.0.1:8000,127.0.0.1:8001"
 run: build
 	./bin/northd $(ARGS)

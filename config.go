@@ -32,6 +32,7 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	TrustedProxies  []netip.Prefix
+	ProxyProtocol   bool
 	ReusePort       bool
 	ReduceMemory    bool
 }
@@ -68,6 +69,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "`level`: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "`format`: text or json")
 	trusted := fs.String("trusted-proxies", "", "comma-separated `CIDRs` whose X-Forwarded-For, X-Real-IP and PROXY headers are believed")
+	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "require a PROXY protocol v1/v2 header on connections from -trusted-proxies, and take the client address from it")
 	fs.BoolVar(&cfg.ReusePort, "reuseport", false, "listen with SO_REUSEPORT so several northd processes share a port")
 	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release per-connection buffers while a keep-alive connection is idle: less memory per idle connection, one small allocation per request")
 	fs.Usage = func() {
@@ -169,6 +171,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 			return cfg, usageErrorf("invalid -trusted-proxies entry %q: give an address or CIDR such as 10.0.0.0/8", s)
 		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+	}
+	if cfg.ProxyProtocol && len(cfg.TrustedProxies) == 0 {
+		return cfg, usageErrorf("-proxy-protocol needs -trusted-proxies: PROXY headers are believed only from trusted peers")
 	}
 	return cfg, nil
 }

@@ -71,7 +71,7 @@ func newSubsystem(cfg Config, addr string, ln net.Listener, draining *atomic.Boo
 	}
 	s.pushHook = s.countPush
 	s.metrics = newSubsystemMetrics(set, s)
-	s.listener = newConnListener(ln, cfg.MaxConnsPerIP, &s.openConns, log)
+	s.listener = newConnListener(ln, cfg, &s.openConns, log)
 	s.server = &fasthttp.Server{
 		Handler:                      s.routes(),
 		ErrorHandler:                 s.handleRequestError,

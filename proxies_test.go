@@ -1,0 +1,163 @@
+package northd
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+	"github.com/valyala/fasthttp"
+)
+
+func TestClientAddr(t *testing.T) {
+	trusted := trustedProxies{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
+	tests := []struct {
+		name    string
+		peer    string
+		headers [][2]string
+		want    string
+	}{
+		{"untrusted peer, forged headers ignored", "198.51.100.7", [][2]string{{"X-Forwarded-For", "203.0.113.1"}, {"X-Real-IP", "203.0.113.2"}}, "198.51.100.7"},
+		{"trusted peer, no headers", "10.1.1.1", nil, "10.1.1.1"},
+		{"rightmost untrusted hop", "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.66, 198.51.100.9"}}, "198.51.100.9"},
+		{"trusted hops skipped", "10.1.1.1", [][2]string{{"X-Forwarded-For", "198.51.100.9 , 10.2.2.2,127.0.0.1"}}, "198.51.100.9"},
+		{"header lines in order", "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.66"}, {"x-forwarded-for", "198.51.100.9"}}, "198.51.100.9"},
+		{"X-Real-IP", "127.0.0.1", [][2]string{{"X-Real-IP", " 2001:db8::5 "}}, "2001:db8::5"},
+		{"X-Forwarded-For wins over X-Real-IP", "127.0.0.1", [][2]string{{"X-Real-IP", "203.0.113.2"}, {"X-Forwarded-For", "198.51.100.9"}}, "198.51.100.9"},
+		{"garbage hop", "10.1.1.1", [][2]string{{"X-Forwarded-For", "198.51.100.9, not-an-ip"}}, "10.1.1.1"},
+		{"only trusted hops, then X-Real-IP", "10.1.1.1", [][2]string{{"X-Forwarded-For", "10.3.3.3"}, {"X-Real-IP", "198.51.100.4"}}, "198.51.100.4"},
+	}
+	for _, tt := range tests {
+		var h fasthttp.RequestHeader
+		h.DisableNormalizing()
+		for _, kv := range tt.headers {
+			h.Add(kv[0], kv[1])
+		}
+		got := trusted.clientAddr(netip.MustParseAddr(tt.peer), &h)
+		if got.String() != tt.want {
+			t.Errorf("%s: got %v, want %s", tt.name, got, tt.want)
+		}
+	}
+	var h fasthttp.RequestHeader
+	h.Add("X-Forwarded-For", "203.0.113.66, 198.51.100.9")
+	peer := netip.MustParseAddr("10.1.1.1")
+	if n := testing.AllocsPerRun(100, func() { trusted.clientAddr(peer, &h) }); n != 0 {
+		t.Errorf("clientAddr allocates %v times", n)
+	}
+	if got := trustedProxies(nil).clientAddr(netip.MustParseAddr("10.1.1.1"), new(fasthttp.RequestHeader)); got.String() != "10.1.1.1" {
+		t.Errorf("no trusted proxies: got %v", got)
+	}
+}
+
+// loginVia sends a login without ip on c, after prefix, and returns the
+// status.
+func loginVia(t *testing.T, c net.Conn, prefix, extraHeaders string) int {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	body := `{"username":"via-proxy","password":"p"}`
+	io.WriteString(c, prefix+"POST /north/login HTTP/1.1\r\nHost: x\r\n"+extraHeaders+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		return 0
+	}
+	return resp.StatusCode()
+}
+
+func registryIPs(s *Subsystem) string {
+	var ips []string
+	for _, e := range s.Registry().AppendNewestFirst(nil, 0) {
+		ips = append(ips, e.IP)
+	}
+	return strings.Join(ips, ",")
+}
+
+func TestProxyProtocolFromTrustedPeer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-proxy-protocol", "-max-conns-per-ip", "1"), ln)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	if st := loginVia(t, dial(), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", ""); st != 200 {
+		t.Fatalf("v1 login: status %d", st)
+	}
+	c := dial()
+	v2 := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.ParseIP("2001:db8::77"), Port: 4444}, &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 80})
+	if _, err := v2.WriteTo(c); err != nil {
+		t.Fatal(err)
+	}
+	if st := loginVia(t, c, "", ""); st != 200 {
+		t.Fatalf("v2 login: status %d", st)
+	}
+	// A second connection from the same client behind the proxy counts
+	// against that client's limit, not the proxy's.
+	if st := loginVia(t, dial(), "PROXY TCP4 203.0.113.9 127.0.0.1 5556 80\r\n", ""); st != 429 {
+		t.Fatalf("second connection of 203.0.113.9: status %d, want 429", st)
+	}
+	if st := loginVia(t, dial(), "PROXY TCP4 not-an-address\r\n", ""); st != 0 && st != 400 {
+		t.Fatalf("malformed PROXY header: status %d, want the connection closed", st)
+	}
+	if st := loginVia(t, dial(), "", ""); st != 0 && st != 400 {
+		t.Fatalf("no PROXY header from a trusted peer: status %d, want refused", st)
+	}
+	if got, want := registryIPs(s), "2001:db8::77,203.0.113.9"; got != want {
+		t.Fatalf("registry ips %s, want %s", got, want)
+	}
+}
+
+func TestProxyHeadersFromUntrustedPeerIgnored(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "10.0.0.0/8", "-proxy-protocol"), ln)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	if st := loginVia(t, dial(), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", ""); st != 400 {
+		t.Fatalf("PROXY header from an untrusted peer: status %d, want 400", st)
+	}
+	if st := loginVia(t, dial(), "", "X-Forwarded-For: 203.0.113.10\r\nX-Real-IP: 203.0.113.11\r\n"); st != 200 {
+		t.Fatalf("login with forged headers: status %d", st)
+	}
+	if got := registryIPs(s); got != "127.0.0.1" {
+		t.Fatalf("registry ips %s, want only the real peer 127.0.0.1", got)
+	}
+}
+
+func TestForwardedForFromTrustedProxy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.0/8"), ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if st := loginVia(t, c, "", "X-Forwarded-For: 203.0.113.66, 198.51.100.20\r\n"); st != 200 {
+		t.Fatalf("status %d", st)
+	}
+	if got := registryIPs(s); got != "198.51.100.20" {
+		t.Fatalf("registry ips %s, want 198.51.100.20", got)
+	}
+}
