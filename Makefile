@@ -3,7 +3,7 @@ GO ?= go
 BENCHCOUNT ?= 6
 FUZZTIME ?= 60s
 
-.PHONY: run build test bench fuzz clean
+.PHONY: run build test test-lb bench fuzz clean
 
 # bench/ and loadtest/ bring their own targets (compare, bench-conns,
 # loadtest, ...).
@@ -20,6 +20,12 @@ test:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# HAProxy in front of two northd instances, rolling restart under verified
+# load (make test runs it too, and skips it when haproxy is missing).
+test-lb:
+	@command -v haproxy >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
+	$(GO) test -count=1 -v -run 'TestBehindHAProxy|TestSecondSignal' ./lbtest
 
 # Per-handler benchmarks: 0 allocs/op on every route, ns/op side by side.
 # Output feeds benchstat (see README).

@@ -221,3 +221,66 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 		t.Fatalf("environment not applied; log:\n%s", logs)
 	}
 }
+
+func TestRunDrainsBeforeStopping(t *testing.T) {
+	listen, admin, logs, stop := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-drain-delay", "700ms")
+	base := "http://" + listen[0]
+	client := &http.Client{Timeout: 5 * time.Second}
+	get := func(path string) (int, string) {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := get("/readyz"); st != 200 || body != "ready\n" {
+		t.Fatalf("/readyz before shutdown: %d %q", st, body)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "draining") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drain line in the log:\n%s", logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// During the drain delay: not ready, but still serving everything.
+	if st, _ := get("/readyz"); st != 503 {
+		t.Errorf("/readyz while draining: %d, want 503", st)
+	}
+	if st, _ := get("/healthz"); st != 200 {
+		t.Errorf("/healthz while draining: %d, want 200", st)
+	}
+	resp, err := client.Post(base+"/north/login", "", strings.NewReader(`{"username":"late","password":"p"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("login while draining: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	metrics, err := client.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	for _, want := range []string{
+		`northd_requests_total{subsystem="` + listen[0] + `",route="readyz",status="503"} 1`,
+		`northd_requests_total{subsystem="` + listen[0] + `",route="login",status="200"} 1`,
+		`northd_logins_total{subsystem="` + listen[0] + `"} 1`,
+		`northd_registry_north_servers{subsystem="` + listen[0] + `"} 1`,
+		`northd_request_duration_seconds_count{subsystem="` + listen[0] + `"}`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Run: %v\n%s", err, logs)
+	}
+	if st, _ := get("/"); st != 0 {
+		t.Errorf("after shutdown: status %d, want no connection", st)
+	}
+}
