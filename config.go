@@ -34,6 +34,7 @@ type Config struct {
 	TrustedProxies  []netip.Prefix
 	ProxyProtocol   bool
 	ReusePort       bool
+	Prefork         bool
 	ReduceMemory    bool
 }
 
@@ -71,6 +72,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	trusted := fs.String("trusted-proxies", "", "comma-separated `CIDRs` whose X-Forwarded-For, X-Real-IP and PROXY headers are believed")
 	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "require a PROXY protocol v1/v2 header on connections from -trusted-proxies, and take the client address from it")
 	fs.BoolVar(&cfg.ReusePort, "reuseport", false, "listen with SO_REUSEPORT so several northd processes share a port")
+	fs.BoolVar(&cfg.Prefork, "prefork", false, "run one child process per CPU, each with GOMAXPROCS=1, sharing the listen addresses (implies -reuseport); child k serves -admin on its port plus k")
 	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release per-connection buffers while a keep-alive connection is idle: less memory per idle connection, one small allocation per request")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "northd serves the north-interface login on one or more subsystem ports.\n\nUsage: northd [flags]\n\nEvery flag can also be set in the environment: -max-body-size as NORTHD_MAX_BODY_SIZE.\n\n")
@@ -171,6 +173,14 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 			return cfg, usageErrorf("invalid -trusted-proxies entry %q: give an address or CIDR such as 10.0.0.0/8", s)
 		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+	}
+	if cfg.Prefork {
+		cfg.ReusePort = true
+		for _, a := range cfg.Listen {
+			if _, port, _ := net.SplitHostPort(a); port == "0" {
+				return cfg, usageErrorf("-prefork needs fixed ports: children would each pick a different port for %s", a)
+			}
+		}
 	}
 	if cfg.ProxyProtocol && len(cfg.TrustedProxies) == 0 {
 		return cfg, usageErrorf("-proxy-protocol needs -trusted-proxies: PROXY headers are believed only from trusted peers")

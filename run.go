@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp/prefork"
 	"github.com/valyala/fasthttp/reuseport"
 )
 
@@ -31,6 +32,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if cfg.Prefork && !prefork.IsChild() {
+		return runPreforkMaster(ctx, cfg, log)
+	}
 
 	listeners, err := listenAll(cfg)
 	if err != nil {

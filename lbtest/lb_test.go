@@ -1,4 +1,5 @@
-// Package lbtest proves northd behind a real load balancer: HAProxy on
+// Package lbtest runs the northd binary as operators do. Above all it
+// proves northd behind a real load balancer: HAProxy on
 // loopback in front of two northd processes speaking PROXY protocol, with a
 // constant-rate verified load running while each instance in turn is
 // drained, stopped and started again. `make test-lb` runs it; `make test`
@@ -43,6 +44,26 @@ var tokenBody = regexp.MustCompile(`^\{"code": 0, "token": "[0-9a-f]{12}4[0-9a-f
 
 const homeBody = `<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`
 
+// bin is the northd binary the tests run, built once by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "northd-lbtest")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "northd")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/northd").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building northd: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func TestBehindHAProxy(t *testing.T) {
 	haproxy, err := exec.LookPath("haproxy")
 	if err != nil {
@@ -52,17 +73,13 @@ func TestBehindHAProxy(t *testing.T) {
 		t.Skip("-short: skipping the 20-second load-balancer test")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "northd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/northd").CombinedOutput(); err != nil {
-		t.Fatalf("building northd: %v\n%s", err, out)
-	}
 
 	instances := []*instance{
 		{name: "a", port: freePort(t), adminPort: freePort(t)},
 		{name: "b", port: freePort(t), adminPort: freePort(t)},
 	}
 	for _, in := range instances {
-		in.start(t, bin)
+		in.start(t)
 	}
 	t.Cleanup(func() {
 		for _, in := range instances {
@@ -94,10 +111,10 @@ func TestBehindHAProxy(t *testing.T) {
 	loadStart := time.Now()
 	loadDone := make(chan struct{})
 	go func() { defer close(loadDone); load.run(ctx, loadRate) }()
-	time.Sleep(4 * time.Second)
+	time.Sleep(5 * time.Second)
 	for _, in := range instances {
-		in.restart(t, bin, sock)
-		time.Sleep(4 * time.Second)
+		in.restart(t, sock)
+		time.Sleep(5 * time.Second)
 	}
 	stopLoad()
 	<-loadDone
@@ -169,13 +186,8 @@ func TestBehindHAProxy(t *testing.T) {
 // TestSecondSignalExitsAtOnce: a second SIGTERM during the drain delay ends
 // northd without waiting.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "northd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/northd").CombinedOutput(); err != nil {
-		t.Fatalf("building northd: %v\n%s", err, out)
-	}
 	in := &instance{name: "x", port: freePort(t), adminPort: freePort(t), drain: time.Minute}
-	in.start(t, bin)
+	in.start(t)
 	defer in.kill()
 	in.cmd.Process.Signal(syscall.SIGTERM)
 	waitFor(t, "drain to begin", 5*time.Second, func() bool { return strings.Contains(in.log.String(), "draining") })
@@ -199,7 +211,7 @@ type instance struct {
 	exited          chan struct{}
 }
 
-func (in *instance) start(t *testing.T, bin string) {
+func (in *instance) start(t *testing.T) {
 	t.Helper()
 	drain := in.drain
 	if drain == 0 {
@@ -224,7 +236,7 @@ func (in *instance) start(t *testing.T, bin string) {
 
 // restart drains and stops the instance with SIGTERM, checks it exited 0,
 // starts it again and waits until HAProxy has it UP.
-func (in *instance) restart(t *testing.T, bin, sock string) {
+func (in *instance) restart(t *testing.T, sock string) {
 	t.Helper()
 	in.cmd.Process.Signal(syscall.SIGTERM)
 	// The drain must take the instance out of rotation while it still
@@ -255,7 +267,7 @@ func (in *instance) restart(t *testing.T, bin, sock string) {
 	if !strings.Contains(in.log.String(), "stopped cleanly") {
 		t.Errorf("instance %s: no clean shutdown line:\n%s", in.name, in.log)
 	}
-	in.start(t, bin)
+	in.start(t)
 	waitFor(t, "instance "+in.name+" UP again", 10*time.Second, func() bool {
 		st, err := haproxyStats(sock)
 		return err == nil && st[in.name]["status"] == "UP"
