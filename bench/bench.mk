@@ -1,0 +1,70 @@
+# bench/bench.mk: benchmark targets, included from the root Makefile
+# (paths are relative to the repository root). See bench/README.md.
+#
+#   make compare              northd against its peers under wrk (~11 min)
+#   make compare QUICK=1      one short round, for smoke runs (~1 min)
+#   make bench-e2e            Go end-to-end benchmarks, output for benchstat
+#   make bench-conns          RSS per idle keep-alive connection (8,000)
+#   make bench-tools          install wrk, nginx and python3 (root, Debian)
+
+_bench_default_goal := $(.DEFAULT_GOAL)
+
+GO ?= go
+BENCHCOUNT ?= 6
+COMPARE_ROUNDS ?= 5
+COMPARE_DURATION ?= 5s
+COMPARE_FLAGS ?=
+CONNS ?= 8000
+BENCH_BIN := bin/bench
+
+ifeq ($(QUICK),1)
+_compare_args := -quick -out $(BENCH_BIN)/results
+else
+_compare_args := -rounds $(COMPARE_ROUNDS) -duration $(COMPARE_DURATION)
+endif
+
+.PHONY: compare bench-e2e bench-conns bench-tools bench-build
+
+# wrk is required; nginx and python3 only for their peers (compare skips a
+# peer that is missing, with one line saying so).
+bench-tools:
+	@need=""; \
+	command -v wrk >/dev/null || need="$$need wrk"; \
+	command -v nginx >/dev/null || need="$$need nginx-light"; \
+	command -v python3 >/dev/null || need="$$need python3"; \
+	command -v taskset >/dev/null || need="$$need util-linux"; \
+	if [ -n "$$need" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "bench-tools: installing$$need"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends $$need >/dev/null || \
+				echo "bench-tools: could not install$$need; compare skips what is missing"; \
+		else \
+			echo "bench-tools: missing$$need (install them, or run as root on Debian); compare skips what is missing"; \
+		fi; \
+	fi
+
+bench-build:
+	$(GO) build -o bin/northd ./cmd/northd
+	$(GO) build -o $(BENCH_BIN)/floor ./bench/peers/floor
+	$(GO) build -o $(BENCH_BIN)/nethttp ./bench/peers/nethttp
+	$(GO) build -o $(BENCH_BIN)/compare ./bench/cmd/compare
+	$(GO) build -o $(BENCH_BIN)/conns ./bench/cmd/conns
+
+# Writes bench/results/<date>-<host>.md and .png (QUICK=1: under bin/bench/results).
+compare: bench-tools bench-build
+	$(BENCH_BIN)/compare $(_compare_args) $(COMPARE_FLAGS)
+
+# In-process northd driven by fasthttp's HostClient and PipelineClient.
+# Compare two runs: benchstat old.txt bench/e2e.txt (see bench/README.md).
+bench-e2e:
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./bench | tee bench/e2e.txt
+
+# 8,000 idle keep-alive connections, each after one request: RSS per
+# connection of northd (with and without -reduce-memory), floor and nethttp.
+bench-conns: bench-build
+	@ulimit -n $$(( $(CONNS) * 2 + 1024 )) 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	echo "bench-conns: open files limit $$(ulimit -n)"; \
+	$(BENCH_BIN)/conns -n $(CONNS)
+
+.DEFAULT_GOAL := $(_bench_default_goal)

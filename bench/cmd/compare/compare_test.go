@@ -1,0 +1,66 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		xs   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{3}, 3},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		if got := median(c.xs); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
+		}
+	}
+}
+
+func TestRatio(t *testing.T) {
+	nd := []wrkResult{{RPS: 90}, {RPS: 100}, {RPS: 110}}
+	peer := []wrkResult{{RPS: 100}, {RPS: 100}, {RPS: 100}}
+	m, lo, hi := ratio(nd, peer)
+	if m != 1 || lo != 0.9 || hi != 1.1 {
+		t.Errorf("ratio = %v %v %v, want 1 0.9 1.1", m, lo, hi)
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	out := "Running 1s test @ http://127.0.0.1:1/\n" +
+		`WRKJSON {"requests":1200,"duration_us":1000000,"rps":1200.0,"p50_us":310,"p90_us":400,"p99_us":900,"max_us":1500,` +
+		`"status_errors":0,"connect_errors":0,"read_errors":0,"write_errors":0,"timeouts":0,"expect":200,"unexpected":0,"checked":false}` +
+		"\n1200 responses, 0 not 200\n"
+	r, err := parseWrk([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 1200 || r.RPS != 1200 || r.P99US != 900 || r.Expect != 200 {
+		t.Errorf("parsed %+v", r)
+	}
+	if _, err := parseWrk([]byte("Running 1s test\n")); err == nil {
+		t.Error("no WRKJSON line: want an error")
+	}
+}
+
+func TestWrkArgv(t *testing.T) {
+	o := &options{wrk: "wrk", threads: 1, conns: 50, clientPin: []string{"taskset", "-c", "1"}}
+	got := strings.Join(wrkArgv(o, routes[3], 8000, 5*time.Second), " ")
+	want := "taskset -c 1 wrk -t1 -c50 -d5s -s bench/wrk/get.lua http://127.0.0.1:8000/favicon.ico -- 404"
+	if got != want {
+		t.Errorf("wrkArgv = %q, want %q", got, want)
+	}
+}
+
+func TestCommas(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567"} {
+		if got := commas(in); got != want {
+			t.Errorf("commas(%v) = %q, want %q", in, got, want)
+		}
+	}
+}

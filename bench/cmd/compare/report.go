@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+type results struct {
+	o        *options
+	routes   []route
+	servers  []*running
+	skipped  []string
+	runs     map[string]map[string][]wrkResult // route → server → rounds
+	commands []string
+	started  time.Time
+}
+
+func newResults(o *options, rs []route, live []*running, skipped []string) *results {
+	return &results{o: o, routes: rs, servers: live, skipped: skipped,
+		runs: map[string]map[string][]wrkResult{}, started: time.Now()}
+}
+
+func (r *results) add(rt, server string, w wrkResult) {
+	if r.runs[rt] == nil {
+		r.runs[rt] = map[string][]wrkResult{}
+	}
+	r.runs[rt][server] = append(r.runs[rt][server], w)
+}
+
+// median of xs (the mean of the middle two for an even count).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+func field(ws []wrkResult, f func(wrkResult) float64) []float64 {
+	xs := make([]float64, len(ws))
+	for i, w := range ws {
+		xs[i] = f(w)
+	}
+	return xs
+}
+
+func rps(w wrkResult) float64 { return w.RPS }
+
+// ratio is northd's median over the peer's, and the range of the
+// per-round ratios (the same round's northd and peer runs were
+// back to back).
+func ratio(northd, peer []wrkResult) (med, lo, hi float64) {
+	pm := median(field(peer, rps))
+	if pm == 0 {
+		return 0, 0, 0
+	}
+	med = median(field(northd, rps)) / pm
+	lo, hi = -1, -1
+	for i := range min(len(northd), len(peer)) {
+		if peer[i].RPS == 0 {
+			continue
+		}
+		x := northd[i].RPS / peer[i].RPS
+		if lo < 0 || x < lo {
+			lo = x
+		}
+		if x > hi {
+			hi = x
+		}
+	}
+	return med, lo, hi
+}
+
+// target is one of the issue's goals that compare can measure.
+type target struct {
+	route, peer, peerRoute string
+	want                   float64
+	what                   string
+}
+
+var targets = []target{
+	{"login", "floor", "login", 0.97, "login ≥ 0.97 × floor"},
+	{"home", "floor", "home", 0.99, "GET / ≥ 0.99 × floor"},
+	{"login", "nginx", "home", 1.0, "login ≥ 1.0 × nginx `return 200` (nginx's GET /)"},
+	{"login", "nginx", "login", 1.0, "login ≥ 1.0 × nginx `return 200` (nginx's constant login)"},
+	{"login", "nethttp", "login", 2, "login ≥ 2 × nethttp"},
+	{"login", "seed", "login", 60, "login ≥ 60 × seed"},
+}
+
+func kilo(x float64) string {
+	switch {
+	case x >= 100000:
+		return fmt.Sprintf("%.0fk", x/1000)
+	case x >= 1000:
+		return fmt.Sprintf("%.1fk", x/1000)
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+func ms(us float64) string { return fmt.Sprintf("%.2f ms", us/1000) }
+
+func (r *results) write() error {
+	host, _ := os.Hostname()
+	host = sanitize(host)
+	date := time.Now().Format("2006-01-02")
+	if r.o.quick {
+		date += "-quick"
+	}
+	if err := os.MkdirAll(r.o.out, 0o755); err != nil {
+		return err
+	}
+	mdPath := outPath(r.o, date, host, ".md")
+	pngPath := outPath(r.o, date, host, ".png")
+	if err := r.chart(pngPath); err != nil {
+		return fmt.Errorf("chart: %v", err)
+	}
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# northd and its peers under wrk: %s on %s\n\n", time.Now().Format("2006-01-02"), host)
+	p("Made by `%s` from the repository root", r.makeCommand())
+	p(" in %v.\n\n", time.Since(r.started).Round(time.Second))
+	p("![requests/s per server and route](%s)\n\n", filepath.Base(pngPath))
+
+	p("## Machine\n\n")
+	for _, l := range machine() {
+		p("- %s\n", l)
+	}
+	p("\n## Method\n\n")
+	if r.o.serverPin != nil {
+		p("- Servers pinned to CPU %s (`taskset -c %s`), Go servers with `GOMAXPROCS=%d`; wrk pinned to CPU %s.\n",
+			r.o.serverCPUs, r.o.serverCPUs, r.o.serverProcs, r.o.clientCPUs)
+	} else {
+		p("- Not pinned: servers and wrk share every CPU (Go servers `GOMAXPROCS=%d`).\n", r.o.serverProcs)
+	}
+	p("- wrk: %d thread(s), %d connections, %v per measurement, %d round(s); ", r.o.threads, r.o.conns, r.o.duration, r.o.rounds)
+	if r.o.warmup > 0 {
+		p("an unrecorded %v warm-up per server and route first.\n", r.o.warmup)
+	} else {
+		p("no warm-up.\n")
+	}
+	p("- Order: route by route; in each round every server once, in turn (")
+	for i, s := range r.servers {
+		if i > 0 {
+			p(", ")
+		}
+		p("%s", s.spec.name)
+	}
+	p("), so a slow minute of the machine hits every server alike. All servers run for the whole comparison and idle while another is measured.\n")
+	p("- Medians over the rounds; min–max is the range of the rounds; p50/p99 are the medians of each run's wrk latency percentiles. ")
+	p("Server CPU is the share of one CPU the server process used during its runs (under 100%% on a one-CPU server means the client, not the server, was the limit).\n")
+	p("- A ratio is northd's median over the peer's; the range after it is the lowest and highest ratio of runs in the same round, which ran seconds apart.\n\n")
+
+	p("## Requests per second\n\n")
+	p("| route | server | req/s (median) | min–max | p50 | p99 | server CPU | northd ÷ server |\n")
+	p("|---|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, rt := range r.routes {
+		nd := r.runs[rt.name]["northd"]
+		for _, s := range r.servers {
+			ws := r.runs[rt.name][s.spec.name]
+			if len(ws) == 0 {
+				continue
+			}
+			xs := field(ws, rps)
+			rr := "—"
+			if s.spec.name != "northd" {
+				m, lo, hi := ratio(nd, ws)
+				rr = fmt.Sprintf("**%.2f×** (%.2f–%.2f)", m, lo, hi)
+			}
+			p("| %s | %s | %s | %s–%s | %s | %s | %.0f%% | %s |\n", rt.title, s.spec.name,
+				commas(median(xs)), kilo(slices.Min(xs)), kilo(slices.Max(xs)),
+				ms(median(field(ws, func(w wrkResult) float64 { return w.P50US }))),
+				ms(median(field(ws, func(w wrkResult) float64 { return w.P99US }))),
+				100*median(field(ws, func(w wrkResult) float64 { return w.ServerCPU })), rr)
+		}
+	}
+
+	p("\n## Targets\n\n")
+	p("| target | northd | peer | ratio (median) | per-round range | met |\n|---|--:|--:|--:|--:|:-:|\n")
+	for _, t := range targets {
+		nd := r.runs[t.route]["northd"]
+		pw := r.runs[t.peerRoute][t.peer]
+		if len(nd) == 0 || len(pw) == 0 {
+			p("| %s | | | not measured (%s or route missing) | | |\n", t.what, t.peer)
+			continue
+		}
+		m, lo, hi := ratio(nd, pw)
+		met := "no"
+		if m >= t.want {
+			met = "yes"
+		}
+		p("| %s | %s | %s | %.3f× | %.3f–%.3f | %s |\n", t.what, commas(median(field(nd, rps))),
+			commas(median(field(pw, rps))), m, lo, hi, met)
+	}
+	p("\nThe idle-connection target (≤ 6 KiB RSS per keep-alive connection) is measured by `make bench-conns`.\n")
+
+	p("\n## Every run (req/s, in round order)\n\n")
+	p("| route | server | runs |\n|---|---|---|\n")
+	for _, rt := range r.routes {
+		for _, s := range r.servers {
+			ws := r.runs[rt.name][s.spec.name]
+			var parts []string
+			bad := int64(0)
+			for _, w := range ws {
+				parts = append(parts, commas(w.RPS))
+				bad += w.Unexpected
+			}
+			extra := ""
+			if bad > 0 {
+				extra = fmt.Sprintf(" (**%d unexpected statuses**)", bad)
+			}
+			p("| %s | %s | %s%s |\n", rt.title, s.spec.name, strings.Join(parts, " · "), extra)
+		}
+	}
+
+	p("\n## Servers\n\n")
+	for _, s := range r.servers {
+		p("- **%s**: %s.", s.spec.name, s.spec.about)
+		if len(s.notes) > 0 {
+			p(" Differs from the contract: %s.", strings.Join(s.notes, "; "))
+		}
+		p("\n")
+	}
+	for _, s := range r.skipped {
+		p("- %s\n", s)
+	}
+	p("\n## Commands\n\n```sh\n")
+	for _, c := range r.commands {
+		p("%s\n", c)
+	}
+	p("```\n")
+	if err := os.WriteFile(mdPath, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\ncompare: wrote %s and %s\n\n", mdPath, pngPath)
+	// The summary tables on the terminal too.
+	s := b.String()
+	if i := strings.Index(s, "## Requests per second"); i >= 0 {
+		if j := strings.Index(s, "## Every run"); j > i {
+			fmt.Print(s[i:j])
+		}
+	}
+	return nil
+}
+
+func (r *results) makeCommand() string {
+	if r.o.quick {
+		return "make compare QUICK=1"
+	}
+	cmd := "make compare"
+	if r.o.rounds != 5 {
+		cmd += fmt.Sprintf(" ROUNDS=%d", r.o.rounds)
+	}
+	if r.o.duration != 5*time.Second {
+		cmd += " DURATION=" + formatSeconds(r.o.duration)
+	}
+	return cmd
+}
+
+func commas(x float64) string {
+	s := fmt.Sprintf("%.0f", x)
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func sanitize(s string) string {
+	if s == "" {
+		return "host"
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '-'
+	}, s)
+}
+
+// machine describes the machine for the report.
+func machine() []string {
+	model := ""
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	goVersion := firstLine("go", "version")
+	if goVersion == "" {
+		goVersion = runtime.Version()
+	}
+	lines := []string{
+		fmt.Sprintf("CPU: %s, %d CPUs (runtime.NumCPU)", model, runtime.NumCPU()),
+		"kernel: Linux " + strings.TrimSpace(string(kernel)) + " " + runtime.GOARCH,
+		"Go: " + goVersion,
+	}
+	if hv := hypervisor(); hv != "" {
+		lines = append(lines, "virtualisation: "+hv)
+	}
+	if v := firstLine("wrk", "-v"); v != "" {
+		lines = append(lines, "wrk: "+strings.Fields(v)[0]+" "+strings.Fields(v)[1])
+	}
+	if _, err := exec.LookPath("nginx"); err == nil {
+		lines = append(lines, "nginx: "+firstLine("nginx", "-v"))
+	}
+	if v := firstLine("python3", "--version"); v != "" {
+		lines = append(lines, "python3: "+v)
+	}
+	return lines
+}
+
+func hypervisor() string {
+	out := firstLine("sh", "-c", "lscpu 2>/dev/null | grep -i 'hypervisor vendor' | cut -d: -f2")
+	return strings.TrimSpace(out)
+}

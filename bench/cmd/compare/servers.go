@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// serverSpec says how to start one server under test.
+type serverSpec struct {
+	name string
+	// about is one line for the report: what the server is.
+	about string
+	// argv builds the command for a port; a non-empty skip says why the
+	// server cannot run on this machine.
+	argv     func(o *options, port int) (argv []string, dir string, skip string)
+	goServer bool
+}
+
+var specs = []serverSpec{
+	{
+		name:     "northd",
+		about:    "this repository's server (bin/northd)",
+		goServer: true,
+		argv: func(o *options, port int) ([]string, string, string) {
+			bin := filepath.Join(o.bin, "northd")
+			if !isExecutable(bin) {
+				return nil, "", bin + " is not built (make compare builds it)"
+			}
+			return []string{bin, "-listen", addr(port), "-admin", "off", "-log-level", "warn"}, "", ""
+		},
+	},
+	{
+		name:     "floor",
+		about:    "fasthttp, one handler writing a constant body per route (bench/peers/floor)",
+		goServer: true,
+		argv: func(o *options, port int) ([]string, string, string) {
+			bin := filepath.Join(o.bin, "bench", "floor")
+			if !isExecutable(bin) {
+				return nil, "", bin + " is not built (make compare builds it)"
+			}
+			return []string{bin, "-listen", addr(port)}, "", ""
+		},
+	},
+	{
+		name:     "nethttp",
+		about:    "net/http + encoding/json + google/uuid, untuned (bench/peers/nethttp)",
+		goServer: true,
+		argv: func(o *options, port int) ([]string, string, string) {
+			bin := filepath.Join(o.bin, "bench", "nethttp")
+			if !isExecutable(bin) {
+				return nil, "", bin + " is not built (make compare builds it)"
+			}
+			return []string{bin, "-listen", addr(port)}, "", ""
+		},
+	},
+	{
+		name:  "seed",
+		about: "the Python http.server seed, case restored (bench/peers/seed, python3)",
+		argv: func(o *options, port int) ([]string, string, string) {
+			if _, err := exec.LookPath("python3"); err != nil {
+				return nil, "", "python3 is not installed"
+			}
+			return []string{"python3", "serve.py", strconv.Itoa(port)}, "bench/peers/seed", ""
+		},
+	},
+	{
+		name:  "nginx",
+		about: "nginx `return 200` with constant bodies, 1 worker (bench/peers/nginx/nginx.conf)",
+		argv: func(o *options, port int) ([]string, string, string) {
+			if _, err := exec.LookPath("nginx"); err != nil {
+				return nil, "", "nginx is not installed (make bench-tools installs it as root)"
+			}
+			tmpl, err := os.ReadFile("bench/peers/nginx/nginx.conf")
+			if err != nil {
+				return nil, "", err.Error()
+			}
+			dir, err := os.MkdirTemp("", "northd-bench-nginx-")
+			if err != nil {
+				return nil, "", err.Error()
+			}
+			conf := strings.NewReplacer("{{PREFIX}}", dir, "{{LISTEN}}", addr(port)).Replace(string(tmpl))
+			if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+				return nil, "", err.Error()
+			}
+			return []string{"nginx", "-p", dir, "-c", "nginx.conf"}, "", ""
+		},
+	},
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// freePort asks the kernel for a free loopback port. Another process can
+// take it before the server binds; start notices (the server exits or
+// someone else answers) and tries again.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// running is a started server.
+type running struct {
+	spec    serverSpec
+	port    int
+	cmd     *exec.Cmd
+	argv    []string // as run, taskset included
+	exited  chan struct{}
+	log     *bytes.Buffer
+	notes   []string // where it departs from the contract
+	tempDir string
+}
+
+func (r *running) alive() bool {
+	select {
+	case <-r.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// start runs spec pinned to the server CPUs and waits until it answers.
+func start(o *options, spec serverSpec) (*running, string, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, "", err
+		}
+		argv, dir, skip := spec.argv(o, port)
+		if skip != "" {
+			return nil, skip, nil
+		}
+		full := append(append([]string{}, o.serverPin...), argv...)
+		cmd := exec.Command(full[0], full[1:]...)
+		cmd.Dir = dir
+		cmd.Env = os.Environ()
+		if spec.goServer {
+			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(o.serverProcs))
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		logs := new(bytes.Buffer)
+		cmd.Stdout = io.Discard
+		cmd.Stderr = &limitedWriter{w: logs, left: 64 << 10}
+		if err := cmd.Start(); err != nil {
+			return nil, "", err
+		}
+		r := &running{spec: spec, port: port, cmd: cmd, argv: full, exited: make(chan struct{}), log: logs}
+		if spec.name == "nginx" {
+			r.tempDir = argv[2]
+		}
+		go func() { cmd.Wait(); close(r.exited) }()
+		if err := waitReady(r); err != nil {
+			lastErr = err
+			r.stop()
+			continue
+		}
+		return r, "", nil
+	}
+	return nil, "", fmt.Errorf("%s did not start: %v", spec.name, lastErr)
+}
+
+func waitReady(r *running) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if !r.alive() {
+			return fmt.Errorf("exited: %s", strings.TrimSpace(r.log.String()))
+		}
+		c, err := net.DialTimeout("tcp", addr(r.port), time.Second)
+		if err == nil {
+			c.Close()
+			// Make sure the server answering is the one we started.
+			time.Sleep(100 * time.Millisecond)
+			if !r.alive() {
+				return fmt.Errorf("exited (port taken?): %s", strings.TrimSpace(r.log.String()))
+			}
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("not listening after 15s")
+}
+
+// stop ends the server's process group and waits for it.
+func (r *running) stop() {
+	if r.alive() {
+		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+			<-r.exited
+		}
+	}
+	if r.tempDir != "" {
+		os.RemoveAll(r.tempDir)
+	}
+}
+
+// cpuTicks is the CPU time (utime+stime, clock ticks) of the server
+// process and its children (nginx's worker).
+func (r *running) cpuTicks() int64 {
+	pid := r.cmd.Process.Pid
+	total := procTicks(pid)
+	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	for _, f := range strings.Fields(string(kids)) {
+		if k, err := strconv.Atoi(f); err == nil {
+			total += procTicks(k)
+		}
+	}
+	return total
+}
+
+func procTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// fields after the command, which is in parentheses
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+var (
+	homeBody     = `<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`
+	notFoundBody = `<h1>404 Not Found</h1>`
+	loginOK      = regexp.MustCompile(`^\{"code": 0, "token": "[0-9a-f]{32}", "description": "success"\}$`)
+)
+
+// checkContract asks the server for each route once and notes where it
+// departs from northd's wire contract. A server that gets a route wrong
+// (status or body) is an error: comparing it would not be like for like.
+func checkContract(r *running) ([]string, error) {
+	base := "http://" + addr(r.port)
+	client := &http.Client{Timeout: 5 * time.Second}
+	var notes []string
+	type probe struct {
+		method, path, body string
+		status             int
+		ctype              string
+		match              func(string) bool
+	}
+	probes := []probe{
+		{"GET", "/", "", 200, "text/html; charset=utf-8", func(s string) bool { return s == homeBody }},
+		{"POST", "/north/login", `{"username": "north-1", "password": "secret", "ip": "192.0.2.10"}`, 200,
+			"application/json; charset=utf-8", loginOK.MatchString},
+		{"GET", "/favicon.ico", "", 404, "text/html; charset=utf-8", func(s string) bool { return s == notFoundBody }},
+	}
+	tokens := map[string]bool{}
+	for _, p := range probes {
+		req, _ := http.NewRequest(p.method, base+p.path, strings.NewReader(p.body))
+		if p.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return notes, fmt.Errorf("%s %s: %v", p.method, p.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode != p.status:
+			return notes, fmt.Errorf("%s %s: status %d, want %d", p.method, p.path, resp.StatusCode, p.status)
+		case !p.match(string(body)):
+			return notes, fmt.Errorf("%s %s: body %.100q", p.method, p.path, body)
+		case resp.Header.Get("Content-Type") != p.ctype:
+			notes = append(notes, fmt.Sprintf("%s %s: Content-Type %q", p.method, p.path, resp.Header.Get("Content-Type")))
+		case resp.Header.Get("Cache-Control") != "no-store":
+			notes = append(notes, fmt.Sprintf("%s %s: no Cache-Control: no-store", p.method, p.path))
+		}
+		if p.path == "/north/login" {
+			tokens[string(body)] = true
+			if resp.Proto != "HTTP/1.1" {
+				notes = append(notes, "answers "+resp.Proto+", one request per connection (wrk reconnects for every request and counts each close as a read error)")
+			}
+			if s := resp.Header.Get("Server"); s != "" {
+				notes = append(notes, fmt.Sprintf("sends a Server header (%q)", s))
+			}
+		}
+	}
+	// a second login: is the token random?
+	resp, err := client.Post(base+"/north/login", "application/json",
+		strings.NewReader(`{"username": "north-1", "password": "secret", "ip": "192.0.2.10"}`))
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if tokens[string(body)] {
+			notes = append(notes, "login token is a constant (no JSON decoding, no random token)")
+		}
+	}
+	return notes, nil
+}
+
+// limitedWriter keeps the first left bytes written to it.
+type limitedWriter struct {
+	w    io.Writer
+	left int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if l.left > 0 {
+		q := p
+		if len(q) > l.left {
+			q = q[:l.left]
+		}
+		l.w.Write(q)
+		l.left -= len(q)
+	}
+	return n, nil
+}
+
+// firstLine returns the first line of the output of a command, or "".
+func firstLine(name string, args ...string) string {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil && len(out) == 0 {
+		return ""
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	if sc.Scan() {
+		return strings.TrimSpace(sc.Text())
+	}
+	return ""
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// route is one workload: a wrk script and the URL path it is given.
+type route struct {
+	name   string
+	title  string // for tables and the chart
+	script string // under bench/wrk
+	path   string
+	args   []string // after "--"
+}
+
+var routes = []route{
+	{name: "home", title: "GET /", script: "get.lua", path: "/"},
+	{name: "login", title: "login", script: "login.lua", path: "/"},
+	{name: "login-varied", title: "login-varied", script: "login-varied.lua", path: "/"},
+	{name: "notfound", title: "404", script: "get.lua", path: "/favicon.ico", args: []string{"404"}},
+}
+
+// wrkResult is the WRKJSON line bench/wrk/common.lua prints in done().
+type wrkResult struct {
+	Requests      int64   `json:"requests"`
+	DurationUS    int64   `json:"duration_us"`
+	RPS           float64 `json:"rps"`
+	P50US         float64 `json:"p50_us"`
+	P90US         float64 `json:"p90_us"`
+	P99US         float64 `json:"p99_us"`
+	MaxUS         float64 `json:"max_us"`
+	StatusErrors  int64   `json:"status_errors"`
+	ConnectErrors int64   `json:"connect_errors"`
+	ReadErrors    int64   `json:"read_errors"`
+	WriteErrors   int64   `json:"write_errors"`
+	Timeouts      int64   `json:"timeouts"`
+	Expect        int     `json:"expect"`
+	Unexpected    int64   `json:"unexpected"`
+	Checked       bool    `json:"checked"`
+
+	// filled in by the runner
+	ServerCPU float64 `json:"-"` // share of one CPU the server used
+}
+
+// parseWrk finds the WRKJSON line in wrk's output.
+func parseWrk(out []byte) (wrkResult, error) {
+	var r wrkResult
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("WRKJSON ")); ok {
+			if err := json.Unmarshal(rest, &r); err != nil {
+				return r, fmt.Errorf("bad WRKJSON line: %v", err)
+			}
+			return r, nil
+		}
+	}
+	return r, errors.New("no WRKJSON line in wrk's output (was the script's done() run?)")
+}
+
+// wrkArgv is the wrk command line for a route against a port.
+func wrkArgv(o *options, rt route, port int, d time.Duration) []string {
+	argv := append([]string{}, o.clientPin...)
+	argv = append(argv, o.wrk, "-t"+strconv.Itoa(o.threads), "-c"+strconv.Itoa(o.conns),
+		"-d"+formatSeconds(d), "-s", "bench/wrk/"+rt.script, "http://"+addr(port)+rt.path)
+	if len(rt.args) > 0 {
+		argv = append(argv, "--")
+		argv = append(argv, rt.args...)
+	}
+	return argv
+}
+
+func formatSeconds(d time.Duration) string {
+	s := strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+	return s + "s"
+}
+
+// runWrk runs one measurement and the server's CPU use during it.
+func runWrk(o *options, r *running, rt route, d time.Duration) (wrkResult, error) {
+	argv := wrkArgv(o, rt, r.port, d)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	before := r.cpuTicks()
+	t0 := time.Now()
+	err := cmd.Run()
+	wall := time.Since(t0)
+	after := r.cpuTicks()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out.String())
+	}
+	res, err := parseWrk(out.Bytes())
+	if err != nil {
+		return res, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out.String())
+	}
+	if !r.alive() {
+		return res, fmt.Errorf("%s exited during the run: %s", r.spec.name, r.log.String())
+	}
+	res.ServerCPU = float64(after-before) / clockTicks / wall.Seconds()
+	return res, nil
+}

@@ -1,0 +1,233 @@
+// Package bench holds northd's end-to-end Go benchmarks: the whole server
+// started in-process by northd.Run on a loopback port, driven through real
+// TCP connections by fasthttp's HostClient (one request in flight per
+// connection) and PipelineClient (many in flight per connection), from
+// parallel goroutines. Each reports req/s besides ns/op and allocs/op
+// (client and server together: they share the process).
+//
+//	make bench-e2e                        # -benchmem -count $(BENCHCOUNT) > bench/e2e.txt
+//	benchstat old.txt bench/e2e.txt       # compare two runs
+//
+// The rest of bench/ (wrk scripts, peers, make compare, make bench-conns)
+// is described in bench/README.md.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"northd"
+)
+
+// syncBuffer is a log sink that Run writes to while the harness reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var startedLine = regexp.MustCompile(`msg="northd started" listen=(\S+)`)
+
+// startNorthd runs the whole server (northd.Run) until the benchmark or
+// test ends, and returns the address it listens on.
+func startNorthd(tb testing.TB, args ...string) string {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := new(syncBuffer)
+	result := make(chan error, 1)
+	args = append([]string{"-listen", "127.0.0.1:0", "-admin", "off"}, args...)
+	go func() { result <- northd.Run(ctx, args, func(string) string { return "" }, io.Discard, logs) }()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-result:
+			if err != nil {
+				tb.Errorf("northd.Run: %v\n%s", err, logs)
+			}
+		case <-time.After(15 * time.Second):
+			tb.Errorf("northd.Run did not return after cancel")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := startedLine.FindStringSubmatch(logs.String()); m != nil {
+			return strings.Split(m[1], ",")[0]
+		}
+		select {
+		case err := <-result:
+			result <- err
+			tb.Fatalf("northd.Run returned before starting: %v\n%s", err, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("northd did not start:\n%s", logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A workload is one route: how to fill in the i-th request of a
+// goroutine, and the status every response must have.
+type workload struct {
+	name   string
+	status int
+	fill   func(req *fasthttp.Request, body []byte, i uint64) []byte
+}
+
+const loginBody = `{"username": "north-1", "password": "secret", "ip": "192.0.2.10"}`
+
+var workloads = []workload{
+	{"Home", 200, func(req *fasthttp.Request, body []byte, _ uint64) []byte {
+		req.SetRequestURI("/")
+		return body
+	}},
+	{"Login", 200, func(req *fasthttp.Request, body []byte, _ uint64) []byte {
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/north/login")
+		req.Header.SetContentType("application/json")
+		req.SetBodyString(loginBody)
+		return body
+	}},
+	// LoginVaried gives every request another username and ip, from
+	// 4096 north servers, as bench/wrk/login-varied.lua does.
+	{"LoginVaried", 200, func(req *fasthttp.Request, body []byte, i uint64) []byte {
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/north/login")
+		req.Header.SetContentType("application/json")
+		k := i % 4096
+		body = append(body[:0], `{"username": "north-`...)
+		body = strconv.AppendUint(body, k, 10)
+		body = append(body, `", "password": "secret", "ip": "10.0.`...)
+		body = strconv.AppendUint(body, k/256, 10)
+		body = append(body, '.')
+		body = strconv.AppendUint(body, k%256, 10)
+		body = append(body, `"}`...)
+		req.SetBody(body)
+		return body
+	}},
+	{"NotFound", 404, func(req *fasthttp.Request, body []byte, _ uint64) []byte {
+		req.SetRequestURI("/favicon.ico")
+		return body
+	}},
+}
+
+// doer is what HostClient and PipelineClient have in common.
+type doer interface {
+	Do(req *fasthttp.Request, resp *fasthttp.Response) error
+}
+
+// drive sends b.N requests of w from parallel goroutines through c and
+// reports requests per second.
+func drive(b *testing.B, c doer, w workload) {
+	var seq atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.Header.SetHost("bench")
+		var body []byte
+		i := seq.Add(1 << 20) // each goroutine its own stretch of the list
+		body = w.fill(req, body, i)
+		for pb.Next() {
+			if w.name == "LoginVaried" {
+				i++
+				body = w.fill(req, body, i)
+			}
+			if err := c.Do(req, resp); err != nil {
+				b.Error(err)
+				return
+			}
+			if resp.StatusCode() != w.status {
+				b.Errorf("status %d, want %d: %s", resp.StatusCode(), w.status, resp.Body())
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkE2E drives an in-process northd over loopback TCP:
+//   - HostClient: 64 goroutines, one request in flight per connection at
+//     a time, as wrk -c64 does;
+//   - Pipeline: the same goroutines sharing 4 pipelined connections.
+func BenchmarkE2E(b *testing.B) {
+	addr := startNorthd(b)
+	for _, w := range workloads {
+		b.Run("HostClient/"+w.name, func(b *testing.B) {
+			c := &fasthttp.HostClient{Addr: addr, MaxConns: 1024}
+			defer c.CloseIdleConnections()
+			b.SetParallelism(parallelism())
+			drive(b, c, w)
+		})
+	}
+	for _, w := range workloads {
+		b.Run("Pipeline/"+w.name, func(b *testing.B) {
+			c := &fasthttp.PipelineClient{Addr: addr, MaxConns: 4, MaxPendingRequests: 4096}
+			b.SetParallelism(parallelism())
+			drive(b, c, w)
+		})
+	}
+}
+
+// parallelism makes RunParallel start 64 goroutines in all, whatever
+// GOMAXPROCS is.
+func parallelism() int {
+	p := 64 / runtime.GOMAXPROCS(0)
+	return max(p, 1)
+}
+
+// TestE2EHarness checks, in well under a second, that every workload of
+// BenchmarkE2E gets the status it expects through both clients, so that
+// make test keeps the benchmarks runnable without running them.
+func TestE2EHarness(t *testing.T) {
+	addr := startNorthd(t)
+	clients := map[string]doer{
+		"HostClient": &fasthttp.HostClient{Addr: addr},
+		"Pipeline":   &fasthttp.PipelineClient{Addr: addr},
+	}
+	for name, c := range clients {
+		for _, w := range workloads {
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			req.Header.SetHost("bench")
+			var body []byte
+			for i := range uint64(3) {
+				body = w.fill(req, body, i)
+				if err := c.Do(req, resp); err != nil {
+					t.Fatalf("%s %s: %v", name, w.name, err)
+				}
+				if resp.StatusCode() != w.status {
+					t.Errorf("%s %s: status %d, want %d: %s", name, w.name, resp.StatusCode(), w.status, resp.Body())
+				}
+			}
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+		}
+	}
+}
