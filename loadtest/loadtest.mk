@@ -1,0 +1,55 @@
+# loadtest/: constant-rate load tests that verify every response
+# (loadtest/README.md). Included from the root Makefile; paths are relative
+# to the repository root.
+#
+#   make loadtest            10 s verified smoke (mixed) against a fresh bin/northd
+#   make loadtest-bad-input  10 s of every refusal of the contract
+#   make loadtest-ramp       highest rate with p99 <= 1 ms, northd on CPU 0, loadtest on CPU 1
+#   make loadtest-ramp-nethttp   the same for bench/peers/nethttp
+#   make loadtest-soak       login-varied 20k req/s for 60 s, northd's RSS sampled
+#   make loadtest-conns      10000 idle keep-alive connections held under light load
+#
+# LOADTEST_LOCK prefixes the long runs, e.g. LOADTEST_LOCK="flock /some/lock"
+# so measurements on a shared machine do not overlap. LOADTEST_ARGS adds
+# loadtest flags to any target.
+GO ?= go
+LOADTEST_OUT ?= loadtest/out
+LOADTEST_LOCK ?=
+LOADTEST_ARGS ?=
+LOADTEST_SLO ?= 1ms
+LOADTEST_NORTHD = ./bin/northd -listen {addr} -admin off
+LOADTEST_RUN = loadtest/with-server.sh
+# Ramp pinning: the server on one core, the load tool on the other.
+LOADTEST_PIN = LOADTEST_SERVER_CPU=0 LOADTEST_CPU=1
+
+.PHONY: loadtest loadtest-build loadtest-bad-input loadtest-ramp loadtest-ramp-nethttp loadtest-soak loadtest-conns
+
+loadtest-build:
+	$(GO) build -o bin/northd ./cmd/northd
+	$(GO) build -o bin/loadtest ./loadtest
+	@mkdir -p $(LOADTEST_OUT)
+
+loadtest: loadtest-build
+	$(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario mixed -rate 2000 -duration 10s -out $(LOADTEST_OUT)/smoke.json $(LOADTEST_ARGS)
+
+loadtest-bad-input: loadtest-build
+	$(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario bad-input -rate 1000 -duration 10s -out $(LOADTEST_OUT)/bad-input.json $(LOADTEST_ARGS)
+
+loadtest-ramp: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario ramp -client fasthttp \
+		-rate 5000 -step 5000 -duration 10s -slo $(LOADTEST_SLO) -out $(LOADTEST_OUT)/ramp-northd.json $(LOADTEST_ARGS)
+
+# The nethttp peer from bench/peers/nethttp, measured the same way.
+LOADTEST_PEER_NETHTTP = ./bin/peer-nethttp -listen {addr}
+loadtest-ramp-nethttp: loadtest-build
+	$(GO) build -o bin/peer-nethttp ./bench/peers/nethttp
+	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_PEER_NETHTTP) -- -scenario ramp -client fasthttp \
+		-rate 5000 -step 5000 -duration 10s -slo $(LOADTEST_SLO) -out $(LOADTEST_OUT)/ramp-nethttp.json $(LOADTEST_ARGS)
+
+loadtest-soak: loadtest-build
+	$(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario soak -load login-varied -client fasthttp \
+		-rate 20000 -duration 60s -warmup 10s -out $(LOADTEST_OUT)/soak.json $(LOADTEST_ARGS)
+
+loadtest-conns: loadtest-build
+	$(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario conns -connections 10000 -rate 1000 \
+		-duration 30s -slo $(LOADTEST_SLO) -out $(LOADTEST_OUT)/conns.json $(LOADTEST_ARGS)

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// A reqCase is one kind of request a scenario sends, with the response the
+// wire contract requires for it.
+type reqCase struct {
+	name   string
+	method string
+	path   string
+	// body returns the request body for the n-th request of this case; nil
+	// for none.
+	body func(n uint64) []byte
+	// raw, when set, is sent as-is on a fresh TCP connection instead of
+	// through the HTTP client: for requests net/http cannot or will not
+	// send (no Content-Length, a garbage request line, an oversize body
+	// that must still be answered).
+	raw  []byte
+	want expectation
+}
+
+// expectation is what a response must be. Every response must also carry
+// Cache-Control: no-store.
+type expectation struct {
+	status      int
+	contentType string
+	// body is the exact body; ignored when login is set.
+	body []byte
+	// login: the body must be a successful login with a fresh UUIDv4 token.
+	login bool
+	// connClose: the server must close the connection after answering.
+	connClose bool
+}
+
+const (
+	ctHTML = "text/html; charset=utf-8"
+	ctJSON = "application/json; charset=utf-8"
+	ctText = "text/plain; charset=utf-8"
+)
+
+var (
+	homeBody     = []byte(`<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`)
+	notFoundBody = []byte(`<h1>404 Not Found</h1>`)
+	fixedLogin   = []byte(`{"username":"north-1","password":"secret","ip":"192.0.2.10"}`)
+)
+
+// loginFailure is the contract's refusal body.
+func loginFailure(description string) []byte {
+	return []byte(`{"code": 1, "token": "", "description": "` + description + `"}`)
+}
+
+func staticBody(b []byte) func(uint64) []byte { return func(uint64) []byte { return b } }
+
+// variedLogin gives every request its own username and ip: IPv4 addresses
+// cycle through 198.18.0.0/15 (131072 of them, twice the registry's default
+// bound), IPv6 ones in 2001:db8::/32 never repeat, so the registry is kept
+// full and evicting for the whole run.
+func variedLogin(n uint64) []byte {
+	b := make([]byte, 0, 96)
+	b = append(b, `{"username":"north-`...)
+	b = strconv.AppendUint(b, n, 10)
+	b = append(b, `","password":"secret","ip":"`...)
+	if n%2 == 0 {
+		v := uint32(n/2) & 0x1ffff
+		b = fmt.Appendf(b, "198.%d.%d.%d", 18+v>>16, v>>8&0xff, v&0xff)
+	} else {
+		b = fmt.Appendf(b, "2001:db8:%x:%x::1", uint16(n>>16), uint16(n))
+	}
+	return append(b, `"}`...)
+}
+
+func homeCase() reqCase {
+	return reqCase{name: "home", method: http.MethodGet, path: "/",
+		want: expectation{status: 200, contentType: ctHTML, body: homeBody}}
+}
+
+func loginCase() reqCase {
+	return reqCase{name: "login", method: http.MethodPost, path: "/north/login", body: staticBody(fixedLogin),
+		want: expectation{status: 200, contentType: ctJSON, login: true}}
+}
+
+func loginVariedCase() reqCase {
+	return reqCase{name: "login-varied", method: http.MethodPost, path: "/north/login", body: variedLogin,
+		want: expectation{status: 200, contentType: ctJSON, login: true}}
+}
+
+func notFoundCase() reqCase {
+	return reqCase{name: "not-found", method: http.MethodGet, path: "/nope",
+		want: expectation{status: 404, contentType: ctHTML, body: notFoundBody}}
+}
+
+// badLogin is a login the contract refuses with 400 and description.
+func badLogin(name, body, description string) reqCase {
+	return reqCase{name: name, method: http.MethodPost, path: "/north/login", body: staticBody([]byte(body)),
+		want: expectation{status: 400, contentType: ctJSON, body: loginFailure(description)}}
+}
+
+func badJSONCase() reqCase {
+	return badLogin("bad-json", `{"username":"north-1"`, "request body is not valid JSON")
+}
+
+// badInputCases are the refusals the contract names, each with the status
+// and body it requires. maxBody is the server's -max-body-size.
+func badInputCases(maxBody int) []reqCase {
+	over := maxBody + 1
+	oversize := fmt.Appendf(nil, "POST /north/login HTTP/1.1\r\nHost: loadtest\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", over)
+	oversize = append(oversize, bytes.Repeat([]byte{' '}, over)...)
+	tooLarge := loginFailure("request body is larger than " + strconv.Itoa(maxBody) + " bytes")
+	return []reqCase{
+		badJSONCase(),
+		badLogin("bad-utf8", "{\"username\":\"\xff\",\"password\":\"p\"}", "request body is not valid UTF-8"),
+		badLogin("not-object", `["north-1","secret"]`, "request body must be a JSON object"),
+		badLogin("trailing-data", `{"username":"a","password":"b"} {}`, "request body has data after the JSON object"),
+		badLogin("empty-body", ``, "request body is empty; send a JSON object with username and password"),
+		badLogin("no-username", `{"password":"secret"}`, "username is required"),
+		badLogin("username-type", `{"username":42,"password":"secret"}`, "username must be a string"),
+		badLogin("username-empty", `{"username":"","password":"secret"}`, "username must not be empty"),
+		badLogin("no-password", `{"username":"north-1"}`, "password is required"),
+		badLogin("password-type", `{"username":"north-1","password":true}`, "password must be a string"),
+		badLogin("ip-type", `{"username":"north-1","password":"secret","ip":10}`, "ip must be a string"),
+		badLogin("ip-invalid", `{"username":"north-1","password":"secret","ip":"300.1.2.3"}`, "ip is not a valid IP address"),
+		badLogin("deep-nesting", `{"username":"a","password":"b","x":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}`,
+			"request body nests JSON deeper than 32 levels"),
+		{name: "wrong-method", method: http.MethodGet, path: "/north/login",
+			want: expectation{status: 405, contentType: ctText,
+				body: []byte("405 Method Not Allowed: see the Allow header for the methods this path takes\n")}},
+		{name: "oversize", method: http.MethodPost, path: "/north/login", raw: oversize,
+			want: expectation{status: 413, contentType: ctJSON, body: tooLarge, connClose: true}},
+		{name: "no-content-length", method: http.MethodPost, path: "/north/login",
+			raw: []byte("POST /north/login HTTP/1.1\r\nHost: loadtest\r\nContent-Type: application/json\r\n\r\n"),
+			want: expectation{status: 400, contentType: ctJSON,
+				body: loginFailure("request body is empty; send a JSON object with username and password")}},
+		{name: "garbage-line", method: http.MethodGet, path: "/", raw: []byte("GARBAGE\r\n\r\n"),
+			want: expectation{status: 400, contentType: ctText, body: []byte("Error when parsing request"), connClose: true}},
+		{name: "garbage-bytes", method: http.MethodGet, path: "/", raw: []byte("\x16\x03\x01\x02\x00 not http\r\n\r\n"),
+			want: expectation{status: 400, contentType: ctText, body: []byte("Error when parsing request"), connClose: true}},
+	}
+}
+
+// scenario is a weighted set of request cases sent in a fixed interleaved
+// order, so every share holds over any stretch of the run.
+type scenario struct {
+	name     string
+	cases    []reqCase
+	schedule []int // indexes into cases, one per request, repeating
+}
+
+// scenarioNames are the request scenarios; ramp, soak and conns run one of
+// these.
+var scenarioNames = []string{"home", "login", "login-varied", "mixed", "bad-input"}
+
+// defaultMix is the mixed scenario's shares in percent.
+const defaultMix = "home=40,login=40,not-found=10,bad-json=10"
+
+func newScenario(name, mix string, maxBody int) (*scenario, error) {
+	switch name {
+	case "home":
+		return weighted(name, []reqCase{homeCase()}, []int{1}), nil
+	case "login":
+		return weighted(name, []reqCase{loginCase()}, []int{1}), nil
+	case "login-varied":
+		return weighted(name, []reqCase{loginVariedCase()}, []int{1}), nil
+	case "bad-input":
+		cs := badInputCases(maxBody)
+		w := make([]int, len(cs))
+		for i := range w {
+			w[i] = 1
+		}
+		return weighted(name, cs, w), nil
+	case "mixed":
+		byName := map[string]reqCase{}
+		for _, c := range []reqCase{homeCase(), loginCase(), loginVariedCase(), notFoundCase()} {
+			byName[c.name] = c
+		}
+		for _, c := range badInputCases(maxBody) {
+			byName[c.name] = c
+		}
+		var cs []reqCase
+		var ws []int
+		for part := range strings.SplitSeq(mix, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			c, known := byName[k]
+			w, err := strconv.Atoi(v)
+			if !ok || !known || err != nil || w < 0 {
+				names := make([]string, 0, len(byName))
+				for n := range byName {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				return nil, fmt.Errorf("-mix %q: want case=weight,... with cases among %s", mix, strings.Join(names, ", "))
+			}
+			if w > 0 {
+				cs = append(cs, c)
+				ws = append(ws, w)
+			}
+		}
+		if len(cs) == 0 {
+			return nil, fmt.Errorf("-mix %q has no case with a positive weight", mix)
+		}
+		return weighted(name, cs, ws), nil
+	}
+	return nil, fmt.Errorf("unknown scenario %q (want one of %s)", name, strings.Join(scenarioNames, ", "))
+}
+
+// weighted builds the schedule by smooth weighted round robin: over any
+// sum(weights) consecutive requests each case gets exactly its weight, and
+// the cases are spread out rather than sent in runs.
+func weighted(name string, cases []reqCase, weights []int) *scenario {
+	g := 0
+	for _, w := range weights {
+		g = gcd(g, w)
+	}
+	total := 0
+	for i := range weights {
+		weights[i] /= g
+		total += weights[i]
+	}
+	current := make([]int, len(weights))
+	schedule := make([]int, 0, total)
+	for range total {
+		best := 0
+		for i, w := range weights {
+			current[i] += w
+			if current[i] > current[best] {
+				best = i
+			}
+		}
+		current[best] -= total
+		schedule = append(schedule, best)
+	}
+	return &scenario{name: name, cases: cases, schedule: schedule}
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// caseHeader carries the case index from the targeter to the transport,
+// which removes it before the request goes out and puts it on the response,
+// where the verifier reads it. It never reaches the server.
+const caseHeader = "X-Loadtest-Case"
+
+// targeter returns a vegeta Targeter that walks the schedule and the
+// targets round-robin: each target gets the whole schedule.
+func (s *scenario) targeter(targets []string) vegeta.Targeter {
+	var seq atomic.Uint64
+	perCase := make([]atomic.Uint64, len(s.cases))
+	return func(t *vegeta.Target) error {
+		i := seq.Add(1) - 1
+		base := targets[i%uint64(len(targets))]
+		ci := s.schedule[(i/uint64(len(targets)))%uint64(len(s.schedule))]
+		c := &s.cases[ci]
+		t.Method = c.method
+		t.URL = base + c.path
+		t.Body = nil
+		if c.body != nil {
+			t.Body = c.body(perCase[ci].Add(1) - 1)
+		}
+		t.Header = http.Header{caseHeader: []string{strconv.Itoa(ci)}}
+		if c.body != nil {
+			t.Header["Content-Type"] = []string{"application/json"}
+		}
+		return nil
+	}
+}

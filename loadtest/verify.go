@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+const (
+	loginOKPrefix = `{"code": 0, "token": "`
+	loginOKSuffix = `", "description": "success"}`
+	loginOKLen    = len(loginOKPrefix) + 32 + len(loginOKSuffix)
+)
+
+// Error kinds a response can fail with. The report counts them as
+// "<case>/<kind>", e.g. "login/token-repeated".
+const (
+	errStatus        = "status"         // wrong status code
+	errContentType   = "content-type"   // wrong or missing Content-Type
+	errCacheControl  = "cache-control"  // Cache-Control is not exactly no-store
+	errBody          = "body"           // body differs from the contract's
+	errTokenFormat   = "token-format"   // login body shape or token not 32 lowercase hex
+	errTokenVersion  = "token-version"  // token is not a UUID version 4, RFC 4122 variant
+	errTokenRepeated = "token-repeated" // a token seen before in this run
+	errNotClosed     = "not-closed"     // the connection stayed open where it must close
+	errTimeout       = "timeout"        // no response within -timeout
+	errRefused       = "refused"        // connection refused
+	errReset         = "reset"          // connection reset or closed before a response
+	errTransport     = "transport"      // any other failure to get a response
+	errUntagged      = "untagged"       // a result the tool cannot attribute (a bug)
+)
+
+// transportKinds are the kinds that mean "no answer" rather than "a wrong
+// answer"; a ramp treats them as overload, the others as bugs.
+var transportKinds = map[string]bool{errTimeout: true, errRefused: true, errReset: true, errTransport: true}
+
+// verifier checks every response against the contract. It is used from one
+// goroutine.
+type verifier struct {
+	cases  []reqCase
+	tokens *tokenSet
+}
+
+// verify returns the case name and the error kind ("" when the response is
+// right).
+func (v *verifier) verify(r *vegeta.Result) (caseName, kind string) {
+	ci, err := strconv.Atoi(r.Headers.Get(caseHeader))
+	if err != nil || ci < 0 || ci >= len(v.cases) {
+		// Only a response carries the tag back.
+		return "no-response", classifyTransport(r.Error)
+	}
+	c := &v.cases[ci]
+	if r.Code == 0 {
+		return c.name, classifyTransport(r.Error)
+	}
+	return c.name, v.check(&c.want, int(r.Code), r.Headers, r.Body)
+}
+
+func classifyTransport(msg string) string {
+	switch {
+	case msg == "":
+		return errUntagged
+	case strings.Contains(msg, "Timeout") || strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline exceeded"):
+		return errTimeout
+	case strings.Contains(msg, "connection refused"):
+		return errRefused
+	case strings.Contains(msg, "reset by peer") || strings.Contains(msg, "EOF") || strings.Contains(msg, "broken pipe"):
+		return errReset
+	}
+	return errTransport
+}
+
+// check verifies one response; the first mismatch is the one counted.
+func (v *verifier) check(want *expectation, status int, h http.Header, body []byte) string {
+	if status != want.status {
+		return errStatus
+	}
+	if cc := h.Values("Cache-Control"); len(cc) != 1 || cc[0] != "no-store" {
+		return errCacheControl
+	}
+	if ct := h.Values("Content-Type"); len(ct) != 1 || ct[0] != want.contentType {
+		return errContentType
+	}
+	if want.connClose && h.Get(closedHeader) == "" {
+		return errNotClosed
+	}
+	if want.login {
+		return v.checkLogin(body)
+	}
+	if !bytes.Equal(body, want.body) {
+		return errBody
+	}
+	return ""
+}
+
+// checkLogin verifies a successful login body byte for byte around the
+// token, the token's form, and that it was never seen before.
+func (v *verifier) checkLogin(body []byte) string {
+	if len(body) != loginOKLen || !bytes.HasPrefix(body, []byte(loginOKPrefix)) || !bytes.HasSuffix(body, []byte(loginOKSuffix)) {
+		return errTokenFormat
+	}
+	tok := body[len(loginOKPrefix) : len(loginOKPrefix)+32]
+	for _, c := range tok {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return errTokenFormat
+		}
+	}
+	// Version nibble is hex digit 13, the variant's top bits digit 17.
+	if tok[12] != '4' || !strings.ContainsRune("89ab", rune(tok[16])) {
+		return errTokenVersion
+	}
+	var raw [16]byte
+	hex.Decode(raw[:], tok) // checked above
+	if !v.tokens.add(raw) {
+		return errTokenRepeated
+	}
+	return ""
+}
+
+// tokenSet is a compact set of 16-byte tokens: open addressing over a flat
+// array of 16-byte slots, at most 3/4 full, so about 21 to 43 bytes a token
+// and no pointers for the garbage collector to scan. The all-zero token
+// marks an empty slot; it is never a valid UUIDv4.
+type tokenSet struct {
+	slots [][2]uint64
+	n     int
+}
+
+func newTokenSet() *tokenSet { return &tokenSet{slots: make([][2]uint64, 1<<16)} }
+
+// add inserts t and reports whether it was new.
+func (s *tokenSet) add(t [16]byte) bool {
+	k := [2]uint64{binary.LittleEndian.Uint64(t[:8]), binary.LittleEndian.Uint64(t[8:])}
+	if k == [2]uint64{} {
+		return false
+	}
+	if (s.n+1)*4 > len(s.slots)*3 {
+		s.grow()
+	}
+	if !s.insert(k) {
+		return false
+	}
+	s.n++
+	return true
+}
+
+func (s *tokenSet) insert(k [2]uint64) bool {
+	mask := uint64(len(s.slots) - 1)
+	// Fibonacci hashing of both halves: the top bits of the product
+	// spread even tokens that are not random.
+	h := (k[0]*0x9e3779b97f4a7c15 ^ k[1]) * 0xbf58476d1ce4e5b9
+	for i := (h >> 32) & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case [2]uint64{}:
+			s.slots[i] = k
+			return true
+		case k:
+			return false
+		}
+	}
+}
+
+func (s *tokenSet) grow() {
+	old := s.slots
+	s.slots = make([][2]uint64, 2*len(old))
+	for _, k := range old {
+		if k != [2]uint64{} {
+			s.insert(k)
+		}
+	}
+}
+
+// Len is the number of distinct tokens seen.
+func (s *tokenSet) Len() int { return s.n }
