@@ -35,10 +35,44 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.Prefork && !prefork.IsChild() {
 		return runPreforkMaster(ctx, cfg, log)
 	}
-
-	listeners, err := listenAll(cfg)
+	srv, err := start(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	return srv.Wait()
+}
+
+// Server is a running northd: its subsystems and admin listener.
+type Server struct {
+	ctx        context.Context
+	cfg        Config
+	log        *slog.Logger
+	subsystems []*Subsystem
+	admin      *http.Server
+	adminAddr  string
+	draining   *atomic.Bool
+	serveErrs  chan error
+}
+
+// Start starts northd in this process, as Run does, and returns once it is
+// serving; for programs and tests that embed it (bench/, loadtest/). Listen
+// on port 0 to get free ports and read them from Addrs. Cancel ctx to drain
+// and shut it down, and call Wait for the outcome. -prefork is refused.
+func Start(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) (*Server, error) {
+	cfg, err := parseConfig(args, getenv, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Prefork {
+		return nil, usageErrorf("-prefork starts child processes; use Run, not Start")
+	}
+	return start(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat))
+}
+
+func start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	listeners, err := listenAll(cfg)
+	if err != nil {
+		return nil, err
 	}
 	var adminLn net.Listener
 	if cfg.Admin != "" {
@@ -46,55 +80,78 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			for _, ln := range listeners {
 				ln.Close()
 			}
-			return err
+			return nil, err
 		}
 	}
 
 	set := metrics.NewSet()
-	draining := new(atomic.Bool)
-	subsystems := make([]*Subsystem, len(listeners))
-	addrs := make([]string, len(listeners))
-	for i, ln := range listeners {
-		subsystems[i] = newSubsystem(cfg, ln.Addr().String(), ln, draining, set, log)
-		addrs[i] = subsystems[i].Addr()
+	srv := &Server{
+		ctx:        ctx,
+		cfg:        cfg,
+		log:        log,
+		draining:   new(atomic.Bool),
+		subsystems: make([]*Subsystem, len(listeners)),
+		serveErrs:  make(chan error, len(listeners)+1),
 	}
-
-	serveErrs := make(chan error, len(subsystems)+1)
-	for _, s := range subsystems {
+	for i, ln := range listeners {
+		srv.subsystems[i] = newSubsystem(cfg, ln.Addr().String(), ln, srv.draining, set, log)
+	}
+	for _, s := range srv.subsystems {
 		go s.runPushHook()
 		go func() {
 			if err := s.server.Serve(s.listener); err != nil {
-				serveErrs <- fmt.Errorf("subsystem %s stopped serving: %w", s.addr, err)
+				srv.serveErrs <- fmt.Errorf("subsystem %s stopped serving: %w", s.addr, err)
 			}
 		}()
 	}
-	var admin *http.Server
 	adminAddr := "disabled"
 	if adminLn != nil {
-		admin = &http.Server{
-			Handler:           adminHandler(set, subsystems, cfg.Pprof),
+		srv.admin = &http.Server{
+			Handler:           adminHandler(set, srv.subsystems, cfg.Pprof),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
-		adminAddr = adminLn.Addr().String()
+		srv.adminAddr = adminLn.Addr().String()
+		adminAddr = srv.adminAddr
 		go func() {
-			if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErrs <- fmt.Errorf("admin listener stopped serving: %w", err)
+			if err := srv.admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				srv.serveErrs <- fmt.Errorf("admin listener stopped serving: %w", err)
 			}
 		}()
 	}
-	log.Info("northd started", "listen", strings.Join(addrs, ","), "admin", adminAddr, "pid", syscall.Getpid())
+	log.Info("northd started", "listen", strings.Join(srv.Addrs(), ","), "admin", adminAddr, "pid", syscall.Getpid())
+	return srv, nil
+}
 
+// Addrs are the subsystems' listen addresses, with real ports.
+func (srv *Server) Addrs() []string {
+	addrs := make([]string, len(srv.subsystems))
+	for i, s := range srv.subsystems {
+		addrs[i] = s.Addr()
+	}
+	return addrs
+}
+
+// AdminAddr is the admin listener's address, or "" when it is off.
+func (srv *Server) AdminAddr() string { return srv.adminAddr }
+
+// Subsystems are the server's subsystems, in -listen order.
+func (srv *Server) Subsystems() []*Subsystem { return srv.subsystems }
+
+// Wait serves until the context given to Start is cancelled or a listener
+// fails, then drains and shuts down. It returns nil after a clean shutdown.
+func (srv *Server) Wait() error {
+	cfg, log := srv.cfg, srv.log
 	var serveErr error
 	select {
-	case <-ctx.Done():
-	case serveErr = <-serveErrs:
+	case <-srv.ctx.Done():
+	case serveErr = <-srv.serveErrs:
 		log.Error("shutting down after a listener failed", "err", serveErr)
 	}
 
 	// Leave the balancer's rotation first: /readyz answers 503 from now on,
 	// while requests are still served as usual for the drain delay.
-	draining.Store(true)
+	srv.draining.Store(true)
 	if serveErr == nil && cfg.DrainDelay > 0 {
 		log.Info("draining: /readyz answers 503; serving on until the drain delay ends", "drain_delay", cfg.DrainDelay)
 		time.Sleep(cfg.DrainDelay)
@@ -104,7 +161,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	var wg sync.WaitGroup
 	var timedOut atomic.Bool
-	for _, s := range subsystems {
+	for _, s := range srv.subsystems {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -115,14 +172,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}()
 	}
 	wg.Wait()
-	if admin != nil {
-		admin.Shutdown(shutdownCtx)
-		admin.Close()
+	if srv.admin != nil {
+		srv.admin.Shutdown(shutdownCtx)
+		srv.admin.Close()
 	}
 	switch {
 	case timedOut.Load():
 		open := int64(0)
-		for _, s := range subsystems {
+		for _, s := range srv.subsystems {
 			open += s.openConns.Load()
 		}
 		log.Error("stopped: the shutdown timeout ended with requests still in flight; their connections were cut", "open_connections", open)
