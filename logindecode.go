@@ -215,6 +215,20 @@ var isJSONSpace, plainStringByte = func() (space, plain [256]bool) {
 	return space, plain
 }()
 
+// field returns where the login field called name is kept, or nil for a
+// field northd ignores.
+func (lr *loginRequest) field(name []byte) (*[]byte, *fieldKind) {
+	switch string(name) {
+	case "username":
+		return &lr.username, &lr.usernameKind
+	case "password":
+		return &lr.password, &lr.passwordKind
+	case "ip":
+		return &lr.ip, &lr.ipKind
+	}
+	return nil, nil
+}
+
 // loginObject scans the top-level object, which starts at d.pos.
 func (d *jsonScanner) loginObject(lr *loginRequest) loginProblem {
 	d.pos++ // '{'
@@ -238,32 +252,14 @@ func (d *jsonScanner) loginObject(lr *loginRequest) loginProblem {
 		}
 		d.pos++
 		d.skipSpace()
-		var dst *[]byte
-		var kind *fieldKind
-		// Keys with escapes are compared after unescaping only in the rare
-		// case they have any; login keys never need them.
-		switch key := d.buf[keyStart : keyStart+rawKey]; {
-		case string(key) == "username":
-			dst, kind = &lr.username, &lr.usernameKind
-		case string(key) == "password":
-			dst, kind = &lr.password, &lr.passwordKind
-		case string(key) == "ip":
-			dst, kind = &lr.ip, &lr.ipKind
-		default:
-			// Only a key of at most 8 escaped characters can spell a
-			// login field; longer ones are skipped unread.
-			if len(key) <= 8*len(`\u0000`) && hasBackslash(key) {
-				var scratch [48]byte
-				if name, ok := appendUnescaped(scratch[:0], key); ok {
-					switch string(name) {
-					case "username":
-						dst, kind = &lr.username, &lr.usernameKind
-					case "password":
-						dst, kind = &lr.password, &lr.passwordKind
-					case "ip":
-						dst, kind = &lr.ip, &lr.ipKind
-					}
-				}
+		key := d.buf[keyStart : keyStart+rawKey]
+		dst, kind := lr.field(key)
+		// A key spelled with escapes is unescaped to be compared. Only
+		// one of at most 8 escaped characters can name a login field.
+		if dst == nil && len(key) <= 8*len(`\u0000`) && hasBackslash(key) {
+			var scratch [48]byte
+			if name, ok := appendUnescaped(scratch[:0], key); ok {
+				dst, kind = lr.field(name)
 			}
 		}
 		if d.pos >= len(d.buf) {

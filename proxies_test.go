@@ -68,6 +68,18 @@ func loginVia(t *testing.T, c net.Conn, prefix, extraHeaders string) int {
 	return resp.StatusCode()
 }
 
+// dialKept connects to addr and keeps the connection open until the test
+// ends.
+func dialKept(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func registryIPs(s *Subsystem) string {
 	var ips []string
 	for _, e := range s.Registry().AppendNewestFirst(nil, 0) {
@@ -82,14 +94,7 @@ func TestProxyProtocolFromTrustedPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-proxy-protocol", "-max-conns-per-ip", "1"), ln)
-	dial := func() net.Conn {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	dial := func() net.Conn { return dialKept(t, ln.Addr().String()) }
 
 	if st := loginVia(t, dial(), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", ""); st != 200 {
 		t.Fatalf("v1 login: status %d", st)
@@ -124,14 +129,7 @@ func TestProxyHeadersFromUntrustedPeerIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "10.0.0.0/8", "-proxy-protocol"), ln)
-	dial := func() net.Conn {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	dial := func() net.Conn { return dialKept(t, ln.Addr().String()) }
 	if st := loginVia(t, dial(), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", ""); st != 400 {
 		t.Fatalf("PROXY header from an untrusted peer: status %d, want 400", st)
 	}
@@ -149,12 +147,7 @@ func TestForwardedForFromTrustedProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.0/8"), ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if st := loginVia(t, c, "", "X-Forwarded-For: 203.0.113.66, 198.51.100.20\r\n"); st != 200 {
+	if st := loginVia(t, dialKept(t, ln.Addr().String()), "", "X-Forwarded-For: 203.0.113.66, 198.51.100.20\r\n"); st != 200 {
 		t.Fatalf("status %d", st)
 	}
 	if got := registryIPs(s); got != "198.51.100.20" {
