@@ -284,3 +284,70 @@ func TestRunDrainsBeforeStopping(t *testing.T) {
 		t.Errorf("after shutdown: status %d, want no connection", st)
 	}
 }
+
+func TestStartReusePortSharesTheAddress(t *testing.T) {
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var servers []*Server
+	for i := 0; i < 2; i++ {
+		srv, err := Start(ctx, []string{"-listen", addr, "-admin", "off", "-reuseport"}, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatalf("instance %d with -reuseport on %s: %v", i, addr, err)
+		}
+		servers = append(servers, srv)
+	}
+	if _, err := Start(ctx, []string{"-listen", addr, "-admin", "off"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Fatal("a third instance without -reuseport bound the same address")
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /healthz: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	cancel()
+	for _, srv := range servers {
+		if err := srv.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestPprofOnlyWhenAskedFor(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want int
+	}{{nil, 404}, {[]string{"-pprof"}, 200}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		srv, err := Start(ctx, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tt.args...), func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + srv.AdminAddr() + "/debug/pprof/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("args %v: /debug/pprof/ status %d, want %d", tt.args, resp.StatusCode, tt.want)
+		}
+		// Never on a public port.
+		resp, err = http.Get("http://" + srv.Addrs()[0] + "/debug/pprof/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("args %v: /debug/pprof/ on the public port: %d", tt.args, resp.StatusCode)
+		}
+		cancel()
+		if err := srv.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
