@@ -175,6 +175,7 @@ func (e *engine) attack(ctx context.Context, name string, rate int, dur time.Dur
 		e.progress.start(name, dur)
 		defer e.progress.finish()
 	}
+	e.verifier.tokens.reserve(int(float64(rate)*dur.Seconds()*e.sc.loginShare()*1.05) + 1024)
 	tokens0 := e.verifier.tokens.Len()
 	for r := range atk.Attack(e.sc.targeter(e.cfg.targets), pacer, dur, name) {
 		caseName, kind := e.verifier.verify(r)

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -38,6 +39,7 @@ type config struct {
 	progress    bool
 	client      string
 	cpuProfile  string
+	gcLimit     int64
 
 	step    int
 	maxRate int
@@ -108,6 +110,7 @@ Flags:
 	fs.BoolVar(&cfg.progress, "progress", isTerminal(os.Stderr), "draw a progress bar on stderr (default: when stderr is a terminal)")
 	fs.StringVar(&cfg.client, "client", "nethttp", "HTTP client under vegeta: nethttp (net/http: the strictest reader of responses) or fasthttp (a fraction of the CPU per request: for rates one core of net/http cannot send)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write this tool's CPU profile to `file` (to see what limits the sender)")
+	fs.Int64Var(&cfg.gcLimit, "gc-limit", 2<<30, "collect this tool's garbage only when its heap reaches this many `bytes` (a collection stalls the sender and shows in the tail); 0: Go's default (GOGC)")
 	fs.IntVar(&cfg.step, "step", 5000, "ramp: requests per second added at each step")
 	fs.IntVar(&cfg.maxRate, "max-rate", 300000, "ramp: the highest rate tried")
 	fs.IntVar(&cfg.refine, "refine", 2, "ramp: after the first failing step, how many times to halve the gap to the last rate that held")
@@ -195,6 +198,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.connections == 0 {
 		cfg.connections = 256
+	}
+	if cfg.gcLimit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(cfg.gcLimit))
+		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)

@@ -155,6 +155,17 @@ type scenario struct {
 	schedule []int // indexes into cases, one per request, repeating
 }
 
+// loginShare is the fraction of requests that should get a token.
+func (s *scenario) loginShare() float64 {
+	n := 0
+	for _, i := range s.schedule {
+		if s.cases[i].want.login {
+			n++
+		}
+	}
+	return float64(n) / float64(len(s.schedule))
+}
+
 // scenarioNames are the request scenarios; ramp, soak and conns run one of
 // these.
 var scenarioNames = []string{"home", "login", "login-varied", "mixed", "bad-input"}

@@ -149,6 +149,14 @@ func (s *tokenSet) add(t [16]byte) bool {
 	return true
 }
 
+// reserve grows the set now, if need be, so that n more tokens fit
+// without growing it (and rehashing every token) in the middle of a run.
+func (s *tokenSet) reserve(n int) {
+	for (s.n+n)*4 > len(s.slots)*3 {
+		s.grow()
+	}
+}
+
 func (s *tokenSet) insert(k [2]uint64) bool {
 	mask := uint64(len(s.slots) - 1)
 	// Fibonacci hashing of both halves: the top bits of the product
