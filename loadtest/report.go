@@ -120,6 +120,10 @@ func (r *Report) writeText(w io.Writer) {
 	}
 	if c := r.Conns; c != nil {
 		fmt.Fprintf(w, "idle conns    %d opened (%d failed), %d still open at the end\n", c.Opened, c.Failed, c.OpenAtEnd)
+		if c.RSSBefore > 0 && c.Opened > 0 {
+			fmt.Fprintf(w, "conn memory   server RSS %.1f MiB before, %.1f MiB with them idle: %.1f KiB a connection\n",
+				float64(c.RSSBefore)/(1<<20), float64(c.RSSWithIdle)/(1<<20), float64(c.RSSWithIdle-c.RSSBefore)/1024/float64(c.Opened))
+		}
 	}
 	if r.Plot != "" {
 		fmt.Fprintf(w, "plot          %s\n", r.Plot)
