@@ -80,6 +80,7 @@ type stepStats struct {
 	latest        time.Time
 	maxLag        time.Duration // worst delay of a send behind its due time
 	tokens        int           // distinct tokens added during the step
+	cpu           *CPUUsage
 }
 
 func newStepStats(name string, rate int, dur time.Duration) *stepStats {
@@ -139,6 +140,7 @@ type engine struct {
 	verifier *verifier
 	plot     *plot.Plot // nil: no plot
 	progress *progress  // nil: no progress bar
+	pid      int        // the server's pid, 0 when unknown
 }
 
 func newEngine(cfg *config, sc *scenario) *engine {
@@ -154,6 +156,7 @@ func newEngine(cfg *config, sc *scenario) *engine {
 	if cfg.progress {
 		e.progress = &progress{w: os.Stderr}
 	}
+	e.pid, _ = targetPID(cfg)
 	return e
 }
 
@@ -177,6 +180,7 @@ func (e *engine) attack(ctx context.Context, name string, rate int, dur time.Dur
 	}
 	e.verifier.tokens.reserve(int(float64(rate)*dur.Seconds()*e.sc.loginShare()*1.05) + 1024)
 	tokens0 := e.verifier.tokens.Len()
+	cpu0 := takeCPUSnapshot(e.pid)
 	for r := range atk.Attack(e.sc.targeter(e.cfg.targets), pacer, dur, name) {
 		caseName, kind := e.verifier.verify(r)
 		st.requests++
@@ -213,6 +217,7 @@ func (e *engine) attack(ctx context.Context, name string, rate int, dur time.Dur
 		}
 	}
 	st.tokens = e.verifier.tokens.Len() - tokens0
+	st.cpu = takeCPUSnapshot(e.pid).usageSince(cpu0)
 	return st
 }
 

@@ -2,7 +2,7 @@
 # (loadtest/README.md). Included from the root Makefile; paths are relative
 # to the repository root.
 #
-#   make loadtest            10 s verified smoke (mixed) against a fresh bin/northd
+#   make loadtest            10 s verified smoke (mixed, raw TCP cases too) against a fresh bin/northd
 #   make loadtest-bad-input  10 s of every refusal of the contract
 #   make loadtest-ramp       highest rate with p99 <= 1 ms, northd on CPU 0, loadtest on CPU 1
 #   make loadtest-ramp-nethttp   the same for bench/peers/nethttp
@@ -29,8 +29,11 @@ loadtest-build:
 	$(GO) build -o bin/loadtest ./loadtest
 	@mkdir -p $(LOADTEST_OUT)
 
+# The smoke's mix: every kind of answer, the raw TCP cases included.
+LOADTEST_SMOKE_MIX = home=40,login=30,login-varied=10,not-found=10,bad-json=4,oversize=2,no-content-length=2,garbage-line=2
 loadtest: loadtest-build
-	$(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario mixed -rate 2000 -duration 10s -out $(LOADTEST_OUT)/smoke.json $(LOADTEST_ARGS)
+	$(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario mixed -mix $(LOADTEST_SMOKE_MIX) -rate 2000 -duration 10s \
+		-out $(LOADTEST_OUT)/smoke.json $(LOADTEST_ARGS)
 
 loadtest-bad-input: loadtest-build
 	$(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario bad-input -rate 1000 -duration 10s -out $(LOADTEST_OUT)/bad-input.json $(LOADTEST_ARGS)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,8 @@ type RampReport struct {
 	HighestRateHeld int     `json:"highest_rate_held"` // 0: none held
 	FirstRateFailed int     `json:"first_rate_failed"` // 0: none failed up to -max-rate
 	FailedBecause   string  `json:"failed_because,omitempty"`
-	// SenderLimited: the failing step's sender fell behind its schedule,
+	// SenderLimited: at the failing step the sender fell behind its
+	// schedule or used 90% of its CPUs,
 	// so the limit found may be this tool's (or this machine's) rather
 	// than the server's.
 	SenderLimited bool       `json:"sender_limited"`
@@ -40,25 +42,29 @@ type RampStep struct {
 	Latency       Quantiles         `json:"latency"`
 	ServiceTime   Quantiles         `json:"service_time"`
 	MaxSendLag    float64           `json:"max_send_lag"`
+	CPU           *CPUUsage         `json:"cpu,omitempty"`
 	Held          bool              `json:"held"`
 	Why           string            `json:"why,omitempty"`
 }
 
 // judgeStep says whether a ramp step held the SLO, and if not why.
-func judgeStep(st *stepStats, slo time.Duration) (held bool, why string, senderBehind bool) {
+// senderLimited says the sender could not keep its schedule or used
+// (nearly) all of its CPUs: the limit then may be the tool's.
+func judgeStep(st *stepStats, slo time.Duration) (held bool, why string, senderLimited bool) {
 	p99 := time.Duration(st.latency.ValueAtQuantile(99))
-	senderBehind = st.achievedRate() < 0.95*float64(st.rateRequested)
+	behind := st.achievedRate() < 0.95*float64(st.rateRequested)
+	senderLimited = behind || (st.cpu != nil && st.cpu.Loadtest >= 0.9*float64(runtime.GOMAXPROCS(0)))
 	switch {
 	case st.requests == 0:
 		return false, "no request sent", false
 	case st.failed > 0:
-		return false, fmt.Sprintf("%d errors", st.failed), senderBehind
+		return false, fmt.Sprintf("%d errors", st.failed), senderLimited
 	case p99 > slo:
-		return false, fmt.Sprintf("p99 %s > %s", p99, slo), senderBehind
-	case senderBehind:
+		return false, fmt.Sprintf("p99 %s > %s", p99, slo), senderLimited
+	case behind:
 		return false, fmt.Sprintf("sender fell behind: %.0f/s sent", st.achievedRate()), true
 	}
-	return true, "", false
+	return true, "", senderLimited
 }
 
 func runRamp(ctx context.Context, e *engine, rep *Report, stdout io.Writer) {
@@ -75,15 +81,15 @@ func runRamp(ctx context.Context, e *engine, rep *Report, stdout io.Writer) {
 			RateRequested: rate, Rate: st.achievedRate(), Requests: st.requests,
 			ErrorCount: st.failed, Errors: st.errors,
 			Latency: quantiles(st.latency), ServiceTime: quantiles(st.service),
-			MaxSendLag: max(st.maxLag, 0).Seconds(), Held: ok, Why: why,
+			MaxSendLag: max(st.maxLag, 0).Seconds(), CPU: st.cpu, Held: ok, Why: why,
 		})
 		mark := "held"
 		if !ok {
 			mark = "FAILED: " + why
 		}
-		fmt.Fprintf(stdout, "ramp %7d/s  sent %9.1f/s  p50 %-8s p99 %-8s p99.9 %-8s max %-8s errors %d  %s\n",
-			rate, st.achievedRate(), secs(quantiles(st.latency).P50), secs(quantiles(st.latency).P99),
-			secs(quantiles(st.latency).P999), secs(quantiles(st.latency).Max), st.failed, mark)
+		q := quantiles(st.latency)
+		fmt.Fprintf(stdout, "ramp %7d/s  sent %9.1f/s  p50 %-8s p99 %-8s p99.9 %-8s max %-8s errors %d  %s\n     cpu: %s\n",
+			rate, st.achievedRate(), secs(q.P50), secs(q.P99), secs(q.P999), secs(q.Max), st.failed, mark, st.cpu)
 		last = st
 		if ok {
 			held = st
@@ -143,7 +149,7 @@ func runRamp(ctx context.Context, e *engine, rep *Report, stdout io.Writer) {
 		if rr.FirstRateFailed > 0 {
 			limit = fmt.Sprintf("%d/s failed: %s", rr.FirstRateFailed, rr.FailedBecause)
 			if rr.SenderLimited {
-				limit += "; the sender fell behind, so the limit may be this tool's"
+				limit += "; the sender was at its limit (behind its schedule or its CPU busy), so the limit found may be this tool's"
 			}
 		}
 		rep.Verdict = fmt.Sprintf("PASS: highest rate held %d/s with p99 <= %s and zero errors (%s)", rr.HighestRateHeld, cfg.slo, limit)

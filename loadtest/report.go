@@ -39,6 +39,7 @@ type Report struct {
 	Latency         Quantiles         `json:"latency"`
 	ServiceTime     Quantiles         `json:"service_time"`
 	MaxSendLag      float64           `json:"max_send_lag"`
+	CPU             *CPUUsage         `json:"cpu,omitempty"`
 	SLO             float64           `json:"slo,omitempty"`
 	Memory          *MemoryReport     `json:"memory,omitempty"`
 	Ramp            *RampReport       `json:"ramp,omitempty"`
@@ -92,6 +93,7 @@ func (r *Report) fillFrom(st *stepStats, tokens int) {
 	r.Latency = quantiles(st.latency)
 	r.ServiceTime = quantiles(st.service)
 	r.MaxSendLag = max(st.maxLag, 0).Seconds()
+	r.CPU = st.cpu
 	if st.requests > 0 {
 		r.SuccessRatio = float64(st.requests-st.failed) / float64(st.requests)
 		r.Throughput = r.Rate * r.SuccessRatio
@@ -105,6 +107,9 @@ func (r *Report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "success       %.4f%% of responses verified correct (%d errors)\n", 100*r.SuccessRatio, r.ErrorCount)
 	fmt.Fprintf(w, "latency       %s   (from each request's due time: corrected for coordinated omission)\n", r.Latency)
 	fmt.Fprintf(w, "service time  %s   (from the actual send; max send lag %s)\n", r.ServiceTime, secs(r.MaxSendLag))
+	if r.CPU != nil {
+		fmt.Fprintf(w, "cpu busy      %s\n", r.CPU)
+	}
 	if r.UniqueTokens > 0 {
 		fmt.Fprintf(w, "tokens        %d unique\n", r.UniqueTokens)
 	}
