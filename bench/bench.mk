@@ -5,6 +5,7 @@
 #   make compare QUICK=1      one short round, for smoke runs (~1 min)
 #   make bench-e2e            Go end-to-end benchmarks, output for benchstat
 #   make bench-conns          RSS per idle keep-alive connection (8,000)
+#   make bench-profile        CPU profile of northd under wrk (PROFILE_ROUTE=login)
 #   make bench-tools          install wrk, nginx and python3 (root, Debian)
 
 _bench_default_goal := $(.DEFAULT_GOAL)
@@ -23,7 +24,9 @@ else
 _compare_args := -rounds $(COMPARE_ROUNDS) -duration $(COMPARE_DURATION)
 endif
 
-.PHONY: compare bench-e2e bench-conns bench-tools bench-build
+PROFILE_ROUTE ?= login
+
+.PHONY: compare bench-e2e bench-conns bench-tools bench-build bench-profile
 
 # wrk is required; nginx and python3 only for their peers (compare skips a
 # peer that is missing, with one line saying so).
@@ -44,8 +47,10 @@ bench-tools:
 		fi; \
 	fi
 
+# northd is built into bin/bench too, so that a rebuild of bin/northd
+# cannot swap the binary under a comparison.
 bench-build:
-	$(GO) build -o bin/northd ./cmd/northd
+	$(GO) build -o $(BENCH_BIN)/northd ./cmd/northd
 	$(GO) build -o $(BENCH_BIN)/floor ./bench/peers/floor
 	$(GO) build -o $(BENCH_BIN)/nethttp ./bench/peers/nethttp
 	$(GO) build -o $(BENCH_BIN)/compare ./bench/cmd/compare
@@ -65,6 +70,11 @@ bench-e2e:
 bench-conns: bench-build
 	@ulimit -n $$(( $(CONNS) * 2 + 1024 )) 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 	echo "bench-conns: open files limit $$(ulimit -n)"; \
-	$(BENCH_BIN)/conns -n $(CONNS)
+	$(BENCH_BIN)/conns -n $(CONNS) -bin $(BENCH_BIN)
+
+# CPU profile of northd under wrk on one route (home, login,
+# login-varied, notfound): make bench-profile PROFILE_ROUTE=login
+bench-profile: bench-tools bench-build
+	sh bench/profile.sh $(PROFILE_ROUTE)
 
 .DEFAULT_GOAL := $(_bench_default_goal)

@@ -20,6 +20,7 @@ type results struct {
 	runs     map[string]map[string][]wrkResult // route → server → rounds
 	commands []string
 	started  time.Time
+	reruns   int
 }
 
 func newResults(o *options, rs []route, live []*running, skipped []string) *results {
@@ -160,11 +161,13 @@ func (r *results) write() error {
 	p("), so a slow minute of the machine hits every server alike. All servers run for the whole comparison and idle while another is measured.\n")
 	p("- Medians over the rounds; min–max is the range of the rounds; p50/p99 are the medians of each run's wrk latency percentiles. ")
 	p("Server CPU is the share of one CPU the server process used during its runs (under 100%% on a one-CPU server means the client, not the server, was the limit).\n")
+	p("- Other CPU is what every other process on the machine used during a run (from /proc/stat); a run during which it passed %.0f%% of a CPU was measured again (up to %d times; %d reruns in this comparison). The table shows the highest value among the kept runs.\n",
+		100*r.o.maxOther, r.o.retries, r.reruns)
 	p("- A ratio is northd's median over the peer's; the range after it is the lowest and highest ratio of runs in the same round, which ran seconds apart.\n\n")
 
 	p("## Requests per second\n\n")
-	p("| route | server | req/s (median) | min–max | p50 | p99 | server CPU | northd ÷ server |\n")
-	p("|---|---|--:|--:|--:|--:|--:|--:|\n")
+	p("| route | server | req/s (median) | min–max | p50 | p99 | server CPU | other CPU (max) | northd ÷ server |\n")
+	p("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, rt := range r.routes {
 		nd := r.runs[rt.name]["northd"]
 		for _, s := range r.servers {
@@ -178,11 +181,12 @@ func (r *results) write() error {
 				m, lo, hi := ratio(nd, ws)
 				rr = fmt.Sprintf("**%.2f×** (%.2f–%.2f)", m, lo, hi)
 			}
-			p("| %s | %s | %s | %s–%s | %s | %s | %.0f%% | %s |\n", rt.title, s.spec.name,
+			p("| %s | %s | %s | %s–%s | %s | %s | %.0f%% | %.0f%% | %s |\n", rt.title, s.spec.name,
 				commas(median(xs)), kilo(slices.Min(xs)), kilo(slices.Max(xs)),
 				ms(median(field(ws, func(w wrkResult) float64 { return w.P50US }))),
 				ms(median(field(ws, func(w wrkResult) float64 { return w.P99US }))),
-				100*median(field(ws, func(w wrkResult) float64 { return w.ServerCPU })), rr)
+				100*median(field(ws, func(w wrkResult) float64 { return w.ServerCPU })),
+				100*slices.Max(field(ws, func(w wrkResult) float64 { return w.OtherCPU })), rr)
 		}
 	}
 
@@ -206,6 +210,7 @@ func (r *results) write() error {
 	p("\nThe idle-connection target (≤ 6 KiB RSS per keep-alive connection) is measured by `make bench-conns`.\n")
 
 	p("\n## Every run (req/s, in round order)\n\n")
+	p("A run is marked with the CPU other processes took during it when that stayed above %.0f%% of a CPU after the reruns.\n\n", 100*r.o.maxOther)
 	p("| route | server | runs |\n|---|---|---|\n")
 	for _, rt := range r.routes {
 		for _, s := range r.servers {
@@ -213,7 +218,11 @@ func (r *results) write() error {
 			var parts []string
 			bad := int64(0)
 			for _, w := range ws {
-				parts = append(parts, commas(w.RPS))
+				mark := ""
+				if w.OtherCPU > r.o.maxOther {
+					mark = fmt.Sprintf(" (other CPU %.0f%%)", 100*w.OtherCPU)
+				}
+				parts = append(parts, commas(w.RPS)+mark)
 				bad += w.Unexpected
 			}
 			extra := ""

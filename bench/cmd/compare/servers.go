@@ -32,7 +32,7 @@ type serverSpec struct {
 var specs = []serverSpec{
 	{
 		name:     "northd",
-		about:    "this repository's server (bin/northd)",
+		about:    "this repository's server (cmd/northd, built into bin/bench/northd)",
 		goServer: true,
 		argv: func(o *options, port int) ([]string, string, string) {
 			bin := filepath.Join(o.bin, "northd")
@@ -47,7 +47,7 @@ var specs = []serverSpec{
 		about:    "fasthttp, one handler writing a constant body per route (bench/peers/floor)",
 		goServer: true,
 		argv: func(o *options, port int) ([]string, string, string) {
-			bin := filepath.Join(o.bin, "bench", "floor")
+			bin := filepath.Join(o.bin, "floor")
 			if !isExecutable(bin) {
 				return nil, "", bin + " is not built (make compare builds it)"
 			}
@@ -55,11 +55,25 @@ var specs = []serverSpec{
 		},
 	},
 	{
+		// not in the default list: the floor with northd's default
+		// timeouts, to see what per-request deadlines cost
+		name:     "floor-10s",
+		about:    "the floor with ReadTimeout, WriteTimeout and IdleTimeout of 10s, as northd sets them (bench/peers/floor -timeout 10s)",
+		goServer: true,
+		argv: func(o *options, port int) ([]string, string, string) {
+			bin := filepath.Join(o.bin, "floor")
+			if !isExecutable(bin) {
+				return nil, "", bin + " is not built (make compare builds it)"
+			}
+			return []string{bin, "-listen", addr(port), "-timeout", "10s"}, "", ""
+		},
+	},
+	{
 		name:     "nethttp",
 		about:    "net/http + encoding/json + google/uuid, untuned (bench/peers/nethttp)",
 		goServer: true,
 		argv: func(o *options, port int) ([]string, string, string) {
-			bin := filepath.Join(o.bin, "bench", "nethttp")
+			bin := filepath.Join(o.bin, "nethttp")
 			if !isExecutable(bin) {
 				return nil, "", bin + " is not built (make compare builds it)"
 			}
@@ -121,14 +135,28 @@ func freePort() (int, error) {
 
 // running is a started server.
 type running struct {
-	spec    serverSpec
-	port    int
-	cmd     *exec.Cmd
-	argv    []string // as run, taskset included
-	exited  chan struct{}
-	log     *bytes.Buffer
-	notes   []string // where it departs from the contract
-	tempDir string
+	spec     serverSpec
+	port     int
+	cmd      *exec.Cmd
+	argv     []string // as run, taskset included
+	exited   chan struct{}
+	log      *bytes.Buffer
+	notes    []string // where it departs from the contract
+	tempDir  string
+	restarts int
+}
+
+// exitReport says how a server that died ended, with the end of its log.
+func (r *running) exitReport() string {
+	st := "still running"
+	if !r.alive() && r.cmd.ProcessState != nil {
+		st = r.cmd.ProcessState.String()
+	}
+	log := strings.TrimSpace(r.log.String())
+	if len(log) > 2000 {
+		log = "…" + log[len(log)-2000:]
+	}
+	return fmt.Sprintf("%s (pid %d) %s; its log:\n%s", r.spec.name, r.cmd.Process.Pid, st, log)
 }
 
 func (r *running) alive() bool {

@@ -32,20 +32,20 @@ type server struct {
 }
 
 var servers = []server{
-	{"northd", "bin/northd, defaults", func(bin string, port int) []string {
+	{"northd", "northd, defaults", func(bin string, port int) []string {
 		return []string{filepath.Join(bin, "northd"), "-listen", addr(port), "-admin", "off", "-log-level", "warn"}
 	}},
-	{"northd -reduce-memory", "bin/northd -reduce-memory (fasthttp ReduceMemoryUsage)", func(bin string, port int) []string {
+	{"northd -reduce-memory", "northd -reduce-memory (fasthttp ReduceMemoryUsage)", func(bin string, port int) []string {
 		return []string{filepath.Join(bin, "northd"), "-listen", addr(port), "-admin", "off", "-log-level", "warn", "-reduce-memory"}
 	}},
 	{"floor", "bench/peers/floor, fasthttp defaults", func(bin string, port int) []string {
-		return []string{filepath.Join(bin, "bench", "floor"), "-listen", addr(port)}
+		return []string{filepath.Join(bin, "floor"), "-listen", addr(port)}
 	}},
 	{"floor -reduce-memory", "bench/peers/floor with ReduceMemoryUsage", func(bin string, port int) []string {
-		return []string{filepath.Join(bin, "bench", "floor"), "-listen", addr(port), "-reduce-memory"}
+		return []string{filepath.Join(bin, "floor"), "-listen", addr(port), "-reduce-memory"}
 	}},
 	{"nethttp", "bench/peers/nethttp, net/http defaults", func(bin string, port int) []string {
-		return []string{filepath.Join(bin, "bench", "nethttp"), "-listen", addr(port)}
+		return []string{filepath.Join(bin, "nethttp"), "-listen", addr(port)}
 	}},
 }
 
@@ -53,7 +53,7 @@ func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 func main() {
 	n := flag.Int("n", 8000, "idle keep-alive connections per server")
-	bin := flag.String("bin", "bin", "directory with northd and bench/{floor,nethttp}")
+	bin := flag.String("bin", "bin/bench", "directory with the northd, floor and nethttp binaries")
 	out := flag.String("out", "bench/results", "directory for the report")
 	procs := flag.Int("gomaxprocs", 1, "GOMAXPROCS for the servers")
 	flag.Parse()

@@ -11,6 +11,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
 
 	"github.com/valyala/fasthttp"
 )
@@ -44,13 +47,35 @@ func handle(ctx *fasthttp.RequestCtx) {
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "address to serve on")
 	reduceMemory := flag.Bool("reduce-memory", false, "fasthttp ReduceMemoryUsage")
+	timeout := flag.Duration("timeout", 0, "ReadTimeout, WriteTimeout and IdleTimeout (0: none, fasthttp's default); "+
+		"-timeout 10s sets them as northd does by default, to see what the per-request deadlines cost")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGINT or SIGTERM")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-sig
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(0)
+		}()
+	}
 	s := &fasthttp.Server{
 		Handler:                      handle,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		ReduceMemoryUsage:            *reduceMemory,
+		ReadTimeout:                  *timeout,
+		WriteTimeout:                 *timeout,
+		IdleTimeout:                  *timeout,
 	}
 	fmt.Fprintf(os.Stderr, "floor listening on %s\n", *listen)
 	if err := s.ListenAndServe(*listen); err != nil {
