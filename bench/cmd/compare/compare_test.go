@@ -23,11 +23,13 @@ func TestMedian(t *testing.T) {
 }
 
 func TestRatio(t *testing.T) {
-	nd := []wrkResult{{RPS: 90}, {RPS: 100}, {RPS: 110}}
-	peer := []wrkResult{{RPS: 100}, {RPS: 100}, {RPS: 100}}
+	// The machine steps from slow to fast after round 2: the paired
+	// ratio stays 0.9 where the ratio of medians would say 1.0.
+	nd := []wrkResult{{RPS: 90}, {RPS: 90}, {RPS: 135}, {RPS: 135}, {RPS: 135}}
+	peer := []wrkResult{{RPS: 100}, {RPS: 100}, {RPS: 150}, {RPS: 150}, {RPS: 150}}
 	m, lo, hi := ratio(nd, peer)
-	if m != 1 || lo != 0.9 || hi != 1.1 {
-		t.Errorf("ratio = %v %v %v, want 1 0.9 1.1", m, lo, hi)
+	if m != 0.9 || lo != 0.9 || hi != 0.9 {
+		t.Errorf("ratio = %v %v %v, want 0.9 0.9 0.9", m, lo, hi)
 	}
 }
 

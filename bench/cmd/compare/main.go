@@ -35,6 +35,7 @@ type options struct {
 	servers  []string
 	routes   []string
 	quick    bool
+	tag      string
 	maxOther float64
 	retries  int
 
@@ -63,10 +64,11 @@ func run() error {
 	flag.IntVar(&o.conns, "c", 50, "wrk connections")
 	flag.IntVar(&o.threads, "t", 1, "wrk threads")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
-	flag.StringVar(&servers, "servers", "northd,floor,nethttp,seed,nginx", "servers, northd first")
+	flag.StringVar(&servers, "servers", "northd,floor,floor-10s,nethttp,seed,nginx", "servers, northd first")
 	flag.StringVar(&rts, "routes", "home,login,login-varied,notfound", "routes")
 	flag.Float64Var(&o.maxOther, "max-other", 0.15, "rerun a measurement during which other processes used more than this share of a CPU")
 	flag.IntVar(&o.retries, "retries", 3, "most reruns of one measurement on a busy machine")
+	flag.StringVar(&o.tag, "tag", "", "added to the report's file name: <date>-<host>-<tag>.md")
 	flag.BoolVar(&o.quick, "quick", false, "one short round for smoke runs (-rounds 1 -duration 2s -warmup 0)")
 	flag.Parse()
 	if o.quick {
@@ -259,5 +261,9 @@ func commandTemplates(o *options, rs []route, live []*running) []string {
 }
 
 func outPath(o *options, date, host, ext string) string {
-	return filepath.Join(o.out, date+"-"+host+ext)
+	name := date + "-" + host
+	if o.tag != "" {
+		name += "-" + o.tag
+	}
+	return filepath.Join(o.out, name+ext)
 }

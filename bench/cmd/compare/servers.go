@@ -43,6 +43,20 @@ var specs = []serverSpec{
 		},
 	},
 	{
+		// not in the default list: northd trading a small allocation
+		// per request for less memory per idle connection
+		name:     "northd-reduce-memory",
+		about:    "northd -reduce-memory (fasthttp ReduceMemoryUsage)",
+		goServer: true,
+		argv: func(o *options, port int) ([]string, string, string) {
+			bin := filepath.Join(o.bin, "northd")
+			if !isExecutable(bin) {
+				return nil, "", bin + " is not built (make compare builds it)"
+			}
+			return []string{bin, "-listen", addr(port), "-admin", "off", "-log-level", "warn", "-reduce-memory"}, "", ""
+		},
+	},
+	{
 		name:     "floor",
 		about:    "fasthttp, one handler writing a constant body per route (bench/peers/floor)",
 		goServer: true,
