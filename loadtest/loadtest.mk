@@ -40,14 +40,14 @@ loadtest-bad-input: loadtest-build
 
 loadtest-ramp: loadtest-build
 	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario ramp -client fasthttp \
-		-rate 5000 -step 5000 -duration 10s -slo $(LOADTEST_SLO) -out $(LOADTEST_OUT)/ramp-northd.json $(LOADTEST_ARGS)
+		-rate 5000 -step 5000 -refine 3 -duration 10s -slo $(LOADTEST_SLO) -out $(LOADTEST_OUT)/ramp-northd.json $(LOADTEST_ARGS)
 
 # The nethttp peer from bench/peers/nethttp, measured the same way.
 LOADTEST_PEER_NETHTTP = ./bin/peer-nethttp -listen {addr}
 loadtest-ramp-nethttp: loadtest-build
 	$(GO) build -o bin/peer-nethttp ./bench/peers/nethttp
 	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_PEER_NETHTTP) -- -scenario ramp -client fasthttp \
-		-rate 5000 -step 5000 -duration 10s -slo $(LOADTEST_SLO) -out $(LOADTEST_OUT)/ramp-nethttp.json $(LOADTEST_ARGS)
+		-rate 5000 -step 5000 -refine 3 -duration 10s -slo $(LOADTEST_SLO) -out $(LOADTEST_OUT)/ramp-nethttp.json $(LOADTEST_ARGS)
 
 loadtest-soak: loadtest-build
 	$(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario soak -load login-varied -client fasthttp \

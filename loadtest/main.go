@@ -44,6 +44,7 @@ type config struct {
 	step    int
 	maxRate int
 	refine  int
+	retries int
 	cool    time.Duration
 
 	pid          int
@@ -114,6 +115,7 @@ Flags:
 	fs.IntVar(&cfg.step, "step", 5000, "ramp: requests per second added at each step")
 	fs.IntVar(&cfg.maxRate, "max-rate", 300000, "ramp: the highest rate tried")
 	fs.IntVar(&cfg.refine, "refine", 2, "ramp: after the first failing step, how many times to halve the gap to the last rate that held")
+	fs.IntVar(&cfg.retries, "retries", 1, "ramp: run a step that missed the SLO (without errors) again up to this many times before it counts as failed: on a shared machine one burst of noise can spoil a step")
 	fs.DurationVar(&cfg.cool, "cool", time.Second, "ramp: pause between steps")
 	fs.IntVar(&cfg.pid, "pid", 0, "soak, conns: the server's process id for RSS sampling (default: found by the local target's port)")
 	fs.DurationVar(&cfg.warmup, "warmup", 10*time.Second, "soak: RSS samples this early are left out of the flatness check")

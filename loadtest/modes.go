@@ -73,8 +73,24 @@ func runRamp(ctx context.Context, e *engine, rep *Report, stdout io.Writer) {
 	rep.SLO = cfg.slo.Seconds()
 	var held, last *stepStats
 	var correctness uint64
+	cool := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(cfg.cool):
+			return true
+		}
+	}
+	var tryOnce func(rate, attempt int) bool
 	try := func(rate int) bool {
-		st := e.attack(ctx, fmt.Sprintf("ramp %d/s", rate), rate, cfg.duration)
+		return tryOnce(rate, 0)
+	}
+	tryOnce = func(rate, attempt int) bool {
+		name := fmt.Sprintf("ramp %d/s", rate)
+		if attempt > 0 {
+			name += fmt.Sprintf(" (again %d)", attempt)
+		}
+		st := e.attack(ctx, name, rate, cfg.duration)
 		ok, why, behind := judgeStep(st, cfg.slo)
 		correctness += st.correctnessErrors()
 		rr.Steps = append(rr.Steps, RampStep{
@@ -84,13 +100,24 @@ func runRamp(ctx context.Context, e *engine, rep *Report, stdout io.Writer) {
 			MaxSendLag: max(st.maxLag, 0).Seconds(), CPU: st.cpu, Held: ok, Why: why,
 		})
 		mark := "held"
-		if !ok {
+		retry := !ok && st.failed == 0 && attempt < cfg.retries && ctx.Err() == nil
+		switch {
+		case retry:
+			mark = "missed: " + why + "; running it again"
+		case !ok:
 			mark = "FAILED: " + why
 		}
 		q := quantiles(st.latency)
 		fmt.Fprintf(stdout, "ramp %7d/s  sent %9.1f/s  p50 %-8s p99 %-8s p99.9 %-8s max %-8s errors %d  %s\n     cpu: %s\n",
 			rate, st.achievedRate(), secs(q.P50), secs(q.P99), secs(q.P999), secs(q.Max), st.failed, mark, st.cpu)
 		last = st
+		if retry {
+			rr.Steps[len(rr.Steps)-1].Why += " (run again)"
+			if !cool() {
+				return false
+			}
+			return tryOnce(rate, attempt+1)
+		}
 		if ok {
 			held = st
 			rr.HighestRateHeld = rate
@@ -98,14 +125,6 @@ func runRamp(ctx context.Context, e *engine, rep *Report, stdout io.Writer) {
 			rr.FirstRateFailed, rr.FailedBecause, rr.SenderLimited = rate, why, behind
 		}
 		return ok
-	}
-	cool := func() bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(cfg.cool):
-			return true
-		}
 	}
 	failed := 0
 	for rate := cfg.rate; rate <= cfg.maxRate && ctx.Err() == nil; rate += cfg.step {
