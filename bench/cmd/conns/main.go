@@ -44,6 +44,9 @@ var servers = []server{
 	{"floor -reduce-memory", "bench/peers/floor with ReduceMemoryUsage", func(bin string, port int) []string {
 		return []string{filepath.Join(bin, "floor"), "-listen", addr(port), "-reduce-memory"}
 	}},
+	{"floor, 1 KiB buffers", "bench/peers/floor -read-buffer-size 1024 -write-buffer-size 1024", func(bin string, port int) []string {
+		return []string{filepath.Join(bin, "floor"), "-listen", addr(port), "-read-buffer-size", "1024", "-write-buffer-size", "1024"}
+	}},
 	{"nethttp", "bench/peers/nethttp, net/http defaults", func(bin string, port int) []string {
 		return []string{filepath.Join(bin, "nethttp"), "-listen", addr(port)}
 	}},

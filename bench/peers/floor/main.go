@@ -49,6 +49,8 @@ func main() {
 	reduceMemory := flag.Bool("reduce-memory", false, "fasthttp ReduceMemoryUsage")
 	timeout := flag.Duration("timeout", 0, "ReadTimeout, WriteTimeout and IdleTimeout (0: none, fasthttp's default); "+
 		"-timeout 10s sets them as northd does by default, to see what the per-request deadlines cost")
+	readBuf := flag.Int("read-buffer-size", 0, "fasthttp ReadBufferSize (0: its default, 4096)")
+	writeBuf := flag.Int("write-buffer-size", 0, "fasthttp WriteBufferSize (0: its default, 4096)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGINT or SIGTERM")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -76,6 +78,8 @@ func main() {
 		ReadTimeout:                  *timeout,
 		WriteTimeout:                 *timeout,
 		IdleTimeout:                  *timeout,
+		ReadBufferSize:               *readBuf,
+		WriteBufferSize:              *writeBuf,
 	}
 	fmt.Fprintf(os.Stderr, "floor listening on %s\n", *listen)
 	if err := s.ListenAndServe(*listen); err != nil {
