@@ -12,8 +12,8 @@ import (
 )
 
 // CPUUsage is how busy the machine and the two processes were during a
-// run: per-CPU busy fractions from /proc/stat (user, system, irq and
-// softirq: on loopback much of the network work is softirq), and the
+// run: per-CPU busy fractions from /proc/stat (whatever was not idle,
+// softirq included: on loopback much of the network work is there), and the
 // server's and this tool's CPU time per second of wall time, in cores.
 type CPUUsage struct {
 	Busy     map[string]float64 `json:"busy"`
@@ -23,31 +23,22 @@ type CPUUsage struct {
 
 type cpuSnapshot struct {
 	at     time.Time
-	cpus   map[string][2]uint64 // name -> busy, total jiffies
-	server time.Duration        // server process CPU time (-1: unknown)
+	cpus   map[string]uint64 // name -> idle + iowait, in USER_HZ ticks
+	server time.Duration     // server process CPU time (-1: unknown)
 	self   time.Duration
 }
 
 func takeCPUSnapshot(serverPID int) cpuSnapshot {
-	s := cpuSnapshot{at: time.Now(), cpus: map[string][2]uint64{}, server: -1}
+	s := cpuSnapshot{at: time.Now(), cpus: map[string]uint64{}, server: -1}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		for line := range bytes.Lines(b) {
 			f := strings.Fields(string(line))
 			if len(f) < 8 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
 				continue
 			}
-			var total, idle uint64
-			for i, v := range f[1:] {
-				n, _ := strconv.ParseUint(v, 10, 64)
-				if i >= 7 { // guest time is already in user
-					break
-				}
-				total += n
-				if i == 3 || i == 4 { // idle, iowait
-					idle += n
-				}
-			}
-			s.cpus[f[0]] = [2]uint64{total - idle, total}
+			idle, _ := strconv.ParseUint(f[4], 10, 64)
+			iowait, _ := strconv.ParseUint(f[5], 10, 64)
+			s.cpus[f[0]] = idle + iowait
 		}
 	}
 	if serverPID > 0 {
@@ -77,9 +68,13 @@ func (s cpuSnapshot) usageSince(before cpuSnapshot) *CPUUsage {
 		return nil
 	}
 	u := &CPUUsage{Busy: map[string]float64{}, Loadtest: (s.self - before.self).Seconds() / wall}
+	// Busy is what was not idle, against the wall clock: the kernel
+	// measures idle time exactly, but samples busy time at its ticks,
+	// which misses most of a light, bursty load.
 	for name, v := range s.cpus {
-		if b, ok := before.cpus[name]; ok && v[1] > b[1] {
-			u.Busy[name] = float64(v[0]-b[0]) / float64(v[1]-b[1])
+		if b, ok := before.cpus[name]; ok && v >= b {
+			idle := float64(v-b) / 100 / wall // USER_HZ
+			u.Busy[name] = min(max(1-idle, 0), 1)
 		}
 	}
 	if s.server >= 0 && before.server >= 0 {
