@@ -131,6 +131,11 @@ func run() error {
 		if spec == nil {
 			return fmt.Errorf("unknown server %q", name)
 		}
+		if name == "seed" {
+			if _, err := os.Stat(seedSource); err != nil {
+				fmt.Printf("compare: note: %s is absent, so bench/peers/seed/seed.py runs unchecked against it (go test ./bench checks it when it is there)\n", seedSource)
+			}
+		}
 		r, skip, err := start(o, *spec)
 		if err != nil {
 			return err
@@ -223,6 +228,10 @@ func measure(o *options, live []*running, r *running, rt route, d time.Duration)
 	}
 	return runWrk(o, r, rt, d)
 }
+
+// seedSource is the seed as the project received it, beside the
+// repository; bench/seed_test.go checks seed.py against it.
+const seedSource = "../shared/seed/000_dad61b3b2fd47fcf.txt"
 
 // stopOnSignal stops the servers when compare is interrupted.
 func stopOnSignal(live *[]*running) {
