@@ -10,65 +10,37 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"northd"
 )
 
-// syncBuffer is a log sink the test reads while northd writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var startedLine = regexp.MustCompile(`msg="northd started" listen=(\S+)`)
-
 // startNorthd runs northd in-process on a free loopback port until the test
 // ends, and returns its base URL.
 func startNorthd(t *testing.T) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := new(syncBuffer)
+	srv, err := northd.Start(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "off"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		cancel()
+		t.Fatalf("northd did not start: %v", err)
+	}
 	done := make(chan error, 1)
-	go func() {
-		done <- northd.Run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "off"}, func(string) string { return "" }, io.Discard, logs)
-	}()
+	go func() { done <- srv.Wait() }()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("northd stopped: %v", err)
+			}
 		case <-time.After(15 * time.Second):
 			t.Error("northd did not stop")
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := startedLine.FindStringSubmatch(logs.String()); m != nil {
-			return "http://" + m[1]
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("northd stopped: %v\n%s", err, logs)
-		default:
-		}
-	}
-	t.Fatalf("northd did not start:\n%s", logs)
-	return ""
+	return "http://" + srv.Addrs()[0]
 }
 
 // runLoadtest runs the command and returns its exit code, its output and
