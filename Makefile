@@ -5,10 +5,6 @@ FUZZTIME ?= 60s
 
 .PHONY: run build test test-lb bench fuzz clean
 
-# bench/ and loadtest/ bring their own targets (compare, bench-conns,
-# loadtest, ...).
--include bench/bench.mk loadtest/loadtest.mk
-
 # ARGS passes flags: make run ARGS="-listen 127.0.0.1:8000,127.0.0.1:8001"
 run: build
 	./bin/northd $(ARGS)
@@ -27,13 +23,18 @@ test-lb:
 	@command -v haproxy >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
 	$(GO) test -count=1 -v -run 'TestBehindHAProxy|TestSecondSignal' ./lbtest
 
-# Per-handler benchmarks: 0 allocs/op on every route, ns/op side by side.
-# Output feeds benchstat (see README).
+# Every Go benchmark: per handler and per connection (root, 0 allocs/op on
+# every route) and end to end over loopback (bench/). Output feeds benchstat
+# (see README).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) . | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) . ./bench | tee bench.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoginDecode -fuzztime $(FUZZTIME) .
 
 clean:
 	rm -rf bin bench.txt
+
+# bench/ and loadtest/ bring their own targets (compare, bench-conns,
+# loadtest, ...); included last so that plain `make` stays `make run`.
+-include bench/bench.mk loadtest/loadtest.mk
