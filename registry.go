@@ -44,7 +44,12 @@ type NorthServer struct {
 
 // NewRegistry returns an empty registry that holds at most max entries.
 func NewRegistry(max int) *Registry {
-	return &Registry{max: max, byIP: make(map[netip.Addr]*northServer)}
+	// Sized for twice the bound: at the bound every new ip deletes one key
+	// and inserts another, and a map sized for max alone rehashes into
+	// twice the size partway through (a one-time 26% RSS step in a 60 s
+	// login-varied soak). Pages of the unused part cost no RSS until
+	// touched.
+	return &Registry{max: max, byIP: make(map[netip.Addr]*northServer, 2*max)}
 }
 
 // Remember records a login of the north server at ip: its username, the
