@@ -44,11 +44,11 @@ type NorthServer struct {
 
 // NewRegistry returns an empty registry that holds at most max entries.
 func NewRegistry(max int) *Registry {
-	// Sized for twice the bound: at the bound every new ip deletes one key
-	// and inserts another, and a map sized for max alone rehashes into
-	// twice the size partway through (a one-time 26% RSS step in a 60 s
-	// login-varied soak). Pages of the unused part cost no RSS until
-	// touched.
+	// Sized for twice the bound from the start: at the bound every new ip
+	// deletes one key and inserts another, and a map sized for max alone
+	// rehashes into twice its size partway through a flood (a one-time
+	// 26% RSS step in a 60 s login-varied soak). The price is paid up
+	// front instead: about 10 MiB per subsystem at the default bound.
 	return &Registry{max: max, byIP: make(map[netip.Addr]*northServer, 2*max)}
 }
 
