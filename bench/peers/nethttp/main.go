@@ -11,8 +11,10 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 )
@@ -40,15 +42,44 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, `<h1>404 Not Found</h1>`)
 }
 
+// northServers records who logged in, by ip, as northd's registry does (but
+// unbounded, as a first version would be).
+var (
+	mu           sync.Mutex
+	northServers = map[string]loginRequest{}
+)
+
+func refuse(w http.ResponseWriter, description string) {
+	w.WriteHeader(http.StatusBadRequest)
+	fmt.Fprintf(w, `{"code": 1, "token": "", "description": %q}`, description)
+}
+
 func login(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	var req loginRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprint(w, `{"code": 1, "token": "", "description": "request body is not valid JSON"}`)
+		refuse(w, "request body is not valid JSON")
 		return
 	}
+	switch {
+	case req.Username == "":
+		refuse(w, "username is required")
+		return
+	case req.Password == "":
+		refuse(w, "password is required")
+		return
+	case req.IP != "" && net.ParseIP(req.IP) == nil:
+		refuse(w, "ip is not a valid IP address")
+		return
+	}
+	if req.IP == "" {
+		req.IP, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	req.Password = ""
+	mu.Lock()
+	northServers[req.IP] = req
+	mu.Unlock()
 	token := strings.ReplaceAll(uuid.New().String(), "-", "")
 	// json.dumps' spacing, as the contract wants it
 	fmt.Fprintf(w, `{"code": 0, "token": %q, "description": "success"}`, token)
@@ -61,6 +92,11 @@ func main() {
 	mux.HandleFunc("GET /", home)
 	mux.HandleFunc("POST /", home)
 	mux.HandleFunc("POST /north/login", login)
+	mux.HandleFunc("GET /north/login", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "405 Method Not Allowed", http.StatusMethodNotAllowed)
+	})
 	log.Printf("nethttp listening on %s", *listen)
 	log.Fatal(http.ListenAndServe(*listen, mux))
 }
