@@ -51,13 +51,14 @@ type Subsystem struct {
 	draining  *atomic.Bool
 	openConns atomic.Int64
 
-	pushMu      sync.Mutex
-	pushPending []PushedLogin
-	pushWake    chan struct{} // capacity 1: "there is a batch"
-	pushStop    chan struct{}
-	pushDone    chan struct{}
-	pushHook    func(PushedLogin)
-	pushed      atomic.Uint64
+	pushMu       sync.Mutex
+	pushPending  []PushedLogin
+	pushWake     chan struct{} // capacity 1: "there is a batch"
+	pushStop     chan struct{}
+	pushStopOnce sync.Once
+	pushDone     chan struct{}
+	pushHook     func(PushedLogin)
+	pushed       atomic.Uint64
 }
 
 func newSubsystem(cfg Config, addr string, ln net.Listener, draining *atomic.Bool, set *metrics.Set, log *slog.Logger) *Subsystem {
@@ -162,9 +163,9 @@ func (s *Subsystem) runPushHook() {
 }
 
 // stopPushHook waits for the hook to handle every queued login. Call it
-// once no more logins can arrive.
+// once no more logins can arrive; calls after the first just wait.
 func (s *Subsystem) stopPushHook() {
-	close(s.pushStop)
+	s.pushStopOnce.Do(func() { close(s.pushStop) })
 	<-s.pushDone
 }
 
