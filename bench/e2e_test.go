@@ -13,79 +13,36 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"regexp"
 	"runtime"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"northd"
 )
 
-// syncBuffer is a log sink that Run writes to while the harness reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var startedLine = regexp.MustCompile(`msg="northd started" listen=(\S+)`)
-
-// startNorthd runs the whole server (northd.Run) until the benchmark or
-// test ends, and returns the address it listens on.
+// startNorthd starts the whole server in this process (northd.Start) until
+// the benchmark or test ends, and returns the address it listens on.
 func startNorthd(tb testing.TB, args ...string) string {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := new(syncBuffer)
-	result := make(chan error, 1)
-	args = append([]string{"-listen", "127.0.0.1:0", "-admin", "off"}, args...)
-	go func() { result <- northd.Run(ctx, args, func(string) string { return "" }, io.Discard, logs) }()
+	args = append([]string{"-listen", "127.0.0.1:0", "-admin", "off", "-log-level", "warn"}, args...)
+	srv, err := northd.Start(ctx, args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		cancel()
+		tb.Fatalf("northd.Start: %v", err)
+	}
 	tb.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-result:
-			if err != nil {
-				tb.Errorf("northd.Run: %v\n%s", err, logs)
-			}
-		case <-time.After(15 * time.Second):
-			tb.Errorf("northd.Run did not return after cancel")
+		if err := srv.Wait(); err != nil {
+			tb.Errorf("northd: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := startedLine.FindStringSubmatch(logs.String()); m != nil {
-			return strings.Split(m[1], ",")[0]
-		}
-		select {
-		case err := <-result:
-			result <- err
-			tb.Fatalf("northd.Run returned before starting: %v\n%s", err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("northd did not start:\n%s", logs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return srv.Addrs()[0]
 }
 
 // A workload is one route: how to fill in the i-th request of a
