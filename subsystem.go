@@ -58,7 +58,6 @@ type Subsystem struct {
 	pushStopOnce sync.Once
 	pushDone     chan struct{}
 	pushHook     func(PushedLogin)
-	pushed       atomic.Uint64
 }
 
 func newSubsystem(cfg Config, addr string, ln net.Listener, draining *atomic.Bool, set *metrics.Set, log *slog.Logger) *Subsystem {
@@ -74,7 +73,7 @@ func newSubsystem(cfg Config, addr string, ln net.Listener, draining *atomic.Boo
 		pushStop:    make(chan struct{}),
 		pushDone:    make(chan struct{}),
 	}
-	s.pushHook = s.countPush
+	s.pushHook = noPushTarget
 	s.metrics = newSubsystemMetrics(set, s)
 	s.listener = newConnListener(ln, cfg, &s.openConns, log)
 	s.server = &fasthttp.Server{
@@ -104,7 +103,7 @@ func (s *Subsystem) Addr() string { return s.listener.Addr().String() }
 func (s *Subsystem) Registry() *Registry { return s.registry }
 
 // Pushed reports how many logins the push hook has handled.
-func (s *Subsystem) Pushed() uint64 { return s.pushed.Load() }
+func (s *Subsystem) Pushed() uint64 { return s.metrics.pushCalls.Get() }
 
 // push hands a login to the push hook without waiting for it. Logins
 // queue in a batch under a short lock; the hook's goroutine is woken only
@@ -169,6 +168,6 @@ func (s *Subsystem) stopPushHook() {
 	<-s.pushDone
 }
 
-// countPush is the default push hook: it has no target to push to, so it
-// only counts.
-func (s *Subsystem) countPush(PushedLogin) { s.pushed.Add(1) }
+// noPushTarget is the default push hook: there is nowhere to push to yet,
+// so a login is only counted, by runPushHook (northd_push_calls_total).
+func noPushTarget(PushedLogin) {}
