@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 
 // adminHandler serves the operator's endpoints on the admin listener, which
 // is never one of the public subsystem ports.
-func adminHandler(set *metrics.Set, subsystems []*Subsystem, withPprof bool) http.Handler {
+func adminHandler(set *metrics.Set, subsystems []*subsystem, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -22,18 +22,18 @@ func adminHandler(set *metrics.Set, subsystems []*Subsystem, withPprof bool) htt
 	mux.HandleFunc("GET /north/servers", func(w http.ResponseWriter, r *http.Request) {
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 		type subsystemReport struct {
-			Listen       string        `json:"listen"`
-			NorthServers []NorthServer `json:"north_servers"`
-			Count        int           `json:"count"`
+			Listen       string              `json:"listen"`
+			NorthServers []northServerReport `json:"north_servers"`
+			Count        int                 `json:"count"`
 		}
 		report := struct {
 			Subsystems []subsystemReport `json:"subsystems"`
 		}{Subsystems: []subsystemReport{}}
 		for _, s := range subsystems {
 			report.Subsystems = append(report.Subsystems, subsystemReport{
-				Listen:       s.Addr(),
-				NorthServers: s.registry.AppendNewestFirst([]NorthServer{}, limit),
-				Count:        s.registry.Len(),
+				Listen:       s.listenAddr(),
+				NorthServers: s.registry.appendNewestFirst([]northServerReport{}, limit),
+				Count:        s.registry.count(),
 			})
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")

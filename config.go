@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"errors"
@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// Config is everything northd can be told at start-up. Each field is a flag
+// config is everything northd can be told at start-up. Each field is a flag
 // with an environment twin named NORTHD_ and the flag in capitals, with
 // dashes as underscores (-max-body-size and NORTHD_MAX_BODY_SIZE). A flag on
 // the command line wins over its environment twin.
-type Config struct {
+type config struct {
 	Listen          []string
 	Admin           string
 	AdminPublic     bool
@@ -38,20 +38,20 @@ type Config struct {
 	ReduceMemory    bool
 }
 
-// UsageError is a bad flag or environment value; main exits 2 on it.
-type UsageError struct{ msg string }
+// usageError is a bad flag or environment value; main exits 2 on it.
+type usageError struct{ msg string }
 
-func (e UsageError) Error() string { return e.msg }
+func (e usageError) Error() string { return e.msg }
 
 func usageErrorf(format string, args ...any) error {
-	return UsageError{msg: fmt.Sprintf(format, args...)}
+	return usageError{msg: fmt.Sprintf(format, args...)}
 }
 
 // errHelp reports that -h was asked for and usage was printed.
 var errHelp = errors.New("help requested")
 
-func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (Config, error) {
-	var cfg Config
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
+	var cfg config
 	fs := flag.NewFlagSet("northd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	listen := fs.String("listen", "127.0.0.1:8000", "comma-separated `addresses`, one subsystem on each")

@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"errors"
@@ -56,7 +56,7 @@ func handleHealthz(ctx *fasthttp.RequestCtx) {
 // handleReadyz says whether a load balancer should send traffic here: 503
 // from the moment shutdown begins, so the instance leaves rotation while it
 // still serves what reaches it.
-func (s *Subsystem) handleReadyz(ctx *fasthttp.RequestCtx) {
+func (s *subsystem) handleReadyz(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.SetContentTypeBytes(contentTypeText)
 	if s.draining.Load() {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
@@ -70,7 +70,7 @@ func (s *Subsystem) handleReadyz(ctx *fasthttp.RequestCtx) {
 // the limit gets the login failure shape with 413, and the connection is
 // closed gently so the client still reads it; everything else gets
 // fasthttp's own answers.
-func (s *Subsystem) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
+func (s *subsystem) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
 	var smallBuffer *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
@@ -91,7 +91,7 @@ func (s *Subsystem) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
 
 // handleExpect refuses an "Expect: 100-continue" request whose announced
 // body is over the limit before the client sends it.
-func (s *Subsystem) handleExpect(ctx *fasthttp.RequestCtx) int {
+func (s *subsystem) handleExpect(ctx *fasthttp.RequestCtx) int {
 	if ctx.Request.Header.ContentLength() > s.maxBodySize {
 		ctx.Response.Header.SetCanonical(headerCacheControl, noStore)
 		s.refuseLargeBody(ctx)
@@ -101,7 +101,7 @@ func (s *Subsystem) handleExpect(ctx *fasthttp.RequestCtx) int {
 	return fasthttp.StatusContinue
 }
 
-func (s *Subsystem) refuseLargeBody(ctx *fasthttp.RequestCtx) {
+func (s *subsystem) refuseLargeBody(ctx *fasthttp.RequestCtx) {
 	if c, ok := ctx.Conn().(*serverConn); ok {
 		c.lingerOnClose()
 	}

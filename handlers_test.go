@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 )
 
 // testConfig is the default configuration with changes applied.
-func testConfig(t testing.TB, args ...string) Config {
+func testConfig(t testing.TB, args ...string) config {
 	t.Helper()
 	cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
@@ -28,11 +28,10 @@ func testConfig(t testing.TB, args ...string) Config {
 }
 
 // startSubsystem serves one subsystem on ln until the test ends.
-func startSubsystem(t testing.TB, cfg Config, ln net.Listener) *Subsystem {
+func startSubsystem(t testing.TB, cfg config, ln net.Listener) *subsystem {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := newSubsystem(cfg, ln.Addr().String(), ln, new(atomic.Bool), metrics.NewSet(), log)
-	go s.runPushHook()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -41,7 +40,6 @@ func startSubsystem(t testing.TB, cfg Config, ln net.Listener) *Subsystem {
 	t.Cleanup(func() {
 		s.server.Shutdown()
 		<-done
-		s.stopPushHook()
 	})
 	return s
 }
@@ -154,8 +152,8 @@ func TestContract(t *testing.T) {
 			if got := string(resp.Header.Peek("Cache-Control")); got != "no-store" {
 				t.Errorf("Cache-Control %q, want no-store", got)
 			}
-			if got := resp.Header.Peek("Server"); got != nil {
-				t.Errorf("Server header %q, want none", got)
+			if got := resp.Header.Peek("instance"); got != nil {
+				t.Errorf("instance header %q, want none", got)
 			}
 			if tt.bodyRE != nil {
 				if !tt.bodyRE.Match(resp.Body()) {

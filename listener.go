@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"errors"
@@ -48,7 +48,7 @@ var errTooManyConns = errors.New("too many connections from one client address")
 // trusted peers must start with a PROXY header (v1 or v2), whose source
 // address then stands for the peer's; other peers' connections are taken
 // as they are, so a PROXY header from them is just a malformed request.
-func newConnListener(ln net.Listener, cfg Config, open *atomic.Int64, log *slog.Logger) *connListener {
+func newConnListener(ln net.Listener, cfg config, open *atomic.Int64, log *slog.Logger) *connListener {
 	if cfg.ProxyProtocol {
 		trusted := trustedProxies(cfg.TrustedProxies)
 		ln = &proxyproto.Listener{

@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"encoding/hex"
@@ -56,8 +56,8 @@ func appendHex(dst, b []byte) []byte {
 
 // handleLogin answers POST /north/login: it decodes the body, gives the
 // north server a token, records it in the registry under its ip (from the
-// body, or else the client address), and tells the push hook.
-func (s *Subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
+// body, or else the client address).
+func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 	lr := loginRequestPool.Get().(*loginRequest)
 	problem := lr.decode(ctx.PostBody())
 	if problem != loginOK {
@@ -70,9 +70,8 @@ func (s *Subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 		ip = s.clientAddr(ctx)
 	}
 	token := newToken()
-	s.registry.Remember(ip, lr.username, token, ctx.Time())
+	s.registry.remember(ip, lr.username, token, ctx.Time())
 	loginRequestPool.Put(lr)
-	s.push(ip, token)
 	s.metrics.logins.Inc()
 
 	var body [loginOKLen]byte
@@ -84,7 +83,7 @@ func (s *Subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 }
 
 // rejectLogin answers with the failure shape for problem.
-func (s *Subsystem) rejectLogin(ctx *fasthttp.RequestCtx, status int, problem loginProblem) {
+func (s *subsystem) rejectLogin(ctx *fasthttp.RequestCtx, status int, problem loginProblem) {
 	s.metrics.loginRejections[problem].Inc()
 	ctx.SetStatusCode(status)
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
@@ -94,6 +93,6 @@ func (s *Subsystem) rejectLogin(ctx *fasthttp.RequestCtx, status int, problem lo
 // clientAddr is the address the registry records for a login without an
 // ip: the connection's peer, or, when that peer is a trusted proxy, the
 // client it reports in X-Forwarded-For or X-Real-IP.
-func (s *Subsystem) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+func (s *subsystem) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	return s.proxies.clientAddr(addrOf(ctx.RemoteAddr()), &ctx.Request.Header)
 }

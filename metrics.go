@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"strconv"
@@ -45,11 +45,9 @@ type subsystemMetrics struct {
 	duration        *metrics.PrometheusHistogram
 	logins          *metrics.Counter
 	loginRejections [problemCount]*metrics.Counter
-	pushCalls       *metrics.Counter
-	pushDrops       *metrics.Counter
 }
 
-func newSubsystemMetrics(set *metrics.Set, s *Subsystem) *subsystemMetrics {
+func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 	m := &subsystemMetrics{set: set, subsystem: s.addr}
 	label := `subsystem="` + s.addr + `"`
 	m.duration = set.NewPrometheusHistogramExt(`northd_request_duration_seconds{`+label+`}`, requestDurationBuckets)
@@ -57,16 +55,14 @@ func newSubsystemMetrics(set *metrics.Set, s *Subsystem) *subsystemMetrics {
 	for p := problemEmptyBody; p < problemCount; p++ {
 		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + problemReasons[p] + `"}`)
 	}
-	m.pushCalls = set.NewCounter(`northd_push_calls_total{` + label + `}`)
-	m.pushDrops = set.NewCounter(`northd_push_drops_total{` + label + `}`)
-	set.NewGauge(`northd_registry_north_servers{`+label+`}`, func() float64 { return float64(s.registry.Len()) })
-	set.NewGauge(`northd_registry_evictions_total{`+label+`}`, func() float64 { return float64(s.registry.Evicted()) })
+	set.NewGauge(`northd_registry_north_servers{`+label+`}`, func() float64 { return float64(s.registry.count()) })
+	set.NewGauge(`northd_registry_evictions_total{`+label+`}`, func() float64 { return float64(s.registry.evictions()) })
 	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.openConns.Load()) })
 	return m
 }
 
 // observed wraps h so that each request it answers is counted under rt.
-func (s *Subsystem) observed(rt route, h fasthttp.RequestHandler) fasthttp.RequestHandler {
+func (s *subsystem) observed(rt route, h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		h(ctx)
 		s.metrics.observe(rt, ctx)

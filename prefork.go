@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"context"
@@ -26,7 +26,7 @@ var errPreforkStopping = errors.New("prefork: shutting down")
 // what a multi-port server with an admin listener needs: child k serves its
 // admin listener on the -admin port plus k, and SIGTERM to the master
 // drains every child.
-func runPreforkMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
+func runPreforkMaster(ctx context.Context, cfg config, log *slog.Logger) error {
 	n := runtime.GOMAXPROCS(0)
 	exe, err := os.Executable()
 	if err != nil {

@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"bufio"
@@ -80,9 +80,9 @@ func dialKept(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-func registryIPs(s *Subsystem) string {
+func registryIPs(s *subsystem) string {
 	var ips []string
-	for _, e := range s.Registry().AppendNewestFirst(nil, 0) {
+	for _, e := range s.registry.appendNewestFirst(nil, 0) {
 		ips = append(ips, e.IP)
 	}
 	return strings.Join(ips, ",")

@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"net/netip"
@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// Registry remembers the north servers that logged in to one subsystem, one
+// registry remembers the north servers that logged in to one subsystem, one
 // entry per ip, so the subsystem knows where to push data. It holds at most
 // max entries: when a new ip arrives at the bound, the entry seen least
 // recently is forgotten. Safe for concurrent use.
-type Registry struct {
+type registry struct {
 	mu      sync.Mutex
 	max     int
 	byIP    map[netip.Addr]*northServer
@@ -32,9 +32,9 @@ type northServer struct {
 	newer, older *northServer
 }
 
-// NorthServer is a copy of one registry entry for reporting. It carries no
+// northServerReport is a copy of one registry entry for reporting. It carries no
 // password (none is ever kept) and only the start of the token.
-type NorthServer struct {
+type northServerReport struct {
 	IP          string    `json:"ip"`
 	Username    string    `json:"username"`
 	TokenPrefix string    `json:"token_prefix"`
@@ -42,19 +42,19 @@ type NorthServer struct {
 	Logins      uint64    `json:"logins"`
 }
 
-// NewRegistry returns an empty registry that holds at most max entries.
-func NewRegistry(max int) *Registry {
+// newRegistry returns an empty registry that holds at most max entries.
+func newRegistry(max int) *registry {
 	// Sized for twice the bound from the start: at the bound every new ip
 	// deletes one key and inserts another, and a map sized for max alone
 	// rehashes into twice its size partway through a flood (a one-time
 	// 26% RSS step in a 60 s login-varied soak). The price is paid up
 	// front instead: about 10 MiB per subsystem at the default bound.
-	return &Registry{max: max, byIP: make(map[netip.Addr]*northServer, 2*max)}
+	return &registry{max: max, byIP: make(map[netip.Addr]*northServer, 2*max)}
 }
 
 // Remember records a login of the north server at ip: its username, the
 // token it was given and when.
-func (r *Registry) Remember(ip netip.Addr, username []byte, token [16]byte, at time.Time) {
+func (r *registry) remember(ip netip.Addr, username []byte, token [16]byte, at time.Time) {
 	r.mu.Lock()
 	e := r.byIP[ip]
 	switch {
@@ -80,7 +80,7 @@ func (r *Registry) Remember(ip netip.Addr, username []byte, token [16]byte, at t
 	r.mu.Unlock()
 }
 
-func (r *Registry) unlink(e *northServer) {
+func (r *registry) unlink(e *northServer) {
 	if e.newer != nil {
 		e.newer.older = e.older
 	} else {
@@ -94,7 +94,7 @@ func (r *Registry) unlink(e *northServer) {
 	e.newer, e.older = nil, nil
 }
 
-func (r *Registry) pushFront(e *northServer) {
+func (r *registry) pushFront(e *northServer) {
 	e.older = r.newest
 	if r.newest != nil {
 		r.newest.newer = e
@@ -106,7 +106,7 @@ func (r *Registry) pushFront(e *northServer) {
 }
 
 // Len reports how many north servers are remembered.
-func (r *Registry) Len() int {
+func (r *registry) count() int {
 	r.mu.Lock()
 	n := len(r.byIP)
 	r.mu.Unlock()
@@ -114,7 +114,7 @@ func (r *Registry) Len() int {
 }
 
 // Evicted reports how many entries were forgotten to stay within the bound.
-func (r *Registry) Evicted() uint64 {
+func (r *registry) evictions() uint64 {
 	r.mu.Lock()
 	n := r.evicted
 	r.mu.Unlock()
@@ -122,19 +122,19 @@ func (r *Registry) Evicted() uint64 {
 }
 
 // Lookup returns the entry for ip.
-func (r *Registry) Lookup(ip netip.Addr) (NorthServer, bool) {
+func (r *registry) lookup(ip netip.Addr) (northServerReport, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.byIP[ip]
 	if e == nil {
-		return NorthServer{}, false
+		return northServerReport{}, false
 	}
 	return e.report(), true
 }
 
-// AppendNewestFirst appends up to limit entries to dst, most recently seen
+// appendNewestFirst appends up to limit entries to dst, most recently seen
 // first; limit <= 0 means all.
-func (r *Registry) AppendNewestFirst(dst []NorthServer, limit int) []NorthServer {
+func (r *registry) appendNewestFirst(dst []northServerReport, limit int) []northServerReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for e, n := r.newest, 0; e != nil && (limit <= 0 || n < limit); e, n = e.older, n+1 {
@@ -143,10 +143,10 @@ func (r *Registry) AppendNewestFirst(dst []NorthServer, limit int) []NorthServer
 	return dst
 }
 
-func (e *northServer) report() NorthServer {
+func (e *northServer) report() northServerReport {
 	var hexToken [32]byte
 	appendHex(hexToken[:0], e.token[:])
-	return NorthServer{
+	return northServerReport{
 		IP:          e.ip.String(),
 		Username:    string(e.username),
 		TokenPrefix: string(hexToken[:8]),

@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"net/netip"
@@ -12,21 +12,21 @@ func ipN(n int) netip.Addr {
 }
 
 func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
-	r := NewRegistry(3)
+	r := newRegistry(3)
 	at := time.Unix(1700000000, 0)
 	for i := 1; i <= 3; i++ {
-		r.Remember(ipN(i), []byte("user"), [16]byte{byte(i)}, at)
+		r.remember(ipN(i), []byte("user"), [16]byte{byte(i)}, at)
 	}
-	r.Remember(ipN(1), []byte("again"), [16]byte{9}, at) // 1 is now the newest; 2 the oldest
-	r.Remember(ipN(4), []byte("new"), [16]byte{4}, at)
+	r.remember(ipN(1), []byte("again"), [16]byte{9}, at) // 1 is now the newest; 2 the oldest
+	r.remember(ipN(4), []byte("new"), [16]byte{4}, at)
 
-	if _, ok := r.Lookup(ipN(2)); ok {
+	if _, ok := r.lookup(ipN(2)); ok {
 		t.Error("10.0.0.2 should have been forgotten first")
 	}
-	if r.Len() != 3 || r.Evicted() != 1 {
-		t.Errorf("Len %d Evicted %d, want 3 and 1", r.Len(), r.Evicted())
+	if r.count() != 3 || r.evictions() != 1 {
+		t.Errorf("Len %d Evicted %d, want 3 and 1", r.count(), r.evictions())
 	}
-	got := r.AppendNewestFirst(nil, 0)
+	got := r.appendNewestFirst(nil, 0)
 	var order []string
 	for _, e := range got {
 		order = append(order, e.IP+"/"+e.Username)
@@ -40,50 +40,50 @@ func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
 			t.Fatalf("entries %v, want %v", order, want)
 		}
 	}
-	e, _ := r.Lookup(ipN(1))
+	e, _ := r.lookup(ipN(1))
 	if e.Logins != 2 || e.TokenPrefix != "09000000" || !e.LastLogin.Equal(at) {
 		t.Errorf("entry for 10.0.0.1 = %+v", e)
 	}
 }
 
 func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
-	r := NewRegistry(100)
+	r := newRegistry(100)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 5000; i++ {
-				r.Remember(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now())
+				r.remember(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now())
 				if i%500 == 0 {
-					r.AppendNewestFirst(nil, 10)
+					r.appendNewestFirst(nil, 10)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if r.Len() != 100 {
-		t.Fatalf("Len %d, want the bound 100", r.Len())
+	if r.count() != 100 {
+		t.Fatalf("Len %d, want the bound 100", r.count())
 	}
-	if n := len(r.AppendNewestFirst(nil, 0)); n != 100 {
+	if n := len(r.appendNewestFirst(nil, 0)); n != 100 {
 		t.Fatalf("list holds %d entries, map 100", n)
 	}
-	if r.Evicted() != 40000-100 {
-		t.Fatalf("Evicted %d, want %d", r.Evicted(), 40000-100)
+	if r.evictions() != 40000-100 {
+		t.Fatalf("Evicted %d, want %d", r.evictions(), 40000-100)
 	}
 }
 
 func TestRegistryKnownIPAllocatesNothing(t *testing.T) {
-	r := NewRegistry(2)
+	r := newRegistry(2)
 	at := time.Now()
-	r.Remember(ipN(1), []byte("north-1"), [16]byte{}, at)
-	r.Remember(ipN(2), []byte("north-2"), [16]byte{}, at)
-	if n := testing.AllocsPerRun(1000, func() { r.Remember(ipN(1), []byte("north-1"), [16]byte{1}, at) }); n != 0 {
+	r.remember(ipN(1), []byte("north-1"), [16]byte{}, at)
+	r.remember(ipN(2), []byte("north-2"), [16]byte{}, at)
+	if n := testing.AllocsPerRun(1000, func() { r.remember(ipN(1), []byte("north-1"), [16]byte{1}, at) }); n != 0 {
 		t.Errorf("a login from a known ip allocates %v times", n)
 	}
 	// At the bound, a new ip reuses the forgotten entry.
 	i := 3
-	if n := testing.AllocsPerRun(1000, func() { r.Remember(ipN(i), []byte("north-x"), [16]byte{}, at); i++ }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { r.remember(ipN(i), []byte("north-x"), [16]byte{}, at); i++ }); n != 0 {
 		t.Errorf("a login from a new ip at the bound allocates %v times", n)
 	}
 }

@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"github.com/fasthttp/router"
@@ -8,7 +8,7 @@ import (
 // routes maps every request a subsystem answers. Each handler is wrapped by
 // observed, which counts it under its route; every response, including the
 // router's own, carries Cache-Control: no-store.
-func (s *Subsystem) routes() fasthttp.RequestHandler {
+func (s *subsystem) routes() fasthttp.RequestHandler {
 	r := router.New()
 	// The contract answers 404 for every path it does not name, so no
 	// redirects to a "fixed" path.

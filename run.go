@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"context"
@@ -19,11 +19,11 @@ import (
 	"github.com/valyala/fasthttp/reuseport"
 )
 
-// Run starts northd as the command line and environment say, serves until
+// run starts northd as the command line and environment say, serves until
 // ctx is cancelled (main cancels it on SIGINT or SIGTERM), then drains and
-// shuts down. It returns nil after a clean shutdown, a UsageError for bad
+// shuts down. It returns nil after a clean shutdown, a usageError for bad
 // flags, and another error when northd cannot start or stop cleanly.
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, errHelp) {
 		return nil
@@ -39,37 +39,22 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	return srv.Wait()
+	return srv.wait()
 }
 
-// Server is a running northd: its subsystems and admin listener.
-type Server struct {
+// instance is a running northd: its subsystems and admin listener.
+type instance struct {
 	ctx        context.Context
-	cfg        Config
+	cfg        config
 	log        *slog.Logger
-	subsystems []*Subsystem
+	subsystems []*subsystem
 	admin      *http.Server
 	adminAddr  string
 	draining   *atomic.Bool
 	serveErrs  chan error
 }
 
-// Start starts northd in this process, as Run does, and returns once it is
-// serving; for programs and tests that embed it (bench/, loadtest/). Listen
-// on port 0 to get free ports and read them from Addrs. Cancel ctx to drain
-// and shut it down, and call Wait for the outcome. -prefork is refused.
-func Start(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) (*Server, error) {
-	cfg, err := parseConfig(args, getenv, io.Discard)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Prefork {
-		return nil, usageErrorf("-prefork starts child processes; use Run, not Start")
-	}
-	return start(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat))
-}
-
-func start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+func start(ctx context.Context, cfg config, log *slog.Logger) (*instance, error) {
 	listeners, err := listenAll(cfg)
 	if err != nil {
 		return nil, err
@@ -85,19 +70,18 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 
 	set := metrics.NewSet()
-	srv := &Server{
+	srv := &instance{
 		ctx:        ctx,
 		cfg:        cfg,
 		log:        log,
 		draining:   new(atomic.Bool),
-		subsystems: make([]*Subsystem, len(listeners)),
+		subsystems: make([]*subsystem, len(listeners)),
 		serveErrs:  make(chan error, len(listeners)+1),
 	}
 	for i, ln := range listeners {
 		srv.subsystems[i] = newSubsystem(cfg, ln.Addr().String(), ln, srv.draining, set, log)
 	}
 	for _, s := range srv.subsystems {
-		go s.runPushHook()
 		go func() {
 			if err := s.server.Serve(s.listener); err != nil {
 				srv.serveErrs <- fmt.Errorf("subsystem %s stopped serving: %w", s.addr, err)
@@ -119,28 +103,22 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			}
 		}()
 	}
-	log.Info("northd started", "listen", strings.Join(srv.Addrs(), ","), "admin", adminAddr, "pid", syscall.Getpid())
+	log.Info("northd started", "listen", strings.Join(srv.listenAddrs(), ","), "admin", adminAddr, "pid", syscall.Getpid())
 	return srv, nil
 }
 
-// Addrs are the subsystems' listen addresses, with real ports.
-func (srv *Server) Addrs() []string {
+// listenAddrs are the subsystems' listen addresses, with real ports.
+func (srv *instance) listenAddrs() []string {
 	addrs := make([]string, len(srv.subsystems))
 	for i, s := range srv.subsystems {
-		addrs[i] = s.Addr()
+		addrs[i] = s.listenAddr()
 	}
 	return addrs
 }
 
-// AdminAddr is the admin listener's address, or "" when it is off.
-func (srv *Server) AdminAddr() string { return srv.adminAddr }
-
-// Subsystems are the server's subsystems, in -listen order.
-func (srv *Server) Subsystems() []*Subsystem { return srv.subsystems }
-
-// Wait serves until the context given to Start is cancelled or a listener
+// wait serves until the context given to start is cancelled or a listener
 // fails, then drains and shuts down. It returns nil after a clean shutdown.
-func (srv *Server) Wait() error {
+func (srv *instance) wait() error {
 	cfg, log := srv.cfg, srv.log
 	var serveErr error
 	select {
@@ -168,7 +146,6 @@ func (srv *Server) Wait() error {
 			if err := s.server.ShutdownWithContext(shutdownCtx); err != nil {
 				timedOut.Store(true)
 			}
-			s.stopPushHook()
 		}()
 	}
 	wg.Wait()
@@ -191,7 +168,7 @@ func (srv *Server) Wait() error {
 	return nil
 }
 
-func listenAll(cfg Config) ([]net.Listener, error) {
+func listenAll(cfg config) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, addr := range cfg.Listen {
 		ln, err := listen(addr, cfg.ReusePort)

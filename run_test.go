@@ -1,4 +1,4 @@
-package northd
+package main
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ func startRun(t *testing.T, args ...string) (listen []string, admin string, logs
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = new(syncBuffer)
 	result := make(chan error, 1)
-	go func() { result <- Run(ctx, args, func(string) string { return "" }, io.Discard, logs) }()
+	go func() { result <- run(ctx, args, func(string) string { return "" }, io.Discard, logs) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if m := startedLine.FindStringSubmatch(logs.String()); m != nil {
@@ -80,9 +80,9 @@ func startRun(t *testing.T, args ...string) (listen []string, admin string, logs
 
 type serversReport struct {
 	Subsystems []struct {
-		Listen       string        `json:"listen"`
-		NorthServers []NorthServer `json:"north_servers"`
-		Count        int           `json:"count"`
+		Listen       string              `json:"listen"`
+		NorthServers []northServerReport `json:"north_servers"`
+		Count        int                 `json:"count"`
 	} `json:"subsystems"`
 }
 
@@ -177,11 +177,11 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
+			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("Run succeeded")
 			}
-			var usage UsageError
+			var usage usageError
 			if errors.As(err, &usage) != tt.usage {
 				t.Errorf("error %q: usage error %v, want %v", err, !tt.usage, tt.usage)
 			}
@@ -194,7 +194,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 
 func TestRunHelpListsEveryFlag(t *testing.T) {
 	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, flag := range []string{"-listen", "-max-body-size", "-read-timeout", "-write-timeout", "-idle-timeout", "-max-conns-per-ip", "-registry-max", "-shutdown-timeout", "-drain-delay", "-log-level", "-log-format", "-admin", "-trusted-proxies", "NORTHD_MAX_BODY_SIZE"} {
@@ -209,7 +209,7 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := new(syncBuffer)
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, nil, func(k string) string { return env[k] }, io.Discard, logs) }()
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, logs) }()
 	for i := 0; i < 500 && !strings.Contains(logs.String(), `"msg":"northd started"`); i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -294,15 +294,15 @@ func TestStartReusePortSharesTheAddress(t *testing.T) {
 	probe.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var servers []*Server
+	var servers []*instance
 	for i := 0; i < 2; i++ {
-		srv, err := Start(ctx, []string{"-listen", addr, "-admin", "off", "-reuseport"}, func(string) string { return "" }, io.Discard)
+		srv, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off", "-reuseport"}, func(string) string { return "" }, io.Discard)
 		if err != nil {
 			t.Fatalf("instance %d with -reuseport on %s: %v", i, addr, err)
 		}
 		servers = append(servers, srv)
 	}
-	if _, err := Start(ctx, []string{"-listen", addr, "-admin", "off"}, func(string) string { return "" }, io.Discard); err == nil {
+	if _, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Fatal("a third instance without -reuseport bound the same address")
 	}
 	resp, err := http.Get("http://" + addr + "/healthz")
@@ -312,7 +312,7 @@ func TestStartReusePortSharesTheAddress(t *testing.T) {
 	resp.Body.Close()
 	cancel()
 	for _, srv := range servers {
-		if err := srv.Wait(); err != nil {
+		if err := srv.wait(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -324,11 +324,11 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 		want int
 	}{{nil, 404}, {[]string{"-pprof"}, 200}} {
 		ctx, cancel := context.WithCancel(context.Background())
-		srv, err := Start(ctx, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tt.args...), func(string) string { return "" }, io.Discard)
+		srv, err := startInstance(t, ctx, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tt.args...), func(string) string { return "" }, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.Get("http://" + srv.AdminAddr() + "/debug/pprof/")
+		resp, err := http.Get("http://" + srv.adminAddr + "/debug/pprof/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +337,7 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 			t.Errorf("args %v: /debug/pprof/ status %d, want %d", tt.args, resp.StatusCode, tt.want)
 		}
 		// Never on a public port.
-		resp, err = http.Get("http://" + srv.Addrs()[0] + "/debug/pprof/")
+		resp, err = http.Get("http://" + srv.listenAddrs()[0] + "/debug/pprof/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,8 +346,19 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 			t.Errorf("args %v: /debug/pprof/ on the public port: %d", tt.args, resp.StatusCode)
 		}
 		cancel()
-		if err := srv.Wait(); err != nil {
+		if err := srv.wait(); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// startInstance starts northd in this process as run would, and returns
+// once it serves.
+func startInstance(t testing.TB, ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) (*instance, error) {
+	t.Helper()
+	cfg, err := parseConfig(args, getenv, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	return start(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat))
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"northd"
 )
 
 func main() {
@@ -25,12 +23,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "northd: second signal, exiting without finishing in-flight requests")
 		os.Exit(1)
 	}()
-	err := northd.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if err == nil {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "northd:", err)
-	var usage northd.UsageError
+	var usage usageError
 	if errors.As(err, &usage) {
 		os.Exit(2)
 	}
