@@ -36,6 +36,18 @@ type config struct {
 	ReusePort       bool
 	Prefork         bool
 	ReduceMemory    bool
+
+	ShowVersion bool
+
+	// Credentials, tokens and TLS (authconfig.go).
+	Users                string
+	InsecureOpen         bool
+	AuthCacheTTL         time.Duration
+	MaxLoginFailures     int
+	MaxUserLoginFailures int
+	LoginFailureWindow   time.Duration
+	TokenTTL             time.Duration
+	TLSCert, TLSKey      string
 }
 
 // usageError is a bad flag or environment value; main exits 2 on it.
@@ -74,8 +86,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.BoolVar(&cfg.ReusePort, "reuseport", false, "listen with SO_REUSEPORT so several northd processes share a port")
 	fs.BoolVar(&cfg.Prefork, "prefork", false, "run one child process per CPU, each with GOMAXPROCS=1, sharing the listen addresses (implies -reuseport); child k serves -admin on its port plus k")
 	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release per-connection buffers while a keep-alive connection is idle: less memory per idle connection, one small allocation per request")
+	addAuthFlags(fs, &cfg)
+	fs.BoolVar(&cfg.ShowVersion, "version", false, "print northd's version and VCS revision, and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "northd serves the north-interface login on one or more subsystem ports.\n\nUsage: northd [flags]\n\nEvery flag can also be set in the environment: -max-body-size as NORTHD_MAX_BODY_SIZE.\n\n")
+		fmt.Fprintf(fs.Output(), "northd serves the north-interface login on one or more subsystem ports.\n\nUsage: northd [flags]\n       northd hash-password < password\n\nEvery flag can also be set in the environment: -max-body-size as NORTHD_MAX_BODY_SIZE.\n\n")
 		fs.PrintDefaults()
 	}
 
@@ -184,6 +198,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	}
 	if cfg.ProxyProtocol && len(cfg.TrustedProxies) == 0 {
 		return cfg, usageErrorf("-proxy-protocol needs -trusted-proxies: PROXY headers are believed only from trusted peers")
+	}
+	if err := checkAuthConfig(&cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }

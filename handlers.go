@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 
@@ -102,7 +103,11 @@ func (s *subsystem) handleExpect(ctx *fasthttp.RequestCtx) int {
 }
 
 func (s *subsystem) refuseLargeBody(ctx *fasthttp.RequestCtx) {
-	if c, ok := ctx.Conn().(*serverConn); ok {
+	conn := ctx.Conn()
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	if c, ok := conn.(*serverConn); ok {
 		c.lingerOnClose()
 	}
 	s.rejectLogin(ctx, fasthttp.StatusRequestEntityTooLarge, problemBodyTooLarge)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -32,16 +33,22 @@ func newRejectionBodies(maxBodySize int) *rejectionBodies {
 		if p == problemBodyTooLarge {
 			desc = "request body is larger than " + strconv.Itoa(maxBodySize) + " bytes"
 		}
-		r[p] = appendLoginFailure(nil, desc)
+		r[p] = appendFailureBody(nil, 1, true, desc)
 	}
 	return &r
 }
 
-// appendLoginFailure appends the seed's failure shape with json.dumps'
-// spacing: {"code": 1, "token": "", "description": "..."}.
-func appendLoginFailure(dst []byte, description string) []byte {
+// appendFailureBody appends the seed's failure shape with json.dumps'
+// spacing: {"code": N, "token": "", "description": "..."}, without the
+// token field for the token routes.
+func appendFailureBody(dst []byte, code int, tokenField bool, description string) []byte {
 	quoted, _ := json.Marshal(description) // a string always marshals
-	dst = append(dst, `{"code": 1, "token": "", "description": `...)
+	dst = append(dst, `{"code": `...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	if tokenField {
+		dst = append(dst, `, "token": ""`...)
+	}
+	dst = append(dst, `, "description": `...)
 	dst = append(dst, quoted...)
 	return append(dst, '}')
 }
@@ -54,32 +61,79 @@ func appendHex(dst, b []byte) []byte {
 	return dst
 }
 
-// handleLogin answers POST /north/login: it decodes the body, gives the
-// north server a token, records it in the registry under its ip (from the
-// body, or else the client address).
+// handleLogin answers POST /north/login: it decodes the body, checks the
+// credentials (unless in open mode), gives the north server a token and
+// records it in the registry under its ip (from the body, or else the
+// client address), replacing the token it held.
 func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
+	body := ctx.PostBody()
+	// The body holds the password: it is zeroed before the request's
+	// memory goes back to fasthttp's pools.
+	defer clear(body)
 	lr := loginRequestPool.Get().(*loginRequest)
-	problem := lr.decode(ctx.PostBody())
-	if problem != loginOK {
+	defer func() {
+		lr.reset() // drops the view of the password with the rest
 		loginRequestPool.Put(lr)
+	}()
+	if problem := lr.decode(body); problem != loginOK {
 		s.rejectLogin(ctx, fasthttp.StatusBadRequest, problem)
 		return
 	}
 	ip := lr.addr
-	if !ip.IsValid() {
-		ip = s.clientAddr(ctx)
+	if s.auth != nil || !ip.IsValid() {
+		client := s.clientAddr(ctx)
+		if s.auth != nil {
+			if outcome, wait := s.auth.check(client, lr.username, lr.password, ctx.Time()); outcome != authOK {
+				s.refuseCredentials(ctx, outcome, wait)
+				return
+			}
+		}
+		if !ip.IsValid() {
+			ip = client
+		}
 	}
 	token := newToken()
-	s.registry.remember(ip, lr.username, token, ctx.Time())
-	loginRequestPool.Put(lr)
+	s.registry.login(ip, lr.username, token, ctx.Time())
 	s.metrics.logins.Inc()
 
-	var body [loginOKLen]byte
-	b := append(body[:0], loginOKPrefix...)
-	b = appendHex(b, token[:])
-	b = append(b, loginOKSuffix...)
+	var b [loginOKLen]byte
+	ok := append(b[:0], loginOKPrefix...)
+	ok = appendHex(ok, token[:])
+	ok = append(ok, loginOKSuffix...)
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
-	ctx.Response.SetBody(b)
+	ctx.Response.SetBody(ok)
+}
+
+var (
+	headerRetryAfter     = []byte("Retry-After")
+	loginChallenge       = []byte(`Bearer realm="northd"`)
+	wrongCredentialsBody = appendFailureBody(nil, 2, true, "username or password is incorrect")
+	// One answer for both limits, so that it does not tell which
+	// usernames exist.
+	tooManyFailuresBody = appendFailureBody(nil, 3, true, "too many failed logins; wait the Retry-After seconds before trying again")
+	hashBusyBody        = appendFailureBody(nil, 4, true, "too many logins are waiting for a password check; retry after the Retry-After seconds")
+)
+
+// refuseCredentials answers a login whose credentials were not accepted.
+// A wrong password and an unknown username get the same bytes.
+func (s *subsystem) refuseCredentials(ctx *fasthttp.RequestCtx, outcome authOutcome, wait time.Duration) {
+	s.metrics.loginFailures[outcome].Inc()
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	switch outcome {
+	case authWrongPassword, authUnknownUser:
+		ctx.SetStatusCode(fasthttp.StatusUnauthorized)
+		ctx.Response.Header.SetCanonical(headerWWWAuthenticate, loginChallenge)
+		ctx.Response.SetBodyRaw(wrongCredentialsBody)
+		return
+	case authHashBusy:
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.Response.SetBodyRaw(hashBusyBody)
+	default:
+		ctx.SetStatusCode(fasthttp.StatusTooManyRequests)
+		ctx.Response.SetBodyRaw(tooManyFailuresBody)
+	}
+	var n [20]byte
+	ctx.Response.Header.SetCanonical(headerRetryAfter, strconv.AppendInt(n[:0], int64(retryAfterSeconds(wait)), 10))
 }
 
 // rejectLogin answers with the failure shape for problem.

@@ -80,6 +80,8 @@ const (
 	// maxUsernameLen bounds what the registry keeps per north server, so
 	// that registry-max entries bound its memory.
 	maxUsernameLen = 256
+	// maxIPLen is the longest textual IP address parseIP accepts.
+	maxIPLen = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
 )
 
 // fieldKind records what a login field held in the body.
@@ -91,23 +93,42 @@ const (
 	fieldOther // present, but not a string
 )
 
-// loginRequest is one decoded login body. Instances are pooled; the byte
-// slices are owned by the loginRequest and reused, never pointing into the
-// request body.
+// The decoder keeps at most one byte past each field's limit: enough to
+// tell that a value is too long, never enough for one large body to leave a
+// large buffer in the pool.
+const (
+	usernameKeep = maxUsernameLen + 1
+	ipKeep       = maxIPLen + 1
+)
+
+// loginRequest is one decoded login body. Instances are pooled, so they own
+// only small buffers: username and ip are copied (unescaped, cut one byte
+// past their limits) into buffers the loginRequest reuses, and the password
+// is never copied at all. It is a view of the body, valid only until the
+// handler returns, and reset drops it.
 type loginRequest struct {
-	username, password, ip []byte
-	usernameKind           fieldKind
-	passwordKind           fieldKind
-	ipKind                 fieldKind
-	addr                   netip.Addr // parsed ip when ipKind == fieldString
+	username, ip []byte
+	// password is the password's raw JSON string contents in the request
+	// body, still escaped; appendPassword decodes it.
+	password     []byte
+	usernameKind fieldKind
+	passwordKind fieldKind
+	ipKind       fieldKind
+	addr         netip.Addr // parsed ip when ipKind == fieldString
 }
 
 func (lr *loginRequest) reset() {
 	lr.username = lr.username[:0]
-	lr.password = lr.password[:0]
+	lr.password = nil
 	lr.ip = lr.ip[:0]
 	lr.usernameKind, lr.passwordKind, lr.ipKind = fieldMissing, fieldMissing, fieldMissing
 	lr.addr = netip.Addr{}
+}
+
+// appendPassword appends the decoded password to dst. The caller owns dst
+// and must clear it once the password has been checked.
+func (lr *loginRequest) appendPassword(dst []byte) []byte {
+	return appendPasswordDecoded(dst, lr.password)
 }
 
 // decode checks body against the login contract and fills lr. It returns
@@ -159,6 +180,8 @@ func (lr *loginRequest) validate() loginProblem {
 	case lr.passwordKind == fieldOther:
 		return problemPasswordNotString
 	case len(lr.password) == 0:
+		// Raw and decoded are empty together: every escape decodes to
+		// at least one byte.
 		return problemPasswordEmpty
 	case lr.ipKind == fieldOther:
 		return problemIPNotString
@@ -175,7 +198,7 @@ func (lr *loginRequest) validate() loginProblem {
 // parseIP accepts an IPv4 or IPv6 address without a zone. IPv4-mapped IPv6
 // addresses are recorded as the IPv4 address they map.
 func parseIP(b []byte) (netip.Addr, bool) {
-	if len(b) == 0 || len(b) > len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255") {
+	if len(b) == 0 || len(b) > maxIPLen {
 		return netip.Addr{}, false
 	}
 	if a, ok := parseIPv4(b); ok {
@@ -249,18 +272,53 @@ var isJSONSpace, plainStringByte = func() (space, plain [256]bool) {
 	return space, plain
 }()
 
-// field returns where the login field called name is kept, or nil for a
-// field northd ignores.
-func (lr *loginRequest) field(name []byte) (*[]byte, *fieldKind) {
+// loginField names the fields of a login body northd reads.
+type loginField uint8
+
+const (
+	fieldNone loginField = iota
+	fieldUsername
+	fieldPassword
+	fieldIP
+)
+
+func loginFieldNamed(name []byte) loginField {
 	switch string(name) {
 	case "username":
-		return &lr.username, &lr.usernameKind
+		return fieldUsername
 	case "password":
-		return &lr.password, &lr.passwordKind
+		return fieldPassword
 	case "ip":
-		return &lr.ip, &lr.ipKind
+		return fieldIP
 	}
-	return nil, nil
+	return fieldNone
+}
+
+// setString records the raw string value of field f.
+func (lr *loginRequest) setString(f loginField, raw []byte) {
+	switch f {
+	case fieldUsername:
+		lr.username, _ = appendUnescaped(lr.username[:0], raw, usernameKeep)
+		lr.usernameKind = fieldString
+	case fieldPassword:
+		lr.password = raw
+		lr.passwordKind = fieldString
+	case fieldIP:
+		lr.ip, _ = appendUnescaped(lr.ip[:0], raw, ipKeep)
+		lr.ipKind = fieldString
+	}
+}
+
+// setOther records that field f holds a value other than a string.
+func (lr *loginRequest) setOther(f loginField) {
+	switch f {
+	case fieldUsername:
+		lr.username, lr.usernameKind = lr.username[:0], fieldOther
+	case fieldPassword:
+		lr.password, lr.passwordKind = nil, fieldOther
+	case fieldIP:
+		lr.ip, lr.ipKind = lr.ip[:0], fieldOther
+	}
 }
 
 // loginObject scans the top-level object, which starts at d.pos.
@@ -273,16 +331,16 @@ func (d *jsonScanner) loginObject(lr *loginRequest) loginProblem {
 		if !ok || d.pos >= len(d.buf) {
 			return problemNotJSON
 		}
-		dst, kind := lr.field(key)
+		f := loginFieldNamed(key)
 		// A key spelled with escapes is unescaped to be compared. Only
 		// one of at most 8 escaped characters can name a login field.
-		if dst == nil && len(key) <= 8*len(`\u0000`) && hasBackslash(key) {
+		if f == fieldNone && len(key) <= 8*len(`\u0000`) && hasBackslash(key) {
 			var scratch [48]byte
-			if name, ok := appendUnescaped(scratch[:0], key); ok {
-				dst, kind = lr.field(name)
+			if name, ok := appendUnescaped(scratch[:0], key, len(scratch)); ok {
+				f = loginFieldNamed(name)
 			}
 		}
-		if dst != nil && d.buf[d.pos] == '"' {
+		if f != fieldNone && d.buf[d.pos] == '"' {
 			// A repeated key replaces the earlier value, as in most
 			// JSON decoders.
 			start := d.pos + 1
@@ -290,16 +348,12 @@ func (d *jsonScanner) loginObject(lr *loginRequest) loginProblem {
 			if !ok {
 				return problemNotJSON
 			}
-			*dst, _ = appendUnescaped((*dst)[:0], d.buf[start:start+n])
-			*kind = fieldString
+			lr.setString(f, d.buf[start:start+n])
 		} else {
 			if p := d.value(2); p != loginOK {
 				return p
 			}
-			if dst != nil {
-				*dst = (*dst)[:0]
-				*kind = fieldOther
-			}
+			lr.setOther(f)
 		}
 		if more, ok := d.nextMember('}'); !ok {
 			return problemNotJSON
@@ -538,16 +592,20 @@ func hex4(b []byte) (rune, bool) {
 }
 
 // appendUnescaped appends the decoded form of raw, the contents of a string
-// already checked by rawString. A lone UTF-16 surrogate becomes U+FFFD, as
-// in encoding/json. It reports false only for input rawString would refuse.
-func appendUnescaped(dst, raw []byte) ([]byte, bool) {
-	for i := 0; i < len(raw); {
+// already checked by rawString, and stops once it has appended limit bytes
+// or a little more (never more than one character past it), so that a huge
+// value cannot grow dst. A lone UTF-16 surrogate becomes U+FFFD, as in
+// encoding/json. It reports false only for input rawString would refuse.
+func appendUnescaped(dst, raw []byte, limit int) ([]byte, bool) {
+	end := len(dst) + limit
+	for i := 0; i < len(raw) && len(dst) < end; {
 		c := raw[i]
 		if c != '\\' {
 			j := i + 1
 			for j < len(raw) && raw[j] != '\\' {
 				j++
 			}
+			j = min(j, i+end-len(dst))
 			dst = append(dst, raw[i:j]...)
 			i = j
 			continue

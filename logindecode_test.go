@@ -98,6 +98,46 @@ func TestLoginDecodeKeepsNothingOfTheBody(t *testing.T) {
 	}
 }
 
+// A pooled loginRequest must not keep a large buffer because one body held
+// a large value, and must never hold a copy of the password.
+func TestLoginDecodeCopiesLittle(t *testing.T) {
+	huge := strings.Repeat("u", 60<<10)
+	tests := []struct {
+		body string
+		want loginProblem
+	}{
+		{`{"username":"` + huge + `","password":"p"}`, problemUsernameTooLong},
+		{`{"username":"` + strings.Repeat(`\u00e9`, 10<<10) + `","password":"p"}`, problemUsernameTooLong},
+		{`{"username":"n","password":"p","ip":"` + huge + `"}`, problemIPInvalid},
+		{`{"username":"n","password":"` + huge + `"}`, loginOK},
+	}
+	for _, tt := range tests {
+		var lr loginRequest
+		if got := lr.decode([]byte(tt.body)); got != tt.want {
+			t.Errorf("decode(%.40q…) = %q, want %q", tt.body, problemDescriptions[got], problemDescriptions[tt.want])
+		}
+		if c := cap(lr.username) + cap(lr.ip); c > 512 {
+			t.Errorf("decode(%.40q…) kept buffers of %d bytes, want at most 512", tt.body, c)
+		}
+	}
+
+	body := []byte(`{"username":"n","password":"s\u00e9cret"}`)
+	var lr loginRequest
+	if p := lr.decode(body); p != loginOK {
+		t.Fatal(problemDescriptions[p])
+	}
+	if len(lr.password) == 0 || &lr.password[0] != &body[bytes.Index(body, []byte(`s\u00e9`))] {
+		t.Fatalf("password %q is not a view of the body", lr.password)
+	}
+	if got := string(lr.appendPassword(nil)); got != "s\u00e9cret" {
+		t.Fatalf("appendPassword = %q, want %q", got, "s\u00e9cret")
+	}
+	lr.reset()
+	if lr.password != nil {
+		t.Fatal("reset kept the view of the password")
+	}
+}
+
 func TestLoginDecodeAllocatesNothing(t *testing.T) {
 	bodies := [][]byte{
 		[]byte(`{"username":"north","password":"pw","ip":"2001:db8::1"}`),
@@ -175,10 +215,23 @@ func FuzzLoginDecode(f *testing.F) {
 				t.Fatalf("%s: decode %q (kind %d), encoding/json %q in %q", name, have, kind, s, body)
 			}
 		}
-		// Field values are filled whenever the syntax is sound.
-		check("username", lr.username, lr.usernameKind)
-		check("password", lr.password, lr.passwordKind)
-		check("ip", lr.ip, lr.ipKind)
+		// Field values are filled whenever the syntax is sound; the
+		// username and ip are cut just past their limits.
+		cut := func(v []byte, keep int) []byte {
+			if len(v) >= keep {
+				raw := doc[map[int]string{usernameKeep: "username", ipKeep: "ip"}[keep]]
+				var s string
+				json.Unmarshal(raw, &s)
+				if !strings.HasPrefix(s, string(v)) || len(v) > keep+utf8.UTFMax {
+					t.Fatalf("kept %d bytes %q of %q, want a prefix of %d to %d bytes", len(v), v, s, keep, keep+utf8.UTFMax)
+				}
+				return []byte(s)
+			}
+			return v
+		}
+		check("username", cut(lr.username, usernameKeep), lr.usernameKind)
+		check("password", lr.appendPassword(nil), lr.passwordKind)
+		check("ip", cut(lr.ip, ipKeep), lr.ipKind)
 	})
 }
 

@@ -15,6 +15,8 @@ type route uint8
 const (
 	routeHome route = iota
 	routeLogin
+	routeVerify
+	routeLogout
 	routeHealthz
 	routeReadyz
 	routeNotFound
@@ -24,7 +26,7 @@ const (
 	routeCount
 )
 
-var routeNames = [routeCount]string{"home", "login", "healthz", "readyz", "not_found", "method_not_allowed", "options", "unreadable"}
+var routeNames = [routeCount]string{"home", "login", "verify", "logout", "healthz", "readyz", "not_found", "method_not_allowed", "options", "unreadable"}
 
 // countedStatuses are the statuses northd answers; any other lands in the
 // last slot as status="other".
@@ -45,6 +47,9 @@ type subsystemMetrics struct {
 	duration        *metrics.PrometheusHistogram
 	logins          *metrics.Counter
 	loginRejections [problemCount]*metrics.Counter
+	loginFailures   [authOutcomeCount]*metrics.Counter // credentials refused; authOK unused
+	verifications   [bearerProblemCount]*metrics.Counter
+	logouts         [bearerProblemCount]*metrics.Counter
 }
 
 func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
@@ -54,6 +59,23 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 	m.logins = set.NewCounter(`northd_logins_total{` + label + `}`)
 	for p := problemEmptyBody; p < problemCount; p++ {
 		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + problemReasons[p] + `"}`)
+	}
+	for o := authWrongPassword; o < authOutcomeCount; o++ {
+		m.loginFailures[o] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + authOutcomeReasons[o] + `"}`)
+	}
+	for p := bearerOK; p < bearerProblemCount; p++ {
+		m.verifications[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="verify",result="` + bearerReasons[p] + `"}`)
+		m.logouts[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="logout",result="` + bearerReasons[p] + `"}`)
+	}
+	set.NewGauge(`northd_tokens_live{`+label+`}`, func() float64 {
+		live, _ := s.registry.tokenCounts(time.Now().UnixNano())
+		return float64(live)
+	})
+	for why := tokenExpired; why < tokenEndCount; why++ {
+		set.NewGauge(`northd_tokens_ended_total{`+label+`,why="`+tokenEndNames[why]+`"}`, func() float64 {
+			_, ended := s.registry.tokenCounts(time.Now().UnixNano())
+			return float64(ended[why])
+		})
 	}
 	set.NewGauge(`northd_registry_north_servers{`+label+`}`, func() float64 { return float64(s.registry.count()) })
 	set.NewGauge(`northd_registry_evictions_total{`+label+`}`, func() float64 { return float64(s.registry.evictions()) })

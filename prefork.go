@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"sync"
@@ -91,12 +92,29 @@ func runPreforkMaster(ctx context.Context, cfg config, log *slog.Logger) error {
 		},
 	}
 
+	// SIGHUP is passed on to every child, each of which reloads its
+	// users file and certificate.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	done := make(chan error, 1)
 	go func() { done <- p.ListenAndServe(cfg.Listen[0]) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("prefork: %w", err)
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case err := <-done:
+			return fmt.Errorf("prefork: %w", err)
+		case <-hup:
+			mu.Lock()
+			for _, pid := range slots {
+				if pid != 0 {
+					_ = syscall.Kill(pid, syscall.SIGHUP)
+				}
+			}
+			mu.Unlock()
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	// Every child drains at once, so /readyz says 503 on every process
 	// that shares the port. fasthttp/prefork waits out the recovery

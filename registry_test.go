@@ -12,13 +12,13 @@ func ipN(n int) netip.Addr {
 }
 
 func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
-	r := newRegistry(3)
+	r := newRegistry(3, time.Hour)
 	at := time.Unix(1700000000, 0)
 	for i := 1; i <= 3; i++ {
-		r.remember(ipN(i), []byte("user"), [16]byte{byte(i)}, at)
+		r.login(ipN(i), []byte("user"), [16]byte{byte(i)}, at)
 	}
-	r.remember(ipN(1), []byte("again"), [16]byte{9}, at) // 1 is now the newest; 2 the oldest
-	r.remember(ipN(4), []byte("new"), [16]byte{4}, at)
+	r.login(ipN(1), []byte("again"), [16]byte{9}, at) // 1 is now the newest; 2 the oldest
+	r.login(ipN(4), []byte("new"), [16]byte{4}, at)
 
 	if _, ok := r.lookup(ipN(2)); ok {
 		t.Error("10.0.0.2 should have been forgotten first")
@@ -47,14 +47,14 @@ func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
 }
 
 func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
-	r := newRegistry(100)
+	r := newRegistry(100, time.Hour)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 5000; i++ {
-				r.remember(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now())
+				r.login(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now())
 				if i%500 == 0 {
 					r.appendNewestFirst(nil, 10)
 				}
@@ -74,16 +74,16 @@ func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
 }
 
 func TestRegistryKnownIPAllocatesNothing(t *testing.T) {
-	r := newRegistry(2)
+	r := newRegistry(2, time.Hour)
 	at := time.Now()
-	r.remember(ipN(1), []byte("north-1"), [16]byte{}, at)
-	r.remember(ipN(2), []byte("north-2"), [16]byte{}, at)
-	if n := testing.AllocsPerRun(1000, func() { r.remember(ipN(1), []byte("north-1"), [16]byte{1}, at) }); n != 0 {
+	r.login(ipN(1), []byte("north-1"), [16]byte{}, at)
+	r.login(ipN(2), []byte("north-2"), [16]byte{}, at)
+	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(1), []byte("north-1"), [16]byte{1}, at) }); n != 0 {
 		t.Errorf("a login from a known ip allocates %v times", n)
 	}
 	// At the bound, a new ip reuses the forgotten entry.
 	i := 3
-	if n := testing.AllocsPerRun(1000, func() { r.remember(ipN(i), []byte("north-x"), [16]byte{}, at); i++ }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(i), []byte("north-x"), [16]byte{}, at); i++ }); n != 0 {
 		t.Errorf("a login from a new ip at the bound allocates %v times", n)
 	}
 }

@@ -20,6 +20,8 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	r.HEAD("/", home)
 	r.POST("/", home)
 	r.POST("/north/login", s.observed(routeLogin, s.handleLogin))
+	r.GET("/north/verify", s.observed(routeVerify, s.handleVerify))
+	r.POST("/north/logout", s.observed(routeLogout, s.handleLogout))
 
 	healthz := s.observed(routeHealthz, handleHealthz)
 	r.GET("/healthz", healthz)

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,17 +22,25 @@ import (
 	"github.com/valyala/fasthttp/reuseport"
 )
 
-// run starts northd as the command line and environment say, serves until
+// run is northd hash-password when args say so, and otherwise starts
+// northd as the command line and environment say, serves until
 // ctx is cancelled (main cancels it on SIGINT or SIGTERM), then drains and
 // shuts down. It returns nil after a clean shutdown, a usageError for bad
 // flags, and another error when northd cannot start or stop cleanly.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "hash-password" {
+		return runHashPassword(args[1:], stdin, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, errHelp) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.ShowVersion {
+		fmt.Fprintln(stdout, readBuildInfo())
+		return nil
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	if cfg.Prefork && !prefork.IsChild() {
@@ -52,9 +63,37 @@ type instance struct {
 	adminAddr  string
 	draining   *atomic.Bool
 	serveErrs  chan error
+	auth       *authenticator // nil in open mode
+	cert       *certificate   // nil without TLS
+
+	reloadsOK, reloadsFailed *metrics.Counter
 }
 
 func start(ctx context.Context, cfg config, log *slog.Logger) (*instance, error) {
+	set := metrics.NewSet()
+	readBuildInfo().register(set)
+	// Credentials and certificates are read before any port is taken,
+	// so that a bad file stops northd before a balancer sees it.
+	var auth *authenticator
+	var err error
+	if cfg.Users != "" {
+		if auth, err = newAuthenticator(cfg, set, log); err != nil {
+			return nil, err
+		}
+		set.NewGauge(`northd_auth_mode{mode="users"}`, func() float64 { return 1 })
+	} else {
+		set.NewGauge(`northd_auth_mode{mode="open"}`, func() float64 { return 1 })
+		log.Warn("open mode: any non-empty username and password log in; give -users FILE to check credentials")
+	}
+	var cert *certificate
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		if cert, err = newCertificate(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		tlsConfig = cert.serverConfig()
+	}
+
 	listeners, err := listenAll(cfg)
 	if err != nil {
 		return nil, err
@@ -69,18 +108,26 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (*instance, error)
 		}
 	}
 
-	set := metrics.NewSet()
 	srv := &instance{
-		ctx:        ctx,
-		cfg:        cfg,
-		log:        log,
-		draining:   new(atomic.Bool),
-		subsystems: make([]*subsystem, len(listeners)),
-		serveErrs:  make(chan error, len(listeners)+1),
+		ctx:           ctx,
+		cfg:           cfg,
+		log:           log,
+		draining:      new(atomic.Bool),
+		subsystems:    make([]*subsystem, len(listeners)),
+		serveErrs:     make(chan error, len(listeners)+1),
+		auth:          auth,
+		cert:          cert,
+		reloadsOK:     set.NewCounter(`northd_reloads_total{result="ok"}`),
+		reloadsFailed: set.NewCounter(`northd_reloads_total{result="failed"}`),
 	}
 	for i, ln := range listeners {
-		srv.subsystems[i] = newSubsystem(cfg, ln.Addr().String(), ln, srv.draining, set, log)
+		srv.subsystems[i] = newSubsystem(cfg, ln.Addr().String(), ln, srv.draining, auth, tlsConfig, set, log)
 	}
+	// Asked for before start returns, so that a SIGHUP from then on
+	// reloads instead of ending the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go srv.reloadOnHangup(hup)
 	for _, s := range srv.subsystems {
 		go func() {
 			if err := s.server.Serve(s.listener); err != nil {
@@ -105,6 +152,42 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (*instance, error)
 	}
 	log.Info("northd started", "listen", strings.Join(srv.listenAddrs(), ","), "admin", adminAddr, "pid", syscall.Getpid())
 	return srv, nil
+}
+
+// reloadOnHangup reloads the users file and the TLS certificate on each
+// SIGHUP until the instance stops.
+func (srv *instance) reloadOnHangup(hup chan os.Signal) {
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-srv.ctx.Done():
+			return
+		case <-hup:
+			srv.reload()
+		}
+	}
+}
+
+// reload reads the users file and the TLS certificate anew. Whatever does
+// not load is logged and counted, and the one in force stays.
+func (srv *instance) reload() {
+	ok := true
+	if srv.auth != nil {
+		ok = srv.auth.reload() && ok
+	}
+	if srv.cert != nil {
+		if err := srv.cert.load(); err != nil {
+			srv.log.Error("TLS certificate not reloaded; the previous one stays in force", "err", err)
+			ok = false
+		} else {
+			srv.log.Info("TLS certificate reloaded", "cert", srv.cert.certFile)
+		}
+	}
+	if ok {
+		srv.reloadsOK.Inc()
+	} else {
+		srv.reloadsFailed.Inc()
+	}
 }
 
 // listenAddrs are the subsystems' listen addresses, with real ports.

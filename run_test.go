@@ -42,7 +42,7 @@ func startRun(t *testing.T, args ...string) (listen []string, admin string, logs
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = new(syncBuffer)
 	result := make(chan error, 1)
-	go func() { result <- run(ctx, args, func(string) string { return "" }, io.Discard, logs) }()
+	go func() { result <- run(ctx, args, func(string) string { return "" }, nil, io.Discard, logs) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if m := startedLine.FindStringSubmatch(logs.String()); m != nil {
@@ -177,7 +177,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
+			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, nil, io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("Run succeeded")
 			}
@@ -194,7 +194,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 
 func TestRunHelpListsEveryFlag(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, flag := range []string{"-listen", "-max-body-size", "-read-timeout", "-write-timeout", "-idle-timeout", "-max-conns-per-ip", "-registry-max", "-shutdown-timeout", "-drain-delay", "-log-level", "-log-format", "-admin", "-trusted-proxies", "NORTHD_MAX_BODY_SIZE"} {
@@ -209,7 +209,7 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := new(syncBuffer)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, logs) }()
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, nil, io.Discard, logs) }()
 	for i := 0; i < 500 && !strings.Contains(logs.String(), `"msg":"northd started"`); i++ {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 type subsystem struct {
 	addr        string // listen address as configured
 	registry    *registry
+	auth        *authenticator // shared by every subsystem; nil in open mode
 	proxies     trustedProxies
 	maxBodySize int
 	rejections  *rejectionBodies
@@ -30,10 +32,12 @@ type subsystem struct {
 	openConns atomic.Int64
 }
 
-func newSubsystem(cfg config, addr string, ln net.Listener, draining *atomic.Bool, set *metrics.Set, log *slog.Logger) *subsystem {
+// newSubsystem serves on ln, over TLS when tlsConfig is not nil.
+func newSubsystem(cfg config, addr string, ln net.Listener, draining *atomic.Bool, auth *authenticator, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
 	s := &subsystem{
 		addr:        addr,
-		registry:    newRegistry(cfg.RegistryMax),
+		registry:    newRegistry(cfg.RegistryMax, cfg.TokenTTL),
+		auth:        auth,
 		proxies:     trustedProxies(cfg.TrustedProxies),
 		maxBodySize: cfg.MaxBodySize,
 		rejections:  newRejectionBodies(cfg.MaxBodySize),
@@ -42,6 +46,11 @@ func newSubsystem(cfg config, addr string, ln net.Listener, draining *atomic.Boo
 	}
 	s.metrics = newSubsystemMetrics(set, s)
 	s.listener = newConnListener(ln, cfg, &s.openConns, log)
+	if tlsConfig != nil {
+		// Above the connection listener: a PROXY header comes before
+		// the TLS handshake.
+		s.listener = tls.NewListener(s.listener, tlsConfig)
+	}
 	s.server = &fasthttp.Server{
 		Handler:                      s.routes(),
 		ErrorHandler:                 s.handleRequestError,

@@ -1,0 +1,447 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// answer is what a test reads back of one response.
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// call sends one request; bearer, when not empty, goes in Authorization.
+func call(t *testing.T, client *http.Client, method, url, bearer, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address from, so that a test can log in as several client addresses.
+func clientFrom(from string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+var tokenIn = regexp.MustCompile(`^\{"code": 0, "token": "([0-9a-f]{32})", "description": "success"\}$`)
+
+// loginToken logs in and returns the token, failing the test otherwise.
+func loginToken(t *testing.T, client *http.Client, base, body string) string {
+	t.Helper()
+	a := call(t, client, "POST", base+"/north/login", "", body)
+	m := tokenIn.FindStringSubmatch(a.body)
+	if a.status != 200 || m == nil {
+		t.Fatalf("login %s: %d %q", body, a.status, a.body)
+	}
+	return m[1]
+}
+
+// metricValue reads one series from /metrics.
+func metricValue(t *testing.T, admin, series string) float64 {
+	t.Helper()
+	a := call(t, http.DefaultClient, "GET", "http://"+admin+"/metrics", "", "")
+	for _, line := range strings.Split(a.body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s in /metrics", series)
+	return 0
+}
+
+const (
+	wrongCredentials = `{"code": 2, "token": "", "description": "username or password is incorrect"}`
+	tooManyFailures  = `{"code": 3, "token": "", "description": "too many failed logins; wait the Retry-After seconds before trying again"}`
+)
+
+// Users made by the tools operators use log in; wrong passwords and
+// unknown users get the same answer; a repeat login is served from the
+// credential cache, which a reload empties.
+func TestUsersFileLogins(t *testing.T) {
+	bcryptLine := htpasswdBcrypt(t, "alice", "alice's secret")
+	var hashed bytes.Buffer
+	if err := run(context.Background(), []string{"hash-password"}, os.Getenv, strings.NewReader("b\u00f6b's secret\n"), &hashed, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	users := writeUsersFile(t, testUsersHeader+bcryptLine+"\nbob:"+strings.TrimSpace(hashed.String())+"\n")
+	listen, admin, logs, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
+	base := "http://" + listen[0]
+	client := clientFrom("127.0.0.1")
+
+	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
+	// The password escaped in JSON is the same password.
+	loginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret","ip":"192.0.2.2"}`)
+
+	wrong := call(t, client, "POST", base+"/north/login", "", `{"username":"alice","password":"alice's Secret"}`)
+	unknown := call(t, client, "POST", base+"/north/login", "", `{"username":"mallory","password":"alice's secret"}`)
+	for _, a := range []answer{wrong, unknown} {
+		if a.status != 401 || a.body != wrongCredentials || a.header.Get("WWW-Authenticate") != `Bearer realm="northd"` ||
+			a.header.Get("Content-Type") != "application/json; charset=utf-8" || a.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("refused login: %d %v %q", a.status, a.header, a.body)
+		}
+	}
+	wrong.header.Del("Date")
+	unknown.header.Del("Date")
+	if !equalHeaders(wrong.header, unknown.header) {
+		t.Errorf("a wrong password and an unknown user differ in headers:\n%v\n%v", wrong.header, unknown.header)
+	}
+	// Both were checked against a hash: the unknown user against the
+	// dummy. 2 logins + 2 refusals = 4 hashes.
+	if n := metricValue(t, admin, "northd_password_hash_duration_seconds_count"); n != 4 {
+		t.Errorf("%v password hashes, want 4", n)
+	}
+
+	// A repeat login hashes nothing: the cache answers.
+	hits := metricValue(t, admin, "northd_auth_cache_hits_total")
+	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
+	if n := metricValue(t, admin, "northd_password_hash_duration_seconds_count"); n != 4 {
+		t.Errorf("a repeat login hashed: %v hashes, want still 4", n)
+	}
+	if n := metricValue(t, admin, "northd_auth_cache_hits_total"); n != hits+1 {
+		t.Errorf("cache hits %v, want %v", n, hits+1)
+	}
+
+	// SIGHUP loads the file anew, with an empty cache: the next login
+	// hashes again.
+	reloads := metricValue(t, admin, `northd_reloads_total{result="ok"}`)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload after SIGHUP", func() bool { return metricValue(t, admin, `northd_reloads_total{result="ok"}`) == reloads+1 })
+	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
+	if n := metricValue(t, admin, "northd_password_hash_duration_seconds_count"); n != 5 {
+		t.Errorf("after a reload: %v hashes, want 5", n)
+	}
+
+	// A bad file keeps the one in force, and says why.
+	if err := os.WriteFile(users, []byte("alice:$apr1$Qm5ySfvx$rJQ2X8ZzMmY3vP3oWlF0Q.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	failed := metricValue(t, admin, `northd_reloads_total{result="failed"}`)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "the failed reload", func() bool {
+		return metricValue(t, admin, `northd_reloads_total{result="failed"}`) == failed+1
+	})
+	if !strings.Contains(logs.String(), "users file not reloaded; the previous one stays in force") || !strings.Contains(logs.String(), "line 1: MD5 hashes") {
+		t.Errorf("log does not say why the reload failed:\n%s", logs)
+	}
+	loginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret"}`)
+	if metricValue(t, admin, `northd_auth_mode{mode="users"}`) != 1 {
+		t.Error("auth mode is not users")
+	}
+}
+
+func equalHeaders(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if strings.Join(v, "\n") != strings.Join(b[k], "\n") {
+			return false
+		}
+	}
+	return true
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// while: for events a test cannot be told of directly.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestBruteForceLimits(t *testing.T) {
+	users := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n")
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users,
+		"-login-failure-window", "1h", "-max-user-login-failures", "15")
+	base := "http://" + listen[0]
+	attacker, other := clientFrom("127.0.0.2"), clientFrom("127.0.0.3")
+	for i := range 10 {
+		// Unknown usernames count as failures too.
+		body := `{"username":"alice","password":"guess` + strconv.Itoa(i) + `"}`
+		if i%2 == 1 {
+			body = `{"username":"nobody` + strconv.Itoa(i) + `","password":"guess"}`
+		}
+		if a := call(t, attacker, "POST", base+"/north/login", "", body); a.status != 401 {
+			t.Fatalf("failure %d: %d %q", i+1, a.status, a.body)
+		}
+	}
+	// The 11th login from the address is refused before any check,
+	// even with the right password.
+	a := call(t, attacker, "POST", base+"/north/login", "", `{"username":"alice","password":"secret"}`)
+	retry, _ := strconv.Atoi(a.header.Get("Retry-After"))
+	// A tenth of an hour refills one failure: 360 s.
+	if a.status != 429 || a.body != tooManyFailures || retry < 350 || retry > 360 {
+		t.Fatalf("11th login: %d Retry-After %q %q", a.status, a.header.Get("Retry-After"), a.body)
+	}
+	if n := metricValue(t, admin, `northd_login_failures_total{subsystem="`+listen[0]+`",reason="rate_limited_address"}`); n != 1 {
+		t.Errorf("rate-limited logins counted %v, want 1", n)
+	}
+	// Another address is unaffected.
+	loginToken(t, other, base, `{"username":"alice","password":"secret"}`)
+
+	// Per username: 15 failures for alice in all, 5 of them counted
+	// above; 10 more from other addresses reach the limit.
+	for i := range 10 {
+		c := clientFrom("127.0.1." + strconv.Itoa(i+1))
+		if a := call(t, c, "POST", base+"/north/login", "", `{"username":"alice","password":"nope"}`); a.status != 401 {
+			t.Fatalf("spread failure %d: %d %q", i, a.status, a.body)
+		}
+	}
+	a = call(t, clientFrom("127.0.2.1"), "POST", base+"/north/login", "", `{"username":"alice","password":"still guessing"}`)
+	if a.status != 429 || a.body != tooManyFailures || a.header.Get("Retry-After") == "" {
+		t.Fatalf("a guess spread over addresses: %d %q", a.status, a.body)
+	}
+	// The verified password still logs in from the cache: the limit is
+	// on guessing, and the cache holds only what was verified.
+	loginToken(t, clientFrom("127.0.2.2"), base, `{"username":"alice","password":"secret"}`)
+}
+
+// The token lifecycle over HTTP: login, verify, logout, verify, and a
+// new login from the same ip replacing the token.
+func TestTokenLifecycle(t *testing.T) {
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "127.0.0.1:0")
+	base := "http://" + listen[0]
+	client := clientFrom("127.0.0.1")
+	body := `{"username":"n\u00f6rth \"1\"","password":"pw","ip":"192.0.2.10"}`
+	token := loginToken(t, client, base, body)
+
+	a := call(t, client, "GET", base+"/north/verify", token, "")
+	want := regexp.MustCompile(`^\{"code": 0, "description": "valid", "username": "nörth \\"1\\"", "ip": "192.0.2.10", "expires_in": (3600|3599)\}$`)
+	if a.status != 200 || !want.MatchString(a.body) || a.header.Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Fatalf("verify: %d %q", a.status, a.body)
+	}
+	// A token is valid on the subsystem that issued it only.
+	if a := call(t, client, "GET", "http://"+listen[1]+"/north/verify", token, ""); a.status != 401 {
+		t.Errorf("verify on the other subsystem: %d %q", a.status, a.body)
+	}
+
+	a = call(t, client, "POST", base+"/north/logout", token, "")
+	if a.status != 200 || a.body != `{"code": 0, "description": "logged out"}` {
+		t.Fatalf("logout: %d %q", a.status, a.body)
+	}
+	unknown := `{"code": 2, "description": "the token is not valid: it was never issued here, or a newer login replaced it, or it was logged out; log in again"}`
+	for _, route := range []struct{ method, path string }{{"GET", "/north/verify"}, {"POST", "/north/logout"}} {
+		a = call(t, client, route.method, base+route.path, token, "")
+		if a.status != 401 || a.body != unknown || a.header.Get("WWW-Authenticate") != `Bearer realm="northd", error="invalid_token"` {
+			t.Errorf("%s after logout: %d %v %q", route.path, a.status, a.header, a.body)
+		}
+	}
+
+	first := loginToken(t, client, base, body)
+	second := loginToken(t, client, base, body)
+	if a := call(t, client, "GET", base+"/north/verify", first, ""); a.status != 401 || a.body != unknown {
+		t.Errorf("a replaced token: %d %q", a.status, a.body)
+	}
+	if a := call(t, client, "GET", base+"/north/verify", second, ""); a.status != 200 {
+		t.Errorf("the replacing token: %d %q", a.status, a.body)
+	}
+	if n := metricValue(t, admin, `northd_tokens_live{subsystem="`+listen[0]+`"}`); n != 1 {
+		t.Errorf("%v live tokens, want 1", n)
+	}
+	if n := metricValue(t, admin, `northd_tokens_ended_total{subsystem="`+listen[0]+`",why="replaced"}`); n != 1 {
+		t.Errorf("%v replaced tokens, want 1", n)
+	}
+}
+
+// Every malformed Authorization gets a 4xx with a sentence to act on.
+func TestVerifyRefusesBadAuthorization(t *testing.T) {
+	listen, _, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "off")
+	const (
+		challenge = `Bearer realm="northd"`
+		invalid   = `Bearer realm="northd", error="invalid_token"`
+		malformed = `{"code": 2, "description": "the token must be the 32 lowercase hex digits /north/login returned"}`
+		tok       = "0123456789abcdef0123456789abcdef"
+	)
+	tests := []struct {
+		name          string
+		authorization []string
+		status        int
+		challenge     string
+		body          string
+	}{
+		{"missing", nil, 401, challenge, `{"code": 2, "description": "send the token from /north/login as Authorization: Bearer TOKEN"}`},
+		{"empty bearer", []string{"Bearer"}, 401, invalid, malformed},
+		{"uppercase", []string{"Bearer " + strings.ToUpper(tok)}, 401, invalid, malformed},
+		{"short", []string{"Bearer " + tok[:30]}, 401, invalid, malformed},
+		{"non-hex", []string{"Bearer " + tok[:31] + "z"}, 401, invalid, malformed},
+		{"basic", []string{"Basic YWxpY2U6c2VjcmV0"}, 401, challenge, `{"code": 2, "description": "Authorization must use the Bearer scheme: Authorization: Bearer TOKEN"}`},
+		{"unknown", []string{"Bearer " + tok}, 401, invalid, `{"code": 2, "description": "the token is not valid: it was never issued here, or a newer login replaced it, or it was logged out; log in again"}`},
+		{"several", []string{"Bearer " + tok, "Bearer " + tok}, 400, `Bearer realm="northd", error="invalid_request"`, `{"code": 1, "description": "send one Authorization header, not several"}`},
+		{"long", []string{"Bearer " + strings.Repeat("a", 3000)}, 401, invalid, malformed},
+	}
+	for _, tt := range tests {
+		raw := "GET /north/verify HTTP/1.1\r\nHost: x\r\n"
+		for _, v := range tt.authorization {
+			raw += "Authorization: " + v + "\r\n"
+		}
+		resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", listen[0]) }, raw+"\r\n")
+		if resp.StatusCode() != tt.status || string(resp.Header.Peek("WWW-Authenticate")) != tt.challenge || string(resp.Body()) != tt.body ||
+			string(resp.Header.ContentType()) != "application/json; charset=utf-8" {
+			t.Errorf("%s: %d %q %q", tt.name, resp.StatusCode(), resp.Header.Peek("WWW-Authenticate"), resp.Body())
+		}
+	}
+	// Headers past the server's limit are refused with 431, not a 5xx.
+	resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", listen[0]) },
+		"GET /north/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
+	if resp.StatusCode() != 431 {
+		t.Errorf("huge headers: %d %q", resp.StatusCode(), resp.Body())
+	}
+}
+
+// Without -users northd answers only on loopback, unless told on purpose.
+func TestOpenModeIsForLoopback(t *testing.T) {
+	err := run(context.Background(), []string{"-listen", "0.0.0.0:0", "-admin", "off"}, os.Getenv, nil, io.Discard, io.Discard)
+	want := "-listen 0.0.0.0:0 is not a loopback address, and without -users any credentials log in; give -users FILE, or -insecure-open to accept any credentials on purpose"
+	var usage usageError
+	if err == nil || err.Error() != want || !errors.As(err, &usage) {
+		t.Fatalf("open mode on 0.0.0.0: %v", err)
+	}
+	_, admin, logs, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	if !strings.Contains(logs.String(), "open mode: any non-empty username and password log in; give -users FILE to check credentials") {
+		t.Errorf("no open-mode warning in the log:\n%s", logs)
+	}
+	if metricValue(t, admin, `northd_auth_mode{mode="open"}`) != 1 {
+		t.Error("auth mode is not open")
+	}
+}
+
+// A users file northd refuses stops it with exit status 2 (a usageError),
+// naming the file and the line.
+func TestRefusedUsersFileStopsNorthd(t *testing.T) {
+	users := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\nbob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n")
+	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", "off", "-users", users}, os.Getenv, nil, io.Discard, io.Discard)
+	var usage usageError
+	if err == nil || !errors.As(err, &usage) || !strings.HasPrefix(err.Error(), "users file "+users+" line 2: SHA-1 hashes") {
+		t.Fatalf("run with a SHA-1 line: %v", err)
+	}
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key, and
+// returns their paths and a pool that trusts it.
+func selfSignedCert(t *testing.T, dir, name string) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
+}
+
+func TestTLSEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, roots := selfSignedCert(t, dir, "first")
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
+	base := "https://" + listen[0]
+	httpsClient := func(roots *x509.CertPool, maxVersion uint16) *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MaxVersion: maxVersion}}}
+	}
+	client := httpsClient(roots, 0)
+	token := loginToken(t, client, base, `{"username":"north","password":"pw"}`)
+	if a := call(t, client, "GET", base+"/north/verify", token, ""); a.status != 200 {
+		t.Fatalf("verify over TLS: %d %q", a.status, a.body)
+	}
+	// TLS 1.1 is refused.
+	if _, err := httpsClient(roots, tls.VersionTLS11).Get(base + "/"); err == nil {
+		t.Error("a TLS 1.1 client was served")
+	}
+	// Plain HTTP on the TLS port gets no answer of the contract.
+	if a, err := http.Get("http://" + listen[0] + "/"); err == nil && a.StatusCode == 200 {
+		t.Error("plain HTTP was served on the TLS port")
+	}
+
+	// SIGHUP loads a renewed certificate.
+	newCert, newKey, newRoots := selfSignedCert(t, t.TempDir(), "second")
+	for _, f := range [][2]string{{newCert, certFile}, {newKey, keyFile}} {
+		b, _ := os.ReadFile(f[0])
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reloads := metricValue(t, admin, `northd_reloads_total{result="ok"}`)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "the certificate reload", func() bool { return metricValue(t, admin, `northd_reloads_total{result="ok"}`) == reloads+1 })
+	resp, err := httpsClient(newRoots, 0).Get(base + "/")
+	if err != nil {
+		t.Fatalf("after the reload: %v", err)
+	}
+	resp.Body.Close()
+	if cn := resp.TLS.PeerCertificates[0].Subject.CommonName; cn != "second" {
+		t.Errorf("served certificate %q after the reload, want second", cn)
+	}
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"hash/maphash"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// authenticator checks logins against a users file (-users). Without one
+// northd is in open mode, as the seed was: any non-empty username and
+// password log in, and no authenticator exists.
+type authenticator struct {
+	path    string
+	users   atomic.Pointer[loadedUsers]
+	hashing *hashPool
+	limits  *failureLimits
+	userKey maphash.Seed // names a user in limits.byUser
+	log     *slog.Logger
+
+	cacheTTL time.Duration
+
+	cacheHits, cacheMisses *metrics.Counter
+	hashDuration           *metrics.PrometheusHistogram
+	hashRejections         *metrics.Counter
+}
+
+// loadedUsers is one load of the users file with its own credential cache,
+// so that a reload starts with an empty cache and a verification that
+// raced the reload can only fill the old one.
+type loadedUsers struct {
+	table *userTable
+	cache *credentialCache
+}
+
+// hashBucketsSeconds cover bcrypt and argon2id costs from a millisecond
+// (test parameters) to seconds (a paranoid cost on a busy machine).
+var hashBucketsSeconds = []float64{1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5}
+
+func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenticator, error) {
+	workers := runtime.GOMAXPROCS(0)
+	a := &authenticator{
+		path:           cfg.Users,
+		hashing:        newHashPool(workers, hashQueuePerWorker*workers),
+		limits:         newFailureLimits(cfg.MaxLoginFailures, cfg.MaxUserLoginFailures, cfg.LoginFailureWindow),
+		userKey:        maphash.MakeSeed(),
+		log:            log,
+		cacheHits:      set.NewCounter(`northd_auth_cache_hits_total`),
+		cacheMisses:    set.NewCounter(`northd_auth_cache_misses_total`),
+		hashDuration:   set.NewPrometheusHistogramExt(`northd_password_hash_duration_seconds`, hashBucketsSeconds),
+		hashRejections: set.NewCounter(`northd_password_hash_rejections_total`),
+		cacheTTL:       cfg.AuthCacheTTL,
+	}
+	if err := a.load(); err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	set.NewGauge(`northd_users`, func() float64 { return float64(len(a.users.Load().table.byName)) })
+	set.NewGauge(`northd_auth_cache_entries`, func() float64 { return float64(a.users.Load().cache.size()) })
+	return a, nil
+}
+
+// load reads the users file and, when it is sound, puts it in force with
+// an empty cache.
+func (a *authenticator) load() error {
+	table, warnings, err := loadUsers(a.path)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		a.log.Warn(w)
+	}
+	a.users.Store(&loadedUsers{table: table, cache: newCredentialCache(int64(a.cacheTTL))})
+	a.log.Info("users file loaded", "path", a.path, "users", len(table.byName))
+	return nil
+}
+
+// reload is SIGHUP's: a users file that does not load leaves the one in
+// force as it is.
+func (a *authenticator) reload() bool {
+	if err := a.load(); err != nil {
+		a.log.Error("users file not reloaded; the previous one stays in force", "err", err)
+		return false
+	}
+	return true
+}
+
+// authOutcome is what checking one login's credentials found.
+type authOutcome uint8
+
+const (
+	authOK authOutcome = iota
+	authWrongPassword
+	authUnknownUser
+	authAddrLimited // too many failures from the client address
+	authUserLimited // too many failures for the username
+	authHashBusy    // the hashing pool's queue is full
+	authOutcomeCount
+)
+
+// authOutcomeReasons label refused logins in metrics.
+var authOutcomeReasons = [authOutcomeCount]string{"ok", "wrong_password", "unknown_user", "rate_limited_address", "rate_limited_username", "hash_queue_full"}
+
+// check checks username and password (the raw, still escaped, JSON string
+// from the body) for a login from client at now. For the limited outcomes
+// it also says how long to wait.
+func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, now time.Time) (authOutcome, time.Duration) {
+	if wait, limited := a.limits.byAddr.blocked(addrKeyOf(client), now); limited {
+		return authAddrLimited, wait
+	}
+	password := rawPassword
+	if bytes.IndexByte(rawPassword, '\\') >= 0 {
+		// The rare escaped password is decoded into memory of its own,
+		// cleared before return.
+		password = appendPasswordDecoded(make([]byte, 0, len(rawPassword)), rawPassword)
+		defer clear(password)
+	}
+	users := a.users.Load()
+	digest := users.cache.digest(username, password)
+	if users.cache.verified(username, &digest, now.UnixNano()) {
+		a.cacheHits.Inc()
+		return authOK, 0
+	}
+	a.cacheMisses.Inc()
+
+	hash, known := users.table.lookup(username)
+	userKey := maphash.Bytes(a.userKey, username)
+	if known {
+		if wait, limited := a.limits.byUser.blocked(userKey, now); limited {
+			return authUserLimited, wait
+		}
+	}
+	if !a.hashing.acquire() {
+		a.hashRejections.Inc()
+		return authHashBusy, time.Second
+	}
+	start := time.Now()
+	// An unknown user is checked against a dummy hash of the same cost,
+	// so that both answers take as long.
+	match := hash.matches(password)
+	a.hashing.release()
+	a.hashDuration.UpdateDuration(start)
+
+	if match && known {
+		users.cache.add(username, &digest, now.UnixNano())
+		return authOK, 0
+	}
+	a.limits.byAddr.fail(addrKeyOf(client), now)
+	if !known {
+		return authUnknownUser, 0
+	}
+	a.limits.byUser.fail(userKey, now)
+	return authWrongPassword, 0
+}
+
+// appendPasswordDecoded appends the decoded form of a raw JSON string.
+func appendPasswordDecoded(dst, raw []byte) []byte {
+	dst, _ = appendUnescaped(dst, raw, len(raw))
+	return dst
+}
+
+// hashQueuePerWorker sizes the queue of logins waiting for a password
+// check: a few hashes' worth per worker, so that a storm of wrong
+// passwords is refused within a fraction of a second instead of queueing
+// for minutes.
+const hashQueuePerWorker = 4
+
+// hashPool runs password hashes on at most workers goroutines at once,
+// with at most queue more waiting; beyond that a login is refused at once.
+// Hashes run in the handlers' own goroutines, so that the password never
+// has to be handed to another one.
+type hashPool struct {
+	slots    chan struct{}
+	admitted atomic.Int32
+	max      int32
+}
+
+func newHashPool(workers, queue int) *hashPool {
+	return &hashPool{slots: make(chan struct{}, workers), max: int32(workers + queue)}
+}
+
+// acquire waits for a worker slot, or reports false at once when the
+// queue is full.
+func (p *hashPool) acquire() bool {
+	if p.admitted.Add(1) > p.max {
+		p.admitted.Add(-1)
+		return false
+	}
+	p.slots <- struct{}{}
+	return true
+}
+
+func (p *hashPool) release() {
+	<-p.slots
+	p.admitted.Add(-1)
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"hash/maphash"
+	"math"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// failureLimits slows password guessing. Each client address, and each
+// existing username, has a token bucket of failed logins (x/time/rate):
+// max failures at once, refilled at max per window. An empty bucket means
+// every login from that address, or for that user, gets 429 with
+// Retry-After until a failure's worth has refilled. So a guesser gets at
+// most max guesses per window and address, and a guesser spread over many
+// addresses at most the per-user allowance per window and user.
+//
+// Only failures take from a bucket; a login that succeeds costs nothing.
+// Buckets live in bounded tables: at the bound, a bucket that has refilled
+// (it holds nothing a fresh one would not) is forgotten first.
+type failureLimits struct {
+	byAddr *limiterTable[addrKey]
+	byUser *limiterTable[uint64] // a maphash of the username
+}
+
+// addrKey is a client address as a map key, IPv4 as IPv4-mapped IPv6.
+type addrKey [16]byte
+
+// failureTableMax bounds each table of buckets.
+const failureTableMax = 1 << 16
+
+func newFailureLimits(maxPerAddr, maxPerUser int, window time.Duration) *failureLimits {
+	seed := maphash.MakeSeed()
+	return &failureLimits{
+		byAddr: newLimiterTable(maxPerAddr, window, failureTableMax, func(k addrKey) uint64 { return maphash.Bytes(seed, k[:]) }),
+		byUser: newLimiterTable(maxPerUser, window, failureTableMax, func(k uint64) uint64 { return k }),
+	}
+}
+
+func addrKeyOf(ip netip.Addr) addrKey { return ip.As16() }
+
+// limiterTable is a bounded, sharded map of token buckets.
+type limiterTable[K comparable] struct {
+	every   rate.Limit
+	burst   int
+	max     int // per shard
+	shardOf func(K) uint64
+	count   atomic.Int64
+	shards  [limiterShards]limiterShard[K]
+}
+
+const limiterShards = 16
+
+type limiterShard[K comparable] struct {
+	mu sync.Mutex
+	m  map[K]*rate.Limiter
+	_  [64]byte
+}
+
+func newLimiterTable[K comparable](burst int, window time.Duration, max int, shardOf func(K) uint64) *limiterTable[K] {
+	t := &limiterTable[K]{every: rate.Limit(float64(burst) / window.Seconds()), burst: burst, max: max / limiterShards, shardOf: shardOf}
+	for i := range t.shards {
+		t.shards[i].m = make(map[K]*rate.Limiter)
+	}
+	return t
+}
+
+// blocked reports whether k's bucket is empty at now, and how long until
+// it holds a failure's worth again.
+func (t *limiterTable[K]) blocked(k K, now time.Time) (time.Duration, bool) {
+	if t.count.Load() == 0 {
+		return 0, false // no failures anywhere: the common case costs a load
+	}
+	sh := &t.shards[t.shardOf(k)%limiterShards]
+	sh.mu.Lock()
+	lim := sh.m[k]
+	sh.mu.Unlock()
+	if lim == nil {
+		return 0, false
+	}
+	tokens := lim.TokensAt(now)
+	if tokens >= 1 {
+		return 0, false
+	}
+	return time.Duration((1 - tokens) / float64(t.every) * float64(time.Second)), true
+}
+
+// fail takes one failure from k's bucket at now.
+func (t *limiterTable[K]) fail(k K, now time.Time) {
+	sh := &t.shards[t.shardOf(k)%limiterShards]
+	sh.mu.Lock()
+	lim := sh.m[k]
+	if lim == nil {
+		if len(sh.m) >= t.max {
+			t.forgetOne(sh, now)
+		}
+		lim = rate.NewLimiter(t.every, t.burst)
+		sh.m[k] = lim
+		t.count.Add(1)
+	}
+	sh.mu.Unlock()
+	lim.AllowN(now, 1)
+}
+
+// forgetOne drops a bucket that has refilled, looking at a few, or else
+// the first one the map yields.
+func (t *limiterTable[K]) forgetOne(sh *limiterShard[K], now time.Time) {
+	looked := 0
+	var victim K
+	for k, lim := range sh.m {
+		if looked == 0 {
+			victim = k
+		}
+		if lim.TokensAt(now) >= float64(t.burst) {
+			victim = k
+			break
+		}
+		if looked++; looked == 8 {
+			break
+		}
+	}
+	delete(sh.m, victim)
+	t.count.Add(-1)
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1, for a
+// Retry-After header.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
