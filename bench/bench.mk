@@ -48,22 +48,23 @@ bench-tools:
 	fi
 
 # northd is built into bin/bench too, so that a rebuild of bin/northd
-# cannot swap the binary under a comparison.
+# cannot swap the binary under a comparison. The rest is bench's own
+# module (bench/go.mod), hence go -C bench.
 bench-build:
-	$(GO) build -o $(BENCH_BIN)/northd ./cmd/northd
-	$(GO) build -o $(BENCH_BIN)/floor ./bench/peers/floor
-	$(GO) build -o $(BENCH_BIN)/nethttp ./bench/peers/nethttp
-	$(GO) build -o $(BENCH_BIN)/compare ./bench/cmd/compare
-	$(GO) build -o $(BENCH_BIN)/conns ./bench/cmd/conns
+	$(GO) build -o $(BENCH_BIN)/northd .
+	$(GO) -C bench build -o $(abspath $(BENCH_BIN))/floor ./peers/floor
+	$(GO) -C bench build -o $(abspath $(BENCH_BIN))/nethttp ./peers/nethttp
+	$(GO) -C bench build -o $(abspath $(BENCH_BIN))/compare ./cmd/compare
+	$(GO) -C bench build -o $(abspath $(BENCH_BIN))/conns ./cmd/conns
 
 # Writes bench/results/<date>-<host>.md and .png (QUICK=1: under bin/bench/results).
 compare: bench-tools bench-build
 	$(BENCH_BIN)/compare $(_compare_args) $(COMPARE_FLAGS)
 
-# In-process northd driven by fasthttp's HostClient and PipelineClient.
+# The northd binary driven by fasthttp's HostClient and PipelineClient.
 # Compare two runs: benchstat old.txt bench/e2e.txt (see bench/README.md).
 bench-e2e:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./bench | tee bench/e2e.txt
+	$(GO) -C bench test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) . | tee bench/e2e.txt
 
 # 8,000 idle keep-alive connections, each after one request: RSS per
 # connection of northd (with and without -reduce-memory), floor and nethttp.

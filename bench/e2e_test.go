@@ -1,9 +1,9 @@
-// Package bench holds northd's end-to-end Go benchmarks: the whole server
-// started in-process by northd.Run on a loopback port, driven through real
-// TCP connections by fasthttp's HostClient (one request in flight per
-// connection) and PipelineClient (many in flight per connection), from
-// parallel goroutines. Each reports req/s besides ns/op and allocs/op
-// (client and server together: they share the process).
+// Package bench holds northd's end-to-end Go benchmarks: the northd
+// binary, built once by TestMain and run as its own process on a loopback
+// port, driven through real TCP connections by fasthttp's HostClient (one
+// request in flight per connection) and PipelineClient (many in flight per
+// connection), from parallel goroutines. Each reports req/s besides ns/op
+// and allocs/op (of the client only: the server is another process).
 //
 //	make bench-e2e                        # -benchmem -count $(BENCHCOUNT) > bench/e2e.txt
 //	benchstat old.txt bench/e2e.txt       # compare two runs
@@ -13,37 +13,13 @@
 package bench
 
 import (
-	"context"
-	"io"
 	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
 
 	"github.com/valyala/fasthttp"
-
-	"northd"
 )
-
-// startNorthd starts the whole server in this process (northd.Start) until
-// the benchmark or test ends, and returns the address it listens on.
-func startNorthd(tb testing.TB, args ...string) string {
-	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	args = append([]string{"-listen", "127.0.0.1:0", "-admin", "off", "-log-level", "warn"}, args...)
-	srv, err := northd.Start(ctx, args, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		cancel()
-		tb.Fatalf("northd.Start: %v", err)
-	}
-	tb.Cleanup(func() {
-		cancel()
-		if err := srv.Wait(); err != nil {
-			tb.Errorf("northd: %v", err)
-		}
-	})
-	return srv.Addrs()[0]
-}
 
 // A workload is one route: how to fill in the i-th request of a
 // goroutine, and the status every response must have.
@@ -129,12 +105,12 @@ func drive(b *testing.B, c doer, w workload) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
-// BenchmarkE2E drives an in-process northd over loopback TCP:
+// BenchmarkE2E drives northd (northd_test.go) over loopback TCP:
 //   - HostClient: 64 goroutines, one request in flight per connection at
 //     a time, as wrk -c64 does;
 //   - Pipeline: the same goroutines sharing 4 pipelined connections.
 func BenchmarkE2E(b *testing.B) {
-	addr := startNorthd(b)
+	addr := startNorthd(b).listen[0]
 	for _, w := range workloads {
 		b.Run("HostClient/"+w.name, func(b *testing.B) {
 			c := &fasthttp.HostClient{Addr: addr, MaxConns: 1024}
@@ -163,7 +139,7 @@ func parallelism() int {
 // BenchmarkE2E gets the status it expects through both clients, so that
 // make test keeps the benchmarks runnable without running them.
 func TestE2EHarness(t *testing.T) {
-	addr := startNorthd(t)
+	addr := startNorthd(t).listen[0]
 	clients := map[string]doer{
 		"HostClient": &fasthttp.HostClient{Addr: addr},
 		"Pipeline":   &fasthttp.PipelineClient{Addr: addr},

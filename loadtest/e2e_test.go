@@ -12,35 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"northd"
 )
 
-// startNorthd runs northd in-process on a free loopback port until the test
-// ends, and returns its base URL.
-func startNorthd(t *testing.T) string {
+// northdURL starts northd (northd_test.go) and returns its base URL.
+func northdURL(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := northd.Start(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "off"}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		cancel()
-		t.Fatalf("northd did not start: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Wait() }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("northd stopped: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("northd did not stop")
-		}
-	})
-	return "http://" + srv.Addrs()[0]
+	return "http://" + startNorthd(t).listen[0]
 }
 
 // runLoadtest runs the command and returns its exit code, its output and
@@ -63,7 +40,7 @@ func runLoadtest(t *testing.T, args ...string) (int, string, Report) {
 }
 
 func TestMixedAgainstNorthd(t *testing.T) {
-	target := startNorthd(t)
+	target := northdURL(t)
 	code, out, rep := runLoadtest(t, "-target", target, "-scenario", "mixed", "-rate", "300", "-duration", "2s")
 	if code != 0 || rep.ErrorCount != 0 || len(rep.Errors) != 0 || !rep.Passed {
 		t.Fatalf("exit %d, errors %v\n%s", code, rep.Errors, out)
@@ -87,7 +64,7 @@ func TestMixedAgainstNorthd(t *testing.T) {
 // The raw TCP cases (no Content-Length, garbage request lines, oversize
 // bodies) and every refusal, through both clients.
 func TestBadInputAgainstNorthd(t *testing.T) {
-	target := startNorthd(t)
+	target := northdURL(t)
 	for _, client := range []string{"nethttp", "fasthttp"} {
 		t.Run(client, func(t *testing.T) {
 			code, out, rep := runLoadtest(t, "-target", target, "-client", client, "-scenario", "bad-input", "-rate", "200", "-duration", "1s")
@@ -113,21 +90,21 @@ func wrongServer() http.Handler {
 		case "/":
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Content-Type", "text/plain")
-			w.Write(homeBody)
+			w.Write([]byte(litHome))
 		case "/north/login":
 			io.Copy(io.Discard, r.Body)
 			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set("Content-Type", ctJSON)
+			w.Header().Set("Content-Type", litJSON)
 			if r.ContentLength > 30 { // a valid login body
 				fmt.Fprintf(w, `{"code": 0, "token": "%s", "description": "success"}`, goodToken)
 				return
 			}
 			w.WriteHeader(400)
-			w.Write(loginFailure("request body is not valid JSON"))
+			w.Write([]byte(`{"code": 1, "token": "", "description": "request body is not valid JSON"}`))
 		default:
-			w.Header().Set("Content-Type", ctHTML)
+			w.Header().Set("Content-Type", litHTML)
 			w.WriteHeader(404)
-			w.Write(notFoundBody)
+			w.Write([]byte(litNotFound))
 		}
 	})
 }

@@ -24,9 +24,10 @@ LOADTEST_PIN = LOADTEST_SERVER_CPU=0 LOADTEST_CPU=1
 
 .PHONY: loadtest loadtest-build loadtest-bad-input loadtest-ramp loadtest-ramp-nethttp loadtest-soak loadtest-conns
 
+# loadtest is a module of its own (loadtest/go.mod), hence go -C loadtest.
 loadtest-build:
-	$(GO) build -o bin/northd ./cmd/northd
-	$(GO) build -o bin/loadtest ./loadtest
+	$(GO) build -o bin/northd .
+	$(GO) -C loadtest build -o $(abspath bin)/loadtest .
 	@mkdir -p $(LOADTEST_OUT)
 
 # The smoke's mix: every kind of answer, the raw TCP cases included.
@@ -45,7 +46,7 @@ loadtest-ramp: loadtest-build
 # The nethttp peer from bench/peers/nethttp, measured the same way.
 LOADTEST_PEER_NETHTTP = ./bin/peer-nethttp -listen {addr}
 loadtest-ramp-nethttp: loadtest-build
-	$(GO) build -o bin/peer-nethttp ./bench/peers/nethttp
+	$(GO) -C bench build -o $(abspath bin)/peer-nethttp ./peers/nethttp
 	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_PEER_NETHTTP) -- -scenario ramp -client fasthttp \
 		-rate 5000 -step 5000 -refine 3 -duration 10s -slo $(LOADTEST_SLO) -out $(LOADTEST_OUT)/ramp-nethttp.json $(LOADTEST_ARGS)
 

@@ -2,7 +2,10 @@
 // every response against the wire contract, and reports latency corrected
 // for coordinated omission. See loadtest/README.md.
 //
-//	go run ./loadtest -target http://127.0.0.1:8000 -scenario mixed -rate 2000 -duration 30s -out report.json
+//	go -C loadtest run . -target http://127.0.0.1:8000 -scenario mixed -rate 2000 -duration 30s -out report.json
+//
+// loadtest is a module of its own (loadtest/go.mod), apart from the
+// server's, so that the server does not require vegeta and HdrHistogram.
 package main
 
 import (
@@ -70,7 +73,7 @@ response against the wire contract, and reports latency corrected for
 coordinated omission. It exits 1 when any response was wrong or missing (or
 a scenario's own check failed), 2 on a bad command line.
 
-Usage: go run ./loadtest [flags]
+Usage: loadtest [flags]   (make loadtest-build makes bin/loadtest)
 
 Scenarios (-scenario):
   home          GET / only

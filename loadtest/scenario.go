@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"northd/contract"
 )
 
 // A reqCase is one kind of request a scenario sends, with the response the
@@ -42,21 +44,23 @@ type expectation struct {
 	connClose bool
 }
 
+// The answers come from northd/contract, which bench/cmd/compare and
+// lbtest check against too.
 const (
-	ctHTML = "text/html; charset=utf-8"
-	ctJSON = "application/json; charset=utf-8"
-	ctText = "text/plain; charset=utf-8"
+	ctHTML = contract.ContentTypeHTML
+	ctJSON = contract.ContentTypeJSON
+	ctText = contract.ContentTypeText
 )
 
 var (
-	homeBody     = []byte(`<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`)
-	notFoundBody = []byte(`<h1>404 Not Found</h1>`)
+	homeBody     = []byte(contract.HomeBody)
+	notFoundBody = []byte(contract.NotFoundBody)
 	fixedLogin   = []byte(`{"username":"north-1","password":"secret","ip":"192.0.2.10"}`)
 )
 
 // loginFailure is the contract's refusal body.
 func loginFailure(description string) []byte {
-	return []byte(`{"code": 1, "token": "", "description": "` + description + `"}`)
+	return []byte(contract.LoginFailure(description))
 }
 
 func staticBody(b []byte) func(uint64) []byte { return func(uint64) []byte { return b } }

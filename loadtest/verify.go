@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-)
 
-const (
-	loginOKPrefix = `{"code": 0, "token": "`
-	loginOKSuffix = `", "description": "success"}`
-	loginOKLen    = len(loginOKPrefix) + 32 + len(loginOKSuffix)
+	"northd/contract"
 )
 
 // Error kinds a response can fail with. The report counts them as
@@ -80,7 +77,7 @@ func (v *verifier) check(want *expectation, status int, h http.Header, body []by
 	if status != want.status {
 		return errStatus
 	}
-	if cc := h.Values("Cache-Control"); len(cc) != 1 || cc[0] != "no-store" {
+	if cc := h.Values("Cache-Control"); len(cc) != 1 || cc[0] != contract.CacheControl {
 		return errCacheControl
 	}
 	if ct := h.Values("Content-Type"); len(ct) != 1 || ct[0] != want.contentType {
@@ -99,20 +96,15 @@ func (v *verifier) check(want *expectation, status int, h http.Header, body []by
 }
 
 // checkLogin verifies a successful login body byte for byte around the
-// token, the token's form, and that it was never seen before.
+// token, the token's form (contract.LoginToken), and that it was never
+// seen before.
 func (v *verifier) checkLogin(body []byte) string {
-	if len(body) != loginOKLen || !bytes.HasPrefix(body, []byte(loginOKPrefix)) || !bytes.HasSuffix(body, []byte(loginOKSuffix)) {
-		return errTokenFormat
-	}
-	tok := body[len(loginOKPrefix) : len(loginOKPrefix)+32]
-	for _, c := range tok {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return errTokenFormat
-		}
-	}
-	// Version nibble is hex digit 13, the variant's top bits digit 17.
-	if tok[12] != '4' || !strings.ContainsRune("89ab", rune(tok[16])) {
+	tok, err := contract.LoginToken(body)
+	switch {
+	case errors.Is(err, contract.ErrTokenVersion):
 		return errTokenVersion
+	case err != nil: // the body's shape, or a token that is not 32 lowercase hex
+		return errTokenFormat
 	}
 	var raw [16]byte
 	hex.Decode(raw[:], tok) // checked above

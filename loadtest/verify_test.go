@@ -10,8 +10,20 @@ import (
 
 const goodToken = "0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e"
 
+// The contract's bytes, written out here rather than taken from
+// northd/contract, so that these tests check what loadtest expects too.
+const (
+	litHTML     = "text/html; charset=utf-8"
+	litJSON     = "application/json; charset=utf-8"
+	litText     = "text/plain; charset=utf-8"
+	litHome     = `<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`
+	litNotFound = `<h1>404 Not Found</h1>`
+)
+
+// loginBody is the contract's success body, written out here rather than
+// taken from northd/contract, so that the test checks the contract too.
 func loginBody(token string) []byte {
-	return []byte(loginOKPrefix + token + loginOKSuffix)
+	return []byte(`{"code": 0, "token": "` + token + `", "description": "success"}`)
 }
 
 func okHeaders(ct string) http.Header {
@@ -28,18 +40,18 @@ func TestVerifierLogin(t *testing.T) {
 		body   string
 		kind   string
 	}{
-		{"good", 200, okHeaders(ctJSON), string(loginBody(goodToken)), ""},
-		{"wrong status", 400, okHeaders(ctJSON), string(loginBody(goodToken)), errStatus},
+		{"good", 200, okHeaders(litJSON), string(loginBody(goodToken)), ""},
+		{"wrong status", 400, okHeaders(litJSON), string(loginBody(goodToken)), errStatus},
 		{"wrong content type", 200, okHeaders("application/json"), string(loginBody(goodToken)), errContentType},
-		{"two content types", 200, http.Header{"Content-Type": {ctJSON, ctJSON}, "Cache-Control": {"no-store"}}, string(loginBody(goodToken)), errContentType},
-		{"no cache-control", 200, http.Header{"Content-Type": {ctJSON}}, string(loginBody(goodToken)), errCacheControl},
-		{"uppercase token", 200, okHeaders(ctJSON), string(loginBody(strings.ToUpper(goodToken))), errTokenFormat},
-		{"short token", 200, okHeaders(ctJSON), string(loginBody(goodToken[:31])), errTokenFormat},
-		{"dashed token", 200, okHeaders(ctJSON), string(loginBody("0c8e4f0e-2b2f-4d1c-9a3e-5b7d9f1a2c4e")), errTokenFormat},
-		{"version 1 token", 200, okHeaders(ctJSON), string(loginBody("0c8e4f0e2b2f1d1c9a3e5b7d9f1a2c4e")), errTokenVersion},
-		{"wrong variant", 200, okHeaders(ctJSON), string(loginBody("0c8e4f0e2b2f4d1c7a3e5b7d9f1a2c4e")), errTokenVersion},
-		{"compact json", 200, okHeaders(ctJSON), `{"code":0,"token":"` + goodToken + `","description":"success"}`, errTokenFormat},
-		{"refusal", 200, okHeaders(ctJSON), string(loginFailure("username is required")), errTokenFormat},
+		{"two content types", 200, http.Header{"Content-Type": {litJSON, litJSON}, "Cache-Control": {"no-store"}}, string(loginBody(goodToken)), errContentType},
+		{"no cache-control", 200, http.Header{"Content-Type": {litJSON}}, string(loginBody(goodToken)), errCacheControl},
+		{"uppercase token", 200, okHeaders(litJSON), string(loginBody(strings.ToUpper(goodToken))), errTokenFormat},
+		{"short token", 200, okHeaders(litJSON), string(loginBody(goodToken[:31])), errTokenFormat},
+		{"dashed token", 200, okHeaders(litJSON), string(loginBody("0c8e4f0e-2b2f-4d1c-9a3e-5b7d9f1a2c4e")), errTokenFormat},
+		{"version 1 token", 200, okHeaders(litJSON), string(loginBody("0c8e4f0e2b2f1d1c9a3e5b7d9f1a2c4e")), errTokenVersion},
+		{"wrong variant", 200, okHeaders(litJSON), string(loginBody("0c8e4f0e2b2f4d1c7a3e5b7d9f1a2c4e")), errTokenVersion},
+		{"compact json", 200, okHeaders(litJSON), `{"code":0,"token":"` + goodToken + `","description":"success"}`, errTokenFormat},
+		{"refusal", 200, okHeaders(litJSON), `{"code": 1, "token": "", "description": "username is required"}`, errTokenFormat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,14 +67,14 @@ func TestVerifierRepeatedToken(t *testing.T) {
 	v := &verifier{tokens: newTokenSet()}
 	lc := loginCase()
 	want := &lc.want
-	if got := v.check(want, 200, okHeaders(ctJSON), loginBody(goodToken)); got != "" {
+	if got := v.check(want, 200, okHeaders(litJSON), loginBody(goodToken)); got != "" {
 		t.Fatalf("first login: %q", got)
 	}
 	other := "1c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e"
-	if got := v.check(want, 200, okHeaders(ctJSON), loginBody(other)); got != "" {
+	if got := v.check(want, 200, okHeaders(litJSON), loginBody(other)); got != "" {
 		t.Fatalf("second token: %q", got)
 	}
-	if got := v.check(want, 200, okHeaders(ctJSON), loginBody(goodToken)); got != errTokenRepeated {
+	if got := v.check(want, 200, okHeaders(litJSON), loginBody(goodToken)); got != errTokenRepeated {
 		t.Fatalf("repeated token: %q, want %q", got, errTokenRepeated)
 	}
 	if v.tokens.Len() != 2 {
@@ -74,13 +86,13 @@ func TestVerifierFixedBodies(t *testing.T) {
 	v := &verifier{tokens: newTokenSet()}
 	hc := homeCase()
 	home := &hc.want
-	if got := v.check(home, 200, okHeaders(ctHTML), homeBody); got != "" {
+	if got := v.check(home, 200, okHeaders(litHTML), []byte(litHome)); got != "" {
 		t.Errorf("home: %q", got)
 	}
-	if got := v.check(home, 200, okHeaders(ctText), homeBody); got != errContentType {
+	if got := v.check(home, 200, okHeaders(litText), []byte(litHome)); got != errContentType {
 		t.Errorf("home as text/plain: %q", got)
 	}
-	if got := v.check(home, 200, okHeaders(ctHTML), append(homeBody, '\n')); got != errBody {
+	if got := v.check(home, 200, okHeaders(litHTML), append([]byte(litHome), '\n')); got != errBody {
 		t.Errorf("home with a newline: %q", got)
 	}
 	var oversize *expectation
@@ -89,11 +101,11 @@ func TestVerifierFixedBodies(t *testing.T) {
 			oversize = &c.want
 		}
 	}
-	body := loginFailure("request body is larger than 65536 bytes")
-	if got := v.check(oversize, 413, okHeaders(ctJSON), body); got != errNotClosed {
+	body := []byte(`{"code": 1, "token": "", "description": "request body is larger than 65536 bytes"}`)
+	if got := v.check(oversize, 413, okHeaders(litJSON), body); got != errNotClosed {
 		t.Errorf("413 left open: %q", got)
 	}
-	h := okHeaders(ctJSON)
+	h := okHeaders(litJSON)
 	h.Set(closedHeader, "1")
 	if got := v.check(oversize, 413, h, body); got != "" {
 		t.Errorf("413 closed: %q", got)

@@ -11,11 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"northd/contract"
 )
 
 // serverSpec says how to start one server under test.
@@ -32,7 +33,7 @@ type serverSpec struct {
 var specs = []serverSpec{
 	{
 		name:     "northd",
-		about:    "this repository's server (cmd/northd, built into bin/bench/northd)",
+		about:    "this repository's server (the repository root, built into bin/bench/northd)",
 		goServer: true,
 		argv: func(o *options, port int) ([]string, string, string) {
 			bin := filepath.Join(o.bin, "northd")
@@ -296,15 +297,11 @@ func procTicks(pid int) int64 {
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
 const clockTicks = 100
 
-var (
-	homeBody     = `<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`
-	notFoundBody = `<h1>404 Not Found</h1>`
-	loginOK      = regexp.MustCompile(`^\{"code": 0, "token": "[0-9a-f]{32}", "description": "success"\}$`)
-)
-
 // checkContract asks the server for each route once and notes where it
-// departs from northd's wire contract. A server that gets a route wrong
-// (status or body) is an error: comparing it would not be like for like.
+// departs from northd's wire contract (northd/contract, which loadtest and
+// lbtest check too). A server that gets a route wrong (status or body, the
+// token's form included) is an error: comparing it would not be like for
+// like.
 func checkContract(r *running) ([]string, error) {
 	base := "http://" + addr(r.port)
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -313,13 +310,21 @@ func checkContract(r *running) ([]string, error) {
 		method, path, body string
 		status             int
 		ctype              string
-		match              func(string) bool
+		check              func(string) error
+	}
+	exactly := func(want string) func(string) error {
+		return func(s string) error {
+			if s != want {
+				return errors.New("not the contract's body")
+			}
+			return nil
+		}
 	}
 	probes := []probe{
-		{"GET", "/", "", 200, "text/html; charset=utf-8", func(s string) bool { return s == homeBody }},
+		{"GET", "/", "", 200, contract.ContentTypeHTML, exactly(contract.HomeBody)},
 		{"POST", "/north/login", `{"username": "north-1", "password": "secret", "ip": "192.0.2.10"}`, 200,
-			"application/json; charset=utf-8", loginOK.MatchString},
-		{"GET", "/favicon.ico", "", 404, "text/html; charset=utf-8", func(s string) bool { return s == notFoundBody }},
+			contract.ContentTypeJSON, func(s string) error { _, err := contract.LoginToken(s); return err }},
+		{"GET", "/favicon.ico", "", 404, contract.ContentTypeHTML, exactly(contract.NotFoundBody)},
 	}
 	tokens := map[string]bool{}
 	for _, p := range probes {
@@ -333,14 +338,15 @@ func checkContract(r *running) ([]string, error) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		bodyErr := p.check(string(body))
 		switch {
 		case resp.StatusCode != p.status:
 			return notes, fmt.Errorf("%s %s: status %d, want %d", p.method, p.path, resp.StatusCode, p.status)
-		case !p.match(string(body)):
-			return notes, fmt.Errorf("%s %s: body %.100q", p.method, p.path, body)
+		case bodyErr != nil:
+			return notes, fmt.Errorf("%s %s: %v: body %.100q", p.method, p.path, bodyErr, body)
 		case resp.Header.Get("Content-Type") != p.ctype:
 			notes = append(notes, fmt.Sprintf("%s %s: Content-Type %q", p.method, p.path, resp.Header.Get("Content-Type")))
-		case resp.Header.Get("Cache-Control") != "no-store":
+		case resp.Header.Get("Cache-Control") != contract.CacheControl:
 			notes = append(notes, fmt.Sprintf("%s %s: no Cache-Control: no-store", p.method, p.path))
 		}
 		if p.path == "/north/login" {

