@@ -22,6 +22,7 @@ func adminHandler(set *metrics.Set, subsystems []*subsystem, withPprof bool) htt
 	mux.HandleFunc("GET /north/servers", func(w http.ResponseWriter, r *http.Request) {
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 		type subsystemReport struct {
+			Name         string              `json:"name"`
 			Listen       string              `json:"listen"`
 			NorthServers []northServerReport `json:"north_servers"`
 			Count        int                 `json:"count"`
@@ -30,11 +31,19 @@ func adminHandler(set *metrics.Set, subsystems []*subsystem, withPprof bool) htt
 			Subsystems []subsystemReport `json:"subsystems"`
 		}{Subsystems: []subsystemReport{}}
 		for _, s := range subsystems {
-			report.Subsystems = append(report.Subsystems, subsystemReport{
-				Listen:       s.listenAddr(),
-				NorthServers: s.registry.appendNewestFirst([]northServerReport{}, limit),
-				Count:        s.registry.count(),
-			})
+			sr := subsystemReport{Name: s.name, Listen: s.listenAddr()}
+			if s.store != nil {
+				// The whole fleet's view, from the shared store.
+				var err error
+				if sr.NorthServers, sr.Count, err = s.store.northServers(r.Context(), s.keys, limit); err != nil {
+					http.Error(w, "the store is unavailable: "+err.Error(), http.StatusServiceUnavailable)
+					return
+				}
+			} else {
+				sr.NorthServers = s.registry.appendNewestFirst([]northServerReport{}, limit)
+				sr.Count = s.registry.count()
+			}
+			report.Subsystems = append(report.Subsystems, sr)
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -22,7 +22,7 @@ func authSubsystem(t testing.TB) *subsystem {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, nil, set, log)
+	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, nil, nil, set, log)
 }
 
 // handlerCtx is a RequestCtx holding the request raw, as fasthttp would

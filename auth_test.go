@@ -222,7 +222,7 @@ func TestBruteForceLimits(t *testing.T) {
 	if a.status != 429 || a.body != tooManyFailures || retry < 350 || retry > 360 {
 		t.Fatalf("11th login: %d Retry-After %q %q", a.status, a.header.Get("Retry-After"), a.body)
 	}
-	if n := metricValue(t, admin, `northd_login_failures_total{subsystem="`+listen[0]+`",reason="rate_limited_address"}`); n != 1 {
+	if n := metricValue(t, admin, `northd_login_failures_total{subsystem="`+portOf(listen[0])+`",reason="rate_limited_address"}`); n != 1 {
 		t.Errorf("rate-limited logins counted %v, want 1", n)
 	}
 	// Another address is unaffected.
@@ -284,10 +284,10 @@ func TestTokenLifecycle(t *testing.T) {
 	if a := call(t, client, "GET", base+"/north/verify", second, ""); a.status != 200 {
 		t.Errorf("the replacing token: %d %q", a.status, a.body)
 	}
-	if n := metricValue(t, admin, `northd_tokens_live{subsystem="`+listen[0]+`"}`); n != 1 {
+	if n := metricValue(t, admin, `northd_tokens_live{subsystem="`+portOf(listen[0])+`"}`); n != 1 {
 		t.Errorf("%v live tokens, want 1", n)
 	}
-	if n := metricValue(t, admin, `northd_tokens_ended_total{subsystem="`+listen[0]+`",why="replaced"}`); n != 1 {
+	if n := metricValue(t, admin, `northd_tokens_ended_total{subsystem="`+portOf(listen[0])+`",why="replaced"}`); n != 1 {
 		t.Errorf("%v replaced tokens, want 1", n)
 	}
 }
@@ -444,4 +444,11 @@ func TestTLSEndToEnd(t *testing.T) {
 	if cn := resp.TLS.PeerCertificates[0].Subject.CommonName; cn != "second" {
 		t.Errorf("served certificate %q after the reload, want second", cn)
 	}
+}
+
+// portOf is the port of a host:port address: the name of a subsystem
+// listening there without NAME= in -listen.
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }

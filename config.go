@@ -17,6 +17,7 @@ import (
 // the command line wins over its environment twin.
 type config struct {
 	Listen          []string
+	ListenNames     []string // per Listen entry: its NAME= or ""
 	Admin           string
 	AdminPublic     bool
 	Pprof           bool
@@ -48,6 +49,10 @@ type config struct {
 	LoginFailureWindow   time.Duration
 	TokenTTL             time.Duration
 	TLSCert, TLSKey      string
+
+	// Where tokens and north servers live (storeconfig.go).
+	Store        string
+	StoreTimeout time.Duration
 }
 
 // usageError is a bad flag or environment value; main exits 2 on it.
@@ -66,7 +71,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	var cfg config
 	fs := flag.NewFlagSet("northd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	listen := fs.String("listen", "127.0.0.1:8000", "comma-separated `addresses`, one subsystem on each")
+	listen := fs.String("listen", "127.0.0.1:8000", "comma-separated `addresses`, one subsystem on each, as ADDR or NAME=ADDR; a subsystem is named by its port unless named")
 	fs.StringVar(&cfg.Admin, "admin", "127.0.0.1:9100", "admin `address` for /metrics, /north/servers and /debug/pprof/; empty or off disables it")
 	fs.BoolVar(&cfg.AdminPublic, "admin-public", false, "allow -admin on a non-loopback address")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ on the admin address")
@@ -87,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.BoolVar(&cfg.Prefork, "prefork", false, "run one child process per CPU, each with GOMAXPROCS=1, sharing the listen addresses (implies -reuseport); child k serves -admin on its port plus k")
 	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release per-connection buffers while a keep-alive connection is idle: less memory per idle connection, one small allocation per request")
 	addAuthFlags(fs, &cfg)
+	addStoreFlags(fs, &cfg)
 	fs.BoolVar(&cfg.ShowVersion, "version", false, "print northd's version and VCS revision, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "northd serves the north-interface login on one or more subsystem ports.\n\nUsage: northd [flags]\n       northd hash-password < password\n\nEvery flag can also be set in the environment: -max-body-size as NORTHD_MAX_BODY_SIZE.\n\n")
@@ -126,10 +132,19 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		if a == "" {
 			continue
 		}
-		if err := checkHostPort(a); err != nil {
-			return cfg, usageErrorf("invalid -listen address %q: %v", a, err)
+		// NAME=ADDR names the subsystem; instances sharing a -store
+		// share the tokens of subsystems of the same name.
+		name, addr, named := strings.Cut(a, "=")
+		if !named {
+			name, addr = "", a
+		} else if !validSubsystemName(name) {
+			return cfg, usageErrorf("invalid subsystem name %q in -listen %s: use letters, digits, '.', '_' and '-'", name, a)
 		}
-		cfg.Listen = append(cfg.Listen, a)
+		if err := checkHostPort(addr); err != nil {
+			return cfg, usageErrorf("invalid -listen address %q: %v", addr, err)
+		}
+		cfg.Listen = append(cfg.Listen, addr)
+		cfg.ListenNames = append(cfg.ListenNames, name)
 	}
 	if len(cfg.Listen) == 0 {
 		return cfg, usageErrorf("-listen needs at least one address, such as 127.0.0.1:8000")
@@ -200,6 +215,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return cfg, usageErrorf("-proxy-protocol needs -trusted-proxies: PROXY headers are believed only from trusted peers")
 	}
 	if err := checkAuthConfig(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := checkStoreConfig(&cfg); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

@@ -20,6 +20,7 @@ var (
 	healthyBody          = []byte("ok\n")
 	readyBody            = []byte("ready\n")
 	drainingBody         = []byte("draining: this instance is shutting down\n")
+	storeDownBody        = []byte("store unavailable: this instance cannot reach -store\n")
 )
 
 // handleHome answers GET, HEAD and POST / with the seed's home page; the
@@ -64,6 +65,11 @@ func (s *subsystem) handleReadyz(ctx *fasthttp.RequestCtx) {
 		ctx.Response.SetBodyRaw(drainingBody)
 		return
 	}
+	if s.store != nil && !s.store.up.Load() {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.Response.SetBodyRaw(storeDownBody)
+		return
+	}
 	ctx.Response.SetBodyRaw(readyBody)
 }
 
@@ -82,7 +88,7 @@ func (s *subsystem) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &netErr) && netErr.Timeout():
 		ctx.Error("Request timeout", fasthttp.StatusRequestTimeout)
 	default:
-		s.log.Debug("refused a malformed request", "subsystem", s.addr, "client", ctx.RemoteAddr().String(), "err", err)
+		s.log.Debug("refused a malformed request", "subsystem", s.name, "client", ctx.RemoteAddr().String(), "err", err)
 		ctx.Error("Error when parsing request", fasthttp.StatusBadRequest)
 	}
 	// After ctx.Error, which resets the response.

@@ -31,7 +31,7 @@ func testConfig(t testing.TB, args ...string) config {
 func startSubsystem(t testing.TB, cfg config, ln net.Listener) *subsystem {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := newSubsystem(cfg, ln.Addr().String(), ln, new(atomic.Bool), nil, nil, metrics.NewSet(), log)
+	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, nil, nil, metrics.NewSet(), log)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -93,7 +93,14 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	token := newToken()
-	s.registry.login(ip, lr.username, token, ctx.Time())
+	if s.store != nil {
+		if err := s.store.login(s.keys, ip, lr.username, token, ctx.Time()); err != nil {
+			s.refuseStoreDown(ctx, true)
+			return
+		}
+	} else {
+		s.registry.login(ip, lr.username, token, ctx.Time())
+	}
 	s.metrics.logins.Inc()
 
 	var b [loginOKLen]byte

@@ -43,18 +43,19 @@ type subsystemMetrics struct {
 	set       *metrics.Set
 	subsystem string // label value
 
-	requests        [routeCount][len(countedStatuses) + 1]atomic.Pointer[metrics.Counter]
-	duration        *metrics.PrometheusHistogram
-	logins          *metrics.Counter
-	loginRejections [problemCount]*metrics.Counter
-	loginFailures   [authOutcomeCount]*metrics.Counter // credentials refused; authOK unused
-	verifications   [bearerProblemCount]*metrics.Counter
-	logouts         [bearerProblemCount]*metrics.Counter
+	requests         [routeCount][len(countedStatuses) + 1]atomic.Pointer[metrics.Counter]
+	duration         *metrics.PrometheusHistogram
+	logins           *metrics.Counter
+	loginRejections  [problemCount]*metrics.Counter
+	loginFailures    [authOutcomeCount]*metrics.Counter // credentials refused; authOK unused
+	verifications    [bearerProblemCount]*metrics.Counter
+	logouts          [bearerProblemCount]*metrics.Counter
+	storeUnavailable *metrics.Counter
 }
 
 func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
-	m := &subsystemMetrics{set: set, subsystem: s.addr}
-	label := `subsystem="` + s.addr + `"`
+	m := &subsystemMetrics{set: set, subsystem: s.name}
+	label := `subsystem="` + s.name + `"`
 	m.duration = set.NewPrometheusHistogramExt(`northd_request_duration_seconds{`+label+`}`, requestDurationBuckets)
 	m.logins = set.NewCounter(`northd_logins_total{` + label + `}`)
 	for p := problemEmptyBody; p < problemCount; p++ {
@@ -67,18 +68,22 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 		m.verifications[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="verify",result="` + bearerReasons[p] + `"}`)
 		m.logouts[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="logout",result="` + bearerReasons[p] + `"}`)
 	}
-	set.NewGauge(`northd_tokens_live{`+label+`}`, func() float64 {
-		live, _ := s.registry.tokenCounts(time.Now().UnixNano())
-		return float64(live)
-	})
-	for why := tokenExpired; why < tokenEndCount; why++ {
-		set.NewGauge(`northd_tokens_ended_total{`+label+`,why="`+tokenEndNames[why]+`"}`, func() float64 {
-			_, ended := s.registry.tokenCounts(time.Now().UnixNano())
-			return float64(ended[why])
+	m.storeUnavailable = set.NewCounter(`northd_store_unavailable_total{` + label + `}`)
+	if s.registry != nil {
+		// With a shared store these are the store's to tell.
+		set.NewGauge(`northd_tokens_live{`+label+`}`, func() float64 {
+			live, _ := s.registry.tokenCounts(time.Now().UnixNano())
+			return float64(live)
 		})
+		for why := tokenExpired; why < tokenEndCount; why++ {
+			set.NewGauge(`northd_tokens_ended_total{`+label+`,why="`+tokenEndNames[why]+`"}`, func() float64 {
+				_, ended := s.registry.tokenCounts(time.Now().UnixNano())
+				return float64(ended[why])
+			})
+		}
+		set.NewGauge(`northd_registry_north_servers{`+label+`}`, func() float64 { return float64(s.registry.count()) })
+		set.NewGauge(`northd_registry_evictions_total{`+label+`}`, func() float64 { return float64(s.registry.evictions()) })
 	}
-	set.NewGauge(`northd_registry_north_servers{`+label+`}`, func() float64 { return float64(s.registry.count()) })
-	set.NewGauge(`northd_registry_evictions_total{`+label+`}`, func() float64 { return float64(s.registry.evictions()) })
 	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.openConns.Load()) })
 	return m
 }

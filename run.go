@@ -65,6 +65,7 @@ type instance struct {
 	serveErrs  chan error
 	auth       *authenticator // nil in open mode
 	cert       *certificate   // nil without TLS
+	store      *redisStore    // nil for -store memory
 
 	reloadsOK, reloadsFailed *metrics.Counter
 }
@@ -94,8 +95,28 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (*instance, error)
 		tlsConfig = cert.serverConfig()
 	}
 
+	var store *redisStore
+	if cfg.Store != "memory" {
+		if store, err = newRedisStore(cfg.Store, cfg, set, log); err != nil {
+			return nil, err
+		}
+	}
+
 	listeners, err := listenAll(cfg)
 	if err != nil {
+		if store != nil {
+			store.close()
+		}
+		return nil, err
+	}
+	names, err := subsystemNames(cfg, listeners)
+	if err != nil {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+		if store != nil {
+			store.close()
+		}
 		return nil, err
 	}
 	var adminLn net.Listener
@@ -121,7 +142,11 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (*instance, error)
 		reloadsFailed: set.NewCounter(`northd_reloads_total{result="failed"}`),
 	}
 	for i, ln := range listeners {
-		srv.subsystems[i] = newSubsystem(cfg, ln.Addr().String(), ln, srv.draining, auth, tlsConfig, set, log)
+		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, auth, store, tlsConfig, set, log)
+	}
+	if store != nil {
+		srv.store = store
+		go store.watch(ctx, storeProbeInterval)
 	}
 	// Asked for before start returns, so that a SIGHUP from then on
 	// reloads instead of ending the process.
@@ -131,7 +156,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (*instance, error)
 	for _, s := range srv.subsystems {
 		go func() {
 			if err := s.server.Serve(s.listener); err != nil {
-				srv.serveErrs <- fmt.Errorf("subsystem %s stopped serving: %w", s.addr, err)
+				srv.serveErrs <- fmt.Errorf("subsystem %s stopped serving: %w", s.name, err)
 			}
 		}()
 	}
@@ -236,6 +261,9 @@ func (srv *instance) wait() error {
 		srv.admin.Shutdown(shutdownCtx)
 		srv.admin.Close()
 	}
+	if srv.store != nil {
+		srv.store.close()
+	}
 	switch {
 	case timedOut.Load():
 		open := int64(0)
@@ -249,6 +277,29 @@ func (srv *instance) wait() error {
 	}
 	log.Info("stopped cleanly: every in-flight request was answered")
 	return nil
+}
+
+// storeProbeInterval is how often a shared store is pinged, so that
+// /readyz turns 200 again soon after an outage ends.
+const storeProbeInterval = 250 * time.Millisecond
+
+// subsystemNames names each subsystem: NAME= from -listen, or else its real
+// port. Two subsystems of one name would share tokens, so that is refused.
+func subsystemNames(cfg config, listeners []net.Listener) ([]string, error) {
+	names := make([]string, len(listeners))
+	seen := make(map[string]string)
+	for i, ln := range listeners {
+		names[i] = cfg.ListenNames[i]
+		if names[i] == "" {
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			names[i] = port
+		}
+		if other, dup := seen[names[i]]; dup {
+			return nil, usageErrorf("subsystems %s and %s are both named %q; name them apart with -listen NAME=ADDR", other, cfg.Listen[i], names[i])
+		}
+		seen[names[i]] = cfg.Listen[i]
+	}
+	return names, nil
 }
 
 func listenAll(cfg config) ([]net.Listener, error) {

@@ -266,11 +266,11 @@ func TestRunDrainsBeforeStopping(t *testing.T) {
 	mb, _ := io.ReadAll(metrics.Body)
 	metrics.Body.Close()
 	for _, want := range []string{
-		`northd_requests_total{subsystem="` + listen[0] + `",route="readyz",status="503"} 1`,
-		`northd_requests_total{subsystem="` + listen[0] + `",route="login",status="200"} 1`,
-		`northd_logins_total{subsystem="` + listen[0] + `"} 1`,
-		`northd_registry_north_servers{subsystem="` + listen[0] + `"} 1`,
-		`northd_request_duration_seconds_count{subsystem="` + listen[0] + `"}`,
+		`northd_requests_total{subsystem="` + portOf(listen[0]) + `",route="readyz",status="503"} 1`,
+		`northd_requests_total{subsystem="` + portOf(listen[0]) + `",route="login",status="200"} 1`,
+		`northd_logins_total{subsystem="` + portOf(listen[0]) + `"} 1`,
+		`northd_registry_north_servers{subsystem="` + portOf(listen[0]) + `"} 1`,
+		`northd_request_duration_seconds_count{subsystem="` + portOf(listen[0]) + `"}`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(string(mb), want) {

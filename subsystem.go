@@ -15,8 +15,10 @@ import (
 // north server so that data can be pushed to it (push delivery itself is not
 // built yet; see the README).
 type subsystem struct {
-	addr        string // listen address as configured
-	registry    *registry
+	name        string // NAME= in -listen, or else the port
+	registry    *registry   // tokens and north servers, unless store is set
+	store       *redisStore // shared by every subsystem; nil for -store memory
+	keys        subsystemKeys
 	auth        *authenticator // shared by every subsystem; nil in open mode
 	proxies     trustedProxies
 	maxBodySize int
@@ -33,16 +35,20 @@ type subsystem struct {
 }
 
 // newSubsystem serves on ln, over TLS when tlsConfig is not nil.
-func newSubsystem(cfg config, addr string, ln net.Listener, draining *atomic.Bool, auth *authenticator, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
+func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Bool, auth *authenticator, store *redisStore, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
 	s := &subsystem{
-		addr:        addr,
-		registry:    newRegistry(cfg.RegistryMax, cfg.TokenTTL),
+		name:        name,
+		store:       store,
+		keys:        keysFor(name),
 		auth:        auth,
 		proxies:     trustedProxies(cfg.TrustedProxies),
 		maxBodySize: cfg.MaxBodySize,
 		rejections:  newRejectionBodies(cfg.MaxBodySize),
 		log:         log,
 		draining:    draining,
+	}
+	if store == nil {
+		s.registry = newRegistry(cfg.RegistryMax, cfg.TokenTTL)
 	}
 	s.metrics = newSubsystemMetrics(set, s)
 	s.listener = newConnListener(ln, cfg, &s.openConns, log)
@@ -55,7 +61,7 @@ func newSubsystem(cfg config, addr string, ln net.Listener, draining *atomic.Boo
 		Handler:                      s.routes(),
 		ErrorHandler:                 s.handleRequestError,
 		ExpectHandler:                s.handleExpect,
-		Logger:                       fasthttpLogger{log: log, subsystem: addr},
+		Logger:                       fasthttpLogger{log: log, subsystem: name},
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,

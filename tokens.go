@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
@@ -131,9 +133,25 @@ func (s *subsystem) handleVerify(ctx *fasthttp.RequestCtx) {
 		s.refuseToken(ctx, &s.metrics.verifications, problem)
 		return
 	}
-	now := ctx.Time().UnixNano()
 	var name [maxUsernameLen + 1]byte
-	username, ip, expires, result := s.registry.verify(token, now, name[:0])
+	var username []byte
+	var ip netip.Addr
+	var expiresIn int64 // seconds, rounded up
+	var result verifyResult
+	if s.store != nil {
+		user, addr, expires, res, err := s.store.verify(s.keys, token, ctx.Time())
+		if err != nil {
+			s.refuseStoreDown(ctx, false)
+			return
+		}
+		username, ip, result = append(name[:0], user...), addr, res
+		expiresIn = int64((expires.Sub(ctx.Time()) + time.Second - 1) / time.Second)
+	} else {
+		now := ctx.Time().UnixNano()
+		var expires int64
+		username, ip, expires, result = s.registry.verify(token, now, name[:0])
+		expiresIn = (expires - now + int64(time.Second) - 1) / int64(time.Second)
+	}
 	switch result {
 	case tokenUnknown:
 		s.refuseToken(ctx, &s.metrics.verifications, bearerUnknown)
@@ -148,7 +166,7 @@ func (s *subsystem) handleVerify(ctx *fasthttp.RequestCtx) {
 	b = append(b, `, "ip": "`...)
 	b = ip.AppendTo(b)
 	b = append(b, `", "expires_in": `...)
-	b = strconv.AppendInt(b, (expires-now+999_999_999)/1_000_000_000, 10)
+	b = strconv.AppendInt(b, expiresIn, 10)
 	b = append(b, '}')
 	s.metrics.verifications[bearerOK].Inc()
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
@@ -163,13 +181,43 @@ func (s *subsystem) handleLogout(ctx *fasthttp.RequestCtx) {
 		s.refuseToken(ctx, &s.metrics.logouts, problem)
 		return
 	}
-	if !s.registry.logout(token, ctx.Time().UnixNano()) {
+	var ended bool
+	if s.store != nil {
+		var err error
+		if ended, err = s.store.logout(s.keys, token); err != nil {
+			s.refuseStoreDown(ctx, false)
+			return
+		}
+	} else {
+		ended = s.registry.logout(token, ctx.Time().UnixNano())
+	}
+	if !ended {
 		s.refuseToken(ctx, &s.metrics.logouts, bearerUnknown)
 		return
 	}
 	s.metrics.logouts[bearerOK].Inc()
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
 	ctx.Response.SetBodyRaw(loggedOutBody)
+}
+
+var (
+	storeDownLoginBody = appendFailureBody(nil, 4, true, "the token store is unavailable; retry after the Retry-After seconds")
+	storeDownTokenBody = appendFailureBody(nil, 4, false, "the token store is unavailable; retry after the Retry-After seconds")
+	retryAfterOne      = []byte("1")
+)
+
+// refuseStoreDown answers a request the shared store could not serve in
+// time: 503, to be retried, on this instance or another.
+func (s *subsystem) refuseStoreDown(ctx *fasthttp.RequestCtx, login bool) {
+	s.metrics.storeUnavailable.Inc()
+	ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	if login {
+		ctx.Response.SetBodyRaw(storeDownLoginBody)
+	} else {
+		ctx.Response.SetBodyRaw(storeDownTokenBody)
+	}
 }
 
 func (s *subsystem) refuseToken(ctx *fasthttp.RequestCtx, checks *[bearerProblemCount]*metrics.Counter, problem bearerProblem) {

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// redisServer is a real redis-server on a loopback port, in a temporary
+// directory, stopped when the test ends. It syncs every write to its
+// append-only file, so a restart keeps what it acknowledged.
+type redisServer struct {
+	t    *testing.T
+	bin  string
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	r := &redisServer{t: t, bin: needCommand(t, "redis-server", "redis-server"), dir: t.TempDir()}
+	// A free port is found by listening on port 0; should another
+	// process take it before redis-server does, it says so and another
+	// is tried.
+	for try := 0; ; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		err = r.start()
+		if err == nil {
+			break
+		}
+		if try == 5 || !strings.Contains(err.Error(), "in use") {
+			t.Fatalf("starting redis-server: %v", err)
+		}
+	}
+	t.Cleanup(r.kill)
+	return r
+}
+
+func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *redisServer) url() string  { return "redis://" + r.addr() + "/0" }
+
+// start runs redis-server and returns once it accepts connections, as it
+// says on its standard output.
+func (r *redisServer) start() error {
+	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	ready := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		var log strings.Builder
+		sc := bufio.NewScanner(out)
+		sent := false
+		for sc.Scan() {
+			if !sent {
+				log.WriteString(sc.Text() + "\n")
+			}
+			if !sent && strings.Contains(sc.Text(), "Ready to accept connections") {
+				ready <- nil
+				sent = true
+			}
+		}
+		cmd.Wait()
+		if !sent {
+			ready <- errors.New(log.String())
+		}
+		close(done)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return err
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		return errors.New("redis-server did not say it was ready within 30 s")
+	}
+	r.cmd, r.done = cmd, done
+	return nil
+}
+
+// kill ends redis-server at once, as a crash would.
+func (r *redisServer) kill() {
+	if r.cmd != nil {
+		r.cmd.Process.Kill()
+		<-r.done
+		r.cmd = nil
+	}
+}
+
+// restart starts it again on the same port and directory.
+func (r *redisServer) restart() {
+	r.t.Helper()
+	if err := r.start(); err != nil {
+		r.t.Fatalf("restarting redis-server: %v", err)
+	}
+}
+
+// Two instances serving one subsystem name over one Redis agree on every
+// token and north server.
+func TestTwoInstancesShareTokensThroughRedis(t *testing.T) {
+	redis := startRedis(t)
+	a, adminA, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.url())
+	b, adminB, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.url())
+	// A subsystem of another name shares nothing with them.
+	other, _, _, _ := startRun(t, "-listen", "billing=127.0.0.1:0", "-admin", "off", "-store", redis.url())
+	A, B := "http://"+a[0], "http://"+b[0]
+	client := clientFrom("127.0.0.1")
+	body := `{"username":"north","password":"pw","ip":"192.0.2.50"}`
+
+	token := loginToken(t, client, A, body)
+	if v := call(t, client, "GET", B+"/north/verify", token, ""); v.status != 200 ||
+		!strings.HasPrefix(v.body, `{"code": 0, "description": "valid", "username": "north", "ip": "192.0.2.50", "expires_in": `) {
+		t.Fatalf("login on A, verify on B: %d %q", v.status, v.body)
+	}
+	if v := call(t, client, "GET", "http://"+other[0]+"/north/verify", token, ""); v.status != 401 {
+		t.Errorf("verify on another subsystem name: %d %q", v.status, v.body)
+	}
+	if v := call(t, client, "POST", B+"/north/logout", token, ""); v.status != 200 {
+		t.Fatalf("logout on B: %d %q", v.status, v.body)
+	}
+	if v := call(t, client, "GET", A+"/north/verify", token, ""); v.status != 401 {
+		t.Fatalf("verify on A after logout on B: %d %q", v.status, v.body)
+	}
+
+	first := loginToken(t, client, A, body)
+	second := loginToken(t, client, B, body)
+	if v := call(t, client, "GET", A+"/north/verify", first, ""); v.status != 401 {
+		t.Errorf("A's token after a new login on B: %d %q", v.status, v.body)
+	}
+	if v := call(t, client, "GET", A+"/north/verify", second, ""); v.status != 200 {
+		t.Errorf("B's token on A: %d %q", v.status, v.body)
+	}
+	for _, admin := range []string{adminA, adminB} {
+		a := call(t, client, "GET", "http://"+admin+"/north/servers", "", "")
+		if a.status != 200 || !strings.Contains(a.body, `"name": "alarms"`) || !strings.Contains(a.body, `"ip": "192.0.2.50"`) ||
+			!strings.Contains(a.body, `"logins": 3`) || !strings.Contains(a.body, `"count": 1`) {
+			t.Errorf("/north/servers on %s: %d %s", admin, a.status, a.body)
+		}
+	}
+	if n := metricValue(t, adminA, `northd_logins_total{subsystem="alarms"}`); n != 2 {
+		t.Errorf("A counted %v logins under subsystem=alarms, want 2", n)
+	}
+}
+
+// The store keeps tokens only as digests.
+func TestRedisHoldsNoToken(t *testing.T) {
+	redis := startRedis(t)
+	a, _, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.url())
+	token := loginToken(t, clientFrom("127.0.0.1"), "http://"+a[0], `{"username":"north","password":"pw","ip":"192.0.2.9"}`)
+	dump := redisCommand(t, redis, "KEYS", "*") + redisCommand(t, redis, "HGETALL", "northd:{alarms}:ns:192.0.2.9")
+	if strings.Contains(dump, token) || !strings.Contains(dump, "northd:{alarms}:tok:") || !strings.Contains(dump, "192.0.2.9") {
+		t.Fatalf("redis holds:\n%s", dump)
+	}
+}
+
+// redisCommand runs one command with redis-cli, which comes with
+// redis-server.
+func redisCommand(t *testing.T, r *redisServer, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(needCommand(t, "redis-cli", "redis-tools"), append([]string{"-p", strconv.Itoa(r.port)}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("redis-cli %v: %v", args, err)
+	}
+	return string(out)
+}
+
+// When Redis goes away, logins and verifications get 503 at once and
+// /readyz says so; when it comes back on the same port, northd serves
+// again without a restart and with nothing lost, and no goroutine is left
+// behind.
+func TestRedisOutage(t *testing.T) {
+	redis := startRedis(t)
+	listen, admin, logs, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.url(), "-store-timeout", "100ms")
+	base := "http://" + listen[0]
+	client := clientFrom("127.0.0.1")
+	client.Timeout = 10 * time.Second // a hang, not a slow answer, fails
+	before := loginToken(t, client, base, `{"username":"north","password":"pw","ip":"192.0.2.1"}`)
+	goroutines := runtime.NumGoroutine()
+
+	// Logins under load while Redis dies.
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var ok, unavailable, other atomic.Int64
+	clients := make([]*http.Client, 4)
+	for w := range clients {
+		c := clientFrom("127.0.0.1")
+		c.Timeout = 10 * time.Second
+		clients[w] = c
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load() && i < 100000; i++ {
+				resp, err := c.Post(base+"/north/login", "", strings.NewReader(`{"username":"n","password":"p","ip":"192.0.3.`+strconv.Itoa(w)+`"}`))
+				if err != nil {
+					other.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == 200:
+					ok.Add(1)
+				case resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "1":
+					unavailable.Add(1)
+				default:
+					other.Add(1)
+				}
+			}
+		}()
+	}
+	waitFor(t, "logins under load", func() bool { return ok.Load() > 20 })
+	redis.kill()
+	waitFor(t, "503s for logins", func() bool { return unavailable.Load() > 20 })
+	waitFor(t, "/readyz 503", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 503 })
+	a := call(t, client, "GET", base+"/north/verify", before, "")
+	if a.status != 503 || a.body != `{"code": 4, "description": "the token store is unavailable; retry after the Retry-After seconds"}` || a.header.Get("Retry-After") != "1" {
+		t.Errorf("verify while Redis is down: %d %v %q", a.status, a.header, a.body)
+	}
+	a = call(t, client, "POST", base+"/north/login", "", `{"username":"n","password":"p"}`)
+	if a.status != 503 || a.body != `{"code": 4, "token": "", "description": "the token store is unavailable; retry after the Retry-After seconds"}` {
+		t.Errorf("login while Redis is down: %d %q", a.status, a.body)
+	}
+	stop.Store(true)
+	wg.Wait()
+	if other.Load() != 0 {
+		t.Errorf("%d logins got neither 200 nor 503 with Retry-After (or no answer)", other.Load())
+	}
+	if n := strings.Count(logs.String(), "store unreachable"); n != 1 {
+		t.Errorf("the outage was logged %d times, want once:\n%s", n, logs)
+	}
+
+	redis.restart()
+	waitFor(t, "/readyz 200 after Redis came back", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
+	if a := call(t, client, "GET", base+"/north/verify", before, ""); a.status != 200 {
+		t.Errorf("a token from before the outage: %d %q", a.status, a.body)
+	}
+	after := loginToken(t, client, base, `{"username":"north","password":"pw","ip":"192.0.2.2"}`)
+	if a := call(t, client, "GET", base+"/north/verify", after, ""); a.status != 200 {
+		t.Errorf("a token from after the outage: %d %q", a.status, a.body)
+	}
+	if metricValue(t, admin, "northd_store_up") != 1 {
+		t.Error("northd_store_up is not 1 after recovery")
+	}
+	for _, c := range append(clients, client, http.DefaultClient) {
+		c.CloseIdleConnections()
+	}
+	waitFor(t, "goroutines back to their number before the outage", func() bool { return runtime.NumGoroutine() <= goroutines+2 })
+}

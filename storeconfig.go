@@ -1,0 +1,36 @@
+package main
+
+import (
+	"flag"
+	"time"
+)
+
+// addStoreFlags adds the flags for where tokens and north servers live.
+func addStoreFlags(fs *flag.FlagSet, cfg *config) {
+	fs.StringVar(&cfg.Store, "store", "memory", "where tokens and north servers live: memory (this process), redis://[user:pass@]host:port/db, rediss://… (TLS), or host:port,host:port for Redis Cluster; Valkey works alike")
+	fs.DurationVar(&cfg.StoreTimeout, "store-timeout", 100*time.Millisecond, "deadline of every store call; past it a login or verification gets 503")
+}
+
+func checkStoreConfig(cfg *config) error {
+	if cfg.StoreTimeout <= 0 {
+		return usageErrorf("-store-timeout must be positive, not %v", cfg.StoreTimeout)
+	}
+	if cfg.Store == "" {
+		return usageErrorf("-store must be memory or a Redis URL, not empty")
+	}
+	return nil
+}
+
+// validSubsystemName accepts what is safe in a metrics label and a Redis
+// key.
+func validSubsystemName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
