@@ -15,7 +15,7 @@ import (
 // north server so that data can be pushed to it (push delivery itself is not
 // built yet; see the README).
 type subsystem struct {
-	name        string // NAME= in -listen, or else the port
+	name        string      // NAME= in -listen, or else the port
 	registry    *registry   // tokens and north servers, unless store is set
 	store       *redisStore // shared by every subsystem; nil for -store memory
 	keys        subsystemKeys
