@@ -270,3 +270,34 @@ func TestRedisOutage(t *testing.T) {
 	}
 	waitFor(t, "goroutines back to their number before the outage", func() bool { return runtime.NumGoroutine() <= goroutines+2 })
 }
+
+// -registry-max bounds the north servers of a subsystem in the store too:
+// the least recently seen goes, with its token.
+func TestRedisStoreIsBounded(t *testing.T) {
+	redis := startRedis(t)
+	listen, admin, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.url(), "-registry-max", "2")
+	base := "http://" + listen[0]
+	client := clientFrom("127.0.0.1")
+	var tokens []string
+	for i := 1; i <= 3; i++ {
+		tokens = append(tokens, loginToken(t, client, base, `{"username":"n","password":"p","ip":"192.0.2.`+strconv.Itoa(i)+`"}`))
+	}
+	if a := call(t, client, "GET", base+"/north/verify", tokens[0], ""); a.status != 401 {
+		t.Errorf("the forgotten north server's token: %d %q", a.status, a.body)
+	}
+	for _, tok := range tokens[1:] {
+		if a := call(t, client, "GET", base+"/north/verify", tok, ""); a.status != 200 {
+			t.Errorf("a kept north server's token: %d %q", a.status, a.body)
+		}
+	}
+	if got := strings.TrimSpace(redisCommand(t, redis, "ZCARD", "northd:{alarms}:servers")); got != "2" {
+		t.Errorf("the store holds %s north servers, want 2", got)
+	}
+	if got := strings.TrimSpace(redisCommand(t, redis, "EXISTS", "northd:{alarms}:ns:192.0.2.1")); got != "0" {
+		t.Errorf("the forgotten north server's record is still there")
+	}
+	a := call(t, client, "GET", "http://"+admin+"/north/servers?limit=1", "", "")
+	if !strings.Contains(a.body, `"ip": "192.0.2.3"`) || strings.Contains(a.body, `"ip": "192.0.2.2"`) || !strings.Contains(a.body, `"count": 2`) {
+		t.Errorf("/north/servers?limit=1: %s", a.body)
+	}
+}
