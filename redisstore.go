@@ -266,11 +266,11 @@ func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, limit in
 		ms, _ := strconv.ParseInt(m["last_login"], 10, 64)
 		logins, _ := strconv.ParseUint(m["logins"], 10, 64)
 		reports = append(reports, northServerReport{
-			IP:          m["ip"],
-			Username:    m["username"],
-			TokenPrefix: prefixOf(m["token"], 8),
-			LastLogin:   time.UnixMilli(ms).UTC(),
-			Logins:      logins,
+			IP:                m["ip"],
+			Username:          m["username"],
+			TokenDigestPrefix: prefixOf(m["token"], 8),
+			LastLogin:         time.UnixMilli(ms).UTC(),
+			Logins:            logins,
 		})
 	}
 	return reports, int(count), nil

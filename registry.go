@@ -59,14 +59,16 @@ type northServer struct {
 	newerToken, olderToken *northServer // live-token list
 }
 
-// northServerReport is a copy of one registry entry for reporting. It carries no
-// password (none is ever kept) and only the start of the token.
+// northServerReport is a copy of one registry entry for reporting. It carries
+// no password (none is ever kept) and nothing of the token but the start of
+// its SHA-256 digest, as the shared store keeps it: enough to tell tokens
+// apart, nothing to present.
 type northServerReport struct {
-	IP          string    `json:"ip"`
-	Username    string    `json:"username"`
-	TokenPrefix string    `json:"token_prefix"`
-	LastLogin   time.Time `json:"last_login"`
-	Logins      uint64    `json:"logins"`
+	IP                string    `json:"ip"`
+	Username          string    `json:"username"`
+	TokenDigestPrefix string    `json:"token_digest_prefix"` // "" once the token ended`
+	LastLogin         time.Time `json:"last_login"`
+	Logins            uint64    `json:"logins"`
 }
 
 // newRegistry returns an empty registry that holds at most max entries,
@@ -273,13 +275,15 @@ func (r *registry) appendNewestFirst(dst []northServerReport, limit int) []north
 }
 
 func (e *northServer) report() northServerReport {
-	var hexToken [32]byte
-	appendHex(hexToken[:0], e.token[:])
+	var digest string
+	if e.hasToken {
+		digest = tokenDigest(e.token)[:8]
+	}
 	return northServerReport{
-		IP:          e.ip.String(),
-		Username:    string(e.username),
-		TokenPrefix: string(hexToken[:8]),
-		LastLogin:   time.Unix(0, e.lastLogin).UTC(),
-		Logins:      e.logins,
+		IP:                e.ip.String(),
+		Username:          string(e.username),
+		TokenDigestPrefix: digest,
+		LastLogin:         time.Unix(0, e.lastLogin).UTC(),
+		Logins:            e.logins,
 	}
 }

@@ -11,6 +11,9 @@ func ipN(n int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
 }
 
+// The report's token_digest_prefix is the start of the SHA-256 of the 16
+// token bytes: for {9, 0, …, 0} (printf '\x09' plus 15 zero bytes |
+// sha256sum) d6370cab.
 func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
 	r := newRegistry(3, time.Hour)
 	at := time.Unix(1700000000, 0)
@@ -41,7 +44,7 @@ func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
 		}
 	}
 	e, _ := r.lookup(ipN(1))
-	if e.Logins != 2 || e.TokenPrefix != "09000000" || !e.LastLogin.Equal(at) {
+	if e.Logins != 2 || e.TokenDigestPrefix != "d6370cab" || !e.LastLogin.Equal(at) {
 		t.Errorf("entry for 10.0.0.1 = %+v", e)
 	}
 }
