@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"io"
-	"net"
 	"net/http"
-	"os/exec"
+	"northd/internal/testdeps"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,117 +13,14 @@ import (
 	"time"
 )
 
-// redisServer is a real redis-server on a loopback port, in a temporary
-// directory, stopped when the test ends. It syncs every write to its
-// append-only file, so a restart keeps what it acknowledged.
-type redisServer struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	r := &redisServer{t: t, bin: needCommand(t, "redis-server", "redis-server"), dir: t.TempDir()}
-	// A free port is found by listening on port 0; should another
-	// process take it before redis-server does, it says so and another
-	// is tried.
-	for try := 0; ; try++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.port = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		err = r.start()
-		if err == nil {
-			break
-		}
-		if try == 5 || !strings.Contains(err.Error(), "in use") {
-			t.Fatalf("starting redis-server: %v", err)
-		}
-	}
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-func (r *redisServer) url() string  { return "redis://" + r.addr() + "/0" }
-
-// start runs redis-server and returns once it accepts connections, as it
-// says on its standard output.
-func (r *redisServer) start() error {
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	ready := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		var log strings.Builder
-		sc := bufio.NewScanner(out)
-		sent := false
-		for sc.Scan() {
-			if !sent {
-				log.WriteString(sc.Text() + "\n")
-			}
-			if !sent && strings.Contains(sc.Text(), "Ready to accept connections") {
-				ready <- nil
-				sent = true
-			}
-		}
-		cmd.Wait()
-		if !sent {
-			ready <- errors.New(log.String())
-		}
-		close(done)
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			return err
-		}
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		return errors.New("redis-server did not say it was ready within 30 s")
-	}
-	r.cmd, r.done = cmd, done
-	return nil
-}
-
-// kill ends redis-server at once, as a crash would.
-func (r *redisServer) kill() {
-	if r.cmd != nil {
-		r.cmd.Process.Kill()
-		<-r.done
-		r.cmd = nil
-	}
-}
-
-// restart starts it again on the same port and directory.
-func (r *redisServer) restart() {
-	r.t.Helper()
-	if err := r.start(); err != nil {
-		r.t.Fatalf("restarting redis-server: %v", err)
-	}
-}
-
 // Two instances serving one subsystem name over one Redis agree on every
 // token and north server.
 func TestTwoInstancesShareTokensThroughRedis(t *testing.T) {
-	redis := startRedis(t)
-	a, adminA, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.url())
-	b, adminB, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.url())
+	redis := testdeps.StartRedis(t)
+	a, adminA, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
+	b, adminB, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
 	// A subsystem of another name shares nothing with them.
-	other, _, _, _ := startRun(t, "-listen", "billing=127.0.0.1:0", "-admin", "off", "-store", redis.url())
+	other, _, _, _ := startRun(t, "-listen", "billing=127.0.0.1:0", "-admin", "off", "-store", redis.URL())
 	A, B := "http://"+a[0], "http://"+b[0]
 	client := clientFrom("127.0.0.1")
 	body := `{"username":"north","password":"pw","ip":"192.0.2.50"}`
@@ -168,24 +62,13 @@ func TestTwoInstancesShareTokensThroughRedis(t *testing.T) {
 
 // The store keeps tokens only as digests.
 func TestRedisHoldsNoToken(t *testing.T) {
-	redis := startRedis(t)
-	a, _, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.url())
+	redis := testdeps.StartRedis(t)
+	a, _, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.URL())
 	token := loginToken(t, clientFrom("127.0.0.1"), "http://"+a[0], `{"username":"north","password":"pw","ip":"192.0.2.9"}`)
-	dump := redisCommand(t, redis, "KEYS", "*") + redisCommand(t, redis, "HGETALL", "northd:{alarms}:ns:192.0.2.9")
+	dump := redis.CLI("KEYS", "*") + redis.CLI("HGETALL", "northd:{alarms}:ns:192.0.2.9")
 	if strings.Contains(dump, token) || !strings.Contains(dump, "northd:{alarms}:tok:") || !strings.Contains(dump, "192.0.2.9") {
 		t.Fatalf("redis holds:\n%s", dump)
 	}
-}
-
-// redisCommand runs one command with redis-cli, which comes with
-// redis-server.
-func redisCommand(t *testing.T, r *redisServer, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(needCommand(t, "redis-cli", "redis-tools"), append([]string{"-p", strconv.Itoa(r.port)}, args...)...).Output()
-	if err != nil {
-		t.Fatalf("redis-cli %v: %v", args, err)
-	}
-	return string(out)
 }
 
 // When Redis goes away, logins and verifications get 503 at once and
@@ -193,8 +76,8 @@ func redisCommand(t *testing.T, r *redisServer, args ...string) string {
 // again without a restart and with nothing lost, and no goroutine is left
 // behind.
 func TestRedisOutage(t *testing.T) {
-	redis := startRedis(t)
-	listen, admin, logs, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.url(), "-store-timeout", "100ms")
+	redis := testdeps.StartRedis(t)
+	listen, admin, logs, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL(), "-store-timeout", "100ms")
 	base := "http://" + listen[0]
 	client := clientFrom("127.0.0.1")
 	client.Timeout = 10 * time.Second // a hang, not a slow answer, fails
@@ -233,7 +116,7 @@ func TestRedisOutage(t *testing.T) {
 		}()
 	}
 	waitFor(t, "logins under load", func() bool { return ok.Load() > 20 })
-	redis.kill()
+	redis.Kill()
 	waitFor(t, "503s for logins", func() bool { return unavailable.Load() > 20 })
 	waitFor(t, "/readyz 503", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 503 })
 	a := call(t, client, "GET", base+"/north/verify", before, "")
@@ -253,7 +136,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Errorf("the outage was logged %d times, want once:\n%s", n, logs)
 	}
 
-	redis.restart()
+	redis.Restart()
 	waitFor(t, "/readyz 200 after Redis came back", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
 	if a := call(t, client, "GET", base+"/north/verify", before, ""); a.status != 200 {
 		t.Errorf("a token from before the outage: %d %q", a.status, a.body)
@@ -274,8 +157,8 @@ func TestRedisOutage(t *testing.T) {
 // -registry-max bounds the north servers of a subsystem in the store too:
 // the least recently seen goes, with its token.
 func TestRedisStoreIsBounded(t *testing.T) {
-	redis := startRedis(t)
-	listen, admin, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.url(), "-registry-max", "2")
+	redis := testdeps.StartRedis(t)
+	listen, admin, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL(), "-registry-max", "2")
 	base := "http://" + listen[0]
 	client := clientFrom("127.0.0.1")
 	var tokens []string
@@ -290,10 +173,10 @@ func TestRedisStoreIsBounded(t *testing.T) {
 			t.Errorf("a kept north server's token: %d %q", a.status, a.body)
 		}
 	}
-	if got := strings.TrimSpace(redisCommand(t, redis, "ZCARD", "northd:{alarms}:servers")); got != "2" {
+	if got := strings.TrimSpace(redis.CLI("ZCARD", "northd:{alarms}:servers")); got != "2" {
 		t.Errorf("the store holds %s north servers, want 2", got)
 	}
-	if got := strings.TrimSpace(redisCommand(t, redis, "EXISTS", "northd:{alarms}:ns:192.0.2.1")); got != "0" {
+	if got := strings.TrimSpace(redis.CLI("EXISTS", "northd:{alarms}:ns:192.0.2.1")); got != "0" {
 		t.Errorf("the forgotten north server's record is still there")
 	}
 	a := call(t, client, "GET", "http://"+admin+"/north/servers?limit=1", "", "")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"northd/internal/testdeps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,7 +157,7 @@ func TestHashPasswordCommand(t *testing.T) {
 // the tool operators use.
 func htpasswdBcrypt(t *testing.T, user, password string) string {
 	t.Helper()
-	needCommand(t, "htpasswd", "apache2-utils")
+	testdeps.Need(t, "htpasswd", "apache2-utils")
 	out, err := exec.Command("htpasswd", "-nbB", "-C", "4", user, password).Output()
 	if err != nil {
 		t.Fatalf("htpasswd: %v", err)

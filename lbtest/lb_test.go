@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "northd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/northd").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building northd: %v\n%s", err, out)
 		os.RemoveAll(dir)
 		os.Exit(1)
