@@ -99,7 +99,7 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	} else {
-		s.registry.login(ip, lr.username, token, ctx.Time())
+		token = s.registry.login(ip, lr.username, token, ctx.Time())
 	}
 	s.metrics.logins.Inc()
 

@@ -82,7 +82,8 @@ func dialKept(t *testing.T, addr string) net.Conn {
 
 func registryIPs(s *subsystem) string {
 	var ips []string
-	for _, e := range s.registry.appendNewestFirst(nil, 0) {
+	page, _ := s.registry.page(pageCursor{}, 1000)
+	for _, e := range page {
 		ips = append(ips, e.IP)
 	}
 	return strings.Join(ips, ",")

@@ -238,42 +238,59 @@ func (s *redisStore) logout(k subsystemKeys, token [16]byte) (bool, error) {
 }
 
 // northServers lists up to limit north servers of subsystem k, most
-// recently seen first, and how many there are.
-func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, limit int) ([]northServerReport, int, error) {
+// recently seen first, from the position after (a number; "" for the
+// first page), with how many there are and the position of the next page
+// ("" after the last). North servers that log in between two pages move to
+// the front, so a walk of the pages may see one twice or miss one.
+func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after string, limit int) ([]northServerReport, int, string, error) {
+	start := 0
+	if after != "" {
+		n, err := strconv.Atoi(after)
+		if err != nil || n < 0 {
+			return nil, 0, "", fmt.Errorf("after=%q is not a position from a previous page's \"next\"", after)
+		}
+		start = n
+	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	count, err := s.client.Do(ctx, s.client.B().Zcard().Key(k.servers).Build()).AsInt64()
 	if err != nil {
-		return nil, 0, s.failed(err)
+		return nil, 0, "", s.failed(err)
 	}
-	ips, err := s.client.Do(ctx, s.client.B().Zrange().Key(k.servers).Min("0").Max(strconv.Itoa(limit-1)).Rev().Build()).AsStrSlice()
+	ips, err := s.client.Do(ctx, s.client.B().Zrange().Key(k.servers).Min(strconv.Itoa(start)).Max(strconv.Itoa(start+limit-1)).Rev().Build()).AsStrSlice()
 	if err != nil {
-		return nil, 0, s.failed(err)
-	}
-	cmds := make(rueidis.Commands, len(ips))
-	for i, ip := range ips {
-		cmds[i] = s.client.B().Hgetall().Key(k.prefix + "ns:" + ip).Build()
+		return nil, 0, "", s.failed(err)
 	}
 	reports := make([]northServerReport, 0, len(ips))
-	for _, r := range s.client.DoMulti(ctx, cmds...) {
-		m, err := r.AsStrMap()
-		if err != nil {
-			return nil, 0, s.failed(err)
+	if len(ips) > 0 {
+		cmds := make(rueidis.Commands, len(ips))
+		for i, ip := range ips {
+			cmds[i] = s.client.B().Hgetall().Key(k.prefix + "ns:" + ip).Build()
 		}
-		if len(m) == 0 {
-			continue // forgotten between the two reads
+		for _, r := range s.client.DoMulti(ctx, cmds...) {
+			m, err := r.AsStrMap()
+			if err != nil {
+				return nil, 0, "", s.failed(err)
+			}
+			if len(m) == 0 {
+				continue // forgotten between the two reads
+			}
+			ms, _ := strconv.ParseInt(m["last_login"], 10, 64)
+			logins, _ := strconv.ParseUint(m["logins"], 10, 64)
+			reports = append(reports, northServerReport{
+				IP:                m["ip"],
+				Username:          m["username"],
+				TokenDigestPrefix: prefixOf(m["token"], 8),
+				LastLogin:         time.UnixMilli(ms).UTC(),
+				Logins:            logins,
+			})
 		}
-		ms, _ := strconv.ParseInt(m["last_login"], 10, 64)
-		logins, _ := strconv.ParseUint(m["logins"], 10, 64)
-		reports = append(reports, northServerReport{
-			IP:                m["ip"],
-			Username:          m["username"],
-			TokenDigestPrefix: prefixOf(m["token"], 8),
-			LastLogin:         time.UnixMilli(ms).UTC(),
-			Logins:            logins,
-		})
 	}
-	return reports, int(count), nil
+	next := ""
+	if int64(start+limit) < count {
+		next = strconv.Itoa(start + limit)
+	}
+	return reports, int(count), next, nil
 }
 
 func prefixOf(s string, n int) string {

@@ -1,22 +1,151 @@
 package main
 
 import (
+	"cmp"
+	"fmt"
+	"hash/maphash"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
 // registry remembers the north servers that logged in to one subsystem, one
 // entry per ip, so the subsystem knows where to push data, and the one live
-// token each of them holds. It holds at most max entries: when a new ip
-// arrives at the bound, the entry seen least recently is forgotten, with
-// its token. Safe for concurrent use.
+// token each of them holds; safe for concurrent use. It holds at most max
+// entries, forgetting the least recently seen.
+//
+// It is split into shards by ip, each with its own lock and its share of
+// the bound, so that logins on many cores do not queue on one lock. The
+// bound is then kept per shard: the entry forgotten is the least recently
+// seen of its shard. A token's last byte carries its shard's number in its
+// low bits, so that verify and logout go straight to it; the token keeps
+// 116 random bits.
+type registry struct {
+	shards []registryShard
+	mask   byte
+	seed   maphash.Seed
+}
+
+const (
+	registryMaxShards = 64
+	// registryMinPerShard keeps small registries in one shard, exactly
+	// least-recently-used.
+	registryMinPerShard = 256
+)
+
+// newRegistry returns an empty registry that holds at most max entries,
+// whose tokens live tokenTTL.
+func newRegistry(max int, tokenTTL time.Duration) *registry {
+	n := 1
+	for n < registryMaxShards && max/(2*n) >= registryMinPerShard {
+		n *= 2
+	}
+	r := &registry{shards: make([]registryShard, n), mask: byte(n - 1), seed: maphash.MakeSeed()}
+	for i := range r.shards {
+		share := max / n
+		if i < max%n {
+			share++
+		}
+		r.shards[i] = newRegistryShard(share, tokenTTL)
+	}
+	return r
+}
+
+func (r *registry) shardOf(ip netip.Addr) int {
+	a := ip.As16()
+	return int(maphash.Bytes(r.seed, a[:]) & uint64(r.mask))
+}
+
+// login records a login of the north server at ip with token, which
+// replaces the one it held, and returns the token as issued: with its
+// shard's number in the low bits of its last byte.
+func (r *registry) login(ip netip.Addr, username []byte, token [16]byte, at time.Time) [16]byte {
+	i := r.shardOf(ip)
+	token[15] = token[15]&^r.mask | byte(i)
+	r.shards[i].login(ip, username, token, at)
+	return token
+}
+
+func (r *registry) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result verifyResult) {
+	return r.shards[token[15]&r.mask].verify(token, now, usernameDst)
+}
+
+func (r *registry) logout(token [16]byte, now int64) bool {
+	return r.shards[token[15]&r.mask].logout(token, now)
+}
+
+// tokenCounts reports the live tokens at now and how many have ended, by
+// why.
+func (r *registry) tokenCounts(now int64) (live int, ended [tokenEndCount]uint64) {
+	for i := range r.shards {
+		l, e := r.shards[i].tokenCounts(now)
+		live += l
+		for why := range ended {
+			ended[why] += e[why]
+		}
+	}
+	return live, ended
+}
+
+// count reports how many north servers are remembered.
+func (r *registry) count() int {
+	n := 0
+	for i := range r.shards {
+		n += r.shards[i].count()
+	}
+	return n
+}
+
+// evictions reports how many were forgotten to stay within the bound.
+func (r *registry) evictions() uint64 {
+	var n uint64
+	for i := range r.shards {
+		n += r.shards[i].evictions()
+	}
+	return n
+}
+
+// page returns up to limit north servers seen after cursor, most recently
+// seen first, and the cursor of the next page (the zero cursor when this
+// is the last). Each shard is copied under its own lock in turn, and the
+// copies are formatted with no lock held, so that reading a full registry
+// never holds up logins for long.
+func (r *registry) page(after pageCursor, limit int) ([]northServerReport, pageCursor) {
+	var copies []northServerCopy
+	for i := range r.shards {
+		copies = r.shards[i].appendPage(copies, after, limit+1)
+	}
+	slices.SortFunc(copies, func(a, b northServerCopy) int {
+		if c := cmp.Compare(b.lastLogin, a.lastLogin); c != 0 {
+			return c
+		}
+		return a.ip.Compare(b.ip)
+	})
+	var next pageCursor
+	if len(copies) > limit {
+		copies = copies[:limit]
+		last := copies[limit-1]
+		next = pageCursor{last.lastLogin, last.ip}
+	}
+	reports := make([]northServerReport, len(copies))
+	for i := range copies {
+		reports[i] = copies[i].report()
+	}
+	return reports, next
+}
+
+// registryShard is one shard of a registry: the north servers whose ip
+// falls in it, at most max of them, and their tokens. When a new ip arrives
+// at the bound, the entry seen least recently is forgotten, with its token.
 //
 // Every token lives tokenTTL from its login, so tokens expire in the order
 // they were issued: a second list, of the entries holding a live token in
 // that order, lets expiry drop them from its old end, with no timers and
 // no scans.
-type registry struct {
+type registryShard struct {
 	mu       sync.Mutex
 	max      int
 	tokenTTL time.Duration
@@ -29,6 +158,8 @@ type registry struct {
 	newestToken, oldestToken *northServer // the live-token list
 	liveTokens               int
 	tokensEnded              [tokenEndCount]uint64
+
+	_ [64]byte // keeps neighbouring shards' locks off one cache line
 }
 
 // tokenEnd says why a token stopped verifying.
@@ -71,15 +202,13 @@ type northServerReport struct {
 	Logins            uint64    `json:"logins"`
 }
 
-// newRegistry returns an empty registry that holds at most max entries,
-// whose tokens live tokenTTL.
-func newRegistry(max int, tokenTTL time.Duration) *registry {
+func newRegistryShard(max int, tokenTTL time.Duration) registryShard {
 	// Sized for twice the bound from the start: at the bound every new ip
 	// deletes one key and inserts another, and a map sized for max alone
 	// rehashes into twice its size partway through a flood (a one-time
 	// 26% RSS step in a 60 s login-varied soak). The price is paid up
 	// front instead: about 10 MiB per subsystem at the default bound.
-	return &registry{
+	return registryShard{
 		max:      max,
 		tokenTTL: tokenTTL,
 		byIP:     make(map[netip.Addr]*northServer, 2*max),
@@ -89,7 +218,7 @@ func newRegistry(max int, tokenTTL time.Duration) *registry {
 
 // login records a login of the north server at ip: its username, and the
 // token it was given, which replaces the one it held.
-func (r *registry) login(ip netip.Addr, username []byte, token [16]byte, at time.Time) {
+func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at time.Time) {
 	now := at.UnixNano()
 	r.mu.Lock()
 	r.expireTokens(now)
@@ -133,7 +262,7 @@ const (
 // verify looks token up at now. For a valid token it appends the north
 // server's username to usernameDst and returns it with the ip and the
 // token's expiry (unix nanoseconds).
-func (r *registry) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result verifyResult) {
+func (r *registryShard) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result verifyResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.byToken[token]
@@ -149,7 +278,7 @@ func (r *registry) verify(token [16]byte, now int64, usernameDst []byte) (userna
 
 // logout ends token at once. It reports false for a token that was not
 // live.
-func (r *registry) logout(token [16]byte, now int64) bool {
+func (r *registryShard) logout(token [16]byte, now int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireTokens(now)
@@ -162,14 +291,14 @@ func (r *registry) logout(token [16]byte, now int64) bool {
 }
 
 // expireTokens ends the tokens that expired by now: the oldest ones.
-func (r *registry) expireTokens(now int64) {
+func (r *registryShard) expireTokens(now int64) {
 	for e := r.oldestToken; e != nil && e.lastLogin+int64(r.tokenTTL) <= now; e = r.oldestToken {
 		r.endToken(e, tokenExpired)
 	}
 }
 
 // endToken ends e's token, if it holds one.
-func (r *registry) endToken(e *northServer, why tokenEnd) {
+func (r *registryShard) endToken(e *northServer, why tokenEnd) {
 	if !e.hasToken {
 		return
 	}
@@ -190,7 +319,7 @@ func (r *registry) endToken(e *northServer, why tokenEnd) {
 	r.tokensEnded[why]++
 }
 
-func (r *registry) pushFrontToken(e *northServer) {
+func (r *registryShard) pushFrontToken(e *northServer) {
 	e.olderToken = r.newestToken
 	if r.newestToken != nil {
 		r.newestToken.newerToken = e
@@ -204,14 +333,14 @@ func (r *registry) pushFrontToken(e *northServer) {
 
 // tokenCounts reports the live tokens at now and how many have ended, by
 // why.
-func (r *registry) tokenCounts(now int64) (live int, ended [tokenEndCount]uint64) {
+func (r *registryShard) tokenCounts(now int64) (live int, ended [tokenEndCount]uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireTokens(now)
 	return r.liveTokens, r.tokensEnded
 }
 
-func (r *registry) unlink(e *northServer) {
+func (r *registryShard) unlink(e *northServer) {
 	if e.newer != nil {
 		e.newer.older = e.older
 	} else {
@@ -225,7 +354,7 @@ func (r *registry) unlink(e *northServer) {
 	e.newer, e.older = nil, nil
 }
 
-func (r *registry) pushFront(e *northServer) {
+func (r *registryShard) pushFront(e *northServer) {
 	e.older = r.newest
 	if r.newest != nil {
 		r.newest.newer = e
@@ -237,7 +366,7 @@ func (r *registry) pushFront(e *northServer) {
 }
 
 // Len reports how many north servers are remembered.
-func (r *registry) count() int {
+func (r *registryShard) count() int {
 	r.mu.Lock()
 	n := len(r.byIP)
 	r.mu.Unlock()
@@ -245,7 +374,7 @@ func (r *registry) count() int {
 }
 
 // Evicted reports how many entries were forgotten to stay within the bound.
-func (r *registry) evictions() uint64 {
+func (r *registryShard) evictions() uint64 {
 	r.mu.Lock()
 	n := r.evicted
 	r.mu.Unlock()
@@ -253,28 +382,66 @@ func (r *registry) evictions() uint64 {
 }
 
 // Lookup returns the entry for ip.
-func (r *registry) lookup(ip netip.Addr) (northServerReport, bool) {
+// appendPage appends copies of the entries seen after cursor, most
+// recently seen first: at least limit of them when there are, and any more
+// seen at the same moment as the last. It only copies under the lock:
+// formatting them is the caller's, after it is released.
+func (r *registryShard) appendPage(dst []northServerCopy, after pageCursor, limit int) []northServerCopy {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.byIP[ip]
-	if e == nil {
-		return northServerReport{}, false
-	}
-	return e.report(), true
-}
-
-// appendNewestFirst appends up to limit entries to dst, most recently seen
-// first; limit <= 0 means all.
-func (r *registry) appendNewestFirst(dst []northServerReport, limit int) []northServerReport {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for e, n := r.newest, 0; e != nil && (limit <= 0 || n < limit); e, n = e.older, n+1 {
-		dst = append(dst, e.report())
+	n, last := 0, int64(0)
+	for e := r.newest; e != nil; e = e.older {
+		if !after.before(e.lastLogin, e.ip) {
+			continue
+		}
+		if n >= limit && e.lastLogin != last {
+			break
+		}
+		dst = append(dst, northServerCopy{ip: e.ip, username: string(e.username), token: e.token, hasToken: e.hasToken, lastLogin: e.lastLogin, logins: e.logins})
+		n, last = n+1, e.lastLogin
 	}
 	return dst
 }
 
-func (e *northServer) report() northServerReport {
+// pageCursor is where a page of /north/servers ends: its last entry. The
+// next page holds what was seen before it (ties broken by ip).
+type pageCursor struct {
+	lastLogin int64 // unix nanoseconds; 0 for the first page
+	ip        netip.Addr
+}
+
+// before reports whether an entry seen at lastLogin from ip comes after
+// the cursor in newest-first order.
+func (c pageCursor) before(lastLogin int64, ip netip.Addr) bool {
+	return c.lastLogin == 0 || lastLogin < c.lastLogin || (lastLogin == c.lastLogin && c.ip.Less(ip))
+}
+
+// String is the cursor as /north/servers hands it out: "NANOS_IP".
+func (c pageCursor) String() string {
+	return strconv.FormatInt(c.lastLogin, 10) + "_" + c.ip.String()
+}
+
+func parsePageCursor(s string) (pageCursor, error) {
+	ns, ip, ok := strings.Cut(s, "_")
+	n, err1 := strconv.ParseInt(ns, 10, 64)
+	a, err2 := netip.ParseAddr(ip)
+	if !ok || err1 != nil || err2 != nil || n <= 0 {
+		return pageCursor{}, fmt.Errorf("after=%q is not a cursor from a previous page's \"next\"", s)
+	}
+	return pageCursor{n, a}, nil
+}
+
+// northServerCopy is an entry copied out of a shard to be reported.
+type northServerCopy struct {
+	ip        netip.Addr
+	username  string
+	token     [16]byte
+	hasToken  bool
+	lastLogin int64
+	logins    uint64
+}
+
+func (e *northServerCopy) report() northServerReport {
 	var digest string
 	if e.hasToken {
 		digest = tokenDigest(e.token)[:8]

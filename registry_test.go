@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,34 +19,87 @@ func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
 	r := newRegistry(3, time.Hour)
 	at := time.Unix(1700000000, 0)
 	for i := 1; i <= 3; i++ {
-		r.login(ipN(i), []byte("user"), [16]byte{byte(i)}, at)
+		r.login(ipN(i), []byte("user"), [16]byte{byte(i)}, at.Add(time.Duration(i)*time.Second))
 	}
-	r.login(ipN(1), []byte("again"), [16]byte{9}, at) // 1 is now the newest; 2 the oldest
-	r.login(ipN(4), []byte("new"), [16]byte{4}, at)
+	r.login(ipN(1), []byte("again"), [16]byte{9}, at.Add(4*time.Second)) // 1 is now the newest; 2 the oldest
+	r.login(ipN(4), []byte("new"), [16]byte{4}, at.Add(5*time.Second))
 
-	if _, ok := r.lookup(ipN(2)); ok {
-		t.Error("10.0.0.2 should have been forgotten first")
-	}
 	if r.count() != 3 || r.evictions() != 1 {
-		t.Errorf("Len %d Evicted %d, want 3 and 1", r.count(), r.evictions())
+		t.Errorf("count %d evictions %d, want 3 and 1", r.count(), r.evictions())
 	}
-	got := r.appendNewestFirst(nil, 0)
+	got, next := r.page(pageCursor{}, 100)
 	var order []string
 	for _, e := range got {
 		order = append(order, e.IP+"/"+e.Username)
 	}
-	want := []string{"10.0.0.4/new", "10.0.0.1/again", "10.0.0.3/user"}
-	if len(order) != len(want) {
-		t.Fatalf("entries %v, want %v", order, want)
+	if want := "10.0.0.4/new 10.0.0.1/again 10.0.0.3/user"; strings.Join(order, " ") != want || next != (pageCursor{}) {
+		t.Fatalf("entries %v (next %v), want %s: 10.0.0.2 forgotten first", order, next, want)
 	}
-	for i := range want {
-		if order[i] != want[i] {
-			t.Fatalf("entries %v, want %v", order, want)
+	if e := got[1]; e.Logins != 2 || e.TokenDigestPrefix != "d6370cab" || !e.LastLogin.Equal(at.Add(4*time.Second)) {
+		t.Errorf("entry for 10.0.0.1 = %+v", e)
+	}
+}
+
+// A large registry is sharded; its tokens carry their shard, pages walk
+// every entry once, and the bound holds over the shards together.
+func TestShardedRegistry(t *testing.T) {
+	const max = 65536
+	r := newRegistry(max, time.Hour)
+	if len(r.shards) != registryMaxShards {
+		t.Fatalf("%d shards, want %d", len(r.shards), registryMaxShards)
+	}
+	at := time.Unix(1700000000, 0)
+	tokens := make(map[netip.Addr][16]byte)
+	for i := range max + 1000 {
+		// Some logins at the same moment, to test ties.
+		tok := r.login(ipN(i), []byte("n"), [16]byte{byte(i), byte(i >> 8), byte(i >> 16), 15: 0xff}, at.Add(time.Duration(i/3)))
+		if want := byte(0xff)&^r.mask | byte(r.shardOf(ipN(i))); tok[15] != want || tok[0] != byte(i) {
+			t.Fatalf("token %x for shard %d", tok, r.shardOf(ipN(i)))
+		}
+		tokens[ipN(i)] = tok
+	}
+	if n := r.count(); n > max || n < max-registryMaxShards*8 {
+		t.Fatalf("count %d, want at most %d (each shard holds its share)", n, max)
+	}
+	seen := make(map[string]bool)
+	var cursor pageCursor
+	pages := 0
+	var prev time.Time
+	for {
+		page, next := r.page(cursor, 1000)
+		for _, e := range page {
+			if seen[e.IP] {
+				t.Fatalf("%s on two pages", e.IP)
+			}
+			if !prev.IsZero() && e.LastLogin.After(prev) {
+				t.Fatalf("%s seen at %v after one seen at %v", e.IP, e.LastLogin, prev)
+			}
+			seen[e.IP], prev = true, e.LastLogin
+		}
+		pages++
+		if next == (pageCursor{}) {
+			break
+		}
+		cursor = next
+	}
+	if len(seen) != r.count() || pages != (r.count()+999)/1000 {
+		t.Fatalf("pages held %d entries in %d pages, registry %d", len(seen), pages, r.count())
+	}
+	// Every remembered north server's token verifies, through its shard.
+	for ip, tok := range tokens {
+		_, got, _, result := r.verify(tok, at.UnixNano(), nil)
+		if seen[ip.String()] != (result == tokenValid) || (result == tokenValid && got != ip) {
+			t.Fatalf("token of %v: %v (remembered: %v)", ip, result, seen[ip.String()])
 		}
 	}
-	e, _ := r.lookup(ipN(1))
-	if e.Logins != 2 || e.TokenDigestPrefix != "d6370cab" || !e.LastLogin.Equal(at) {
-		t.Errorf("entry for 10.0.0.1 = %+v", e)
+	c, err := parsePageCursor(cursor.String())
+	if err != nil || c != cursor {
+		t.Errorf("cursor %v does not round-trip: %v %v", cursor, c, err)
+	}
+	for _, bad := range []string{"", "x", "12", "0_10.0.0.1", "12_nope"} {
+		if _, err := parsePageCursor(bad); err == nil {
+			t.Errorf("parsePageCursor(%q) accepted it", bad)
+		}
 	}
 }
 
@@ -59,7 +113,7 @@ func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
 			for i := 0; i < 5000; i++ {
 				r.login(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now())
 				if i%500 == 0 {
-					r.appendNewestFirst(nil, 10)
+					r.page(pageCursor{}, 10)
 				}
 			}
 		}()
@@ -68,8 +122,8 @@ func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
 	if r.count() != 100 {
 		t.Fatalf("Len %d, want the bound 100", r.count())
 	}
-	if n := len(r.appendNewestFirst(nil, 0)); n != 100 {
-		t.Fatalf("list holds %d entries, map 100", n)
+	if page, _ := r.page(pageCursor{}, 1000); len(page) != 100 {
+		t.Fatalf("list holds %d entries, map 100", len(page))
 	}
 	if r.evictions() != 40000-100 {
 		t.Fatalf("Evicted %d, want %d", r.evictions(), 40000-100)
