@@ -1,8 +1,10 @@
 # bench/bench.mk: benchmark targets, included from the root Makefile
 # (paths are relative to the repository root). See bench/README.md.
 #
-#   make compare              northd against its peers under wrk (~11 min)
+#   make compare              northd against its peers, then against itself
+#                             (cached login, verify, HTTPS), under wrk (~15 min)
 #   make compare QUICK=1      one short round, for smoke runs (~1 min)
+#   make compare-auth         only northd against itself (~3 min; QUICK=1 too)
 #   make bench-e2e            Go end-to-end benchmarks, output for benchstat
 #   make bench-conns          RSS per idle keep-alive connection (8,000)
 #   make bench-profile        CPU profile of northd under wrk (PROFILE_ROUTE=login)
@@ -26,7 +28,7 @@ endif
 
 PROFILE_ROUTE ?= login
 
-.PHONY: compare bench-e2e bench-conns bench-tools bench-build bench-profile
+.PHONY: compare compare-auth bench-e2e bench-conns bench-tools bench-build bench-profile
 
 # wrk is required; nginx and python3 only for their peers (compare skips a
 # peer that is missing, with one line saying so).
@@ -60,6 +62,13 @@ bench-build:
 # Writes bench/results/<date>-<host>.md and .png (QUICK=1: under bin/bench/results).
 compare: bench-tools bench-build
 	$(BENCH_BIN)/compare $(_compare_args) $(COMPARE_FLAGS)
+
+# The pairs alone (bench/cmd/compare/pairs.go): a cached login with -users
+# against an open-mode login, GET /north/verify against GET /, HTTPS
+# against HTTP. compare makes the users file and the certificate in a
+# temporary directory and removes it. Writes <date>-<host>-auth.md.
+compare-auth: bench-tools bench-build
+	$(BENCH_BIN)/compare $(_compare_args) -routes none -tag auth $(COMPARE_FLAGS)
 
 # The northd binary driven by fasthttp's HostClient and PipelineClient.
 # Compare two runs: benchstat old.txt bench/e2e.txt (see bench/README.md).

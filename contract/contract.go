@@ -1,6 +1,7 @@
 // Package contract is northd's wire contract as the tools check it: the
-// fixed bodies, the content types, the login answers and the form of a
-// login token. loadtest, bench/cmd/compare and lbtest take it from here,
+// fixed bodies, the content types, the login answers (refusals of
+// credentials included), the form of a login token and the answer of
+// /north/verify. loadtest, bench/cmd/compare and lbtest take it from here,
 // so that they agree on what a right answer is and are equally strict.
 //
 // The server does not use this package, and its own tests keep their own
@@ -38,6 +39,86 @@ const (
 func LoginFailure(description string) string {
 	quoted, _ := json.Marshal(description) // a string always marshals
 	return `{"code": 1, "token": "", "description": ` + string(quoted) + `}`
+}
+
+// The refusals of a login whose credentials northd with -users did not
+// accept, each with its status: a wrong password and an unknown username
+// get the same 401 (with Challenge in WWW-Authenticate, so as not to tell
+// which usernames exist); too many failures from one client address or
+// for one username get 429, and a full queue of password checks 503, both
+// with a Retry-After header in whole seconds (RetryAfter checks it).
+const (
+	WrongCredentialsStatus = 401
+	WrongCredentialsBody   = `{"code": 2, "token": "", "description": "username or password is incorrect"}`
+	TooManyFailuresStatus  = 429
+	TooManyFailuresBody    = `{"code": 3, "token": "", "description": "too many failed logins; wait the Retry-After seconds before trying again"}`
+	HashBusyStatus         = 503
+	HashBusyBody           = `{"code": 4, "token": "", "description": "too many logins are waiting for a password check; retry after the Retry-After seconds"}`
+	Challenge              = `Bearer realm="northd"`
+)
+
+// GET /north/verify with "Authorization: Bearer TOKEN" answers a live
+// token with VerifyPrefix(username, ip), the seconds it has left (a
+// positive whole number) and "}". POST /north/logout answers LoggedOutBody.
+const (
+	VerifyPath    = "/north/verify"
+	LogoutPath    = "/north/logout"
+	LoggedOutBody = `{"code": 0, "description": "logged out"}`
+)
+
+// VerifyPrefix is the start of a successful verification of a token that
+// username got for the north server ip, up to the expires_in value. ip
+// must be written as northd writes it (net/netip's form: 192.0.2.10,
+// 2001:db8::1).
+func VerifyPrefix(username, ip string) string {
+	quoted, _ := json.Marshal(username) // a string always marshals
+	return `{"code": 0, "description": "valid", "username": ` + string(quoted) + `, "ip": "` + ip + `", "expires_in": `
+}
+
+// ErrVerifyBody is VerifyExpiresIn's error.
+var ErrVerifyBody = errors.New(`not the verification body {"code": 0, "description": "valid", "username": ..., "ip": ..., "expires_in": N} expected`)
+
+// VerifyExpiresIn checks that body is prefix (from VerifyPrefix), a
+// positive whole number without leading zeros, and "}", and returns the
+// number: the seconds the token has left.
+func VerifyExpiresIn[T Text](body T, prefix string) (int, error) {
+	n := len(body) - len(prefix) - 1 // the digits
+	if n < 1 || n > 10 || !hasAt(body, 0, prefix) || body[len(body)-1] != '}' || body[len(prefix)] == '0' {
+		return 0, ErrVerifyBody
+	}
+	v := 0
+	for i := len(prefix); i < len(body)-1; i++ {
+		c := body[i]
+		if c < '0' || c > '9' {
+			return 0, ErrVerifyBody
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, nil
+}
+
+// ErrRetryAfter is RetryAfter's error.
+var ErrRetryAfter = errors.New("want one Retry-After header of a positive whole number of seconds")
+
+// RetryAfter checks a response's Retry-After header values (all of them):
+// northd sends exactly one, a positive whole number of seconds without
+// leading zeros, and returns it.
+func RetryAfter(values []string) (int, error) {
+	if len(values) != 1 {
+		return 0, ErrRetryAfter
+	}
+	v := values[0]
+	if v == "" || len(v) > 9 || v[0] == '0' {
+		return 0, ErrRetryAfter
+	}
+	n := 0
+	for i := range len(v) {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, ErrRetryAfter
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	return n, nil
 }
 
 // What LoginToken and CheckToken return; tell them apart with errors.Is.

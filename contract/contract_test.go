@@ -122,3 +122,112 @@ func TestLoginTokenAllocs(t *testing.T) {
 		t.Errorf("LoginToken allocates %v times a call", n)
 	}
 }
+
+func TestCredentialRefusals(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		status     int
+		body       string
+		wantStatus int
+		want       string
+	}{
+		{"wrong credentials", WrongCredentialsStatus, WrongCredentialsBody, 401,
+			"{\"code\": 2, \"token\": \"\", \"description\": \"username or password is incorrect\"}"},
+		{"too many failures", TooManyFailuresStatus, TooManyFailuresBody, 429,
+			"{\"code\": 3, \"token\": \"\", \"description\": \"too many failed logins; wait the Retry-After seconds before trying again\"}"},
+		{"hash busy", HashBusyStatus, HashBusyBody, 503,
+			"{\"code\": 4, \"token\": \"\", \"description\": \"too many logins are waiting for a password check; retry after the Retry-After seconds\"}"},
+	} {
+		if tt.status != tt.wantStatus || tt.body != tt.want {
+			t.Errorf("%s: %d %q, want %d %q", tt.name, tt.status, tt.body, tt.wantStatus, tt.want)
+		}
+	}
+	if Challenge != "Bearer realm=\"northd\"" {
+		t.Errorf("Challenge = %q", Challenge)
+	}
+	if LoggedOutBody != "{\"code\": 0, \"description\": \"logged out\"}" || VerifyPath != "/north/verify" || LogoutPath != "/north/logout" {
+		t.Errorf("logout body %q, paths %q %q", LoggedOutBody, VerifyPath, LogoutPath)
+	}
+}
+
+func TestVerifyExpiresIn(t *testing.T) {
+	prefix := VerifyPrefix("north-1", "192.0.2.99")
+	if want := "{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.99\", \"expires_in\": "; prefix != want {
+		t.Fatalf("VerifyPrefix = %q, want %q", prefix, want)
+	}
+	// Quoted as encoding/json quotes, as the server does.
+	if got, want := VerifyPrefix("a\"<b>", "2001:db8::1"), "{\"code\": 0, \"description\": \"valid\", \"username\": \"a\\\"\\u003cb\\u003e\", \"ip\": \"2001:db8::1\", \"expires_in\": "; got != want {
+		t.Errorf("VerifyPrefix = %q, want %q", got, want)
+	}
+	for _, tt := range []struct {
+		body string
+		n    int // 0: an error
+	}{
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.99\", \"expires_in\": 3600}", 3600},
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.99\", \"expires_in\": 1}", 1},
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.99\", \"expires_in\": 0}", 0},
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.99\", \"expires_in\": 036}", 0},
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.99\", \"expires_in\": -5}", 0},
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.99\", \"expires_in\": }", 0},
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.99\", \"expires_in\": 3600", 0},
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.99\", \"expires_in\": 3600}\n", 0},
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-2\", \"ip\": \"192.0.2.99\", \"expires_in\": 3600}", 0},
+		{"{\"code\": 0, \"description\": \"valid\", \"username\": \"north-1\", \"ip\": \"192.0.2.98\", \"expires_in\": 3600}", 0},
+		{"{\"code\": 2, \"description\": \"the token has expired; log in again\"}", 0},
+		{"", 0},
+	} {
+		n, err := VerifyExpiresIn(tt.body, prefix)
+		if tt.n == 0 {
+			if !errors.Is(err, ErrVerifyBody) {
+				t.Errorf("VerifyExpiresIn(%q) = %d, %v; want ErrVerifyBody", tt.body, n, err)
+			}
+			continue
+		}
+		if err != nil || n != tt.n {
+			t.Errorf("VerifyExpiresIn(%q) = %d, %v; want %d", tt.body, n, err, tt.n)
+		}
+		if bn, berr := VerifyExpiresIn([]byte(tt.body), prefix); bn != n || berr != err {
+			t.Errorf("[]byte: %d, %v", bn, berr)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		values []string
+		n      int // 0: an error
+	}{
+		{[]string{"6"}, 6},
+		{[]string{"60"}, 60},
+		{[]string{"1"}, 1},
+		{[]string{"0"}, 0},
+		{[]string{"06"}, 0},
+		{[]string{"-1"}, 0},
+		{[]string{"1.5"}, 0},
+		{[]string{" 6"}, 0},
+		{[]string{""}, 0},
+		{[]string{"Wed, 21 Oct 2026 07:28:00 GMT"}, 0},
+		{[]string{"6", "6"}, 0},
+		{nil, 0},
+		{[]string{"1234567890"}, 0},
+	} {
+		n, err := RetryAfter(tt.values)
+		if tt.n == 0 {
+			if !errors.Is(err, ErrRetryAfter) {
+				t.Errorf("RetryAfter(%q) = %d, %v; want ErrRetryAfter", tt.values, n, err)
+			}
+		} else if err != nil || n != tt.n {
+			t.Errorf("RetryAfter(%q) = %d, %v; want %d", tt.values, n, err, tt.n)
+		}
+	}
+}
+
+// loadtest checks every verification with VerifyExpiresIn; it must not
+// allocate.
+func TestVerifyExpiresInAllocs(t *testing.T) {
+	prefix := VerifyPrefix("north-1", "192.0.2.99")
+	body := []byte(prefix + "3600}")
+	if n := testing.AllocsPerRun(100, func() { VerifyExpiresIn(body, prefix) }); n != 0 {
+		t.Errorf("VerifyExpiresIn allocates %v times a call", n)
+	}
+}

@@ -134,7 +134,8 @@ func TestNoServerFails(t *testing.T) {
 	target := srv.URL
 	srv.Close() // nothing listens there now
 	code, out, rep := runLoadtest(t, "-target", target, "-scenario", "home", "-rate", "50", "-duration", "500ms")
-	if code == 0 || rep.Errors["no-response/"+errRefused] == 0 {
+	// The refusal is counted against the case whose request it was.
+	if code == 0 || rep.Errors["home/"+errRefused] == 0 || rep.Errors["no-response/"+errRefused] != 0 {
 		t.Fatalf("exit %d, errors %v\n%s", code, rep.Errors, out)
 	}
 }

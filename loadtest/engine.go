@@ -81,12 +81,40 @@ type stepStats struct {
 	maxLag        time.Duration // worst delay of a send behind its due time
 	tokens        int           // distinct tokens added during the step
 	cpu           *CPUUsage
+	// per case: latency from the due time, service time, status codes
+	// and failures by kind (auth-storm judges its two cases apart; the
+	// report has them whenever a scenario has several)
+	caseLatency map[string]*hdrhistogram.Histogram
+	caseService map[string]*hdrhistogram.Histogram
+	caseCodes   map[string]map[int]uint64
+	caseErrors  map[string]map[string]uint64
 }
 
 func newStepStats(name string, rate int, dur time.Duration) *stepStats {
 	return &stepStats{name: name, rateRequested: rate, duration: dur,
 		errors: map[string]uint64{}, codes: map[int]uint64{}, cases: map[string]uint64{},
-		latency: newHist(), service: newHist()}
+		latency: newHist(), service: newHist(),
+		caseLatency: map[string]*hdrhistogram.Histogram{}, caseService: map[string]*hdrhistogram.Histogram{},
+		caseCodes: map[string]map[int]uint64{}, caseErrors: map[string]map[string]uint64{}}
+}
+
+// addCase counts one result of a case: its status (0: no response), the
+// kind of failure ("" when right) and its latencies.
+func (s *stepStats) addCase(name string, code int, kind string, lat, svc time.Duration) {
+	h := s.caseLatency[name]
+	if h == nil {
+		h = newHist()
+		s.caseLatency[name] = h
+		s.caseService[name] = newHist()
+		s.caseCodes[name] = map[int]uint64{}
+		s.caseErrors[name] = map[string]uint64{}
+	}
+	record(h, lat)
+	record(s.caseService[name], svc)
+	s.caseCodes[name][code]++
+	if kind != "" {
+		s.caseErrors[name][kind]++
+	}
 }
 
 func record(h *hdrhistogram.Histogram, d time.Duration) {
@@ -199,6 +227,7 @@ func (e *engine) attack(ctx context.Context, name string, rate int, dur time.Dur
 		lat := r.Latency + max(lag, 0)
 		record(st.latency, lat)
 		record(st.service, r.Latency)
+		st.addCase(caseName, int(r.Code), kind, lat, r.Latency)
 		if st.earliest.IsZero() || r.Timestamp.Before(st.earliest) {
 			st.earliest = r.Timestamp
 		}

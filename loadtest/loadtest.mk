@@ -8,6 +8,10 @@
 #   make loadtest-ramp-nethttp   the same for bench/peers/nethttp
 #   make loadtest-soak       login-varied 20k req/s for 60 s, northd's RSS sampled
 #   make loadtest-conns      10000 idle keep-alive connections held under light load
+#   make loadtest-auth-storm known north servers' cached logins (p99 <= 2 ms) during a
+#                            storm of wrong passwords from 5000 addresses (only 401/429/503)
+#   make loadtest-verify     GET /north/verify of 1000 logged-in north servers at 5000/s
+#   make loadtest-verify-redis   the same with -store redis on a throwaway redis-server
 #
 # LOADTEST_LOCK prefixes the long runs, e.g. LOADTEST_LOCK="flock /some/lock"
 # so measurements on a shared machine do not overlap. LOADTEST_ARGS adds
@@ -22,7 +26,8 @@ LOADTEST_RUN = loadtest/with-server.sh
 # Ramp pinning: the server on one core, the load tool on the other.
 LOADTEST_PIN = LOADTEST_SERVER_CPU=0 LOADTEST_CPU=1
 
-.PHONY: loadtest loadtest-build loadtest-bad-input loadtest-ramp loadtest-ramp-nethttp loadtest-soak loadtest-conns
+.PHONY: loadtest loadtest-build loadtest-bad-input loadtest-ramp loadtest-ramp-nethttp loadtest-soak loadtest-conns \
+	loadtest-auth-storm loadtest-verify loadtest-verify-redis
 
 # loadtest is a module of its own (loadtest/go.mod), hence go -C loadtest.
 loadtest-build:
@@ -57,3 +62,32 @@ loadtest-soak: loadtest-build
 loadtest-conns: loadtest-build
 	$(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -- -scenario conns -connections 10000 -rate 1000 \
 		-duration 30s -slo $(LOADTEST_SLO) -out $(LOADTEST_OUT)/conns.json $(LOADTEST_ARGS)
+
+# auth-storm: loadtest writes the known north servers' users file in a
+# temporary directory, removed afterwards, hashed as LOADTEST_USERS_HASH
+# says: argon2id as `northd hash-password` makes it (the default: what a
+# wrong password costs northd in production), or bcrypt:COST. northd
+# trusts loadtest's X-Forwarded-For, which stands for the storm's many
+# client addresses. Pinned as the ramp is (LOADTEST_PIN= runs it
+# unpinned). 60 s, so that the per-address failure limits engage.
+LOADTEST_USERS_HASH ?= argon2id
+LOADTEST_NORTH_SERVERS ?= 20
+loadtest-auth-storm: loadtest-build
+	dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	./bin/loadtest write-users -n $(LOADTEST_NORTH_SERVERS) -hash $(LOADTEST_USERS_HASH) "$$dir/users" && \
+	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -users "$$dir/users" -trusted-proxies 127.0.0.1 -- \
+		-scenario auth-storm -client fasthttp -north-servers $(LOADTEST_NORTH_SERVERS) -rate 2000 -duration 60s -slo 2ms \
+		-out $(LOADTEST_OUT)/auth-storm.json $(LOADTEST_ARGS)
+
+# verify: 1000 north servers log in once (open mode: the token store does
+# not care how the credentials were checked), then only GET /north/verify,
+# every answer checked. The -redis one keeps the tokens in a throwaway
+# redis-server that with-server.sh starts ({redis}) beside northd.
+LOADTEST_VERIFY_ARGS = -scenario verify -client fasthttp -north-servers 1000 -rate 5000 -duration 30s
+loadtest-verify: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -- $(LOADTEST_VERIFY_ARGS) \
+		-out $(LOADTEST_OUT)/verify.json $(LOADTEST_ARGS)
+
+loadtest-verify-redis: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -store 'redis://{redis}/0' -- $(LOADTEST_VERIFY_ARGS) \
+		-out $(LOADTEST_OUT)/verify-redis.json $(LOADTEST_ARGS)

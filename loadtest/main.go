@@ -54,6 +54,9 @@ type config struct {
 	warmup       time.Duration
 	rssTolerance float64
 	sample       time.Duration
+
+	northServers int
+	stormAddrs   int
 }
 
 // allScenarios are the -scenario values.
@@ -92,6 +95,22 @@ Scenarios (-scenario):
                 (local targets, or -pid) and reporting whether it stayed flat
   conns         holds -connections idle keep-alive connections open while -load
                 runs at -rate, checking p99 still meets -slo
+  auth-storm    known north servers (-north-servers) log in with the right
+                password, cached after a first login made before the load,
+                while a storm of wrong passwords comes from -storm-addresses
+                client addresses (X-Forwarded-For), in the shares of -mix
+                (default known=1,storm=4). Passes when the known servers'
+                p99 is within -slo (default 2ms here) with every login
+                right, and the storm got only 401, 429 or 503, each as the
+                contract writes it, and every request an answer. northd
+                must run with -users FILE (loadtest write-users -n N FILE)
+                and -trusted-proxies 127.0.0.1
+  verify        each known north server logs in once, then GET /north/verify
+                with its token at -rate; every answer must be that server's
+                verification
+
+  loadtest write-users [-n N] [-hash argon2id|bcrypt:COST] FILE writes the
+  users file of the known north servers (north-K, password loadtest-secret-K).
 
 Flags:
 `)
@@ -107,7 +126,7 @@ Flags:
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "time for one request's response; later counts as a timeout error")
 	fs.StringVar(&cfg.out, "out", "", "write the JSON report to this `file`, and the latency plot beside it (.html)")
 	fs.DurationVar(&cfg.slo, "slo", time.Millisecond, "p99 latency objective for ramp and conns")
-	fs.StringVar(&cfg.mix, "mix", defaultMix, "mixed: case=weight shares")
+	fs.StringVar(&cfg.mix, "mix", "", "mixed: case=weight shares (default "+defaultMix+"); auth-storm: of known and storm (default "+defaultAuthStormMix+")")
 	fs.IntVar(&cfg.maxBodySize, "max-body-size", 65536, "the server's -max-body-size: bad-input's oversize body is one byte more")
 	fs.IntVar(&cfg.workers, "workers", 16, "goroutines sending at the start (more are started when all are busy)")
 	fs.IntVar(&cfg.maxWorkers, "max-workers", 10000, "most goroutines sending at once")
@@ -124,8 +143,15 @@ Flags:
 	fs.DurationVar(&cfg.warmup, "warmup", 10*time.Second, "soak: RSS samples this early are left out of the flatness check")
 	fs.Float64Var(&cfg.rssTolerance, "rss-tolerance", 0.10, "soak: RSS is flat when (max-min)/min after the warmup is at most this")
 	fs.DurationVar(&cfg.sample, "sample", time.Second, "soak, conns: RSS sampling period")
+	fs.IntVar(&cfg.northServers, "north-servers", 20, "auth-storm, verify: known north servers, north-1 … north-N (their users file: loadtest write-users -n N)")
+	fs.IntVar(&cfg.stormAddrs, "storm-addresses", 5000, "auth-storm: distinct client addresses the storm comes from, in turn")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	sloSet := false
+	fs.Visit(func(f *flag.Flag) { sloSet = sloSet || f.Name == "slo" })
+	if cfg.scenario == "auth-storm" && !sloSet {
+		cfg.slo = 2 * time.Millisecond // the issue's objective for the known servers
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -163,6 +189,10 @@ Flags:
 		return nil, errors.New("-workers must be positive and at most -max-workers")
 	case cfg.scenario == "ramp" && (cfg.step <= 0 || cfg.maxRate < cfg.rate):
 		return nil, errors.New("-step must be positive and -max-rate at least -rate")
+	case cfg.northServers <= 0 || cfg.northServers > maxNorthServers:
+		return nil, fmt.Errorf("-north-servers must be 1 to %d", maxNorthServers)
+	case cfg.stormAddrs <= 0 || cfg.stormAddrs > maxStormAddrs:
+		return nil, fmt.Errorf("-storm-addresses must be 1 to %d", maxStormAddrs)
 	}
 	return cfg, nil
 }
@@ -176,6 +206,9 @@ func main() {
 
 // run is the whole command; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "write-users" {
+		return runWriteUsers(args[1:], stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -188,7 +221,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if defaultLoad[cfg.scenario] != "" {
 		load = cfg.load
 	}
-	sc, err := newScenario(load, cfg.mix, cfg.maxBodySize)
+	sc, err := newScenario(load, scenarioOptions{mix: cfg.mix, maxBody: cfg.maxBodySize,
+		northServers: cfg.northServers, stormAddrs: cfg.stormAddrs, targets: len(cfg.targets)})
 	if err != nil {
 		fmt.Fprintln(stderr, "loadtest:", err)
 		return 2
@@ -223,6 +257,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	e := newEngine(cfg, sc)
+	if sc.prime != nil {
+		if err := sc.prime(ctx, newPrimer(cfg.targets, e.verifier.tokens, cfg.timeout)); err != nil {
+			fmt.Fprintln(stderr, "loadtest: FAIL:", err)
+			return 1
+		}
+	}
 	rep := &Report{Version: reportVersion, Scenario: cfg.scenario, Targets: cfg.targets, Started: time.Now().UTC().Truncate(time.Millisecond)}
 	if cfg.scenario != load {
 		rep.Scenario = cfg.scenario + ":" + load
@@ -234,6 +274,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		runSoak(ctx, e, rep, stderr)
 	case "conns":
 		runConns(ctx, e, rep, idle, stderr)
+	case "auth-storm":
+		runAuthStorm(ctx, e, rep)
 	default:
 		st := e.attack(ctx, cfg.scenario, cfg.rate, cfg.duration)
 		rep.fillFrom(st, e.verifier.tokens.Len())

@@ -44,9 +44,14 @@ type Report struct {
 	Memory          *MemoryReport     `json:"memory,omitempty"`
 	Ramp            *RampReport       `json:"ramp,omitempty"`
 	Conns           *ConnsReport      `json:"conns,omitempty"`
-	Plot            string            `json:"plot,omitempty"`
-	Passed          bool              `json:"passed"`
-	Verdict         string            `json:"verdict"`
+	// Per case, when the scenario has more than one.
+	CaseLatency     map[string]Quantiles         `json:"case_latency,omitempty"`
+	CaseServiceTime map[string]Quantiles         `json:"case_service_time,omitempty"`
+	CaseStatusCodes map[string]map[string]uint64 `json:"case_status_codes,omitempty"`
+	AuthStorm       *AuthStormReport             `json:"auth_storm,omitempty"`
+	Plot            string                       `json:"plot,omitempty"`
+	Passed          bool                         `json:"passed"`
+	Verdict         string                       `json:"verdict"`
 }
 
 // Quantiles of a latency distribution, in seconds.
@@ -85,19 +90,39 @@ func (r *Report) fillFrom(st *stepStats, tokens int) {
 	r.ErrorCount = st.failed
 	r.Errors = st.errors
 	r.UniqueTokens = tokens
-	r.StatusCodes = map[string]uint64{}
-	for c, n := range st.codes {
-		r.StatusCodes[strconv.Itoa(c)] = n
-	}
+	r.StatusCodes = statusCounts(st.codes)
 	r.Cases = st.cases
 	r.Latency = quantiles(st.latency)
 	r.ServiceTime = quantiles(st.service)
 	r.MaxSendLag = max(st.maxLag, 0).Seconds()
 	r.CPU = st.cpu
+	r.CaseLatency, r.CaseServiceTime, r.CaseStatusCodes = nil, nil, nil
+	if len(st.caseLatency) > 1 {
+		r.CaseLatency = map[string]Quantiles{}
+		r.CaseServiceTime = map[string]Quantiles{}
+		r.CaseStatusCodes = map[string]map[string]uint64{}
+		for name, h := range st.caseLatency {
+			r.CaseLatency[name] = quantiles(h)
+			r.CaseServiceTime[name] = quantiles(st.caseService[name])
+			r.CaseStatusCodes[name] = statusCounts(st.caseCodes[name])
+		}
+	}
 	if st.requests > 0 {
 		r.SuccessRatio = float64(st.requests-st.failed) / float64(st.requests)
 		r.Throughput = r.Rate * r.SuccessRatio
 	}
+}
+
+// statusCounts keys counts by status code as text; 0 (no response) is
+// left out, as the errors count it.
+func statusCounts(codes map[int]uint64) map[string]uint64 {
+	m := map[string]uint64{}
+	for c, n := range codes {
+		if c != 0 {
+			m[strconv.Itoa(c)] = n
+		}
+	}
+	return m
 }
 
 // writeText prints the human summary.
@@ -122,6 +147,9 @@ func (r *Report) writeText(w io.Writer) {
 	}
 	if m := r.Memory; m != nil {
 		m.writeText(w)
+	}
+	if a := r.AuthStorm; a != nil {
+		a.writeText(w)
 	}
 	if c := r.Conns; c != nil {
 		fmt.Fprintf(w, "idle conns    %d opened (%d failed), %d still open at the end\n", c.Opened, c.Failed, c.OpenAtEnd)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -23,6 +24,12 @@ type reqCase struct {
 	// body returns the request body for the n-th request of this case; nil
 	// for none.
 	body func(n uint64) []byte
+	// header, when set, adds headers to the n-th request of this case,
+	// sent to the target-th target (X-Forwarded-For, Authorization).
+	header func(n uint64, target int, h http.Header)
+	// indexed: the verifier needs n to know the answer (want.verifyPrefix),
+	// so the request carries it to the response as the case does.
+	indexed bool
 	// raw, when set, is sent as-is on a fresh TCP connection instead of
 	// through the HTTP client: for requests net/http cannot or will not
 	// send (no Content-Length, a garbage request line, an oversize body
@@ -42,6 +49,24 @@ type expectation struct {
 	login bool
 	// connClose: the server must close the connection after answering.
 	connClose bool
+	// oneOf, when set, lists the answers allowed instead of status and
+	// body: the response must be the one of its status.
+	oneOf []answer
+	// verifyPrefix, when set, gives the start of the right verification
+	// body for the n-th request (contract.VerifyPrefix), which then ends in
+	// a positive expires_in and "}".
+	verifyPrefix func(n uint64) string
+}
+
+// answer is one of several a case allows (expectation.oneOf), with the
+// content type of its expectation.
+type answer struct {
+	status int
+	body   []byte
+	// challenge: WWW-Authenticate must be exactly this.
+	challenge string
+	// retryAfter: Retry-After must be one positive whole number of seconds.
+	retryAfter bool
 }
 
 // The answers come from northd/contract, which bench/cmd/compare and
@@ -157,6 +182,9 @@ type scenario struct {
 	name     string
 	cases    []reqCase
 	schedule []int // indexes into cases, one per request, repeating
+	// prime, when set, runs once before any load: it logs the known
+	// north servers in (north.go), adding their tokens to the run's.
+	prime func(ctx context.Context, p *primer) error
 }
 
 // loginShare is the fraction of requests that should get a token.
@@ -172,13 +200,31 @@ func (s *scenario) loginShare() float64 {
 
 // scenarioNames are the request scenarios; ramp, soak and conns run one of
 // these.
-var scenarioNames = []string{"home", "login", "login-varied", "mixed", "bad-input"}
+var scenarioNames = []string{"home", "login", "login-varied", "mixed", "bad-input", "auth-storm", "verify"}
+
+// scenarioOptions are what newScenario builds a scenario from: the command
+// line's say.
+type scenarioOptions struct {
+	mix          string // mixed, auth-storm: case=weight shares ("" for the default)
+	maxBody      int    // the server's -max-body-size
+	northServers int    // auth-storm, verify: the known north servers
+	stormAddrs   int    // auth-storm: distinct client addresses of the storm
+	targets      int    // how many targets (verify: each has its own tokens)
+}
 
 // defaultMix is the mixed scenario's shares in percent.
 const defaultMix = "home=40,login=40,not-found=10,bad-json=10"
 
-func newScenario(name, mix string, maxBody int) (*scenario, error) {
+func newScenario(name string, so scenarioOptions) (*scenario, error) {
+	mix, maxBody := so.mix, so.maxBody
+	if mix == "" && name == "mixed" {
+		mix = defaultMix
+	}
 	switch name {
+	case "auth-storm":
+		return authStormScenario(so)
+	case "verify":
+		return verifyScenario(so), nil
 	case "home":
 		return weighted(name, []reqCase{homeCase()}, []int{1}), nil
 	case "login":
@@ -200,8 +246,20 @@ func newScenario(name, mix string, maxBody int) (*scenario, error) {
 		for _, c := range badInputCases(maxBody) {
 			byName[c.name] = c
 		}
-		var cs []reqCase
-		var ws []int
+		cs, ws, err := parseMix(mix, byName)
+		if err != nil {
+			return nil, err
+		}
+		return weighted(name, cs, ws), nil
+	}
+	return nil, fmt.Errorf("unknown scenario %q (want one of %s)", name, strings.Join(scenarioNames, ", "))
+}
+
+// parseMix reads case=weight,... shares of the cases in byName.
+func parseMix(mix string, byName map[string]reqCase) ([]reqCase, []int, error) {
+	var cs []reqCase
+	var ws []int
+	{
 		for part := range strings.SplitSeq(mix, ",") {
 			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 			c, known := byName[k]
@@ -212,7 +270,7 @@ func newScenario(name, mix string, maxBody int) (*scenario, error) {
 					names = append(names, n)
 				}
 				sort.Strings(names)
-				return nil, fmt.Errorf("-mix %q: want case=weight,... with cases among %s", mix, strings.Join(names, ", "))
+				return nil, nil, fmt.Errorf("-mix %q: want case=weight,... with cases among %s", mix, strings.Join(names, ", "))
 			}
 			if w > 0 {
 				cs = append(cs, c)
@@ -220,11 +278,10 @@ func newScenario(name, mix string, maxBody int) (*scenario, error) {
 			}
 		}
 		if len(cs) == 0 {
-			return nil, fmt.Errorf("-mix %q has no case with a positive weight", mix)
+			return nil, nil, fmt.Errorf("-mix %q has no case with a positive weight", mix)
 		}
-		return weighted(name, cs, ws), nil
 	}
-	return nil, fmt.Errorf("unknown scenario %q (want one of %s)", name, strings.Join(scenarioNames, ", "))
+	return cs, ws, nil
 }
 
 // weighted builds the schedule by smooth weighted round robin: over any
@@ -265,8 +322,13 @@ func gcd(a, b int) int {
 
 // caseHeader carries the case index from the targeter to the transport,
 // which removes it before the request goes out and puts it on the response,
-// where the verifier reads it. It never reaches the server.
-const caseHeader = "X-Loadtest-Case"
+// where the verifier reads it. It never reaches the server. indexHeader
+// does the same with the request's number within its case, for the cases
+// whose right answer depends on it (reqCase.indexed).
+const (
+	caseHeader  = "X-Loadtest-Case"
+	indexHeader = "X-Loadtest-Index"
+)
 
 // targeter returns a vegeta Targeter that walks the schedule and the
 // targets round-robin: each target gets the whole schedule.
@@ -275,18 +337,25 @@ func (s *scenario) targeter(targets []string) vegeta.Targeter {
 	perCase := make([]atomic.Uint64, len(s.cases))
 	return func(t *vegeta.Target) error {
 		i := seq.Add(1) - 1
-		base := targets[i%uint64(len(targets))]
+		ti := int(i % uint64(len(targets)))
 		ci := s.schedule[(i/uint64(len(targets)))%uint64(len(s.schedule))]
 		c := &s.cases[ci]
+		n := perCase[ci].Add(1) - 1
 		t.Method = c.method
-		t.URL = base + c.path
+		t.URL = targets[ti] + c.path
 		t.Body = nil
 		if c.body != nil {
-			t.Body = c.body(perCase[ci].Add(1) - 1)
+			t.Body = c.body(n)
 		}
 		t.Header = http.Header{caseHeader: []string{strconv.Itoa(ci)}}
 		if c.body != nil {
 			t.Header["Content-Type"] = []string{"application/json"}
+		}
+		if c.indexed {
+			t.Header[indexHeader] = []string{strconv.FormatUint(n, 10)}
+		}
+		if c.header != nil {
+			c.header(n, ti, t.Header)
 		}
 		return nil
 	}

@@ -58,7 +58,9 @@ func (t *caseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("loadtest: request without a valid case tag")
 	}
 	// The request is vegeta's own, made for this one hit.
+	index := req.Header.Get(indexHeader)
 	req.Header.Del(caseHeader)
+	req.Header.Del(indexHeader)
 	req.Header.Del("X-Vegeta-Seq")
 	var resp *http.Response
 	if raw := t.cases[ci].raw; raw != nil {
@@ -67,13 +69,33 @@ func (t *caseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err = t.inner.RoundTrip(req)
 	}
 	if err != nil {
-		return nil, err
+		return nil, &taggedError{tag: tag, err: err}
 	}
 	resp.Header.Set(caseHeader, tag)
+	if index != "" {
+		resp.Header.Set(indexHeader, index)
+	}
 	if resp.Close {
 		resp.Header.Set(closedHeader, "1")
 	}
+	// net/http's body is read after RoundTrip returns: a failure then is
+	// the case's too.
+	resp.Body = &taggedBody{ReadCloser: resp.Body, tag: tag}
 	return resp, nil
+}
+
+// taggedBody tags the errors of reading a response body with its case.
+type taggedBody struct {
+	io.ReadCloser
+	tag string
+}
+
+func (b *taggedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = &taggedError{tag: b.tag, err: err}
+	}
+	return n, err
 }
 
 // rawRoundTrip writes raw to a new connection to the request's host, reads

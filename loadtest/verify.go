@@ -30,6 +30,10 @@ const (
 	errReset         = "reset"          // connection reset or closed before a response
 	errTransport     = "transport"      // any other failure to get a response
 	errUntagged      = "untagged"       // a result the tool cannot attribute (a bug)
+	errAccepted      = "accepted"       // a login that had to be refused (a wrong password) got a token
+	errChallenge     = "challenge"      // WWW-Authenticate is not the one the contract names
+	errRetryAfter    = "retry-after"    // Retry-After missing, or not a positive whole number of seconds
+	errVerify        = "verify-body"    // not the verification of the token's username and ip
 )
 
 // transportKinds are the kinds that mean "no answer" rather than "a wrong
@@ -48,14 +52,47 @@ type verifier struct {
 func (v *verifier) verify(r *vegeta.Result) (caseName, kind string) {
 	ci, err := strconv.Atoi(r.Headers.Get(caseHeader))
 	if err != nil || ci < 0 || ci >= len(v.cases) {
-		// Only a response carries the tag back.
+		// A response carries the tag back; a failure to get one carries
+		// it in its error (taggedError).
+		if ci, ok := errorTag(r.Error); ok && ci < len(v.cases) {
+			return v.cases[ci].name, classifyTransport(r.Error)
+		}
 		return "no-response", classifyTransport(r.Error)
 	}
 	c := &v.cases[ci]
 	if r.Code == 0 {
 		return c.name, classifyTransport(r.Error)
 	}
-	return c.name, v.check(&c.want, int(r.Code), r.Headers, r.Body)
+	n, _ := strconv.ParseUint(r.Headers.Get(indexHeader), 10, 64)
+	return c.name, v.checkIndexed(&c.want, n, int(r.Code), r.Headers, r.Body)
+}
+
+// taggedError is a failure to get a response, with the case of its
+// request, so that a timeout is counted against the case that timed out.
+type taggedError struct {
+	tag string // the case index
+	err error
+}
+
+const errorTagPrefix = "loadtest-case "
+
+func (e *taggedError) Error() string { return errorTagPrefix + e.tag + ": " + e.err.Error() }
+func (e *taggedError) Unwrap() error { return e.err }
+
+// errorTag finds a taggedError's case in an error message, which the
+// HTTP client may have wrapped.
+func errorTag(msg string) (int, bool) {
+	i := strings.Index(msg, errorTagPrefix)
+	if i < 0 {
+		return 0, false
+	}
+	rest := msg[i+len(errorTagPrefix):]
+	tag, _, ok := strings.Cut(rest, ":")
+	if !ok {
+		return 0, false
+	}
+	ci, err := strconv.Atoi(tag)
+	return ci, err == nil && ci >= 0
 }
 
 func classifyTransport(msg string) string {
@@ -74,9 +111,74 @@ func classifyTransport(msg string) string {
 
 // check verifies one response; the first mismatch is the one counted.
 func (v *verifier) check(want *expectation, status int, h http.Header, body []byte) string {
+	return v.checkIndexed(want, 0, status, h, body)
+}
+
+// checkIndexed verifies the n-th response of a case (n matters only to
+// want.verifyPrefix).
+func (v *verifier) checkIndexed(want *expectation, n uint64, status int, h http.Header, body []byte) string {
+	if want.oneOf != nil {
+		return v.checkOneOf(want, status, h, body)
+	}
 	if status != want.status {
 		return errStatus
 	}
+	if kind := checkCommon(want, h); kind != "" {
+		return kind
+	}
+	if want.login {
+		return v.checkLogin(body)
+	}
+	if want.verifyPrefix != nil {
+		if _, err := contract.VerifyExpiresIn(body, want.verifyPrefix(n)); err != nil {
+			return errVerify
+		}
+		return ""
+	}
+	if !bytes.Equal(body, want.body) {
+		return errBody
+	}
+	return ""
+}
+
+// checkOneOf verifies a response that may be any of want.oneOf: a refused
+// login of the storm. One that logged in is the worst answer, and counted
+// apart.
+func (v *verifier) checkOneOf(want *expectation, status int, h http.Header, body []byte) string {
+	var a *answer
+	for i := range want.oneOf {
+		if want.oneOf[i].status == status {
+			a = &want.oneOf[i]
+		}
+	}
+	switch {
+	case a == nil && status == 200 && bytes.HasPrefix(body, []byte(contract.LoginOKPrefix)):
+		return errAccepted
+	case a == nil:
+		return errStatus
+	}
+	if kind := checkCommon(want, h); kind != "" {
+		return kind
+	}
+	if a.challenge != "" {
+		if w := h.Values("WWW-Authenticate"); len(w) != 1 || w[0] != a.challenge {
+			return errChallenge
+		}
+	}
+	if a.retryAfter {
+		if _, err := contract.RetryAfter(h.Values("Retry-After")); err != nil {
+			return errRetryAfter
+		}
+	}
+	if !bytes.Equal(body, a.body) {
+		return errBody
+	}
+	return ""
+}
+
+// checkCommon checks the headers every answer of a case has: Cache-Control,
+// Content-Type and, where the server must close, the close.
+func checkCommon(want *expectation, h http.Header) string {
 	if cc := h.Values("Cache-Control"); len(cc) != 1 || cc[0] != contract.CacheControl {
 		return errCacheControl
 	}
@@ -85,12 +187,6 @@ func (v *verifier) check(want *expectation, status int, h http.Header, body []by
 	}
 	if want.connClose && h.Get(closedHeader) == "" {
 		return errNotClosed
-	}
-	if want.login {
-		return v.checkLogin(body)
-	}
-	if !bytes.Equal(body, want.body) {
-		return errBody
 	}
 	return ""
 }

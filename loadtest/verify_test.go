@@ -154,7 +154,7 @@ func TestTokenSet(t *testing.T) {
 }
 
 func TestWeightedSchedule(t *testing.T) {
-	sc, err := newScenario("mixed", defaultMix, 65536)
+	sc, err := newScenario("mixed", scenarioOptions{mix: defaultMix, maxBody: 65536})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestWeightedSchedule(t *testing.T) {
 		t.Fatalf("shares %v", count)
 	}
 	for _, bad := range []string{"home", "home=x", "nope=1", "home=0"} {
-		if _, err := newScenario("mixed", bad, 65536); err == nil {
+		if _, err := newScenario("mixed", scenarioOptions{mix: bad, maxBody: 65536}); err == nil {
 			t.Errorf("-mix %q accepted", bad)
 		}
 	}

@@ -5,8 +5,12 @@
 #   loadtest/with-server.sh SERVER_CMD... -- LOADTEST_FLAGS...
 #
 # In SERVER_CMD, {addr} is replaced by the address chosen (127.0.0.1:PORT).
+# {redis}, when present, starts a throwaway redis-server (no persistence,
+# loopback only, its own temporary directory) on another free port first
+# and is replaced by its address, for northd -store redis://{redis}/0.
 # LOADTEST_SERVER_CPU and LOADTEST_CPU, when set, pin the server and the
-# load tool to those CPUs (taskset -c) with GOMAXPROCS set to match.
+# load tool to those CPUs (taskset -c) with GOMAXPROCS set to match; Redis
+# shares the server's CPUs, being on the server's side of the measurement.
 set -euo pipefail
 
 server=()
@@ -15,14 +19,14 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do server+=("$1"); shift; done
 [ ${#server[@]} -gt 0 ] || { echo "usage: $0 SERVER_CMD... -- LOADTEST_FLAGS..." >&2; exit 2; }
 
 # A free port: nothing answers a connect on it.
-port=""
-for _ in $(seq 1 50); do
-	p=$((20000 + RANDOM % 20000))
-	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[ -n "$port" ] || { echo "with-server: no free port found" >&2; exit 1; }
-addr="127.0.0.1:$port"
-server=("${server[@]//\{addr\}/$addr}")
+free_port() {
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 20000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+	done
+	echo "with-server: no free port found" >&2
+	return 1
+}
 
 ncpus() { awk -F, '{print NF}' <<<"$1"; }
 pin_server=()
@@ -34,19 +38,57 @@ if [ -n "${LOADTEST_CPU:-}" ]; then
 	pin_load=(taskset -c "$LOADTEST_CPU" env GOMAXPROCS="$(ncpus "$LOADTEST_CPU")")
 fi
 
+# stop_pid ends a process: SIGTERM, then SIGKILL after 10 s.
+stop_pid() {
+	local p=$1
+	if kill -0 "$p" 2>/dev/null; then
+		kill -TERM "$p" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+	fi
+	wait "$p" 2>/dev/null || true
+}
+pid=""
+redis_pid=""
+redis_dir=""
+log=""
+cleanup() {
+	[ -z "$pid" ] || stop_pid "$pid"
+	[ -z "$redis_pid" ] || stop_pid "$redis_pid"
+	[ -z "$redis_dir" ] || rm -rf "$redis_dir"
+	[ -z "$log" ] || rm -f "$log"
+}
+trap cleanup EXIT
+
+if [[ "${server[*]}" == *"{redis}"* ]]; then
+	command -v redis-server >/dev/null || { echo "with-server: {redis} needs redis-server, which is not installed (apt-get install redis-server)" >&2; exit 1; }
+	rport=$(free_port)
+	redis_dir=$(mktemp -d)
+	"${pin_server[@]}" redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no \
+		--dir "$redis_dir" --daemonize no >"$redis_dir/log" 2>&1 &
+	redis_pid=$!
+	# Ready when it answers PING (redis-cli may be absent: speak RESP).
+	for _ in $(seq 1 100); do
+		reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$rport" && printf 'PING\r\n' >&3 && read -r -t 2 r <&3 && echo "$r") 2>/dev/null || true)
+		[ "${reply%$'\r'}" = "+PONG" ] && break
+		if ! kill -0 "$redis_pid" 2>/dev/null; then
+			echo "with-server: redis-server exited before answering:" >&2
+			cat "$redis_dir/log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+	server=("${server[@]//\{redis\}/127.0.0.1:$rport}")
+	echo "with-server: redis-server (pid $redis_pid) on 127.0.0.1:$rport" >&2
+fi
+
+port=$(free_port)
+addr="127.0.0.1:$port"
+server=("${server[@]//\{addr\}/$addr}")
+
 log=$(mktemp)
 "${pin_server[@]}" "${server[@]}" >"$log" 2>&1 &
 pid=$!
-stop() {
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-	rm -f "$log"
-}
-trap stop EXIT
 
 for _ in $(seq 1 100); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi

@@ -52,8 +52,14 @@ func TestParseWrk(t *testing.T) {
 
 func TestWrkArgv(t *testing.T) {
 	o := &options{wrk: "wrk", threads: 1, conns: 50, clientPin: []string{"taskset", "-c", "1"}}
-	got := strings.Join(wrkArgv(o, routes[3], 8000, 5*time.Second), " ")
+	got := strings.Join(wrkArgv(o, routes[3], "http://127.0.0.1:8000", 5*time.Second, nil), " ")
 	want := "taskset -c 1 wrk -t1 -c50 -d5s -s bench/wrk/get.lua http://127.0.0.1:8000/favicon.ico -- 404"
+	if got != want {
+		t.Errorf("wrkArgv = %q, want %q", got, want)
+	}
+	// verify: the token goes after "--"; HTTPS is in the base URL.
+	got = strings.Join(wrkArgv(o, verifyRoute, "https://127.0.0.1:8443", 2*time.Second, []string{"0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e"}), " ")
+	want = "taskset -c 1 wrk -t1 -c50 -d2s -s bench/wrk/verify.lua https://127.0.0.1:8443/ -- 0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e"
 	if got != want {
 		t.Errorf("wrkArgv = %q, want %q", got, want)
 	}

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +36,7 @@ type options struct {
 	servers  []string
 	routes   []string
 	quick    bool
+	auth     *authFiles // users file and certificate, when a server needs them
 	tag      string
 	maxOther float64
 	retries  int
@@ -55,7 +57,7 @@ func main() {
 
 func run() error {
 	o := &options{}
-	var servers, rts string
+	var servers, rts, prs string
 	flag.StringVar(&o.bin, "bin", "bin/bench", "directory with the northd, floor and nethttp binaries")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the report and chart")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds: each server is measured once per route per round")
@@ -65,7 +67,8 @@ func run() error {
 	flag.IntVar(&o.threads, "t", 1, "wrk threads")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	flag.StringVar(&servers, "servers", "northd,floor,floor-10s,nethttp,seed,nginx", "servers, northd first")
-	flag.StringVar(&rts, "routes", "home,login,login-varied,notfound", "routes")
+	flag.StringVar(&rts, "routes", "home,login,login-varied,notfound", "routes every server is measured on (none: only the pairs)")
+	flag.StringVar(&prs, "pairs", pairNames(), "northd against northd, after the routes: "+pairNames()+" (none: no pairs)")
 	flag.Float64Var(&o.maxOther, "max-other", 0.15, "rerun a measurement during which other processes used more than this share of a CPU")
 	flag.IntVar(&o.retries, "retries", 3, "most reruns of one measurement on a busy machine")
 	flag.StringVar(&o.tag, "tag", "", "added to the report's file name: <date>-<host>-<tag>.md")
@@ -74,8 +77,15 @@ func run() error {
 	if o.quick {
 		o.rounds, o.duration, o.warmup = 1, 2*time.Second, 0
 	}
-	o.servers = strings.Split(servers, ",")
-	o.routes = strings.Split(rts, ",")
+	o.servers = splitList(servers)
+	o.routes = splitList(rts)
+	ps, err := parsePairs(prs)
+	if err != nil {
+		return err
+	}
+	if len(o.routes) == 0 && len(ps) == 0 {
+		return errors.New("nothing to measure: -routes none and -pairs none")
+	}
 	if _, err := os.Stat("bench/wrk/common.lua"); err != nil {
 		return errors.New("run me from the repository root (bench/wrk/common.lua not found)")
 	}
@@ -112,6 +122,32 @@ func run() error {
 		}
 	}
 
+	// The servers of the routes, then those the pairs need that are not
+	// among them.
+	names := slices.Clone(o.servers)
+	if len(rs) == 0 {
+		names = nil // -routes none: only the pairs' servers
+	}
+	matrixCount := len(names)
+	for _, p := range ps {
+		for _, s := range []side{p.a, p.b} {
+			if !slices.Contains(names, s.server) {
+				names = append(names, s.server)
+			}
+		}
+	}
+	for _, name := range names {
+		if !slices.ContainsFunc(specs, func(s serverSpec) bool { return s.name == name }) {
+			return fmt.Errorf("unknown server %q", name)
+		}
+	}
+	if slices.Contains(names, "northd-users") || slices.Contains(names, "northd-tls") {
+		if o.auth, err = makeAuthFiles(); err != nil {
+			return fmt.Errorf("making the users file and certificate: %v", err)
+		}
+		defer o.auth.remove()
+	}
+
 	// Start every server once; they idle while another is measured.
 	var live []*running
 	defer func() {
@@ -119,17 +155,16 @@ func run() error {
 			r.stop()
 		}
 	}()
-	stopOnSignal(&live)
+	stopOnSignal(&live, o.auth)
 	var skipped []string
-	for _, name := range o.servers {
+	byName := map[string]*running{}
+	var matrix []*running // the servers of the routes
+	for i, name := range names {
 		var spec *serverSpec
-		for i := range specs {
-			if specs[i].name == name {
-				spec = &specs[i]
+		for j := range specs {
+			if specs[j].name == name {
+				spec = &specs[j]
 			}
-		}
-		if spec == nil {
-			return fmt.Errorf("unknown server %q", name)
 		}
 		if name == "seed" {
 			if _, err := os.Stat(seedSource); err != nil {
@@ -147,66 +182,122 @@ func run() error {
 			continue
 		}
 		live = append(live, r)
+		byName[name] = r
+		if i < matrixCount {
+			matrix = append(matrix, r)
+		}
 		notes, err := checkContract(r)
 		if err != nil {
 			return fmt.Errorf("%s does not serve the contract: %v", name, err)
 		}
 		r.notes = notes
-		fmt.Printf("compare: %-8s on %s, pid %d: %s\n", name, addr(r.port), r.cmd.Process.Pid, strings.Join(r.argv, " "))
+		fmt.Printf("compare: %-8s on %s, pid %d: %s\n", name, r.baseURL(), r.cmd.Process.Pid, strings.Join(r.argv, " "))
 	}
-	if len(live) == 0 || live[0].spec.name != "northd" {
+	if len(rs) > 0 && (len(matrix) == 0 || matrix[0].spec.name != "northd") {
 		return errors.New("northd did not start")
 	}
 
-	res := newResults(o, rs, live, skipped)
-	total := len(rs) * (o.rounds*len(live) + len(live))
+	res := newResults(o, rs, matrix, skipped)
+	res.all = live
+	var groups []group
+	for _, rt := range rs {
+		g := group{name: rt.name}
+		for _, r := range matrix {
+			g.units = append(g.units, unit{label: r.spec.name, server: r, rt: rt,
+				record: func(w wrkResult) { res.add(rt.name, r.spec.name, w) }})
+		}
+		groups = append(groups, g)
+	}
+	for _, p := range ps {
+		pr := &pairResult{p: p}
+		res.pairs = append(res.pairs, pr)
+		ra, rb := byName[p.a.server], byName[p.b.server]
+		if ra == nil || rb == nil {
+			line := fmt.Sprintf("pair %s skipped: a server it needs did not start", p.name)
+			fmt.Println("compare: " + line)
+			res.skipped = append(res.skipped, line)
+			continue
+		}
+		rta, _ := routeNamed(p.a.route)
+		rtb, _ := routeNamed(p.b.route)
+		groups = append(groups, group{name: p.name, units: []unit{
+			{label: "A " + p.a.label(), server: ra, rt: rta, record: func(w wrkResult) { pr.a = append(pr.a, w) }},
+			{label: "B " + p.b.label(), server: rb, rt: rtb, record: func(w wrkResult) { pr.b = append(pr.b, w) }},
+		}})
+	}
+
+	total := 0
+	for _, g := range groups {
+		total += (o.rounds + 1) * len(g.units)
+	}
 	done := 0
 	t0 := time.Now()
-	for _, rt := range rs {
+	for _, g := range groups {
+		width := 8
+		for _, u := range g.units {
+			width = max(width, len(u.label))
+		}
 		if o.warmup > 0 {
-			for _, r := range live {
-				fmt.Printf("[%s] warm-up %s %v\n", rt.name, r.spec.name, o.warmup)
-				if _, err := measure(o, live, r, rt, o.warmup); err != nil {
+			for _, u := range g.units {
+				fmt.Printf("[%s] warm-up %s %v\n", g.name, u.label, o.warmup)
+				if _, err := measure(o, u.server, u.rt, o.warmup); err != nil {
 					return err
 				}
 			}
 		}
-		done += len(live)
+		done += len(g.units)
 		for round := 1; round <= o.rounds; round++ {
-			for _, r := range live {
-				w, err := measure(o, live, r, rt, o.duration)
+			for _, u := range g.units {
+				w, err := measure(o, u.server, u.rt, o.duration)
 				// On a shared machine another process can steal the
 				// CPU mid-run: measure that run again, a few times.
 				for retry := 1; err == nil && w.OtherCPU > o.maxOther && retry <= o.retries; retry++ {
-					fmt.Printf("[%s] round %d/%d  %-8s other processes used %.0f%% of a CPU during the run: measuring again (%d/%d)\n",
-						rt.name, round, o.rounds, r.spec.name, 100*w.OtherCPU, retry, o.retries)
+					fmt.Printf("[%s] round %d/%d  %-*s other processes used %.0f%% of a CPU during the run: measuring again (%d/%d)\n",
+						g.name, round, o.rounds, width, u.label, 100*w.OtherCPU, retry, o.retries)
 					res.reruns++
 					time.Sleep(time.Duration(retry) * time.Second)
-					w, err = measure(o, live, r, rt, o.duration)
+					w, err = measure(o, u.server, u.rt, o.duration)
 				}
 				if err != nil {
 					return err
 				}
 				done++
-				res.add(rt.name, r.spec.name, w)
+				u.record(w)
 				left := time.Duration(float64(time.Since(t0)) / float64(done) * float64(total-done)).Round(time.Second)
 				warn := ""
 				if w.Unexpected > 0 {
 					warn = fmt.Sprintf("  %d responses not %d!", w.Unexpected, w.Expect)
 				}
-				fmt.Printf("[%s] round %d/%d  %-8s %10.0f req/s  p50 %6.2f ms  p99 %7.2f ms  server CPU %3.0f%%  other %2.0f%%  (%d/%d, ~%v left)%s\n",
-					rt.name, round, o.rounds, r.spec.name, w.RPS, w.P50US/1000, w.P99US/1000, 100*w.ServerCPU, 100*w.OtherCPU, done, total, left, warn)
+				fmt.Printf("[%s] round %d/%d  %-*s %10.0f req/s  p50 %6.2f ms  p99 %7.2f ms  server CPU %3.0f%%  other %2.0f%%  (%d/%d, ~%v left)%s\n",
+					g.name, round, o.rounds, width, u.label, w.RPS, w.P50US/1000, w.P99US/1000, 100*w.ServerCPU, 100*w.OtherCPU, done, total, left, warn)
 			}
 		}
 	}
-	res.commands = commandTemplates(o, rs, live)
+	res.commands = commandTemplates(o, rs, matrix, res.pairs, byName)
 	return res.write()
+}
+
+// unit is one measurement of a round: a route on a server, and where its
+// result goes.
+type unit struct {
+	label  string
+	server *running
+	rt     route
+	record func(wrkResult)
+}
+
+// group is what is measured together: in every round each of its units
+// once, in turn, so that a slow minute of the machine hits them alike. A
+// route of the servers is a group, and so is a pair.
+type group struct {
+	name  string
+	units []unit
 }
 
 // measure runs wrk against r. When r died (on a shared machine something
 // may kill it), it says how, starts it again on a new port and measures
 // once more; a server that dies twice ends the comparison.
-func measure(o *options, live []*running, r *running, rt route, d time.Duration) (wrkResult, error) {
+func measure(o *options, r *running, rt route, d time.Duration) (wrkResult, error) {
 	w, err := runWrk(o, r, rt, d)
 	if err == nil || r.alive() {
 		return w, err
@@ -233,8 +324,9 @@ func measure(o *options, live []*running, r *running, rt route, d time.Duration)
 // repository; bench/seed_test.go checks seed.py against it.
 const seedSource = "../shared/seed/000_dad61b3b2fd47fcf.txt"
 
-// stopOnSignal stops the servers when compare is interrupted.
-func stopOnSignal(live *[]*running) {
+// stopOnSignal stops the servers, and removes the users file and
+// certificate, when compare is interrupted.
+func stopOnSignal(live *[]*running, auth *authFiles) {
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -242,14 +334,31 @@ func stopOnSignal(live *[]*running) {
 		for _, r := range *live {
 			r.stop()
 		}
+		if auth != nil {
+			auth.remove()
+		}
 		os.Exit(130)
 	}()
 }
 
 // commandTemplates are the exact commands, with the ports of this run.
-func commandTemplates(o *options, rs []route, live []*running) []string {
+// Temporary directories are named by variables, not by their paths on
+// this machine.
+func commandTemplates(o *options, rs []route, matrix []*running, prs []*pairResult, byName map[string]*running) []string {
 	var cmds []string
-	for _, r := range live {
+	seen := map[*running]bool{}
+	var servers []*running
+	for _, r := range matrix {
+		seen[r], servers = true, append(servers, r)
+	}
+	for _, pr := range prs {
+		for _, s := range []side{pr.p.a, pr.p.b} {
+			if r := byName[s.server]; r != nil && !seen[r] {
+				seen[r], servers = true, append(servers, r)
+			}
+		}
+	}
+	for _, r := range servers {
 		line := strings.Join(r.argv, " ")
 		if r.spec.goServer {
 			line = "GOMAXPROCS=" + strconv.Itoa(o.serverProcs) + " " + line
@@ -261,10 +370,36 @@ func commandTemplates(o *options, rs []route, live []*running) []string {
 			line = strings.ReplaceAll(line, r.tempDir, "$TMPDIR/nginx") +
 				"   # bench/peers/nginx/nginx.conf with {{PREFIX}} and {{LISTEN}} filled in"
 		}
+		if o.auth != nil && strings.Contains(line, o.auth.dir) {
+			line = strings.ReplaceAll(line, o.auth.dir, "$AUTHDIR")
+		}
 		cmds = append(cmds, line)
 	}
-	for _, rt := range rs {
-		cmds = append(cmds, "WRK_CHECK=0 "+strings.Join(wrkArgv(o, rt, live[0].port, o.duration), " ")+"   # against each server's port in turn")
+	if o.auth != nil {
+		cmds = append(cmds, "# $AUTHDIR: a temporary directory compare makes and removes, with users ("+o.auth.usersHow+
+			" of north-1, password secret), cert.pem and key.pem ("+o.auth.certHow+")")
+	}
+	if len(matrix) > 0 {
+		for _, rt := range rs {
+			cmds = append(cmds, "WRK_CHECK=0 "+strings.Join(wrkArgv(o, rt, matrix[0].baseURL(), o.duration, nil), " ")+"   # against each server's port in turn")
+		}
+	}
+	for _, pr := range prs {
+		for _, s := range []side{pr.p.a, pr.p.b} {
+			r := byName[s.server]
+			rt, _ := routeNamed(s.route)
+			if r == nil {
+				continue
+			}
+			var extra []string
+			comment := "   # pair " + pr.p.name + ": " + s.label()
+			if rt.prepare != nil {
+				token, note, _ := strings.Cut(rt.prepared, "#")
+				extra = []string{strings.TrimSpace(token)}
+				comment += "; " + strings.TrimSpace(note)
+			}
+			cmds = append(cmds, "WRK_CHECK=0 "+strings.Join(wrkArgv(o, rt, r.baseURL(), o.duration, extra), " ")+comment)
+		}
 	}
 	return cmds
 }

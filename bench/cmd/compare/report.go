@@ -20,6 +20,8 @@ type results struct {
 	servers  []*running
 	skipped  []string
 	runs     map[string]map[string][]wrkResult // route → server → rounds
+	pairs    []*pairResult
+	all      []*running // every server started, the routes' first
 	commands []string
 	started  time.Time
 	reruns   int
@@ -117,16 +119,25 @@ func (r *results) write() error {
 		return err
 	}
 	mdPath := outPath(r.o, date, host, ".md")
-	pngPath := outPath(r.o, date, host, ".png")
-	if err := r.chart(pngPath); err != nil {
-		return fmt.Errorf("chart: %v", err)
+	pngPath := ""
+	if len(r.routes) > 0 {
+		pngPath = outPath(r.o, date, host, ".png")
+		if err := r.chart(pngPath); err != nil {
+			return fmt.Errorf("chart: %v", err)
+		}
 	}
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	p("# northd and its peers under wrk: %s on %s\n\n", time.Now().Format("2006-01-02"), host)
+	if len(r.routes) > 0 {
+		p("# northd and its peers under wrk: %s on %s\n\n", time.Now().Format("2006-01-02"), host)
+	} else {
+		p("# northd against northd under wrk: %s on %s\n\n", time.Now().Format("2006-01-02"), host)
+	}
 	p("Made by `%s` from the repository root", r.makeCommand())
 	p(" in %v.\n\n", time.Since(r.started).Round(time.Second))
-	p("![requests/s per server and route](%s)\n\n", filepath.Base(pngPath))
+	if pngPath != "" {
+		p("![requests/s per server and route](%s)\n\n", filepath.Base(pngPath))
+	}
 
 	p("## Machine\n\n")
 	for _, l := range machine() {
@@ -145,14 +156,27 @@ func (r *results) write() error {
 	} else {
 		p("no warm-up.\n")
 	}
-	p("- Order: route by route; in each round every server once, in turn (")
-	for i, s := range r.servers {
-		if i > 0 {
-			p(", ")
+	if len(r.routes) > 0 {
+		p("- Order: route by route; in each round every server once, in turn (")
+		for i, s := range r.servers {
+			if i > 0 {
+				p(", ")
+			}
+			p("%s", s.spec.name)
 		}
-		p("%s", s.spec.name)
+		p("), so a slow minute of the machine hits every server alike. ")
 	}
-	p("), so a slow minute of the machine hits every server alike. All servers run for the whole comparison and idle while another is measured.\n")
+	if len(r.pairs) > 0 {
+		p("- Pairs of northd against northd (")
+		for i, pr := range r.pairs {
+			if i > 0 {
+				p(", ")
+			}
+			p("%s", pr.p.name)
+		}
+		p("), after the routes: in each round the pair's two sides once, in turn. ")
+	}
+	p("All servers run for the whole comparison and idle while another is measured.\n")
 	p("- Medians over the rounds; min–max is the range of the rounds; p50/p99 are the medians of each run's wrk latency percentiles. ")
 	p("Server CPU is the share of one CPU the server process used during its runs (under 100%% on a one-CPU server means the client, not the server, was the limit).\n")
 	p("- Other CPU is what every other process on the machine used during a run (from /proc/stat); a run during which it passed %.0f%% of a CPU was measured again (up to %d times; %d reruns in this comparison). The table shows the highest value among the kept runs.\n",
@@ -160,6 +184,61 @@ func (r *results) write() error {
 	p("- A ratio compares northd with the peer round by round (their runs were seconds apart): it is the median of the per-round ratios, and the range after it is the lowest and highest of them. ")
 	p("Compare ratios, not raw requests/s, across machines or runs.\n\n")
 
+	if len(r.routes) > 0 {
+		r.writeRoutes(p)
+	}
+	if len(r.pairs) > 0 {
+		r.writePairs(p)
+	}
+
+	p("## Servers\n\n")
+	for _, s := range r.liveServers() {
+		p("- **%s**: %s.", s.spec.name, s.spec.about)
+		if len(s.notes) > 0 {
+			p(" Differs from the contract: %s.", strings.Join(s.notes, "; "))
+		}
+		if s.tlsInfo != "" {
+			p(" HTTPS: %s.", s.tlsInfo)
+		}
+		p("\n")
+	}
+	for _, s := range r.skipped {
+		p("- %s\n", s)
+	}
+	p("\n## Commands\n\n```sh\n")
+	for _, c := range r.commands {
+		p("%s\n", c)
+	}
+	p("```\n")
+	if err := os.WriteFile(mdPath, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if err := r.writeJSON(outPath(r.o, date, host, ".json")); err != nil {
+		return err
+	}
+	if pngPath != "" {
+		fmt.Printf("\ncompare: wrote %s and %s\n\n", mdPath, pngPath)
+	} else {
+		fmt.Printf("\ncompare: wrote %s\n\n", mdPath)
+	}
+	// The summary tables on the terminal too.
+	s := b.String()
+	for _, sec := range [][2]string{{"## Requests per second", "## Every run"}, {"## northd against itself", "### Every run of the pairs"}} {
+		if i := strings.Index(s, sec[0]); i >= 0 {
+			if j := strings.Index(s[i:], sec[1]); j > 0 {
+				fmt.Print(s[i : i+j])
+			}
+		}
+	}
+	return nil
+}
+
+// liveServers are every server that ran: those of the routes, then those
+// only the pairs used.
+func (r *results) liveServers() []*running { return r.all }
+
+// writeRoutes writes the sections on the routes every server ran.
+func (r *results) writeRoutes(p func(format string, a ...any)) {
 	p("## Requests per second\n\n")
 	p("| route | server | req/s (median) | min–max | p50 | p99 | server CPU | other CPU (max) | northd ÷ server |\n")
 	p("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
@@ -231,49 +310,21 @@ func (r *results) write() error {
 		}
 	}
 
-	p("\n## Servers\n\n")
-	for _, s := range r.servers {
-		p("- **%s**: %s.", s.spec.name, s.spec.about)
-		if len(s.notes) > 0 {
-			p(" Differs from the contract: %s.", strings.Join(s.notes, "; "))
-		}
-		p("\n")
-	}
-	for _, s := range r.skipped {
-		p("- %s\n", s)
-	}
-	p("\n## Commands\n\n```sh\n")
-	for _, c := range r.commands {
-		p("%s\n", c)
-	}
-	p("```\n")
-	if err := os.WriteFile(mdPath, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	if err := r.writeJSON(outPath(r.o, date, host, ".json")); err != nil {
-		return err
-	}
-	fmt.Printf("\ncompare: wrote %s and %s\n\n", mdPath, pngPath)
-	// The summary tables on the terminal too.
-	s := b.String()
-	if i := strings.Index(s, "## Requests per second"); i >= 0 {
-		if j := strings.Index(s, "## Every run"); j > i {
-			fmt.Print(s[i:j])
-		}
-	}
-	return nil
+	p("\n")
 }
 
 func (r *results) makeCommand() string {
-	if r.o.quick {
-		return "make compare QUICK=1"
-	}
 	cmd := "make compare"
-	if r.o.rounds != 5 {
-		cmd += fmt.Sprintf(" COMPARE_ROUNDS=%d", r.o.rounds)
-	}
-	if r.o.duration != 5*time.Second {
-		cmd += " COMPARE_DURATION=" + formatSeconds(r.o.duration)
+	switch {
+	case r.o.quick:
+		cmd += " QUICK=1"
+	default:
+		if r.o.rounds != 5 {
+			cmd += fmt.Sprintf(" COMPARE_ROUNDS=%d", r.o.rounds)
+		}
+		if r.o.duration != 5*time.Second {
+			cmd += " COMPARE_DURATION=" + formatSeconds(r.o.duration)
+		}
 	}
 	if flags := compareFlags(); flags != "" {
 		cmd += ` COMPARE_FLAGS="` + flags + `"`
@@ -350,6 +401,8 @@ func hypervisor() string {
 
 // rawRun is one measurement in the JSON file beside the report.
 type rawRun struct {
+	Pair      string    `json:"pair,omitempty"` // a pair's run: its name, and side a or b
+	Side      string    `json:"side,omitempty"`
 	Route     string    `json:"route"`
 	Server    string    `json:"server"`
 	Round     int       `json:"round"`
@@ -364,8 +417,16 @@ func (r *results) writeJSON(path string) error {
 	for _, rt := range r.routes {
 		for _, s := range r.servers {
 			for i, w := range r.runs[rt.name][s.spec.name] {
-				runs = append(runs, rawRun{rt.name, s.spec.name, i + 1, w, w.ServerCPU, w.OtherCPU})
+				runs = append(runs, rawRun{"", "", rt.name, s.spec.name, i + 1, w, w.ServerCPU, w.OtherCPU})
 			}
+		}
+	}
+	for _, pr := range r.pairs {
+		for i, w := range pr.a {
+			runs = append(runs, rawRun{pr.p.name, "a", pr.p.a.route, pr.p.a.server, i + 1, w, w.ServerCPU, w.OtherCPU})
+		}
+		for i, w := range pr.b {
+			runs = append(runs, rawRun{pr.p.name, "b", pr.p.b.route, pr.p.b.server, i + 1, w, w.ServerCPU, w.OtherCPU})
 		}
 	}
 	b, err := json.MarshalIndent(map[string]any{"machine": machine(), "commands": r.commands, "runs": runs}, "", " ")

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,18 @@ type serverSpec struct {
 	// server cannot run on this machine.
 	argv     func(o *options, port int) (argv []string, dir string, skip string)
 	goServer bool
+	// tls: the server answers HTTPS only.
+	tls bool
+}
+
+// northdArgv is northd on port with the flags every northd of a
+// comparison has, and extra.
+func northdArgv(o *options, port int, extra ...string) ([]string, string, string) {
+	bin := filepath.Join(o.bin, "northd")
+	if !isExecutable(bin) {
+		return nil, "", bin + " is not built (make compare builds it)"
+	}
+	return append([]string{bin, "-listen", addr(port), "-admin", "off", "-log-level", "warn"}, extra...), "", ""
 }
 
 var specs = []serverSpec{
@@ -36,11 +49,7 @@ var specs = []serverSpec{
 		about:    "this repository's server (the repository root, built into bin/bench/northd)",
 		goServer: true,
 		argv: func(o *options, port int) ([]string, string, string) {
-			bin := filepath.Join(o.bin, "northd")
-			if !isExecutable(bin) {
-				return nil, "", bin + " is not built (make compare builds it)"
-			}
-			return []string{bin, "-listen", addr(port), "-admin", "off", "-log-level", "warn"}, "", ""
+			return northdArgv(o, port)
 		},
 	},
 	{
@@ -50,11 +59,35 @@ var specs = []serverSpec{
 		about:    "northd -reduce-memory (fasthttp ReduceMemoryUsage)",
 		goServer: true,
 		argv: func(o *options, port int) ([]string, string, string) {
-			bin := filepath.Join(o.bin, "northd")
-			if !isExecutable(bin) {
-				return nil, "", bin + " is not built (make compare builds it)"
+			return northdArgv(o, port, "-reduce-memory")
+		},
+	},
+	{
+		// not in the default list, for the pairs (pairs.go): northd
+		// checking credentials against a users file that holds the
+		// user the wrk scripts log in as, so that their logins are
+		// cached ones after the first
+		name:     "northd-users",
+		about:    "northd -users FILE, FILE holding the one user the wrk scripts log in as (north-1, password secret) with a bcrypt hash of cost 4",
+		goServer: true,
+		argv: func(o *options, port int) ([]string, string, string) {
+			if o.auth == nil {
+				return nil, "", errNoAuthFiles.Error()
 			}
-			return []string{bin, "-listen", addr(port), "-admin", "off", "-log-level", "warn", "-reduce-memory"}, "", ""
+			return northdArgv(o, port, "-users", o.auth.users)
+		},
+	},
+	{
+		// not in the default list, for the pairs: northd over HTTPS
+		name:     "northd-tls",
+		about:    "northd -tls-cert FILE -tls-key FILE, in open mode, with a self-signed ECDSA P-256 certificate",
+		goServer: true,
+		tls:      true,
+		argv: func(o *options, port int) ([]string, string, string) {
+			if o.auth == nil {
+				return nil, "", errNoAuthFiles.Error()
+			}
+			return northdArgv(o, port, "-tls-cert", o.auth.cert, "-tls-key", o.auth.key)
 		},
 	},
 	{
@@ -159,6 +192,16 @@ type running struct {
 	notes    []string // where it departs from the contract
 	tempDir  string
 	restarts int
+	client   *http.Client // for compare's own requests (checkContract, route preparation)
+	tlsInfo  string       // the TLS version and cipher suite checkContract saw
+}
+
+// baseURL is the server's scheme and address, without a path.
+func (r *running) baseURL() string {
+	if r.spec.tls {
+		return "https://" + addr(r.port)
+	}
+	return "http://" + addr(r.port)
 }
 
 // exitReport says how a server that died ended, with the end of its log.
@@ -209,7 +252,7 @@ func start(o *options, spec serverSpec) (*running, string, error) {
 		if err := cmd.Start(); err != nil {
 			return nil, "", err
 		}
-		r := &running{spec: spec, port: port, cmd: cmd, argv: full, exited: make(chan struct{}), log: logs}
+		r := &running{spec: spec, port: port, cmd: cmd, argv: full, exited: make(chan struct{}), log: logs, client: httpClient(o.auth)}
 		if spec.name == "nginx" {
 			r.tempDir = argv[2]
 		}
@@ -303,8 +346,9 @@ const clockTicks = 100
 // token's form included) is an error: comparing it would not be like for
 // like.
 func checkContract(r *running) ([]string, error) {
-	base := "http://" + addr(r.port)
-	client := &http.Client{Timeout: 5 * time.Second}
+	base := r.baseURL()
+	client := r.client
+	defer client.CloseIdleConnections()
 	var notes []string
 	type probe struct {
 		method, path, body string
@@ -351,6 +395,9 @@ func checkContract(r *running) ([]string, error) {
 		}
 		if p.path == "/north/login" {
 			tokens[string(body)] = true
+			if resp.TLS != nil {
+				r.tlsInfo = fmt.Sprintf("%s, %s with Go's client", tls.VersionName(resp.TLS.Version), tls.CipherSuiteName(resp.TLS.CipherSuite))
+			}
 			if resp.Proto != "HTTP/1.1" {
 				notes = append(notes, "answers "+resp.Proto+", one request per connection (wrk reconnects for every request and counts each close as a read error)")
 			}

@@ -19,6 +19,11 @@ type route struct {
 	script string // under bench/wrk
 	path   string
 	args   []string // after "--"
+	// prepare, when set, runs before every measurement of the route and
+	// returns more arguments for the script (verify: the token).
+	prepare func(r *running) ([]string, error)
+	// prepared describes, for the report's commands, what prepare passes.
+	prepared string
 }
 
 var routes = []route{
@@ -26,6 +31,23 @@ var routes = []route{
 	{name: "login", title: "login", script: "login.lua", path: "/"},
 	{name: "login-varied", title: "login-varied", script: "login-varied.lua", path: "/"},
 	{name: "notfound", title: "404", script: "get.lua", path: "/favicon.ico", args: []string{"404"}},
+}
+
+// verifyRoute is GET /north/verify with a token from one login before
+// each run. It is northd's alone, so it is not among the routes every
+// server is measured on: the pairs (pairs.go) use it.
+var verifyRoute = route{name: "verify", title: "verify", script: "verify.lua", path: "/",
+	prepare:  loginForVerify,
+	prepared: "$TOKEN   # from one login just before: curl -d '" + verifyLoginBody + "' <server>/north/login"}
+
+// routeNamed finds a route by name, verify included.
+func routeNamed(name string) (route, bool) {
+	for _, rt := range append(routes[:len(routes):len(routes)], verifyRoute) {
+		if rt.name == name {
+			return rt, true
+		}
+	}
+	return route{}, false
 }
 
 // wrkResult is the WRKJSON line bench/wrk/common.lua prints in done().
@@ -65,14 +87,16 @@ func parseWrk(out []byte) (wrkResult, error) {
 	return r, errors.New("no WRKJSON line in wrk's output (was the script's done() run?)")
 }
 
-// wrkArgv is the wrk command line for a route against a port.
-func wrkArgv(o *options, rt route, port int, d time.Duration) []string {
+// wrkArgv is the wrk command line for a route against a server's base
+// URL (scheme and address), with the script's arguments and extra ones.
+func wrkArgv(o *options, rt route, base string, d time.Duration, extra []string) []string {
 	argv := append([]string{}, o.clientPin...)
 	argv = append(argv, o.wrk, "-t"+strconv.Itoa(o.threads), "-c"+strconv.Itoa(o.conns),
-		"-d"+formatSeconds(d), "-s", "bench/wrk/"+rt.script, "http://"+addr(port)+rt.path)
-	if len(rt.args) > 0 {
+		"-d"+formatSeconds(d), "-s", "bench/wrk/"+rt.script, base+rt.path)
+	if len(rt.args)+len(extra) > 0 {
 		argv = append(argv, "--")
 		argv = append(argv, rt.args...)
+		argv = append(argv, extra...)
 	}
 	return argv
 }
@@ -84,7 +108,14 @@ func formatSeconds(d time.Duration) string {
 
 // runWrk runs one measurement and the server's CPU use during it.
 func runWrk(o *options, r *running, rt route, d time.Duration) (wrkResult, error) {
-	argv := wrkArgv(o, rt, r.port, d)
+	var extra []string
+	if rt.prepare != nil {
+		var err error
+		if extra, err = rt.prepare(r); err != nil {
+			return wrkResult{}, fmt.Errorf("%s, route %s: %v", r.spec.name, rt.name, err)
+		}
+	}
+	argv := wrkArgv(o, rt, r.baseURL(), d, extra)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// wrk counts statuses >= 400 itself; the scripts' per-response
 	// check in Lua would only slow the client.
