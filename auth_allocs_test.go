@@ -22,6 +22,7 @@ func authSubsystem(t testing.TB) *subsystem {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(auth.hashing.stop)
 	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, nil, nil, set, log)
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,8 +46,8 @@ var hashBucketsSeconds = []float64{1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e
 func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenticator, error) {
 	workers := runtime.GOMAXPROCS(0)
 	a := &authenticator{
-		path:           cfg.Users,
-		hashing:        newHashPool(workers, hashQueuePerWorker*workers),
+		path: cfg.Users,
+
 		limits:         newFailureLimits(cfg.MaxLoginFailures, cfg.MaxUserLoginFailures, cfg.LoginFailureWindow),
 		userKey:        maphash.MakeSeed(),
 		log:            log,
@@ -59,6 +60,7 @@ func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenti
 	if err := a.load(); err != nil {
 		return nil, usageErrorf("%v", err)
 	}
+	a.hashing = newHashPool(workers, hashQueuePerWorker*workers, a.hashDuration)
 	set.NewGauge(`northd_users`, func() float64 { return float64(len(a.users.Load().table.byName)) })
 	set.NewGauge(`northd_auth_cache_entries`, func() float64 { return float64(a.users.Load().cache.size()) })
 	return a, nil
@@ -134,16 +136,13 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 			return authUserLimited, wait
 		}
 	}
-	if !a.hashing.acquire() {
+	// An unknown user is checked against a dummy hash of the same cost,
+	// so that both answers take as long.
+	match, ok := a.hashing.check(hash, password)
+	if !ok {
 		a.hashRejections.Inc()
 		return authHashBusy, time.Second
 	}
-	start := time.Now()
-	// An unknown user is checked against a dummy hash of the same cost,
-	// so that both answers take as long.
-	match := hash.matches(password)
-	a.hashing.release()
-	a.hashDuration.UpdateDuration(start)
 
 	if match && known {
 		users.cache.add(username, &digest, now.UnixNano())
@@ -169,32 +168,77 @@ func appendPasswordDecoded(dst, raw []byte) []byte {
 // for minutes.
 const hashQueuePerWorker = 4
 
-// hashPool runs password hashes on at most workers goroutines at once,
-// with at most queue more waiting; beyond that a login is refused at once.
-// Hashes run in the handlers' own goroutines, so that the password never
-// has to be handed to another one.
+// hashPool checks passwords on its own workers, one per CPU, with a short
+// queue; beyond it a login is refused at once (503).
+//
+// A check is tens of milliseconds of CPU by design, and Go preempts a
+// running goroutine only every 10 ms, so a storm of checks on the request
+// goroutines' processors would hold every cached login up by as much. The
+// workers therefore run on threads of their own at the lowest scheduling
+// priority (nice 19), with processors of their own (GOMAXPROCS is raised by
+// their number): the kernel runs them on whatever CPU time the request
+// goroutines leave, and preempts them the moment a request needs the CPU.
 type hashPool struct {
-	slots    chan struct{}
-	admitted atomic.Int32
-	max      int32
+	jobs     chan *hashJob
+	quit     chan struct{}
+	duration *metrics.PrometheusHistogram
 }
 
-func newHashPool(workers, queue int) *hashPool {
-	return &hashPool{slots: make(chan struct{}, workers), max: int32(workers + queue)}
+// hashJob is one check. The handler that sends it waits for the answer,
+// so the password it points to (in the request body) stays valid.
+type hashJob struct {
+	hash     *passwordHash
+	password []byte
+	match    chan bool
 }
 
-// acquire waits for a worker slot, or reports false at once when the
-// queue is full.
-func (p *hashPool) acquire() bool {
-	if p.admitted.Add(1) > p.max {
-		p.admitted.Add(-1)
-		return false
+var hashJobs = sync.Pool{New: func() any { return &hashJob{match: make(chan bool, 1)} }}
+
+// procsAtStart is GOMAXPROCS before any hashing worker raised it.
+var procsAtStart = runtime.GOMAXPROCS(0)
+
+func newHashPool(workers, queue int, duration *metrics.PrometheusHistogram) *hashPool {
+	if want := procsAtStart + workers; runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
 	}
-	p.slots <- struct{}{}
-	return true
+	p := &hashPool{jobs: make(chan *hashJob, queue), quit: make(chan struct{}), duration: duration}
+	for range workers {
+		go p.work()
+	}
+	return p
 }
 
-func (p *hashPool) release() {
-	<-p.slots
-	p.admitted.Add(-1)
+func (p *hashPool) work() {
+	// Never unlocked: the thread keeps its low priority for good, and
+	// ends with this goroutine when the pool stops.
+	runtime.LockOSThread()
+	lowerThreadPriority()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case job := <-p.jobs:
+			start := time.Now()
+			job.match <- job.hash.matches(job.password)
+			p.duration.UpdateDuration(start)
+		}
+	}
 }
+
+// check reports whether password matches hash, and false for ok when the
+// queue is full.
+func (p *hashPool) check(hash *passwordHash, password []byte) (match, ok bool) {
+	job := hashJobs.Get().(*hashJob)
+	job.hash, job.password = hash, password
+	select {
+	case p.jobs <- job:
+		match, ok = <-job.match, true
+	default:
+	}
+	job.hash, job.password = nil, nil // no pooled job keeps the password
+	hashJobs.Put(job)
+	return match, ok
+}
+
+// stop ends the workers, once no login can arrive.
+func (p *hashPool) stop() { close(p.quit) }

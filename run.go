@@ -264,6 +264,9 @@ func (srv *instance) wait() error {
 	if srv.store != nil {
 		srv.store.close()
 	}
+	if srv.auth != nil {
+		srv.auth.hashing.stop()
+	}
 	switch {
 	case timedOut.Load():
 		open := int64(0)
