@@ -77,5 +77,5 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 }
 
 // listenAddr is the address the subsystem listens on, with the real port
-// when it was configured as 0.
+// when -listen asked for port 0.
 func (s *subsystem) listenAddr() string { return s.listener.Addr().String() }
