@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,14 +21,23 @@ import (
 //     requests, including fasthttp's parsing and writing.
 // Every one must report 0 allocs/op (make bench).
 
-var benchRequests = []struct{ name, raw string }{
-	{"Home", "GET / HTTP/1.1\r\nHost: bench\r\n\r\n"},
-	{"Login", post("/north/login", `{"username": "north-7", "password": "s3cret!", "ip": "192.0.2.7"}`)},
-	{"LoginInvalid", post("/north/login", `{"username": "north-7", "password": `)},
-	{"NotFound", "GET /favicon.ico HTTP/1.1\r\nHost: bench\r\n\r\n"},
-	{"Healthz", "GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n"},
-	{"Readyz", "GET /readyz HTTP/1.1\r\nHost: bench\r\n\r\n"},
+var benchRequests = []struct {
+	name, raw string
+	body      string // put back before each request: the login handler zeroes it
+	status    int    // of every answer
+}{
+	{"Home", "GET / HTTP/1.1\r\nHost: bench\r\n\r\n", "", 200},
+	{"Login", post("/north/login", benchLogin), benchLogin, 200},
+	{"LoginInvalid", post("/north/login", benchLoginInvalid), benchLoginInvalid, 400},
+	{"NotFound", "GET /favicon.ico HTTP/1.1\r\nHost: bench\r\n\r\n", "", 404},
+	{"Healthz", "GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n", "", 200},
+	{"Readyz", "GET /readyz HTTP/1.1\r\nHost: bench\r\n\r\n", "", 200},
 }
+
+const (
+	benchLogin        = `{"username": "north-7", "password": "s3cret!", "ip": "192.0.2.7"}`
+	benchLoginInvalid = `{"username": "north-7", "password": `
+)
 
 func BenchmarkHandler(b *testing.B) {
 	for _, br := range benchRequests {
@@ -39,15 +50,25 @@ func BenchmarkHandler(b *testing.B) {
 			var ctx fasthttp.RequestCtx
 			ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
 			h := s.server.Handler
-			h(&ctx) // warm the pools
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
+			serve := func() {
+				if br.body != "" {
+					ctx.Request.SetBodyString(br.body)
+				}
 				ctx.Response.Reset()
 				h(&ctx)
 			}
-			if ctx.Response.StatusCode() >= 500 {
-				b.Fatalf("status %d", ctx.Response.StatusCode())
+			serve() // warm the pools
+			if st := ctx.Response.StatusCode(); st != br.status {
+				b.Fatalf("status %d, want %d; body %q", st, br.status, ctx.Response.Body())
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				serve()
+			}
+			b.StopTimer()
+			if st := ctx.Response.StatusCode(); st != br.status {
+				b.Fatalf("status %d, want %d; body %q", st, br.status, ctx.Response.Body())
 			}
 		})
 	}
@@ -57,26 +78,44 @@ func BenchmarkConn(b *testing.B) {
 	for _, br := range benchRequests {
 		b.Run(br.name, func(b *testing.B) {
 			s := startSubsystem(b, testConfig(b), nullListener{})
-			warm := &replayConn{request: []byte(br.raw), left: 100}
+			status := []byte("HTTP/1.1 " + strconv.Itoa(br.status) + " ")
+			warm := &replayConn{request: []byte(br.raw), left: 100, status: status}
 			if err := s.server.ServeConn(warm); err != nil {
 				b.Fatal(err)
 			}
-			c := &replayConn{request: []byte(br.raw), left: b.N}
+			warm.check(b, 100)
+			c := &replayConn{request: []byte(br.raw), left: b.N, status: status}
 			b.ReportAllocs()
 			b.ResetTimer()
 			if err := s.server.ServeConn(c); err != nil {
 				b.Fatal(err)
 			}
+			b.StopTimer()
+			c.check(b, b.N)
 		})
 	}
 }
 
 // replayConn hands the server the same request left times, then EOF, and
-// discards what it writes.
+// discards what it writes, after checking that it starts with status.
 type replayConn struct {
 	request []byte
 	off     int
 	left    int
+
+	status  []byte // the start of every answer: "HTTP/1.1 200 "
+	answers int    // writes, one per answer
+	wrong   []byte // the start of the first write not starting with status
+}
+
+// check fails the benchmark unless the server wrote n answers, each
+// starting with the status wanted. fasthttp flushes each answer in one
+// write, since no pipelined request is waiting behind it.
+func (c *replayConn) check(b *testing.B, n int) {
+	b.Helper()
+	if c.wrong != nil || c.answers != n {
+		b.Fatalf("%d answers, want %d starting with %q; first wrong one starts %q", c.answers, n, c.status, c.wrong)
+	}
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -92,7 +131,14 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *replayConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *replayConn) Write(p []byte) (int, error) {
+	c.answers++
+	if !bytes.HasPrefix(p, c.status) && c.wrong == nil {
+		c.wrong = append([]byte(nil), p[:min(len(p), 64)]...)
+	}
+	return len(p), nil
+}
+
 func (c *replayConn) Close() error                     { return nil }
 func (c *replayConn) LocalAddr() net.Addr              { return benchAddr }
 func (c *replayConn) RemoteAddr() net.Addr             { return benchAddr }

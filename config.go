@@ -67,11 +67,13 @@ func usageErrorf(format string, args ...any) error {
 // errHelp reports that -h was asked for and usage was printed.
 var errHelp = errors.New("help requested")
 
-func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
-	var cfg config
-	fs := flag.NewFlagSet("northd", flag.ContinueOnError)
+// newFlagSet defines every flag on a new set, each storing into cfg,
+// except -listen and -trusted-proxies, which are stored as given in the
+// strings returned, for parseConfigEnv to split and check.
+func newFlagSet(cfg *config) (fs *flag.FlagSet, listen, trusted *string) {
+	fs = flag.NewFlagSet("northd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	listen := fs.String("listen", "127.0.0.1:8000", "comma-separated `addresses`, one subsystem on each, as ADDR or NAME=ADDR; a subsystem is named by its port unless named")
+	listen = fs.String("listen", "127.0.0.1:8000", "comma-separated `addresses`, one subsystem on each, as ADDR or NAME=ADDR; a subsystem is named by its port unless named")
 	fs.StringVar(&cfg.Admin, "admin", "127.0.0.1:9100", "admin `address` for /metrics, /north/servers and /debug/pprof/; empty or off disables it")
 	fs.BoolVar(&cfg.AdminPublic, "admin-public", false, "allow -admin on a non-loopback address")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ on the admin address")
@@ -79,25 +81,47 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 10*time.Second, "time allowed to read one request, headers and body")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "time allowed to write one response")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection is kept open")
-	fs.IntVar(&cfg.MaxConns, "max-conns", 256*1024, "most connections served at once per subsystem")
-	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most connections from one client address per subsystem; 0 means no limit (behind a proxy without -proxy-protocol every client has the proxy's address)")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 256*1024, "most connections served at once per subsystem; the next gets 503 and is closed")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most connections from one client address per subsystem; the next gets 429 and is closed; 0 means no limit (behind a proxy without -proxy-protocol every client has the proxy's address)")
 	fs.IntVar(&cfg.RegistryMax, "registry-max", 65536, "most north servers remembered per subsystem; the least recently seen goes first")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for in-flight requests to finish after the drain delay")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz answers 503 while serving normally, before listeners close")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "`level`: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "`format`: text or json")
-	trusted := fs.String("trusted-proxies", "", "comma-separated `CIDRs` whose X-Forwarded-For, X-Real-IP and PROXY headers are believed")
+	trusted = fs.String("trusted-proxies", "", "comma-separated `CIDRs` whose X-Forwarded-For, X-Real-IP and PROXY headers are believed")
 	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "require a PROXY protocol v1/v2 header on connections from -trusted-proxies, and take the client address from it")
 	fs.BoolVar(&cfg.ReusePort, "reuseport", false, "listen with SO_REUSEPORT so several northd processes share a port")
 	fs.BoolVar(&cfg.Prefork, "prefork", false, "run one child process per CPU, each with GOMAXPROCS=1, sharing the listen addresses (implies -reuseport); child k serves -admin on its port plus k")
 	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release per-connection buffers while a keep-alive connection is idle: less memory per idle connection, one small allocation per request")
-	addAuthFlags(fs, &cfg)
-	addStoreFlags(fs, &cfg)
+	addAuthFlags(fs, cfg)
+	addStoreFlags(fs, cfg)
 	fs.BoolVar(&cfg.ShowVersion, "version", false, "print northd's version and VCS revision, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "northd serves the north-interface login on one or more subsystem ports.\n\nUsage: northd [flags]\n       northd hash-password < password\n\nEvery flag can also be set in the environment: -max-body-size as NORTHD_MAX_BODY_SIZE.\n\n")
 		fs.PrintDefaults()
 	}
+	return fs, listen, trusted
+}
+
+// parseConfig is parseConfigEnv for a getenv such as os.Getenv, which
+// cannot tell a variable set to "" from an unset one: with it an empty
+// variable counts as unset, so NORTHD_ADMIN= leaves the admin listener on.
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
+	return parseConfigEnv(args, func(name string) (string, bool) {
+		v := getenv(name)
+		return v, v != ""
+	}, stdout)
+}
+
+// parseConfigEnv reads the configuration from the command line and, for
+// each flag not on it, its environment twin through lookupEnv, which
+// answers as os.LookupEnv does. A variable that is set counts even when
+// empty, exactly as its flag given "" would: NORTHD_ADMIN= disables the
+// admin listener as -admin= does, and NORTHD_MAX_BODY_SIZE= is refused as
+// -max-body-size= is.
+func parseConfigEnv(args []string, lookupEnv func(string) (string, bool), stdout io.Writer) (config, error) {
+	var cfg config
+	fs, listen, trusted := newFlagSet(&cfg)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -115,8 +139,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
-		v := getenv(name)
-		if v == "" || setOnCommandLine[f.Name] || envErr != nil {
+		v, ok := lookupEnv(name)
+		if !ok || setOnCommandLine[f.Name] || envErr != nil {
 			return
 		}
 		if err := f.Value.Set(v); err != nil {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 
 	"github.com/valyala/fasthttp"
@@ -88,7 +90,11 @@ func (s *subsystem) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &netErr) && netErr.Timeout():
 		ctx.Error("Request timeout", fasthttp.StatusRequestTimeout)
 	default:
-		s.log.Debug("refused a malformed request", "subsystem", s.name, "client", ctx.RemoteAddr().String(), "err", err)
+		// Only when it is logged: the client's address as a string, and
+		// the arguments, cost allocations.
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("refused a malformed request", "subsystem", s.name, "client", ctx.RemoteAddr().String(), "err", err)
+		}
 		ctx.Error("Error when parsing request", fasthttp.StatusBadRequest)
 	}
 	// After ctx.Error, which resets the response.

@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
@@ -30,8 +30,23 @@ func testConfig(t testing.TB, args ...string) config {
 // startSubsystem serves one subsystem on ln until the test ends.
 func startSubsystem(t testing.TB, cfg config, ln net.Listener) *subsystem {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, nil, nil, metrics.NewSet(), log)
+	return startSubsystemWith(t, cfg, ln, io.Discard, nil)
+}
+
+// startSubsystemWith is startSubsystem logging to logs, with adjust (when
+// not nil) applied to the subsystem before it serves.
+func startSubsystemWith(t testing.TB, cfg config, ln net.Listener, logs io.Writer, adjust func(*subsystem)) *subsystem {
+	t.Helper()
+	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, nil, nil, metrics.NewSet(), newLogger(logs, cfg.LogLevel, cfg.LogFormat))
+	if adjust != nil {
+		adjust(s)
+	}
+	serveUntilCleanup(t, s)
+	return s
+}
+
+// serveUntilCleanup serves s until the test ends.
+func serveUntilCleanup(t testing.TB, s *subsystem) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -41,7 +56,6 @@ func startSubsystem(t testing.TB, cfg config, ln net.Listener) *subsystem {
 		s.server.Shutdown()
 		<-done
 	})
-	return s
 }
 
 // roundTrip writes raw to a new connection and reads one response.
@@ -58,9 +72,6 @@ func roundTrip(t *testing.T, dial func() (net.Conn, error), raw string) *fasthtt
 	}
 	resp := new(fasthttp.Response)
 	resp.Header.SetNoDefaultContentType(true)
-	if strings.HasPrefix(raw, "HEAD ") {
-		resp.SkipBody = true
-	}
 	if err := resp.Read(bufio.NewReader(c)); err != nil {
 		t.Fatalf("reading response to %q: %v", raw, err)
 	}
@@ -70,9 +81,11 @@ func roundTrip(t *testing.T, dial func() (net.Conn, error), raw string) *fasthtt
 const (
 	wantHome     = `<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`
 	wantNotFound = `<h1>404 Not Found</h1>`
-	html         = "text/html; charset=utf-8"
-	jsonType     = "application/json; charset=utf-8"
-	text         = "text/plain; charset=utf-8"
+	// wantMethodNotAllowed ends in a newline.
+	wantMethodNotAllowed = "405 Method Not Allowed: see the Allow header for the methods this path takes\n"
+	html                 = "text/html; charset=utf-8"
+	jsonType             = "application/json; charset=utf-8"
+	text                 = "text/plain; charset=utf-8"
 )
 
 var loginOKBody = regexp.MustCompile(`^\{"code": 0, "token": "[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", "description": "success"\}$`)
@@ -110,7 +123,6 @@ func TestContract(t *testing.T) {
 		{"GET /", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 200, html, wantHome, nil, [2]string{}},
 		{"GET / with query", "GET /?a=1&b HTTP/1.1\r\nHost: x\r\n\r\n", 200, html, wantHome, nil, [2]string{}},
 		{"POST / with body", post("/", "anything at all"), 200, html, wantHome, nil, [2]string{}},
-		{"HEAD /", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", 200, html, "", nil, [2]string{"Content-Length", "85"}},
 		{"HTTP/1.0 GET /", "GET / HTTP/1.0\r\n\r\n", 200, html, wantHome, nil, [2]string{}},
 		{"login", post("/north/login", valid), 200, jsonType, "", loginOKBody, [2]string{}},
 		{"login without ip", post("/north/login", `{"username":"n","password":"p"}`), 200, jsonType, "", loginOKBody, [2]string{}},
@@ -129,14 +141,13 @@ func TestContract(t *testing.T) {
 		{"login too deep", post("/north/login", `{"a":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}`), 400, jsonType, failure("request body nests JSON deeper than 32 levels"), nil, [2]string{}},
 		{"login over the limit", post("/north/login", strings.Repeat(" ", 1025)), 413, jsonType, failure("request body is larger than 1024 bytes"), nil, [2]string{"Connection", "close"}},
 		{"login over the limit, Expect 100-continue", "POST /north/login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n", 413, jsonType, failure("request body is larger than 1024 bytes"), nil, [2]string{"Connection", "close"}},
-		{"GET /north/login", "GET /north/login HTTP/1.1\r\nHost: x\r\n\r\n", 405, text, string(methodNotAllowedBody), nil, [2]string{"Allow", "OPTIONS, POST"}},
-		{"DELETE /", "DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", 405, text, string(methodNotAllowedBody), nil, [2]string{"Allow", "GET, HEAD, OPTIONS, POST"}},
+		{"GET /north/login", "GET /north/login HTTP/1.1\r\nHost: x\r\n\r\n", 405, text, wantMethodNotAllowed, nil, [2]string{"Allow", "OPTIONS, POST"}},
+		{"DELETE /", "DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", 405, text, wantMethodNotAllowed, nil, [2]string{"Allow", "GET, HEAD, OPTIONS, POST"}},
 		{"OPTIONS /north/login", "OPTIONS /north/login HTTP/1.1\r\nHost: x\r\n\r\n", 204, "", "", nil, [2]string{"Allow", "OPTIONS, POST"}},
 		{"404", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, html, wantNotFound, nil, [2]string{}},
 		{"404 trailing slash", post("/north/login/", valid), 404, html, wantNotFound, nil, [2]string{}},
 		{"404 case", post("/North/Login", valid), 404, html, wantNotFound, nil, [2]string{}},
 		{"healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, text, "ok\n", nil, [2]string{}},
-		{"HEAD healthz", "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, text, "", nil, [2]string{}},
 		{"readyz", "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", 200, text, "ready\n", nil, [2]string{}},
 		{"malformed request line", "GARBAGE\r\n\r\n", 400, text, "Error when parsing request", nil, [2]string{"Connection", "close"}},
 	}
@@ -166,6 +177,101 @@ func TestContract(t *testing.T) {
 				if got := string(resp.Header.Peek(tt.header[0])); got != tt.header[1] {
 					t.Errorf("%s %q, want %q", tt.header[0], got, tt.header[1])
 				}
+			}
+		})
+	}
+}
+
+// dateHeader is the Date header fasthttp puts in every answer, the one part
+// of an answer that changes from one second to the next.
+var dateHeader = regexp.MustCompile(`\r\nDate: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT\r\n`)
+
+// TestHeadSendsNoBody reads, over TCP, the raw bytes of the answer to a
+// HEAD request and then those of a GET pipelined behind it on the same
+// keep-alive connection: a body sent after the HEAD answer's headers would
+// sit between the two.
+func TestHeadSendsNoBody(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSubsystem(t, testConfig(t), ln)
+	const (
+		next       = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+		nextAnswer = "HTTP/1.1 200 OK\r\nDate: (date)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\nCache-Control: no-store\r\nConnection: close\r\n\r\nok\n"
+	)
+	tests := []struct{ path, answer string }{
+		{"/", "HTTP/1.1 200 OK\r\nDate: (date)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 85\r\nCache-Control: no-store\r\n\r\n"},
+		{"/?a=1", "HTTP/1.1 200 OK\r\nDate: (date)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 85\r\nCache-Control: no-store\r\n\r\n"},
+		{"/healthz", "HTTP/1.1 200 OK\r\nDate: (date)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\nCache-Control: no-store\r\n\r\n"},
+		{"/readyz", "HTTP/1.1 200 OK\r\nDate: (date)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 6\r\nCache-Control: no-store\r\n\r\n"},
+		{"/nope", "HTTP/1.1 404 Not Found\r\nDate: (date)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 22\r\nCache-Control: no-store\r\n\r\n"},
+		{"/north/login", "HTTP/1.1 405 Method Not Allowed\r\nDate: (date)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 77\r\nCache-Control: no-store\r\nAllow: OPTIONS, POST\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
+			if _, err := io.WriteString(c, "HEAD "+tt.path+" HTTP/1.1\r\nHost: x\r\n\r\n"+next); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := io.ReadAll(c) // the server closes after the GET
+			if err != nil {
+				t.Fatalf("read %q, then %v", raw, err)
+			}
+			got := dateHeader.ReplaceAllString(string(raw), "\r\nDate: (date)\r\n")
+			if want := tt.answer + nextAnswer; got != want {
+				t.Errorf("HEAD %s, then GET /healthz on the same connection:\ngot  %q\nwant %q", tt.path, got, want)
+			}
+		})
+	}
+}
+
+// addrCounter is a client address that counts how often it is formatted.
+type addrCounter struct{ formatted *atomic.Int32 }
+
+func (a addrCounter) Network() string { return "tcp" }
+func (a addrCounter) String() string {
+	a.formatted.Add(1)
+	return "192.0.2.44:4000"
+}
+
+// TestMalformedRequestLoggedOnlyAtDebug: the refusal of a malformed request
+// is logged at debug level, and below it the client's address is not even
+// formatted.
+func TestMalformedRequestLoggedOnlyAtDebug(t *testing.T) {
+	for _, tt := range []struct {
+		level     string
+		log       string // the line without its time, "" for none
+		formatted int32
+	}{
+		{"info", "", 0},
+		{"debug", `level=DEBUG msg="refused a malformed request" subsystem=test client=192.0.2.44:4000 err="bad request line"` + "\n", 1},
+	} {
+		t.Run(tt.level, func(t *testing.T) {
+			logs := new(syncBuffer)
+			s := startSubsystemWith(t, testConfig(t, "-log-level", tt.level), nullListener{}, logs, nil)
+			var formatted atomic.Int32
+			var ctx fasthttp.RequestCtx
+			ctx.Init(new(fasthttp.Request), addrCounter{&formatted}, nil)
+			s.handleRequestError(&ctx, errors.New("bad request line"))
+
+			if st, body, cc := ctx.Response.StatusCode(), string(ctx.Response.Body()), string(ctx.Response.Header.Peek("Cache-Control")); st != 400 || body != "Error when parsing request" || cc != "no-store" {
+				t.Errorf("answer %d %q, Cache-Control %q; want 400 %q, no-store", st, body, cc, "Error when parsing request")
+			}
+			if n := formatted.Load(); n != tt.formatted {
+				t.Errorf("client address formatted %d times, want %d", n, tt.formatted)
+			}
+			got := logs.String()
+			if _, rest, ok := strings.Cut(got, " "); ok && strings.HasPrefix(got, "time=") {
+				got = rest
+			}
+			if got != tt.log {
+				t.Errorf("log %q, want %q", got, tt.log)
 			}
 		})
 	}

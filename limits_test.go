@@ -2,15 +2,88 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
+
+// waitUntil polls cond until it holds. The bound is generous: only a
+// server that never gets there reaches it.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting, after a minute, for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// metricsText is what the subsystem's metrics set exposes.
+func metricsText(s *subsystem) string {
+	var b bytes.Buffer
+	s.metrics.set.WritePrometheus(&b)
+	return b.String()
+}
+
+// hasMetricLine reports whether the exposition holds line exactly.
+func hasMetricLine(exposition, line string) bool {
+	return strings.Contains("\n"+exposition, "\n"+line+"\n")
+}
+
+// readRefusal sends a request on a new connection and reads everything the
+// server writes before it closes the connection.
+func readRefusal(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	// The server closes without reading the request, so its close may
+	// come as a reset, after the answer.
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read %q, then %v", got, err)
+	}
+	return string(got)
+}
+
+// holdConns opens n connections to addr and has each answer one request,
+// so they are surely accepted and served; they stay open until the test
+// ends.
+func holdConns(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var held []net.Conn
+	for i := 0; i < n; i++ {
+		c := dialKept(t, addr)
+		c.SetDeadline(time.Now().Add(time.Minute))
+		io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		var resp fasthttp.Response
+		if err := resp.Read(bufio.NewReader(c)); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("held connection %d: %v %d", i, err, resp.StatusCode())
+		}
+		held = append(held, c)
+	}
+	return held
+}
 
 // TestOversizeBodyAnswer413WhileClientKeepsSending sends a body over the
 // limit over real TCP, all of it before reading, as simple clients do, and
@@ -20,7 +93,11 @@ func TestOversizeBodyAnswer413WhileClientKeepsSending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startSubsystem(t, testConfig(t), ln)
+	// The server drains what the client still sends for a while after the
+	// 413; long enough here for any machine to send the whole body.
+	startSubsystemWith(t, testConfig(t), ln, io.Discard, func(s *subsystem) {
+		s.listener.(*connListener).lingerTimeout = 10 * time.Minute
+	})
 	const size = 16 << 20
 	block := strings.Repeat("a", 64<<10)
 	for _, tt := range []struct{ header, body string }{
@@ -33,7 +110,7 @@ func TestOversizeBodyAnswer413WhileClientKeepsSending(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c.SetDeadline(time.Now().Add(5 * time.Minute)) // only a hang gets near it
 			if _, err := io.WriteString(c, "POST /north/login HTTP/1.1\r\nHost: x\r\n"+tt.header+"\r\n\r\n"+tt.body); err != nil {
 				t.Fatalf("sending the body: %v", err)
 			}
@@ -49,37 +126,106 @@ func TestOversizeBodyAnswer413WhileClientKeepsSending(t *testing.T) {
 	}
 }
 
+// TestMaxConns: a connection over -max-conns is answered 503 with
+// Cache-Control: no-store, closed, and counted.
+func TestMaxConns(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSubsystem(t, testConfig(t, "-max-conns", "2"), ln)
+	addr := ln.Addr().String()
+	held := holdConns(t, addr, 2)
+
+	const want = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 53\r\n\r\n" +
+		"too many connections to this server; try again later\n"
+	for i := 0; i < 2; i++ {
+		if got := readRefusal(t, addr); got != want {
+			t.Fatalf("connection %d over -max-conns 2 got\n%q\nwant\n%q", 3+i, got, want)
+		}
+	}
+	// The refusals are counted as answers, under their own route.
+	label := `subsystem="` + s.name + `"`
+	waitUntil(t, "2 refusals in the metrics", func() bool {
+		return hasMetricLine(metricsText(s), `northd_requests_total{`+label+`,route="refused",status="503"} 2`)
+	})
+	if m := metricsText(s); !hasMetricLine(m, `northd_requests_total{`+label+`,route="refused",status="429"} 0`) || !hasMetricLine(m, `northd_open_connections{`+label+`} 2`) {
+		t.Errorf("metrics:\n%s", m)
+	}
+	// The held connections were not disturbed.
+	for i, c := range held {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		var resp fasthttp.Response
+		if err := resp.Read(bufio.NewReader(c)); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("held connection %d after the refusals: %v %d", i, err, resp.StatusCode())
+		}
+	}
+}
+
 func TestMaxConnsPerIP(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	startSubsystem(t, testConfig(t, "-max-conns-per-ip", "2"), ln)
-	dial := func() (net.Conn, error) { return net.Dial("tcp", ln.Addr().String()) }
-	var held []net.Conn
-	for i := 0; i < 2; i++ {
-		c, err := dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		held = append(held, c)
+	s := startSubsystem(t, testConfig(t, "-max-conns-per-ip", "2"), ln)
+	addr := ln.Addr().String()
+	held := holdConns(t, addr, 2)
+
+	const want = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 64\r\n\r\n" +
+		"too many connections from your address; reuse the ones you have\n"
+	if got := readRefusal(t, addr); got != want {
+		t.Fatalf("third connection got\n%q\nwant\n%q", got, want)
 	}
-	// Make sure both held connections were accepted before the third.
-	for _, c := range held {
-		io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-		var resp fasthttp.Response
-		if err := resp.Read(bufio.NewReader(c)); err != nil || resp.StatusCode() != 200 {
-			t.Fatalf("held connection: %v %d", err, resp.StatusCode())
-		}
+	label := `subsystem="` + s.name + `"`
+	waitUntil(t, "the refusal in the metrics", func() bool {
+		return hasMetricLine(metricsText(s), `northd_requests_total{`+label+`,route="refused",status="429"} 1`)
+	})
+	if m := metricsText(s); !hasMetricLine(m, `northd_requests_total{`+label+`,route="refused",status="503"} 0`) {
+		t.Errorf("metrics:\n%s", m)
 	}
-	resp := roundTrip(t, dial, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp.StatusCode() != 429 || string(resp.Body()) != tooManyConnsBody {
-		t.Fatalf("third connection got %d %q, want 429", resp.StatusCode(), resp.Body())
-	}
+
 	held[0].Close()
-	time.Sleep(100 * time.Millisecond) // the server notices the close
-	if resp := roundTrip(t, dial, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode() != 200 {
+	l := s.listener.(*connListener)
+	waitUntil(t, "the server to notice the close", func() bool { return l.connsFrom(netip.MustParseAddr("127.0.0.1")) == 1 })
+	if resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode() != 200 {
 		t.Fatalf("after a close, a new connection got %d", resp.StatusCode())
+	}
+}
+
+// TestRefusalsUnderTLSWriteNothing: under TLS a refused connection is
+// closed without an answer, since one in plain text would only garble the
+// client's handshake.
+func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
+	certFile, keyFile, roots := selfSignedCert(t, t.TempDir(), "refusals")
+	for _, limit := range []string{"-max-conns", "-max-conns-per-ip"} {
+		t.Run(limit, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig(t, limit, "1", "-tls-cert", certFile, "-tls-key", keyFile)
+			cert, err := newCertificate(certFile, keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, nil, cert.serverConfig(), metrics.NewSet(), newLogger(io.Discard, "info", "text"))
+			serveUntilCleanup(t, s)
+
+			held := tls.Client(dialKept(t, ln.Addr().String()), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+			held.SetDeadline(time.Now().Add(time.Minute))
+			io.WriteString(held, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			var resp fasthttp.Response
+			if err := resp.Read(bufio.NewReader(held)); err != nil || resp.StatusCode() != 200 {
+				t.Fatalf("held connection: %v %d", err, resp.StatusCode())
+			}
+			// A plain-text answer would end the client's handshake with
+			// "first record does not look like a TLS handshake".
+			c := dialKept(t, ln.Addr().String())
+			c.SetDeadline(time.Now().Add(time.Minute))
+			err = tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}).Handshake()
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("handshake on a refused connection: %v; want the connection closed", err)
+			}
+		})
 	}
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -18,31 +20,83 @@ const (
 	// A connection closed after a 413 is drained for at most this long and
 	// this many bytes, so the client reads the answer instead of a reset
 	// caused by the body it was still sending.
-	lingerTimeout  = 2 * time.Second
-	lingerMaxBytes = 64 << 20
+	defaultLingerTimeout = 2 * time.Second
+	lingerMaxBytes       = 64 << 20
+
+	// refusalWriteTimeout bounds writing a refusal. It is written to a
+	// connection that has sent at most one request, into an empty socket
+	// buffer, so in practice the write never waits.
+	refusalWriteTimeout = time.Second
 )
 
 // connListener wraps a subsystem's listener: it counts open connections,
-// enforces the per-client-address connection limit, and hands out conns
-// that can be closed gently. It stands in for fasthttp's MaxConnsPerIP,
-// whose wrapper would hide our conn type from the error handler and which
-// would count a proxy's address instead of the client's.
+// enforces -max-conns and -max-conns-per-ip with answers of its own, and
+// hands out conns that can be closed gently.
+//
+// It stands in for fasthttp's limits. fasthttp's MaxConnsPerIP wrapper would
+// hide our conn type from the error handler and would count a proxy's
+// address instead of the client's. Over its Concurrency fasthttp writes a
+// 503 of its own, without Cache-Control: no-store and with no way for northd
+// to count it; so connListener refuses the connection first, and the
+// server's Concurrency is set above -max-conns (fasthttpConcurrency) as a
+// backstop that is not reached.
 type connListener struct {
 	net.Listener
-	maxPerIP int
-	log      *slog.Logger
-	open     *atomic.Int64
+	maxConns      int // 0: no limit
+	maxPerIP      int // 0: no limit
+	lingerTimeout time.Duration
+	// answerRefusals: a refused connection is answered 503 or 429 before
+	// it is closed; not under TLS, where the answer would need the
+	// handshake first and is not worth it to a connection being refused.
+	answerRefusals bool
+	log            *slog.Logger
+	open           *atomic.Int64
+
+	// refused counts the connections turned away, by reason.
+	refused [refusalCount]atomic.Uint64
 
 	mu    sync.Mutex
 	perIP map[netip.Addr]int
 }
 
-const tooManyConnsBody = "too many connections from your address; reuse the ones you have\n"
+// refusal is why connListener turned a connection away.
+type refusal uint8
 
-var tooManyConnsResponse = []byte("HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: " +
-	strconv.Itoa(len(tooManyConnsBody)) + "\r\n\r\n" + tooManyConnsBody)
+const (
+	refusedMaxConns refusal = iota // over -max-conns: 503
+	refusedPerIP                   // over -max-conns-per-ip: 429
+	refusalCount
+)
 
-var errTooManyConns = errors.New("too many connections from one client address")
+const (
+	tooManyConnsBody = "too many connections from your address; reuse the ones you have\n"
+	overloadedBody   = "too many connections to this server; try again later\n"
+)
+
+var (
+	tooManyConnsResponse = []byte("HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: " +
+		strconv.Itoa(len(tooManyConnsBody)) + "\r\n\r\n" + tooManyConnsBody)
+	overloadedResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: " +
+		strconv.Itoa(len(overloadedBody)) + "\r\n\r\n" + overloadedBody)
+)
+
+// fasthttpConcurrency is the fasthttp.Server Concurrency for a subsystem
+// whose connListener enforces maxConns. It must stay above maxConns: a
+// connection's Close, which lets connListener admit the next one, comes a
+// moment before fasthttp releases the worker that served it, and fasthttp
+// answers with its own 503 when no worker is free.
+func fasthttpConcurrency(maxConns int) int {
+	if maxConns > (math.MaxInt32-64)/2 {
+		return math.MaxInt32
+	}
+	return 2*maxConns + 64
+}
+
+// errTooManyConns ends a connection refused over -max-conns-per-ip, after
+// its 429. Like every error admit returns it wraps net.ErrClosed, which
+// tells fasthttp that the server closed the connection itself, so it does
+// not write (and count) an error answer of its own after ours.
+var errTooManyConns = fmt.Errorf("too many connections from one client address: %w", net.ErrClosed)
 
 // newConnListener wraps ln. With PROXY protocol on, connections from
 // trusted peers must start with a PROXY header (v1 or v2), whose source
@@ -62,16 +116,63 @@ func newConnListener(ln net.Listener, cfg config, open *atomic.Int64, log *slog.
 			ReadHeaderTimeout: cfg.ReadTimeout,
 		}
 	}
-	return &connListener{Listener: ln, maxPerIP: cfg.MaxConnsPerIP, open: open, log: log, perIP: make(map[netip.Addr]int)}
+	return &connListener{
+		Listener:       ln,
+		maxConns:       cfg.MaxConns,
+		maxPerIP:       cfg.MaxConnsPerIP,
+		lingerTimeout:  defaultLingerTimeout,
+		answerRefusals: cfg.TLSCert == "",
+		open:           open,
+		log:            log,
+		perIP:          make(map[netip.Addr]int),
+	}
 }
 
+// Accept returns the next connection within -max-conns; those over it are
+// answered 503 and closed here.
 func (l *connListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		// Only the server's accept loop adds to open, so the check and
+		// the increment cannot be overtaken.
+		if l.maxConns > 0 && l.open.Load() >= int64(l.maxConns) {
+			l.refuseOverMaxConns(c)
+			continue
+		}
+		l.open.Add(1)
+		return &serverConn{Conn: c, ln: l}, nil
 	}
-	l.open.Add(1)
-	return &serverConn{Conn: c, ln: l}, nil
+}
+
+// refuseOverMaxConns answers c with 503 (without TLS) and closes it. It
+// runs in the accept loop, so it reads nothing, not even a PROXY header.
+func (l *connListener) refuseOverMaxConns(c net.Conn) {
+	l.refused[refusedMaxConns].Add(1)
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("refused connection over -max-conns", "peer", c.RemoteAddr().String(), "limit", l.maxConns)
+	}
+	if pc, ok := c.(*proxyproto.Conn); ok {
+		c = pc.Raw() // its Write would wait for the PROXY header
+	}
+	if l.answerRefusals {
+		_ = c.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))
+		_, _ = c.Write(overloadedResponse)
+	}
+	_ = c.Close()
+}
+
+// refusals reports how many connections were turned away for r.
+func (l *connListener) refusals(r refusal) uint64 { return l.refused[r].Load() }
+
+// connsFrom reports how many admitted connections ip has open; it counts
+// only under -max-conns-per-ip.
+func (l *connListener) connsFrom(ip netip.Addr) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.perIP[ip]
 }
 
 func (l *connListener) admitIP(ip netip.Addr) bool {
@@ -129,17 +230,26 @@ func (c *serverConn) admit() error {
 	}
 	if pc, ok := c.Conn.(*proxyproto.Conn); ok {
 		// Read the PROXY header now, so that a malformed one ends this
-		// connection before anything else is read from it.
+		// connection before anything else is read from it. Nothing can
+		// be written to it either, so nothing is.
 		if _, err := pc.Read(nil); err != nil {
-			return err
+			if c.ln.log.Enabled(context.Background(), slog.LevelDebug) {
+				c.ln.log.Debug("closed a connection without a valid PROXY header", "peer", pc.Raw().RemoteAddr().String(), "err", err)
+			}
+			return fmt.Errorf("reading the PROXY header: %v: %w", err, net.ErrClosed)
 		}
 	}
 	ip := addrOf(c.Conn.RemoteAddr())
 	if c.ln.maxPerIP > 0 && !c.ln.admitIP(ip) {
 		c.state.Store(connRefused)
-		c.ln.log.Debug("refused connection over -max-conns-per-ip", "client", ip, "limit", c.ln.maxPerIP)
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.Conn.Write(tooManyConnsResponse)
+		c.ln.refused[refusedPerIP].Add(1)
+		if c.ln.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.ln.log.Debug("refused connection over -max-conns-per-ip", "client", ip.String(), "limit", c.ln.maxPerIP)
+		}
+		if c.ln.answerRefusals {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))
+			_, _ = c.Conn.Write(tooManyConnsResponse)
+		}
 		return errTooManyConns
 	}
 	c.ip = ip
@@ -172,7 +282,7 @@ func (c *serverConn) Close() error {
 			if cw, ok := raw.(interface{ CloseWrite() error }); ok {
 				_ = cw.CloseWrite()
 			}
-			_ = raw.SetReadDeadline(time.Now().Add(lingerTimeout))
+			_ = raw.SetReadDeadline(time.Now().Add(c.ln.lingerTimeout))
 			_, _ = io.CopyN(io.Discard, raw, lingerMaxBytes)
 			_ = raw.Close()
 		}()

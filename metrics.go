@@ -85,7 +85,29 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 		set.NewGauge(`northd_registry_evictions_total{`+label+`}`, func() float64 { return float64(s.registry.evictions()) })
 	}
 	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.openConns.Load()) })
+	// Connections refused by the listener got an answer too, so they are
+	// requests like any other to whoever counts answers (a load balancer
+	// does), under route="refused": 503 over -max-conns, 429 over
+	// -max-conns-per-ip. The listener keeps the counts, read at scrape
+	// time; both series are there from the start.
+	for _, r := range []struct {
+		reason refusal
+		status string
+	}{{refusedMaxConns, "503"}, {refusedPerIP, "429"}} {
+		set.NewGauge(`northd_requests_total{`+label+`,route="refused",status="`+r.status+`"}`, func() float64 { return float64(s.refusals(r.reason)) })
+	}
 	return m
+}
+
+// refusals reports how many connections the subsystem's listener refused
+// for r. Under TLS s.listener is the TLS listener around the connListener,
+// which it cannot be asked for: there the counts read 0 until the
+// subsystem keeps the connListener itself.
+func (s *subsystem) refusals(r refusal) uint64 {
+	if l, ok := s.listener.(*connListener); ok {
+		return l.refusals(r)
+	}
+	return 0
 }
 
 // observed wraps h so that each request it answers is counted under rt.

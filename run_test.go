@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -43,7 +44,7 @@ func startRun(t *testing.T, args ...string) (listen []string, admin string, logs
 	logs = new(syncBuffer)
 	result := make(chan error, 1)
 	go func() { result <- run(ctx, args, func(string) string { return "" }, nil, io.Discard, logs) }()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // only a northd that never starts gets near it
 	for {
 		if m := startedLine.FindStringSubmatch(logs.String()); m != nil {
 			listen, admin = strings.Split(m[1], ","), m[2]
@@ -68,8 +69,8 @@ func startRun(t *testing.T, args ...string) (listen []string, admin string, logs
 			cancel()
 			select {
 			case err = <-result:
-			case <-time.After(15 * time.Second):
-				err = errors.New("Run did not return after cancel")
+			case <-time.After(time.Minute):
+				err = errors.New("Run did not return within a minute of cancel")
 			}
 		})
 		return err
@@ -197,22 +198,94 @@ func TestRunHelpListsEveryFlag(t *testing.T) {
 	if err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	for _, flag := range []string{"-listen", "-max-body-size", "-read-timeout", "-write-timeout", "-idle-timeout", "-max-conns-per-ip", "-registry-max", "-shutdown-timeout", "-drain-delay", "-log-level", "-log-format", "-admin", "-trusted-proxies", "NORTHD_MAX_BODY_SIZE"} {
-		if !strings.Contains(out.String(), flag) {
-			t.Errorf("-h does not mention %s", flag)
+	help := out.String()
+	fs, _, _ := newFlagSet(new(config))
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) {
+		names = append(names, f.Name)
+		if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(f.Name) + `( |$)`).MatchString(help) {
+			t.Errorf("-h has no line for -%s", f.Name)
 		}
+		if _, usage := flag.UnquoteUsage(f); !strings.Contains(help, "\t"+usage) {
+			t.Errorf("-h does not explain -%s as %q", f.Name, usage)
+		}
+	})
+	if !strings.Contains(help, "NORTHD_MAX_BODY_SIZE") {
+		t.Errorf("-h does not say how flags are set in the environment")
+	}
+	// A flag added or removed is a change to document (README, Flags).
+	want := []string{
+		"admin", "admin-public", "auth-cache-ttl", "drain-delay", "idle-timeout", "insecure-open",
+		"listen", "log-format", "log-level", "login-failure-window", "max-body-size", "max-conns",
+		"max-conns-per-ip", "max-login-failures", "max-user-login-failures", "pprof", "prefork",
+		"proxy-protocol", "read-timeout", "reduce-memory", "registry-max", "reuseport",
+		"shutdown-timeout", "store", "store-timeout", "tls-cert", "tls-key", "token-ttl",
+		"trusted-proxies", "users", "version", "write-timeout",
+	}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("the flags are\n%s\nthis test knows\n%s", strings.Join(names, " "), strings.Join(want, " "))
+	}
+}
+
+// TestEnvironmentCountsEmptyValues: a variable set to "" counts, as its
+// flag given "" would, when the environment is read as os.LookupEnv does;
+// read as os.Getenv does, it cannot be told from an unset one.
+func TestEnvironmentCountsEmptyValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		admin string
+		err   string // the usage error, or "" for none
+	}{
+		{"unset", nil, nil, "127.0.0.1:9100", ""},
+		{"empty", nil, map[string]string{"NORTHD_ADMIN": ""}, "", ""},
+		{"off", nil, map[string]string{"NORTHD_ADMIN": "off"}, "", ""},
+		{"an address", nil, map[string]string{"NORTHD_ADMIN": "127.0.0.1:9200"}, "127.0.0.1:9200", ""},
+		{"the flag wins over empty", []string{"-admin", "127.0.0.1:9300"}, map[string]string{"NORTHD_ADMIN": ""}, "127.0.0.1:9300", ""},
+		{"empty where a number is needed", nil, map[string]string{"NORTHD_MAX_BODY_SIZE": ""}, "", `invalid value "" for NORTHD_MAX_BODY_SIZE: parse error`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfigEnv(tt.args, func(k string) (string, bool) {
+				v, ok := tt.env[k]
+				return v, ok
+			}, io.Discard)
+			var usage usageError
+			switch {
+			case tt.err != "":
+				if !errors.As(err, &usage) || err.Error() != tt.err {
+					t.Fatalf("error %v, want the usage error %q", err, tt.err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case cfg.Admin != tt.admin:
+				t.Errorf("admin %q, want %q", cfg.Admin, tt.admin)
+			}
+		})
+	}
+	// Through a getenv, empty is unset.
+	cfg, err := parseConfig(nil, func(k string) string { return map[string]string{"NORTHD_ADMIN": ""}[k] }, io.Discard)
+	if err != nil || cfg.Admin != "127.0.0.1:9100" {
+		t.Errorf("parseConfig with NORTHD_ADMIN empty: admin %q, %v; want the default", cfg.Admin, err)
 	}
 }
 
 func TestRunEnvironmentSetsFlags(t *testing.T) {
 	env := map[string]string{"NORTHD_LISTEN": "127.0.0.1:0", "NORTHD_ADMIN": "off", "NORTHD_LOG_FORMAT": "json"}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	logs := new(syncBuffer)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, nil, io.Discard, logs) }()
-	for i := 0; i < 500 && !strings.Contains(logs.String(), `"msg":"northd started"`); i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "northd to start", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned before starting: %v\n%s", err, logs)
+		default:
+		}
+		return strings.Contains(logs.String(), `"msg":"northd started"`)
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -222,85 +295,126 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 	}
 }
 
-func TestRunDrainsBeforeStopping(t *testing.T) {
-	listen, admin, logs, stop := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-drain-delay", "700ms")
-	base := "http://" + listen[0]
-	client := &http.Client{Timeout: 5 * time.Second}
-	get := func(path string) (int, string) {
-		resp, err := client.Get(base + path)
+// TestDrainingServesAllButReadyz: while the instance drains, /readyz
+// answers 503 and everything else is served as usual, and counted. The
+// drain is started as wait starts it (TestShutdownDrainsFirst), by setting
+// the flag the handlers read.
+func TestDrainingServesAllButReadyz(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := srv.listenAddrs()[0]
+	client := &http.Client{Timeout: time.Minute} // only a hang gets near it
+	do := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+listen+path, strings.NewReader(body))
+		resp, err := client.Do(req)
 		if err != nil {
-			return 0, err.Error()
+			t.Fatalf("%s %s: %v", method, path, err)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if st, body := get("/readyz"); st != 200 || body != "ready\n" {
-		t.Fatalf("/readyz before shutdown: %d %q", st, body)
+	if st, body := do("GET", "/readyz", ""); st != 200 || body != "ready\n" {
+		t.Fatalf("/readyz before the drain: %d %q", st, body)
 	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- stop() }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "draining") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no drain line in the log:\n%s", logs)
+	srv.draining.Store(true)
+	tests := []struct {
+		method, path, body string
+		status             int
+		answer             *regexp.Regexp
+	}{
+		{"GET", "/readyz", "", 503, regexp.MustCompile(`^draining: this instance is shutting down\n$`)},
+		{"GET", "/healthz", "", 200, regexp.MustCompile(`^ok\n$`)},
+		{"GET", "/", "", 200, regexp.MustCompile(`^` + regexp.QuoteMeta(wantHome) + `$`)},
+		{"POST", "/north/login", `{"username":"late","password":"p"}`, 200, loginOKBody},
+	}
+	for _, tt := range tests {
+		if st, body := do(tt.method, tt.path, tt.body); st != tt.status || !tt.answer.MatchString(body) {
+			t.Errorf("%s %s while draining: %d %q, want %d matching %v", tt.method, tt.path, st, body, tt.status, tt.answer)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	// During the drain delay: not ready, but still serving everything.
-	if st, _ := get("/readyz"); st != 503 {
-		t.Errorf("/readyz while draining: %d, want 503", st)
-	}
-	if st, _ := get("/healthz"); st != 200 {
-		t.Errorf("/healthz while draining: %d, want 200", st)
-	}
-	resp, err := client.Post(base+"/north/login", "", strings.NewReader(`{"username":"late","password":"p"}`))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("login while draining: %v %v", err, resp)
-	}
-	resp.Body.Close()
-	metrics, err := client.Get("http://" + admin + "/metrics")
+	resp, err := client.Get("http://" + srv.adminAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb, _ := io.ReadAll(metrics.Body)
-	metrics.Body.Close()
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	label := `subsystem="` + portOf(listen) + `"`
 	for _, want := range []string{
-		`northd_requests_total{subsystem="` + portOf(listen[0]) + `",route="readyz",status="503"} 1`,
-		`northd_requests_total{subsystem="` + portOf(listen[0]) + `",route="login",status="200"} 1`,
-		`northd_logins_total{subsystem="` + portOf(listen[0]) + `"} 1`,
-		`northd_registry_north_servers{subsystem="` + portOf(listen[0]) + `"} 1`,
-		`northd_request_duration_seconds_count{subsystem="` + portOf(listen[0]) + `"}`,
-		`go_goroutines `,
+		`northd_requests_total{` + label + `,route="readyz",status="200"} 1`,
+		`northd_requests_total{` + label + `,route="readyz",status="503"} 1`,
+		`northd_requests_total{` + label + `,route="healthz",status="200"} 1`,
+		`northd_requests_total{` + label + `,route="home",status="200"} 1`,
+		`northd_requests_total{` + label + `,route="login",status="200"} 1`,
+		`northd_logins_total{` + label + `} 1`,
+		`northd_registry_north_servers{` + label + `} 1`,
+		`northd_request_duration_seconds_count{` + label + `} 5`,
 	} {
-		if !strings.Contains(string(mb), want) {
+		if !hasMetricLine(string(mb), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if err := <-stopped; err != nil {
-		t.Fatalf("Run: %v\n%s", err, logs)
+	if !strings.Contains(string(mb), "\ngo_goroutines ") {
+		t.Errorf("/metrics lacks the process metrics")
 	}
-	if st, _ := get("/"); st != 0 {
-		t.Errorf("after shutdown: status %d, want no connection", st)
+	cancel()
+	if err := srv.wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShutdownDrainsFirst: on cancel, wait turns /readyz to 503 (the flag
+// every subsystem reads), serves on for the drain delay, then shuts down
+// cleanly, in that order.
+func TestShutdownDrainsFirst(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := new(syncBuffer)
+	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "off", "-drain-delay", "1ms"}, func(string) string { return "" }, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srv.subsystems {
+		if s.draining != srv.draining {
+			t.Fatalf("subsystem %s reads another drain flag than the one wait sets", s.name)
+		}
+	}
+	if srv.draining.Load() {
+		t.Fatal("draining before shutdown")
+	}
+	cancel()
+	if err := srv.wait(); err != nil {
+		t.Fatalf("wait: %v\n%s", err, logs)
+	}
+	if !srv.draining.Load() {
+		t.Error("wait did not set the drain flag")
+	}
+	log := logs.String()
+	drain := strings.Index(log, `msg="draining: /readyz answers 503; serving on until the drain delay ends" drain_delay=1ms`)
+	shut := strings.Index(log, `msg="shutting down: no new connections; finishing in-flight requests"`)
+	clean := strings.Index(log, `msg="stopped cleanly: every in-flight request was answered"`)
+	if drain < 0 || shut < drain || clean < shut {
+		t.Errorf("want the drain, the shutdown and the clean stop logged in that order:\n%s", log)
 	}
 }
 
 func TestStartReusePortSharesTheAddress(t *testing.T) {
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := probe.Addr().String()
-	probe.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var servers []*instance
+	addr := "127.0.0.1:0" // the first instance picks the port, the second shares it
 	for i := 0; i < 2; i++ {
 		srv, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off", "-reuseport"}, func(string) string { return "" }, io.Discard)
 		if err != nil {
 			t.Fatalf("instance %d with -reuseport on %s: %v", i, addr, err)
 		}
 		servers = append(servers, srv)
+		addr = srv.listenAddrs()[0]
 	}
 	if _, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Fatal("a third instance without -reuseport bound the same address")

@@ -29,13 +29,18 @@ func TestTokensAreVersion4AndDoNotRepeat(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if len(seen) != perWorker*workers {
+		t.Fatalf("%d distinct tokens, want %d", len(seen), perWorker*workers)
+	}
+	bad := 0
 	for tok := range seen {
 		if tok[6]>>4 != 4 || tok[8]>>6 != 2 {
-			t.Fatalf("token %x is not a version 4, RFC 4122 variant UUID", tok)
+			if bad++; bad <= 5 {
+				t.Errorf("token %x is not a version 4, RFC 4122 variant UUID", tok)
+			}
 		}
-		break
 	}
-	if n := testing.AllocsPerRun(100, func() { newToken() }); n != 0 {
-		t.Errorf("newToken allocates %v times", n)
+	if bad > 0 {
+		t.Errorf("%d of %d tokens are not version 4, RFC 4122 variant UUIDs", bad, len(seen))
 	}
 }

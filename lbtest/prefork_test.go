@@ -1,8 +1,10 @@
 package lbtest
 
 import (
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -15,7 +17,10 @@ import (
 // same port, child k with its admin listener on the admin port plus k, and
 // SIGTERM to the master drains and stops them all.
 func TestPreforkChildrenShareThePort(t *testing.T) {
-	port, admin := freePort(t), consecutiveFreePorts(t, 2)
+	// -prefork takes fixed ports: the listen port and the admin ports of
+	// the two children, all consecutive.
+	port := fixedFreePorts(t, 3)
+	admin := port + 1
 	log := new(syncBuffer)
 	cmd := exec.Command(bin, "-prefork", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "127.0.0.1:"+strconv.Itoa(admin), "-drain-delay", "300ms")
 	cmd.Env = append(cmd.Environ(), "GOMAXPROCS=2")
@@ -26,7 +31,7 @@ func TestPreforkChildrenShareThePort(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	defer cmd.Process.Kill()
-	waitFor(t, "two children to start", 10*time.Second, func() bool { return strings.Count(log.String(), "northd started") == 2 })
+	waitFor(t, "two children to start", func() bool { return strings.Count(log.String(), "northd started") == 2 })
 
 	for k := 0; k < 2; k++ {
 		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(admin+k) + "/metrics")
@@ -49,28 +54,46 @@ func TestPreforkChildrenShareThePort(t *testing.T) {
 		if err != nil {
 			t.Fatalf("master exited with %v:\n%s", err, log)
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("master still running 15s after SIGTERM:\n%s", log)
+	case <-time.After(patience):
+		t.Fatalf("master still running %v after SIGTERM:\n%s", patience, log)
 	}
 	if got := strings.Count(log.String(), "stopped cleanly"); got != 2 || !strings.Contains(log.String(), "every child stopped") {
 		t.Fatalf("want both children stopped cleanly, then the master:\n%s", log)
 	}
 }
 
-func consecutiveFreePorts(t *testing.T, n int) int {
+// fixedFreePorts returns the first of n consecutive ports that were free
+// on 127.0.0.1 a moment ago, below the range the kernel hands out for port
+// 0 and for outgoing connections: no other test that lets the kernel pick
+// can take them between this check and their use.
+func fixedFreePorts(t *testing.T, n int) int {
 	t.Helper()
-	for try := 0; try < 50; try++ {
-		first := freePort(t)
-		ok := true
-		for k := 1; k < n && ok; k++ {
+	low := 32768 // Linux's default, when the range cannot be read
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	const floor = 20000
+	if low-n <= floor {
+		t.Fatalf("the kernel hands out ports from %d: no room below it for fixed test ports", low)
+	}
+	for try := 0; try < 100; try++ {
+		first := floor + rand.IntN(low-n-floor)
+		var held []net.Listener
+		for k := 0; k < n; k++ {
 			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(first+k))
 			if err != nil {
-				ok = false
-				continue
+				break
 			}
+			held = append(held, ln)
+		}
+		for _, ln := range held {
 			ln.Close()
 		}
-		if ok {
+		if len(held) == n {
 			return first
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"northd/internal/testdeps"
 )
@@ -22,7 +21,10 @@ import (
 // memory it would for only about half of them.
 func TestPreforkSharesTokensThroughRedis(t *testing.T) {
 	redis := testdeps.StartRedis(t)
-	port, admin := freePort(t), consecutiveFreePorts(t, 2)
+	// -prefork takes fixed ports: the listen port and the admin ports of
+	// the two children, all consecutive.
+	port := fixedFreePorts(t, 3)
+	admin := port + 1
 	log := new(syncBuffer)
 	cmd := exec.Command(bin, "-prefork", "-listen", "alarms=127.0.0.1:"+strconv.Itoa(port), "-admin", "127.0.0.1:"+strconv.Itoa(admin), "-store", redis.URL())
 	cmd.Env = append(cmd.Environ(), "GOMAXPROCS=2")
@@ -34,9 +36,9 @@ func TestPreforkSharesTokensThroughRedis(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	waitFor(t, "two children to start", 30*time.Second, func() bool { return strings.Count(log.String(), "northd started") == 2 })
+	waitFor(t, "two children to start", func() bool { return strings.Count(log.String(), "northd started") == 2 })
 
-	fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	fresh := &http.Client{Timeout: patience, Transport: &http.Transport{DisableKeepAlives: true}}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	tokenIn := regexp.MustCompile(`"token": "([0-9a-f]{32})"`)
 	const n = 40

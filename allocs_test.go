@@ -1,0 +1,98 @@
+package main
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The tests named *Allocat* hold northd to 0 allocations per request.
+// Under the race detector they run but do not count (raceEnabled); make
+// test runs them again without it: go test -count=1 -run 'Allocat' .
+
+// wantAllocs fails the test when f does not allocate want times per run,
+// except under the race detector.
+func wantAllocs(t *testing.T, what string, want float64, f func()) {
+	t.Helper()
+	n := testing.AllocsPerRun(200, f)
+	if raceEnabled {
+		t.Logf("%s: %v allocations per run, not checked under the race detector", what, n)
+		return
+	}
+	if n != want {
+		t.Errorf("%s allocates %v times per run, want %v", what, n, want)
+	}
+}
+
+// TestRouteAllocations runs the subsystem's handler on a prepared request
+// for each route, as BenchmarkHandler does.
+func TestRouteAllocations(t *testing.T) {
+	const login = `{"username": "north-7", "password": "s3cret!", "ip": "192.0.2.7"}`
+	tests := []struct {
+		name   string
+		raw    string
+		body   string // put back before each run: the login handler zeroes it
+		status int
+		allocs float64
+	}{
+		{"GET /", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "", 200, 0},
+		{"HEAD /", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", "", 200, 0},
+		{"POST /", post("/", "anything"), "anything", 200, 0},
+		{"login", post("/north/login", login), login, 200, 0},
+		{"login without ip", post("/north/login", `{"username": "north-7", "password": "s3cret!"}`), `{"username": "north-7", "password": "s3cret!"}`, 200, 0},
+		{"login bad JSON", post("/north/login", `{"username": "north-7", "password": `), `{"username": "north-7", "password": `, 400, 0},
+		{"404", "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n", "", 404, 0},
+		// fasthttp/router builds the Allow header of every 405 and
+		// OPTIONS answer with strings.Join: one allocation, until
+		// routes.go answers them from Allow headers built once.
+		{"405", "GET /north/login HTTP/1.1\r\nHost: x\r\n\r\n", "", 405, 1},
+		{"OPTIONS", "OPTIONS /north/login HTTP/1.1\r\nHost: x\r\n\r\n", "", 204, 1},
+		{"healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "", 200, 0},
+		{"readyz", "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", "", 200, 0},
+	}
+	s := startSubsystem(t, testConfig(t), nullListener{})
+	h := s.server.Handler
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := handlerCtx(t, tt.raw)
+			serve := func() {
+				if tt.body != "" {
+					ctx.Request.SetBodyString(tt.body)
+				}
+				ctx.Response.Reset()
+				h(ctx)
+				if st := ctx.Response.StatusCode(); st != tt.status {
+					t.Fatalf("status %d, want %d; body %q", st, tt.status, ctx.Response.Body())
+				}
+			}
+			serve() // the first request of a route creates its counter
+			wantAllocs(t, tt.name, tt.allocs, serve)
+		})
+	}
+}
+
+func TestClientAddrAllocations(t *testing.T) {
+	peer := netip.MustParseAddr("10.1.1.1")
+	for _, tt := range []struct {
+		name  string
+		lines [][2]string
+	}{
+		{"one line", [][2]string{{"X-Forwarded-For", "203.0.113.66, 198.51.100.9"}}},
+		{"twelve lines", append(forgedLines(11), [2]string{"X-Forwarded-For", "198.51.100.9, 10.2.2.2"})},
+	} {
+		var h fasthttp.RequestHeader
+		for _, kv := range tt.lines {
+			h.Add(kv[0], kv[1])
+		}
+		if got := testTrustedProxies.clientAddr(peer, &h); got != netip.MustParseAddr("198.51.100.9") {
+			t.Fatalf("%s: client %v, want 198.51.100.9", tt.name, got)
+		}
+		wantAllocs(t, "clientAddr, "+tt.name, 0, func() { testTrustedProxies.clientAddr(peer, &h) })
+	}
+}
+
+func TestNewTokenAllocations(t *testing.T) {
+	newToken() // the pool's first generator
+	wantAllocs(t, "newToken", 0, func() { newToken() })
+}
