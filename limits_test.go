@@ -226,6 +226,10 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
 				t.Fatalf("handshake on a refused connection: %v; want the connection closed", err)
 			}
+			// Counted under TLS as without it.
+			if got := s.refusals(refusedMaxConns) + s.refusals(refusedPerIP); got != 1 {
+				t.Errorf("%d refusals counted, want 1", got)
+			}
 		})
 	}
 }

@@ -207,6 +207,25 @@ type serverConn struct {
 	ip        netip.Addr   // written before state becomes connAdmitted
 	linger    atomic.Bool
 	closeOnce sync.Once
+
+	// What fasthttp asks for, armed lazily (deadlines.go).
+	readDeadline, writeDeadline lazyDeadline
+}
+
+func (c *serverConn) SetDeadline(t time.Time) error {
+	c.readDeadline.ask(t)
+	c.writeDeadline.ask(t)
+	return nil
+}
+
+func (c *serverConn) SetReadDeadline(t time.Time) error  { c.readDeadline.ask(t); return nil }
+func (c *serverConn) SetWriteDeadline(t time.Time) error { c.writeDeadline.ask(t); return nil }
+
+func (c *serverConn) Write(p []byte) (int, error) {
+	if err := c.writeDeadline.arm(c.Conn, false); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 const (
@@ -216,6 +235,9 @@ const (
 )
 
 func (c *serverConn) Read(p []byte) (int, error) {
+	if err := c.readDeadline.arm(c.Conn, true); err != nil {
+		return 0, err
+	}
 	if c.state.Load() != connAdmitted {
 		if err := c.admit(); err != nil {
 			return 0, err

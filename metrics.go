@@ -100,15 +100,8 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 }
 
 // refusals reports how many connections the subsystem's listener refused
-// for r. Under TLS s.listener is the TLS listener around the connListener,
-// which it cannot be asked for: there the counts read 0 until the
-// subsystem keeps the connListener itself.
-func (s *subsystem) refusals(r refusal) uint64 {
-	if l, ok := s.listener.(*connListener); ok {
-		return l.refusals(r)
-	}
-	return 0
-}
+// for r.
+func (s *subsystem) refusals(r refusal) uint64 { return s.conns.refusals(r) }
 
 // observed wraps h so that each request it answers is counted under rt.
 func (s *subsystem) observed(rt route, h fasthttp.RequestHandler) fasthttp.RequestHandler {

@@ -26,7 +26,8 @@ type subsystem struct {
 	log         *slog.Logger
 	metrics     *subsystemMetrics
 	server      *fasthttp.Server
-	listener    net.Listener
+	conns       *connListener // counts, limits and refuses connections
+	listener    net.Listener  // conns, or TLS around it
 
 	// draining is shared by every subsystem of the process: set when
 	// shutdown begins, it turns /readyz to 503.
@@ -51,11 +52,12 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		s.registry = newRegistry(cfg.RegistryMax, cfg.TokenTTL)
 	}
 	s.metrics = newSubsystemMetrics(set, s)
-	s.listener = newConnListener(ln, cfg, &s.openConns, log)
+	s.conns = newConnListener(ln, cfg, &s.openConns, log)
+	s.listener = s.conns
 	if tlsConfig != nil {
 		// Above the connection listener: a PROXY header comes before
 		// the TLS handshake.
-		s.listener = tls.NewListener(s.listener, tlsConfig)
+		s.listener = tls.NewListener(s.conns, tlsConfig)
 	}
 	s.server = &fasthttp.Server{
 		Handler:                      s.routes(),
@@ -70,7 +72,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		ReadTimeout:                  cfg.ReadTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
-		Concurrency:                  cfg.MaxConns,
+		Concurrency:                  fasthttpConcurrency(cfg.MaxConns),
 		ReduceMemoryUsage:            cfg.ReduceMemory,
 	}
 	return s
