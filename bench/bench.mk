@@ -2,9 +2,11 @@
 # (paths are relative to the repository root). See bench/README.md.
 #
 #   make compare              northd against its peers, then against itself
-#                             (cached login, verify, HTTPS), under wrk (~15 min)
-#   make compare QUICK=1      one short round, for smoke runs (~1 min)
-#   make compare-auth         only northd against itself (~3 min; QUICK=1 too)
+#                             (cached login, verify, HTTPS, -store redis), under wrk (~17 min)
+#   make compare QUICK=1      one short round, for smoke runs (~2 min)
+#   make compare-auth         only cached login, verify, HTTPS (~3 min; QUICK=1 too)
+#   make compare-store        only -store redis against -store memory, login and
+#                             verify, with Redis's commands per request (~2 min; QUICK=1 too)
 #   make bench-e2e            Go end-to-end benchmarks, output for benchstat
 #   make bench-conns          RSS per idle keep-alive connection (8,000)
 #   make bench-profile        CPU profile of northd under wrk (PROFILE_ROUTE=login)
@@ -28,16 +30,20 @@ endif
 
 PROFILE_ROUTE ?= login
 
-.PHONY: compare compare-auth bench-e2e bench-conns bench-tools bench-build bench-profile
+.PHONY: compare compare-auth compare-store bench-e2e bench-conns bench-tools bench-build bench-profile
 
-# wrk is required; nginx and python3 only for their peers (compare skips a
-# peer that is missing, with one line saying so).
+# wrk is required; nginx and python3 only for their peers, redis-server
+# (with redis-cli) only for the -store redis pairs (compare skips a peer
+# or pair that cannot run, with one line saying so). Debian starts a
+# redis-server of its own on install; compare starts its own on a free port.
 bench-tools:
 	@need=""; \
 	command -v wrk >/dev/null || need="$$need wrk"; \
 	command -v nginx >/dev/null || need="$$need nginx-light"; \
 	command -v python3 >/dev/null || need="$$need python3"; \
 	command -v taskset >/dev/null || need="$$need util-linux"; \
+	command -v redis-server >/dev/null || need="$$need redis-server"; \
+	command -v redis-cli >/dev/null || need="$$need redis-tools"; \
 	if [ -n "$$need" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "bench-tools: installing$$need"; \
@@ -68,7 +74,16 @@ compare: bench-tools bench-build
 # against HTTP. compare makes the users file and the certificate in a
 # temporary directory and removes it. Writes <date>-<host>-auth.md.
 compare-auth: bench-tools bench-build
-	$(BENCH_BIN)/compare $(_compare_args) -routes none -tag auth $(COMPARE_FLAGS)
+	$(BENCH_BIN)/compare $(_compare_args) -routes none -pairs login-cached,verify,https -tag auth $(COMPARE_FLAGS)
+
+# The -store redis pairs alone (bench/cmd/compare/store.go): login and
+# verify with northd -store redis against the in-memory store. compare
+# starts a throwaway redis-server (no persistence, loopback, a temporary
+# directory) pinned to wrk's CPU, counts Redis's commands per request
+# (CONFIG RESETSTAT before each run, INFO commandstats after it) and stops
+# it at the end. Writes <date>-<host>-store.md.
+compare-store: bench-tools bench-build
+	$(BENCH_BIN)/compare $(_compare_args) -routes none -pairs login-redis,verify-redis -tag store $(COMPARE_FLAGS)
 
 # The northd binary driven by fasthttp's HostClient and PipelineClient.
 # Compare two runs: benchstat old.txt bench/e2e.txt (see bench/README.md).

@@ -417,3 +417,29 @@ func TestVerifyAgainstNorthd(t *testing.T) {
 		t.Errorf("%d unique tokens (want 10), statuses %v of %d requests", rep.UniqueTokens, rep.StatusCodes, rep.Requests)
 	}
 }
+
+// A ramp of verify (as make loadtest-ramp-verify-redis runs it, here
+// against the in-memory store): each north server logs in once, every
+// step sends only verifications, and the JSON report records the highest
+// rate that held. The SLO is far above anything loopback takes, so that
+// the test does not depend on this machine's speed: it checks the
+// bookkeeping, not the latency.
+func TestRampVerifyAgainstNorthd(t *testing.T) {
+	target := northdURL(t)
+	code, text, rep := runLoadtest(t, "-target", target, "-scenario", "ramp", "-load", "verify", "-north-servers", "5",
+		"-rate", "100", "-step", "100", "-max-rate", "200", "-duration", "1s", "-cool", "10ms", "-slo", "10s",
+		"-store-pid", strconv.Itoa(os.Getpid()))
+	if code != 0 || !rep.Passed || rep.Ramp == nil {
+		t.Fatalf("exit %d, ramp %+v\n%s", code, rep.Ramp, text)
+	}
+	if rep.Scenario != "ramp:verify" || rep.Ramp.HighestRateHeld != 200 || rep.Ramp.FirstRateFailed != 0 || len(rep.Ramp.Steps) != 2 {
+		t.Errorf("scenario %s, highest rate held %d, first failed %d, %d steps; want ramp:verify, 200, 0, 2\n%s",
+			rep.Scenario, rep.Ramp.HighestRateHeld, rep.Ramp.FirstRateFailed, len(rep.Ramp.Steps), text)
+	}
+	if rep.Cases["verify"] == 0 || rep.Cases["verify"] != rep.Requests || rep.ErrorCount != 0 {
+		t.Errorf("cases %v of %d requests, %d errors", rep.Cases, rep.Requests, rep.ErrorCount)
+	}
+	if rep.CPU == nil || rep.CPU.Store <= 0 {
+		t.Errorf("cpu %+v: want the -store-pid process's CPU (this test's own)", rep.CPU)
+	}
+}

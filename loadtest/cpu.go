@@ -7,29 +7,37 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// CPUUsage is how busy the machine and the two processes were during a
+// CPUUsage is how busy the machine and the processes were during a
 // run: per-CPU busy fractions from /proc/stat (whatever was not idle,
 // softirq included: on loopback much of the network work is there), and the
-// server's and this tool's CPU time per second of wall time, in cores.
+// server's, its store's (-store-pid: the redis-server northd keeps its
+// tokens in) and this tool's CPU time per second of wall time, in cores.
 type CPUUsage struct {
 	Busy     map[string]float64 `json:"busy"`
 	Server   float64            `json:"server,omitempty"`
+	Store    float64            `json:"store,omitempty"`
 	Loadtest float64            `json:"loadtest"`
+	// LoadtestCPUs is how busy, on average, the CPUs this tool may run
+	// on (its affinity: LOADTEST_CPU) were, with anything: whatever
+	// shares them (the -redis targets' Redis) leaves the sender less.
+	LoadtestCPUs float64 `json:"loadtest_cpus_busy,omitempty"`
 }
 
 type cpuSnapshot struct {
 	at     time.Time
 	cpus   map[string]uint64 // name -> idle + iowait, in USER_HZ ticks
 	server time.Duration     // server process CPU time (-1: unknown)
+	store  time.Duration     // store process CPU time (-1: unknown)
 	self   time.Duration
 }
 
-func takeCPUSnapshot(serverPID int) cpuSnapshot {
-	s := cpuSnapshot{at: time.Now(), cpus: map[string]uint64{}, server: -1}
+func takeCPUSnapshot(serverPID, storePID int) cpuSnapshot {
+	s := cpuSnapshot{at: time.Now(), cpus: map[string]uint64{}, server: procCPU(serverPID), store: procCPU(storePID)}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		for line := range bytes.Lines(b) {
 			f := strings.Fields(string(line))
@@ -41,24 +49,35 @@ func takeCPUSnapshot(serverPID int) cpuSnapshot {
 			s.cpus[f[0]] = idle + iowait
 		}
 	}
-	if serverPID > 0 {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", serverPID)); err == nil {
-			// Fields after the command, which may hold spaces.
-			if i := bytes.LastIndexByte(b, ')'); i > 0 {
-				f := strings.Fields(string(b[i+1:]))
-				if len(f) > 12 {
-					u, _ := strconv.ParseUint(f[11], 10, 64)
-					st, _ := strconv.ParseUint(f[12], 10, 64)
-					s.server = time.Duration(u+st) * time.Second / 100 // USER_HZ
-				}
-			}
-		}
-	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	return s
+}
+
+// procCPU is the CPU time (user and system, every thread) of a process,
+// or -1 when pid is 0 or cannot be read.
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// Fields after the command, which may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) <= 12 {
+		return -1
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100 // USER_HZ
 }
 
 // usageSince is the CPU use between two snapshots.
@@ -80,6 +99,10 @@ func (s cpuSnapshot) usageSince(before cpuSnapshot) *CPUUsage {
 	if s.server >= 0 && before.server >= 0 {
 		u.Server = (s.server - before.server).Seconds() / wall
 	}
+	if s.store >= 0 && before.store >= 0 {
+		u.Store = (s.store - before.store).Seconds() / wall
+	}
+	u.LoadtestCPUs = meanBusy(u.Busy, ownCPUs())
 	return u
 }
 
@@ -103,6 +126,72 @@ func (u *CPUUsage) String() string {
 	if u.Server > 0 {
 		fmt.Fprintf(&sb, "| server %.2f cores ", u.Server)
 	}
+	if u.Store > 0 {
+		fmt.Fprintf(&sb, "| store %.2f cores ", u.Store)
+	}
 	fmt.Fprintf(&sb, "| loadtest %.2f cores", u.Loadtest)
 	return sb.String()
+}
+
+// meanBusy is the mean busy fraction of the named CPUs (0 when none is
+// known).
+func meanBusy(busy map[string]float64, cpus []string) float64 {
+	var sum float64
+	n := 0
+	for _, c := range cpus {
+		if b, ok := busy[c]; ok {
+			sum += b
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// ownCPUs are the CPUs this process may run on, as /proc/stat names them
+// ("cpu1"), from /proc/self/status (nil when it cannot be read).
+var ownCPUs = sync.OnceValue(func() []string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			ids, err := parseCPUList(strings.TrimSpace(v))
+			if err != nil {
+				return nil
+			}
+			names := make([]string, len(ids))
+			for i, id := range ids {
+				names[i] = "cpu" + strconv.Itoa(id)
+			}
+			return names
+		}
+	}
+	return nil
+})
+
+// parseCPUList reads a CPU list as the kernel and taskset -c write it:
+// "0-2,5" is 0, 1, 2 and 5.
+func parseCPUList(s string) ([]int, error) {
+	var ids []int
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil || a < 0 {
+			return nil, fmt.Errorf("bad CPU list %q", s)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a || b-a > 1<<16 {
+				return nil, fmt.Errorf("bad CPU list %q", s)
+			}
+		}
+		for id := a; id <= b; id++ {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
 }

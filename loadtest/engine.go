@@ -208,7 +208,7 @@ func (e *engine) attack(ctx context.Context, name string, rate int, dur time.Dur
 	}
 	e.verifier.tokens.reserve(int(float64(rate)*dur.Seconds()*e.sc.loginShare()*1.05) + 1024)
 	tokens0 := e.verifier.tokens.Len()
-	cpu0 := takeCPUSnapshot(e.pid)
+	cpu0 := takeCPUSnapshot(e.pid, e.cfg.storePID)
 	for r := range atk.Attack(e.sc.targeter(e.cfg.targets), pacer, dur, name) {
 		caseName, kind := e.verifier.verify(r)
 		st.requests++
@@ -246,7 +246,7 @@ func (e *engine) attack(ctx context.Context, name string, rate int, dur time.Dur
 		}
 	}
 	st.tokens = e.verifier.tokens.Len() - tokens0
-	st.cpu = takeCPUSnapshot(e.pid).usageSince(cpu0)
+	st.cpu = takeCPUSnapshot(e.pid, e.cfg.storePID).usageSince(cpu0)
 	return st
 }
 

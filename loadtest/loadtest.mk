@@ -12,6 +12,9 @@
 #                            storm of wrong passwords from 5000 addresses (only 401/429/503)
 #   make loadtest-verify     GET /north/verify of 1000 logged-in north servers at 5000/s
 #   make loadtest-verify-redis   the same with -store redis on a throwaway redis-server
+#   make loadtest-ramp-redis         login ramp (p99 <= 2 ms) with -store redis, Redis on loadtest's CPU
+#   make loadtest-ramp-verify-redis  the same ramp of GET /north/verify
+#   make loadtest-ramp-verify        the verify ramp with the in-memory store (the baseline)
 #
 # LOADTEST_LOCK prefixes the long runs, e.g. LOADTEST_LOCK="flock /some/lock"
 # so measurements on a shared machine do not overlap. LOADTEST_ARGS adds
@@ -23,11 +26,12 @@ LOADTEST_ARGS ?=
 LOADTEST_SLO ?= 1ms
 LOADTEST_NORTHD = ./bin/northd -listen {addr} -admin off
 LOADTEST_RUN = loadtest/with-server.sh
-# Ramp pinning: the server on one core, the load tool on the other.
+# Ramp pinning: the server on one core, the load tool on the other (and
+# with-server.sh's {redis} on the load tool's: LOADTEST_REDIS_CPU).
 LOADTEST_PIN = LOADTEST_SERVER_CPU=0 LOADTEST_CPU=1
 
 .PHONY: loadtest loadtest-build loadtest-bad-input loadtest-ramp loadtest-ramp-nethttp loadtest-soak loadtest-conns \
-	loadtest-auth-storm loadtest-verify loadtest-verify-redis
+	loadtest-auth-storm loadtest-verify loadtest-verify-redis loadtest-ramp-redis loadtest-ramp-verify-redis loadtest-ramp-verify
 
 # loadtest is a module of its own (loadtest/go.mod), hence go -C loadtest.
 loadtest-build:
@@ -91,3 +95,28 @@ loadtest-verify: loadtest-build
 loadtest-verify-redis: loadtest-build
 	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -store 'redis://{redis}/0' -- $(LOADTEST_VERIFY_ARGS) \
 		-out $(LOADTEST_OUT)/verify-redis.json $(LOADTEST_ARGS)
+
+# Ramps against the Redis store, for the issue "Many instances, one truth":
+# the highest rate with p99 <= 2 ms (LOADTEST_STORE_SLO), for login (one
+# fixed body: each login runs northd's login script in Redis, replacing the
+# north server's token) and for verify (1000 north servers log in once,
+# then only GET /north/verify). northd on CPU 0; loadtest and the
+# throwaway redis-server on CPU 1 (with-server.sh puts Redis on
+# LOADTEST_CPU unless LOADTEST_REDIS_CPU says otherwise), so that northd's
+# core is northd's alone. The JSON report's ramp.highest_rate_held is the
+# figure; its steps' cpu.store is Redis's CPU. loadtest-ramp-verify is the
+# same verify ramp against the in-memory store; the login baseline is
+# make loadtest-ramp LOADTEST_SLO=2ms.
+LOADTEST_STORE_SLO ?= 2ms
+LOADTEST_RAMP_ARGS = -scenario ramp -client fasthttp -rate 5000 -step 5000 -refine 3 -duration 10s
+loadtest-ramp-redis: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -store 'redis://{redis}/0' -- $(LOADTEST_RAMP_ARGS) \
+		-load login -slo $(LOADTEST_STORE_SLO) -out $(LOADTEST_OUT)/ramp-redis.json $(LOADTEST_ARGS)
+
+loadtest-ramp-verify-redis: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -store 'redis://{redis}/0' -- $(LOADTEST_RAMP_ARGS) \
+		-load verify -north-servers 1000 -slo $(LOADTEST_STORE_SLO) -out $(LOADTEST_OUT)/ramp-verify-redis.json $(LOADTEST_ARGS)
+
+loadtest-ramp-verify: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -- $(LOADTEST_RAMP_ARGS) \
+		-load verify -north-servers 1000 -slo $(LOADTEST_STORE_SLO) -out $(LOADTEST_OUT)/ramp-verify.json $(LOADTEST_ARGS)

@@ -51,6 +51,7 @@ type config struct {
 	cool    time.Duration
 
 	pid          int
+	storePID     int
 	warmup       time.Duration
 	rssTolerance float64
 	sample       time.Duration
@@ -140,6 +141,7 @@ Flags:
 	fs.IntVar(&cfg.retries, "retries", 1, "ramp: run a step that missed the SLO (without errors) again up to this many times before it counts as failed: on a shared machine one burst of noise can spoil a step")
 	fs.DurationVar(&cfg.cool, "cool", time.Second, "ramp: pause between steps")
 	fs.IntVar(&cfg.pid, "pid", 0, "soak, conns: the server's process id for RSS sampling (default: found by the local target's port)")
+	fs.IntVar(&cfg.storePID, "store-pid", 0, "the process id of the server's store (the redis-server of northd -store redis): its CPU is reported beside the server's (with-server.sh passes it for {redis})")
 	fs.DurationVar(&cfg.warmup, "warmup", 10*time.Second, "soak: RSS samples this early are left out of the flatness check")
 	fs.Float64Var(&cfg.rssTolerance, "rss-tolerance", 0.10, "soak: RSS is flat when (max-min)/min after the warmup is at most this")
 	fs.DurationVar(&cfg.sample, "sample", time.Second, "soak, conns: RSS sampling period")

@@ -25,7 +25,8 @@ type RampReport struct {
 	FirstRateFailed int     `json:"first_rate_failed"` // 0: none failed up to -max-rate
 	FailedBecause   string  `json:"failed_because,omitempty"`
 	// SenderLimited: at the failing step the sender fell behind its
-	// schedule or used 90% of its CPUs,
+	// schedule, used 90% of its CPUs, or its CPUs were 95% busy with
+	// anything (Redis shares them in the -redis ramps),
 	// so the limit found may be this tool's (or this machine's) rather
 	// than the server's.
 	SenderLimited bool       `json:"sender_limited"`
@@ -53,7 +54,7 @@ type RampStep struct {
 func judgeStep(st *stepStats, slo time.Duration) (held bool, why string, senderLimited bool) {
 	p99 := time.Duration(st.latency.ValueAtQuantile(99))
 	behind := st.achievedRate() < 0.95*float64(st.rateRequested)
-	senderLimited = behind || (st.cpu != nil && st.cpu.Loadtest >= 0.9*float64(runtime.GOMAXPROCS(0)))
+	senderLimited = behind || (st.cpu != nil && (st.cpu.Loadtest >= 0.9*float64(runtime.GOMAXPROCS(0)) || st.cpu.LoadtestCPUs >= 0.95))
 	switch {
 	case st.requests == 0:
 		return false, "no request sent", false
@@ -168,7 +169,7 @@ func runRamp(ctx context.Context, e *engine, rep *Report, stdout io.Writer) {
 		if rr.FirstRateFailed > 0 {
 			limit = fmt.Sprintf("%d/s failed: %s", rr.FirstRateFailed, rr.FailedBecause)
 			if rr.SenderLimited {
-				limit += "; the sender was at its limit (behind its schedule or its CPU busy), so the limit found may be this tool's"
+				limit += "; the sender was at its limit (behind its schedule or its CPUs busy), so the limit found may be this tool's (or that of what shares its CPUs)"
 			}
 		}
 		rep.Verdict = fmt.Sprintf("PASS: highest rate held %d/s with p99 <= %s and zero errors (%s)", rr.HighestRateHeld, cfg.slo, limit)

@@ -7,10 +7,14 @@
 # In SERVER_CMD, {addr} is replaced by the address chosen (127.0.0.1:PORT).
 # {redis}, when present, starts a throwaway redis-server (no persistence,
 # loopback only, its own temporary directory) on another free port first
-# and is replaced by its address, for northd -store redis://{redis}/0.
+# and is replaced by its address, for northd -store redis://{redis}/0;
+# loadtest then gets its pid (-store-pid) and reports its CPU.
 # LOADTEST_SERVER_CPU and LOADTEST_CPU, when set, pin the server and the
-# load tool to those CPUs (taskset -c) with GOMAXPROCS set to match; Redis
-# shares the server's CPUs, being on the server's side of the measurement.
+# load tool to those CPUs (taskset -c) with GOMAXPROCS set to match.
+# Redis runs on LOADTEST_REDIS_CPU, which defaults to LOADTEST_CPU: on the
+# load generator's CPUs, so that the server's CPUs stay the server's alone
+# (a separate Redis machine is what production has); set it to the
+# server's CPUs to have Redis share them instead, or empty not to pin it.
 set -euo pipefail
 
 server=()
@@ -36,6 +40,11 @@ fi
 pin_load=()
 if [ -n "${LOADTEST_CPU:-}" ]; then
 	pin_load=(taskset -c "$LOADTEST_CPU" env GOMAXPROCS="$(ncpus "$LOADTEST_CPU")")
+fi
+redis_cpu=${LOADTEST_REDIS_CPU-${LOADTEST_CPU:-}}
+pin_redis=()
+if [ -n "$redis_cpu" ]; then
+	pin_redis=(taskset -c "$redis_cpu")
 fi
 
 # stop_pid ends a process: SIGTERM, then SIGKILL after 10 s.
@@ -64,22 +73,26 @@ if [[ "${server[*]}" == *"{redis}"* ]]; then
 	command -v redis-server >/dev/null || { echo "with-server: {redis} needs redis-server, which is not installed (apt-get install redis-server)" >&2; exit 1; }
 	rport=$(free_port)
 	redis_dir=$(mktemp -d)
-	"${pin_server[@]}" redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no \
+	# taskset execs redis-server: $! is redis-server's pid.
+	"${pin_redis[@]}" redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no \
 		--dir "$redis_dir" --daemonize no >"$redis_dir/log" 2>&1 &
 	redis_pid=$!
-	# Ready when it answers PING (redis-cli may be absent: speak RESP).
-	for _ in $(seq 1 100); do
-		reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$rport" && printf 'PING\r\n' >&3 && read -r -t 2 r <&3 && echo "$r") 2>/dev/null || true)
-		[ "${reply%$'\r'}" = "+PONG" ] && break
-		if ! kill -0 "$redis_pid" 2>/dev/null; then
-			echo "with-server: redis-server exited before answering:" >&2
-			cat "$redis_dir/log" >&2
-			exit 1
-		fi
+	# Ready when it logs so (30 s at most: a start that takes longer on a
+	# shared machine is broken, not slow).
+	ready=""
+	deadline=$((SECONDS + 30))
+	while [ $SECONDS -lt $deadline ]; do
+		if grep -q "Ready to accept connections" "$redis_dir/log"; then ready=1; break; fi
+		if ! kill -0 "$redis_pid" 2>/dev/null; then break; fi
 		sleep 0.1
 	done
+	if [ -z "$ready" ]; then
+		echo "with-server: redis-server did not get ready:" >&2
+		cat "$redis_dir/log" >&2
+		exit 1
+	fi
 	server=("${server[@]//\{redis\}/127.0.0.1:$rport}")
-	echo "with-server: redis-server (pid $redis_pid) on 127.0.0.1:$rport" >&2
+	echo "with-server: redis-server (pid $redis_pid) on 127.0.0.1:$rport${redis_cpu:+, CPU $redis_cpu}" >&2
 fi
 
 port=$(free_port)
@@ -102,7 +115,9 @@ done
 echo "with-server: ${server[*]} (pid $pid) on $addr${LOADTEST_SERVER_CPU:+, CPU $LOADTEST_SERVER_CPU}" >&2
 
 set +e
-"${pin_load[@]}" ./bin/loadtest -target "http://$addr" -pid "$pid" "$@"
+store_args=()
+[ -z "$redis_pid" ] || store_args=(-store-pid "$redis_pid")
+"${pin_load[@]}" ./bin/loadtest -target "http://$addr" -pid "$pid" "${store_args[@]}" "$@"
 code=$?
 set -e
 exit $code

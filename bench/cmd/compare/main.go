@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -46,6 +47,11 @@ type options struct {
 	serverProcs int      // GOMAXPROCS for Go servers
 	serverCPUs  string
 	clientCPUs  string
+
+	// redis is the throwaway redis-server of the -store redis pairs
+	// (store.go), when one runs; redisSkip says why not.
+	redis     *redisServer
+	redisSkip string
 }
 
 func main() {
@@ -85,6 +91,27 @@ func run() error {
 	}
 	if len(o.routes) == 0 && len(ps) == 0 {
 		return errors.New("nothing to measure: -routes none and -pairs none")
+	}
+	// The pairs with -store redis need redis-server and redis-cli: without
+	// them they are left out, with one line saying so.
+	var redisPairs []string
+	for _, p := range ps {
+		if p.needsRedis() {
+			redisPairs = append(redisPairs, p.name)
+		}
+	}
+	var skippedPairs []string
+	o.redisSkip = redisMissing()
+	if len(redisPairs) > 0 {
+		if o.redisSkip != "" {
+			line := fmt.Sprintf("pairs %s skipped: %s", strings.Join(redisPairs, ", "), o.redisSkip)
+			fmt.Println("compare: " + line)
+			skippedPairs = append(skippedPairs, line)
+			ps = slices.DeleteFunc(ps, pair.needsRedis)
+			if len(o.routes) == 0 && len(ps) == 0 {
+				return errors.New("nothing left to measure")
+			}
+		}
 	}
 	if _, err := os.Stat("bench/wrk/common.lua"); err != nil {
 		return errors.New("run me from the repository root (bench/wrk/common.lua not found)")
@@ -141,22 +168,30 @@ func run() error {
 			return fmt.Errorf("unknown server %q", name)
 		}
 	}
+	// What compare starts or makes is undone when it ends, interrupted
+	// or not.
+	td := &teardown{}
+	defer td.run()
+	stopOnSignal(td)
 	if slices.Contains(names, "northd-users") || slices.Contains(names, "northd-tls") {
 		if o.auth, err = makeAuthFiles(); err != nil {
 			return fmt.Errorf("making the users file and certificate: %v", err)
 		}
-		defer o.auth.remove()
+		td.add(o.auth.remove)
+	}
+	if slices.ContainsFunc(names, func(n string) bool { return specNamed(n).redis }) && o.redisSkip == "" {
+		// On the load generator's CPU, beside wrk: northd's CPU stays
+		// northd's alone.
+		if o.redis, err = startRedis(o.clientPin); err != nil {
+			return err
+		}
+		td.add(o.redis.stop)
+		fmt.Printf("compare: redis-server %s on %s, pid %d: %s\n", o.redis.version, o.redis.addr(), o.redis.cmd.Process.Pid, strings.Join(quoteAll(o.redis.argv), " "))
 	}
 
 	// Start every server once; they idle while another is measured.
 	var live []*running
-	defer func() {
-		for _, r := range live {
-			r.stop()
-		}
-	}()
-	stopOnSignal(&live, o.auth)
-	var skipped []string
+	skipped := skippedPairs
 	byName := map[string]*running{}
 	var matrix []*running // the servers of the routes
 	for i, name := range names {
@@ -182,6 +217,7 @@ func run() error {
 			continue
 		}
 		live = append(live, r)
+		td.add(r.stop)
 		byName[name] = r
 		if i < matrixCount {
 			matrix = append(matrix, r)
@@ -273,6 +309,7 @@ func run() error {
 			}
 		}
 	}
+	probeStore(o, res.pairs, byName)
 	res.commands = commandTemplates(o, rs, matrix, res.pairs, byName)
 	return res.write()
 }
@@ -324,21 +361,74 @@ func measure(o *options, r *running, rt route, d time.Duration) (wrkResult, erro
 // repository; bench/seed_test.go checks seed.py against it.
 const seedSource = "../shared/seed/000_dad61b3b2fd47fcf.txt"
 
-// stopOnSignal stops the servers, and removes the users file and
-// certificate, when compare is interrupted.
-func stopOnSignal(live *[]*running, auth *authFiles) {
+// teardown is what compare must undo when it ends: the servers and
+// redis-server to stop, the users file and certificate to remove. run
+// undoes it, the last first, once, whether compare ended or was
+// interrupted.
+type teardown struct {
+	mu   sync.Mutex
+	fns  []func()
+	done bool
+}
+
+func (t *teardown) add(f func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.fns = append(t.fns, f)
+}
+
+func (t *teardown) run() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return
+	}
+	t.done = true
+	for i := len(t.fns) - 1; i >= 0; i-- {
+		t.fns[i]()
+	}
+}
+
+// stopOnSignal undoes td when compare is interrupted.
+func stopOnSignal(td *teardown) {
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-c
-		for _, r := range *live {
-			r.stop()
-		}
-		if auth != nil {
-			auth.remove()
-		}
+		td.run()
 		os.Exit(130)
 	}()
+}
+
+// probeStore sees, for each side of a pair with -store redis, where the
+// Redis commands of one request come from (store.go's monitorOrigins).
+func probeStore(o *options, prs []*pairResult, byName map[string]*running) {
+	if o.redis == nil {
+		return
+	}
+	for _, pr := range prs {
+		for _, x := range []struct {
+			name string
+			s    side
+		}{{"A", pr.p.a}, {"B", pr.p.b}} {
+			r := byName[x.s.server]
+			if r == nil || !r.spec.redis {
+				continue
+			}
+			if pr.origins == nil {
+				pr.origins, pr.probeErr = map[string]map[string][]string{}, map[string]string{}
+			}
+			do, err := probeRequest(r, x.s.route)
+			if err == nil {
+				pr.origins[x.name], err = o.redis.monitorOrigins(do)
+			}
+			if err != nil {
+				pr.probeErr[x.name] = err.Error()
+				delete(pr.origins, x.name)
+				fmt.Printf("compare: probing the Redis commands of %s %s: %v\n", pr.p.name, x.name, err)
+			}
+		}
+	}
 }
 
 // commandTemplates are the exact commands, with the ports of this run.
@@ -378,6 +468,11 @@ func commandTemplates(o *options, rs []route, matrix []*running, prs []*pairResu
 	if o.auth != nil {
 		cmds = append(cmds, "# $AUTHDIR: a temporary directory compare makes and removes, with users ("+o.auth.usersHow+
 			" of north-1, password secret), cert.pem and key.pem ("+o.auth.certHow+")")
+	}
+	if o.redis != nil {
+		cmds = append([]string{o.redis.command()}, cmds...)
+		cmds = append(cmds, "# before each run of northd-redis: redis-cli -p "+strconv.Itoa(o.redis.port)+
+			" CONFIG RESETSTAT; after it: redis-cli -p "+strconv.Itoa(o.redis.port)+" INFO commandstats")
 	}
 	if len(matrix) > 0 {
 		for _, rt := range rs {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -29,8 +31,25 @@ func TestNorthdConfigurations(t *testing.T) {
 	}
 	defer auth.remove()
 	o := &options{bin: bin, auth: auth, serverProcs: 1}
-	for _, name := range []string{"northd", "northd-users", "northd-tls"} {
+	if o.redisSkip = redisMissing(); o.redisSkip == "" {
+		if o.redis, err = startRedis(nil); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			o.redis.stop()
+			if _, err := os.Stat(o.redis.dir); !os.IsNotExist(err) {
+				t.Errorf("redis-server's directory left behind: %v", err)
+			}
+		}()
+	}
+	for _, name := range []string{"northd", "northd-users", "northd-tls", "northd-redis"} {
 		t.Run(name, func(t *testing.T) {
+			if name == "northd-redis" && o.redis == nil {
+				if os.Getenv("CI") == "true" {
+					t.Fatal(o.redisSkip + "; CI must run this test")
+				}
+				t.Skip(o.redisSkip)
+			}
 			var spec serverSpec
 			for _, s := range specs {
 				if s.name == name {
@@ -64,9 +83,58 @@ func TestNorthdConfigurations(t *testing.T) {
 			if err != nil || again[0] == args[0] {
 				t.Fatalf("second loginForVerify = %q, %v", again, err)
 			}
+			if spec.redis {
+				checkStoreCounts(t, o.redis, r)
+			}
 		})
 	}
 	if _, err := os.Stat(auth.users); err != nil {
 		t.Errorf("users file gone before the end: %v", err)
+	}
+}
+
+// checkStoreCounts: Redis's counts of one login made by the login probe
+// are northd's commands (CONFIG RESETSTAT and INFO left out), and MONITOR
+// sees where each came from, northd sending at least one.
+func checkStoreCounts(t *testing.T, rs *redisServer, r *running) {
+	t.Helper()
+	for _, route := range []string{"login", "verify"} {
+		do, err := probeRequest(r, route)
+		if err != nil {
+			t.Fatalf("%s probe: %v", route, err)
+		}
+		if err := rs.resetStats(); err != nil {
+			t.Fatal(err)
+		}
+		if err := do(); err != nil {
+			t.Fatal(err)
+		}
+		calls, err := rs.commandStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, c := range calls {
+			n += c
+		}
+		if n == 0 {
+			t.Errorf("%s: Redis counted no command of northd's: %v", route, calls)
+		}
+		origins, err := rs.monitorOrigins(do)
+		if err != nil {
+			t.Fatalf("%s: monitor: %v", route, err)
+		}
+		sent := false
+		for c, o := range origins {
+			sent = sent || slices.Contains(o, fromClient)
+			counted := slices.ContainsFunc(slices.Collect(maps.Keys(calls)), func(k string) bool { return k == c || strings.HasPrefix(k, c+"|") })
+			if !counted {
+				t.Errorf("%s: MONITOR saw %s, INFO commandstats did not count it: %v", route, c, calls)
+			}
+		}
+		if !sent {
+			t.Errorf("%s: MONITOR saw no command northd sent: %v", route, origins)
+		}
+		t.Logf("%s: Redis commands %v, from %v", route, calls, origins)
 	}
 }

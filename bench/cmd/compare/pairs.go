@@ -39,6 +39,13 @@ var pairs = []pair{
 	{name: "https", a: side{"northd-tls", "login"}, b: side{"northd", "login"},
 		what: "HTTPS login ÷ HTTP login (reported, no goal)",
 		why:  "what TLS costs on keep-alive connections (wrk's 50 connections each do one handshake, then encrypt every request and response): northd -tls-cert/-tls-key against plain northd, both in open mode, on login.lua"},
+	// The issue "Many instances, one truth: tokens in Redis" (store.go).
+	{name: "login-redis", a: side{"northd-redis", "login"}, b: side{"northd", "login"},
+		what: "login with -store redis ÷ -store memory (reported, no goal)",
+		why:  "what keeping tokens and north servers in Redis costs a login: northd -store redis://… (the login script run by EVALSHA; see \"Store round trips\") against northd's in-memory store, both in open mode, on login.lua; redis-server runs on the load generator's CPU, beside wrk"},
+	{name: "verify-redis", a: side{"northd-redis", "verify"}, b: side{"northd", "verify"},
+		what: "verify with -store redis ÷ -store memory (reported, no goal)",
+		why:  "what a token check costs when the token is in Redis: GET /north/verify against northd -store redis://… (a GET of the token's key; see \"Store round trips\") and against northd's in-memory store, both in open mode, each with a token logged in on that same server just before each run; redis-server runs on the load generator's CPU, beside wrk"},
 }
 
 // pairNames is the -pairs default: every pair.
@@ -82,6 +89,11 @@ func splitList(s string) []string {
 type pairResult struct {
 	p    pair
 	a, b []wrkResult
+	// origins: for a side with -store redis ("A" or "B"), where each
+	// Redis command of one request came from (store.go); probeErr: why
+	// that was not seen.
+	origins  map[string]map[string][]string
+	probeErr map[string]string
 }
 
 // met says whether a ratio range clears a goal, as the targets of the
@@ -140,7 +152,7 @@ func (r *results) writePairs(p func(format string, a ...any)) {
 	if r.o.auth != nil {
 		p("- The users file's hash was made with %s; the certificate is %s.\n", r.o.auth.usersHow, r.o.auth.certHow)
 	}
-	p("\n### Every run of the pairs (req/s, in round order; server CPU)\n\n")
+	p("\n### Every run of the pairs (req/s, in round order; server CPU, and redis-server's with -store redis)\n\n")
 	p("| comparison | side | runs |\n|---|---|---|\n")
 	for _, pr := range r.pairs {
 		for _, s := range []struct {
@@ -152,6 +164,9 @@ func (r *results) writePairs(p func(format string, a ...any)) {
 				mark := ""
 				if w.OtherCPU > r.o.maxOther {
 					mark = fmt.Sprintf(", other CPU %.0f%%", 100*w.OtherCPU)
+				}
+				if w.StoreCalls != nil {
+					mark = fmt.Sprintf(", redis-server %.0f%%", 100*w.StoreCPU) + mark
 				}
 				parts = append(parts, fmt.Sprintf("%s (%.0f%%%s)", commas(w.RPS), 100*w.ServerCPU, mark))
 			}

@@ -140,7 +140,7 @@ func (r *results) write() error {
 	}
 
 	p("## Machine\n\n")
-	for _, l := range machine() {
+	for _, l := range r.machine() {
 		p("- %s\n", l)
 	}
 	p("\n## Method\n\n")
@@ -177,6 +177,15 @@ func (r *results) write() error {
 		p("), after the routes: in each round the pair's two sides once, in turn. ")
 	}
 	p("All servers run for the whole comparison and idle while another is measured.\n")
+	if r.o.redis != nil {
+		p("- northd-redis keeps its tokens and north servers in a throwaway redis-server %s (no persistence, loopback, started and stopped by compare) ", r.o.redis.version)
+		if r.o.clientPin != nil {
+			p("pinned to CPU %s, the load generator's, which it shares with wrk: northd's CPU %s is northd's alone, as in every other run. ", r.o.clientCPUs, r.o.serverCPUs)
+		} else {
+			p("(not pinned). ")
+		}
+		p("Its CPU is not counted as other processes' CPU.\n")
+	}
 	p("- Medians over the rounds; min–max is the range of the rounds; p50/p99 are the medians of each run's wrk latency percentiles. ")
 	p("Server CPU is the share of one CPU the server process used during its runs (under 100%% on a one-CPU server means the client, not the server, was the limit).\n")
 	p("- Other CPU is what every other process on the machine used during a run (from /proc/stat); a run during which it passed %.0f%% of a CPU was measured again (up to %d times; %d reruns in this comparison). The table shows the highest value among the kept runs.\n",
@@ -189,6 +198,7 @@ func (r *results) write() error {
 	}
 	if len(r.pairs) > 0 {
 		r.writePairs(p)
+		r.writeStore(p)
 	}
 
 	p("## Servers\n\n")
@@ -223,7 +233,8 @@ func (r *results) write() error {
 	}
 	// The summary tables on the terminal too.
 	s := b.String()
-	for _, sec := range [][2]string{{"## Requests per second", "## Every run"}, {"## northd against itself", "### Every run of the pairs"}} {
+	for _, sec := range [][2]string{{"## Requests per second", "## Every run"}, {"## northd against itself", "### Every run of the pairs"},
+		{"## Store round trips", "## Servers"}} {
 		if i := strings.Index(s, sec[0]); i >= 0 {
 			if j := strings.Index(s[i:], sec[1]); j > 0 {
 				fmt.Print(s[i : i+j])
@@ -313,8 +324,21 @@ func (r *results) writeRoutes(p func(format string, a ...any)) {
 	p("\n")
 }
 
+// makeTargets are the flags bench.mk's targets other than compare pass,
+// as compareFlags lists them (by name), and the targets.
+var makeTargets = []struct{ flags, target string }{
+	{"-pairs login-cached,verify,https -routes none -tag auth", "make compare-auth"},
+	{"-pairs login-redis,verify-redis -routes none -tag store", "make compare-store"},
+}
+
 func (r *results) makeCommand() string {
 	cmd := "make compare"
+	flags := compareFlags()
+	for _, t := range makeTargets {
+		if rest, ok := strings.CutPrefix(flags, t.flags); ok && (rest == "" || rest[0] == ' ') {
+			cmd, flags = t.target, strings.TrimSpace(rest)
+		}
+	}
 	switch {
 	case r.o.quick:
 		cmd += " QUICK=1"
@@ -326,7 +350,7 @@ func (r *results) makeCommand() string {
 			cmd += " COMPARE_DURATION=" + formatSeconds(r.o.duration)
 		}
 	}
-	if flags := compareFlags(); flags != "" {
+	if flags != "" {
 		cmd += ` COMPARE_FLAGS="` + flags + `"`
 	}
 	return cmd
@@ -354,6 +378,15 @@ func sanitize(s string) string {
 		}
 		return '-'
 	}, s)
+}
+
+// machine describes the machine, and the redis-server when one ran.
+func (r *results) machine() []string {
+	lines := machine()
+	if r.o.redis != nil {
+		lines = append(lines, "redis-server: "+r.o.redis.version)
+	}
+	return lines
 }
 
 // machine describes the machine for the report.
@@ -409,6 +442,10 @@ type rawRun struct {
 	Result    wrkResult `json:"wrk"`
 	ServerCPU float64   `json:"server_cpu"`
 	OtherCPU  float64   `json:"other_cpu"`
+	// a run against northd-redis: redis-server's CPU (share of one CPU)
+	// and the calls of each command it ran (INFO commandstats)
+	StoreCPU   float64          `json:"store_cpu,omitempty"`
+	StoreCalls map[string]int64 `json:"store_calls,omitempty"`
 }
 
 // writeJSON keeps every run, for other tools and later comparisons.
@@ -417,19 +454,27 @@ func (r *results) writeJSON(path string) error {
 	for _, rt := range r.routes {
 		for _, s := range r.servers {
 			for i, w := range r.runs[rt.name][s.spec.name] {
-				runs = append(runs, rawRun{"", "", rt.name, s.spec.name, i + 1, w, w.ServerCPU, w.OtherCPU})
+				runs = append(runs, rawRun{Route: rt.name, Server: s.spec.name, Round: i + 1, Result: w, ServerCPU: w.ServerCPU, OtherCPU: w.OtherCPU})
 			}
 		}
 	}
 	for _, pr := range r.pairs {
-		for i, w := range pr.a {
-			runs = append(runs, rawRun{pr.p.name, "a", pr.p.a.route, pr.p.a.server, i + 1, w, w.ServerCPU, w.OtherCPU})
-		}
-		for i, w := range pr.b {
-			runs = append(runs, rawRun{pr.p.name, "b", pr.p.b.route, pr.p.b.server, i + 1, w, w.ServerCPU, w.OtherCPU})
+		for _, x := range []struct {
+			side string
+			s    side
+			ws   []wrkResult
+		}{{"a", pr.p.a, pr.a}, {"b", pr.p.b, pr.b}} {
+			for i, w := range x.ws {
+				runs = append(runs, rawRun{Pair: pr.p.name, Side: x.side, Route: x.s.route, Server: x.s.server, Round: i + 1,
+					Result: w, ServerCPU: w.ServerCPU, OtherCPU: w.OtherCPU, StoreCPU: w.StoreCPU, StoreCalls: w.StoreCalls})
+			}
 		}
 	}
-	b, err := json.MarshalIndent(map[string]any{"machine": machine(), "commands": r.commands, "runs": runs}, "", " ")
+	doc := map[string]any{"machine": r.machine(), "commands": r.commands, "runs": runs}
+	if st := r.storeSummary(); len(st) > 0 {
+		doc["store_round_trips"] = st
+	}
+	b, err := json.MarshalIndent(doc, "", " ")
 	if err != nil {
 		return err
 	}

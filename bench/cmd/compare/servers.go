@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -31,6 +32,9 @@ type serverSpec struct {
 	goServer bool
 	// tls: the server answers HTTPS only.
 	tls bool
+	// redis: the server keeps its tokens in compare's redis-server
+	// (store.go), whose commands and CPU are counted with its runs.
+	redis bool
 }
 
 // northdArgv is northd on port with the flags every northd of a
@@ -88,6 +92,21 @@ var specs = []serverSpec{
 				return nil, "", errNoAuthFiles.Error()
 			}
 			return northdArgv(o, port, "-tls-cert", o.auth.cert, "-tls-key", o.auth.key)
+		},
+	},
+	{
+		// not in the default list, for the pairs login-redis and
+		// verify-redis: northd with its tokens and north servers in
+		// the redis-server compare starts (store.go)
+		name:     "northd-redis",
+		about:    "northd -store redis://ADDR/0, in open mode; ADDR a throwaway redis-server (no persistence, loopback) that compare starts pinned to the load generator's CPU, beside wrk",
+		goServer: true,
+		redis:    true,
+		argv: func(o *options, port int) ([]string, string, string) {
+			if o.redis == nil {
+				return nil, "", "no redis-server: " + cmp.Or(o.redisSkip, "compare did not start one")
+			}
+			return northdArgv(o, port, "-store", "redis://"+o.redis.addr()+"/0")
 		},
 	},
 	{

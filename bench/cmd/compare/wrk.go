@@ -70,7 +70,11 @@ type wrkResult struct {
 
 	// filled in by the runner
 	ServerCPU float64 `json:"-"` // share of one CPU the server used
-	OtherCPU  float64 `json:"-"` // CPUs used by everything but the server and wrk
+	OtherCPU  float64 `json:"-"` // CPUs used by everything but the server, its store and wrk
+	// A server with -store redis (store.go): the share of one CPU
+	// redis-server used, and the commands it ran during the run.
+	StoreCPU   float64          `json:"-"`
+	StoreCalls map[string]int64 `json:"-"`
 }
 
 // parseWrk finds the WRKJSON line in wrk's output.
@@ -123,6 +127,19 @@ func runWrk(o *options, r *running, rt route, d time.Duration) (wrkResult, error
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
+	// Redis's command counts start from zero with the run, after the
+	// route's preparation (the verify route's login).
+	store := o.redis
+	if !r.spec.redis {
+		store = nil
+	}
+	var store0 int64
+	if store != nil {
+		if err := store.resetStats(); err != nil {
+			return wrkResult{}, err
+		}
+		store0 = store.cpuTicks()
+	}
 	before := r.cpuTicks()
 	busy0 := machineBusyTicks()
 	t0 := time.Now()
@@ -130,6 +147,18 @@ func runWrk(o *options, r *running, rt route, d time.Duration) (wrkResult, error
 	wall := time.Since(t0)
 	after := r.cpuTicks()
 	busy1 := machineBusyTicks()
+	var storeTicks int64
+	var calls map[string]int64
+	if store != nil {
+		storeTicks = store.cpuTicks() - store0
+		if !store.alive() {
+			return wrkResult{}, fmt.Errorf("redis-server exited during the run: %s", store.log.String())
+		}
+		var serr error
+		if calls, serr = store.commandStats(); serr != nil && err == nil {
+			return wrkResult{}, serr
+		}
+	}
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out.String())
 	}
@@ -141,9 +170,13 @@ func runWrk(o *options, r *running, rt route, d time.Duration) (wrkResult, error
 		return res, fmt.Errorf("%s exited during the run: %s", r.spec.name, r.log.String())
 	}
 	res.ServerCPU = float64(after-before) / clockTicks / wall.Seconds()
+	if store != nil {
+		res.StoreCPU = float64(storeTicks) / clockTicks / wall.Seconds()
+		res.StoreCalls = calls
+	}
 	if st := cmd.ProcessState; st != nil && busy0 > 0 {
 		wrkCPU := (st.UserTime() + st.SystemTime()).Seconds()
-		other := float64(busy1-busy0)/clockTicks - float64(after-before)/clockTicks - wrkCPU
+		other := float64(busy1-busy0)/clockTicks - float64(after-before)/clockTicks - wrkCPU - float64(storeTicks)/clockTicks
 		res.OtherCPU = max(0, other/wall.Seconds())
 	}
 	return res, nil
