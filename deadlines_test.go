@@ -24,7 +24,7 @@ func TestLazyDeadlinesStillCutOffClients(t *testing.T) {
 	}{
 		{"trickles a request", func(t *testing.T, c net.Conn) {
 			// One byte of a header every 100 ms: each read is in
-			// time, the request never is. The answer is 408.
+			// time, the request never is.
 			c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "))
 			var got []byte
 			for {
@@ -37,8 +37,11 @@ func TestLazyDeadlinesStillCutOffClients(t *testing.T) {
 					break
 				}
 			}
-			if !bytes.HasPrefix(got, []byte("HTTP/1.1 408 Request Timeout\r\n")) {
-				t.Errorf("a trickled request got %q, want a 408", got)
+			// fasthttp closes a keep-alive connection whose next
+			// request is late with no answer, or with a 408; any
+			// other answer would mean it was not the deadline.
+			if len(got) != 0 && !bytes.HasPrefix(got, []byte("HTTP/1.1 408 Request Timeout\r\n")) {
+				t.Errorf("a trickled request got %q, want a 408 or nothing", got)
 			}
 		}},
 		{"stays idle after a request", func(t *testing.T, c net.Conn) {
@@ -74,6 +77,17 @@ func TestLazyDeadlinesStillCutOffClients(t *testing.T) {
 			c.SetDeadline(time.Now().Add(bound + time.Minute)) // the test's own safety net
 			start := time.Now()
 			done := make(chan struct{})
+			// One whole request first, so that the connection is
+			// served (and counted open) before the client holds it.
+			io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			var first []byte
+			for !bytes.HasSuffix(first, []byte("\r\n\r\nok\n")) { // one byte at a time: nothing more
+				var b [1]byte
+				if _, err := c.Read(b[:]); err != nil {
+					t.Fatalf("first request: %v after %q", err, first)
+				}
+				first = append(first, b[0])
+			}
 			go func() { tt.hold(t, c); close(done) }()
 			waitFor(t, "the server to close the connection", func() bool { return s.openConns.Load() == 0 })
 			if took := time.Since(start); took > bound {
