@@ -102,7 +102,7 @@ const (
 func TestUsersFileLogins(t *testing.T) {
 	bcryptLine := htpasswdBcrypt(t, "alice", "alice's secret")
 	var hashed bytes.Buffer
-	if err := run(context.Background(), []string{"hash-password"}, os.Getenv, strings.NewReader("b\u00f6b's secret\n"), &hashed, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"hash-password"}, os.LookupEnv, strings.NewReader("b\u00f6b's secret\n"), &hashed, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	users := writeUsersFile(t, testUsersHeader+bcryptLine+"\nbob:"+strings.TrimSpace(hashed.String())+"\n")
@@ -339,7 +339,7 @@ func TestVerifyRefusesBadAuthorization(t *testing.T) {
 
 // Without -users northd answers only on loopback, unless told on purpose.
 func TestOpenModeIsForLoopback(t *testing.T) {
-	err := run(context.Background(), []string{"-listen", "0.0.0.0:0", "-admin", "off"}, os.Getenv, nil, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"-listen", "0.0.0.0:0", "-admin", "off"}, os.LookupEnv, nil, io.Discard, io.Discard)
 	want := "-listen 0.0.0.0:0 is not a loopback address, and without -users any credentials log in; give -users FILE, or -insecure-open to accept any credentials on purpose"
 	var usage usageError
 	if err == nil || err.Error() != want || !errors.As(err, &usage) {
@@ -358,7 +358,7 @@ func TestOpenModeIsForLoopback(t *testing.T) {
 // naming the file and the line.
 func TestRefusedUsersFileStopsNorthd(t *testing.T) {
 	users := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\nbob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n")
-	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", "off", "-users", users}, os.Getenv, nil, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", "off", "-users", users}, os.LookupEnv, nil, io.Discard, io.Discard)
 	var usage usageError
 	if err == nil || !errors.As(err, &usage) || !strings.HasPrefix(err.Error(), "users file "+users+" line 2: SHA-1 hashes") {
 		t.Fatalf("run with a SHA-1 line: %v", err)

@@ -103,23 +103,13 @@ func newFlagSet(cfg *config) (fs *flag.FlagSet, listen, trusted *string) {
 	return fs, listen, trusted
 }
 
-// parseConfig is parseConfigEnv for a getenv such as os.Getenv, which
-// cannot tell a variable set to "" from an unset one: with it an empty
-// variable counts as unset, so NORTHD_ADMIN= leaves the admin listener on.
-func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
-	return parseConfigEnv(args, func(name string) (string, bool) {
-		v := getenv(name)
-		return v, v != ""
-	}, stdout)
-}
-
-// parseConfigEnv reads the configuration from the command line and, for
+// parseConfig reads the configuration from the command line and, for
 // each flag not on it, its environment twin through lookupEnv, which
 // answers as os.LookupEnv does. A variable that is set counts even when
 // empty, exactly as its flag given "" would: NORTHD_ADMIN= disables the
 // admin listener as -admin= does, and NORTHD_MAX_BODY_SIZE= is refused as
 // -max-body-size= is.
-func parseConfigEnv(args []string, lookupEnv func(string) (string, bool), stdout io.Writer) (config, error) {
+func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io.Writer) (config, error) {
 	var cfg config
 	fs, listen, trusted := newFlagSet(&cfg)
 
@@ -138,6 +128,11 @@ func parseConfigEnv(args []string, lookupEnv func(string) (string, bool), stdout
 	fs.Visit(func(f *flag.Flag) { setOnCommandLine[f.Name] = true })
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" {
+			// A command, not a setting: deploy tools often set
+			// NORTHD_VERSION for their own ends.
+			return
+		}
 		name := envName(f.Name)
 		v, ok := lookupEnv(name)
 		if !ok || setOnCommandLine[f.Name] || envErr != nil {

@@ -20,7 +20,7 @@ import (
 // testConfig is the default configuration with changes applied.
 func testConfig(t testing.TB, args ...string) config {
 	t.Helper()
-	cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
+	cfg, err := parseConfig(args, noEnv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

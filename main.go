@@ -23,7 +23,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "northd: second signal, exiting without finishing in-flight requests")
 		os.Exit(1)
 	}()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr)
 	if err == nil {
 		return
 	}

@@ -27,11 +27,11 @@ import (
 // ctx is cancelled (main cancels it on SIGINT or SIGTERM), then drains and
 // shuts down. It returns nil after a clean shutdown, a usageError for bad
 // flags, and another error when northd cannot start or stop cleanly.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "hash-password" {
 		return runHashPassword(args[1:], stdin, stdout, stderr)
 	}
-	cfg, err := parseConfig(args, getenv, stdout)
+	cfg, err := parseConfig(args, lookupEnv, stdout)
 	if errors.Is(err, errHelp) {
 		return nil
 	}

@@ -43,7 +43,7 @@ func startRun(t *testing.T, args ...string) (listen []string, admin string, logs
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = new(syncBuffer)
 	result := make(chan error, 1)
-	go func() { result <- run(ctx, args, func(string) string { return "" }, nil, io.Discard, logs) }()
+	go func() { result <- run(ctx, args, noEnv, nil, io.Discard, logs) }()
 	deadline := time.Now().Add(time.Minute) // only a northd that never starts gets near it
 	for {
 		if m := startedLine.FindStringSubmatch(logs.String()); m != nil {
@@ -178,7 +178,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, nil, io.Discard, io.Discard)
+			err := run(context.Background(), tt.args, envFrom(tt.env), nil, io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("Run succeeded")
 			}
@@ -195,7 +195,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 
 func TestRunHelpListsEveryFlag(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"-h"}, noEnv, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	help := out.String()
@@ -228,8 +228,7 @@ func TestRunHelpListsEveryFlag(t *testing.T) {
 }
 
 // TestEnvironmentCountsEmptyValues: a variable set to "" counts, as its
-// flag given "" would, when the environment is read as os.LookupEnv does;
-// read as os.Getenv does, it cannot be told from an unset one.
+// flag given "" would (main reads the environment with os.LookupEnv).
 func TestEnvironmentCountsEmptyValues(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -244,13 +243,11 @@ func TestEnvironmentCountsEmptyValues(t *testing.T) {
 		{"an address", nil, map[string]string{"NORTHD_ADMIN": "127.0.0.1:9200"}, "127.0.0.1:9200", ""},
 		{"the flag wins over empty", []string{"-admin", "127.0.0.1:9300"}, map[string]string{"NORTHD_ADMIN": ""}, "127.0.0.1:9300", ""},
 		{"empty where a number is needed", nil, map[string]string{"NORTHD_MAX_BODY_SIZE": ""}, "", `invalid value "" for NORTHD_MAX_BODY_SIZE: parse error`},
+		{"NORTHD_VERSION is not -version", nil, map[string]string{"NORTHD_VERSION": "1.2.3"}, "127.0.0.1:9100", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfigEnv(tt.args, func(k string) (string, bool) {
-				v, ok := tt.env[k]
-				return v, ok
-			}, io.Discard)
+			cfg, err := parseConfig(tt.args, envFrom(tt.env), io.Discard)
 			var usage usageError
 			switch {
 			case tt.err != "":
@@ -264,10 +261,16 @@ func TestEnvironmentCountsEmptyValues(t *testing.T) {
 			}
 		})
 	}
-	// Through a getenv, empty is unset.
-	cfg, err := parseConfig(nil, func(k string) string { return map[string]string{"NORTHD_ADMIN": ""}[k] }, io.Discard)
-	if err != nil || cfg.Admin != "127.0.0.1:9100" {
-		t.Errorf("parseConfig with NORTHD_ADMIN empty: admin %q, %v; want the default", cfg.Admin, err)
+}
+
+// noEnv is an empty environment; envFrom one of the given variables, read
+// as os.LookupEnv reads the real one.
+func noEnv(string) (string, bool) { return "", false }
+
+func envFrom(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
 	}
 }
 
@@ -277,7 +280,7 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 	defer cancel()
 	logs := new(syncBuffer)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, nil, io.Discard, logs) }()
+	go func() { done <- run(ctx, nil, envFrom(env), nil, io.Discard, logs) }()
 	waitUntil(t, "northd to start", func() bool {
 		select {
 		case err := <-done:
@@ -302,7 +305,7 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 func TestDrainingServesAllButReadyz(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, noEnv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +378,7 @@ func TestShutdownDrainsFirst(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := new(syncBuffer)
-	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "off", "-drain-delay", "1ms"}, func(string) string { return "" }, logs)
+	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "off", "-drain-delay", "1ms"}, noEnv, logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,14 +412,14 @@ func TestStartReusePortSharesTheAddress(t *testing.T) {
 	var servers []*instance
 	addr := "127.0.0.1:0" // the first instance picks the port, the second shares it
 	for i := 0; i < 2; i++ {
-		srv, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off", "-reuseport"}, func(string) string { return "" }, io.Discard)
+		srv, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off", "-reuseport"}, noEnv, io.Discard)
 		if err != nil {
 			t.Fatalf("instance %d with -reuseport on %s: %v", i, addr, err)
 		}
 		servers = append(servers, srv)
 		addr = srv.listenAddrs()[0]
 	}
-	if _, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off"}, func(string) string { return "" }, io.Discard); err == nil {
+	if _, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off"}, noEnv, io.Discard); err == nil {
 		t.Fatal("a third instance without -reuseport bound the same address")
 	}
 	resp, err := http.Get("http://" + addr + "/healthz")
@@ -438,7 +441,7 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 		want int
 	}{{nil, 404}, {[]string{"-pprof"}, 200}} {
 		ctx, cancel := context.WithCancel(context.Background())
-		srv, err := startInstance(t, ctx, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tt.args...), func(string) string { return "" }, io.Discard)
+		srv, err := startInstance(t, ctx, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tt.args...), noEnv, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -468,9 +471,9 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 
 // startInstance starts northd in this process as run would, and returns
 // once it serves.
-func startInstance(t testing.TB, ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) (*instance, error) {
+func startInstance(t testing.TB, ctx context.Context, args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (*instance, error) {
 	t.Helper()
-	cfg, err := parseConfig(args, getenv, io.Discard)
+	cfg, err := parseConfig(args, lookupEnv, io.Discard)
 	if err != nil {
 		return nil, err
 	}
