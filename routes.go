@@ -1,6 +1,9 @@
 package main
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 )
@@ -30,12 +33,61 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	r.GET("/readyz", readyz)
 	r.HEAD("/readyz", readyz)
 
-	r.NotFound = s.observed(routeNotFound, handleNotFound)
-	r.MethodNotAllowed = s.observed(routeMethodNotAllowed, handleMethodNotAllowed)
-	r.GlobalOPTIONS = s.observed(routeOptions, handleOptions)
+	// A known path asked with another method gets 405, and OPTIONS gets
+	// 204, each with an Allow header built here once: the router would
+	// build it anew for every such answer.
+	r.HandleMethodNotAllowed = false
+	r.HandleOPTIONS = false
+	allow := allowHeaders(r.List())
+	notFound := s.observed(routeNotFound, handleNotFound)
+	methodNotAllowed := s.observed(routeMethodNotAllowed, handleMethodNotAllowed)
+	options := s.observed(routeOptions, handleOptions)
+	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		path := ctx.Path()
+		if string(ctx.RequestURI()) == "*" {
+			path = ctx.RequestURI() // OPTIONS *: the whole server
+		}
+		methods, known := allow[string(path)]
+		switch {
+		case !known:
+			notFound(ctx)
+		case ctx.IsOptions():
+			ctx.Response.Header.SetCanonical(headerAllow, methods)
+			options(ctx)
+		default:
+			ctx.Response.Header.SetCanonical(headerAllow, methods)
+			methodNotAllowed(ctx)
+		}
+	}
 
 	return func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.SetCanonical(headerCacheControl, noStore)
 		r.Handler(ctx)
 	}
+}
+
+var headerAllow = []byte("Allow")
+
+// allowHeaders turns the router's methods by path into each path's Allow
+// header: its methods and OPTIONS, sorted, as the router writes them. The
+// path "*" (OPTIONS *) allows every method the server has.
+func allowHeaders(methodPaths map[string][]string) map[string][]byte {
+	byPath := map[string][]string{"*": {fasthttp.MethodOptions}}
+	for method, paths := range methodPaths {
+		for _, p := range paths {
+			if len(byPath[p]) == 0 {
+				byPath[p] = []string{fasthttp.MethodOptions}
+			}
+			byPath[p] = append(byPath[p], method)
+			if !slices.Contains(byPath["*"], method) {
+				byPath["*"] = append(byPath["*"], method)
+			}
+		}
+	}
+	allow := make(map[string][]byte, len(byPath))
+	for p, methods := range byPath {
+		slices.Sort(methods)
+		allow[p] = []byte(strings.Join(methods, ", "))
+	}
+	return allow
 }
