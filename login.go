@@ -101,7 +101,7 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 	} else {
 		token = s.registry.login(ip, lr.username, token, ctx.Time())
 	}
-	s.metrics.logins.Inc()
+	s.metrics.shardOf(ctx).logins.Add(1)
 
 	var b [loginOKLen]byte
 	ok := append(b[:0], loginOKPrefix...)

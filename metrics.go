@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -34,18 +35,26 @@ var countedStatuses = [...]int{200, 204, 400, 404, 405, 408, 413, 429, 431, 500,
 
 // requestDurationBuckets reach down to 25µs: a login is answered in
 // microseconds, and the default buckets would put every request in one.
-var requestDurationBuckets = []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 500e-3, 1, 5}
+var requestDurationBuckets = [...]float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 500e-3, 1, 5}
 
 // subsystemMetrics are one subsystem's series in the process's metrics set.
-// Counting allocates nothing: request counters are created on first use
-// and kept in a fixed table.
+// Counting allocates nothing.
+//
+// What every request counts (its route and status, its duration, a login)
+// goes into one of requestShards shards, picked by the connection, each on
+// cache lines of its own: requests on different cores then touch different
+// memory, where one shared counter's cache line would bounce between the
+// cores and one histogram's mutex would queue them. /metrics sums the
+// shards; its output is what one counter and one histogram would give.
 type subsystemMetrics struct {
 	set       *metrics.Set
 	subsystem string // label value
 
-	requests         [routeCount][len(countedStatuses) + 1]atomic.Pointer[metrics.Counter]
-	duration         *metrics.PrometheusHistogram
-	logins           *metrics.Counter
+	shards [requestShards]requestShard
+	// listed marks the request series already in the set: a series is
+	// added at its first request, so /metrics shows only what happened.
+	listed [routeCount][len(countedStatuses) + 1]atomic.Bool
+
 	loginRejections  [problemCount]*metrics.Counter
 	loginFailures    [authOutcomeCount]*metrics.Counter // credentials refused; authOK unused
 	verifications    [bearerProblemCount]*metrics.Counter
@@ -56,8 +65,10 @@ type subsystemMetrics struct {
 func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 	m := &subsystemMetrics{set: set, subsystem: s.name}
 	label := `subsystem="` + s.name + `"`
-	m.duration = set.NewPrometheusHistogramExt(`northd_request_duration_seconds{`+label+`}`, requestDurationBuckets)
-	m.logins = set.NewCounter(`northd_logins_total{` + label + `}`)
+	m.listDuration(`northd_request_duration_seconds`, label)
+	set.NewGauge(`northd_logins_total{`+label+`}`, func() float64 {
+		return float64(m.sum(func(sh *requestShard) uint64 { return sh.logins.Load() }))
+	})
 	for p := problemEmptyBody; p < problemCount; p++ {
 		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + problemReasons[p] + `"}`)
 	}
@@ -111,6 +122,36 @@ func (s *subsystem) observed(rt route, h fasthttp.RequestHandler) fasthttp.Reque
 	}
 }
 
+// requestShards spreads per-request counting over this many shards, a
+// power of two.
+const requestShards = 32
+
+// requestShard is one shard of what requests count. Its size is a whole
+// number of cache lines, so no two shards share one.
+type requestShard struct {
+	requests [routeCount][len(countedStatuses) + 1]atomic.Uint64
+	// durations counts requests by the first bucket of
+	// requestDurationBuckets they fit; the last slot, those over all.
+	durations      [len(requestDurationBuckets) + 1]atomic.Uint64
+	durationsNanos atomic.Uint64
+	logins         atomic.Uint64
+	_              [64 - ((int(routeCount)*(len(countedStatuses)+1)+len(requestDurationBuckets)+1+2)*8)%64]byte
+}
+
+// shardOf picks the shard of a request: by its connection, so that one
+// connection's requests, served by one goroutine, always count in one.
+func (m *subsystemMetrics) shardOf(ctx *fasthttp.RequestCtx) *requestShard {
+	return &m.shards[ctx.ConnID()&(requestShards-1)]
+}
+
+func (m *subsystemMetrics) sum(field func(*requestShard) uint64) uint64 {
+	var n uint64
+	for i := range m.shards {
+		n += field(&m.shards[i])
+	}
+	return n
+}
+
 func (m *subsystemMetrics) observe(rt route, ctx *fasthttp.RequestCtx) {
 	status := ctx.Response.StatusCode()
 	slot := len(countedStatuses)
@@ -120,24 +161,69 @@ func (m *subsystemMetrics) observe(rt route, ctx *fasthttp.RequestCtx) {
 			break
 		}
 	}
-	c := m.requests[rt][slot].Load()
-	if c == nil {
-		c = m.requestCounter(rt, slot)
+	sh := m.shardOf(ctx)
+	sh.requests[rt][slot].Add(1)
+	if !m.listed[rt][slot].Load() {
+		m.listRequests(rt, slot)
 	}
-	c.Inc()
 	// fasthttp stamps a request's start once it has read it whole, so an
 	// unreadable request has no duration.
 	if rt != routeUnreadable {
-		m.duration.Update(time.Since(ctx.Time()).Seconds())
+		d := time.Since(ctx.Time())
+		b := 0
+		for b < len(requestDurationBuckets) && d > requestDurationBounds[b] {
+			b++
+		}
+		sh.durations[b].Add(1)
+		sh.durationsNanos.Add(uint64(d))
 	}
 }
 
-func (m *subsystemMetrics) requestCounter(rt route, slot int) *metrics.Counter {
+// requestDurationBounds are requestDurationBuckets as durations, so that
+// a request's is compared without a float conversion.
+var requestDurationBounds = func() (d [len(requestDurationBuckets)]time.Duration) {
+	for i, s := range requestDurationBuckets {
+		d[i] = time.Duration(s * float64(time.Second))
+	}
+	return d
+}()
+
+// listRequests adds the series of one route and status to the set, once.
+func (m *subsystemMetrics) listRequests(rt route, slot int) {
+	if m.listed[rt][slot].Swap(true) {
+		return
+	}
 	status := "other"
 	if slot < len(countedStatuses) {
 		status = strconv.Itoa(countedStatuses[slot])
 	}
-	c := m.set.GetOrCreateCounter(`northd_requests_total{subsystem="` + m.subsystem + `",route="` + routeNames[rt] + `",status="` + status + `"}`)
-	m.requests[rt][slot].Store(c)
-	return c
+	m.set.GetOrCreateGauge(`northd_requests_total{subsystem="`+m.subsystem+`",route="`+routeNames[rt]+`",status="`+status+`"}`, func() float64 {
+		return float64(m.sum(func(sh *requestShard) uint64 { return sh.requests[rt][slot].Load() }))
+	})
+}
+
+// listDuration adds the duration histogram's series, as a Prometheus
+// histogram writes them: cumulative _bucket{le=…}, _sum and _count.
+func (m *subsystemMetrics) listDuration(name, label string) {
+	for b, ub := range requestDurationBuckets {
+		m.set.NewGauge(fmt.Sprintf("%s_bucket{%s,le=\"%v\"}", name, label, ub), func() float64 {
+			var n uint64
+			for i := 0; i <= b; i++ {
+				n += m.sum(func(sh *requestShard) uint64 { return sh.durations[i].Load() })
+			}
+			return float64(n)
+		})
+	}
+	count := func() float64 {
+		var n uint64
+		for i := range len(requestDurationBuckets) + 1 {
+			n += m.sum(func(sh *requestShard) uint64 { return sh.durations[i].Load() })
+		}
+		return float64(n)
+	}
+	m.set.NewGauge(name+`_bucket{`+label+`,le="+Inf"}`, count)
+	m.set.NewGauge(name+`_sum{`+label+`}`, func() float64 {
+		return time.Duration(m.sum(func(sh *requestShard) uint64 { return sh.durationsNanos.Load() })).Seconds()
+	})
+	m.set.NewGauge(name+`_count{`+label+`}`, count)
 }
