@@ -148,7 +148,7 @@ func (s *subsystem) rejectLogin(ctx *fasthttp.RequestCtx, status int, problem lo
 	s.metrics.loginRejections[problem].Inc()
 	ctx.SetStatusCode(status)
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
-	ctx.Response.SetBody(s.rejections[problem])
+	ctx.Response.SetBodyRaw(s.rejections[problem])
 }
 
 // clientAddr is the address the registry records for a login without an
