@@ -1,12 +1,17 @@
 # bench/bench.mk: benchmark targets, included from the root Makefile
 # (paths are relative to the repository root). See bench/README.md.
 #
-#   make compare              northd against its peers, then against itself
-#                             (cached login, verify, HTTPS, -store redis), under wrk (~17 min)
+#   make compare              northd against its peers, keep-alive and pipelined-16,
+#                             then against itself (cached login, verify, HTTPS,
+#                             -store redis), under wrk, 15 rounds of 2 s (~25 min)
 #   make compare QUICK=1      one short round, for smoke runs (~2 min)
-#   make compare-auth         only cached login, verify, HTTPS (~3 min; QUICK=1 too)
+#   make compare-parallel     servers and wrk unpinned on both CPUs, GOMAXPROCS=2 (~9 min)
+#   make compare-ab           northd against northd-old, built from OLD (default: the
+#                             commit before the lazy deadlines), and the floor (~7 min);
+#                             NEW=<rev> builds northd from a revision too
+#   make compare-auth         only cached login, verify, HTTPS (~4 min; QUICK=1 too)
 #   make compare-store        only -store redis against -store memory, login and
-#                             verify, with Redis's commands per request (~2 min; QUICK=1 too)
+#                             verify, with Redis's commands per request (~3 min; QUICK=1 too)
 #   make bench-e2e            Go end-to-end benchmarks, output for benchstat
 #   make bench-conns          RSS per idle keep-alive connection (8,000)
 #   make bench-profile        CPU profile of northd under wrk (PROFILE_ROUTE=login)
@@ -16,8 +21,10 @@ _bench_default_goal := $(.DEFAULT_GOAL)
 
 GO ?= go
 BENCHCOUNT ?= 6
-COMPARE_ROUNDS ?= 5
-COMPARE_DURATION ?= 5s
+# Many short rounds: this machine's noise comes in bursts of seconds, and
+# the runs of one round, seconds apart, see the same burst.
+COMPARE_ROUNDS ?= 15
+COMPARE_DURATION ?= 2s
 COMPARE_FLAGS ?=
 CONNS ?= 8000
 BENCH_BIN := bin/bench
@@ -30,7 +37,12 @@ endif
 
 PROFILE_ROUTE ?= login
 
-.PHONY: compare compare-auth compare-store bench-e2e bench-conns bench-tools bench-build bench-profile
+# The revision northd-old is built from (make bench-build-old, make
+# compare-ab): by default the parent of the commit that made deadlines
+# lazy. Only evaluated when used.
+OLD ?= $(shell git log --format=%H --grep='^Lazy deadlines: serverConn' -1)^
+
+.PHONY: compare compare-auth compare-store compare-parallel compare-ab bench-build-old bench-e2e bench-conns bench-tools bench-build bench-profile
 
 # wrk is required; nginx and python3 only for their peers, redis-server
 # (with redis-cli) only for the -store redis pairs (compare skips a peer
@@ -84,6 +96,48 @@ compare-auth: bench-tools bench-build
 # it at the end. Writes <date>-<host>-store.md.
 compare-store: bench-tools bench-build
 	$(BENCH_BIN)/compare $(_compare_args) -routes none -pairs login-redis,verify-redis -tag store $(COMPARE_FLAGS)
+
+# Servers and wrk unpinned on every CPU (both, here): Go servers with
+# GOMAXPROCS=2, wrk -t2, nginx 2 workers; keep-alive and pipelined-16 GET /
+# and login. Writes <date>-<host>-parallel.md.
+compare-parallel: bench-tools bench-build
+	$(BENCH_BIN)/compare $(_compare_args) -parallel -pairs none -routes home,login,home-p16,login-p16 -servers northd,floor,floor-10s,nginx $(COMPARE_FLAGS)
+
+# NEW=<rev> (make compare-ab NEW=<rev>): northd too is built from a
+# revision rather than the working tree, for an A/B of two commits alone;
+# northd, northd-old and a copy of the floor then go to bin/bench/ab.
+NEW ?=
+_ab_bin = $(if $(NEW),$(BENCH_BIN)/ab,$(BENCH_BIN))
+_ab_bin_flag = $(if $(NEW),-bin $(_ab_bin))
+
+# $(call _build_rev,REV,OUT): northd at the revision REV, from git archive
+# into a temporary directory (removed at the end, interrupted or not),
+# built into OUT; the revision's hash and subject go to OUT.rev for
+# compare's report.
+define _build_rev
+@rev=$$(git rev-parse --verify -q '$(1)^{commit}') || { echo "bench-build-old: no revision '$(1)': give one, make compare-ab OLD=<rev>"; exit 1; }; \
+rm -f $(2) $(2).rev; \
+tmp=$$(mktemp -d) || exit 1; trap 'rm -rf "$$tmp"' EXIT; trap 'exit 1' INT TERM; \
+echo "bench-build-old: northd at $$(git log -1 --format='%h %s' $$rev | cut -c1-100) into $(2)"; \
+mkdir -p $(dir $(2)) && \
+git archive "$$rev" | tar -x -C "$$tmp" && \
+$(GO) -C "$$tmp" build -o $(abspath $(2)) . && \
+git log -1 --format='%H%n%s' "$$rev" > $(2).rev
+endef
+
+# northd-old: northd at OLD (bin/bench/northd-old), and with NEW northd at
+# NEW too (both in bin/bench/ab).
+bench-build-old:
+	$(call _build_rev,$(OLD),$(_ab_bin)/northd-old)
+	$(if $(NEW),$(call _build_rev,$(NEW),$(_ab_bin)/northd))
+
+# northd (the working tree, or NEW) against northd-old (OLD) and the floor,
+# on keep-alive and pipelined-16 GET / and login: the northd ÷ northd-old
+# column is what changed between them. COMPARE_FLAGS=-parallel for the
+# same on both CPUs. Writes <date>-<host>-ab.md.
+compare-ab: bench-tools bench-build bench-build-old
+	$(if $(NEW),cp $(BENCH_BIN)/floor $(_ab_bin)/floor)
+	$(BENCH_BIN)/compare $(_ab_bin_flag) $(_compare_args) -pairs none -routes home,login,home-p16,login-p16 -servers northd,northd-old,floor -tag ab $(COMPARE_FLAGS)
 
 # The northd binary driven by fasthttp's HostClient and PipelineClient.
 # Compare two runs: benchstat old.txt bench/e2e.txt (see bench/README.md).

@@ -7,27 +7,43 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// chart draws the median requests/s of every server on every route as
-// grouped bars, each labelled with its value, and saves it as a PNG.
-func (r *results) chart(path string) error {
+// chart draws the median requests/s of every server on the routes rts as
+// grouped bars, each labelled with its value, and saves it as a PNG. A
+// server that did not run a route has no bar there.
+func (r *results) chart(path string, rts []route) error {
 	p := plot.New()
 	p.Title.Text = "requests/s (median of rounds), higher is better"
+	if r.o.parallel {
+		p.Title.Text += "; parallel: servers and wrk on every CPU"
+	}
 	p.Y.Label.Text = "requests/s"
 	p.Y.Min = 0
 	p.Legend.Top = true
 	p.Legend.Left = false
 
-	names := make([]string, len(r.routes))
-	for i, rt := range r.routes {
+	names := make([]string, len(rts))
+	for i, rt := range rts {
 		names[i] = rt.title
 	}
-	n := len(r.servers)
-	width := vg.Points(float64(min(90, 440/max(1, n*len(r.routes)))))
-	var top float64
+	// The servers that ran any of rts, each with its colour in every
+	// chart of the report (by its place among all the servers).
+	var servers []*running
+	var colours []int
 	for i, s := range r.servers {
-		vals := make(plotter.Values, len(r.routes))
+		for _, rt := range rts {
+			if len(r.runs[rt.name][s.spec.name]) > 0 {
+				servers, colours = append(servers, s), append(colours, i)
+				break
+			}
+		}
+	}
+	n := len(servers)
+	width := vg.Points(float64(min(90, 440/max(1, n*len(rts)))))
+	var top float64
+	for i, s := range servers {
+		vals := make(plotter.Values, len(rts))
 		labels := plotter.XYLabels{}
-		for j, rt := range r.routes {
+		for j, rt := range rts {
 			vals[j] = median(field(r.runs[rt.name][s.spec.name], rps))
 			top = max(top, vals[j])
 		}
@@ -35,16 +51,20 @@ func (r *results) chart(path string) error {
 		if err != nil {
 			return err
 		}
-		bars.Color = plotutil.Color(i)
+		bars.Color = plotutil.Color(colours[i])
 		bars.LineStyle.Width = 0
 		bars.Offset = vg.Length(float64(i)-float64(n-1)/2) * width
 		p.Add(bars)
 		p.Legend.Add(s.spec.name, bars)
 
 		// value labels just above each bar
-		for j := range r.routes {
+		for j := range rts {
 			labels.XYs = append(labels.XYs, plotter.XY{X: float64(j), Y: vals[j]})
-			labels.Labels = append(labels.Labels, kilo(vals[j]))
+			label := kilo(vals[j])
+			if vals[j] == 0 {
+				label = "" // not run there
+			}
+			labels.Labels = append(labels.Labels, label)
 		}
 		l, err := plotter.NewLabels(labels)
 		if err != nil {

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,14 @@ import (
 	"time"
 )
 
+// The default rounds: many short ones rather than a few long ones, since
+// the noise of a shared machine comes in bursts of seconds and a round's
+// runs, seconds apart, see the same burst.
+const (
+	defaultRounds   = 15
+	defaultDuration = 2 * time.Second
+)
+
 type options struct {
 	bin      string
 	out      string
@@ -37,6 +46,8 @@ type options struct {
 	servers  []string
 	routes   []string
 	quick    bool
+	parallel bool       // servers and wrk unpinned, on every CPU
+	newRev   string     // the revision northd was built from (make compare-ab NEW=), or ""
 	auth     *authFiles // users file and certificate, when a server needs them
 	tag      string
 	maxOther float64
@@ -66,14 +77,15 @@ func run() error {
 	var servers, rts, prs string
 	flag.StringVar(&o.bin, "bin", "bin/bench", "directory with the northd, floor and nethttp binaries")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the report and chart")
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds: each server is measured once per route per round")
-	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of one measurement")
+	flag.IntVar(&o.rounds, "rounds", defaultRounds, "rounds: each server is measured once per route per round")
+	flag.DurationVar(&o.duration, "duration", defaultDuration, "length of one measurement")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unrecorded warm-up per server and route before the rounds")
 	flag.IntVar(&o.conns, "c", 50, "wrk connections")
-	flag.IntVar(&o.threads, "t", 1, "wrk threads")
+	flag.IntVar(&o.threads, "t", 0, "wrk threads (0: 1 pinned, one per CPU with -parallel)")
+	flag.BoolVar(&o.parallel, "parallel", false, "servers and wrk unpinned on every CPU: Go servers with GOMAXPROCS of every CPU, wrk a thread per CPU, nginx a worker per CPU (the report's name gets -parallel)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	flag.StringVar(&servers, "servers", "northd,floor,floor-10s,nethttp,seed,nginx", "servers, northd first")
-	flag.StringVar(&rts, "routes", "home,login,login-varied,notfound", "routes every server is measured on (none: only the pairs)")
+	flag.StringVar(&rts, "routes", routeNames(), "routes every server is measured on (none: only the pairs)")
 	flag.StringVar(&prs, "pairs", pairNames(), "northd against northd, after the routes: "+pairNames()+" (none: no pairs)")
 	flag.Float64Var(&o.maxOther, "max-other", 0.15, "rerun a measurement during which other processes used more than this share of a CPU")
 	flag.IntVar(&o.retries, "retries", 3, "most reruns of one measurement on a busy machine")
@@ -84,6 +96,7 @@ func run() error {
 		o.rounds, o.duration, o.warmup = 1, 2*time.Second, 0
 	}
 	o.servers = splitList(servers)
+	o.newRev = builtRevision(o, "northd")
 	o.routes = splitList(rts)
 	ps, err := parsePairs(prs)
 	if err != nil {
@@ -120,19 +133,17 @@ func run() error {
 		return fmt.Errorf("%s is not installed: `make bench-tools` installs it (as root, on Debian)", o.wrk)
 	}
 
-	// Pin: servers on CPU 0, wrk on the others, when there are two CPUs
-	// or more and taskset is here.
-	n := runtime.NumCPU()
-	o.serverProcs = n
-	if _, err := exec.LookPath("taskset"); err == nil && n >= 2 {
-		o.serverCPUs, o.serverProcs = "0", 1
-		o.clientCPUs = "1"
-		if n > 2 {
-			o.clientCPUs = "1-" + strconv.Itoa(n-1)
-		}
-		o.serverPin = []string{"taskset", "-c", o.serverCPUs}
-		o.clientPin = []string{"taskset", "-c", o.clientCPUs}
-	} else {
+	// Pinned: servers on CPU 0, wrk on the others, when there are two
+	// CPUs or more and taskset is here. -parallel: nothing pinned.
+	_, tsErr := exec.LookPath("taskset")
+	pl := place(runtime.NumCPU(), tsErr == nil, o.parallel, o.threads)
+	o.serverPin, o.clientPin, o.serverCPUs, o.clientCPUs = pl.serverPin, pl.clientPin, pl.serverCPUs, pl.clientCPUs
+	o.serverProcs, o.threads = pl.serverProcs, pl.threads
+	switch {
+	case o.parallel:
+		fmt.Printf("compare: parallel: servers and wrk unpinned on all %d CPUs, Go servers GOMAXPROCS=%d, wrk -t%d, nginx %s\n",
+			runtime.NumCPU(), o.serverProcs, o.threads, plural(o.nginxWorkers(), "worker"))
+	case o.serverPin == nil:
 		fmt.Println("compare: not pinning (one CPU, or no taskset): servers and wrk share the CPUs; ratios are rougher")
 	}
 
@@ -239,6 +250,12 @@ func run() error {
 	for _, rt := range rs {
 		g := group{name: rt.name}
 		for _, r := range matrix {
+			if why := rt.skipOn(r.spec); why != "" {
+				line := fmt.Sprintf("%s on %s: %s", r.spec.name, rt.title, why)
+				fmt.Println("compare: " + line)
+				res.skipped = append(res.skipped, line)
+				continue
+			}
 			g.units = append(g.units, unit{label: r.spec.name, server: r, rt: rt,
 				record: func(w wrkResult) { res.add(rt.name, r.spec.name, w) }})
 		}
@@ -312,6 +329,48 @@ func run() error {
 	probeStore(o, res.pairs, byName)
 	res.commands = commandTemplates(o, rs, matrix, res.pairs, byName)
 	return res.write()
+}
+
+// placement is where the servers and wrk run.
+type placement struct {
+	serverPin, clientPin   []string // taskset prefixes, or none
+	serverCPUs, clientCPUs string
+	serverProcs            int // GOMAXPROCS of the Go servers
+	threads                int // wrk's
+}
+
+// place puts the servers and wrk on ncpu CPUs. Pinned (the default, with
+// taskset and two CPUs or more): the servers on CPU 0 with GOMAXPROCS=1,
+// wrk on the others. Parallel: nothing pinned, Go servers with
+// GOMAXPROCS=ncpu and wrk with a thread per CPU, all sharing every CPU.
+// threads > 0 is -t, wrk's threads in either case.
+func place(ncpu int, taskset, parallel bool, threads int) placement {
+	pl := placement{serverProcs: ncpu, threads: 1}
+	switch {
+	case parallel:
+		pl.threads = ncpu
+	case taskset && ncpu >= 2:
+		pl.serverCPUs, pl.serverProcs = "0", 1
+		pl.clientCPUs = "1"
+		if ncpu > 2 {
+			pl.clientCPUs = "1-" + strconv.Itoa(ncpu-1)
+		}
+		pl.serverPin = []string{"taskset", "-c", pl.serverCPUs}
+		pl.clientPin = []string{"taskset", "-c", pl.clientCPUs}
+	}
+	if threads > 0 {
+		pl.threads = threads
+	}
+	return pl
+}
+
+// nginxWorkers is the nginx peer's worker processes: one, or one per
+// CPU the Go servers may use in parallel.
+func (o *options) nginxWorkers() int {
+	if o.parallel {
+		return max(1, o.serverProcs)
+	}
+	return 1
 }
 
 // unit is one measurement of a round: a route on a server, and where its
@@ -458,10 +517,16 @@ func commandTemplates(o *options, rs []route, matrix []*running, prs []*pairResu
 		}
 		if r.tempDir != "" {
 			line = strings.ReplaceAll(line, r.tempDir, "$TMPDIR/nginx") +
-				"   # bench/peers/nginx/nginx.conf with {{PREFIX}} and {{LISTEN}} filled in"
+				"   # bench/peers/nginx/nginx.conf with {{PREFIX}}, {{LISTEN}} and {{WORKERS}} filled in"
 		}
 		if o.auth != nil && strings.Contains(line, o.auth.dir) {
 			line = strings.ReplaceAll(line, o.auth.dir, "$AUTHDIR")
+		}
+		switch rev := builtRevision(o, r.spec.name); {
+		case r.spec.name == "northd-old":
+			line += "   # built by make bench-build-old OLD=" + cmp.Or(rev, "<rev>")
+		case r.spec.name == "northd" && rev != "":
+			line += "   # built by make bench-build-old NEW=" + rev
 		}
 		cmds = append(cmds, line)
 	}
@@ -503,6 +568,12 @@ func outPath(o *options, date, host, ext string) string {
 	name := date + "-" + host
 	if o.tag != "" {
 		name += "-" + o.tag
+	}
+	if o.newRev != "" {
+		name += "-" + o.newRev[:min(7, len(o.newRev))]
+	}
+	if o.parallel {
+		name += "-parallel"
 	}
 	return filepath.Join(o.out, name+ext)
 }

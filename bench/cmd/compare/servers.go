@@ -35,16 +35,82 @@ type serverSpec struct {
 	// redis: the server keeps its tokens in compare's redis-server
 	// (store.go), whose commands and CPU are counted with its runs.
 	redis bool
+	// closes: the server answers one request per connection (HTTP/1.0),
+	// so it is not measured on the pipelined routes.
+	closes bool
+	// describe, when set, is about for this run (it depends on the
+	// options or on a file beside the binaries).
+	describe func(o *options) string
+}
+
+// aboutFor is the report's line on what the server is.
+func (s serverSpec) aboutFor(o *options) string {
+	if s.describe != nil {
+		return s.describe(o)
+	}
+	return s.about
 }
 
 // northdArgv is northd on port with the flags every northd of a
 // comparison has, and extra.
 func northdArgv(o *options, port int, extra ...string) ([]string, string, string) {
-	bin := filepath.Join(o.bin, "northd")
+	return northdBinArgv(o, "northd", "make compare builds it", port, extra...)
+}
+
+// northdBinArgv is northdArgv for the binary name in o.bin; build says
+// how to build it when it is not there.
+func northdBinArgv(o *options, name, build string, port int, extra ...string) ([]string, string, string) {
+	bin := filepath.Join(o.bin, name)
 	if !isExecutable(bin) {
-		return nil, "", bin + " is not built (make compare builds it)"
+		return nil, "", bin + " is not built (" + build + ")"
 	}
 	return append([]string{bin, "-listen", addr(port), "-admin", "off", "-log-level", "warn"}, extra...), "", ""
+}
+
+// A northd built from a revision by bench.mk (northd-old always; northd
+// too with make compare-ab NEW=<rev>) has beside it, in the binaries'
+// directory, NAME.rev: the revision's hash, then its subject, one a line.
+func revFile(o *options, name string) string { return filepath.Join(o.bin, name+".rev") }
+
+// describeRev makes the report's words for the content of a .rev file:
+// the hash shortened to 12 digits and the subject to 80 characters.
+func describeRev(content string) string {
+	hash, subject, _ := strings.Cut(strings.TrimSpace(content), "\n")
+	hash, subject = strings.TrimSpace(hash), strings.TrimSpace(subject)
+	if hash == "" {
+		return "an unrecorded revision"
+	}
+	if len(hash) > 12 {
+		hash = hash[:12]
+	}
+	if r := []rune(subject); len(r) > 80 {
+		subject = string(r[:79]) + "…"
+	}
+	if subject == "" {
+		return hash
+	}
+	return fmt.Sprintf("%s (“%s”)", hash, subject)
+}
+
+// builtRevision is the hash of the revision the binary name was built
+// from, or "" (for northd: built from the working tree).
+func builtRevision(o *options, name string) string {
+	b, err := os.ReadFile(revFile(o, name))
+	if err != nil {
+		return ""
+	}
+	hash, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(hash)
+}
+
+// describeBuilt is "northd built from REV …" when the binary name has a
+// .rev file, else "".
+func describeBuilt(o *options, name, how string) string {
+	b, err := os.ReadFile(revFile(o, name))
+	if err != nil {
+		return ""
+	}
+	return "northd built from " + describeRev(string(b)) + " by " + how
 }
 
 var specs = []serverSpec{
@@ -52,6 +118,12 @@ var specs = []serverSpec{
 		name:     "northd",
 		about:    "this repository's server (the repository root, built into bin/bench/northd)",
 		goServer: true,
+		describe: func(o *options) string {
+			if d := describeBuilt(o, "northd", "make compare-ab NEW=<rev>, in place of the working tree"); d != "" {
+				return d
+			}
+			return "this repository's server (the working tree, built into bin/bench/northd)"
+		},
 		argv: func(o *options, port int) ([]string, string, string) {
 			return northdArgv(o, port)
 		},
@@ -110,6 +182,23 @@ var specs = []serverSpec{
 		},
 	},
 	{
+		// not in the default list: northd built from an earlier revision
+		// (make bench-build-old OLD=<rev>; make compare-ab builds it and
+		// compares), so that northd ÷ northd-old is what a change did
+		name:     "northd-old",
+		goServer: true,
+		describe: func(o *options) string {
+			d := describeBuilt(o, "northd-old", "make bench-build-old")
+			if d == "" {
+				d = "northd built from an unrecorded revision"
+			}
+			return d + ", run with the same flags as northd: northd ÷ northd-old is what changed between them"
+		},
+		argv: func(o *options, port int) ([]string, string, string) {
+			return northdBinArgv(o, "northd-old", "make bench-build-old OLD=<rev> builds it; make compare-ab does too", port)
+		},
+	},
+	{
 		name:     "floor",
 		about:    "fasthttp, one handler writing a constant body per route (bench/peers/floor)",
 		goServer: true,
@@ -148,8 +237,9 @@ var specs = []serverSpec{
 		},
 	},
 	{
-		name:  "seed",
-		about: "the Python http.server seed, case restored (bench/peers/seed, python3)",
+		name:   "seed",
+		about:  "the Python http.server seed, case restored (bench/peers/seed, python3)",
+		closes: true,
 		argv: func(o *options, port int) ([]string, string, string) {
 			if _, err := exec.LookPath("python3"); err != nil {
 				return nil, "", "python3 is not installed"
@@ -158,8 +248,10 @@ var specs = []serverSpec{
 		},
 	},
 	{
-		name:  "nginx",
-		about: "nginx `return 200` with constant bodies, 1 worker (bench/peers/nginx/nginx.conf)",
+		name: "nginx",
+		describe: func(o *options) string {
+			return fmt.Sprintf("nginx `return 200` with constant bodies, %s (bench/peers/nginx/nginx.conf)", plural(o.nginxWorkers(), "worker"))
+		},
 		argv: func(o *options, port int) ([]string, string, string) {
 			if _, err := exec.LookPath("nginx"); err != nil {
 				return nil, "", "nginx is not installed (make bench-tools installs it as root)"
@@ -172,13 +264,27 @@ var specs = []serverSpec{
 			if err != nil {
 				return nil, "", err.Error()
 			}
-			conf := strings.NewReplacer("{{PREFIX}}", dir, "{{LISTEN}}", addr(port)).Replace(string(tmpl))
+			conf := nginxConf(string(tmpl), dir, addr(port), o.nginxWorkers())
 			if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 				return nil, "", err.Error()
 			}
 			return []string{"nginx", "-p", dir, "-c", "nginx.conf"}, "", ""
 		},
 	},
+}
+
+// nginxConf fills in bench/peers/nginx/nginx.conf: its directory, the
+// address it listens on and its worker processes.
+func nginxConf(tmpl, prefix, listen string, workers int) string {
+	return strings.NewReplacer("{{PREFIX}}", prefix, "{{LISTEN}}", listen, "{{WORKERS}}", strconv.Itoa(workers)).Replace(tmpl)
+}
+
+// plural is n and the noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }

@@ -24,6 +24,24 @@ type route struct {
 	prepare func(r *running) ([]string, error)
 	// prepared describes, for the report's commands, what prepare passes.
 	prepared string
+	// pipeline is the requests per write (pipeline.lua's depth), 0 for
+	// one request in flight per connection (keep-alive).
+	pipeline int
+}
+
+// pipelineDepth is the pipelined routes' requests per write: 16, as in
+// TechEmpower's plaintext test.
+const pipelineDepth = 16
+
+// skipOn says why the route is not measured on a server ("" when it is):
+// a server that closes the connection after every answer cannot be
+// pipelined to (wrk would count fifteen of every sixteen requests as
+// lost).
+func (rt route) skipOn(s serverSpec) string {
+	if rt.pipeline > 0 && s.closes {
+		return "not measured pipelined: it closes the connection after every answer"
+	}
+	return ""
 }
 
 var routes = []route{
@@ -31,6 +49,22 @@ var routes = []route{
 	{name: "login", title: "login", script: "login.lua", path: "/"},
 	{name: "login-varied", title: "login-varied", script: "login-varied.lua", path: "/"},
 	{name: "notfound", title: "404", script: "get.lua", path: "/favicon.ico", args: []string{"404"}},
+	// Pipelined: pipeline.lua writes 16 requests at once on every
+	// connection and the next 16 when their 16 answers are in; each
+	// answer's status is counted as for the others.
+	{name: "home-p16", title: "GET / pipelined-16", script: "pipeline.lua", path: "/",
+		args: []string{strconv.Itoa(pipelineDepth), "home"}, pipeline: pipelineDepth},
+	{name: "login-p16", title: "login pipelined-16", script: "pipeline.lua", path: "/",
+		args: []string{strconv.Itoa(pipelineDepth), "login"}, pipeline: pipelineDepth},
+}
+
+// routeNames are the -routes default: every route of routes.
+func routeNames() string {
+	names := make([]string, len(routes))
+	for i, rt := range routes {
+		names[i] = rt.name
+	}
+	return strings.Join(names, ",")
 }
 
 // verifyRoute is GET /north/verify with a token from one login before
