@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"northd/contract"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,10 +58,6 @@ const (
 
 var clientIPs = []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
 
-var tokenBody = regexp.MustCompile(`^\{"code": 0, "token": "[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", "description": "success"\}$`)
-
-const homeBody = `<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`
-
 // bin is the northd binary the tests run, built once by TestMain.
 var bin string
 
@@ -88,7 +85,9 @@ func TestBehindHAProxy(t *testing.T) {
 	}
 	dir := t.TempDir()
 
-	instances := []*instance{{name: "a"}, {name: "b"}}
+	// Both instances keep tokens in one Redis, as one subsystem.
+	redis := testdeps.StartRedis(t)
+	instances := []*instance{{name: "a", store: redis.URL()}, {name: "b", store: redis.URL()}}
 	for _, in := range instances {
 		in.start(t)
 	}
@@ -169,8 +168,8 @@ func TestBehindHAProxy(t *testing.T) {
 	// Every login without an ip is recorded under the client address that
 	// HAProxy saw, never under HAProxy's own.
 	for i, ip := range clientIPs {
-		st, body := load.do(i, "POST", "/north/login", fmt.Sprintf(`{"username":"final-%d","password":"p"}`, i))
-		if st != 200 || !tokenBody.MatchString(body) {
+		st, body := load.do(i, "POST", "/north/login", fmt.Sprintf(`{"username":"final-%d","password":"p"}`, i), "")
+		if _, err := contract.LoginToken(body); st != 200 || err != nil {
 			t.Fatalf("final login from %s: %d %q", ip, st, body)
 		}
 	}
@@ -199,7 +198,7 @@ func TestBehindHAProxy(t *testing.T) {
 		if i%2 == 0 {
 			path, body, method = "/north/login", `{"username":"count","password":"p","ip":"192.0.2.1"}`, "POST"
 		}
-		if st, _ := load.do(i, method, path, body); st != 200 {
+		if st, _ := load.do(i, method, path, body, ""); st != 200 {
 			t.Fatalf("counting request %d: status %d", i, st)
 		}
 	}
@@ -229,15 +228,16 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	waitFor(t, "the drain to begin", func() bool { return strings.Contains(in.log.String(), "draining") })
 
 	client := &http.Client{Timeout: patience}
+	is := func(want string) func(string) bool { return func(body string) bool { return body == want } }
 	for _, tt := range []struct {
 		method, path, body string
 		status             int
-		answer             *regexp.Regexp
+		answer             func(body string) bool
 	}{
-		{"GET", "/readyz", "", 503, regexp.MustCompile(`^draining: this instance is shutting down\n$`)},
-		{"GET", "/healthz", "", 200, regexp.MustCompile(`^ok\n$`)},
-		{"GET", "/", "", 200, regexp.MustCompile(`^` + regexp.QuoteMeta(homeBody) + `$`)},
-		{"POST", "/north/login", `{"username":"late","password":"p"}`, 200, tokenBody},
+		{"GET", "/readyz", "", 503, is("draining: this instance is shutting down\n")},
+		{"GET", "/healthz", "", 200, is("ok\n")},
+		{"GET", "/", "", 200, is(contract.HomeBody)},
+		{"POST", "/north/login", `{"username":"late","password":"p"}`, 200, func(body string) bool { _, err := contract.LoginToken(body); return err == nil }},
 	} {
 		req, _ := http.NewRequest(tt.method, "http://"+in.listen+tt.path, strings.NewReader(tt.body))
 		resp, err := client.Do(req)
@@ -246,8 +246,8 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != tt.status || !tt.answer.Match(b) {
-			t.Errorf("%s %s while draining: %d %q, want %d matching %v", tt.method, tt.path, resp.StatusCode, b, tt.status, tt.answer)
+		if resp.StatusCode != tt.status || !tt.answer(string(b)) {
+			t.Errorf("%s %s while draining: %d %q, want %d and the contract's answer", tt.method, tt.path, resp.StatusCode, b, tt.status)
 		}
 	}
 
@@ -269,6 +269,7 @@ type instance struct {
 	name   string
 	drain  time.Duration
 	plain  bool   // no PROXY protocol: clients talk to it directly
+	store  string // -store, with the subsystem named alarms; "" for memory
 	listen string // host:port, once started
 	admin  string // host:port of the admin listener, once started
 	cmd    *exec.Cmd
@@ -293,12 +294,18 @@ func (in *instance) start(t *testing.T) {
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
+	if in.store != "" {
+		listen = "alarms=" + listen
+	}
 	args := []string{
 		"-listen", listen, "-admin", "127.0.0.1:0", "-log-format", "json",
 		"-drain-delay", drain.String(), "-shutdown-timeout", "30s",
 	}
 	if !in.plain {
 		args = append(args, "-proxy-protocol", "-trusted-proxies", proxyIP)
+	}
+	if in.store != "" {
+		args = append(args, "-store", in.store)
 	}
 	in.log = new(syncBuffer)
 	in.cmd = exec.Command(bin, args...)
@@ -534,8 +541,12 @@ func newLoad(front string) *load {
 	return l
 }
 
-func (l *load) do(i int, method, path, body string) (int, string) {
+// do sends one request; bearer, when not "", goes in Authorization.
+func (l *load) do(i int, method, path, body, bearer string) (int, string) {
 	req, _ := http.NewRequest(method, l.front+path, strings.NewReader(body))
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
 	resp, err := l.clients[i%len(l.clients)].Do(req)
 	if err != nil {
 		return 0, err.Error()
@@ -570,13 +581,23 @@ func (l *load) run(ctx context.Context, rate int) {
 		go func() {
 			defer func() { l.answered.Add(1); <-sem; wg.Done() }()
 			if i%2 == 0 {
-				st, body := l.do(i, "POST", "/north/login", fmt.Sprintf(`{"username":"load-%d","password":"p"}`, i))
-				if st != 200 || !tokenBody.MatchString(body) {
+				// A login, then a verification of its token through
+				// the balancer, which sends it to either instance:
+				// with the shared store both know every token.
+				user := fmt.Sprintf("load-%d", i)
+				st, body := l.do(i, "POST", "/north/login", `{"username":"`+user+`","password":"p","ip":"192.0.2.`+strconv.Itoa(i%250+1)+`"}`, "")
+				token, err := contract.LoginToken(body)
+				if st != 200 || err != nil {
 					l.fail(fmt.Sprintf("login %d: %d %q", i, st, body))
+					return
+				}
+				st, body = l.do(i, "GET", contract.VerifyPath, "", token)
+				if _, err := contract.VerifyExpiresIn(body, contract.VerifyPrefix(user, "192.0.2."+strconv.Itoa(i%250+1))); st != 200 || err != nil {
+					l.fail(fmt.Sprintf("verify %d: %d %q", i, st, body))
 				}
 				return
 			}
-			if st, body := l.do(i, "GET", "/", ""); st != 200 || body != homeBody {
+			if st, body := l.do(i, "GET", "/", "", ""); st != 200 || body != contract.HomeBody {
 				l.fail(fmt.Sprintf("home %d: %d %q", i, st, body))
 			}
 		}()

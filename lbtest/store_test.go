@@ -4,12 +4,12 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"northd/contract"
 	"northd/internal/testdeps"
 )
 
@@ -40,7 +40,6 @@ func TestPreforkSharesTokensThroughRedis(t *testing.T) {
 
 	fresh := &http.Client{Timeout: patience, Transport: &http.Transport{DisableKeepAlives: true}}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	tokenIn := regexp.MustCompile(`"token": "([0-9a-f]{32})"`)
 	const n = 40
 	var tokens []string
 	for i := range n {
@@ -50,11 +49,11 @@ func TestPreforkSharesTokensThroughRedis(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		m := tokenIn.FindSubmatch(body)
-		if resp.StatusCode != 200 || m == nil {
+		token, err := contract.LoginToken(string(body))
+		if resp.StatusCode != 200 || err != nil {
 			t.Fatalf("login %d: %d %s", i, resp.StatusCode, body)
 		}
-		tokens = append(tokens, string(m[1]))
+		tokens = append(tokens, token)
 	}
 	for i, tok := range tokens {
 		req, _ := http.NewRequest("GET", base+"/north/verify", nil)
