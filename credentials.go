@@ -44,7 +44,7 @@ type loadedUsers struct {
 var hashBucketsSeconds = []float64{1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5}
 
 func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenticator, error) {
-	workers := runtime.GOMAXPROCS(0)
+	workers := max(1, runtime.GOMAXPROCS(0)/2)
 	a := &authenticator{
 		path: cfg.Users,
 
@@ -168,16 +168,21 @@ func appendPasswordDecoded(dst, raw []byte) []byte {
 // for minutes.
 const hashQueuePerWorker = 4
 
-// hashPool checks passwords on its own workers, one per CPU, with a short
-// queue; beyond it a login is refused at once (503).
+// hashPool checks passwords on its own workers, half as many as there are
+// processors (at least one), with a short queue; beyond it a login is
+// refused at once (503). Half, so that a storm of checks, each tens of
+// milliseconds of CPU by design, leaves the other processors to cached
+// logins and every other route: Go preempts a running goroutine only every
+// 10 ms, so checks on every processor would hold every request up by as
+// much. (With a single processor a storm does cost cached logins up to
+// that; see the README.)
 //
-// A check is tens of milliseconds of CPU by design, and Go preempts a
-// running goroutine only every 10 ms, so a storm of checks on the request
-// goroutines' processors would hold every cached login up by as much. The
-// workers therefore run on threads of their own at the lowest scheduling
-// priority (nice 19), with processors of their own (GOMAXPROCS is raised by
-// their number): the kernel runs them on whatever CPU time the request
-// goroutines leave, and preempts them the moment a request needs the CPU.
+// Two things were measured and left out: running the workers on extra
+// processors (GOMAXPROCS raised) at nice 19 kept cached logins fast
+// through a bcrypt storm, but more processors than CPUs make the kernel
+// time-slice request threads too (p99 0.7 ms to 20 ms under wrk, on one
+// CPU); nice 19 threads without extra processors starve the processor they
+// hold (priority inversion: requests unanswered for seconds).
 type hashPool struct {
 	jobs     chan *hashJob
 	quit     chan struct{}
@@ -194,13 +199,7 @@ type hashJob struct {
 
 var hashJobs = sync.Pool{New: func() any { return &hashJob{match: make(chan bool, 1)} }}
 
-// procsAtStart is GOMAXPROCS before any hashing worker raised it.
-var procsAtStart = runtime.GOMAXPROCS(0)
-
 func newHashPool(workers, queue int, duration *metrics.PrometheusHistogram) *hashPool {
-	if want := procsAtStart + workers; runtime.GOMAXPROCS(0) < want {
-		runtime.GOMAXPROCS(want)
-	}
 	p := &hashPool{jobs: make(chan *hashJob, queue), quit: make(chan struct{}), duration: duration}
 	for range workers {
 		go p.work()
@@ -209,10 +208,6 @@ func newHashPool(workers, queue int, duration *metrics.PrometheusHistogram) *has
 }
 
 func (p *hashPool) work() {
-	// Never unlocked: the thread keeps its low priority for good, and
-	// ends with this goroutine when the pool stops.
-	runtime.LockOSThread()
-	lowerThreadPriority()
 	for {
 		select {
 		case <-p.quit:

@@ -153,3 +153,25 @@ func TestRegistryKnownIPAllocatesNothing(t *testing.T) {
 		t.Errorf("a login from a new ip at the bound allocates %v times", n)
 	}
 }
+
+// A page of /north/servers holds each shard's lock only while it copies
+// at most a page's worth of entries (and those tied with its last), however
+// full the registry: what a login may wait for is bounded by the page
+// size, not by the registry's.
+func TestPageHoldsEachLockForAPageOnly(t *testing.T) {
+	r := newRegistry(65536, time.Hour)
+	at := time.Unix(1700000000, 0)
+	for i := range 65536 {
+		r.login(ipN(i), []byte("n"), [16]byte{}, at.Add(time.Duration(i)))
+	}
+	const limit = 100
+	for i := range r.shards {
+		if n := len(r.shards[i].appendPage(nil, pageCursor{}, limit+1)); n > limit+1 {
+			t.Fatalf("shard %d copied %d entries under its lock for a page of %d", i, n, limit)
+		}
+	}
+	page, next := r.page(pageCursor{}, limit)
+	if len(page) != limit || next == (pageCursor{}) {
+		t.Fatalf("a page of %d entries, next %v", len(page), next)
+	}
+}

@@ -110,7 +110,7 @@ func drive(b *testing.B, c doer, w workload) {
 //     a time, as wrk -c64 does;
 //   - Pipeline: the same goroutines sharing 4 pipelined connections.
 func BenchmarkE2E(b *testing.B) {
-	addr := startNorthd(b).listen[0]
+	addr := startNorthd(b).Listen[0]
 	for _, w := range workloads {
 		b.Run("HostClient/"+w.name, func(b *testing.B) {
 			c := &fasthttp.HostClient{Addr: addr, MaxConns: 1024}
@@ -139,7 +139,7 @@ func parallelism() int {
 // BenchmarkE2E gets the status it expects through both clients, so that
 // make test keeps the benchmarks runnable without running them.
 func TestE2EHarness(t *testing.T) {
-	addr := startNorthd(t).listen[0]
+	addr := startNorthd(t).Listen[0]
 	clients := map[string]doer{
 		"HostClient": &fasthttp.HostClient{Addr: addr},
 		"Pipeline":   &fasthttp.PipelineClient{Addr: addr},

@@ -365,7 +365,7 @@ func TestAuthStormAgainstNorthd(t *testing.T) {
 	if code := runWriteUsers([]string{"-n", "3", "-hash", "bcrypt:4", users}, &out, &out); code != 0 {
 		t.Fatalf("write-users: %s", out.String())
 	}
-	target := "http://" + startNorthd(t, "-users", users, "-trusted-proxies", "127.0.0.1").listen[0]
+	target := "http://" + startNorthd(t, "-users", users, "-trusted-proxies", "127.0.0.1").Listen[0]
 	code, text, rep := runLoadtest(t, "-target", target, "-scenario", "auth-storm", "-north-servers", "3",
 		"-storm-addresses", "50", "-rate", "300", "-duration", "2s", "-slo", "1h")
 	a := rep.AuthStorm
@@ -408,7 +408,7 @@ func TestAuthStormNeedsUsers(t *testing.T) {
 // verification is checked against the token's own server and target.
 func TestVerifyAgainstNorthd(t *testing.T) {
 	p := startNorthd(t, "-listen", "127.0.0.1:0,127.0.0.1:0")
-	code, text, rep := runLoadtest(t, "-target", "http://"+p.listen[0]+",http://"+p.listen[1], "-scenario", "verify",
+	code, text, rep := runLoadtest(t, "-target", "http://"+p.Listen[0]+",http://"+p.Listen[1], "-scenario", "verify",
 		"-north-servers", "5", "-rate", "200", "-duration", "1s")
 	if code != 0 || !rep.Passed || rep.ErrorCount != 0 {
 		t.Fatalf("exit %d, errors %v\n%s", code, rep.Errors, text)

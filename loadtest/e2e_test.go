@@ -17,7 +17,7 @@ import (
 // northdURL starts northd (northd_test.go) and returns its base URL.
 func northdURL(t *testing.T) string {
 	t.Helper()
-	return "http://" + startNorthd(t).listen[0]
+	return "http://" + startNorthd(t).Listen[0]
 }
 
 // runLoadtest runs the command and returns its exit code, its output and
