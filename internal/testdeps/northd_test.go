@@ -1,0 +1,49 @@
+package testdeps
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNorthdHarness checks that StartNorthd learns every address northd
+// listens on, the admin one included, and that each answers.
+func TestNorthdHarness(t *testing.T) {
+	bin, remove, err := BuildNorthd("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remove()
+	off := StartNorthd(t, bin)
+	if len(off.Listen) != 1 || off.Admin != "disabled" {
+		t.Errorf("default: listen %q, admin %q; want one address and \"disabled\"", off.Listen, off.Admin)
+	}
+	p := StartNorthd(t, bin, "-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "127.0.0.1:0")
+	if len(p.Listen) != 2 || p.Listen[0] == p.Listen[1] {
+		t.Fatalf("listen %q: want two addresses", p.Listen)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	for _, a := range append(p.Listen, off.Listen...) {
+		if code, body := get("http://" + a + "/"); code != 200 || body != `<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>` {
+			t.Errorf("GET http://%s/: %d %.80q", a, code, body)
+		}
+	}
+	if code, body := get("http://" + p.Admin + "/metrics"); code != 200 || !strings.Contains(body, "northd_") {
+		t.Errorf("GET http://%s/metrics: %d %.200q", p.Admin, code, body)
+	}
+}
