@@ -243,6 +243,19 @@ func TestBruteForceLimits(t *testing.T) {
 	// The verified password still logs in from the cache: the limit is
 	// on guessing, and the cache holds only what was verified.
 	loginToken(t, clientFrom("127.0.2.2"), base, `{"username":"alice","password":"secret"}`)
+
+	// A username that does not exist is limited alike, so that a 429
+	// does not tell which usernames exist.
+	for i := range 15 {
+		c := clientFrom("127.0.3." + strconv.Itoa(i+1))
+		if a := call(t, c, "POST", base+"/north/login", "", `{"username":"ghost","password":"nope"}`); a.status != 401 {
+			t.Fatalf("ghost failure %d: %d %q", i, a.status, a.body)
+		}
+	}
+	a = call(t, clientFrom("127.0.4.1"), "POST", base+"/north/login", "", `{"username":"ghost","password":"nope"}`)
+	if a.status != 429 || a.body != tooManyFailures {
+		t.Fatalf("an unknown username guessed from many addresses: %d %q, want 429 as for a known one", a.status, a.body)
+	}
 }
 
 // The token lifecycle over HTTP: login, verify, logout, verify, and a

@@ -37,6 +37,9 @@ func checkAuthConfig(cfg *config) error {
 			return usageErrorf("%s must be positive, not %d", c.name, c.v)
 		}
 	}
+	if cfg.TokenTTL < time.Second {
+		return usageErrorf("-token-ttl must be at least 1s, not %v", cfg.TokenTTL)
+	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return usageErrorf("-tls-cert and -tls-key go together: give both, or neither for plain HTTP")
 	}

@@ -130,11 +130,11 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 	a.cacheMisses.Inc()
 
 	hash, known := users.table.lookup(username)
+	// Every username has a bucket, known or not, so that the 429 tells no
+	// one which usernames exist.
 	userKey := maphash.Bytes(a.userKey, username)
-	if known {
-		if wait, limited := a.limits.byUser.blocked(userKey, now); limited {
-			return authUserLimited, wait
-		}
+	if wait, limited := a.limits.byUser.blocked(userKey, now); limited {
+		return authUserLimited, wait
 	}
 	// An unknown user is checked against a dummy hash of the same cost,
 	// so that both answers take as long.
@@ -149,10 +149,10 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 		return authOK, 0
 	}
 	a.limits.byAddr.fail(addrKeyOf(client), now)
+	a.limits.byUser.fail(userKey, now)
 	if !known {
 		return authUnknownUser, 0
 	}
-	a.limits.byUser.fail(userKey, now)
 	return authWrongPassword, 0
 }
 
@@ -227,7 +227,15 @@ func (p *hashPool) check(hash *passwordHash, password []byte) (match, ok bool) {
 	job.hash, job.password = hash, password
 	select {
 	case p.jobs <- job:
-		match, ok = <-job.match, true
+		select {
+		case match = <-job.match:
+			ok = true
+		case <-p.quit:
+			// Stopped with the job queued: it may never be taken,
+			// and the job is not reused, since a worker may still
+			// answer it.
+			return false, false
+		}
 	default:
 	}
 	job.hash, job.password = nil, nil // no pooled job keeps the password

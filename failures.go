@@ -12,7 +12,7 @@ import (
 )
 
 // failureLimits slows password guessing. Each client address, and each
-// existing username, has a token bucket of failed logins (x/time/rate):
+// username (existing or not), has a token bucket of failed logins (x/time/rate):
 // max failures at once, refilled at max per window. An empty bucket means
 // every login from that address, or for that user, gets 429 with
 // Retry-After until a failure's worth has refilled. So a guesser gets at
@@ -103,7 +103,14 @@ func (t *limiterTable[K]) fail(k K, now time.Time) {
 		t.count.Add(1)
 	}
 	sh.mu.Unlock()
-	lim.AllowN(now, 1)
+	// Reserved, not allowed: a failure on an empty bucket still counts
+	// and puts it in debt, so that guesses let through at once (between
+	// blocked and fail is a password hash) each lengthen the wait. The
+	// debt stops at a window's worth, so that no one locks an address or
+	// a username out for longer than that.
+	if lim.TokensAt(now) > -float64(t.burst) {
+		lim.ReserveN(now, 1)
+	}
 }
 
 // forgetOne drops a bucket that has refilled, looking at a few, or else

@@ -32,6 +32,20 @@ func TestFailureLimits(t *testing.T) {
 	if _, blocked := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); blocked {
 		t.Error("still blocked once a failure's worth refilled")
 	}
+	// Failures that got past blocked at once (a hash runs between the
+	// check and the count) still count: each puts the bucket in debt.
+	l.byAddr.fail(attacker, t0.Add(6*time.Second))
+	l.byAddr.fail(attacker, t0.Add(6*time.Second))
+	if wait, _ := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); wait != 12*time.Second {
+		t.Errorf("after two more failures: wait %v, want 12s", wait)
+	}
+	// The debt stops at a window's worth: at most 66 s to wait.
+	for range 100 {
+		l.byAddr.fail(attacker, t0.Add(6*time.Second))
+	}
+	if wait, _ := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); wait > 66*time.Second || wait < 60*time.Second {
+		t.Errorf("after a hundred more failures: wait %v, want 60 s to 66 s", wait)
+	}
 	// IPv4 and its IPv4-mapped IPv6 form are one client.
 	if addrKeyOf(netip.MustParseAddr("::ffff:192.0.2.66")) != attacker {
 		t.Error("an IPv4-mapped address has another key")

@@ -221,6 +221,12 @@ func newRegistryShard(max int, tokenTTL time.Duration) registryShard {
 func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at time.Time) {
 	now := at.UnixNano()
 	r.mu.Lock()
+	// at is when the request began; a login that waited for a password
+	// check can arrive after a later one. The lists stay in time order,
+	// as expiry and paging need, when no login is older than the newest.
+	if r.newest != nil && now < r.newest.lastLogin {
+		now = r.newest.lastLogin
+	}
 	r.expireTokens(now)
 	e := r.byIP[ip]
 	switch {

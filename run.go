@@ -68,19 +68,29 @@ type instance struct {
 	store      *redisStore    // nil for -store memory
 
 	reloadsOK, reloadsFailed *metrics.Counter
+	cancel                   context.CancelFunc // ends ctx: the instance stopped
 }
 
-func start(ctx context.Context, cfg config, log *slog.Logger) (*instance, error) {
+func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance, err error) {
+	// What start has set up is undone if it fails partway.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
 	set := metrics.NewSet()
 	readBuildInfo().register(set)
 	// Credentials and certificates are read before any port is taken,
 	// so that a bad file stops northd before a balancer sees it.
 	var auth *authenticator
-	var err error
 	if cfg.Users != "" {
 		if auth, err = newAuthenticator(cfg, set, log); err != nil {
 			return nil, err
 		}
+		undo = append(undo, auth.hashing.stop)
 		set.NewGauge(`northd_auth_mode{mode="users"}`, func() float64 { return 1 })
 	} else {
 		set.NewGauge(`northd_auth_mode{mode="open"}`, func() float64 { return 1 })
@@ -100,37 +110,35 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (*instance, error)
 		if store, err = newRedisStore(cfg.Store, cfg, set, log); err != nil {
 			return nil, err
 		}
+		undo = append(undo, store.close)
 	}
 
 	listeners, err := listenAll(cfg)
 	if err != nil {
-		if store != nil {
-			store.close()
-		}
 		return nil, err
 	}
-	names, err := subsystemNames(cfg, listeners)
-	if err != nil {
+	undo = append(undo, func() {
 		for _, ln := range listeners {
 			ln.Close()
 		}
-		if store != nil {
-			store.close()
-		}
+	})
+	names, err := subsystemNames(cfg, listeners)
+	if err != nil {
 		return nil, err
 	}
 	var adminLn net.Listener
 	if cfg.Admin != "" {
 		if adminLn, err = listen(cfg.Admin, false); err != nil {
-			for _, ln := range listeners {
-				ln.Close()
-			}
 			return nil, err
 		}
 	}
 
-	srv := &instance{
+	// The instance's own context ends when it stops, whatever ended it,
+	// so that its background work (store pings, SIGHUP) ends with it.
+	ctx, cancel := context.WithCancel(parent)
+	srv = &instance{
 		ctx:           ctx,
+		cancel:        cancel,
 		cfg:           cfg,
 		log:           log,
 		draining:      new(atomic.Bool),
@@ -267,6 +275,7 @@ func (srv *instance) wait() error {
 	if srv.auth != nil {
 		srv.auth.hashing.stop()
 	}
+	srv.cancel()
 	switch {
 	case timedOut.Load():
 		open := int64(0)
