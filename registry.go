@@ -151,13 +151,12 @@ type registryShard struct {
 	tokenTTL time.Duration
 	byIP     map[netip.Addr]*northServer
 	byToken  map[[16]byte]*northServer
-	newest   *northServer // head of the recency list
-	oldest   *northServer // tail: the next to be forgotten
+	recent   entryList // every entry, most recently seen first; the oldest is forgotten next
 	evicted  uint64
 
-	newestToken, oldestToken *northServer // the live-token list
-	liveTokens               int
-	tokensEnded              [tokenEndCount]uint64
+	tokens      entryList // the entries holding a live token, newest token first
+	liveTokens  int
+	tokensEnded [tokenEndCount]uint64
 
 	_ [64]byte // keeps neighbouring shards' locks off one cache line
 }
@@ -186,8 +185,47 @@ type northServer struct {
 	lastLogin int64 // unix nanoseconds; the token expires tokenTTL later
 	logins    uint64
 
-	newer, older           *northServer // recency list
-	newerToken, olderToken *northServer // live-token list
+	links [2]entryLinks // in the recent list and the live-token list
+}
+
+// entryList is a doubly linked list of entries, newest first. An entry is
+// on two lists at once, each through its own links: which says whose.
+type entryList struct {
+	newest, oldest *northServer
+	which          int
+}
+
+const (
+	recentLinks = iota
+	tokenLinks
+)
+
+type entryLinks struct{ newer, older *northServer }
+
+func (l *entryList) unlink(e *northServer) {
+	ln := &e.links[l.which]
+	if ln.newer != nil {
+		ln.newer.links[l.which].older = ln.older
+	} else {
+		l.newest = ln.older
+	}
+	if ln.older != nil {
+		ln.older.links[l.which].newer = ln.newer
+	} else {
+		l.oldest = ln.newer
+	}
+	*ln = entryLinks{}
+}
+
+func (l *entryList) pushFront(e *northServer) {
+	e.links[l.which].older = l.newest
+	if l.newest != nil {
+		l.newest.links[l.which].newer = e
+	}
+	l.newest = e
+	if l.oldest == nil {
+		l.oldest = e
+	}
 }
 
 // northServerReport is a copy of one registry entry for reporting. It carries
@@ -213,6 +251,8 @@ func newRegistryShard(max int, tokenTTL time.Duration) registryShard {
 		tokenTTL: tokenTTL,
 		byIP:     make(map[netip.Addr]*northServer, 2*max),
 		byToken:  make(map[[16]byte]*northServer, 2*max),
+		recent:   entryList{which: recentLinks},
+		tokens:   entryList{which: tokenLinks},
 	}
 }
 
@@ -224,18 +264,18 @@ func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at
 	// at is when the request began; a login that waited for a password
 	// check can arrive after a later one. The lists stay in time order,
 	// as expiry and paging need, when no login is older than the newest.
-	if r.newest != nil && now < r.newest.lastLogin {
-		now = r.newest.lastLogin
+	if newest := r.recent.newest; newest != nil && now < newest.lastLogin {
+		now = newest.lastLogin
 	}
 	r.expireTokens(now)
 	e := r.byIP[ip]
 	switch {
 	case e != nil:
-		r.unlink(e)
+		r.recent.unlink(e)
 		r.endToken(e, tokenReplaced)
 	case len(r.byIP) >= r.max:
-		e = r.oldest
-		r.unlink(e)
+		e = r.recent.oldest
+		r.recent.unlink(e)
 		r.endToken(e, tokenEvicted)
 		delete(r.byIP, e.ip)
 		r.evicted++
@@ -249,10 +289,11 @@ func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at
 	e.username = append(e.username[:0], username...)
 	e.lastLogin = now
 	e.logins++
-	r.pushFront(e)
+	r.recent.pushFront(e)
 	e.token, e.hasToken = token, true
 	r.byToken[token] = e
-	r.pushFrontToken(e)
+	r.tokens.pushFront(e)
+	r.liveTokens++
 	r.mu.Unlock()
 }
 
@@ -298,7 +339,7 @@ func (r *registryShard) logout(token [16]byte, now int64) bool {
 
 // expireTokens ends the tokens that expired by now: the oldest ones.
 func (r *registryShard) expireTokens(now int64) {
-	for e := r.oldestToken; e != nil && e.lastLogin+int64(r.tokenTTL) <= now; e = r.oldestToken {
+	for e := r.tokens.oldest; e != nil && e.lastLogin+int64(r.tokenTTL) <= now; e = r.tokens.oldest {
 		r.endToken(e, tokenExpired)
 	}
 }
@@ -309,32 +350,10 @@ func (r *registryShard) endToken(e *northServer, why tokenEnd) {
 		return
 	}
 	delete(r.byToken, e.token)
-	if e.newerToken != nil {
-		e.newerToken.olderToken = e.olderToken
-	} else {
-		r.newestToken = e.olderToken
-	}
-	if e.olderToken != nil {
-		e.olderToken.newerToken = e.newerToken
-	} else {
-		r.oldestToken = e.newerToken
-	}
-	e.newerToken, e.olderToken = nil, nil
+	r.tokens.unlink(e)
 	e.hasToken = false
 	r.liveTokens--
 	r.tokensEnded[why]++
-}
-
-func (r *registryShard) pushFrontToken(e *northServer) {
-	e.olderToken = r.newestToken
-	if r.newestToken != nil {
-		r.newestToken.newerToken = e
-	}
-	r.newestToken = e
-	if r.oldestToken == nil {
-		r.oldestToken = e
-	}
-	r.liveTokens++
 }
 
 // tokenCounts reports the live tokens at now and how many have ended, by
@@ -344,31 +363,6 @@ func (r *registryShard) tokenCounts(now int64) (live int, ended [tokenEndCount]u
 	defer r.mu.Unlock()
 	r.expireTokens(now)
 	return r.liveTokens, r.tokensEnded
-}
-
-func (r *registryShard) unlink(e *northServer) {
-	if e.newer != nil {
-		e.newer.older = e.older
-	} else {
-		r.newest = e.older
-	}
-	if e.older != nil {
-		e.older.newer = e.newer
-	} else {
-		r.oldest = e.newer
-	}
-	e.newer, e.older = nil, nil
-}
-
-func (r *registryShard) pushFront(e *northServer) {
-	e.older = r.newest
-	if r.newest != nil {
-		r.newest.newer = e
-	}
-	r.newest = e
-	if r.oldest == nil {
-		r.oldest = e
-	}
 }
 
 // Len reports how many north servers are remembered.
@@ -396,7 +390,7 @@ func (r *registryShard) appendPage(dst []northServerCopy, after pageCursor, limi
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n, last := 0, int64(0)
-	for e := r.newest; e != nil; e = e.older {
+	for e := r.recent.newest; e != nil; e = e.links[recentLinks].older {
 		if !after.before(e.lastLogin, e.ip) {
 			continue
 		}
