@@ -5,8 +5,6 @@ package bench
 // northd/internal/testdeps).
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"northd/internal/testdeps"
@@ -15,17 +13,7 @@ import (
 // northdBin is the server binary, built once by TestMain.
 var northdBin string
 
-func TestMain(m *testing.M) {
-	bin, remove, err := testdeps.BuildNorthd("..")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	northdBin = bin
-	code := m.Run()
-	remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testdeps.MainWithNorthd(m, "..", &northdBin) }
 
 // startNorthd runs northd until the test ends (testdeps.StartNorthd).
 func startNorthd(tb testing.TB, args ...string) *testdeps.Northd {

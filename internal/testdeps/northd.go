@@ -23,6 +23,20 @@ const (
 	stopTimeout  = 30 * time.Second
 )
 
+// MainWithNorthd is a TestMain for the tools' modules: it builds northd
+// from root into *bin, runs the tests, removes the build and exits.
+func MainWithNorthd(m *testing.M, root string, bin *string) {
+	b, remove, err := BuildNorthd(root)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = b
+	code := m.Run()
+	remove()
+	os.Exit(code)
+}
+
 // BuildNorthd builds the server from the repository root, root, into a
 // temporary directory, for tests that run northd as an operator does: as a
 // process of its own. The tools' modules (bench, loadtest) do not import
