@@ -96,6 +96,18 @@ type pairResult struct {
 	probeErr map[string]string
 }
 
+// pairSide is one side of a measured pair: "A" or "B", what it ran and
+// its runs in round order.
+type pairSide struct {
+	name string
+	s    side
+	ws   []wrkResult
+}
+
+func (pr *pairResult) sides() [2]pairSide {
+	return [2]pairSide{{"A", pr.p.a, pr.a}, {"B", pr.p.b, pr.b}}
+}
+
 // met says whether a ratio range clears a goal, as the targets of the
 // peers do: "yes" when the whole per-round range does, "by the median
 // only" when just the median does. A side that had responses of the
@@ -155,10 +167,7 @@ func (r *results) writePairs(p func(format string, a ...any)) {
 	p("\n### Every run of the pairs (req/s, in round order; server CPU, and redis-server's with -store redis)\n\n")
 	p("| comparison | side | runs |\n|---|---|---|\n")
 	for _, pr := range r.pairs {
-		for _, s := range []struct {
-			label string
-			ws    []wrkResult
-		}{{"A: " + pr.p.a.label(), pr.a}, {"B: " + pr.p.b.label(), pr.b}} {
+		for _, s := range pr.sides() {
 			var parts []string
 			for _, w := range s.ws {
 				mark := ""
@@ -174,7 +183,7 @@ func (r *results) writePairs(p func(format string, a ...any)) {
 			if n := unexpectedIn(s.ws); n > 0 {
 				extra = fmt.Sprintf(" (**%d unexpected statuses**)", n)
 			}
-			p("| %s | %s | %s%s |\n", pr.p.name, s.label, strings.Join(parts, " · "), extra)
+			p("| %s | %s: %s | %s%s |\n", pr.p.name, s.name, s.s.label(), strings.Join(parts, " · "), extra)
 		}
 	}
 	p("\n")

@@ -613,13 +613,9 @@ func (r *results) writeJSON(path string) error {
 		}
 	}
 	for _, pr := range r.pairs {
-		for _, x := range []struct {
-			side string
-			s    side
-			ws   []wrkResult
-		}{{"a", pr.p.a, pr.a}, {"b", pr.p.b, pr.b}} {
+		for _, x := range pr.sides() {
 			for i, w := range x.ws {
-				runs = append(runs, rawRun{Pair: pr.p.name, Side: x.side, Route: x.s.route, Server: x.s.server, Round: i + 1,
+				runs = append(runs, rawRun{Pair: pr.p.name, Side: strings.ToLower(x.name), Route: x.s.route, Server: x.s.server, Round: i + 1,
 					Result: w, ServerCPU: w.ServerCPU, OtherCPU: w.OtherCPU, StoreCPU: w.StoreCPU, StoreCalls: w.StoreCalls})
 			}
 		}

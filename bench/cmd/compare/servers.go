@@ -415,15 +415,7 @@ func waitReady(r *running) error {
 
 // stop ends the server's process group and waits for it.
 func (r *running) stop() {
-	if r.alive() {
-		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-r.exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-			<-r.exited
-		}
-	}
+	stopGroup(r.cmd, r.exited, 5*time.Second)
 	if r.tempDir != "" {
 		os.RemoveAll(r.tempDir)
 	}
@@ -574,4 +566,21 @@ func firstLine(name string, args ...string) string {
 		return strings.TrimSpace(sc.Text())
 	}
 	return ""
+}
+
+// stopGroup ends the process group cmd leads, unless it has exited
+// already (exited is closed then): SIGTERM, and SIGKILL after grace.
+func stopGroup(cmd *exec.Cmd, exited <-chan struct{}, grace time.Duration) {
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
 }

@@ -154,17 +154,7 @@ func startRedisOnce(pin []string) (*redisServer, error) {
 // stop ends redis-server (SIGTERM, SIGKILL after 10 s) and removes its
 // directory. It may be called more than once.
 func (s *redisServer) stop() {
-	select {
-	case <-s.exited:
-	default:
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-s.exited
-		}
-	}
+	stopGroup(s.cmd, s.exited, 10*time.Second)
 	os.RemoveAll(s.dir)
 }
 
@@ -511,11 +501,7 @@ type storeSide struct {
 func (r *results) storeSides() []storeSide {
 	var out []storeSide
 	for _, pr := range r.pairs {
-		for _, x := range []struct {
-			name string
-			s    side
-			ws   []wrkResult
-		}{{"A", pr.p.a, pr.a}, {"B", pr.p.b, pr.b}} {
+		for _, x := range pr.sides() {
 			if !specNamed(x.s.server).redis {
 				continue
 			}
