@@ -38,9 +38,34 @@ type redisStore struct {
 	ttl     time.Duration
 	log     *slog.Logger
 
-	up     atomic.Bool
-	errors *metrics.Counter
+	// up is what /readyz and northd_store_up report. It is false until
+	// a probe has answered and the scripts are loaded, and false again
+	// once storeDownAfter probes in a row have failed. A request's own
+	// failed call never changes it: one slow answer on a busy host must
+	// not take every instance sharing the store out of rotation at once.
+	up atomic.Bool
+	// down is set with up cleared by failed probes (not at start): calls
+	// made for requests then fail at once instead of each waiting out
+	// its deadline.
+	down         atomic.Bool
+	failedProbes int // consecutive; watch's own
+	errors       *metrics.Counter
 }
+
+// The store connection's own timeouts, apart from -store-timeout (the
+// deadline of one call made for a request): rueidis tears down its
+// shared, pipelined connection when a reply takes longer than
+// ConnWriteTimeout, failing every call in flight on it, so it is sized in
+// seconds, for a store that is gone rather than slow.
+const (
+	storeConnTimeout = 5 * time.Second
+	// storeProbeInterval is how often the store is probed, so that
+	// /readyz follows it.
+	storeProbeInterval = 250 * time.Millisecond
+	storeProbeTimeout  = time.Second
+	// storeDownAfter failed probes in a row declare the store down.
+	storeDownAfter = 3
+)
 
 // storeUnavailable is the error of every store call that did not complete:
 // the caller answers 503.
@@ -67,8 +92,8 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	// Verification must see a logout at once on every instance, so no
 	// client-side cache: its invalidations arrive asynchronously.
 	opt.DisableCache = true
-	opt.Dialer.Timeout = cfg.StoreTimeout
-	opt.ConnWriteTimeout = cfg.StoreTimeout
+	opt.Dialer.Timeout = storeConnTimeout
+	opt.ConnWriteTimeout = storeConnTimeout
 	opt.ClientName = "northd"
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
@@ -82,7 +107,6 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 		log:     log,
 		errors:  set.NewCounter(`northd_store_errors_total`),
 	}
-	s.up.Store(true)
 	set.NewGauge(`northd_store_up`, func() float64 {
 		if s.up.Load() {
 			return 1
@@ -92,37 +116,75 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	return s, nil
 }
 
-// watch pings the store every interval until ctx ends, so that /readyz
-// follows it: down after a failed call or ping, up after a ping succeeds.
-func (s *redisStore) watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+// watch probes the store at once and then every storeProbeInterval until
+// ctx ends, so that /readyz follows it.
+func (s *redisStore) watch(ctx context.Context) {
+	t := time.NewTicker(storeProbeInterval)
 	defer t.Stop()
 	for {
+		s.probed(s.probe(ctx))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		cctx, cancel := context.WithTimeout(ctx, s.timeout)
-		err := s.client.Do(cctx, s.client.B().Ping().Build()).Error()
-		cancel()
-		if err == nil && !s.up.Load() {
-			s.up.Store(true)
-			s.log.Info("store reachable again: serving logins and verifications")
-		} else if err != nil && ctx.Err() == nil {
-			s.failed(err)
-		}
 	}
 }
 
-// failed notes a call that did not complete; the first of an outage is
-// logged, not each.
-func (s *redisStore) failed(err error) error {
-	s.errors.Inc()
-	if s.up.Swap(false) {
-		s.log.Error("store unreachable: logins and verifications get 503 and /readyz 503 until it answers", "err", err)
+// probe asks the store whether it answers: a PING while it is up, and
+// while it is not, the scripts' SCRIPT LOAD, so that it comes up with them
+// loaded (a restarted Redis has forgotten them).
+func (s *redisStore) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, storeProbeTimeout)
+	defer cancel()
+	if s.up.Load() {
+		return s.client.Do(ctx, s.client.B().Ping().Build()).Error()
 	}
+	for _, src := range storeScripts {
+		if err := s.client.Do(ctx, s.client.B().ScriptLoad().Script(src).Build()).Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// probed notes a probe's outcome: the store is up after one that
+// answered, and down after storeDownAfter failed in a row.
+func (s *redisStore) probed(err error) {
+	if err == nil {
+		s.failedProbes = 0
+		s.down.Store(false)
+		if !s.up.Swap(true) {
+			s.log.Info("store answers: serving logins and verifications")
+		}
+		return
+	}
+	s.errors.Inc()
+	s.failedProbes++
+	if s.failedProbes == storeDownAfter {
+		s.down.Store(true)
+		s.up.Store(false)
+		s.log.Error("store unreachable: logins and verifications get 503 and /readyz 503 until it answers", "err", err, "failed_probes", s.failedProbes)
+	}
+}
+
+// failed notes a call made for a request that did not complete: it is
+// counted, and the request gets 503. Whether the store is down is for the
+// probes to say.
+func (s *redisStore) failed(error) error {
+	s.errors.Inc()
 	return errStoreUnavailable
+}
+
+// call is the context of one call made for a request, or an error at once
+// while the store is declared down.
+func (s *redisStore) call(parent context.Context) (context.Context, context.CancelFunc, error) {
+	if s.down.Load() {
+		s.errors.Inc()
+		return nil, nil, errStoreUnavailable
+	}
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
+	return ctx, cancel, nil
 }
 
 func (s *redisStore) close() { s.client.Close() }
@@ -146,7 +208,9 @@ func tokenDigest(token [16]byte) string {
 // loginScript records a login in one step: the north server's old token
 // ends as the new one begins, so there is no moment at which both verify,
 // and the north servers past the bound go with their tokens.
-var loginScript = rueidis.NewLuaScript(`
+var loginScript = rueidis.NewLuaScript(loginScriptSource)
+
+const loginScriptSource = `
 local rec, servers, tok = KEYS[1], KEYS[2], KEYS[3]
 local username, ip, now, ttl, digest, max, prefix, expires = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local old = redis.call('HGET', rec, 'token')
@@ -165,10 +229,15 @@ if over > 0 then
     redis.call('DEL', r)
   end
 end
-return 1`)
+return 1`
+
+// storeScripts are loaded by every probe while the store is not up.
+var storeScripts = []string{loginScriptSource, logoutScriptSource}
 
 // logoutScript ends a token and clears it from its north server's record.
-var logoutScript = rueidis.NewLuaScript(`
+var logoutScript = rueidis.NewLuaScript(logoutScriptSource)
+
+const logoutScriptSource = `
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 redis.call('DEL', KEYS[1])
@@ -177,20 +246,19 @@ if ip then
   local rec = ARGV[1] .. 'ns:' .. ip
   if redis.call('HGET', rec, 'token') == ARGV[2] then redis.call('HDEL', rec, 'token') end
 end
-return 1`)
-
-func (s *redisStore) call(parent context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(parent, s.timeout)
-}
+return 1`
 
 // login records a login of the north server at ip on subsystem k.
 func (s *redisStore) login(k subsystemKeys, ip netip.Addr, username []byte, token [16]byte, at time.Time) error {
-	ctx, cancel := s.call(context.Background())
+	ctx, cancel, err := s.call(context.Background())
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	ipText := ip.String()
 	digest := tokenDigest(token)
 	now := at.UnixMilli()
-	err := loginScript.Exec(ctx, s.client,
+	err = loginScript.Exec(ctx, s.client,
 		[]string{k.prefix + "ns:" + ipText, k.servers, k.prefix + "tok:" + digest},
 		[]string{string(username), ipText, strconv.FormatInt(now, 10), strconv.FormatInt(s.ttl.Milliseconds(), 10), digest,
 			strconv.Itoa(s.max), k.prefix, strconv.FormatInt(now+s.ttl.Milliseconds(), 10)}).Error()
@@ -202,7 +270,10 @@ func (s *redisStore) login(k subsystemKeys, ip netip.Addr, username []byte, toke
 
 // verify looks a token up on subsystem k at now.
 func (s *redisStore) verify(k subsystemKeys, token [16]byte, now time.Time) (username string, ip netip.Addr, expires time.Time, result verifyResult, err error) {
-	ctx, cancel := s.call(context.Background())
+	ctx, cancel, err := s.call(context.Background())
+	if err != nil {
+		return "", netip.Addr{}, time.Time{}, tokenUnknown, err
+	}
 	defer cancel()
 	v, err := s.client.Do(ctx, s.client.B().Get().Key(k.prefix+"tok:"+tokenDigest(token)).Build()).ToString()
 	switch {
@@ -227,7 +298,10 @@ func (s *redisStore) verify(k subsystemKeys, token [16]byte, now time.Time) (use
 
 // logout ends a token on subsystem k; false for one that was not live.
 func (s *redisStore) logout(k subsystemKeys, token [16]byte) (bool, error) {
-	ctx, cancel := s.call(context.Background())
+	ctx, cancel, err := s.call(context.Background())
+	if err != nil {
+		return false, err
+	}
 	defer cancel()
 	digest := tokenDigest(token)
 	n, err := logoutScript.Exec(ctx, s.client, []string{k.prefix + "tok:" + digest}, []string{k.prefix, digest}).AsInt64()
@@ -251,7 +325,10 @@ func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after st
 		}
 		start = n
 	}
-	ctx, cancel := s.call(ctx)
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return nil, 0, "", err
+	}
 	defer cancel()
 	count, err := s.client.Do(ctx, s.client.B().Zcard().Key(k.servers).Build()).AsInt64()
 	if err != nil {

@@ -154,7 +154,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 	}
 	if store != nil {
 		srv.store = store
-		go store.watch(ctx, storeProbeInterval)
+		go store.watch(ctx)
 	}
 	// Asked for before start returns, so that a SIGHUP from then on
 	// reloads instead of ending the process.
@@ -290,10 +290,6 @@ func (srv *instance) wait() error {
 	log.Info("stopped cleanly: every in-flight request was answered")
 	return nil
 }
-
-// storeProbeInterval is how often a shared store is pinged, so that
-// /readyz turns 200 again soon after an outage ends.
-const storeProbeInterval = 250 * time.Millisecond
 
 // subsystemNames names each subsystem: NAME= from -listen, or else its real
 // port. Two subsystems of one name would share tokens, so that is refused.

@@ -94,6 +94,9 @@ func TestBehindHAProxy(t *testing.T) {
 	t.Cleanup(func() {
 		for _, in := range instances {
 			in.kill()
+			if t.Failed() {
+				t.Logf("northd %s log:\n%s", in.name, in.log)
+			}
 		}
 	})
 
