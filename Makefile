@@ -13,9 +13,10 @@ build:
 	$(GO) build -o bin/northd .
 
 # The race detector allocates on its own, so the tests that lock in
-# 0 allocs/op (named *Allocat*) run again without it. Skipped tests are
-# listed with their reasons (the allocation tests among them under -race); under CI=true a test whose real part (haproxy,
-# redis-server, htpasswd) is missing fails instead of skipping.
+# 0 allocs/op (named *Allocat*) skip under it, saying so, and run again
+# without it. Skipped tests are listed with their reasons; under CI=true a
+# test whose real part (haproxy, redis-server, htpasswd) is missing fails
+# instead of skipping.
 test:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) mod tidy -diff
