@@ -214,8 +214,11 @@ func (p *hashPool) work() {
 			return
 		case job := <-p.jobs:
 			start := time.Now()
-			job.match <- job.hash.matches(job.password)
+			match := job.hash.matches(job.password)
+			// Counted before the answer, so that whoever reads the
+			// metric after the login was answered sees this check.
 			p.duration.UpdateDuration(start)
+			job.match <- match
 		}
 	}
 }
