@@ -80,6 +80,7 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ip := lr.addr
+	verdict := claimOpen
 	if s.auth != nil || !ip.IsValid() {
 		client := s.clientAddr(ctx)
 		if s.auth != nil {
@@ -91,15 +92,29 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 		if !ip.IsValid() {
 			ip = client
 		}
+		// Only once the password is right, so that the answer tells no
+		// one else which ips a user may claim.
+		if s.auth != nil {
+			if verdict = s.auth.claim(lr.username, ip); verdict == claimRefused {
+				s.refuseClaim(ctx, claimRefusedAnswer)
+				return
+			}
+		}
 	}
 	token := newToken()
+	claimed := true
 	if s.store != nil {
-		if err := s.store.login(s.keys, ip, lr.username, token, ctx.Time()); err != nil {
+		var err error
+		if claimed, err = s.store.login(s.keys, ip, lr.username, token, verdict == claimListed); err != nil {
 			s.refuseStoreDown(ctx, true)
 			return
 		}
 	} else {
-		token = s.registry.login(ip, lr.username, token, ctx.Time())
+		token, claimed = s.registry.login(ip, lr.username, token, ctx.Time(), verdict == claimListed)
+	}
+	if !claimed {
+		s.refuseClaim(ctx, ipHeldAnswer)
+		return
 	}
 	s.metrics.shardOf(ctx).logins.Add(1)
 
