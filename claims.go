@@ -59,9 +59,9 @@ func (l claimList) allows(ip netip.Addr) bool {
 type claimVerdict uint8
 
 const (
-	claimOpen     claimVerdict = iota // no list: any ip no other username holds
-	claimListed                       // on the user's list: the ip is the user's, whoever holds it
-	claimRefused                      // off the user's list
+	claimOpen    claimVerdict = iota // no list: any ip no other username holds
+	claimListed                      // on the user's list: the ip is the user's, whoever holds it
+	claimRefused                     // off the user's list
 )
 
 // claim says whether username may claim ip, by the users file in force.
