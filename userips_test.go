@@ -157,4 +157,3 @@ func TestOneUserWithManyIPsEvictsNoOtherUser(t *testing.T) {
 		})
 	}
 }
-
