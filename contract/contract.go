@@ -1,8 +1,9 @@
 // Package contract is northd's wire contract as the tools check it: the
 // fixed bodies, the content types, the login answers (refusals of
 // credentials and of claimed ips included), the form of a login token and
-// the answer of /north/verify. loadtest, bench/cmd/compare and lbtest take it from here,
-// so that they agree on what a right answer is and are equally strict.
+// the answer of /north/verify. loadtest, bench/cmd/compare and lbtest
+// take it from here, so that they agree on what a right answer is and are
+// equally strict.
 //
 // The server does not use this package, and its own tests keep their own
 // literal bytes: a change here that the server does not make (or the
