@@ -14,7 +14,17 @@ import (
 // auth_basic_user_file reads the same file and ignores it). A user without
 // one may claim any ip, but not one whose live token another username
 // holds; a user with one may claim those ips only, and takes them over
-// from whoever holds them, since the operator said they are its.
+// from whoever holds them, since the operator said they are its. In open
+// mode a username proves nothing, so the latest login takes the ip.
+
+// ipsPerUser is -max-ips-per-user, or 0 (no bound) in open mode, where a
+// username proves nothing and any login may take any ip, as in the seed.
+func (c *config) ipsPerUser() int {
+	if c.Users == "" {
+		return 0
+	}
+	return c.MaxIPsPerUser
+}
 
 // claimList is the addresses one user may claim.
 type claimList []netip.Prefix

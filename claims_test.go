@@ -124,3 +124,33 @@ func TestLoginClaims(t *testing.T) {
 		})
 	}
 }
+
+// In open mode a username proves nothing: the latest login takes the ip,
+// as in the seed, and a username is not bounded in ips.
+func TestOpenModeLatestLoginTakesTheIP(t *testing.T) {
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			args := []string{"-listen", "alarms=127.0.0.1:0", "-admin", "off", "-max-ips-per-user", "2"}
+			if store == "redis" {
+				args = append(args, "-store", testdeps.StartRedis(t).URL())
+			}
+			listen, _, _, _ := startRun(t, args...)
+			base := "http://" + listen[0]
+			client := clientFrom("127.0.0.1")
+			loginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.1"}`)
+			taken := loginToken(t, client, base, `{"username":"b","password":"p","ip":"192.0.2.1"}`)
+			if a := call(t, client, "GET", base+"/north/verify", taken, ""); a.status != 200 {
+				t.Errorf("b's token on the ip it took: %d %q", a.status, a.body)
+			}
+			var tokens []string
+			for i := 2; i <= 5; i++ {
+				tokens = append(tokens, loginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.`+string(rune('0'+i))+`"}`))
+			}
+			for i, tok := range tokens {
+				if a := call(t, client, "GET", base+"/north/verify", tok, ""); a.status != 200 {
+					t.Errorf("a's token %d of 4: %d %q", i+1, a.status, a.body)
+				}
+			}
+		})
+	}
+}

@@ -101,16 +101,19 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 			}
 		}
 	}
+	// In open mode any username logs in, so a username proves nothing
+	// and an ip goes to the latest login, as in the seed.
+	takeover := s.auth == nil || verdict == claimListed
 	token := newToken()
 	claimed := true
 	if s.store != nil {
 		var err error
-		if claimed, err = s.store.login(s.keys, ip, lr.username, token, verdict == claimListed); err != nil {
+		if claimed, err = s.store.login(s.keys, ip, lr.username, token, takeover); err != nil {
 			s.refuseStoreDown(ctx, true)
 			return
 		}
 	} else {
-		token, claimed = s.registry.login(ip, lr.username, token, ctx.Time(), verdict == claimListed)
+		token, claimed = s.registry.login(ip, lr.username, token, ctx.Time(), takeover)
 	}
 	if !claimed {
 		s.refuseClaim(ctx, ipHeldAnswer)

@@ -32,13 +32,13 @@ import (
 //   - northd:{NAME}:servers, the north servers by last login (a sorted
 //     set), which keeps their number within -registry-max;
 //   - northd:{NAME}:user:USERNAME, the ips of the north servers USERNAME
-//     holds, by last login (a sorted set), which keeps their number within
-//     -max-ips-per-user.
+//     holds, by last login in microseconds (a sorted set), which keeps
+//     their number within -max-ips-per-user.
 type redisStore struct {
 	client  rueidis.Client
 	timeout time.Duration
 	max     int
-	userMax int // -max-ips-per-user
+	userMax int // -max-ips-per-user; 0 for no bound
 	ttl     time.Duration
 	log     *slog.Logger
 
@@ -82,7 +82,7 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 		client:  client,
 		timeout: cfg.StoreTimeout,
 		max:     cfg.RegistryMax,
-		userMax: cfg.MaxIPsPerUser,
+		userMax: cfg.ipsPerUser(),
 		ttl:     cfg.TokenTTL,
 		log:     log,
 		errors:  set.NewCounter(`northd_store_errors_total`),
@@ -152,7 +152,7 @@ func tokenDigest(token [16]byte) string {
 // ends as the new one begins, so there is no moment at which both verify,
 // and the north servers past the bounds go with their tokens: the least
 // recently seen of the subsystem past -registry-max, and of the username
-// past -max-ips-per-user. It returns 0, and records nothing, when another
+// past -max-ips-per-user (ARGV[6]; 0 for no bound). It returns 0, and records nothing, when another
 // username holds the ip's live token and ARGV[7] is not 1 (takeover: the
 // users file lists the ip as this username's).
 //
@@ -201,10 +201,17 @@ redis.call('ZREM', servers, ip)
 local over = redis.call('ZCARD', servers) - (max - 1)
 if over > 0 then forget(redis.call('ZPOPMIN', servers, over), true) end
 redis.call('ZADD', servers, now, ip)
-redis.call('ZREM', userset, ip)
-over = redis.call('ZCARD', userset) - (usermax - 1)
-if over > 0 then forget(redis.call('ZPOPMIN', userset, over), false) end
-redis.call('ZADD', userset, now, ip)
+if usermax > 0 then
+  -- In microseconds, each later than the last, so that the one to go
+  -- is the least recently seen even among logins of one millisecond.
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = redis.call('ZREVRANGE', userset, 0, 0, 'WITHSCORES')
+  if last[2] and tonumber(last[2]) >= us then us = tonumber(last[2]) + 1 end
+  redis.call('ZREM', userset, ip)
+  over = redis.call('ZCARD', userset) - (usermax - 1)
+  if over > 0 then forget(redis.call('ZPOPMIN', userset, over), false) end
+  redis.call('ZADD', userset, string.format('%d', us), ip)
+end
 return 1`)
 
 // endUserScript ends the live tokens of one username (KEYS[1] is its set

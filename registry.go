@@ -38,13 +38,17 @@ const (
 )
 
 // newRegistry returns an empty registry that holds at most max entries,
-// at most maxPerUser of them for one username, whose tokens live tokenTTL.
+// at most maxPerUser of them for one username (0: no such bound), whose
+// tokens live tokenTTL.
 func newRegistry(max, maxPerUser int, tokenTTL time.Duration) *registry {
 	n := 1
 	for n < registryMaxShards && max/(2*n) >= registryMinPerShard {
 		n *= 2
 	}
-	r := &registry{shards: make([]registryShard, n), mask: byte(n - 1), seed: maphash.MakeSeed(), users: newUserIPs(maxPerUser)}
+	r := &registry{shards: make([]registryShard, n), mask: byte(n - 1), seed: maphash.MakeSeed()}
+	if maxPerUser > 0 {
+		r.users = newUserIPs(maxPerUser)
+	}
 	for i := range r.shards {
 		share := max / n
 		if i < max%n {

@@ -15,7 +15,8 @@ import (
 //
 // A registry shard's lock may be held while taking an index shard's lock,
 // never the reverse. Each registry entry is on at most one username's
-// list, so the index holds no more than the registry does.
+// list, so the index holds no more than the registry does. A nil index
+// (no bound: open mode) tracks nothing.
 type userIPs struct {
 	max    int
 	seed   maphash.Seed
@@ -54,6 +55,9 @@ func (u *userIPs) shardOf(username []byte) *userIPsShard {
 // leaves it, and add returns that entry's ip for the caller to forget
 // (under its own shard's lock; see forgettable).
 func (u *userIPs) add(e *northServer) (over netip.Addr) {
+	if u == nil {
+		return netip.Addr{}
+	}
 	sh := u.shardOf(e.username)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -82,6 +86,9 @@ func (u *userIPs) add(e *northServer) (over netip.Addr) {
 // remove takes e off its username's list, before e is forgotten or
 // changes hands.
 func (u *userIPs) remove(e *northServer) {
+	if u == nil {
+		return
+	}
 	sh := u.shardOf(e.username)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -108,6 +115,9 @@ func (u *userIPs) forgettable(e *northServer) bool {
 
 // ips returns the ips username holds.
 func (u *userIPs) ips(username string) []netip.Addr {
+	if u == nil {
+		return nil
+	}
 	sh := u.shardOf([]byte(username))
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

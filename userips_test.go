@@ -42,6 +42,7 @@ func redisTokenStore(t *testing.T, max, maxPerUser int) (tokenStore, *testdeps.R
 		t.Fatal(err)
 	}
 	t.Cleanup(s.close)
+	s.userMax = maxPerUser // as with -users
 	k := keysFor("alarms")
 	return tokenStore{
 		login: func(ip netip.Addr, username string, token [16]byte, takeover bool) ([16]byte, bool) {
