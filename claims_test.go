@@ -1,10 +1,14 @@
 package main
 
 import (
+	"io"
 	"net/netip"
 	"northd/internal/testdeps"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 const (
@@ -152,5 +156,43 @@ func TestOpenModeLatestLoginTakesTheIP(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A cached login of a user with a claim list, and the 403 and 409
+// refusals, allocate nothing.
+func TestClaimsAllocateNothing(t *testing.T) {
+	cfg := testConfig(t, "-users", writeUsersFile(t, "alice:"+bcrypt2ySecret+":192.0.2.0/24\nbob:"+bcrypt2ySecret+"\n"))
+	log := newLogger(io.Discard, "error", "text")
+	set := metrics.NewSet()
+	auth, err := newAuthenticator(cfg, set, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.hashing.stop)
+	h := newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, nil, nil, set, log).routes()
+	for _, tt := range []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"listed login", `{"username":"alice","password":"secret","ip":"192.0.2.7"}`, 200},
+		{"unlisted ip", `{"username":"alice","password":"secret","ip":"198.51.100.7"}`, 403},
+		{"held ip", `{"username":"bob","password":"secret","ip":"192.0.2.7"}`, 409},
+	} {
+		ctx := handlerCtx(t, post("/north/login", tt.body))
+		body := []byte(tt.body)
+		run := func() {
+			ctx.Request.SetBody(body)
+			ctx.Response.Reset()
+			h(ctx)
+			if ctx.Response.StatusCode() != tt.status {
+				t.Fatalf("%s: %d %q, want %d", tt.name, ctx.Response.StatusCode(), ctx.Response.Body(), tt.status)
+			}
+		}
+		run() // fills the credential cache
+		if n := testing.AllocsPerRun(200, run); n != 0 && !raceEnabled {
+			t.Errorf("%s allocates %v times per request", tt.name, n)
+		}
 	}
 }
