@@ -64,7 +64,9 @@ func appendHex(dst, b []byte) []byte {
 // handleLogin answers POST /north/login: it decodes the body, checks the
 // credentials (unless in open mode), gives the north server a token and
 // records it in the registry under its ip (from the body, or else the
-// client address), replacing the token it held.
+// client address), replacing the token it held. With -users the ip must be
+// one the user may claim (claims.go): 403 off its list, 409 while another
+// username holds the ip's live token.
 func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 	body := ctx.PostBody()
 	// The body holds the password: it is zeroed before the request's
