@@ -166,7 +166,7 @@ func TestUsersFileLogins(t *testing.T) {
 	if !strings.Contains(logs.String(), "users file not reloaded; the previous one stays in force") || !strings.Contains(logs.String(), "line 1: MD5 hashes") {
 		t.Errorf("log does not say why the reload failed:\n%s", logs)
 	}
-	loginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret"}`)
+	loginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret","ip":"192.0.2.2"}`) // 127.0.0.1 is alice's
 	if metricValue(t, admin, `northd_auth_mode{mode="users"}`) != 1 {
 		t.Error("auth mode is not users")
 	}

@@ -30,11 +30,15 @@ import (
 //   - northd:{NAME}:ns:IP, a north server: a hash of username, ip,
 //     last_login (ms), logins and token (the digest of its live token);
 //   - northd:{NAME}:servers, the north servers by last login (a sorted
-//     set), which keeps their number within -registry-max.
+//     set), which keeps their number within -registry-max;
+//   - northd:{NAME}:user:USERNAME, the ips of the north servers USERNAME
+//     holds, by last login in microseconds (a sorted set), which keeps
+//     their number within -max-ips-per-user.
 type redisStore struct {
 	client  rueidis.Client
 	timeout time.Duration
 	max     int
+	userMax int // -max-ips-per-user; 0 for no bound
 	ttl     time.Duration
 	log     *slog.Logger
 
@@ -103,6 +107,7 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 		client:  client,
 		timeout: cfg.StoreTimeout,
 		max:     cfg.RegistryMax,
+		userMax: cfg.ipsPerUser(),
 		ttl:     cfg.TokenTTL,
 		log:     log,
 		errors:  set.NewCounter(`northd_store_errors_total`),
@@ -207,32 +212,92 @@ func tokenDigest(token [16]byte) string {
 
 // loginScript records a login in one step: the north server's old token
 // ends as the new one begins, so there is no moment at which both verify,
-// and the north servers past the bound go with their tokens.
+// and the north servers past the bounds go with their tokens: the least
+// recently seen of the subsystem past -registry-max, and of the username
+// past -max-ips-per-user (ARGV[6]; 0 for no bound). It returns 0, and records nothing, when another
+// username holds the ip's live token and ARGV[7] is not 1 (takeover: the
+// users file lists the ip as this username's).
+//
+// The time is Redis's own, never older than the newest north server's:
+// the request's start time would make a login that waited (for a password
+// check, or on an instance whose clock is behind) older than every entry,
+// the first to go at the bound, and its fresh token deleted while it
+// answers 200. The new entry also leaves its sets before they are trimmed,
+// so that a tie can never pick it.
 var loginScript = rueidis.NewLuaScript(loginScriptSource)
 
 const loginScriptSource = `
-local rec, servers, tok = KEYS[1], KEYS[2], KEYS[3]
-local username, ip, now, ttl, digest, max, prefix, expires = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local rec, servers, tok, userset = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local username, ip, ttl, digest, max, usermax, takeover, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local holder = redis.call('HGET', rec, 'username')
 local old = redis.call('HGET', rec, 'token')
+if holder and holder ~= username then
+  if old and takeover ~= '1' and redis.call('EXISTS', prefix .. 'tok:' .. old) == 1 then return 0 end
+  redis.call('ZREM', prefix .. 'user:' .. holder, ip)
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local newest = redis.call('ZREVRANGE', servers, 0, 0, 'WITHSCORES')
+if newest[2] and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
 if old then redis.call('DEL', prefix .. 'tok:' .. old) end
-redis.call('SET', tok, expires .. '\n' .. ip .. '\n' .. username, 'PX', ttl)
-redis.call('HSET', rec, 'username', username, 'ip', ip, 'last_login', now, 'token', digest)
+redis.call('SET', tok, string.format('%d', now + ttl) .. '\n' .. ip .. '\n' .. username, 'PX', ttl)
+redis.call('HSET', rec, 'username', username, 'ip', ip, 'last_login', string.format('%d', now), 'token', digest)
 redis.call('HINCRBY', rec, 'logins', 1)
-redis.call('ZADD', servers, now, ip)
-local over = redis.call('ZCARD', servers) - max
-if over > 0 then
-  local gone = redis.call('ZPOPMIN', servers, over)
+-- forget drops the north servers popped from one of the two sets, with
+-- their tokens, from the other set too.
+local function forget(gone, fromServers)
   for i = 1, #gone, 2 do
     local r = prefix .. 'ns:' .. gone[i]
-    local t = redis.call('HGET', r, 'token')
-    if t then redis.call('DEL', prefix .. 'tok:' .. t) end
-    redis.call('DEL', r)
+    local who = redis.call('HGET', r, 'username')
+    if fromServers or who == username then
+      local t = redis.call('HGET', r, 'token')
+      if t then redis.call('DEL', prefix .. 'tok:' .. t) end
+      if fromServers then
+        if who then redis.call('ZREM', prefix .. 'user:' .. who, gone[i]) end
+      else
+        redis.call('ZREM', servers, gone[i])
+      end
+      redis.call('DEL', r)
+    end
   end
+end
+redis.call('ZREM', servers, ip)
+local over = redis.call('ZCARD', servers) - (max - 1)
+if over > 0 then forget(redis.call('ZPOPMIN', servers, over), true) end
+redis.call('ZADD', servers, now, ip)
+if usermax > 0 then
+  -- In microseconds, each later than the last, so that the one to go
+  -- is the least recently seen even among logins of one millisecond.
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = redis.call('ZREVRANGE', userset, 0, 0, 'WITHSCORES')
+  if last[2] and tonumber(last[2]) >= us then us = tonumber(last[2]) + 1 end
+  redis.call('ZREM', userset, ip)
+  over = redis.call('ZCARD', userset) - (usermax - 1)
+  if over > 0 then forget(redis.call('ZPOPMIN', userset, over), false) end
+  redis.call('ZADD', userset, string.format('%d', us), ip)
 end
 return 1`
 
+// endUserScript ends the live tokens of one username (KEYS[1] is its set
+// of ips), and returns how many it ended.
+var endUserScript = rueidis.NewLuaScript(endUserScriptSource)
+
+const endUserScriptSource = `
+local prefix, username, n = ARGV[1], ARGV[2], 0
+for _, ip in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local r = prefix .. 'ns:' .. ip
+  if redis.call('HGET', r, 'username') == username then
+    local t = redis.call('HGET', r, 'token')
+    if t then
+      n = n + redis.call('DEL', prefix .. 'tok:' .. t)
+      redis.call('HDEL', r, 'token')
+    end
+  end
+end
+return n`
+
 // storeScripts are loaded by every probe while the store is not up.
-var storeScripts = []string{loginScriptSource, logoutScriptSource}
+var storeScripts = []string{loginScriptSource, endUserScriptSource, logoutScriptSource}
 
 // logoutScript ends a token and clears it from its north server's record.
 var logoutScript = rueidis.NewLuaScript(logoutScriptSource)
@@ -248,24 +313,45 @@ if ip then
 end
 return 1`
 
-// login records a login of the north server at ip on subsystem k.
-func (s *redisStore) login(k subsystemKeys, ip netip.Addr, username []byte, token [16]byte, at time.Time) error {
+// login records a login of the north server at ip on subsystem k. It
+// reports false, and records nothing, when another username holds ip's
+// live token, unless takeover (the users file lists ip as username's).
+func (s *redisStore) login(k subsystemKeys, ip netip.Addr, username []byte, token [16]byte, takeover bool) (bool, error) {
 	ctx, cancel, err := s.call(context.Background())
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer cancel()
 	ipText := ip.String()
 	digest := tokenDigest(token)
-	now := at.UnixMilli()
-	err = loginScript.Exec(ctx, s.client,
-		[]string{k.prefix + "ns:" + ipText, k.servers, k.prefix + "tok:" + digest},
-		[]string{string(username), ipText, strconv.FormatInt(now, 10), strconv.FormatInt(s.ttl.Milliseconds(), 10), digest,
-			strconv.Itoa(s.max), k.prefix, strconv.FormatInt(now+s.ttl.Milliseconds(), 10)}).Error()
-	if err != nil {
-		return s.failed(err)
+	take := "0"
+	if takeover {
+		take = "1"
 	}
-	return nil
+	n, err := loginScript.Exec(ctx, s.client,
+		[]string{k.prefix + "ns:" + ipText, k.servers, k.prefix + "tok:" + digest, k.prefix + "user:" + string(username)},
+		[]string{string(username), ipText, strconv.FormatInt(s.ttl.Milliseconds(), 10), digest,
+			strconv.Itoa(s.max), strconv.Itoa(s.userMax), take, k.prefix}).AsInt64()
+	if err != nil {
+		return false, s.failed(err)
+	}
+	return n == 1, nil
+}
+
+// endUserTokens ends the live tokens username holds on subsystem k,
+// because the users file no longer has it or changed its password; it
+// reports how many.
+func (s *redisStore) endUserTokens(ctx context.Context, k subsystemKeys, username string) (int, error) {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	n, err := endUserScript.Exec(ctx, s.client, []string{k.prefix + "user:" + username}, []string{k.prefix, username}).AsInt64()
+	if err != nil {
+		return 0, s.failed(err)
+	}
+	return int(n), nil
 }
 
 // verify looks a token up on subsystem k at now.

@@ -27,6 +27,7 @@ type registry struct {
 	shards []registryShard
 	mask   byte
 	seed   maphash.Seed
+	users  *userIPs
 }
 
 const (
@@ -37,19 +38,23 @@ const (
 )
 
 // newRegistry returns an empty registry that holds at most max entries,
-// whose tokens live tokenTTL.
-func newRegistry(max int, tokenTTL time.Duration) *registry {
+// at most maxPerUser of them for one username (0: no such bound), whose
+// tokens live tokenTTL.
+func newRegistry(max, maxPerUser int, tokenTTL time.Duration) *registry {
 	n := 1
 	for n < registryMaxShards && max/(2*n) >= registryMinPerShard {
 		n *= 2
 	}
 	r := &registry{shards: make([]registryShard, n), mask: byte(n - 1), seed: maphash.MakeSeed()}
+	if maxPerUser > 0 {
+		r.users = newUserIPs(maxPerUser)
+	}
 	for i := range r.shards {
 		share := max / n
 		if i < max%n {
 			share++
 		}
-		r.shards[i] = newRegistryShard(share, tokenTTL)
+		r.shards[i] = newRegistryShard(share, tokenTTL, r.users)
 	}
 	return r
 }
@@ -61,12 +66,29 @@ func (r *registry) shardOf(ip netip.Addr) int {
 
 // login records a login of the north server at ip with token, which
 // replaces the one it held, and returns the token as issued: with its
-// shard's number in the low bits of its last byte.
-func (r *registry) login(ip netip.Addr, username []byte, token [16]byte, at time.Time) [16]byte {
+// shard's number in the low bits of its last byte. It reports false, and
+// records nothing, when another username holds ip's live token, unless
+// takeover (the users file lists ip as this username's).
+func (r *registry) login(ip netip.Addr, username []byte, token [16]byte, at time.Time, takeover bool) ([16]byte, bool) {
 	i := r.shardOf(ip)
 	token[15] = token[15]&^r.mask | byte(i)
-	r.shards[i].login(ip, username, token, at)
-	return token
+	over, ok := r.shards[i].login(ip, username, token, at, takeover)
+	if over.IsValid() {
+		// Past -max-ips-per-user: the username's least recently seen
+		// north server goes, in its own shard.
+		r.shards[r.shardOf(over)].forgetOverUser(over, username)
+	}
+	return token, ok
+}
+
+// endUserTokens ends the live tokens username holds, because the users
+// file no longer has it or changed its password; it reports how many.
+func (r *registry) endUserTokens(username string) int {
+	n := 0
+	for _, ip := range r.users.ips(username) {
+		n += r.shards[r.shardOf(ip)].endUserToken(ip, username)
+	}
+	return n
 }
 
 func (r *registry) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result verifyResult) {
@@ -153,6 +175,7 @@ type registryShard struct {
 	byToken  map[[16]byte]*northServer
 	recent   entryList // every entry, most recently seen first; the oldest is forgotten next
 	evicted  uint64
+	users    *userIPs // shared by every shard of the registry
 
 	tokens      entryList // the entries holding a live token, newest token first
 	liveTokens  int
@@ -168,11 +191,12 @@ const (
 	tokenExpired tokenEnd = iota
 	tokenReplaced
 	tokenLoggedOut
-	tokenEvicted // its north server was forgotten at the registry's bound
+	tokenEvicted     // its north server was forgotten at the registry's bound, or its username's
+	tokenUserChanged // a reload removed its username or changed its password
 	tokenEndCount
 )
 
-var tokenEndNames = [tokenEndCount]string{"expired", "replaced", "logged_out", "evicted"}
+var tokenEndNames = [tokenEndCount]string{"expired", "replaced", "logged_out", "evicted", "user_changed"}
 
 // northServer is one registry entry. Its username buffer is reused when the
 // same ip logs in again or when the entry is recycled for a new ip, so a
@@ -185,7 +209,8 @@ type northServer struct {
 	lastLogin int64 // unix nanoseconds; the token expires tokenTTL later
 	logins    uint64
 
-	links [2]entryLinks // in the recent list and the live-token list
+	links      [3]entryLinks // in the recent list, the live-token list and its username's list
+	userListed bool          // on its username's list (userIPs); guarded by that list's lock
 }
 
 // entryList is a doubly linked list of entries, newest first. An entry is
@@ -198,6 +223,7 @@ type entryList struct {
 const (
 	recentLinks = iota
 	tokenLinks
+	userLinks
 )
 
 type entryLinks struct{ newer, older *northServer }
@@ -240,7 +266,7 @@ type northServerReport struct {
 	Logins            uint64    `json:"logins"`
 }
 
-func newRegistryShard(max int, tokenTTL time.Duration) registryShard {
+func newRegistryShard(max int, tokenTTL time.Duration, users *userIPs) registryShard {
 	// Sized for twice the bound from the start: at the bound every new ip
 	// deletes one key and inserts another, and a map sized for max alone
 	// rehashes into twice its size partway through a flood (a one-time
@@ -253,14 +279,19 @@ func newRegistryShard(max int, tokenTTL time.Duration) registryShard {
 		byToken:  make(map[[16]byte]*northServer, 2*max),
 		recent:   entryList{which: recentLinks},
 		tokens:   entryList{which: tokenLinks},
+		users:    users,
 	}
 }
 
 // login records a login of the north server at ip: its username, and the
-// token it was given, which replaces the one it held.
-func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at time.Time) {
+// token it was given, which replaces the one it held. It reports false,
+// and records nothing, when another username holds ip's live token and
+// not takeover. over is the ip of the username's north server to forget,
+// when it now holds more than -max-ips-per-user.
+func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at time.Time, takeover bool) (over netip.Addr, ok bool) {
 	now := at.UnixNano()
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	// at is when the request began; a login that waited for a password
 	// check can arrive after a later one. The lists stay in time order,
 	// as expiry and paging need, when no login is older than the newest.
@@ -271,12 +302,19 @@ func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at
 	e := r.byIP[ip]
 	switch {
 	case e != nil:
+		if string(e.username) != string(username) {
+			if e.hasToken && !takeover {
+				return netip.Addr{}, false
+			}
+			r.users.remove(e) // it changes hands
+		}
 		r.recent.unlink(e)
 		r.endToken(e, tokenReplaced)
 	case len(r.byIP) >= r.max:
 		e = r.recent.oldest
 		r.recent.unlink(e)
 		r.endToken(e, tokenEvicted)
+		r.users.remove(e)
 		delete(r.byIP, e.ip)
 		r.evicted++
 		*e = northServer{username: e.username[:0]}
@@ -294,7 +332,35 @@ func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at
 	r.byToken[token] = e
 	r.tokens.pushFront(e)
 	r.liveTokens++
-	r.mu.Unlock()
+	return r.users.add(e), true
+}
+
+// forgetOverUser forgets the north server at ip, which add took off
+// username's list past -max-ips-per-user, unless it changed hands or the
+// username logged in from it again meanwhile.
+func (r *registryShard) forgetOverUser(ip netip.Addr, username []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.byIP[ip]
+	if e == nil || string(e.username) != string(username) || !r.users.forgettable(e) {
+		return
+	}
+	r.recent.unlink(e)
+	r.endToken(e, tokenEvicted)
+	delete(r.byIP, ip)
+}
+
+// endUserToken ends the live token of the north server at ip, if username
+// holds it, and reports 1 if it did.
+func (r *registryShard) endUserToken(ip netip.Addr, username string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.byIP[ip]
+	if e == nil || string(e.username) != username || !e.hasToken {
+		return 0
+	}
+	r.endToken(e, tokenUserChanged)
+	return 1
 }
 
 // verifyResult is what verify found of a token.

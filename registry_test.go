@@ -16,13 +16,13 @@ func ipN(n int) netip.Addr {
 // token bytes: for {9, 0, …, 0} (printf '\x09' plus 15 zero bytes |
 // sha256sum) d6370cab.
 func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
-	r := newRegistry(3, time.Hour)
+	r := newRegistry(3, 3, time.Hour)
 	at := time.Unix(1700000000, 0)
 	for i := 1; i <= 3; i++ {
-		r.login(ipN(i), []byte("user"), [16]byte{byte(i)}, at.Add(time.Duration(i)*time.Second))
+		r.login(ipN(i), []byte("user"), [16]byte{byte(i)}, at.Add(time.Duration(i)*time.Second), false)
 	}
-	r.login(ipN(1), []byte("again"), [16]byte{9}, at.Add(4*time.Second)) // 1 is now the newest; 2 the oldest
-	r.login(ipN(4), []byte("new"), [16]byte{4}, at.Add(5*time.Second))
+	r.login(ipN(1), []byte("again"), [16]byte{9}, at.Add(4*time.Second), true) // 1 is now the newest; 2 the oldest
+	r.login(ipN(4), []byte("new"), [16]byte{4}, at.Add(5*time.Second), false)
 
 	if r.count() != 3 || r.evictions() != 1 {
 		t.Errorf("count %d evictions %d, want 3 and 1", r.count(), r.evictions())
@@ -44,7 +44,7 @@ func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
 // every entry once, and the bound holds over the shards together.
 func TestShardedRegistry(t *testing.T) {
 	const max = 65536
-	r := newRegistry(max, time.Hour)
+	r := newRegistry(max, max, time.Hour)
 	if len(r.shards) != registryMaxShards {
 		t.Fatalf("%d shards, want %d", len(r.shards), registryMaxShards)
 	}
@@ -52,7 +52,7 @@ func TestShardedRegistry(t *testing.T) {
 	tokens := make(map[netip.Addr][16]byte)
 	for i := range max + 1000 {
 		// Some logins at the same moment, to test ties.
-		tok := r.login(ipN(i), []byte("n"), [16]byte{byte(i), byte(i >> 8), byte(i >> 16), 15: 0xff}, at.Add(time.Duration(i/3)))
+		tok, _ := r.login(ipN(i), []byte("n"), [16]byte{byte(i), byte(i >> 8), byte(i >> 16), 15: 0xff}, at.Add(time.Duration(i/3)), false)
 		if want := byte(0xff)&^r.mask | byte(r.shardOf(ipN(i))); tok[15] != want || tok[0] != byte(i) {
 			t.Fatalf("token %x for shard %d", tok, r.shardOf(ipN(i)))
 		}
@@ -113,14 +113,14 @@ func TestShardedRegistry(t *testing.T) {
 }
 
 func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
-	r := newRegistry(100, time.Hour)
+	r := newRegistry(100, 100, time.Hour)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 5000; i++ {
-				r.login(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now())
+				r.login(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now(), false)
 				if i%500 == 0 {
 					r.page(pageCursor{}, 10)
 				}
@@ -140,16 +140,16 @@ func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
 }
 
 func TestRegistryKnownIPAllocatesNothing(t *testing.T) {
-	r := newRegistry(2, time.Hour)
+	r := newRegistry(2, 16, time.Hour)
 	at := time.Now()
-	r.login(ipN(1), []byte("north-1"), [16]byte{}, at)
-	r.login(ipN(2), []byte("north-2"), [16]byte{}, at)
-	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(1), []byte("north-1"), [16]byte{1}, at) }); n != 0 {
+	r.login(ipN(1), []byte("north-1"), [16]byte{}, at, false)
+	r.login(ipN(2), []byte("north-2"), [16]byte{}, at, false)
+	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(1), []byte("north-1"), [16]byte{1}, at, false) }); n != 0 {
 		t.Errorf("a login from a known ip allocates %v times", n)
 	}
 	// At the bound, a new ip reuses the forgotten entry.
 	i := 3
-	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(i), []byte("north-x"), [16]byte{}, at); i++ }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(i), []byte("north-x"), [16]byte{}, at, false); i++ }); n != 0 {
 		t.Errorf("a login from a new ip at the bound allocates %v times", n)
 	}
 }
@@ -159,10 +159,10 @@ func TestRegistryKnownIPAllocatesNothing(t *testing.T) {
 // full the registry: what a login may wait for is bounded by the page
 // size, not by the registry's.
 func TestPageHoldsEachLockForAPageOnly(t *testing.T) {
-	r := newRegistry(65536, time.Hour)
+	r := newRegistry(65536, 65536, time.Hour)
 	at := time.Unix(1700000000, 0)
 	for i := range 65536 {
-		r.login(ipN(i), []byte("n"), [16]byte{}, at.Add(time.Duration(i)))
+		r.login(ipN(i), []byte("n"), [16]byte{}, at.Add(time.Duration(i)), false)
 	}
 	const limit = 100
 	for i := range r.shards {

@@ -202,11 +202,17 @@ func (srv *instance) reloadOnHangup(hup chan os.Signal) {
 }
 
 // reload reads the users file and the TLS certificate anew. Whatever does
-// not load is logged and counted, and the one in force stays.
+// not load is logged and counted, and the one in force stays. The users a
+// new file removes, or gives another password, lose their live tokens.
 func (srv *instance) reload() {
 	ok := true
 	if srv.auth != nil {
-		ok = srv.auth.reload() && ok
+		before := srv.auth.users.Load().table
+		if srv.auth.reload() {
+			srv.endTokensOfChangedUsers(before, srv.auth.users.Load().table)
+		} else {
+			ok = false
+		}
 	}
 	if srv.cert != nil {
 		if err := srv.cert.load(); err != nil {

@@ -150,8 +150,17 @@ func (r *Redis) Kill() {
 }
 
 // Pause stops redis-server (SIGSTOP) without closing its connections, as
-// a hung store would; Resume lets it go on.
-func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+// a hung store would: calls wait, then time out. Resume lets it go on, and
+// it then executes what it read while paused.
+func (r *Redis) Pause() {
+	r.t.Helper()
+	r.signal(syscall.SIGSTOP)
+	r.t.Cleanup(func() {
+		if r.cmd != nil {
+			r.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+}
 
 // Resume continues a paused redis-server (SIGCONT).
 func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
