@@ -54,7 +54,7 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	case strings.Contains(url, "://"):
 		var err error
 		if opt, err = rueidis.ParseURL(url); err != nil {
-			return nil, usageErrorf("invalid -store %q: %v (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", url, err)
+			return nil, usageErrorf("invalid -store %s: %s (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", redactedStoreURL(url), storeURLError(url, err))
 		}
 	default:
 		for _, a := range strings.Split(url, ",") {
@@ -72,7 +72,7 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	opt.ClientName = "northd"
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the store %s: %w (is it running? check -store)", url, err)
+		return nil, fmt.Errorf("cannot reach the store %s: %w (is it running? check -store)", redactedStoreURL(url), err)
 	}
 	s := &redisStore{
 		client:  client,

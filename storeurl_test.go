@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"northd/internal/testdeps"
+	"strings"
+	"testing"
+)
+
+// A -store URL that fails, whatever the reason, is named in the error and
+// the log without its password, so that the password cannot reach a
+// journal or a terminal's scrollback.
+func TestStoreURLPasswordNeverPrinted(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := closed.Addr().String()
+	closed.Close()
+	tests := []struct {
+		name, store, want string
+	}{
+		{"bad port", "redis://north:hunter2-secret@127.0.0.1:notaport/0", "invalid -store redis://(rest not shown: it may hold a password): not a valid URL (percent-encode any of : / @ ? # in the user name or password)"},
+		{"bad database", "redis://north:hunter2-secret@127.0.0.1:6379/nine", `invalid -store redis://north:xxxxx@127.0.0.1:6379/nine: redis: invalid database number: "nine"`},
+		{"slash in the password", "redis://north:hunt/er2-secret@127.0.0.1:6379/0", "invalid -store redis://"},
+		{"unreachable", "redis://north:hunter2-secret@" + unreachable + "/0", "cannot reach the store redis://north:xxxxx@" + unreachable + "/0: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkStoreFailureHidesPassword(t, tt.store, tt.want, "hunter2-secret", "hunt", "er2-secret")
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		redis := testdeps.StartRedis(t)
+		store := "redis://north:hunter2-secret@" + redis.Addr() + "/0"
+		checkStoreFailureHidesPassword(t, store, "cannot reach the store redis://north:xxxxx@"+redis.Addr()+"/0: ", "hunter2-secret")
+	})
+}
+
+// checkStoreFailureHidesPassword runs northd with -store store, expects it
+// to fail with an error containing want, and neither the error nor the log
+// to hold any of secrets.
+func checkStoreFailureHidesPassword(t *testing.T, store, want string, secrets ...string) {
+	t.Helper()
+	logs := new(syncBuffer)
+	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", "off", "-store", store}, noEnv, nil, io.Discard, logs)
+	if err == nil {
+		t.Fatalf("northd started with -store %s", store)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want it to contain %q", err, want)
+	}
+	for _, s := range secrets {
+		if strings.Contains(err.Error(), s) || strings.Contains(logs.String(), s) {
+			t.Errorf("%q printed:\nerror: %v\nlog:\n%s", s, err, logs)
+		}
+	}
+}
