@@ -32,6 +32,11 @@ func TestStoreURLPasswordNeverPrinted(t *testing.T) {
 			checkStoreFailureHidesPassword(t, tt.store, tt.want, "hunter2-secret", "hunt", "er2-secret")
 		})
 	}
+	// The way the README gives to pass it: in the environment.
+	t.Run("NORTHD_STORE", func(t *testing.T) {
+		checkFailureHidesPassword(t, nil, map[string]string{"NORTHD_STORE": "redis://north:hunter2-secret@" + unreachable + "/0"},
+			"cannot reach the store redis://north:xxxxx@"+unreachable+"/0: ", "hunter2-secret")
+	})
 	t.Run("wrong password", func(t *testing.T) {
 		redis := testdeps.StartRedis(t)
 		store := "redis://north:hunter2-secret@" + redis.Addr() + "/0"
@@ -44,10 +49,18 @@ func TestStoreURLPasswordNeverPrinted(t *testing.T) {
 // to hold any of secrets.
 func checkStoreFailureHidesPassword(t *testing.T, store, want string, secrets ...string) {
 	t.Helper()
+	checkFailureHidesPassword(t, []string{"-store", store}, nil, want, secrets...)
+}
+
+// checkFailureHidesPassword runs northd with args and env, expects it to
+// fail with an error containing want, and neither the error nor the log to
+// hold any of secrets.
+func checkFailureHidesPassword(t *testing.T, args []string, env map[string]string, want string, secrets ...string) {
+	t.Helper()
 	logs := new(syncBuffer)
-	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", "off", "-store", store}, noEnv, nil, io.Discard, logs)
+	err := run(context.Background(), append([]string{"-listen", "127.0.0.1:0", "-admin", "off"}, args...), envFrom(env), nil, io.Discard, logs)
 	if err == nil {
-		t.Fatalf("northd started with -store %s", store)
+		t.Fatalf("northd started with %v and %v", args, env)
 	}
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q, want it to contain %q", err, want)
