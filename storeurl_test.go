@@ -71,3 +71,21 @@ func checkFailureHidesPassword(t *testing.T, args []string, env map[string]strin
 		}
 	}
 }
+
+// While serving with a store whose URL holds a password, neither the log,
+// /north/servers nor /metrics shows it, not even when the store goes away.
+func TestStorePasswordNotShownWhileServing(t *testing.T) {
+	redis := testdeps.StartRedis(t)
+	redis.CLI("CONFIG", "SET", "requirepass", "hunter2-secret")
+	listen, admin, logs, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", "redis://:hunter2-secret@"+redis.Addr()+"/0")
+	client := clientFrom("127.0.0.1")
+	loginToken(t, client, "http://"+listen[0], `{"username":"north","password":"pw","ip":"192.0.2.80"}`)
+	shown := call(t, client, "GET", "http://"+admin+"/north/servers", "", "").body + call(t, client, "GET", "http://"+admin+"/metrics", "", "").body
+	redis.Kill()
+	waitFor(t, "/readyz 503 with the store gone", func() bool {
+		return call(t, client, "GET", "http://"+listen[0]+"/readyz", "", "").status == 503
+	})
+	if strings.Contains(shown, "hunter2") || strings.Contains(logs.String(), "hunter2") {
+		t.Errorf("the password is shown:\n%s\nlog:\n%s", shown, logs)
+	}
+}
