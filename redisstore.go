@@ -255,7 +255,8 @@ func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after pa
 	if after != (pageCursor{}) {
 		ms := strconv.FormatInt(after.lastLogin/int64(time.Millisecond), 10)
 		top = "(" + ms
-		// Those seen in the cursor's millisecond: the ones after it by ip.
+		// Those seen in the cursor's millisecond (as many as logged in
+		// within it), to keep the ones after it by ip.
 		cmds = append(cmds, s.client.B().Zrange().Key(k.servers).Min(ms).Max(ms).Byscore().Withscores().Build())
 	}
 	cmds = append(cmds, s.client.B().Zrange().Key(k.servers).Min(top).Max("-inf").Byscore().Rev().Limit(0, int64(limit)+1).Withscores().Build())

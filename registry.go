@@ -112,11 +112,13 @@ func (r *registry) evictions() uint64 {
 // page returns up to limit north servers seen after cursor, most recently
 // seen first, and the cursor of the next page (the zero cursor when this
 // is the last). Each shard's list is already in that order, so they are
-// merged (k-way, through a heap) rather than sorted: each shard is walked
-// from where the cursor falls, a few entries at a time under its own lock,
-// and only as far as the page needs; the entries are formatted with no
-// lock held. A page costs O(limit · log shards) plus a few entries per
-// shard, so reading a full registry never holds up logins for long.
+// merged (k-way, through a heap) rather than copied whole and sorted: each
+// shard is walked a few entries at a time under its own lock, resuming
+// where it stopped, and only as far as the page needs (a deep page's first
+// walk steps past the newer entries without copying them). A page copies
+// O(limit + shards) entries and merges them in O(limit · log shards), and
+// formats them with no lock held, so reading a full registry never holds
+// up logins for long.
 func (r *registry) page(after pageCursor, limit int) ([]northServerReport, pageCursor) {
 	batch := min(limit, max(4, 2*limit/len(r.shards)))
 	walks := make(shardWalks, 0, len(r.shards))
