@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -83,7 +84,7 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	case strings.Contains(url, "://"):
 		var err error
 		if opt, err = rueidis.ParseURL(url); err != nil {
-			return nil, usageErrorf("invalid -store %q: %v (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", url, err)
+			return nil, usageErrorf("invalid -store %s: %s (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", redactedStoreURL(url), storeURLError(url, err))
 		}
 	default:
 		for _, a := range strings.Split(url, ",") {
@@ -101,7 +102,7 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	opt.ClientName = "northd"
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the store %s: %w (is it running? check -store)", url, err)
+		return nil, fmt.Errorf("cannot reach the store %s: %w (is it running? check -store)", redactedStoreURL(url), err)
 	}
 	s := &redisStore{
 		client:  client,
@@ -397,43 +398,83 @@ func (s *redisStore) logout(k subsystemKeys, token [16]byte) (bool, error) {
 	return n == 1, nil
 }
 
-// northServers lists up to limit north servers of subsystem k, most
-// recently seen first, from the position after (a number; "" for the
-// first page), with how many there are and the position of the next page
-// ("" after the last). North servers that log in between two pages move to
-// the front, so a walk of the pages may see one twice or miss one.
-func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after string, limit int) ([]northServerReport, int, string, error) {
-	start := 0
-	if after != "" {
-		n, err := strconv.Atoi(after)
-		if err != nil || n < 0 {
-			return nil, 0, "", fmt.Errorf("after=%q is not a position from a previous page's \"next\"", after)
-		}
-		start = n
-	}
+// northServers lists up to limit north servers of subsystem k seen after
+// the cursor, most recently seen first (ties by ip, as in the memory
+// registry), with how many there are and the cursor of the next page (the
+// zero cursor after the last). The cursor is the last entry listed, so a
+// walk of the pages lists each north server once, unless it logs in
+// between two pages: it then moves to the front, and is missed or seen
+// twice.
+func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after pageCursor, limit int) ([]northServerReport, int, pageCursor, error) {
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
-		return nil, 0, "", err
+		return nil, 0, pageCursor{}, err
 	}
 	defer cancel()
-	count, err := s.client.Do(ctx, s.client.B().Zcard().Key(k.servers).Build()).AsInt64()
-	if err != nil {
-		return nil, 0, "", s.failed(err)
+	// The scores are milliseconds, as is every cursor this store hands
+	// out (in nanoseconds, as the memory registry's).
+	top := "+inf"
+	cmds := rueidis.Commands{s.client.B().Zcard().Key(k.servers).Build()}
+	if after != (pageCursor{}) {
+		ms := strconv.FormatInt(after.lastLogin/int64(time.Millisecond), 10)
+		top = "(" + ms
+		// Those seen in the cursor's millisecond (as many as logged in
+		// within it), to keep the ones after it by ip.
+		cmds = append(cmds, s.client.B().Zrange().Key(k.servers).Min(ms).Max(ms).Byscore().Withscores().Build())
 	}
-	ips, err := s.client.Do(ctx, s.client.B().Zrange().Key(k.servers).Min(strconv.Itoa(start)).Max(strconv.Itoa(start+limit-1)).Rev().Build()).AsStrSlice()
+	cmds = append(cmds, s.client.B().Zrange().Key(k.servers).Min(top).Max("-inf").Byscore().Rev().Limit(0, int64(limit)+1).Withscores().Build())
+	results := s.client.DoMulti(ctx, cmds...)
+	count, err := results[0].AsInt64()
 	if err != nil {
-		return nil, 0, "", s.failed(err)
+		return nil, 0, pageCursor{}, s.failed(err)
 	}
-	reports := make([]northServerReport, 0, len(ips))
-	if len(ips) > 0 {
-		cmds := make(rueidis.Commands, len(ips))
-		for i, ip := range ips {
-			cmds[i] = s.client.B().Hgetall().Key(k.prefix + "ns:" + ip).Build()
+	var found []rueidis.ZScore
+	for _, r := range results[1:] {
+		z, err := r.AsZScores()
+		if err != nil {
+			return nil, 0, pageCursor{}, s.failed(err)
+		}
+		found = append(found, z...)
+	}
+	// Redis orders one score's members by their text, not by ip: when the
+	// older ones were cut at limit+1, the last score is taken whole, and
+	// sorted below with the rest.
+	if older, _ := results[len(results)-1].AsZScores(); len(older) > limit {
+		last := older[len(older)-1].Score
+		for len(found) > 0 && found[len(found)-1].Score == last {
+			found = found[:len(found)-1]
+		}
+		lastText := strconv.FormatFloat(last, 'f', -1, 64)
+		z, err := s.client.Do(ctx, s.client.B().Zrange().Key(k.servers).Min(lastText).Max(lastText).Byscore().Withscores().Build()).AsZScores()
+		if err != nil {
+			return nil, 0, pageCursor{}, s.failed(err)
+		}
+		found = append(found, z...)
+	}
+	page := make([]pageCursor, 0, len(found))
+	for _, z := range found {
+		ip, err := netip.ParseAddr(z.Member)
+		at := int64(z.Score) * int64(time.Millisecond)
+		if err == nil && after.before(at, ip) {
+			page = append(page, pageCursor{at, ip})
+		}
+	}
+	slices.SortFunc(page, pageCursor.compare)
+	var next pageCursor
+	if len(page) > limit {
+		page = page[:limit]
+		next = page[limit-1]
+	}
+	reports := make([]northServerReport, 0, len(page))
+	if len(page) > 0 {
+		cmds := make(rueidis.Commands, len(page))
+		for i, e := range page {
+			cmds[i] = s.client.B().Hgetall().Key(k.prefix + "ns:" + e.ip.String()).Build()
 		}
 		for _, r := range s.client.DoMulti(ctx, cmds...) {
 			m, err := r.AsStrMap()
 			if err != nil {
-				return nil, 0, "", s.failed(err)
+				return nil, 0, pageCursor{}, s.failed(err)
 			}
 			if len(m) == 0 {
 				continue // forgotten between the two reads
@@ -448,10 +489,6 @@ func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after st
 				Logins:            logins,
 			})
 		}
-	}
-	next := ""
-	if int64(start+limit) < count {
-		next = strconv.Itoa(start + limit)
 	}
 	return reports, int(count), next, nil
 }

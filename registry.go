@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"container/heap"
 	"fmt"
 	"hash/maphash"
 	"net/netip"
@@ -132,24 +133,37 @@ func (r *registry) evictions() uint64 {
 
 // page returns up to limit north servers seen after cursor, most recently
 // seen first, and the cursor of the next page (the zero cursor when this
-// is the last). Each shard is copied under its own lock in turn, and the
-// copies are formatted with no lock held, so that reading a full registry
-// never holds up logins for long.
+// is the last). Each shard's list is already in that order, so they are
+// merged (k-way, through a heap) rather than copied whole and sorted: each
+// shard is walked a few entries at a time under its own lock, resuming
+// where it stopped, and only as far as the page needs (a deep page's first
+// walk steps past the newer entries without copying them). A page copies
+// O(limit + shards) entries and merges them in O(limit · log shards), and
+// formats them with no lock held, so reading a full registry never holds
+// up logins for long.
 func (r *registry) page(after pageCursor, limit int) ([]northServerReport, pageCursor) {
-	var copies []northServerCopy
+	batch := min(limit, max(4, 2*limit/len(r.shards)))
+	walks := make(shardWalks, 0, len(r.shards))
 	for i := range r.shards {
-		copies = r.shards[i].appendPage(copies, after, limit+1)
-	}
-	slices.SortFunc(copies, func(a, b northServerCopy) int {
-		if c := cmp.Compare(b.lastLogin, a.lastLogin); c != 0 {
-			return c
+		w := &shardWalk{shard: &r.shards[i], after: after}
+		if w.fill(batch) {
+			walks = append(walks, w)
 		}
-		return a.ip.Compare(b.ip)
-	})
+	}
+	heap.Init(&walks)
+	copies := make([]northServerCopy, 0, limit)
+	for len(walks) > 0 && len(copies) < limit {
+		w := walks[0]
+		copies = append(copies, w.buf[w.next])
+		if w.next++; w.next < len(w.buf) || w.fill(batch) {
+			heap.Fix(&walks, 0)
+		} else {
+			heap.Pop(&walks)
+		}
+	}
 	var next pageCursor
-	if len(copies) > limit {
-		copies = copies[:limit]
-		last := copies[limit-1]
+	if len(walks) > 0 {
+		last := copies[len(copies)-1]
 		next = pageCursor{last.lastLogin, last.ip}
 	}
 	reports := make([]northServerReport, len(copies))
@@ -157,6 +171,80 @@ func (r *registry) page(after pageCursor, limit int) ([]northServerReport, pageC
 		reports[i] = copies[i].report()
 	}
 	return reports, next
+}
+
+// shardWalk is one shard's part in a page: the entries copied from it and
+// not yet merged, and where to go on.
+type shardWalk struct {
+	shard *registryShard
+	after pageCursor // the last entry copied, or the page's cursor
+	buf   []northServerCopy
+	next  int // buf[next] is the newest not yet merged
+
+	// resume is the entry the walk stopped at, if still where it was:
+	// with the same ip and last login (an entry that logs in again moves
+	// to the front; one forgotten is reused for another ip).
+	resume   *northServer
+	resumeAt pageCursor
+	done     bool // the walk reached the oldest entry
+}
+
+// fill copies the shard's next entries after w.after, most recently seen
+// first: n of them when there are, and any more seen at the same moment
+// as the last, so that the merge can order ties by ip. It holds the
+// shard's lock for those entries only, and reports whether it copied any.
+func (w *shardWalk) fill(n int) bool {
+	w.buf, w.next = w.buf[:0], 0
+	if w.done {
+		return false
+	}
+	r := w.shard
+	r.mu.Lock()
+	e := r.recent.newest
+	if w.resume != nil && w.resume.lastLogin == w.resumeAt.lastLogin && w.resume.ip == w.resumeAt.ip {
+		e = w.resume
+	}
+	for ; e != nil; e = e.links[recentLinks].older {
+		if !w.after.before(e.lastLogin, e.ip) {
+			continue
+		}
+		if len(w.buf) >= n && e.lastLogin != w.buf[len(w.buf)-1].lastLogin {
+			break
+		}
+		w.buf = append(w.buf, northServerCopy{ip: e.ip, username: string(e.username), token: e.token, hasToken: e.hasToken, lastLogin: e.lastLogin, logins: e.logins})
+	}
+	if e == nil {
+		w.done = true
+	} else {
+		w.resume, w.resumeAt = e, pageCursor{e.lastLogin, e.ip}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(w.buf, func(a, b northServerCopy) int {
+		return pageCursor{a.lastLogin, a.ip}.compare(pageCursor{b.lastLogin, b.ip})
+	})
+	if len(w.buf) == 0 {
+		return false
+	}
+	last := w.buf[len(w.buf)-1]
+	w.after = pageCursor{last.lastLogin, last.ip}
+	return true
+}
+
+// shardWalks is a heap of walks, the one with the newest entry on top.
+type shardWalks []*shardWalk
+
+func (h shardWalks) Len() int { return len(h) }
+func (h shardWalks) Less(i, j int) bool {
+	a, b := h[i].buf[h[i].next], h[j].buf[h[j].next]
+	return pageCursor{a.lastLogin, a.ip}.compare(pageCursor{b.lastLogin, b.ip}) < 0
+}
+func (h shardWalks) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *shardWalks) Push(x any)   { *h = append(*h, x.(*shardWalk)) }
+func (h *shardWalks) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return w
 }
 
 // registryShard is one shard of a registry: the north servers whose ip
@@ -447,28 +535,6 @@ func (r *registryShard) evictions() uint64 {
 	return n
 }
 
-// Lookup returns the entry for ip.
-// appendPage appends copies of the entries seen after cursor, most
-// recently seen first: at least limit of them when there are, and any more
-// seen at the same moment as the last. It only copies under the lock:
-// formatting them is the caller's, after it is released.
-func (r *registryShard) appendPage(dst []northServerCopy, after pageCursor, limit int) []northServerCopy {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n, last := 0, int64(0)
-	for e := r.recent.newest; e != nil; e = e.links[recentLinks].older {
-		if !after.before(e.lastLogin, e.ip) {
-			continue
-		}
-		if n >= limit && e.lastLogin != last {
-			break
-		}
-		dst = append(dst, northServerCopy{ip: e.ip, username: string(e.username), token: e.token, hasToken: e.hasToken, lastLogin: e.lastLogin, logins: e.logins})
-		n, last = n+1, e.lastLogin
-	}
-	return dst
-}
-
 // pageCursor is where a page of /north/servers ends: its last entry. The
 // next page holds what was seen before it (ties broken by ip).
 type pageCursor struct {
@@ -480,6 +546,15 @@ type pageCursor struct {
 // the cursor in newest-first order.
 func (c pageCursor) before(lastLogin int64, ip netip.Addr) bool {
 	return c.lastLogin == 0 || lastLogin < c.lastLogin || (lastLogin == c.lastLogin && c.ip.Less(ip))
+}
+
+// compare orders entries as pages list them: most recently seen first,
+// ties by ip.
+func (c pageCursor) compare(d pageCursor) int {
+	if n := cmp.Compare(d.lastLogin, c.lastLogin); n != 0 {
+		return n
+	}
+	return c.ip.Compare(d.ip)
 }
 
 // String is the cursor as /north/servers hands it out: "NANOS_IP".

@@ -155,23 +155,87 @@ func TestRegistryKnownIPAllocatesNothing(t *testing.T) {
 }
 
 // A page of /north/servers holds each shard's lock only while it copies
-// at most a page's worth of entries (and those tied with its last), however
-// full the registry: what a login may wait for is bounded by the page
-// size, not by the registry's.
+// a few entries (and those tied with the last), however full the registry
+// and however deep the page: what a login may wait for is bounded by the
+// page size, not by the registry's. Walking a shard a few at a time lists
+// each of its entries after the cursor once, in order.
 func TestPageHoldsEachLockForAPageOnly(t *testing.T) {
-	r := newRegistry(65536, 65536, time.Hour)
+	// Room for twice as many, so that no shard forgets any; 0: no bound
+	// per username.
+	r := newRegistry(2*65536, 0, time.Hour)
 	at := time.Unix(1700000000, 0)
 	for i := range 65536 {
 		r.login(ipN(i), []byte("n"), [16]byte{}, at.Add(time.Duration(i)), false)
 	}
-	const limit = 100
-	for i := range r.shards {
-		if n := len(r.shards[i].appendPage(nil, pageCursor{}, limit+1)); n > limit+1 {
-			t.Fatalf("shard %d copied %d entries under its lock for a page of %d", i, n, limit)
-		}
+	const limit, batch = 100, 8
+	for _, tt := range []struct {
+		name   string
+		after  pageCursor
+		newest int // the first entry of the page: ipN(newest)
+	}{
+		{"first page", pageCursor{}, 65535},
+		{"deep page", pageCursor{at.Add(30000).UnixNano(), ipN(30000)}, 29999},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			walked := 0
+			for i := range r.shards {
+				w := &shardWalk{shard: &r.shards[i], after: tt.after}
+				prev := tt.after
+				for w.fill(batch) {
+					if len(w.buf) > batch {
+						t.Fatalf("shard %d copied %d entries under its lock for a batch of %d", i, len(w.buf), batch)
+					}
+					for _, e := range w.buf {
+						if c := (pageCursor{e.lastLogin, e.ip}); prev != (pageCursor{}) && prev.compare(c) >= 0 {
+							t.Fatalf("shard %d: %v after %v", i, c, prev)
+						}
+						prev = pageCursor{e.lastLogin, e.ip}
+						walked++
+					}
+				}
+			}
+			if walked != tt.newest+1 {
+				t.Errorf("the shards' walks listed %d entries, want %d", walked, tt.newest+1)
+			}
+			page, next := r.page(tt.after, limit)
+			if len(page) != limit {
+				t.Fatalf("a page of %d entries", len(page))
+			}
+			for k, ns := range page {
+				if want := ipN(tt.newest - k).String(); ns.IP != want {
+					t.Fatalf("entry %d of the page is %s, want %s", k, ns.IP, want)
+				}
+			}
+			last := tt.newest - limit + 1
+			if want := (pageCursor{at.Add(time.Duration(last)).UnixNano(), ipN(last)}); next != want {
+				t.Errorf("next %v, want %v", next, want)
+			}
+		})
 	}
-	page, next := r.page(pageCursor{}, limit)
-	if len(page) != limit || next == (pageCursor{}) {
-		t.Fatalf("a page of %d entries, next %v", len(page), next)
+}
+
+// North servers seen at the same moment are listed by ip, across shards,
+// and a cursor among them goes on with the next ip.
+func TestPagesOrderTiesByIP(t *testing.T) {
+	r := newRegistry(4096, 0, time.Hour)
+	at := time.Unix(1700000000, 0)
+	for _, n := range []int{7, 3, 300, 12, 5, 1000, 1} {
+		r.login(ipN(n), []byte("n"), [16]byte{}, at, false)
+	}
+	r.login(ipN(2), []byte("n"), [16]byte{}, at.Add(time.Second), false)
+	var got []string
+	var after pageCursor
+	for pages := 1; ; pages++ {
+		page, next := r.page(after, 3)
+		for _, ns := range page {
+			got = append(got, ns.IP)
+		}
+		if next == (pageCursor{}) || pages > 3 {
+			break
+		}
+		after = next
+	}
+	if want := "10.0.0.2 10.0.0.1 10.0.0.3 10.0.0.5 10.0.0.7 10.0.0.12 10.0.1.44 10.0.3.232"; strings.Join(got, " ") != want {
+		t.Errorf("pages listed %s, want %s", strings.Join(got, " "), want)
 	}
 }

@@ -170,9 +170,13 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 	}
 	adminAddr := "disabled"
 	if adminLn != nil {
+		// The public ports' -read-timeout and -idle-timeout hold here
+		// too; -write-timeout is set per answer (adminwrite.go).
 		srv.admin = &http.Server{
-			Handler:           adminHandler(set, srv.subsystems, cfg.Pprof),
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler:           withWriteDeadlines(adminHandler(set, srv.subsystems, cfg.Pprof), cfg.WriteTimeout),
+			ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
+			ReadTimeout:       cfg.ReadTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
 		srv.adminAddr = adminLn.Addr().String()
