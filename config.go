@@ -91,7 +91,7 @@ func newFlagSet(cfg *config) (fs *flag.FlagSet, listen, trusted *string) {
 	trusted = fs.String("trusted-proxies", "", "comma-separated `CIDRs` whose X-Forwarded-For, X-Real-IP and PROXY headers are believed")
 	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "require a PROXY protocol v1/v2 header on connections from -trusted-proxies, and take the client address from it")
 	fs.BoolVar(&cfg.ReusePort, "reuseport", false, "listen with SO_REUSEPORT so several northd processes share a port")
-	fs.BoolVar(&cfg.Prefork, "prefork", false, "run one child process per CPU, each with GOMAXPROCS=1, sharing the listen addresses (implies -reuseport); child k serves -admin on its port plus k")
+	fs.BoolVar(&cfg.Prefork, "prefork", false, "run one child process per CPU, each with GOMAXPROCS=1, sharing the listen addresses (implies -reuseport; needs -store redis://…); child k serves -admin on its port plus k")
 	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release per-connection buffers while a keep-alive connection is idle: less memory per idle connection, one small allocation per request")
 	addAuthFlags(fs, cfg)
 	addStoreFlags(fs, cfg)
@@ -223,6 +223,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 		cfg.TrustedProxies = append(cfg.TrustedProxies, p)
 	}
 	if cfg.Prefork {
+		if cfg.Store == "memory" {
+			return cfg, usageErrorf("-prefork needs a shared store: each child would keep its own tokens, so a verify or logout that reaches another child would fail; give -store redis://host:port/db")
+		}
 		cfg.ReusePort = true
 		for _, a := range cfg.Listen {
 			if _, port, _ := net.SplitHostPort(a); port == "0" {
