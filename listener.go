@@ -151,11 +151,13 @@ func (l *connListener) Accept() (net.Conn, error) {
 // runs in the accept loop, so it reads nothing, not even a PROXY header.
 func (l *connListener) refuseOverMaxConns(c net.Conn) {
 	l.refused[refusedMaxConns].Add(1)
+	// Unwrapped first: the PROXY conn's RemoteAddr and Write would wait
+	// for its header, holding up every connection behind this one.
+	if pc, ok := c.(*proxyproto.Conn); ok {
+		c = pc.Raw()
+	}
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
 		l.log.Debug("refused connection over -max-conns", "peer", c.RemoteAddr().String(), "limit", l.maxConns)
-	}
-	if pc, ok := c.(*proxyproto.Conn); ok {
-		c = pc.Raw() // its Write would wait for the PROXY header
 	}
 	if l.answerRefusals {
 		_ = c.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))

@@ -215,3 +215,35 @@ func TestForwardedForFromTrustedProxy(t *testing.T) {
 		t.Fatalf("registry ips %s, want 198.51.100.20", got)
 	}
 }
+
+// TestRefusalAtDebugLevelDoesNotWaitForTheProxyHeader: a connection from a
+// trusted proxy refused over -max-conns is logged at debug level with the
+// proxy's address, in the accept loop, without waiting for a PROXY header
+// that may never come. Here the refused connection never sends one and
+// stays open, and the header's read timeout is an hour: the next refused
+// connection must still be answered meanwhile.
+func TestRefusalAtDebugLevelDoesNotWaitForTheProxyHeader(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(syncBuffer)
+	startSubsystemWith(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-proxy-protocol", "-max-conns", "1", "-log-level", "debug", "-read-timeout", "1h"), ln, logs, nil)
+	addr := ln.Addr().String()
+	if st := loginVia(t, dialKept(t, addr), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", ""); st != 200 {
+		t.Fatalf("held connection: status %d", st)
+	}
+	silent := dialKept(t, addr) // refused; sends nothing, ever
+	if got := readRefusal(t, addr); got != string(overloadedResponse) {
+		t.Fatalf("the connection after a silent one got\n%q\nwant\n%q", got, overloadedResponse)
+	}
+	// The silent one, still open on our side, was answered too.
+	silent.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
+	if got, err := io.ReadAll(silent); string(got) != string(overloadedResponse) {
+		t.Fatalf("the silent connection got %q, %v", got, err)
+	}
+	want := `level=DEBUG msg="refused connection over -max-conns" peer=` + silent.LocalAddr().String() + " limit=1\n"
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, logs)
+	}
+}
