@@ -287,18 +287,19 @@ func (c *serverConn) admit() error {
 // destroy the response before the client reads it.
 func (c *serverConn) lingerOnClose() { c.linger.Store(true) }
 
+// Close closes the connection, or starts its lingering close. It counts
+// against -max-conns and -max-conns-per-ip until its socket is closed, so
+// that lingering connections cannot hold descriptors beyond the limits.
 func (c *serverConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
-		c.ln.open.Add(-1)
-		if c.ln.maxPerIP > 0 && c.state.Load() == connAdmitted {
-			c.ln.releaseIP(c.ip)
-		}
 		if !c.linger.Load() {
 			err = c.Conn.Close()
+			c.release()
 			return
 		}
 		go func() {
+			defer c.release()
 			raw := c.Conn
 			if pc, ok := raw.(*proxyproto.Conn); ok {
 				raw = pc.Raw()
@@ -312,6 +313,15 @@ func (c *serverConn) Close() error {
 		}()
 	})
 	return err
+}
+
+// release gives back the connection's place under the limits, once its
+// socket is closed.
+func (c *serverConn) release() {
+	if c.ln.maxPerIP > 0 && c.state.Load() == connAdmitted {
+		c.ln.releaseIP(c.ip)
+	}
+	c.ln.open.Add(-1)
 }
 
 // addrOf returns the IP of a connection's address, IPv4-mapped addresses
