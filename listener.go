@@ -98,13 +98,13 @@ func fasthttpConcurrency(maxConns int) int {
 // not write (and count) an error answer of its own after ours.
 var errTooManyConns = fmt.Errorf("too many connections from one client address: %w", net.ErrClosed)
 
-// newConnListener wraps ln. With PROXY protocol on, connections from
-// trusted peers must start with a PROXY header (v1 or v2), whose source
-// address then stands for the peer's; other peers' connections are taken
-// as they are, so a PROXY header from them is just a malformed request.
+// newConnListener wraps ln. Connections from -proxy-protocol-from peers
+// must start with a PROXY header (v1 or v2), whose source address then
+// stands for the peer's; other peers' connections are taken as they are,
+// so a PROXY header from them is just a malformed request.
 func newConnListener(ln net.Listener, cfg config, open *atomic.Int64, log *slog.Logger) *connListener {
-	if cfg.ProxyProtocol {
-		trusted := trustedProxies(cfg.TrustedProxies)
+	if len(cfg.ProxyProtocolFrom) > 0 {
+		trusted := trustedProxies(cfg.ProxyProtocolFrom)
 		ln = &proxyproto.Listener{
 			Listener: ln,
 			ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
