@@ -16,29 +16,32 @@ import (
 // dashes as underscores (-max-body-size and NORTHD_MAX_BODY_SIZE). A flag on
 // the command line wins over its environment twin.
 type config struct {
-	Listen            []string
-	ListenNames       []string // per Listen entry: its NAME= or ""
-	Admin             string
-	AdminPublic       bool
-	Pprof             bool
-	MaxBodySize       int
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
-	MaxConns          int
-	MaxConnsPerIP     int
-	RegistryMax       int
-	ShutdownTimeout   time.Duration
-	DrainDelay        time.Duration
-	LogLevel          string
-	LogFormat         string
-	TrustedProxies    []netip.Prefix
+	Listen          []string
+	ListenNames     []string // per Listen entry: its NAME= or ""
+	Admin           string
+	AdminPublic     bool
+	Pprof           bool
+	MaxBodySize     int
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	IdleTimeout     time.Duration
+	MaxConns        int
+	MaxConnsPerIP   int
+	RegistryMax     int
+	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration
+	LogLevel        string
+	LogFormat       string
+	TrustedProxies  []netip.Prefix
+	ProxyProtocol   bool
+	ReusePort       bool
+	Prefork         bool
+	ReduceMemory    bool
+
+	// Client addresses and connections.
 	ClientIPHeader    string         // X-Forwarded-For or X-Real-IP
-	ProxyProtocol     bool           // kept for compatibility: -proxy-protocol-from set to -trusted-proxies
-	ProxyProtocolFrom []netip.Prefix // peers that must send a PROXY header
-	ReusePort         bool
-	Prefork           bool
-	ReduceMemory      bool
+	ProxyProtocolFrom []netip.Prefix // peers whose connections start with a PROXY header; -proxy-protocol sets it to TrustedProxies
+	MaxConnsGiven     bool           // -max-conns or NORTHD_MAX_CONNS was given: start keeps it even above the descriptor limit
 
 	ShowVersion bool
 
@@ -156,6 +159,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 	if envErr != nil {
 		return cfg, envErr
 	}
+	_, maxConnsInEnv := lookupEnv(envName("max-conns"))
+	cfg.MaxConnsGiven = setOnCommandLine["max-conns"] || maxConnsInEnv
 
 	for _, a := range strings.Split(*listen, ",") {
 		a = strings.TrimSpace(a)

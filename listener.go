@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,11 @@ const (
 	// connection that has sent at most one request, into an empty socket
 	// buffer, so in practice the write never waits.
 	refusalWriteTimeout = time.Second
+
+	// The pause after a failed accept doubles from minAcceptPause up to
+	// maxAcceptPause.
+	minAcceptPause = 5 * time.Millisecond
+	maxAcceptPause = time.Second
 )
 
 // connListener wraps a subsystem's listener: it counts open connections,
@@ -129,13 +135,25 @@ func newConnListener(ln net.Listener, cfg config, open *atomic.Int64, log *slog.
 }
 
 // Accept returns the next connection within -max-conns; those over it are
-// answered 503 and closed here.
+// answered 503 and closed here. It returns an error only once the listener
+// is closed: fasthttp ends its server on any accept error, and "too many
+// open files" (EMFILE, ENFILE) and the like pass once connections close.
+// Those are logged and retried after a pause, 5 ms doubling to 1 s, as
+// net/http does, so that a full descriptor table cannot spin the loop.
 func (l *connListener) Accept() (net.Conn, error) {
+	var pause time.Duration
 	for {
 		c, err := l.Listener.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return nil, err
 		}
+		if err != nil {
+			pause = min(max(2*pause, minAcceptPause), maxAcceptPause)
+			l.log.Error("cannot accept a connection; retrying", "listen", l.Addr().String(), "err", err, "retry_in", pause)
+			time.Sleep(pause)
+			continue
+		}
+		pause = 0
 		// Only the server's accept loop adds to open, so the check and
 		// the increment cannot be overtaken.
 		if l.maxConns > 0 && l.open.Load() >= int64(l.maxConns) {
