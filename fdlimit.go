@@ -25,11 +25,8 @@ func fitMaxConnsToDescriptors(cfg *config, log *slog.Logger) {
 		return
 	}
 	subsystems := len(cfg.Listen)
-	fits := 1
-	if n := (int64(lim.Cur) - descriptorReserve) / int64(subsystems); n > 1 {
-		fits = int(min(n, int64(cfg.MaxConns)))
-	}
-	if cfg.MaxConns <= fits {
+	fits := max((int64(lim.Cur)-descriptorReserve)/int64(subsystems), 1)
+	if int64(cfg.MaxConns) <= fits {
 		return
 	}
 	attrs := []any{"descriptor_limit", lim.Cur, "reserved", descriptorReserve, "subsystems", subsystems}
@@ -38,6 +35,6 @@ func fitMaxConnsToDescriptors(cfg *config, log *slog.Logger) {
 			append([]any{"max_conns", cfg.MaxConns, "fits", fits}, attrs...)...)
 		return
 	}
-	cfg.MaxConns = fits
+	cfg.MaxConns = int(fits)
 	log.Info("lowered the default -max-conns to fit the descriptor limit", append([]any{"max_conns", fits}, attrs...)...)
 }
