@@ -75,20 +75,23 @@ func TestRouteAllocations(t *testing.T) {
 func TestClientAddrAllocations(t *testing.T) {
 	peer := netip.MustParseAddr("10.1.1.1")
 	for _, tt := range []struct {
-		name  string
-		lines [][2]string
+		name       string
+		fromRealIP bool
+		lines      [][2]string
 	}{
-		{"one line", [][2]string{{"X-Forwarded-For", "203.0.113.66, 198.51.100.9"}}},
-		{"twelve lines", append(forgedLines(11), [2]string{"X-Forwarded-For", "198.51.100.9, 10.2.2.2"})},
+		{"one line", false, [][2]string{{"X-Forwarded-For", "203.0.113.66, 198.51.100.9"}}},
+		{"twelve lines", false, append(forgedLines(11), [2]string{"X-Forwarded-For", "198.51.100.9, 10.2.2.2"})},
+		{"X-Real-IP", true, [][2]string{{"X-Forwarded-For", "203.0.113.66"}, {"X-Real-IP", "198.51.100.9"}}},
 	} {
 		var h fasthttp.RequestHeader
 		for _, kv := range tt.lines {
 			h.Add(kv[0], kv[1])
 		}
-		if got := testTrustedProxies.clientAddr(peer, &h); got != netip.MustParseAddr("198.51.100.9") {
+		rule := clientAddrs{trusted: testTrustedProxies, fromRealIP: tt.fromRealIP}
+		if got := rule.clientAddr(peer, &h); got != netip.MustParseAddr("198.51.100.9") {
 			t.Fatalf("%s: client %v, want 198.51.100.9", tt.name, got)
 		}
-		wantAllocs(t, "clientAddr, "+tt.name, 0, func() { testTrustedProxies.clientAddr(peer, &h) })
+		wantAllocs(t, "clientAddr, "+tt.name, 0, func() { rule.clientAddr(peer, &h) })
 	}
 }
 

@@ -39,6 +39,11 @@ type config struct {
 	Prefork         bool
 	ReduceMemory    bool
 
+	// Client addresses and connections.
+	ClientIPHeader    string         // X-Forwarded-For or X-Real-IP
+	ProxyProtocolFrom []netip.Prefix // peers whose connections start with a PROXY header; -proxy-protocol sets it to TrustedProxies
+	MaxConnsGiven     bool           // -max-conns or NORTHD_MAX_CONNS was given: start keeps it even above the descriptor limit
+
 	ShowVersion bool
 
 	// Credentials, tokens and TLS (authconfig.go).
@@ -83,17 +88,26 @@ func newFlagSet(cfg *config) (fs *flag.FlagSet, listen, trusted *string) {
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "time allowed to write one response")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection is kept open")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 256*1024, "most connections served at once per subsystem; the next gets 503 and is closed")
-	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most connections from one client address per subsystem; the next gets 429 and is closed; 0 means no limit (behind a proxy without -proxy-protocol every client has the proxy's address)")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most connections from one client address per subsystem; the next gets 429 and is closed; 0 means no limit (behind a proxy without -proxy-protocol-from every client has the proxy's address)")
 	fs.IntVar(&cfg.RegistryMax, "registry-max", 65536, "most north servers remembered per subsystem; the least recently seen goes first")
 	fs.IntVar(&cfg.MaxIPsPerUser, "max-ips-per-user", 16, "with -users, most north servers (ips) one username holds per subsystem; past it that username's least recently seen is forgotten, never another's")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for in-flight requests to finish after the drain delay")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz answers 503 while serving normally, before listeners close")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "`level`: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "`format`: text or json")
-	trusted = fs.String("trusted-proxies", "", "comma-separated `CIDRs` whose X-Forwarded-For, X-Real-IP and PROXY headers are believed")
-	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "require a PROXY protocol v1/v2 header on connections from -trusted-proxies, and take the client address from it")
+	trusted = fs.String("trusted-proxies", "", "comma-separated `CIDRs` whose -client-ip-header is believed")
+	fs.StringVar(&cfg.ClientIPHeader, "client-ip-header", "X-Forwarded-For", "the one `header` that names the client, from -trusted-proxies: X-Forwarded-For (its rightmost hop not in -trusted-proxies) or X-Real-IP (which every trusted proxy must set, replacing the client's)")
+	fs.Func("proxy-protocol-from", "comma-separated `CIDRs` whose connections must start with a PROXY protocol v1/v2 header, whose source address is then the client's", func(s string) error {
+		list, bad := parsePrefixList(s)
+		if bad != "" {
+			return fmt.Errorf("%q is not an address or CIDR such as 10.0.0.0/8", bad)
+		}
+		cfg.ProxyProtocolFrom = list
+		return nil
+	})
+	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "as -proxy-protocol-from with the -trusted-proxies list (kept for compatibility)")
 	fs.BoolVar(&cfg.ReusePort, "reuseport", false, "listen with SO_REUSEPORT so several northd processes share a port")
-	fs.BoolVar(&cfg.Prefork, "prefork", false, "run one child process per CPU, each with GOMAXPROCS=1, sharing the listen addresses (implies -reuseport); child k serves -admin on its port plus k")
+	fs.BoolVar(&cfg.Prefork, "prefork", false, "run one child process per CPU, each with GOMAXPROCS=1, sharing the listen addresses (implies -reuseport; needs -store redis://…); child k serves -admin on its port plus k")
 	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release per-connection buffers while a keep-alive connection is idle: less memory per idle connection, one small allocation per request")
 	addAuthFlags(fs, cfg)
 	addStoreFlags(fs, cfg)
@@ -147,6 +161,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 	if envErr != nil {
 		return cfg, envErr
 	}
+	_, maxConnsInEnv := lookupEnv(envName("max-conns"))
+	cfg.MaxConnsGiven = setOnCommandLine["max-conns"] || maxConnsInEnv
 
 	for _, a := range strings.Split(*listen, ",") {
 		a = strings.TrimSpace(a)
@@ -213,18 +229,23 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 	default:
 		return cfg, usageErrorf("-log-format must be text or json, not %q", cfg.LogFormat)
 	}
-	for _, s := range strings.Split(*trusted, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		p, err := parsePrefix(s)
-		if err != nil {
-			return cfg, usageErrorf("invalid -trusted-proxies entry %q: give an address or CIDR such as 10.0.0.0/8", s)
-		}
-		cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+	trustedList, bad := parsePrefixList(*trusted)
+	if bad != "" {
+		return cfg, usageErrorf("invalid -trusted-proxies entry %q: give an address or CIDR such as 10.0.0.0/8", bad)
+	}
+	cfg.TrustedProxies = trustedList
+	switch {
+	case strings.EqualFold(cfg.ClientIPHeader, "X-Forwarded-For"):
+		cfg.ClientIPHeader = "X-Forwarded-For"
+	case strings.EqualFold(cfg.ClientIPHeader, "X-Real-IP"):
+		cfg.ClientIPHeader = "X-Real-IP"
+	default:
+		return cfg, usageErrorf("-client-ip-header must be X-Forwarded-For or X-Real-IP, not %q", cfg.ClientIPHeader)
 	}
 	if cfg.Prefork {
+		if cfg.Store == "memory" {
+			return cfg, usageErrorf("-prefork needs a shared store: each child would keep its own tokens, so a verify or logout that reaches another child would fail; give -store redis://host:port/db")
+		}
 		cfg.ReusePort = true
 		for _, a := range cfg.Listen {
 			if _, port, _ := net.SplitHostPort(a); port == "0" {
@@ -232,8 +253,14 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 			}
 		}
 	}
-	if cfg.ProxyProtocol && len(cfg.TrustedProxies) == 0 {
-		return cfg, usageErrorf("-proxy-protocol needs -trusted-proxies: PROXY headers are believed only from trusted peers")
+	if cfg.ProxyProtocol {
+		if len(cfg.ProxyProtocolFrom) > 0 {
+			return cfg, usageErrorf("-proxy-protocol and -proxy-protocol-from both given: keep -proxy-protocol-from, which believes PROXY headers from its own list")
+		}
+		if len(cfg.TrustedProxies) == 0 {
+			return cfg, usageErrorf("-proxy-protocol needs -trusted-proxies: PROXY headers are believed only from trusted peers (or give -proxy-protocol-from CIDRs)")
+		}
+		cfg.ProxyProtocolFrom = cfg.TrustedProxies
 	}
 	if err := checkAuthConfig(&cfg); err != nil {
 		return cfg, err
@@ -266,6 +293,23 @@ func isLoopbackHost(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// parsePrefixList parses comma-separated CIDRs or addresses; bad is the
+// first entry that is neither, or "".
+func parsePrefixList(s string) (list []netip.Prefix, bad string) {
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		p, err := parsePrefix(e)
+		if err != nil {
+			return nil, e
+		}
+		list = append(list, p)
+	}
+	return list, ""
 }
 
 // parsePrefix accepts a CIDR or a single address.

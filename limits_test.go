@@ -233,3 +233,40 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestLingeringConnectionsCountAgainstMaxConns: a connection closed after
+// a 413 is drained for a while before its socket closes, and it counts
+// against -max-conns until then: a client announcing a huge body with
+// Expect: 100-continue must not hold descriptors beyond the limit.
+func TestLingeringConnectionsCountAgainstMaxConns(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSubsystemWith(t, testConfig(t, "-max-conns", "1"), ln, io.Discard, func(s *subsystem) {
+		s.conns.lingerTimeout = 10 * time.Minute // longer than the test
+	})
+	addr := ln.Addr().String()
+	lingering := dialKept(t, addr)
+	lingering.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
+	io.WriteString(lingering, "POST /north/login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000000000000\r\n\r\n")
+	r := bufio.NewReader(lingering)
+	var resp fasthttp.Response
+	if err := resp.Read(r); err != nil || resp.StatusCode() != 413 {
+		t.Fatalf("Expect: 100-continue with a huge body: %v %d, want 413", err, resp.StatusCode())
+	}
+	// The server's FIN: it closed its side and now drains ours.
+	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
+		t.Fatalf("after the 413: %q, %v; want the server's FIN", rest, err)
+	}
+	if got := readRefusal(t, addr); got != string(overloadedResponse) {
+		t.Fatalf("a connection while one lingers, over -max-conns 1, got\n%q\nwant\n%q", got, overloadedResponse)
+	}
+	// Once the client closes, the drain ends, the socket closes, and the
+	// place is free again.
+	lingering.Close()
+	waitUntil(t, "the lingering connection's socket to close", func() bool { return s.openConns.Load() == 0 })
+	if resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode() != 200 {
+		t.Fatalf("after the lingering connection closed, a new one got %d", resp.StatusCode())
+	}
+}

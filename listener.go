@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,11 @@ const (
 	// connection that has sent at most one request, into an empty socket
 	// buffer, so in practice the write never waits.
 	refusalWriteTimeout = time.Second
+
+	// The pause after a failed accept doubles from minAcceptPause up to
+	// maxAcceptPause.
+	minAcceptPause = 5 * time.Millisecond
+	maxAcceptPause = time.Second
 )
 
 // connListener wraps a subsystem's listener: it counts open connections,
@@ -98,13 +104,13 @@ func fasthttpConcurrency(maxConns int) int {
 // not write (and count) an error answer of its own after ours.
 var errTooManyConns = fmt.Errorf("too many connections from one client address: %w", net.ErrClosed)
 
-// newConnListener wraps ln. With PROXY protocol on, connections from
-// trusted peers must start with a PROXY header (v1 or v2), whose source
-// address then stands for the peer's; other peers' connections are taken
-// as they are, so a PROXY header from them is just a malformed request.
+// newConnListener wraps ln. Connections from -proxy-protocol-from peers
+// must start with a PROXY header (v1 or v2), whose source address then
+// stands for the peer's; other peers' connections are taken as they are,
+// so a PROXY header from them is just a malformed request.
 func newConnListener(ln net.Listener, cfg config, open *atomic.Int64, log *slog.Logger) *connListener {
-	if cfg.ProxyProtocol {
-		trusted := trustedProxies(cfg.TrustedProxies)
+	if len(cfg.ProxyProtocolFrom) > 0 {
+		trusted := trustedProxies(cfg.ProxyProtocolFrom)
 		ln = &proxyproto.Listener{
 			Listener: ln,
 			ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
@@ -129,13 +135,25 @@ func newConnListener(ln net.Listener, cfg config, open *atomic.Int64, log *slog.
 }
 
 // Accept returns the next connection within -max-conns; those over it are
-// answered 503 and closed here.
+// answered 503 and closed here. It returns an error only once the listener
+// is closed: fasthttp ends its server on any accept error, and "too many
+// open files" (EMFILE, ENFILE) and the like pass once connections close.
+// Those are logged and retried after a pause, 5 ms doubling to 1 s, as
+// net/http does, so that a full descriptor table cannot spin the loop.
 func (l *connListener) Accept() (net.Conn, error) {
+	var pause time.Duration
 	for {
 		c, err := l.Listener.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return nil, err
 		}
+		if err != nil {
+			pause = min(max(2*pause, minAcceptPause), maxAcceptPause)
+			l.log.Error("cannot accept a connection; retrying", "listen", l.Addr().String(), "err", err, "retry_in", pause)
+			time.Sleep(pause)
+			continue
+		}
+		pause = 0
 		// Only the server's accept loop adds to open, so the check and
 		// the increment cannot be overtaken.
 		if l.maxConns > 0 && l.open.Load() >= int64(l.maxConns) {
@@ -151,11 +169,13 @@ func (l *connListener) Accept() (net.Conn, error) {
 // runs in the accept loop, so it reads nothing, not even a PROXY header.
 func (l *connListener) refuseOverMaxConns(c net.Conn) {
 	l.refused[refusedMaxConns].Add(1)
+	// Unwrapped first: the PROXY conn's RemoteAddr and Write would wait
+	// for its header, holding up every connection behind this one.
+	if pc, ok := c.(*proxyproto.Conn); ok {
+		c = pc.Raw()
+	}
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
 		l.log.Debug("refused connection over -max-conns", "peer", c.RemoteAddr().String(), "limit", l.maxConns)
-	}
-	if pc, ok := c.(*proxyproto.Conn); ok {
-		c = pc.Raw() // its Write would wait for the PROXY header
 	}
 	if l.answerRefusals {
 		_ = c.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))
@@ -285,18 +305,19 @@ func (c *serverConn) admit() error {
 // destroy the response before the client reads it.
 func (c *serverConn) lingerOnClose() { c.linger.Store(true) }
 
+// Close closes the connection, or starts its lingering close. It counts
+// against -max-conns and -max-conns-per-ip until its socket is closed, so
+// that lingering connections cannot hold descriptors beyond the limits.
 func (c *serverConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
-		c.ln.open.Add(-1)
-		if c.ln.maxPerIP > 0 && c.state.Load() == connAdmitted {
-			c.ln.releaseIP(c.ip)
-		}
 		if !c.linger.Load() {
 			err = c.Conn.Close()
+			c.release()
 			return
 		}
 		go func() {
+			defer c.release()
 			raw := c.Conn
 			if pc, ok := raw.(*proxyproto.Conn); ok {
 				raw = pc.Raw()
@@ -310,6 +331,15 @@ func (c *serverConn) Close() error {
 		}()
 	})
 	return err
+}
+
+// release gives back the connection's place under the limits, once its
+// socket is closed.
+func (c *serverConn) release() {
+	if c.ln.maxPerIP > 0 && c.state.Load() == connAdmitted {
+		c.ln.releaseIP(c.ip)
+	}
+	c.ln.open.Add(-1)
 }
 
 // addrOf returns the IP of a connection's address, IPv4-mapped addresses

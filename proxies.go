@@ -8,8 +8,8 @@ import (
 )
 
 // trustedProxies are the peers whose word on the client address is
-// believed: X-Forwarded-For and X-Real-IP headers from anyone else are
-// ignored, since any client can send them.
+// believed (-trusted-proxies): the header from anyone else is ignored,
+// since any client can send it.
 type trustedProxies []netip.Prefix
 
 func (t trustedProxies) trusts(ip netip.Addr) bool {
@@ -21,34 +21,67 @@ func (t trustedProxies) trusts(ip netip.Addr) bool {
 	return false
 }
 
+// clientAddrs is how a request's client address is learned: which peers
+// are believed, and from which one header (-client-ip-header). One header
+// only: were X-Real-IP a fallback for X-Forwarded-For (or the other way
+// round), a client could send the header its proxy does not set and
+// choose its address.
+type clientAddrs struct {
+	trusted    trustedProxies
+	fromRealIP bool // -client-ip-header X-Real-IP; else X-Forwarded-For
+}
+
+func newClientAddrs(cfg config) clientAddrs {
+	return clientAddrs{trusted: trustedProxies(cfg.TrustedProxies), fromRealIP: cfg.ClientIPHeader == string(headerXRealIP)}
+}
+
+// clientAddr returns the client behind peer: from a trusted peer, what
+// the header says when it holds a valid address; otherwise peer itself.
+func (r clientAddrs) clientAddr(peer netip.Addr, h *fasthttp.RequestHeader) netip.Addr {
+	if len(r.trusted) == 0 || !r.trusted.trusts(peer) {
+		return peer
+	}
+	if r.fromRealIP {
+		return realIP(peer, h)
+	}
+	return r.trusted.forwardedFor(peer, h)
+}
+
+// realIP is the last X-Real-IP line, or peer when there is none or it
+// holds no valid address. The proxy must set it, replacing the client's.
+func realIP(peer netip.Addr, h *fasthttp.RequestHeader) netip.Addr {
+	var v []byte
+	for k, line := range h.All() {
+		if bytes.EqualFold(k, headerXRealIP) {
+			v = line
+		}
+	}
+	if ip, ok := parseIP(bytes.TrimSpace(v)); ok {
+		return ip
+	}
+	return peer
+}
+
 // maxForwardedLines bounds how many X-Forwarded-For header lines are read:
 // the last ones, which the trusted proxies appended. Lines before them can
 // only come from the client.
 const maxForwardedLines = 8
 
-// clientAddr returns the client behind peer. From a trusted peer it is the
-// rightmost X-Forwarded-For hop that is not itself a trusted proxy (hops to
-// its left could be forged by the client), else X-Real-IP; otherwise, and
-// whenever those headers hold no valid address, it is peer itself. Only the
-// last maxForwardedLines X-Forwarded-For lines are read: when there are more
-// and every hop in those is trusted, the client is somewhere further left,
-// so the answer is peer.
-func (t trustedProxies) clientAddr(peer netip.Addr, h *fasthttp.RequestHeader) netip.Addr {
-	if len(t) == 0 || !t.trusts(peer) {
-		return peer
-	}
+// forwardedFor returns the rightmost X-Forwarded-For hop that is not
+// itself a trusted proxy (hops to its left could be forged by the client),
+// or peer when there is none or a hop is not a valid address. Only the last
+// maxForwardedLines lines are read: when there are more and every hop in
+// those is trusted, the client is somewhere further left, so the answer is
+// peer.
+func (t trustedProxies) forwardedFor(peer netip.Addr, h *fasthttp.RequestHeader) netip.Addr {
 	// lines is a ring: after the loop it holds the last lines seen, line
 	// i at lines[i%maxForwardedLines].
 	var lines [maxForwardedLines][]byte
 	n := 0
-	var realIP []byte
 	for k, v := range h.All() {
-		switch {
-		case bytes.EqualFold(k, headerXForwardedFor):
+		if bytes.EqualFold(k, headerXForwardedFor) {
 			lines[n%maxForwardedLines] = v
 			n++
-		case bytes.EqualFold(k, headerXRealIP):
-			realIP = v
 		}
 	}
 	for i := n - 1; i >= 0 && i >= n-maxForwardedLines; i-- {
@@ -69,12 +102,6 @@ func (t trustedProxies) clientAddr(peer netip.Addr, h *fasthttp.RequestHeader) n
 				return ip
 			}
 		}
-	}
-	if n > maxForwardedLines {
-		return peer
-	}
-	if ip, ok := parseIP(bytes.TrimSpace(realIP)); ok {
-		return ip
 	}
 	return peer
 }

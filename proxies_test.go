@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -39,28 +40,37 @@ func trustedLines(n int) [][2]string {
 }
 
 func TestClientAddr(t *testing.T) {
-	trusted := testTrustedProxies
+	forwardedFor := clientAddrs{trusted: testTrustedProxies}
+	realIP := clientAddrs{trusted: testTrustedProxies, fromRealIP: true}
 	tests := []struct {
 		name    string
+		rule    clientAddrs
 		peer    string
 		headers [][2]string
 		want    string
 	}{
-		{"untrusted peer, forged headers ignored", "198.51.100.7", [][2]string{{"X-Forwarded-For", "203.0.113.1"}, {"X-Real-IP", "203.0.113.2"}}, "198.51.100.7"},
-		{"trusted peer, no headers", "10.1.1.1", nil, "10.1.1.1"},
-		{"rightmost untrusted hop", "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.66, 198.51.100.9"}}, "198.51.100.9"},
-		{"trusted hops skipped", "10.1.1.1", [][2]string{{"X-Forwarded-For", "198.51.100.9 , 10.2.2.2,127.0.0.1"}}, "198.51.100.9"},
-		{"header lines in order", "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.66"}, {"x-forwarded-for", "198.51.100.9"}}, "198.51.100.9"},
-		{"X-Real-IP", "127.0.0.1", [][2]string{{"X-Real-IP", " 2001:db8::5 "}}, "2001:db8::5"},
-		{"X-Forwarded-For wins over X-Real-IP", "127.0.0.1", [][2]string{{"X-Real-IP", "203.0.113.2"}, {"X-Forwarded-For", "198.51.100.9"}}, "198.51.100.9"},
-		{"garbage hop", "10.1.1.1", [][2]string{{"X-Forwarded-For", "198.51.100.9, not-an-ip"}}, "10.1.1.1"},
-		{"only trusted hops, then X-Real-IP", "10.1.1.1", [][2]string{{"X-Forwarded-For", "10.3.3.3"}, {"X-Real-IP", "198.51.100.4"}}, "198.51.100.4"},
+		{"untrusted peer, forged headers ignored", forwardedFor, "198.51.100.7", [][2]string{{"X-Forwarded-For", "203.0.113.1"}, {"X-Real-IP", "203.0.113.2"}}, "198.51.100.7"},
+		{"untrusted peer, forged X-Real-IP ignored", realIP, "198.51.100.7", [][2]string{{"X-Forwarded-For", "203.0.113.1"}, {"X-Real-IP", "203.0.113.2"}}, "198.51.100.7"},
+		{"trusted peer, no headers", forwardedFor, "10.1.1.1", nil, "10.1.1.1"},
+		{"trusted peer, no X-Real-IP", realIP, "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.1"}}, "10.1.1.1"},
+		{"rightmost untrusted hop", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.66, 198.51.100.9"}}, "198.51.100.9"},
+		{"trusted hops skipped", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "198.51.100.9 , 10.2.2.2,127.0.0.1"}}, "198.51.100.9"},
+		{"header lines in order", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.66"}, {"x-forwarded-for", "198.51.100.9"}}, "198.51.100.9"},
+		{"X-Real-IP", realIP, "127.0.0.1", [][2]string{{"X-Real-IP", " 2001:db8::5 "}}, "2001:db8::5"},
+		{"X-Real-IP's last line", realIP, "127.0.0.1", [][2]string{{"X-Real-IP", "203.0.113.2"}, {"x-real-ip", "198.51.100.4"}}, "198.51.100.4"},
+		{"garbage X-Real-IP", realIP, "10.1.1.1", [][2]string{{"X-Real-IP", "not-an-ip"}}, "10.1.1.1"},
+		// One header is read, never the other: X-Real-IP is no fallback
+		// for X-Forwarded-For, nor the other way round.
+		{"X-Real-IP ignored under X-Forwarded-For", forwardedFor, "127.0.0.1", [][2]string{{"X-Real-IP", "203.0.113.2"}}, "127.0.0.1"},
+		{"X-Forwarded-For ignored under X-Real-IP", realIP, "127.0.0.1", [][2]string{{"X-Real-IP", "198.51.100.4"}, {"X-Forwarded-For", "203.0.113.66"}}, "198.51.100.4"},
+		{"garbage hop", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "198.51.100.9, not-an-ip"}}, "10.1.1.1"},
+		{"only trusted hops", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "10.3.3.3"}, {"X-Real-IP", "198.51.100.4"}}, "10.1.1.1"},
 		// A client that sends eight forged lines ahead of the proxy's own
 		// must not push the proxy's line out of the ones read.
-		{"nine lines, the proxy's last", "10.1.1.1", append(forgedLines(8), [2]string{"X-Forwarded-For", "198.51.100.9"}), "198.51.100.9"},
-		{"twelve lines, the last trusted", "10.1.1.1", append(forgedLines(10), [2]string{"X-Forwarded-For", "198.51.100.9"}, [2]string{"X-Forwarded-For", "10.2.2.2"}), "198.51.100.9"},
-		{"nine lines, the last eight trusted", "10.1.1.1", append([][2]string{{"X-Forwarded-For", "198.51.100.9"}, {"X-Real-IP", "198.51.100.4"}}, trustedLines(8)...), "10.1.1.1"},
-		{"eight lines, the last seven trusted", "10.1.1.1", append([][2]string{{"X-Forwarded-For", "198.51.100.9"}}, trustedLines(7)...), "198.51.100.9"},
+		{"nine lines, the proxy's last", forwardedFor, "10.1.1.1", append(forgedLines(8), [2]string{"X-Forwarded-For", "198.51.100.9"}), "198.51.100.9"},
+		{"twelve lines, the last trusted", forwardedFor, "10.1.1.1", append(forgedLines(10), [2]string{"X-Forwarded-For", "198.51.100.9"}, [2]string{"X-Forwarded-For", "10.2.2.2"}), "198.51.100.9"},
+		{"nine lines, the last eight trusted", forwardedFor, "10.1.1.1", append([][2]string{{"X-Forwarded-For", "198.51.100.9"}, {"X-Real-IP", "198.51.100.4"}}, trustedLines(8)...), "10.1.1.1"},
+		{"eight lines, the last seven trusted", forwardedFor, "10.1.1.1", append([][2]string{{"X-Forwarded-For", "198.51.100.9"}}, trustedLines(7)...), "198.51.100.9"},
 	}
 	for _, tt := range tests {
 		var h fasthttp.RequestHeader
@@ -68,13 +78,18 @@ func TestClientAddr(t *testing.T) {
 		for _, kv := range tt.headers {
 			h.Add(kv[0], kv[1])
 		}
-		got := trusted.clientAddr(netip.MustParseAddr(tt.peer), &h)
+		got := tt.rule.clientAddr(netip.MustParseAddr(tt.peer), &h)
 		if got.String() != tt.want {
 			t.Errorf("%s: got %v, want %s", tt.name, got, tt.want)
 		}
 	}
-	if got := trustedProxies(nil).clientAddr(netip.MustParseAddr("10.1.1.1"), new(fasthttp.RequestHeader)); got.String() != "10.1.1.1" {
-		t.Errorf("no trusted proxies: got %v", got)
+	for _, fromRealIP := range []bool{false, true} {
+		var h fasthttp.RequestHeader
+		h.Add("X-Forwarded-For", "203.0.113.1")
+		h.Add("X-Real-IP", "203.0.113.2")
+		if got := (clientAddrs{fromRealIP: fromRealIP}).clientAddr(netip.MustParseAddr("10.1.1.1"), &h); got.String() != "10.1.1.1" {
+			t.Errorf("no trusted proxies, X-Real-IP %v: got %v", fromRealIP, got)
+		}
 	}
 }
 
@@ -213,5 +228,111 @@ func TestForwardedForFromTrustedProxy(t *testing.T) {
 	}
 	if got := registryIPs(s); got != "198.51.100.20" {
 		t.Fatalf("registry ips %s, want 198.51.100.20", got)
+	}
+}
+
+// TestRefusalAtDebugLevelDoesNotWaitForTheProxyHeader: a connection from a
+// trusted proxy refused over -max-conns is logged at debug level with the
+// proxy's address, in the accept loop, without waiting for a PROXY header
+// that may never come. Here the refused connection never sends one and
+// stays open, and the header's read timeout is an hour: the next refused
+// connection must still be answered meanwhile.
+func TestRefusalAtDebugLevelDoesNotWaitForTheProxyHeader(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(syncBuffer)
+	startSubsystemWith(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-proxy-protocol", "-max-conns", "1", "-log-level", "debug", "-read-timeout", "1h"), ln, logs, nil)
+	addr := ln.Addr().String()
+	if st := loginVia(t, dialKept(t, addr), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", ""); st != 200 {
+		t.Fatalf("held connection: status %d", st)
+	}
+	silent := dialKept(t, addr) // refused; sends nothing, ever
+	if got := readRefusal(t, addr); got != string(overloadedResponse) {
+		t.Fatalf("the connection after a silent one got\n%q\nwant\n%q", got, overloadedResponse)
+	}
+	// The silent one, still open on our side, was answered too.
+	silent.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
+	if got, err := io.ReadAll(silent); string(got) != string(overloadedResponse) {
+		t.Fatalf("the silent connection got %q, %v", got, err)
+	}
+	want := `level=DEBUG msg="refused connection over -max-conns" peer=` + silent.LocalAddr().String() + " limit=1\n"
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, logs)
+	}
+}
+
+// TestRealIPAgainstForgedForwardedFor: behind a proxy that sets X-Real-IP
+// and passes the client's X-Forwarded-For through, -client-ip-header
+// X-Real-IP takes the proxy's word, never the client's.
+func TestRealIPAgainstForgedForwardedFor(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-client-ip-header", "X-Real-IP"), ln)
+	// What such a proxy sends: the client's forged line, then its own
+	// X-Real-IP with the address it saw.
+	if st := loginVia(t, dialKept(t, ln.Addr().String()), "", "X-Forwarded-For: 203.0.113.66\r\nX-Real-IP: 198.51.100.20\r\n"); st != 200 {
+		t.Fatalf("status %d", st)
+	}
+	if got := registryIPs(s); got != "198.51.100.20" {
+		t.Fatalf("registry ips %s, want the proxy's X-Real-IP 198.51.100.20", got)
+	}
+}
+
+// TestProxyProtocolAndHeadersTrustedApart: -proxy-protocol-from names the
+// balancers whose PROXY headers are believed, -trusted-proxies the proxies
+// whose X-Forwarded-For is, and neither list implies the other.
+func TestProxyProtocolAndHeadersTrustedApart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSubsystem(t, testConfig(t, "-proxy-protocol-from", "127.0.0.1", "-trusted-proxies", "10.0.0.0/8"), ln)
+	dial := func() net.Conn { return dialKept(t, ln.Addr().String()) }
+	// A client straight behind the balancer: its forged header is not
+	// believed, though the balancer is trusted for PROXY headers.
+	if st := loginVia(t, dial(), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", "X-Forwarded-For: 203.0.113.66\r\n"); st != 200 {
+		t.Fatalf("login through the balancer: status %d", st)
+	}
+	// A proxy in 10.0.0.0/8 behind the balancer: its header is.
+	if st := loginVia(t, dial(), "PROXY TCP4 10.1.1.1 127.0.0.1 5556 80\r\n", "X-Forwarded-For: 198.51.100.20\r\n"); st != 200 {
+		t.Fatalf("login through the balancer and a trusted proxy: status %d", st)
+	}
+	// A header alone, from the balancer's address, is not believed
+	// either: 127.0.0.1 is not in -trusted-proxies. And without a PROXY
+	// header the balancer's connection is closed unanswered.
+	loginClosedWithoutAnswer(t, dial(), "")
+	if got, want := registryIPs(s), "198.51.100.20,203.0.113.9"; got != want {
+		t.Fatalf("registry ips %s, want %s", got, want)
+	}
+}
+
+func TestClientAddressFlagsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-client-ip-header", "Forwarded"}, `-client-ip-header must be X-Forwarded-For or X-Real-IP, not "Forwarded"`},
+		{[]string{"-proxy-protocol-from", "10.0.0.0/99"}, `invalid value "10.0.0.0/99" for flag -proxy-protocol-from: "10.0.0.0/99" is not an address or CIDR such as 10.0.0.0/8 (run northd -h for the list of flags)`},
+		{[]string{"-proxy-protocol", "-trusted-proxies", "10.0.0.5", "-proxy-protocol-from", "10.0.0.5"}, "-proxy-protocol and -proxy-protocol-from both given: keep -proxy-protocol-from, which believes PROXY headers from its own list"},
+	} {
+		_, err := parseConfig(tt.args, noEnv, io.Discard)
+		var usage usageError
+		if !errors.As(err, &usage) || err.Error() != tt.want {
+			t.Errorf("%v: got %v, want the usage error %q", tt.args, err, tt.want)
+		}
+	}
+	cfg, err := parseConfig([]string{"-client-ip-header", "x-real-ip"}, noEnv, io.Discard)
+	if err != nil || cfg.ClientIPHeader != "X-Real-IP" {
+		t.Errorf("-client-ip-header x-real-ip: %q, %v", cfg.ClientIPHeader, err)
+	}
+	// -proxy-protocol, as before -proxy-protocol-from: PROXY headers
+	// and X-Forwarded-For both from -trusted-proxies.
+	cfg, err = parseConfig([]string{"-proxy-protocol", "-trusted-proxies", "10.0.0.5"}, noEnv, io.Discard)
+	if err != nil || fmt.Sprint(cfg.ProxyProtocolFrom) != "[10.0.0.5/32]" || fmt.Sprint(cfg.TrustedProxies) != "[10.0.0.5/32]" || cfg.ClientIPHeader != "X-Forwarded-For" {
+		t.Errorf("-proxy-protocol -trusted-proxies 10.0.0.5: PROXY from %v, headers from %v (%s), %v", cfg.ProxyProtocolFrom, cfg.TrustedProxies, cfg.ClientIPHeader, err)
 	}
 }

@@ -113,6 +113,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 		undo = append(undo, store.close)
 	}
 
+	fitMaxConnsToDescriptors(&cfg, log)
 	listeners, err := listenAll(cfg)
 	if err != nil {
 		return nil, err

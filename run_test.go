@@ -238,10 +238,10 @@ func TestRunHelpListsEveryFlag(t *testing.T) {
 	}
 	// A flag added or removed is a change to document (README, Flags).
 	want := []string{
-		"admin", "admin-public", "auth-cache-ttl", "drain-delay", "idle-timeout", "insecure-open",
+		"admin", "admin-public", "auth-cache-ttl", "client-ip-header", "drain-delay", "idle-timeout", "insecure-open",
 		"listen", "log-format", "log-level", "login-failure-window", "max-body-size", "max-conns",
 		"max-conns-per-ip", "max-ips-per-user", "max-login-failures", "max-user-login-failures", "pprof", "prefork",
-		"proxy-protocol", "read-timeout", "reduce-memory", "registry-max", "reuseport",
+		"proxy-protocol", "proxy-protocol-from", "read-timeout", "reduce-memory", "registry-max", "reuseport",
 		"shutdown-timeout", "store", "store-timeout", "tls-cert", "tls-key", "token-ttl",
 		"trusted-proxies", "users", "version", "write-timeout",
 	}

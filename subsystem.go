@@ -20,7 +20,7 @@ type subsystem struct {
 	store       *redisStore // shared by every subsystem; nil for -store memory
 	keys        subsystemKeys
 	auth        *authenticator // shared by every subsystem; nil in open mode
-	proxies     trustedProxies
+	proxies     clientAddrs
 	maxBodySize int
 	rejections  *rejectionBodies
 	log         *slog.Logger
@@ -42,7 +42,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		store:       store,
 		keys:        keysFor(name),
 		auth:        auth,
-		proxies:     trustedProxies(cfg.TrustedProxies),
+		proxies:     newClientAddrs(cfg),
 		maxBodySize: cfg.MaxBodySize,
 		rejections:  newRejectionBodies(cfg.MaxBodySize),
 		log:         log,

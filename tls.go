@@ -32,12 +32,26 @@ func (c *certificate) load() error {
 	return nil
 }
 
-// serverConfig is TLS 1.2 or later with Go's default cipher suites, which
-// are the secure ones, and the certificate in force at each handshake.
+// tls12Suites are the TLS 1.2 suites of Mozilla's "intermediate" profile
+// that Go implements: ECDHE with AES-GCM or ChaCha20-Poly1305. Go's
+// defaults also take the CBC-SHA1 suites, open to padding-oracle and
+// timing attacks. TLS 1.3's suites are all AEAD and not configurable.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// serverConfig is TLS 1.3, or 1.2 with AEAD suites only, and the
+// certificate in force at each handshake.
 func (c *certificate) serverConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"http/1.1"},
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tls12Suites,
+		NextProtos:   []string{"http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return c.current.Load(), nil
 		},

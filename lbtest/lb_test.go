@@ -305,7 +305,7 @@ func (in *instance) start(t *testing.T) {
 		"-drain-delay", drain.String(), "-shutdown-timeout", "30s",
 	}
 	if !in.plain {
-		args = append(args, "-proxy-protocol", "-trusted-proxies", proxyIP)
+		args = append(args, "-proxy-protocol-from", proxyIP)
 	}
 	if in.store != "" {
 		args = append(args, "-store", in.store)

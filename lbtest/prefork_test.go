@@ -1,6 +1,7 @@
 package lbtest
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -11,18 +12,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"northd/internal/testdeps"
 )
 
 // TestPreforkChildrenShareThePort: -prefork starts one child per CPU on the
 // same port, child k with its admin listener on the admin port plus k, and
-// SIGTERM to the master drains and stops them all.
+// SIGTERM to the master drains and stops them all. -prefork takes a shared
+// store (with -store memory northd refuses to start), so the children share
+// a real redis-server.
 func TestPreforkChildrenShareThePort(t *testing.T) {
+	redis := testdeps.StartRedis(t)
 	// -prefork takes fixed ports: the listen port and the admin ports of
 	// the two children, all consecutive.
 	port := fixedFreePorts(t, 3)
 	admin := port + 1
 	log := new(syncBuffer)
-	cmd := exec.Command(bin, "-prefork", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "127.0.0.1:"+strconv.Itoa(admin), "-drain-delay", "300ms")
+	cmd := exec.Command(bin, "-prefork", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "127.0.0.1:"+strconv.Itoa(admin), "-drain-delay", "300ms", "-store", redis.URL())
 	cmd.Env = append(cmd.Environ(), "GOMAXPROCS=2")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -99,4 +105,19 @@ func fixedFreePorts(t *testing.T, n int) int {
 	}
 	t.Fatal("no run of free ports found")
 	return 0
+}
+
+// TestPreforkWithMemoryStoreExits2: the binary refuses -prefork without a
+// shared store before it starts a child, exits 2, and says what to give.
+func TestPreforkWithMemoryStoreExits2(t *testing.T) {
+	port := fixedFreePorts(t, 1)
+	out, err := exec.Command(bin, "-prefork", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "off").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("northd -prefork -store memory: %v, want exit status 2\n%s", err, out)
+	}
+	const want = "northd: -prefork needs a shared store: each child would keep its own tokens, so a verify or logout that reaches another child would fail; give -store redis://host:port/db\n"
+	if string(out) != want {
+		t.Fatalf("northd -prefork -store memory said\n%q\nwant\n%q", out, want)
+	}
 }
