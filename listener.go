@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -144,7 +145,7 @@ func (l *connListener) Accept() (net.Conn, error) {
 	var pause time.Duration
 	for {
 		c, err := l.Listener.Accept()
-		if errors.Is(err, net.ErrClosed) {
+		if err != nil && !acceptRetryable(err) {
 			return nil, err
 		}
 		if err != nil {
@@ -163,6 +164,19 @@ func (l *connListener) Accept() (net.Conn, error) {
 		l.open.Add(1)
 		return &serverConn{Conn: c, ln: l}, nil
 	}
+}
+
+// acceptRetryable reports whether a failed accept passes with time: the
+// descriptor table or kernel memory full, or a connection reset before it
+// was accepted. Anything else (the listener closed, above all) ends
+// serving.
+func acceptRetryable(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // refuseOverMaxConns answers c with 503 (without TLS) and closes it. It
