@@ -131,25 +131,34 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 
 	hash, known := users.table.lookup(username)
 	// Every username has a bucket, known or not, so that the 429 tells no
-	// one which usernames exist.
-	userKey := maphash.Bytes(a.userKey, username)
-	if wait, limited := a.limits.byUser.blocked(userKey, now); limited {
+	// one which usernames exist. A failure is reserved from both buckets
+	// before the check (see limiterTable.reserve) and given back unless
+	// the check fails.
+	addrKey, userKey := addrKeyOf(client), maphash.Bytes(a.userKey, username)
+	addrFailure, wait, ok := a.limits.byAddr.reserve(addrKey, now)
+	if !ok {
+		return authAddrLimited, wait
+	}
+	userFailure, wait, ok := a.limits.byUser.reserve(userKey, now)
+	if !ok {
+		a.limits.byAddr.giveBack(addrKey, addrFailure, now)
 		return authUserLimited, wait
 	}
 	// An unknown user is checked against a dummy hash of the same cost,
 	// so that both answers take as long.
 	match, ok := a.hashing.check(hash, password)
+	if !ok || (match && known) {
+		a.limits.byAddr.giveBack(addrKey, addrFailure, now)
+		a.limits.byUser.giveBack(userKey, userFailure, now)
+	}
 	if !ok {
 		a.hashRejections.Inc()
 		return authHashBusy, time.Second
 	}
-
 	if match && known {
 		users.cache.add(username, &digest, now.UnixNano())
 		return authOK, 0
 	}
-	a.limits.byAddr.fail(addrKeyOf(client), now)
-	a.limits.byUser.fail(userKey, now)
 	if !known {
 		return authUnknownUser, 0
 	}
