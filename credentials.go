@@ -48,7 +48,7 @@ func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenti
 	a := &authenticator{
 		path: cfg.Users,
 
-		limits:         newFailureLimits(cfg.MaxLoginFailures, cfg.MaxUserLoginFailures, cfg.LoginFailureWindow),
+		limits:         newFailureLimits(cfg.MaxLoginFailures, cfg.MaxUserLoginFailures, cfg.LoginFailureWindow, cfg.IPv6Prefix),
 		userKey:        maphash.MakeSeed(),
 		log:            log,
 		cacheHits:      set.NewCounter(`northd_auth_cache_hits_total`),
@@ -111,7 +111,7 @@ var authOutcomeReasons = [authOutcomeCount]string{"ok", "wrong_password", "unkno
 // from the body) for a login from client at now. For the limited outcomes
 // it also says how long to wait.
 func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, now time.Time) (authOutcome, time.Duration) {
-	if wait, limited := a.limits.byAddr.blocked(addrKeyOf(client), now); limited {
+	if wait, limited := a.limits.byAddr.blocked(a.limits.addrKey(client), now); limited {
 		return authAddrLimited, wait
 	}
 	password := rawPassword
@@ -134,7 +134,7 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 	// one which usernames exist. A failure is reserved from both buckets
 	// before the check (see limiterTable.reserve) and given back unless
 	// the check fails.
-	addrKey, userKey := addrKeyOf(client), maphash.Bytes(a.userKey, username)
+	addrKey, userKey := a.limits.addrKey(client), maphash.Bytes(a.userKey, username)
 	addrFailure, wait, ok := a.limits.byAddr.reserve(addrKey, now)
 	if !ok {
 		return authAddrLimited, wait

@@ -25,25 +25,32 @@ import (
 // Buckets live in bounded tables: at the bound, a bucket that has refilled
 // (it holds nothing a fresh one would not) is forgotten first.
 type failureLimits struct {
-	byAddr *limiterTable[addrKey]
-	byUser *limiterTable[uint64] // a maphash of the username
+	byAddr     *limiterTable[addrKey]
+	byUser     *limiterTable[uint64] // a maphash of the username
+	ipv6Prefix int                   // -ipv6-prefix
 }
 
-// addrKey is a client address as a map key, IPv4 as IPv4-mapped IPv6.
+// addrKey is a client as a map key (see clientKey), IPv4 as IPv4-mapped
+// IPv6.
 type addrKey [16]byte
 
 // failureTableMax bounds each table of buckets.
 const failureTableMax = 1 << 16
 
-func newFailureLimits(maxPerAddr, maxPerUser int, window time.Duration) *failureLimits {
+func newFailureLimits(maxPerAddr, maxPerUser int, window time.Duration, ipv6Prefix int) *failureLimits {
 	seed := maphash.MakeSeed()
 	return &failureLimits{
 		byAddr: newLimiterTable(maxPerAddr, window, failureTableMax, func(k addrKey) uint64 { return maphash.Bytes(seed, k[:]) }),
 		byUser: newLimiterTable(maxPerUser, window, failureTableMax, func(k uint64) uint64 { return k }),
+
+		ipv6Prefix: ipv6Prefix,
 	}
 }
 
-func addrKeyOf(ip netip.Addr) addrKey { return ip.As16() }
+// addrKey is the key of the client at ip in byAddr.
+func (l *failureLimits) addrKey(ip netip.Addr) addrKey {
+	return clientKey(ip, l.ipv6Prefix).As16()
+}
 
 // limiterTable is a bounded, sharded map of token buckets.
 type limiterTable[K comparable] struct {

@@ -7,9 +7,9 @@ import (
 )
 
 func TestFailureLimits(t *testing.T) {
-	l := newFailureLimits(10, 50, time.Minute)
+	l := newFailureLimits(10, 50, time.Minute, 64)
 	t0 := time.Unix(1700000000, 0)
-	attacker, other := addrKeyOf(netip.MustParseAddr("192.0.2.66")), addrKeyOf(netip.MustParseAddr("192.0.2.7"))
+	attacker, other := l.addrKey(netip.MustParseAddr("192.0.2.66")), l.addrKey(netip.MustParseAddr("192.0.2.7"))
 	for i := range 10 {
 		if wait, blocked := l.byAddr.blocked(attacker, t0); blocked {
 			t.Fatalf("blocked after %d failures (wait %v), want after 10", i, wait)
@@ -60,14 +60,14 @@ func TestFailureLimits(t *testing.T) {
 		t.Errorf("%d buckets after another address gave its failure back, want 1", n)
 	}
 	// IPv4 and its IPv4-mapped IPv6 form are one client.
-	if addrKeyOf(netip.MustParseAddr("::ffff:192.0.2.66")) != attacker {
+	if l.addrKey(netip.MustParseAddr("::ffff:192.0.2.66")) != attacker {
 		t.Error("an IPv4-mapped address has another key")
 	}
 }
 
 // The tables stay bounded however many addresses fail.
 func TestFailureTableIsBounded(t *testing.T) {
-	l := newFailureLimits(10, 50, time.Minute)
+	l := newFailureLimits(10, 50, time.Minute, 64)
 	t0 := time.Unix(1700000000, 0)
 	for i := range 3 * failureTableMax {
 		l.byUser.reserve(uint64(i), t0)
