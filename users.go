@@ -42,8 +42,7 @@ func (h *passwordHash) matches(password []byte) bool {
 }
 
 // sameCostDummy returns a hash of a random password with h's algorithm and
-// cost. An unknown username is checked against it, so that it takes as
-// long as a known one and no one learns which usernames exist.
+// cost (see costliestHashes.dummy).
 func (h *passwordHash) sameCostDummy() (*passwordHash, error) {
 	secret := make([]byte, 32)
 	crand.Read(secret)
@@ -160,7 +159,7 @@ func parseArgon2id(s string) (*passwordHash, error) {
 // reload builds a new one.
 type userTable struct {
 	byName map[string]*passwordHash
-	// dummy has the first user's algorithm and cost; see sameCostDummy.
+	// dummy costs what the costliest user costs; see costliestHashes.
 	dummy *passwordHash
 }
 
@@ -204,6 +203,7 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 	}
 	table = &userTable{byName: make(map[string]*passwordHash)}
 	firstLine := make(map[string]int)
+	var costliest costliestHashes
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	read, line := 0, 0
@@ -237,11 +237,7 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 		}
 		firstLine[name] = line
 		table.byName[name] = h
-		if table.dummy == nil {
-			if table.dummy, err = h.sameCostDummy(); err != nil {
-				return nil, nil, &usersFileError{path: path, line: line, msg: err.Error()}
-			}
-		}
+		costliest.add(h)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -249,8 +245,11 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 		}
 		return nil, nil, &usersFileError{path: path, line: line + 1, msg: err.Error()}
 	}
-	if table.dummy == nil {
+	if len(table.byName) == 0 {
 		return nil, nil, &usersFileError{path: path, msg: "it has no users; add username:hash lines (" + makeHashHint + ")"}
+	}
+	if table.dummy, err = costliest.dummy(timeCheck); err != nil {
+		return nil, nil, &usersFileError{path: path, msg: err.Error()}
 	}
 	return table, warnings, nil
 }

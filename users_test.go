@@ -119,8 +119,8 @@ func TestLoadUsersWarns(t *testing.T) {
 	if len(table.byName) != 2 {
 		t.Fatalf("%d users, want 2", len(table.byName))
 	}
-	// The dummy has the first user's algorithm and cost, and matches
-	// no password anyone knows.
+	// The dummy is the costlier of the two (bcrypt cost 4, by far: the
+	// argon2id user has m=8,t=1), and matches no password anyone knows.
 	h, known := table.lookup([]byte("nobody"))
 	if known || h.bcrypt == nil || string(h.bcrypt[:7]) != "$2a$04$" || h.matches([]byte("secret")) {
 		t.Errorf("dummy for an unknown user: known %v, hash %q", known, h.bcrypt)
