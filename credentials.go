@@ -37,6 +37,8 @@ type authenticator struct {
 type loadedUsers struct {
 	table *userTable
 	cache *credentialCache
+
+	warnedTooLong sync.Map // usernames warnBcryptTooLong has logged
 }
 
 // hashBucketsSeconds cover bcrypt and argon2id costs from a millisecond
@@ -130,6 +132,14 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 	a.cacheMisses.Inc()
 
 	hash, known := users.table.lookup(username)
+	// A password bcrypt cannot check whole is refused, after a check
+	// against the dummy: it takes as long and answers the same bytes as
+	// an unknown user's refusal, so it tells no one the user exists.
+	tooLong := known && hash.bcryptCannotCheck(password)
+	if tooLong {
+		a.warnBcryptTooLong(users, username)
+		hash = users.table.dummy
+	}
 	// Every username has a bucket, known or not, so that the 429 tells no
 	// one which usernames exist. A failure is reserved from both buckets
 	// before the check (see limiterTable.reserve) and given back unless
@@ -147,6 +157,7 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 	// An unknown user is checked against a dummy hash of the same cost,
 	// so that both answers take as long.
 	match, ok := a.hashing.check(hash, password)
+	match = match && !tooLong
 	if !ok || (match && known) {
 		a.limits.byAddr.giveBack(addrKey, addrFailure, now)
 		a.limits.byUser.giveBack(userKey, userFailure, now)
