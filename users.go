@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -214,6 +215,10 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 			return nil, nil, &usersFileError{path: path, line: line, msg: "the file is larger than 64 MiB"}
 		}
 		text := strings.TrimRight(sc.Text(), "\r")
+		if line == 1 {
+			// A byte order mark, as some Windows editors write.
+			text = strings.TrimPrefix(text, byteOrderMark)
+		}
 		if trimmed := strings.TrimSpace(text); trimmed == "" || strings.HasPrefix(trimmed, "#") {
 			continue
 		}
@@ -223,6 +228,8 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 			return nil, nil, &usersFileError{path: path, line: line, msg: "want username:hash"}
 		case name == "":
 			return nil, nil, &usersFileError{path: path, line: line, msg: "the username is empty"}
+		case strings.TrimFunc(name, isSpaceOrMark) != name:
+			return nil, nil, &usersFileError{path: path, line: line, msg: fmt.Sprintf("the username %q starts or ends with white space, which no login would send; remove it", name)}
 		case len(name) > maxUsernameLen:
 			return nil, nil, &usersFileError{path: path, line: line, msg: "the username is longer than 256 bytes"}
 		case firstLine[name] != 0:
@@ -253,6 +260,12 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 	}
 	return table, warnings, nil
 }
+
+const byteOrderMark = "\uFEFF"
+
+// isSpaceOrMark is white space, and the byte order mark (a zero-width
+// no-break space) anywhere but at the start of the file.
+func isSpaceOrMark(r rune) bool { return unicode.IsSpace(r) || r == '\uFEFF' }
 
 // weakParameters says what is weak about an accepted hash, or "".
 func weakParameters(h *passwordHash) string {
