@@ -154,8 +154,8 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 		a.limits.byAddr.giveBack(addrKey, addrFailure, now)
 		return authUserLimited, wait
 	}
-	// An unknown user is checked against a dummy hash of the same cost,
-	// so that both answers take as long.
+	// An unknown user is checked against a dummy as costly as the
+	// costliest user (costliestHashes), so that its answer takes as long.
 	match, ok := a.hashing.check(hash, password)
 	match = match && !tooLong
 	if !ok || (match && known) {
