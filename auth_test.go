@@ -127,10 +127,11 @@ func TestUsersFileLogins(t *testing.T) {
 		t.Errorf("a wrong password and an unknown user differ in headers:\n%v\n%v", wrong.header, unknown.header)
 	}
 	// Both were checked against a hash: the unknown user against the
-	// dummy. 2 logins + 2 refusals = 4 hashes.
-	if n := metricValue(t, admin, "northd_password_hash_duration_seconds_count"); n != 4 {
-		t.Errorf("%v password hashes, want 4", n)
-	}
+	// dummy. 2 logins + 2 refusals = 4 hashes (the pool counts a check
+	// just after answering it).
+	waitFor(t, "4 password hashes counted", func() bool {
+		return metricValue(t, admin, "northd_password_hash_duration_seconds_count") == 4
+	})
 
 	// A repeat login hashes nothing: the cache answers.
 	hits := metricValue(t, admin, "northd_auth_cache_hits_total")
@@ -150,9 +151,9 @@ func TestUsersFileLogins(t *testing.T) {
 		t.Errorf("%v reloads counted ok, want %v", n, reloads+1)
 	}
 	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
-	if n := metricValue(t, admin, "northd_password_hash_duration_seconds_count"); n != 5 {
-		t.Errorf("after a reload: %v hashes, want 5", n)
-	}
+	waitFor(t, "a 5th password hash after the reload", func() bool {
+		return metricValue(t, admin, "northd_password_hash_duration_seconds_count") == 5
+	})
 
 	// A bad file keeps the one in force, and says why.
 	if err := os.WriteFile(users, []byte("alice:$apr1$Qm5ySfvx$rJQ2X8ZzMmY3vP3oWlF0Q.\n"), 0o600); err != nil {
@@ -217,8 +218,10 @@ func TestBruteForceLimits(t *testing.T) {
 	// even with the right password.
 	a := call(t, attacker, "POST", base+"/north/login", "", `{"username":"alice","password":"secret"}`)
 	retry, _ := strconv.Atoi(a.header.Get("Retry-After"))
-	// A tenth of an hour refills one failure: 360 s.
-	if a.status != 429 || a.body != tooManyFailures || retry < 350 || retry > 360 {
+	// A tenth of an hour refills one failure: 360 s at most, less by
+	// however long the test has run (no lower bound: the machine may be
+	// slow). TestFailureLimits checks the figure exactly on a fixed clock.
+	if a.status != 429 || a.body != tooManyFailures || retry < 1 || retry > 360 {
 		t.Fatalf("11th login: %d Retry-After %q %q", a.status, a.header.Get("Retry-After"), a.body)
 	}
 	if n := metricValue(t, admin, `northd_login_failures_total{subsystem="`+portOf(listen[0])+`",reason="rate_limited_address"}`); n != 1 {

@@ -13,6 +13,7 @@ func addAuthFlags(fs *flag.FlagSet, cfg *config) {
 	fs.IntVar(&cfg.MaxLoginFailures, "max-login-failures", 10, "failed logins allowed from one client address per -login-failure-window; beyond them its logins get 429")
 	fs.IntVar(&cfg.MaxUserLoginFailures, "max-user-login-failures", 50, "failed logins allowed for one username per -login-failure-window, from all addresses together; beyond them its logins get 429")
 	fs.DurationVar(&cfg.LoginFailureWindow, "login-failure-window", time.Minute, "the window of -max-login-failures and -max-user-login-failures")
+	fs.IntVar(&cfg.IPv6Prefix, "ipv6-prefix", 64, "`bits` of an IPv6 address that name one client for -max-login-failures and -max-conns-per-ip (a client often holds a whole /64); IPv4 addresses count one by one")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", time.Hour, "how long a token verifies after its login")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate `file` (PEM, with its chain) to serve every subsystem over HTTPS; needs -tls-key")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key `file` (PEM) for -tls-cert")
@@ -36,6 +37,9 @@ func checkAuthConfig(cfg *config) error {
 		if c.v <= 0 {
 			return usageErrorf("%s must be positive, not %d", c.name, c.v)
 		}
+	}
+	if cfg.IPv6Prefix < 1 || cfg.IPv6Prefix > 128 {
+		return usageErrorf("-ipv6-prefix must be 1 to 128 (bits of an IPv6 address that name one client), not %d", cfg.IPv6Prefix)
 	}
 	if cfg.TokenTTL < time.Second {
 		return usageErrorf("-token-ttl must be at least 1s, not %v", cfg.TokenTTL)

@@ -53,6 +53,7 @@ type config struct {
 	MaxLoginFailures     int
 	MaxUserLoginFailures int
 	LoginFailureWindow   time.Duration
+	IPv6Prefix           int
 	TokenTTL             time.Duration
 	TLSCert, TLSKey      string
 

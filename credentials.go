@@ -37,6 +37,8 @@ type authenticator struct {
 type loadedUsers struct {
 	table *userTable
 	cache *credentialCache
+
+	warnedTooLong sync.Map // usernames warnBcryptTooLong has logged
 }
 
 // hashBucketsSeconds cover bcrypt and argon2id costs from a millisecond
@@ -48,7 +50,7 @@ func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenti
 	a := &authenticator{
 		path: cfg.Users,
 
-		limits:         newFailureLimits(cfg.MaxLoginFailures, cfg.MaxUserLoginFailures, cfg.LoginFailureWindow),
+		limits:         newFailureLimits(cfg.MaxLoginFailures, cfg.MaxUserLoginFailures, cfg.LoginFailureWindow, cfg.IPv6Prefix),
 		userKey:        maphash.MakeSeed(),
 		log:            log,
 		cacheHits:      set.NewCounter(`northd_auth_cache_hits_total`),
@@ -111,7 +113,7 @@ var authOutcomeReasons = [authOutcomeCount]string{"ok", "wrong_password", "unkno
 // from the body) for a login from client at now. For the limited outcomes
 // it also says how long to wait.
 func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, now time.Time) (authOutcome, time.Duration) {
-	if wait, limited := a.limits.byAddr.blocked(addrKeyOf(client), now); limited {
+	if wait, limited := a.limits.byAddr.blocked(a.limits.addrKey(client), now); limited {
 		return authAddrLimited, wait
 	}
 	password := rawPassword
@@ -130,26 +132,44 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 	a.cacheMisses.Inc()
 
 	hash, known := users.table.lookup(username)
+	// A password bcrypt cannot check whole is refused, after a check
+	// against the dummy: it takes as long and answers the same bytes as
+	// an unknown user's refusal, so it tells no one the user exists.
+	tooLong := known && hash.bcryptCannotCheck(password)
+	if tooLong {
+		a.warnBcryptTooLong(users, username)
+		hash = users.table.dummy
+	}
 	// Every username has a bucket, known or not, so that the 429 tells no
-	// one which usernames exist.
-	userKey := maphash.Bytes(a.userKey, username)
-	if wait, limited := a.limits.byUser.blocked(userKey, now); limited {
+	// one which usernames exist. A failure is reserved from both buckets
+	// before the check (see limiterTable.reserve) and given back unless
+	// the check fails.
+	addrKey, userKey := a.limits.addrKey(client), maphash.Bytes(a.userKey, username)
+	addrFailure, wait, ok := a.limits.byAddr.reserve(addrKey, now)
+	if !ok {
+		return authAddrLimited, wait
+	}
+	userFailure, wait, ok := a.limits.byUser.reserve(userKey, now)
+	if !ok {
+		a.limits.byAddr.giveBack(addrKey, addrFailure, now)
 		return authUserLimited, wait
 	}
-	// An unknown user is checked against a dummy hash of the same cost,
-	// so that both answers take as long.
+	// An unknown user is checked against a dummy as costly as the
+	// costliest user (costliestHashes), so that its answer takes as long.
 	match, ok := a.hashing.check(hash, password)
+	match = match && !tooLong
+	if !ok || (match && known) {
+		a.limits.byAddr.giveBack(addrKey, addrFailure, now)
+		a.limits.byUser.giveBack(userKey, userFailure, now)
+	}
 	if !ok {
 		a.hashRejections.Inc()
 		return authHashBusy, time.Second
 	}
-
 	if match && known {
 		users.cache.add(username, &digest, now.UnixNano())
 		return authOK, 0
 	}
-	a.limits.byAddr.fail(addrKeyOf(client), now)
-	a.limits.byUser.fail(userKey, now)
 	if !known {
 		return authUnknownUser, 0
 	}

@@ -19,29 +19,38 @@ import (
 // most max guesses per window and address, and a guesser spread over many
 // addresses at most the per-user allowance per window and user.
 //
-// Only failures take from a bucket; a login that succeeds costs nothing.
+// A login reserves a failure before its password check and gives it back
+// when it succeeds, so that guesses sent together get no more checks than
+// the bucket holds; a login that succeeds costs nothing.
 // Buckets live in bounded tables: at the bound, a bucket that has refilled
 // (it holds nothing a fresh one would not) is forgotten first.
 type failureLimits struct {
-	byAddr *limiterTable[addrKey]
-	byUser *limiterTable[uint64] // a maphash of the username
+	byAddr     *limiterTable[addrKey]
+	byUser     *limiterTable[uint64] // a maphash of the username
+	ipv6Prefix int                   // -ipv6-prefix
 }
 
-// addrKey is a client address as a map key, IPv4 as IPv4-mapped IPv6.
+// addrKey is a client as a map key (see clientKey), IPv4 as IPv4-mapped
+// IPv6.
 type addrKey [16]byte
 
 // failureTableMax bounds each table of buckets.
 const failureTableMax = 1 << 16
 
-func newFailureLimits(maxPerAddr, maxPerUser int, window time.Duration) *failureLimits {
+func newFailureLimits(maxPerAddr, maxPerUser int, window time.Duration, ipv6Prefix int) *failureLimits {
 	seed := maphash.MakeSeed()
 	return &failureLimits{
 		byAddr: newLimiterTable(maxPerAddr, window, failureTableMax, func(k addrKey) uint64 { return maphash.Bytes(seed, k[:]) }),
 		byUser: newLimiterTable(maxPerUser, window, failureTableMax, func(k uint64) uint64 { return k }),
+
+		ipv6Prefix: ipv6Prefix,
 	}
 }
 
-func addrKeyOf(ip netip.Addr) addrKey { return ip.As16() }
+// addrKey is the key of the client at ip in byAddr.
+func (l *failureLimits) addrKey(ip netip.Addr) addrKey {
+	return clientKey(ip, l.ipv6Prefix).As16()
+}
 
 // limiterTable is a bounded, sharded map of token buckets.
 type limiterTable[K comparable] struct {
@@ -89,10 +98,16 @@ func (t *limiterTable[K]) blocked(k K, now time.Time) (time.Duration, bool) {
 	return time.Duration((1 - tokens) / float64(t.every) * float64(time.Second)), true
 }
 
-// fail takes one failure from k's bucket at now.
-func (t *limiterTable[K]) fail(k K, now time.Time) {
+// reserve takes a failure from k's bucket at now, before the password
+// check it pays for: guesses sent together then cannot all pass a check
+// of the bucket before any of them has failed. An empty bucket reserves
+// nothing and says how long until it holds a failure's worth again. The
+// reservation is given back (giveBack) if the login succeeds or is not
+// checked after all.
+func (t *limiterTable[K]) reserve(k K, now time.Time) (*rate.Reservation, time.Duration, bool) {
 	sh := &t.shards[t.shardOf(k)%limiterShards]
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	lim := sh.m[k]
 	if lim == nil {
 		if len(sh.m) >= t.max {
@@ -102,14 +117,26 @@ func (t *limiterTable[K]) fail(k K, now time.Time) {
 		sh.m[k] = lim
 		t.count.Add(1)
 	}
-	sh.mu.Unlock()
-	// Reserved, not allowed: a failure on an empty bucket still counts
-	// and puts it in debt, so that guesses let through at once (between
-	// blocked and fail is a password hash) each lengthen the wait. The
-	// debt stops at a window's worth, so that no one locks an address or
-	// a username out for longer than that.
-	if lim.TokensAt(now) > -float64(t.burst) {
-		lim.ReserveN(now, 1)
+	// Looked at and taken under the shard's lock, so no reservation
+	// ever puts a bucket in debt.
+	if tokens := lim.TokensAt(now); tokens < 1 {
+		return nil, time.Duration((1 - tokens) / float64(t.every) * float64(time.Second)), false
+	}
+	return lim.ReserveN(now, 1), 0, true
+}
+
+// giveBack returns a failure reserve took for k at now. now must be the
+// time it was reserved at: x/time/rate restores only reservations whose
+// time has not passed. A bucket full again is forgotten, so that the
+// tables hold only addresses and usernames that have failed.
+func (t *limiterTable[K]) giveBack(k K, r *rate.Reservation, now time.Time) {
+	sh := &t.shards[t.shardOf(k)%limiterShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r.CancelAt(now)
+	if lim := sh.m[k]; lim != nil && lim.TokensAt(now) >= float64(t.burst) {
+		delete(sh.m, k)
+		t.count.Add(-1)
 	}
 }
 

@@ -7,14 +7,16 @@ import (
 )
 
 func TestFailureLimits(t *testing.T) {
-	l := newFailureLimits(10, 50, time.Minute)
+	l := newFailureLimits(10, 50, time.Minute, 64)
 	t0 := time.Unix(1700000000, 0)
-	attacker, other := addrKeyOf(netip.MustParseAddr("192.0.2.66")), addrKeyOf(netip.MustParseAddr("192.0.2.7"))
+	attacker, other := l.addrKey(netip.MustParseAddr("192.0.2.66")), l.addrKey(netip.MustParseAddr("192.0.2.7"))
 	for i := range 10 {
 		if wait, blocked := l.byAddr.blocked(attacker, t0); blocked {
 			t.Fatalf("blocked after %d failures (wait %v), want after 10", i, wait)
 		}
-		l.byAddr.fail(attacker, t0)
+		if _, _, ok := l.byAddr.reserve(attacker, t0); !ok {
+			t.Fatalf("failure %d not reserved", i+1)
+		}
 	}
 	wait, blocked := l.byAddr.blocked(attacker, t0)
 	if !blocked || wait != 6*time.Second {
@@ -32,32 +34,43 @@ func TestFailureLimits(t *testing.T) {
 	if _, blocked := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); blocked {
 		t.Error("still blocked once a failure's worth refilled")
 	}
-	// Failures that got past blocked at once (a hash runs between the
-	// check and the count) still count: each puts the bucket in debt.
-	l.byAddr.fail(attacker, t0.Add(6*time.Second))
-	l.byAddr.fail(attacker, t0.Add(6*time.Second))
-	if wait, _ := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); wait != 12*time.Second {
-		t.Errorf("after two more failures: wait %v, want 12s", wait)
-	}
-	// The debt stops at a window's worth: at most 66 s to wait.
+	// An empty bucket reserves nothing, and is not put in debt: the
+	// wait stays a failure's worth however often it is asked.
 	for range 100 {
-		l.byAddr.fail(attacker, t0.Add(6*time.Second))
+		if _, wait, ok := l.byAddr.reserve(attacker, t0.Add(3*time.Second)); ok || wait != 3*time.Second {
+			t.Fatalf("reserved from an empty bucket: %v, wait %v; want false, 3s", ok, wait)
+		}
 	}
-	if wait, _ := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); wait > 66*time.Second || wait < 60*time.Second {
-		t.Errorf("after a hundred more failures: wait %v, want 60 s to 66 s", wait)
+	// A reservation given back at its own time is restored whole.
+	r, _, ok := l.byAddr.reserve(attacker, t0.Add(6*time.Second))
+	if !ok {
+		t.Fatal("no reservation once a failure's worth refilled")
+	}
+	if _, blocked := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); !blocked {
+		t.Error("not blocked with the refilled failure reserved")
+	}
+	l.byAddr.giveBack(attacker, r, t0.Add(6*time.Second))
+	if _, blocked := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); blocked {
+		t.Error("still blocked after the reservation was given back")
+	}
+	// A bucket full again is forgotten.
+	r, _, _ = l.byAddr.reserve(other, t0)
+	l.byAddr.giveBack(other, r, t0)
+	if n := l.byAddr.count.Load(); n != 1 {
+		t.Errorf("%d buckets after another address gave its failure back, want 1", n)
 	}
 	// IPv4 and its IPv4-mapped IPv6 form are one client.
-	if addrKeyOf(netip.MustParseAddr("::ffff:192.0.2.66")) != attacker {
+	if l.addrKey(netip.MustParseAddr("::ffff:192.0.2.66")) != attacker {
 		t.Error("an IPv4-mapped address has another key")
 	}
 }
 
 // The tables stay bounded however many addresses fail.
 func TestFailureTableIsBounded(t *testing.T) {
-	l := newFailureLimits(10, 50, time.Minute)
+	l := newFailureLimits(10, 50, time.Minute, 64)
 	t0 := time.Unix(1700000000, 0)
 	for i := range 3 * failureTableMax {
-		l.byUser.fail(uint64(i), t0)
+		l.byUser.reserve(uint64(i), t0)
 	}
 	if n := l.byUser.count.Load(); n > failureTableMax {
 		t.Fatalf("%d buckets, want at most %d", n, failureTableMax)

@@ -51,6 +51,7 @@ type connListener struct {
 	net.Listener
 	maxConns      int // 0: no limit
 	maxPerIP      int // 0: no limit
+	ipv6Prefix    int // -ipv6-prefix: how perIP keys IPv6 clients
 	lingerTimeout time.Duration
 	// answerRefusals: a refused connection is answered 503 or 429 before
 	// it is closed; not under TLS, where the answer would need the
@@ -63,7 +64,7 @@ type connListener struct {
 	refused [refusalCount]atomic.Uint64
 
 	mu    sync.Mutex
-	perIP map[netip.Addr]int
+	perIP map[netip.Addr]int // by clientKey
 }
 
 // refusal is why connListener turned a connection away.
@@ -127,6 +128,7 @@ func newConnListener(ln net.Listener, cfg config, open *atomic.Int64, log *slog.
 		Listener:       ln,
 		maxConns:       cfg.MaxConns,
 		maxPerIP:       cfg.MaxConnsPerIP,
+		ipv6Prefix:     cfg.IPv6Prefix,
 		lingerTimeout:  defaultLingerTimeout,
 		answerRefusals: cfg.TLSCert == "",
 		open:           open,
@@ -206,7 +208,7 @@ func (l *connListener) refusals(r refusal) uint64 { return l.refused[r].Load() }
 func (l *connListener) connsFrom(ip netip.Addr) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.perIP[ip]
+	return l.perIP[clientKey(ip, l.ipv6Prefix)]
 }
 
 func (l *connListener) admitIP(ip netip.Addr) bool {
@@ -238,7 +240,7 @@ type serverConn struct {
 	// connection's own goroutine: with PROXY protocol that means reading
 	// the header, which must not hold up the accept loop.
 	state     atomic.Int32 // connNew, connAdmitted or connRefused
-	ip        netip.Addr   // written before state becomes connAdmitted
+	ip        netip.Addr   // its clientKey; written before state becomes connAdmitted
 	linger    atomic.Bool
 	closeOnce sync.Once
 
@@ -296,7 +298,8 @@ func (c *serverConn) admit() error {
 		}
 	}
 	ip := addrOf(c.Conn.RemoteAddr())
-	if c.ln.maxPerIP > 0 && !c.ln.admitIP(ip) {
+	key := clientKey(ip, c.ln.ipv6Prefix)
+	if c.ln.maxPerIP > 0 && !c.ln.admitIP(key) {
 		c.state.Store(connRefused)
 		c.ln.refused[refusedPerIP].Add(1)
 		if c.ln.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -308,7 +311,7 @@ func (c *serverConn) admit() error {
 		}
 		return errTooManyConns
 	}
-	c.ip = ip
+	c.ip = key
 	c.state.Store(connAdmitted)
 	return nil
 }

@@ -238,7 +238,7 @@ func TestRunHelpListsEveryFlag(t *testing.T) {
 	}
 	// A flag added or removed is a change to document (README, Flags).
 	want := []string{
-		"admin", "admin-public", "auth-cache-ttl", "client-ip-header", "drain-delay", "idle-timeout", "insecure-open",
+		"admin", "admin-public", "auth-cache-ttl", "client-ip-header", "drain-delay", "idle-timeout", "insecure-open", "ipv6-prefix",
 		"listen", "log-format", "log-level", "login-failure-window", "max-body-size", "max-conns",
 		"max-conns-per-ip", "max-ips-per-user", "max-login-failures", "max-user-login-failures", "pprof", "prefork",
 		"proxy-protocol", "proxy-protocol-from", "read-timeout", "reduce-memory", "registry-max", "reuseport",

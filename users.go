@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -43,8 +44,7 @@ func (h *passwordHash) matches(password []byte) bool {
 }
 
 // sameCostDummy returns a hash of a random password with h's algorithm and
-// cost. An unknown username is checked against it, so that it takes as
-// long as a known one and no one learns which usernames exist.
+// cost (see costliestHashes.dummy).
 func (h *passwordHash) sameCostDummy() (*passwordHash, error) {
 	secret := make([]byte, 32)
 	crand.Read(secret)
@@ -164,7 +164,7 @@ type userTable struct {
 	// claims holds the users whose line has a third field: the ips they
 	// may claim (claims.go).
 	claims map[string]claimList
-	// dummy has the first user's algorithm and cost; see sameCostDummy.
+	// dummy costs what the costliest user costs; see costliestHashes.
 	dummy *passwordHash
 }
 
@@ -208,6 +208,7 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 	}
 	table = &userTable{byName: make(map[string]*passwordHash)}
 	firstLine := make(map[string]int)
+	var costliest costliestHashes
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	read, line := 0, 0
@@ -218,6 +219,10 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 			return nil, nil, &usersFileError{path: path, line: line, msg: "the file is larger than 64 MiB"}
 		}
 		text := strings.TrimRight(sc.Text(), "\r")
+		if line == 1 {
+			// A byte order mark, as some Windows editors write.
+			text = strings.TrimPrefix(text, byteOrderMark)
+		}
 		if trimmed := strings.TrimSpace(text); trimmed == "" || strings.HasPrefix(trimmed, "#") {
 			continue
 		}
@@ -228,6 +233,8 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 			return nil, nil, &usersFileError{path: path, line: line, msg: "want username:hash"}
 		case name == "":
 			return nil, nil, &usersFileError{path: path, line: line, msg: "the username is empty"}
+		case strings.TrimFunc(name, isSpaceOrMark) != name:
+			return nil, nil, &usersFileError{path: path, line: line, msg: fmt.Sprintf("the username %q starts or ends with white space, which no login would send; remove it", name)}
 		case len(name) > maxUsernameLen:
 			return nil, nil, &usersFileError{path: path, line: line, msg: "the username is longer than 256 bytes"}
 		case firstLine[name] != 0:
@@ -252,11 +259,7 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 		}
 		firstLine[name] = line
 		table.byName[name] = h
-		if table.dummy == nil {
-			if table.dummy, err = h.sameCostDummy(); err != nil {
-				return nil, nil, &usersFileError{path: path, line: line, msg: err.Error()}
-			}
-		}
+		costliest.add(h)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -264,11 +267,20 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 		}
 		return nil, nil, &usersFileError{path: path, line: line + 1, msg: err.Error()}
 	}
-	if table.dummy == nil {
+	if len(table.byName) == 0 {
 		return nil, nil, &usersFileError{path: path, msg: "it has no users; add username:hash lines (" + makeHashHint + ")"}
+	}
+	if table.dummy, err = costliest.dummy(timeCheck); err != nil {
+		return nil, nil, &usersFileError{path: path, msg: err.Error()}
 	}
 	return table, warnings, nil
 }
+
+const byteOrderMark = "\uFEFF"
+
+// isSpaceOrMark is white space, and the byte order mark (a zero-width
+// no-break space) anywhere but at the start of the file.
+func isSpaceOrMark(r rune) bool { return unicode.IsSpace(r) || r == '\uFEFF' }
 
 // weakParameters says what is weak about an accepted hash, or "".
 func weakParameters(h *passwordHash) string {

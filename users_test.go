@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
 	"northd/internal/testdeps"
 	"os"
 	"os/exec"
@@ -86,6 +89,8 @@ func TestLoadUsersRefusesNamingFileAndLine(t *testing.T) {
 		{strings.Repeat("u", 257) + ":" + bcrypt2ySecret + "\n", " line 1: the username is longer than 256 bytes"},
 		{testUsersHeader, ": it has no users; add username:hash lines"},
 		{"bob:secret\n", " line 1: not a password hash (a plain-text password?)"},
+		{"alice:" + bcrypt2ySecret + "\n bob:" + bcrypt2ySecret + "\n", ` line 2: the username " bob" starts or ends with white space, which no login would send; remove it`},
+		{"bob\t:" + bcrypt2ySecret + "\n", ` line 1: the username "bob\t" starts or ends with white space, which no login would send; remove it`},
 	}
 	for _, tt := range tests {
 		path := writeUsersFile(t, tt.content)
@@ -96,6 +101,37 @@ func TestLoadUsersRefusesNamingFileAndLine(t *testing.T) {
 	}
 	if _, _, err := loadUsers(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "cannot open it") {
 		t.Errorf("loading a missing file: %v", err)
+	}
+}
+
+// A users file saved with a UTF-8 byte order mark (as some Windows
+// editors do) loads: the mark is not part of the first username.
+func TestLoadUsersStripsByteOrderMark(t *testing.T) {
+	table, _, err := loadUsers(writeUsersFile(t, "\uFEFFalice:"+bcrypt2ySecret+"\nbob:"+argon2idSecret+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, known := table.lookup([]byte("alice")); !known || len(table.byName) != 2 {
+		t.Errorf("users %v, want alice and bob", table.byName)
+	}
+	// Elsewhere it is no mark, and refused like any other white space.
+	if _, _, err := loadUsers(writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n\uFEFFbob:"+argon2idSecret+"\n")); err == nil || !strings.Contains(err.Error(), "line 2: the username") {
+		t.Errorf("a mark on line 2: %v", err)
+	}
+}
+
+// A username with white space around it stops northd with exit status 2
+// (a usageError), naming the file and line.
+func TestUsernameWithSpacesStopsNorthd(t *testing.T) {
+	users := writeUsersFile(t, testUsersHeader+"alice :"+bcrypt2ySecret+"\n")
+	// Cancelled already: a file wrongly accepted makes run start and
+	// return at once, instead of serving until the test times out.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "off", "-users", users}, os.LookupEnv, nil, io.Discard, io.Discard)
+	var usage usageError
+	if want := "users file " + users + ` line 3: the username "alice " starts or ends with white space, which no login would send; remove it`; err == nil || !errors.As(err, &usage) || err.Error() != want {
+		t.Fatalf("run with \"alice :\": %v, want the usage error %q", err, want)
 	}
 }
 
@@ -119,8 +155,8 @@ func TestLoadUsersWarns(t *testing.T) {
 	if len(table.byName) != 2 {
 		t.Fatalf("%d users, want 2", len(table.byName))
 	}
-	// The dummy has the first user's algorithm and cost, and matches
-	// no password anyone knows.
+	// The dummy is the costlier of the two (bcrypt cost 4, by far: the
+	// argon2id user has m=8,t=1), and matches no password anyone knows.
 	h, known := table.lookup([]byte("nobody"))
 	if known || h.bcrypt == nil || string(h.bcrypt[:7]) != "$2a$04$" || h.matches([]byte("secret")) {
 		t.Errorf("dummy for an unknown user: known %v, hash %q", known, h.bcrypt)

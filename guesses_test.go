@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// guessAuthenticator is an authenticator over users, with the hashing
+// pool made big enough (GOMAXPROCS raised while it is made) that no guess
+// below is refused for a full queue: every guess the limits let through
+// gets a password check.
+func guessAuthenticator(t *testing.T, users string, args ...string) (*authenticator, *metrics.Set) {
+	t.Helper()
+	cfg := testConfig(t, append([]string{"-users", writeUsersFile(t, users)}, args...)...)
+	set := metrics.NewSet()
+	procs := runtime.GOMAXPROCS(200)
+	a, err := newAuthenticator(cfg, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	runtime.GOMAXPROCS(procs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.hashing.stop)
+	return a, set
+}
+
+// passwordChecks reads how many password checks the pool has finished.
+func passwordChecks(t *testing.T, set *metrics.Set) int {
+	t.Helper()
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "northd_password_hash_duration_seconds_count "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no northd_password_hash_duration_seconds_count")
+	return 0
+}
+
+// Guesses sent all at once from one address get no more password checks
+// than the limit allows: each reserves its failure before its check.
+func TestConcurrentGuessesGetAtMostTheAllowedChecks(t *testing.T) {
+	a, set := guessAuthenticator(t, "alice:"+bcrypt2ySecret+"\n", "-max-login-failures", "10", "-login-failure-window", "1h")
+	const guesses = 40
+	client := netip.MustParseAddr("192.0.2.66")
+	now := time.Now()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	outcomes := make([]authOutcome, guesses)
+	for i := range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			outcomes[i], _ = a.check(client, []byte("alice"), []byte("guess"+strconv.Itoa(i)), now)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	var count [authOutcomeCount]int
+	for _, o := range outcomes {
+		count[o]++
+	}
+	t.Logf("%d concurrent wrong guesses: %d got a password check, %d were refused 429", guesses, count[authWrongPassword], count[authAddrLimited])
+	if count[authWrongPassword] != 10 || count[authAddrLimited] != guesses-10 {
+		t.Errorf("outcomes %v; want 10 wrong passwords and %d refused for the address", count, guesses-10)
+	}
+	// The pool counts a check just after answering it.
+	waitFor(t, "the pool to count its checks", func() bool { return passwordChecks(t, set) >= count[authWrongPassword] })
+	if n := passwordChecks(t, set); n > 10 {
+		t.Errorf("%d password checks, want at most the 10 failures allowed", n)
+	}
+}
