@@ -19,7 +19,7 @@ func TestRedisLoginOlderThanEveryScoreKeepsItsToken(t *testing.T) {
 	// Both were seen "later" than any login this instance can make: by
 	// an instance whose clock is far ahead.
 	for _, ip := range []string{"192.0.2.1", "192.0.2.2"} {
-		redis.CLI("ZADD", "northd:{alarms}:servers", "XX", "4102444800000", ip) // 2100-01-01
+		redis.CLI("ZADD", "northd:{alarms}:servers", "XX", "4102444800000000", ip) // 2100-01-01, in microseconds
 	}
 	fresh := loginToken(t, client, base, `{"username":"c","password":"p","ip":"192.0.2.3"}`)
 	if a := call(t, client, "GET", base+"/north/verify", fresh, ""); a.status != 200 {

@@ -30,8 +30,9 @@ import (
 //     Redis holds no token anyone could present;
 //   - northd:{NAME}:ns:IP, a north server: a hash of username, ip,
 //     last_login (ms), logins and token (the digest of its live token);
-//   - northd:{NAME}:servers, the north servers by last login (a sorted
-//     set), which keeps their number within -registry-max;
+//   - northd:{NAME}:servers, the north servers by last login in
+//     microseconds, no two alike (a sorted set), which keeps their number
+//     within -registry-max;
 //   - northd:{NAME}:user:USERNAME, the ips of the north servers USERNAME
 //     holds, by last login in microseconds (a sorted set), which keeps
 //     their number within -max-ips-per-user.
@@ -237,9 +238,13 @@ if holder and holder ~= username then
   redis.call('ZREM', prefix .. 'user:' .. holder, ip)
 end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The subsystem's north servers are scored in microseconds, each later
+-- than the newest, so that no two logins tie and a page lists the most
+-- recent first; now is in milliseconds.
+local seen = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local newest = redis.call('ZREVRANGE', servers, 0, 0, 'WITHSCORES')
-if newest[2] and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
+if newest[2] and tonumber(newest[2]) >= seen then seen = tonumber(newest[2]) + 1 end
+local now = math.floor(seen / 1000)
 if old then redis.call('DEL', prefix .. 'tok:' .. old) end
 redis.call('SET', tok, string.format('%d', now + ttl) .. '\n' .. ip .. '\n' .. username, 'PX', ttl)
 redis.call('HSET', rec, 'username', username, 'ip', ip, 'last_login', string.format('%d', now), 'token', digest)
@@ -265,7 +270,7 @@ end
 redis.call('ZREM', servers, ip)
 local over = redis.call('ZCARD', servers) - (max - 1)
 if over > 0 then forget(redis.call('ZPOPMIN', servers, over), true) end
-redis.call('ZADD', servers, now, ip)
+redis.call('ZADD', servers, string.format('%d', seen), ip)
 if usermax > 0 then
   -- In microseconds, each later than the last, so that the one to go
   -- is the least recently seen even among logins of one millisecond.
@@ -411,16 +416,17 @@ func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after pa
 		return nil, 0, pageCursor{}, err
 	}
 	defer cancel()
-	// The scores are milliseconds, as is every cursor this store hands
+	// The scores are microseconds, as is every cursor this store hands
 	// out (in nanoseconds, as the memory registry's).
 	top := "+inf"
 	cmds := rueidis.Commands{s.client.B().Zcard().Key(k.servers).Build()}
 	if after != (pageCursor{}) {
-		ms := strconv.FormatInt(after.lastLogin/int64(time.Millisecond), 10)
-		top = "(" + ms
-		// Those seen in the cursor's millisecond (as many as logged in
-		// within it), to keep the ones after it by ip.
-		cmds = append(cmds, s.client.B().Zrange().Key(k.servers).Min(ms).Max(ms).Byscore().Withscores().Build())
+		us := strconv.FormatInt(after.lastLogin/int64(time.Microsecond), 10)
+		top = "(" + us
+		// Those seen in the cursor's microsecond (logins give each its
+		// own, but a score written by other means may tie), to keep the
+		// ones after it by ip.
+		cmds = append(cmds, s.client.B().Zrange().Key(k.servers).Min(us).Max(us).Byscore().Withscores().Build())
 	}
 	cmds = append(cmds, s.client.B().Zrange().Key(k.servers).Min(top).Max("-inf").Byscore().Rev().Limit(0, int64(limit)+1).Withscores().Build())
 	results := s.client.DoMulti(ctx, cmds...)
@@ -454,7 +460,7 @@ func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after pa
 	page := make([]pageCursor, 0, len(found))
 	for _, z := range found {
 		ip, err := netip.ParseAddr(z.Member)
-		at := int64(z.Score) * int64(time.Millisecond)
+		at := int64(z.Score) * int64(time.Microsecond)
 		if err == nil && after.before(at, ip) {
 			page = append(page, pageCursor{at, ip})
 		}

@@ -100,17 +100,17 @@ func TestNorthServersPagesOneSubsystem(t *testing.T) {
 	}
 }
 
-// Redis orders the north servers seen in one millisecond by the text of
+// Redis orders the north servers of one score by the text of
 // their ip; pages list them by ip, as the memory registry does, and a page
 // cut among them goes on where it stopped.
 func TestRedisPagesOrderTiesByIP(t *testing.T) {
 	redis := testdeps.StartRedis(t)
 	_, admin, _, _ := startRun(t, "-listen", "b=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
 	for _, ip := range []string{"10.0.0.7", "10.0.0.3", "10.0.1.44", "10.0.0.12", "10.0.0.5", "10.0.3.232", "10.0.0.1"} {
-		redis.CLI("ZADD", "northd:{b}:servers", "1700000000000", ip)
+		redis.CLI("ZADD", "northd:{b}:servers", "1700000000000000", ip) // microseconds
 		redis.CLI("HSET", "northd:{b}:ns:"+ip, "ip", ip, "username", "n", "last_login", "1700000000000", "logins", "1")
 	}
-	redis.CLI("ZADD", "northd:{b}:servers", "1700000001000", "10.0.0.2")
+	redis.CLI("ZADD", "northd:{b}:servers", "1700000001000000", "10.0.0.2")
 	redis.CLI("HSET", "northd:{b}:ns:10.0.0.2", "ip", "10.0.0.2", "username", "n", "last_login", "1700000001000", "logins", "1")
 	var got []string
 	after := ""
