@@ -5,8 +5,6 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +17,7 @@ import (
 type authenticator struct {
 	path    string
 	users   atomic.Pointer[loadedUsers]
-	hashing *hashPool
+	hashing *passwordChecker
 	limits  *failureLimits
 	userKey maphash.Seed // names a user in limits.byUser
 	log     *slog.Logger
@@ -44,7 +42,6 @@ type loadedUsers struct {
 var hashBucketsSeconds = []float64{1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5}
 
 func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenticator, error) {
-	workers := max(1, runtime.GOMAXPROCS(0)/2)
 	a := &authenticator{
 		path: cfg.Users,
 
@@ -60,7 +57,10 @@ func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenti
 	if err := a.load(); err != nil {
 		return nil, usageErrorf("%v", err)
 	}
-	a.hashing = newHashPool(workers, hashQueuePerWorker*workers, a.hashDuration)
+	var err error
+	if a.hashing, err = startPasswordChecker(set, log, a.hashDuration); err != nil {
+		return nil, err
+	}
 	set.NewGauge(`northd_users`, func() float64 { return float64(len(a.users.Load().table.byName)) })
 	set.NewGauge(`northd_auth_cache_entries`, func() float64 { return float64(a.users.Load().cache.size()) })
 	return a, nil
@@ -101,11 +101,12 @@ const (
 	authAddrLimited // too many failures from the client address
 	authUserLimited // too many failures for the username
 	authHashBusy    // the hashing pool's queue is full
+	authCheckerDown // the password checker is restarting, or northd is stopping
 	authOutcomeCount
 )
 
 // authOutcomeReasons label refused logins in metrics.
-var authOutcomeReasons = [authOutcomeCount]string{"ok", "wrong_password", "unknown_user", "rate_limited_address", "rate_limited_username", "hash_queue_full"}
+var authOutcomeReasons = [authOutcomeCount]string{"ok", "wrong_password", "unknown_user", "rate_limited_address", "rate_limited_username", "hash_queue_full", "password_checker_down"}
 
 // check checks username and password (the raw, still escaped, JSON string
 // from the body) for a login from client at now. For the limited outcomes
@@ -138,11 +139,15 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 	}
 	// An unknown user is checked against a dummy hash of the same cost,
 	// so that both answers take as long.
-	match, ok := a.hashing.check(hash, password)
-	if !ok {
+	verdict := a.hashing.check(hash, password)
+	switch verdict {
+	case verdictBusy:
 		a.hashRejections.Inc()
 		return authHashBusy, time.Second
+	case verdictDown, verdictRefused:
+		return authCheckerDown, time.Second
 	}
+	match := verdict == verdictMatch
 
 	if match && known {
 		users.cache.add(username, &digest, now.UnixNano())
@@ -161,87 +166,3 @@ func appendPasswordDecoded(dst, raw []byte) []byte {
 	dst, _ = appendUnescaped(dst, raw, len(raw))
 	return dst
 }
-
-// hashQueuePerWorker sizes the queue of logins waiting for a password
-// check: a few hashes' worth per worker, so that a storm of wrong
-// passwords is refused within a fraction of a second instead of queueing
-// for minutes.
-const hashQueuePerWorker = 4
-
-// hashPool checks passwords on its own workers, half as many as there are
-// processors (at least one), with a short queue; beyond it a login is
-// refused at once (503). Half, so that a storm of checks, each tens of
-// milliseconds of CPU by design, leaves the other processors to cached
-// logins and every other route: Go preempts a running goroutine only every
-// 10 ms, so checks on every processor would hold every request up by as
-// much. (With a single processor a storm does cost cached logins up to
-// that; see the README.)
-//
-// Two things were measured and left out: running the workers on extra
-// processors (GOMAXPROCS raised) at nice 19 kept cached logins fast
-// through a bcrypt storm, but more processors than CPUs make the kernel
-// time-slice request threads too (p99 0.7 ms to 20 ms under wrk, on one
-// CPU); nice 19 threads without extra processors starve the processor they
-// hold (priority inversion: requests unanswered for seconds).
-type hashPool struct {
-	jobs     chan *hashJob
-	quit     chan struct{}
-	duration *metrics.PrometheusHistogram
-}
-
-// hashJob is one check. The handler that sends it waits for the answer,
-// so the password it points to (in the request body) stays valid.
-type hashJob struct {
-	hash     *passwordHash
-	password []byte
-	match    chan bool
-}
-
-var hashJobs = sync.Pool{New: func() any { return &hashJob{match: make(chan bool, 1)} }}
-
-func newHashPool(workers, queue int, duration *metrics.PrometheusHistogram) *hashPool {
-	p := &hashPool{jobs: make(chan *hashJob, queue), quit: make(chan struct{}), duration: duration}
-	for range workers {
-		go p.work()
-	}
-	return p
-}
-
-func (p *hashPool) work() {
-	for {
-		select {
-		case <-p.quit:
-			return
-		case job := <-p.jobs:
-			start := time.Now()
-			job.match <- job.hash.matches(job.password)
-			p.duration.UpdateDuration(start)
-		}
-	}
-}
-
-// check reports whether password matches hash, and false for ok when the
-// queue is full.
-func (p *hashPool) check(hash *passwordHash, password []byte) (match, ok bool) {
-	job := hashJobs.Get().(*hashJob)
-	job.hash, job.password = hash, password
-	select {
-	case p.jobs <- job:
-		select {
-		case match = <-job.match:
-			ok = true
-		case <-p.quit:
-			// Stopped with the job queued: it may never be taken,
-			// and the job is not reused, since a worker may still
-			// answer it.
-			return false, false
-		}
-	default:
-	}
-	job.hash, job.password = nil, nil // no pooled job keeps the password
-	hashJobs.Put(job)
-	return match, ok
-}
-
-// stop ends the workers, once no login can arrive.
-func (p *hashPool) stop() { close(p.quit) }
