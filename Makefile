@@ -55,6 +55,7 @@ test-tools:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoginDecode -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzCheckFrames -fuzztime $(FUZZTIME) .
 
 clean:
 	rm -rf bin bench.txt

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"sync"
+	"syscall"
 
 	"golang.org/x/term"
 )
@@ -28,6 +30,11 @@ func runCheckPasswords(args []string, stdin io.Reader, stdout, stderr io.Writer)
 	if f, ok := stdin.(*os.File); len(args) > 0 || ok && term.IsTerminal(int(f.Fd())) {
 		return usageErrorf("%s is started by northd itself when it runs with -users; it is not a command for people", checkPasswordsCommand)
 	}
+	// northd ends the child (closing stdin, then killing it) once its
+	// own requests are answered. A Ctrl-C in the terminal, or systemd's
+	// SIGTERM to the whole unit, would otherwise end it first, and the
+	// logins of a graceful drain would find no checker.
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	var writeMu sync.Mutex
 	reply := func(id uint64, v checkVerdict) error {
 		var b [checkReplyLen]byte

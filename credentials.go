@@ -100,7 +100,7 @@ const (
 	authUnknownUser
 	authAddrLimited // too many failures from the client address
 	authUserLimited // too many failures for the username
-	authHashBusy    // the hashing pool's queue is full
+	authHashBusy    // the queue of password checks is full
 	authCheckerDown // the password checker is restarting, or northd is stopping
 	authOutcomeCount
 )

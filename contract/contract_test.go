@@ -137,6 +137,8 @@ func TestCredentialRefusals(t *testing.T) {
 			"{\"code\": 3, \"token\": \"\", \"description\": \"too many failed logins; wait the Retry-After seconds before trying again\"}"},
 		{"hash busy", HashBusyStatus, HashBusyBody, 503,
 			"{\"code\": 4, \"token\": \"\", \"description\": \"too many logins are waiting for a password check; retry after the Retry-After seconds\"}"},
+		{"checker down", CheckerDownStatus, CheckerDownBody, 503,
+			"{\"code\": 4, \"token\": \"\", \"description\": \"the password checker is restarting; retry after the Retry-After seconds\"}"},
 	} {
 		if tt.status != tt.wantStatus || tt.body != tt.want {
 			t.Errorf("%s: %d %q, want %d %q", tt.name, tt.status, tt.body, tt.wantStatus, tt.want)
