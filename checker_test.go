@@ -150,6 +150,17 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 		}
 		return true
 	})
+	// Stop signals for the whole terminal or unit do not end it before
+	// northd's drain: SIGHUP, SIGINT and SIGTERM (bits 0, 1, 14) ignored.
+	waitFor(t, "the checker ignoring SIGHUP, SIGINT and SIGTERM", func() bool {
+		status, err := os.ReadFile("/proc/" + strconv.Itoa(first) + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(status)
+		ignored, _ := strconv.ParseUint(string(m[1]), 16, 64)
+		return ignored&0x4003 == 0x4003
+	})
 	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret"}`)
 
 	// Stopped, the child answers nothing: fill the queue.
