@@ -307,7 +307,9 @@ func (c *passwordChecker) readVerdicts(child *checkerChild) error {
 		}
 		id, v := parseCheckReply(b[:])
 		i := uint32(id)
-		if i >= uint32(len(c.slots)) || v > verdictRefused {
+		// Id 0 is the hello's, never a request's: after the hello it
+		// would match a free slot.
+		if id == 0 || i >= uint32(len(c.slots)) || v > verdictRefused {
 			return fmt.Errorf("the password checker answered garbage (id %#x, verdict %d)", id, v)
 		}
 		if v == verdictRefused {

@@ -243,3 +243,22 @@ func tryLogin(client *http.Client, base, body string) answer {
 	b, _ := io.ReadAll(resp.Body)
 	return answer{resp.StatusCode, resp.Header, string(b)}
 }
+
+// A reply with the hello's id 0 after the hello is garbage: it must not
+// land in a free slot, where the next check would take it for its own.
+func TestReplyWithIdZeroIsGarbage(t *testing.T) {
+	c := newPasswordChecker("/nonexistent", metrics.NewSet(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w.Write(appendCheckReply(nil, 0, verdictMatch))
+	w.Close()
+	if err := c.readVerdicts(&checkerChild{stdout: r}); err == nil || !strings.Contains(err.Error(), "answered garbage") {
+		t.Errorf("readVerdicts: %v", err)
+	}
+	if n := len(c.slots[0].verdict); n != 0 {
+		t.Errorf("slot 0 holds %d verdicts, want none", n)
+	}
+}
