@@ -144,7 +144,7 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 	case verdictBusy:
 		a.hashRejections.Inc()
 		return authHashBusy, time.Second
-	case verdictDown, verdictRefused:
+	case verdictDown:
 		return authCheckerDown, time.Second
 	}
 	match := verdict == verdictMatch
