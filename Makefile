@@ -13,16 +13,17 @@ build:
 	$(GO) build -o bin/northd .
 
 # The race detector allocates on its own, so the tests that lock in
-# 0 allocs/op (named *Allocat*) run again without it. Skipped tests are
-# listed with their reasons; under CI=true a test whose real part (haproxy,
-# redis-server, htpasswd) is missing fails instead of skipping.
+# 0 allocs/op (named *Allocat*) skip under it, saying so, and run again
+# without it. Skipped tests are listed with their reasons; under CI=true a
+# test whose real part (haproxy, redis-server, htpasswd) is missing fails
+# instead of skipping.
 test:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	@echo "$(GO) test -race -count=1 ./... (full log in bin/test.log)"; mkdir -p bin; \
 	$(GO) test -race -count=1 -v ./... > bin/test.log 2>&1; rc=$$?; \
-	grep -A1 -E '^ *--- SKIP' bin/test.log | grep -v '^--$$'; \
+	awk '/^=== (RUN|CONT)/ {cur = $$3} /^ +[^ ]+_test\.go:[0-9]+: / {msg[cur] = $$0} /^ *--- SKIP/ {print "SKIP " $$3 ":" msg[$$3]}' bin/test.log; \
 	if [ $$rc -ne 0 ]; then grep -v -E '^(=== |--- PASS| +--- PASS)' bin/test.log; exit $$rc; fi; \
 	grep -E '^(ok|FAIL|\?) ' bin/test.log
 	$(GO) test -count=1 -run 'Allocat' .

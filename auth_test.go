@@ -20,7 +20,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -106,8 +105,8 @@ func TestUsersFileLogins(t *testing.T) {
 		t.Fatal(err)
 	}
 	users := writeUsersFile(t, testUsersHeader+bcryptLine+"\nbob:"+strings.TrimSpace(hashed.String())+"\n")
-	listen, admin, logs, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
-	base := "http://" + listen[0]
+	srv, logs := serveInstance(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
+	base, admin := "http://"+srv.listenAddrs()[0], srv.adminAddr
 	client := clientFrom("127.0.0.1")
 
 	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
@@ -143,13 +142,13 @@ func TestUsersFileLogins(t *testing.T) {
 		t.Errorf("cache hits %v, want %v", n, hits+1)
 	}
 
-	// SIGHUP loads the file anew, with an empty cache: the next login
-	// hashes again.
+	// A reload (SIGHUP) loads the file anew, with an empty cache: the
+	// next login hashes again.
 	reloads := metricValue(t, admin, `northd_reloads_total{result="ok"}`)
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	srv.reload()
+	if n := metricValue(t, admin, `northd_reloads_total{result="ok"}`); n != reloads+1 {
+		t.Errorf("%v reloads counted ok, want %v", n, reloads+1)
 	}
-	waitFor(t, "the reload after SIGHUP", func() bool { return metricValue(t, admin, `northd_reloads_total{result="ok"}`) == reloads+1 })
 	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
 	if n := metricValue(t, admin, "northd_password_hash_duration_seconds_count"); n != 5 {
 		t.Errorf("after a reload: %v hashes, want 5", n)
@@ -160,14 +159,14 @@ func TestUsersFileLogins(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := metricValue(t, admin, `northd_reloads_total{result="failed"}`)
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitFor(t, "the failed reload", func() bool {
-		return metricValue(t, admin, `northd_reloads_total{result="failed"}`) == failed+1
-	})
+	srv.reload()
+	if n := metricValue(t, admin, `northd_reloads_total{result="failed"}`); n != failed+1 {
+		t.Errorf("%v reloads counted failed, want %v", n, failed+1)
+	}
 	if !strings.Contains(logs.String(), "users file not reloaded; the previous one stays in force") || !strings.Contains(logs.String(), "line 1: MD5 hashes") {
 		t.Errorf("log does not say why the reload failed:\n%s", logs)
 	}
-	loginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret"}`)
+	loginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret","ip":"192.0.2.2"}`) // 127.0.0.1 is alice's
 	if metricValue(t, admin, `northd_auth_mode{mode="users"}`) != 1 {
 		t.Error("auth mode is not users")
 	}
@@ -419,7 +418,8 @@ func selfSignedCert(t *testing.T, dir, name string) (certFile, keyFile string, r
 func TestTLSEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, roots := selfSignedCert(t, dir, "first")
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
+	srv, _ := serveInstance(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
+	listen := srv.listenAddrs()
 	base := "https://" + listen[0]
 	httpsClient := func(roots *x509.CertPool, maxVersion uint16) *http.Client {
 		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MaxVersion: maxVersion}}}
@@ -438,7 +438,7 @@ func TestTLSEndToEnd(t *testing.T) {
 		t.Error("plain HTTP was served on the TLS port")
 	}
 
-	// SIGHUP loads a renewed certificate.
+	// A reload (SIGHUP) loads a renewed certificate.
 	newCert, newKey, newRoots := selfSignedCert(t, t.TempDir(), "second")
 	for _, f := range [][2]string{{newCert, certFile}, {newKey, keyFile}} {
 		b, _ := os.ReadFile(f[0])
@@ -446,9 +446,7 @@ func TestTLSEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reloads := metricValue(t, admin, `northd_reloads_total{result="ok"}`)
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitFor(t, "the certificate reload", func() bool { return metricValue(t, admin, `northd_reloads_total{result="ok"}`) == reloads+1 })
+	srv.reload()
 	resp, err := httpsClient(newRoots, 0).Get(base + "/")
 	if err != nil {
 		t.Fatalf("after the reload: %v", err)

@@ -162,12 +162,12 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 		ignored, _ := strconv.ParseUint(string(m[1]), 16, 64)
 		return ignored&0x4003 == 0x4003
 	})
-	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret"}`)
+	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret","ip":"192.0.2.1"}`)
 
 	// Stopped, the child answers nothing: fill the queue.
 	stopChild(t, first)
 	// A login the cache has verified never asks the child.
-	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret"}`)
+	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret","ip":"192.0.2.1"}`)
 	queue := (1 + 4) * runtime.GOMAXPROCS(0) // 4 waiting per processor of the child, and one running
 	answers := make(chan answer, queue)
 	for i := range queue {
@@ -199,7 +199,7 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 	if !strings.Contains(logs.String(), `msg="password checker stopped; logins that need a password check get 503 until it is restarted" checker_pid=`+strconv.Itoa(first)) {
 		t.Errorf("the log does not say the checker stopped:\n%s", logs)
 	}
-	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"alice","password":"secret"}`)
+	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
 	if n := metricValue(t, admin, "northd_password_checker_restarts_total"); n != 1 {
 		t.Errorf("%v restarts counted, want 1", n)
 	}

@@ -28,6 +28,7 @@ type config struct {
 	MaxConns        int
 	MaxConnsPerIP   int
 	RegistryMax     int
+	MaxIPsPerUser   int
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration
 	LogLevel        string
@@ -84,6 +85,7 @@ func newFlagSet(cfg *config) (fs *flag.FlagSet, listen, trusted *string) {
 	fs.IntVar(&cfg.MaxConns, "max-conns", 256*1024, "most connections served at once per subsystem; the next gets 503 and is closed")
 	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "most connections from one client address per subsystem; the next gets 429 and is closed; 0 means no limit (behind a proxy without -proxy-protocol every client has the proxy's address)")
 	fs.IntVar(&cfg.RegistryMax, "registry-max", 65536, "most north servers remembered per subsystem; the least recently seen goes first")
+	fs.IntVar(&cfg.MaxIPsPerUser, "max-ips-per-user", 16, "with -users, most north servers (ips) one username holds per subsystem; past it that username's least recently seen is forgotten, never another's")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for in-flight requests to finish after the drain delay")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz answers 503 while serving normally, before listeners close")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "`level`: debug, info, warn or error")
@@ -182,7 +184,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 	for _, c := range []struct {
 		name string
 		v    int
-	}{{"-max-body-size", cfg.MaxBodySize}, {"-max-conns", cfg.MaxConns}, {"-registry-max", cfg.RegistryMax}} {
+	}{{"-max-body-size", cfg.MaxBodySize}, {"-max-conns", cfg.MaxConns}, {"-registry-max", cfg.RegistryMax}, {"-max-ips-per-user", cfg.MaxIPsPerUser}} {
 		if c.v <= 0 {
 			return cfg, usageErrorf("%s must be positive, not %d", c.name, c.v)
 		}

@@ -64,7 +64,9 @@ func appendHex(dst, b []byte) []byte {
 // handleLogin answers POST /north/login: it decodes the body, checks the
 // credentials (unless in open mode), gives the north server a token and
 // records it in the registry under its ip (from the body, or else the
-// client address), replacing the token it held.
+// client address), replacing the token it held. With -users the ip must be
+// one the user may claim (claims.go): 403 off its list, 409 while another
+// username holds the ip's live token.
 func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 	body := ctx.PostBody()
 	// The body holds the password: it is zeroed before the request's
@@ -80,6 +82,7 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ip := lr.addr
+	verdict := claimOpen
 	if s.auth != nil || !ip.IsValid() {
 		client := s.clientAddr(ctx)
 		if s.auth != nil {
@@ -91,15 +94,32 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 		if !ip.IsValid() {
 			ip = client
 		}
+		// Only once the password is right, so that the answer tells no
+		// one else which ips a user may claim.
+		if s.auth != nil {
+			if verdict = s.auth.claim(lr.username, ip); verdict == claimRefused {
+				s.refuseClaim(ctx, claimRefusedAnswer)
+				return
+			}
+		}
 	}
+	// In open mode any username logs in, so a username proves nothing
+	// and an ip goes to the latest login, as in the seed.
+	takeover := s.auth == nil || verdict == claimListed
 	token := newToken()
+	claimed := true
 	if s.store != nil {
-		if err := s.store.login(s.keys, ip, lr.username, token, ctx.Time()); err != nil {
+		var err error
+		if claimed, err = s.store.login(s.keys, ip, lr.username, token, takeover); err != nil {
 			s.refuseStoreDown(ctx, true)
 			return
 		}
 	} else {
-		token = s.registry.login(ip, lr.username, token, ctx.Time())
+		token, claimed = s.registry.login(ip, lr.username, token, ctx.Time(), takeover)
+	}
+	if !claimed {
+		s.refuseClaim(ctx, ipHeldAnswer)
+		return
 	}
 	s.metrics.shardOf(ctx).logins.Add(1)
 

@@ -31,7 +31,7 @@ var routeNames = [routeCount]string{"home", "login", "verify", "logout", "health
 
 // countedStatuses are the statuses northd answers; any other lands in the
 // last slot as status="other".
-var countedStatuses = [...]int{200, 204, 400, 404, 405, 408, 413, 429, 431, 500, 503}
+var countedStatuses = [...]int{200, 204, 400, 403, 404, 405, 408, 409, 413, 429, 431, 500, 503}
 
 // requestDurationBuckets reach down to 25µs: a login is answered in
 // microseconds, and the default buckets would put every request in one.
@@ -57,9 +57,11 @@ type subsystemMetrics struct {
 
 	loginRejections  [problemCount]*metrics.Counter
 	loginFailures    [authOutcomeCount]*metrics.Counter // credentials refused; authOK unused
+	claimRefusals    [claimAnswerCount]*metrics.Counter // right credentials, an ip the login may not claim
 	verifications    [bearerProblemCount]*metrics.Counter
 	logouts          [bearerProblemCount]*metrics.Counter
 	storeUnavailable *metrics.Counter
+	userTokensEnded  *metrics.Counter // with a shared store: tokens a reload ended (the registry counts its own)
 }
 
 func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
@@ -74,6 +76,9 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 	}
 	for o := authWrongPassword; o < authOutcomeCount; o++ {
 		m.loginFailures[o] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + authOutcomeReasons[o] + `"}`)
+	}
+	for a := claimRefusedAnswer; a < claimAnswerCount; a++ {
+		m.claimRefusals[a] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + claimAnswerReasons[a] + `"}`)
 	}
 	for p := bearerOK; p < bearerProblemCount; p++ {
 		m.verifications[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="verify",result="` + bearerReasons[p] + `"}`)
@@ -94,6 +99,8 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 		}
 		set.NewGauge(`northd_registry_north_servers{`+label+`}`, func() float64 { return float64(s.registry.count()) })
 		set.NewGauge(`northd_registry_evictions_total{`+label+`}`, func() float64 { return float64(s.registry.evictions()) })
+	} else {
+		m.userTokensEnded = set.NewCounter(`northd_tokens_ended_total{` + label + `,why="` + tokenEndNames[tokenUserChanged] + `"}`)
 	}
 	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.openConns.Load()) })
 	// Connections refused by the listener got an answer too, so they are

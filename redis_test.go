@@ -77,7 +77,7 @@ func TestRedisHoldsNoToken(t *testing.T) {
 // behind.
 func TestRedisOutage(t *testing.T) {
 	redis := testdeps.StartRedis(t)
-	listen, admin, logs, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL(), "-store-timeout", "100ms")
+	listen, admin, logs, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
 	base := "http://" + listen[0]
 	client := clientFrom("127.0.0.1")
 	client.Timeout = 10 * time.Second // a hang, not a slow answer, fails

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -30,17 +31,46 @@ import (
 //   - northd:{NAME}:ns:IP, a north server: a hash of username, ip,
 //     last_login (ms), logins and token (the digest of its live token);
 //   - northd:{NAME}:servers, the north servers by last login (a sorted
-//     set), which keeps their number within -registry-max.
+//     set), which keeps their number within -registry-max;
+//   - northd:{NAME}:user:USERNAME, the ips of the north servers USERNAME
+//     holds, by last login in microseconds (a sorted set), which keeps
+//     their number within -max-ips-per-user.
 type redisStore struct {
 	client  rueidis.Client
 	timeout time.Duration
 	max     int
+	userMax int // -max-ips-per-user; 0 for no bound
 	ttl     time.Duration
 	log     *slog.Logger
 
-	up     atomic.Bool
-	errors *metrics.Counter
+	// up is what /readyz and northd_store_up report. It is false until
+	// a probe has answered and the scripts are loaded, and false again
+	// once storeDownAfter probes in a row have failed. A request's own
+	// failed call never changes it: one slow answer on a busy host must
+	// not take every instance sharing the store out of rotation at once.
+	up atomic.Bool
+	// down is set with up cleared by failed probes (not at start): calls
+	// made for requests then fail at once instead of each waiting out
+	// its deadline.
+	down         atomic.Bool
+	failedProbes int // consecutive; watch's own
+	errors       *metrics.Counter
 }
+
+// The store connection's own timeouts, apart from -store-timeout (the
+// deadline of one call made for a request): rueidis tears down its
+// shared, pipelined connection when a reply takes longer than
+// ConnWriteTimeout, failing every call in flight on it, so it is sized in
+// seconds, for a store that is gone rather than slow.
+const (
+	storeConnTimeout = 5 * time.Second
+	// storeProbeInterval is how often the store is probed, so that
+	// /readyz follows it.
+	storeProbeInterval = 250 * time.Millisecond
+	storeProbeTimeout  = time.Second
+	// storeDownAfter failed probes in a row declare the store down.
+	storeDownAfter = 3
+)
 
 // storeUnavailable is the error of every store call that did not complete:
 // the caller answers 503.
@@ -54,7 +84,7 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	case strings.Contains(url, "://"):
 		var err error
 		if opt, err = rueidis.ParseURL(url); err != nil {
-			return nil, usageErrorf("invalid -store %q: %v (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", url, err)
+			return nil, usageErrorf("invalid -store %s: %s (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", redactedStoreURL(url), storeURLError(url, err))
 		}
 	default:
 		for _, a := range strings.Split(url, ",") {
@@ -67,22 +97,22 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	// Verification must see a logout at once on every instance, so no
 	// client-side cache: its invalidations arrive asynchronously.
 	opt.DisableCache = true
-	opt.Dialer.Timeout = cfg.StoreTimeout
-	opt.ConnWriteTimeout = cfg.StoreTimeout
+	opt.Dialer.Timeout = storeConnTimeout
+	opt.ConnWriteTimeout = storeConnTimeout
 	opt.ClientName = "northd"
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the store %s: %w (is it running? check -store)", url, err)
+		return nil, fmt.Errorf("cannot reach the store %s: %w (is it running? check -store)", redactedStoreURL(url), err)
 	}
 	s := &redisStore{
 		client:  client,
 		timeout: cfg.StoreTimeout,
 		max:     cfg.RegistryMax,
+		userMax: cfg.ipsPerUser(),
 		ttl:     cfg.TokenTTL,
 		log:     log,
 		errors:  set.NewCounter(`northd_store_errors_total`),
 	}
-	s.up.Store(true)
 	set.NewGauge(`northd_store_up`, func() float64 {
 		if s.up.Load() {
 			return 1
@@ -92,37 +122,75 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	return s, nil
 }
 
-// watch pings the store every interval until ctx ends, so that /readyz
-// follows it: down after a failed call or ping, up after a ping succeeds.
-func (s *redisStore) watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+// watch probes the store at once and then every storeProbeInterval until
+// ctx ends, so that /readyz follows it.
+func (s *redisStore) watch(ctx context.Context) {
+	t := time.NewTicker(storeProbeInterval)
 	defer t.Stop()
 	for {
+		s.probed(s.probe(ctx))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		cctx, cancel := context.WithTimeout(ctx, s.timeout)
-		err := s.client.Do(cctx, s.client.B().Ping().Build()).Error()
-		cancel()
-		if err == nil && !s.up.Load() {
-			s.up.Store(true)
-			s.log.Info("store reachable again: serving logins and verifications")
-		} else if err != nil && ctx.Err() == nil {
-			s.failed(err)
-		}
 	}
 }
 
-// failed notes a call that did not complete; the first of an outage is
-// logged, not each.
-func (s *redisStore) failed(err error) error {
-	s.errors.Inc()
-	if s.up.Swap(false) {
-		s.log.Error("store unreachable: logins and verifications get 503 and /readyz 503 until it answers", "err", err)
+// probe asks the store whether it answers: a PING while it is up, and
+// while it is not, the scripts' SCRIPT LOAD, so that it comes up with them
+// loaded (a restarted Redis has forgotten them).
+func (s *redisStore) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, storeProbeTimeout)
+	defer cancel()
+	if s.up.Load() {
+		return s.client.Do(ctx, s.client.B().Ping().Build()).Error()
 	}
+	for _, src := range storeScripts {
+		if err := s.client.Do(ctx, s.client.B().ScriptLoad().Script(src).Build()).Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// probed notes a probe's outcome: the store is up after one that
+// answered, and down after storeDownAfter failed in a row.
+func (s *redisStore) probed(err error) {
+	if err == nil {
+		s.failedProbes = 0
+		s.down.Store(false)
+		if !s.up.Swap(true) {
+			s.log.Info("store answers: serving logins and verifications")
+		}
+		return
+	}
+	s.errors.Inc()
+	s.failedProbes++
+	if s.failedProbes == storeDownAfter {
+		s.down.Store(true)
+		s.up.Store(false)
+		s.log.Error("store unreachable: logins and verifications get 503 and /readyz 503 until it answers", "err", err, "failed_probes", s.failedProbes)
+	}
+}
+
+// failed notes a call made for a request that did not complete: it is
+// counted, and the request gets 503. Whether the store is down is for the
+// probes to say.
+func (s *redisStore) failed(error) error {
+	s.errors.Inc()
 	return errStoreUnavailable
+}
+
+// call is the context of one call made for a request, or an error at once
+// while the store is declared down.
+func (s *redisStore) call(parent context.Context) (context.Context, context.CancelFunc, error) {
+	if s.down.Load() {
+		s.errors.Inc()
+		return nil, nil, errStoreUnavailable
+	}
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
+	return ctx, cancel, nil
 }
 
 func (s *redisStore) close() { s.client.Close() }
@@ -145,30 +213,97 @@ func tokenDigest(token [16]byte) string {
 
 // loginScript records a login in one step: the north server's old token
 // ends as the new one begins, so there is no moment at which both verify,
-// and the north servers past the bound go with their tokens.
-var loginScript = rueidis.NewLuaScript(`
-local rec, servers, tok = KEYS[1], KEYS[2], KEYS[3]
-local username, ip, now, ttl, digest, max, prefix, expires = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+// and the north servers past the bounds go with their tokens: the least
+// recently seen of the subsystem past -registry-max, and of the username
+// past -max-ips-per-user (ARGV[6]; 0 for no bound). It returns 0, and records nothing, when another
+// username holds the ip's live token and ARGV[7] is not 1 (takeover: the
+// users file lists the ip as this username's).
+//
+// The time is Redis's own, never older than the newest north server's:
+// the request's start time would make a login that waited (for a password
+// check, or on an instance whose clock is behind) older than every entry,
+// the first to go at the bound, and its fresh token deleted while it
+// answers 200. The new entry also leaves its sets before they are trimmed,
+// so that a tie can never pick it.
+var loginScript = rueidis.NewLuaScript(loginScriptSource)
+
+const loginScriptSource = `
+local rec, servers, tok, userset = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local username, ip, ttl, digest, max, usermax, takeover, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local holder = redis.call('HGET', rec, 'username')
 local old = redis.call('HGET', rec, 'token')
+if holder and holder ~= username then
+  if old and takeover ~= '1' and redis.call('EXISTS', prefix .. 'tok:' .. old) == 1 then return 0 end
+  redis.call('ZREM', prefix .. 'user:' .. holder, ip)
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local newest = redis.call('ZREVRANGE', servers, 0, 0, 'WITHSCORES')
+if newest[2] and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
 if old then redis.call('DEL', prefix .. 'tok:' .. old) end
-redis.call('SET', tok, expires .. '\n' .. ip .. '\n' .. username, 'PX', ttl)
-redis.call('HSET', rec, 'username', username, 'ip', ip, 'last_login', now, 'token', digest)
+redis.call('SET', tok, string.format('%d', now + ttl) .. '\n' .. ip .. '\n' .. username, 'PX', ttl)
+redis.call('HSET', rec, 'username', username, 'ip', ip, 'last_login', string.format('%d', now), 'token', digest)
 redis.call('HINCRBY', rec, 'logins', 1)
-redis.call('ZADD', servers, now, ip)
-local over = redis.call('ZCARD', servers) - max
-if over > 0 then
-  local gone = redis.call('ZPOPMIN', servers, over)
+-- forget drops the north servers popped from one of the two sets, with
+-- their tokens, from the other set too.
+local function forget(gone, fromServers)
   for i = 1, #gone, 2 do
     local r = prefix .. 'ns:' .. gone[i]
-    local t = redis.call('HGET', r, 'token')
-    if t then redis.call('DEL', prefix .. 'tok:' .. t) end
-    redis.call('DEL', r)
+    local who = redis.call('HGET', r, 'username')
+    if fromServers or who == username then
+      local t = redis.call('HGET', r, 'token')
+      if t then redis.call('DEL', prefix .. 'tok:' .. t) end
+      if fromServers then
+        if who then redis.call('ZREM', prefix .. 'user:' .. who, gone[i]) end
+      else
+        redis.call('ZREM', servers, gone[i])
+      end
+      redis.call('DEL', r)
+    end
   end
 end
-return 1`)
+redis.call('ZREM', servers, ip)
+local over = redis.call('ZCARD', servers) - (max - 1)
+if over > 0 then forget(redis.call('ZPOPMIN', servers, over), true) end
+redis.call('ZADD', servers, now, ip)
+if usermax > 0 then
+  -- In microseconds, each later than the last, so that the one to go
+  -- is the least recently seen even among logins of one millisecond.
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = redis.call('ZREVRANGE', userset, 0, 0, 'WITHSCORES')
+  if last[2] and tonumber(last[2]) >= us then us = tonumber(last[2]) + 1 end
+  redis.call('ZREM', userset, ip)
+  over = redis.call('ZCARD', userset) - (usermax - 1)
+  if over > 0 then forget(redis.call('ZPOPMIN', userset, over), false) end
+  redis.call('ZADD', userset, string.format('%d', us), ip)
+end
+return 1`
+
+// endUserScript ends the live tokens of one username (KEYS[1] is its set
+// of ips), and returns how many it ended.
+var endUserScript = rueidis.NewLuaScript(endUserScriptSource)
+
+const endUserScriptSource = `
+local prefix, username, n = ARGV[1], ARGV[2], 0
+for _, ip in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local r = prefix .. 'ns:' .. ip
+  if redis.call('HGET', r, 'username') == username then
+    local t = redis.call('HGET', r, 'token')
+    if t then
+      n = n + redis.call('DEL', prefix .. 'tok:' .. t)
+      redis.call('HDEL', r, 'token')
+    end
+  end
+end
+return n`
+
+// storeScripts are loaded by every probe while the store is not up.
+var storeScripts = []string{loginScriptSource, endUserScriptSource, logoutScriptSource}
 
 // logoutScript ends a token and clears it from its north server's record.
-var logoutScript = rueidis.NewLuaScript(`
+var logoutScript = rueidis.NewLuaScript(logoutScriptSource)
+
+const logoutScriptSource = `
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 redis.call('DEL', KEYS[1])
@@ -177,32 +312,55 @@ if ip then
   local rec = ARGV[1] .. 'ns:' .. ip
   if redis.call('HGET', rec, 'token') == ARGV[2] then redis.call('HDEL', rec, 'token') end
 end
-return 1`)
+return 1`
 
-func (s *redisStore) call(parent context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(parent, s.timeout)
-}
-
-// login records a login of the north server at ip on subsystem k.
-func (s *redisStore) login(k subsystemKeys, ip netip.Addr, username []byte, token [16]byte, at time.Time) error {
-	ctx, cancel := s.call(context.Background())
+// login records a login of the north server at ip on subsystem k. It
+// reports false, and records nothing, when another username holds ip's
+// live token, unless takeover (the users file lists ip as username's).
+func (s *redisStore) login(k subsystemKeys, ip netip.Addr, username []byte, token [16]byte, takeover bool) (bool, error) {
+	ctx, cancel, err := s.call(context.Background())
+	if err != nil {
+		return false, err
+	}
 	defer cancel()
 	ipText := ip.String()
 	digest := tokenDigest(token)
-	now := at.UnixMilli()
-	err := loginScript.Exec(ctx, s.client,
-		[]string{k.prefix + "ns:" + ipText, k.servers, k.prefix + "tok:" + digest},
-		[]string{string(username), ipText, strconv.FormatInt(now, 10), strconv.FormatInt(s.ttl.Milliseconds(), 10), digest,
-			strconv.Itoa(s.max), k.prefix, strconv.FormatInt(now+s.ttl.Milliseconds(), 10)}).Error()
-	if err != nil {
-		return s.failed(err)
+	take := "0"
+	if takeover {
+		take = "1"
 	}
-	return nil
+	n, err := loginScript.Exec(ctx, s.client,
+		[]string{k.prefix + "ns:" + ipText, k.servers, k.prefix + "tok:" + digest, k.prefix + "user:" + string(username)},
+		[]string{string(username), ipText, strconv.FormatInt(s.ttl.Milliseconds(), 10), digest,
+			strconv.Itoa(s.max), strconv.Itoa(s.userMax), take, k.prefix}).AsInt64()
+	if err != nil {
+		return false, s.failed(err)
+	}
+	return n == 1, nil
+}
+
+// endUserTokens ends the live tokens username holds on subsystem k,
+// because the users file no longer has it or changed its password; it
+// reports how many.
+func (s *redisStore) endUserTokens(ctx context.Context, k subsystemKeys, username string) (int, error) {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	n, err := endUserScript.Exec(ctx, s.client, []string{k.prefix + "user:" + username}, []string{k.prefix, username}).AsInt64()
+	if err != nil {
+		return 0, s.failed(err)
+	}
+	return int(n), nil
 }
 
 // verify looks a token up on subsystem k at now.
 func (s *redisStore) verify(k subsystemKeys, token [16]byte, now time.Time) (username string, ip netip.Addr, expires time.Time, result verifyResult, err error) {
-	ctx, cancel := s.call(context.Background())
+	ctx, cancel, err := s.call(context.Background())
+	if err != nil {
+		return "", netip.Addr{}, time.Time{}, tokenUnknown, err
+	}
 	defer cancel()
 	v, err := s.client.Do(ctx, s.client.B().Get().Key(k.prefix+"tok:"+tokenDigest(token)).Build()).ToString()
 	switch {
@@ -227,7 +385,10 @@ func (s *redisStore) verify(k subsystemKeys, token [16]byte, now time.Time) (use
 
 // logout ends a token on subsystem k; false for one that was not live.
 func (s *redisStore) logout(k subsystemKeys, token [16]byte) (bool, error) {
-	ctx, cancel := s.call(context.Background())
+	ctx, cancel, err := s.call(context.Background())
+	if err != nil {
+		return false, err
+	}
 	defer cancel()
 	digest := tokenDigest(token)
 	n, err := logoutScript.Exec(ctx, s.client, []string{k.prefix + "tok:" + digest}, []string{k.prefix, digest}).AsInt64()
@@ -237,40 +398,83 @@ func (s *redisStore) logout(k subsystemKeys, token [16]byte) (bool, error) {
 	return n == 1, nil
 }
 
-// northServers lists up to limit north servers of subsystem k, most
-// recently seen first, from the position after (a number; "" for the
-// first page), with how many there are and the position of the next page
-// ("" after the last). North servers that log in between two pages move to
-// the front, so a walk of the pages may see one twice or miss one.
-func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after string, limit int) ([]northServerReport, int, string, error) {
-	start := 0
-	if after != "" {
-		n, err := strconv.Atoi(after)
-		if err != nil || n < 0 {
-			return nil, 0, "", fmt.Errorf("after=%q is not a position from a previous page's \"next\"", after)
-		}
-		start = n
+// northServers lists up to limit north servers of subsystem k seen after
+// the cursor, most recently seen first (ties by ip, as in the memory
+// registry), with how many there are and the cursor of the next page (the
+// zero cursor after the last). The cursor is the last entry listed, so a
+// walk of the pages lists each north server once, unless it logs in
+// between two pages: it then moves to the front, and is missed or seen
+// twice.
+func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after pageCursor, limit int) ([]northServerReport, int, pageCursor, error) {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return nil, 0, pageCursor{}, err
 	}
-	ctx, cancel := s.call(ctx)
 	defer cancel()
-	count, err := s.client.Do(ctx, s.client.B().Zcard().Key(k.servers).Build()).AsInt64()
-	if err != nil {
-		return nil, 0, "", s.failed(err)
+	// The scores are milliseconds, as is every cursor this store hands
+	// out (in nanoseconds, as the memory registry's).
+	top := "+inf"
+	cmds := rueidis.Commands{s.client.B().Zcard().Key(k.servers).Build()}
+	if after != (pageCursor{}) {
+		ms := strconv.FormatInt(after.lastLogin/int64(time.Millisecond), 10)
+		top = "(" + ms
+		// Those seen in the cursor's millisecond (as many as logged in
+		// within it), to keep the ones after it by ip.
+		cmds = append(cmds, s.client.B().Zrange().Key(k.servers).Min(ms).Max(ms).Byscore().Withscores().Build())
 	}
-	ips, err := s.client.Do(ctx, s.client.B().Zrange().Key(k.servers).Min(strconv.Itoa(start)).Max(strconv.Itoa(start+limit-1)).Rev().Build()).AsStrSlice()
+	cmds = append(cmds, s.client.B().Zrange().Key(k.servers).Min(top).Max("-inf").Byscore().Rev().Limit(0, int64(limit)+1).Withscores().Build())
+	results := s.client.DoMulti(ctx, cmds...)
+	count, err := results[0].AsInt64()
 	if err != nil {
-		return nil, 0, "", s.failed(err)
+		return nil, 0, pageCursor{}, s.failed(err)
 	}
-	reports := make([]northServerReport, 0, len(ips))
-	if len(ips) > 0 {
-		cmds := make(rueidis.Commands, len(ips))
-		for i, ip := range ips {
-			cmds[i] = s.client.B().Hgetall().Key(k.prefix + "ns:" + ip).Build()
+	var found []rueidis.ZScore
+	for _, r := range results[1:] {
+		z, err := r.AsZScores()
+		if err != nil {
+			return nil, 0, pageCursor{}, s.failed(err)
+		}
+		found = append(found, z...)
+	}
+	// Redis orders one score's members by their text, not by ip: when the
+	// older ones were cut at limit+1, the last score is taken whole, and
+	// sorted below with the rest.
+	if older, _ := results[len(results)-1].AsZScores(); len(older) > limit {
+		last := older[len(older)-1].Score
+		for len(found) > 0 && found[len(found)-1].Score == last {
+			found = found[:len(found)-1]
+		}
+		lastText := strconv.FormatFloat(last, 'f', -1, 64)
+		z, err := s.client.Do(ctx, s.client.B().Zrange().Key(k.servers).Min(lastText).Max(lastText).Byscore().Withscores().Build()).AsZScores()
+		if err != nil {
+			return nil, 0, pageCursor{}, s.failed(err)
+		}
+		found = append(found, z...)
+	}
+	page := make([]pageCursor, 0, len(found))
+	for _, z := range found {
+		ip, err := netip.ParseAddr(z.Member)
+		at := int64(z.Score) * int64(time.Millisecond)
+		if err == nil && after.before(at, ip) {
+			page = append(page, pageCursor{at, ip})
+		}
+	}
+	slices.SortFunc(page, pageCursor.compare)
+	var next pageCursor
+	if len(page) > limit {
+		page = page[:limit]
+		next = page[limit-1]
+	}
+	reports := make([]northServerReport, 0, len(page))
+	if len(page) > 0 {
+		cmds := make(rueidis.Commands, len(page))
+		for i, e := range page {
+			cmds[i] = s.client.B().Hgetall().Key(k.prefix + "ns:" + e.ip.String()).Build()
 		}
 		for _, r := range s.client.DoMulti(ctx, cmds...) {
 			m, err := r.AsStrMap()
 			if err != nil {
-				return nil, 0, "", s.failed(err)
+				return nil, 0, pageCursor{}, s.failed(err)
 			}
 			if len(m) == 0 {
 				continue // forgotten between the two reads
@@ -285,10 +489,6 @@ func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after st
 				Logins:            logins,
 			})
 		}
-	}
-	next := ""
-	if int64(start+limit) < count {
-		next = strconv.Itoa(start + limit)
 	}
 	return reports, int(count), next, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"container/heap"
 	"fmt"
 	"hash/maphash"
 	"net/netip"
@@ -27,6 +28,7 @@ type registry struct {
 	shards []registryShard
 	mask   byte
 	seed   maphash.Seed
+	users  *userIPs
 }
 
 const (
@@ -37,19 +39,23 @@ const (
 )
 
 // newRegistry returns an empty registry that holds at most max entries,
-// whose tokens live tokenTTL.
-func newRegistry(max int, tokenTTL time.Duration) *registry {
+// at most maxPerUser of them for one username (0: no such bound), whose
+// tokens live tokenTTL.
+func newRegistry(max, maxPerUser int, tokenTTL time.Duration) *registry {
 	n := 1
 	for n < registryMaxShards && max/(2*n) >= registryMinPerShard {
 		n *= 2
 	}
 	r := &registry{shards: make([]registryShard, n), mask: byte(n - 1), seed: maphash.MakeSeed()}
+	if maxPerUser > 0 {
+		r.users = newUserIPs(maxPerUser)
+	}
 	for i := range r.shards {
 		share := max / n
 		if i < max%n {
 			share++
 		}
-		r.shards[i] = newRegistryShard(share, tokenTTL)
+		r.shards[i] = newRegistryShard(share, tokenTTL, r.users)
 	}
 	return r
 }
@@ -61,12 +67,29 @@ func (r *registry) shardOf(ip netip.Addr) int {
 
 // login records a login of the north server at ip with token, which
 // replaces the one it held, and returns the token as issued: with its
-// shard's number in the low bits of its last byte.
-func (r *registry) login(ip netip.Addr, username []byte, token [16]byte, at time.Time) [16]byte {
+// shard's number in the low bits of its last byte. It reports false, and
+// records nothing, when another username holds ip's live token, unless
+// takeover (the users file lists ip as this username's).
+func (r *registry) login(ip netip.Addr, username []byte, token [16]byte, at time.Time, takeover bool) ([16]byte, bool) {
 	i := r.shardOf(ip)
 	token[15] = token[15]&^r.mask | byte(i)
-	r.shards[i].login(ip, username, token, at)
-	return token
+	over, ok := r.shards[i].login(ip, username, token, at, takeover)
+	if over.IsValid() {
+		// Past -max-ips-per-user: the username's least recently seen
+		// north server goes, in its own shard.
+		r.shards[r.shardOf(over)].forgetOverUser(over, username)
+	}
+	return token, ok
+}
+
+// endUserTokens ends the live tokens username holds, because the users
+// file no longer has it or changed its password; it reports how many.
+func (r *registry) endUserTokens(username string) int {
+	n := 0
+	for _, ip := range r.users.ips(username) {
+		n += r.shards[r.shardOf(ip)].endUserToken(ip, username)
+	}
+	return n
 }
 
 func (r *registry) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result verifyResult) {
@@ -110,24 +133,37 @@ func (r *registry) evictions() uint64 {
 
 // page returns up to limit north servers seen after cursor, most recently
 // seen first, and the cursor of the next page (the zero cursor when this
-// is the last). Each shard is copied under its own lock in turn, and the
-// copies are formatted with no lock held, so that reading a full registry
-// never holds up logins for long.
+// is the last). Each shard's list is already in that order, so they are
+// merged (k-way, through a heap) rather than copied whole and sorted: each
+// shard is walked a few entries at a time under its own lock, resuming
+// where it stopped, and only as far as the page needs (a deep page's first
+// walk steps past the newer entries without copying them). A page copies
+// O(limit + shards) entries and merges them in O(limit · log shards), and
+// formats them with no lock held, so reading a full registry never holds
+// up logins for long.
 func (r *registry) page(after pageCursor, limit int) ([]northServerReport, pageCursor) {
-	var copies []northServerCopy
+	batch := min(limit, max(4, 2*limit/len(r.shards)))
+	walks := make(shardWalks, 0, len(r.shards))
 	for i := range r.shards {
-		copies = r.shards[i].appendPage(copies, after, limit+1)
-	}
-	slices.SortFunc(copies, func(a, b northServerCopy) int {
-		if c := cmp.Compare(b.lastLogin, a.lastLogin); c != 0 {
-			return c
+		w := &shardWalk{shard: &r.shards[i], after: after}
+		if w.fill(batch) {
+			walks = append(walks, w)
 		}
-		return a.ip.Compare(b.ip)
-	})
+	}
+	heap.Init(&walks)
+	copies := make([]northServerCopy, 0, limit)
+	for len(walks) > 0 && len(copies) < limit {
+		w := walks[0]
+		copies = append(copies, w.buf[w.next])
+		if w.next++; w.next < len(w.buf) || w.fill(batch) {
+			heap.Fix(&walks, 0)
+		} else {
+			heap.Pop(&walks)
+		}
+	}
 	var next pageCursor
-	if len(copies) > limit {
-		copies = copies[:limit]
-		last := copies[limit-1]
+	if len(walks) > 0 {
+		last := copies[len(copies)-1]
 		next = pageCursor{last.lastLogin, last.ip}
 	}
 	reports := make([]northServerReport, len(copies))
@@ -135,6 +171,80 @@ func (r *registry) page(after pageCursor, limit int) ([]northServerReport, pageC
 		reports[i] = copies[i].report()
 	}
 	return reports, next
+}
+
+// shardWalk is one shard's part in a page: the entries copied from it and
+// not yet merged, and where to go on.
+type shardWalk struct {
+	shard *registryShard
+	after pageCursor // the last entry copied, or the page's cursor
+	buf   []northServerCopy
+	next  int // buf[next] is the newest not yet merged
+
+	// resume is the entry the walk stopped at, if still where it was:
+	// with the same ip and last login (an entry that logs in again moves
+	// to the front; one forgotten is reused for another ip).
+	resume   *northServer
+	resumeAt pageCursor
+	done     bool // the walk reached the oldest entry
+}
+
+// fill copies the shard's next entries after w.after, most recently seen
+// first: n of them when there are, and any more seen at the same moment
+// as the last, so that the merge can order ties by ip. It holds the
+// shard's lock for those entries only, and reports whether it copied any.
+func (w *shardWalk) fill(n int) bool {
+	w.buf, w.next = w.buf[:0], 0
+	if w.done {
+		return false
+	}
+	r := w.shard
+	r.mu.Lock()
+	e := r.recent.newest
+	if w.resume != nil && w.resume.lastLogin == w.resumeAt.lastLogin && w.resume.ip == w.resumeAt.ip {
+		e = w.resume
+	}
+	for ; e != nil; e = e.links[recentLinks].older {
+		if !w.after.before(e.lastLogin, e.ip) {
+			continue
+		}
+		if len(w.buf) >= n && e.lastLogin != w.buf[len(w.buf)-1].lastLogin {
+			break
+		}
+		w.buf = append(w.buf, northServerCopy{ip: e.ip, username: string(e.username), token: e.token, hasToken: e.hasToken, lastLogin: e.lastLogin, logins: e.logins})
+	}
+	if e == nil {
+		w.done = true
+	} else {
+		w.resume, w.resumeAt = e, pageCursor{e.lastLogin, e.ip}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(w.buf, func(a, b northServerCopy) int {
+		return pageCursor{a.lastLogin, a.ip}.compare(pageCursor{b.lastLogin, b.ip})
+	})
+	if len(w.buf) == 0 {
+		return false
+	}
+	last := w.buf[len(w.buf)-1]
+	w.after = pageCursor{last.lastLogin, last.ip}
+	return true
+}
+
+// shardWalks is a heap of walks, the one with the newest entry on top.
+type shardWalks []*shardWalk
+
+func (h shardWalks) Len() int { return len(h) }
+func (h shardWalks) Less(i, j int) bool {
+	a, b := h[i].buf[h[i].next], h[j].buf[h[j].next]
+	return pageCursor{a.lastLogin, a.ip}.compare(pageCursor{b.lastLogin, b.ip}) < 0
+}
+func (h shardWalks) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *shardWalks) Push(x any)   { *h = append(*h, x.(*shardWalk)) }
+func (h *shardWalks) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return w
 }
 
 // registryShard is one shard of a registry: the north servers whose ip
@@ -153,6 +263,7 @@ type registryShard struct {
 	byToken  map[[16]byte]*northServer
 	recent   entryList // every entry, most recently seen first; the oldest is forgotten next
 	evicted  uint64
+	users    *userIPs // shared by every shard of the registry
 
 	tokens      entryList // the entries holding a live token, newest token first
 	liveTokens  int
@@ -168,11 +279,12 @@ const (
 	tokenExpired tokenEnd = iota
 	tokenReplaced
 	tokenLoggedOut
-	tokenEvicted // its north server was forgotten at the registry's bound
+	tokenEvicted     // its north server was forgotten at the registry's bound, or its username's
+	tokenUserChanged // a reload removed its username or changed its password
 	tokenEndCount
 )
 
-var tokenEndNames = [tokenEndCount]string{"expired", "replaced", "logged_out", "evicted"}
+var tokenEndNames = [tokenEndCount]string{"expired", "replaced", "logged_out", "evicted", "user_changed"}
 
 // northServer is one registry entry. Its username buffer is reused when the
 // same ip logs in again or when the entry is recycled for a new ip, so a
@@ -185,7 +297,8 @@ type northServer struct {
 	lastLogin int64 // unix nanoseconds; the token expires tokenTTL later
 	logins    uint64
 
-	links [2]entryLinks // in the recent list and the live-token list
+	links      [3]entryLinks // in the recent list, the live-token list and its username's list
+	userListed bool          // on its username's list (userIPs); guarded by that list's lock
 }
 
 // entryList is a doubly linked list of entries, newest first. An entry is
@@ -198,6 +311,7 @@ type entryList struct {
 const (
 	recentLinks = iota
 	tokenLinks
+	userLinks
 )
 
 type entryLinks struct{ newer, older *northServer }
@@ -240,7 +354,7 @@ type northServerReport struct {
 	Logins            uint64    `json:"logins"`
 }
 
-func newRegistryShard(max int, tokenTTL time.Duration) registryShard {
+func newRegistryShard(max int, tokenTTL time.Duration, users *userIPs) registryShard {
 	// Sized for twice the bound from the start: at the bound every new ip
 	// deletes one key and inserts another, and a map sized for max alone
 	// rehashes into twice its size partway through a flood (a one-time
@@ -253,14 +367,19 @@ func newRegistryShard(max int, tokenTTL time.Duration) registryShard {
 		byToken:  make(map[[16]byte]*northServer, 2*max),
 		recent:   entryList{which: recentLinks},
 		tokens:   entryList{which: tokenLinks},
+		users:    users,
 	}
 }
 
 // login records a login of the north server at ip: its username, and the
-// token it was given, which replaces the one it held.
-func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at time.Time) {
+// token it was given, which replaces the one it held. It reports false,
+// and records nothing, when another username holds ip's live token and
+// not takeover. over is the ip of the username's north server to forget,
+// when it now holds more than -max-ips-per-user.
+func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at time.Time, takeover bool) (over netip.Addr, ok bool) {
 	now := at.UnixNano()
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	// at is when the request began; a login that waited for a password
 	// check can arrive after a later one. The lists stay in time order,
 	// as expiry and paging need, when no login is older than the newest.
@@ -271,12 +390,19 @@ func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at
 	e := r.byIP[ip]
 	switch {
 	case e != nil:
+		if string(e.username) != string(username) {
+			if e.hasToken && !takeover {
+				return netip.Addr{}, false
+			}
+			r.users.remove(e) // it changes hands
+		}
 		r.recent.unlink(e)
 		r.endToken(e, tokenReplaced)
 	case len(r.byIP) >= r.max:
 		e = r.recent.oldest
 		r.recent.unlink(e)
 		r.endToken(e, tokenEvicted)
+		r.users.remove(e)
 		delete(r.byIP, e.ip)
 		r.evicted++
 		*e = northServer{username: e.username[:0]}
@@ -294,7 +420,35 @@ func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at
 	r.byToken[token] = e
 	r.tokens.pushFront(e)
 	r.liveTokens++
-	r.mu.Unlock()
+	return r.users.add(e), true
+}
+
+// forgetOverUser forgets the north server at ip, which add took off
+// username's list past -max-ips-per-user, unless it changed hands or the
+// username logged in from it again meanwhile.
+func (r *registryShard) forgetOverUser(ip netip.Addr, username []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.byIP[ip]
+	if e == nil || string(e.username) != string(username) || !r.users.forgettable(e) {
+		return
+	}
+	r.recent.unlink(e)
+	r.endToken(e, tokenEvicted)
+	delete(r.byIP, ip)
+}
+
+// endUserToken ends the live token of the north server at ip, if username
+// holds it, and reports 1 if it did.
+func (r *registryShard) endUserToken(ip netip.Addr, username string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.byIP[ip]
+	if e == nil || string(e.username) != username || !e.hasToken {
+		return 0
+	}
+	r.endToken(e, tokenUserChanged)
+	return 1
 }
 
 // verifyResult is what verify found of a token.
@@ -381,28 +535,6 @@ func (r *registryShard) evictions() uint64 {
 	return n
 }
 
-// Lookup returns the entry for ip.
-// appendPage appends copies of the entries seen after cursor, most
-// recently seen first: at least limit of them when there are, and any more
-// seen at the same moment as the last. It only copies under the lock:
-// formatting them is the caller's, after it is released.
-func (r *registryShard) appendPage(dst []northServerCopy, after pageCursor, limit int) []northServerCopy {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n, last := 0, int64(0)
-	for e := r.recent.newest; e != nil; e = e.links[recentLinks].older {
-		if !after.before(e.lastLogin, e.ip) {
-			continue
-		}
-		if n >= limit && e.lastLogin != last {
-			break
-		}
-		dst = append(dst, northServerCopy{ip: e.ip, username: string(e.username), token: e.token, hasToken: e.hasToken, lastLogin: e.lastLogin, logins: e.logins})
-		n, last = n+1, e.lastLogin
-	}
-	return dst
-}
-
 // pageCursor is where a page of /north/servers ends: its last entry. The
 // next page holds what was seen before it (ties broken by ip).
 type pageCursor struct {
@@ -414,6 +546,15 @@ type pageCursor struct {
 // the cursor in newest-first order.
 func (c pageCursor) before(lastLogin int64, ip netip.Addr) bool {
 	return c.lastLogin == 0 || lastLogin < c.lastLogin || (lastLogin == c.lastLogin && c.ip.Less(ip))
+}
+
+// compare orders entries as pages list them: most recently seen first,
+// ties by ip.
+func (c pageCursor) compare(d pageCursor) int {
+	if n := cmp.Compare(d.lastLogin, c.lastLogin); n != 0 {
+		return n
+	}
+	return c.ip.Compare(d.ip)
 }
 
 // String is the cursor as /north/servers hands it out: "NANOS_IP".

@@ -16,13 +16,13 @@ func ipN(n int) netip.Addr {
 // token bytes: for {9, 0, …, 0} (printf '\x09' plus 15 zero bytes |
 // sha256sum) d6370cab.
 func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
-	r := newRegistry(3, time.Hour)
+	r := newRegistry(3, 3, time.Hour)
 	at := time.Unix(1700000000, 0)
 	for i := 1; i <= 3; i++ {
-		r.login(ipN(i), []byte("user"), [16]byte{byte(i)}, at.Add(time.Duration(i)*time.Second))
+		r.login(ipN(i), []byte("user"), [16]byte{byte(i)}, at.Add(time.Duration(i)*time.Second), false)
 	}
-	r.login(ipN(1), []byte("again"), [16]byte{9}, at.Add(4*time.Second)) // 1 is now the newest; 2 the oldest
-	r.login(ipN(4), []byte("new"), [16]byte{4}, at.Add(5*time.Second))
+	r.login(ipN(1), []byte("again"), [16]byte{9}, at.Add(4*time.Second), true) // 1 is now the newest; 2 the oldest
+	r.login(ipN(4), []byte("new"), [16]byte{4}, at.Add(5*time.Second), false)
 
 	if r.count() != 3 || r.evictions() != 1 {
 		t.Errorf("count %d evictions %d, want 3 and 1", r.count(), r.evictions())
@@ -44,7 +44,7 @@ func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
 // every entry once, and the bound holds over the shards together.
 func TestShardedRegistry(t *testing.T) {
 	const max = 65536
-	r := newRegistry(max, time.Hour)
+	r := newRegistry(max, max, time.Hour)
 	if len(r.shards) != registryMaxShards {
 		t.Fatalf("%d shards, want %d", len(r.shards), registryMaxShards)
 	}
@@ -52,7 +52,7 @@ func TestShardedRegistry(t *testing.T) {
 	tokens := make(map[netip.Addr][16]byte)
 	for i := range max + 1000 {
 		// Some logins at the same moment, to test ties.
-		tok := r.login(ipN(i), []byte("n"), [16]byte{byte(i), byte(i >> 8), byte(i >> 16), 15: 0xff}, at.Add(time.Duration(i/3)))
+		tok, _ := r.login(ipN(i), []byte("n"), [16]byte{byte(i), byte(i >> 8), byte(i >> 16), 15: 0xff}, at.Add(time.Duration(i/3)), false)
 		if want := byte(0xff)&^r.mask | byte(r.shardOf(ipN(i))); tok[15] != want || tok[0] != byte(i) {
 			t.Fatalf("token %x for shard %d", tok, r.shardOf(ipN(i)))
 		}
@@ -113,14 +113,14 @@ func TestShardedRegistry(t *testing.T) {
 }
 
 func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
-	r := newRegistry(100, time.Hour)
+	r := newRegistry(100, 100, time.Hour)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 5000; i++ {
-				r.login(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now())
+				r.login(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now(), false)
 				if i%500 == 0 {
 					r.page(pageCursor{}, 10)
 				}
@@ -140,38 +140,102 @@ func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
 }
 
 func TestRegistryKnownIPAllocatesNothing(t *testing.T) {
-	r := newRegistry(2, time.Hour)
+	r := newRegistry(2, 16, time.Hour)
 	at := time.Now()
-	r.login(ipN(1), []byte("north-1"), [16]byte{}, at)
-	r.login(ipN(2), []byte("north-2"), [16]byte{}, at)
-	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(1), []byte("north-1"), [16]byte{1}, at) }); n != 0 {
+	r.login(ipN(1), []byte("north-1"), [16]byte{}, at, false)
+	r.login(ipN(2), []byte("north-2"), [16]byte{}, at, false)
+	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(1), []byte("north-1"), [16]byte{1}, at, false) }); n != 0 {
 		t.Errorf("a login from a known ip allocates %v times", n)
 	}
 	// At the bound, a new ip reuses the forgotten entry.
 	i := 3
-	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(i), []byte("north-x"), [16]byte{}, at); i++ }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { r.login(ipN(i), []byte("north-x"), [16]byte{}, at, false); i++ }); n != 0 {
 		t.Errorf("a login from a new ip at the bound allocates %v times", n)
 	}
 }
 
 // A page of /north/servers holds each shard's lock only while it copies
-// at most a page's worth of entries (and those tied with its last), however
-// full the registry: what a login may wait for is bounded by the page
-// size, not by the registry's.
+// a few entries (and those tied with the last), however full the registry
+// and however deep the page: what a login may wait for is bounded by the
+// page size, not by the registry's. Walking a shard a few at a time lists
+// each of its entries after the cursor once, in order.
 func TestPageHoldsEachLockForAPageOnly(t *testing.T) {
-	r := newRegistry(65536, time.Hour)
+	// Room for twice as many, so that no shard forgets any; 0: no bound
+	// per username.
+	r := newRegistry(2*65536, 0, time.Hour)
 	at := time.Unix(1700000000, 0)
 	for i := range 65536 {
-		r.login(ipN(i), []byte("n"), [16]byte{}, at.Add(time.Duration(i)))
+		r.login(ipN(i), []byte("n"), [16]byte{}, at.Add(time.Duration(i)), false)
 	}
-	const limit = 100
-	for i := range r.shards {
-		if n := len(r.shards[i].appendPage(nil, pageCursor{}, limit+1)); n > limit+1 {
-			t.Fatalf("shard %d copied %d entries under its lock for a page of %d", i, n, limit)
+	const limit, batch = 100, 8
+	for _, tt := range []struct {
+		name   string
+		after  pageCursor
+		newest int // the first entry of the page: ipN(newest)
+	}{
+		{"first page", pageCursor{}, 65535},
+		{"deep page", pageCursor{at.Add(30000).UnixNano(), ipN(30000)}, 29999},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			walked := 0
+			for i := range r.shards {
+				w := &shardWalk{shard: &r.shards[i], after: tt.after}
+				prev := tt.after
+				for w.fill(batch) {
+					if len(w.buf) > batch {
+						t.Fatalf("shard %d copied %d entries under its lock for a batch of %d", i, len(w.buf), batch)
+					}
+					for _, e := range w.buf {
+						if c := (pageCursor{e.lastLogin, e.ip}); prev != (pageCursor{}) && prev.compare(c) >= 0 {
+							t.Fatalf("shard %d: %v after %v", i, c, prev)
+						}
+						prev = pageCursor{e.lastLogin, e.ip}
+						walked++
+					}
+				}
+			}
+			if walked != tt.newest+1 {
+				t.Errorf("the shards' walks listed %d entries, want %d", walked, tt.newest+1)
+			}
+			page, next := r.page(tt.after, limit)
+			if len(page) != limit {
+				t.Fatalf("a page of %d entries", len(page))
+			}
+			for k, ns := range page {
+				if want := ipN(tt.newest - k).String(); ns.IP != want {
+					t.Fatalf("entry %d of the page is %s, want %s", k, ns.IP, want)
+				}
+			}
+			last := tt.newest - limit + 1
+			if want := (pageCursor{at.Add(time.Duration(last)).UnixNano(), ipN(last)}); next != want {
+				t.Errorf("next %v, want %v", next, want)
+			}
+		})
+	}
+}
+
+// North servers seen at the same moment are listed by ip, across shards,
+// and a cursor among them goes on with the next ip.
+func TestPagesOrderTiesByIP(t *testing.T) {
+	r := newRegistry(4096, 0, time.Hour)
+	at := time.Unix(1700000000, 0)
+	for _, n := range []int{7, 3, 300, 12, 5, 1000, 1} {
+		r.login(ipN(n), []byte("n"), [16]byte{}, at, false)
+	}
+	r.login(ipN(2), []byte("n"), [16]byte{}, at.Add(time.Second), false)
+	var got []string
+	var after pageCursor
+	for pages := 1; ; pages++ {
+		page, next := r.page(after, 3)
+		for _, ns := range page {
+			got = append(got, ns.IP)
 		}
+		if next == (pageCursor{}) || pages > 3 {
+			break
+		}
+		after = next
 	}
-	page, next := r.page(pageCursor{}, limit)
-	if len(page) != limit || next == (pageCursor{}) {
-		t.Fatalf("a page of %d entries, next %v", len(page), next)
+	if want := "10.0.0.2 10.0.0.1 10.0.0.3 10.0.0.5 10.0.0.7 10.0.0.12 10.0.1.44 10.0.3.232"; strings.Join(got, " ") != want {
+		t.Errorf("pages listed %s, want %s", strings.Join(got, " "), want)
 	}
 }

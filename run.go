@@ -158,7 +158,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 	}
 	if store != nil {
 		srv.store = store
-		go store.watch(ctx, storeProbeInterval)
+		go store.watch(ctx)
 	}
 	// Asked for before start returns, so that a SIGHUP from then on
 	// reloads instead of ending the process.
@@ -174,9 +174,13 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 	}
 	adminAddr := "disabled"
 	if adminLn != nil {
+		// The public ports' -read-timeout and -idle-timeout hold here
+		// too; -write-timeout is set per answer (adminwrite.go).
 		srv.admin = &http.Server{
-			Handler:           adminHandler(set, srv.subsystems, cfg.Pprof),
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler:           withWriteDeadlines(adminHandler(set, srv.subsystems, cfg.Pprof), cfg.WriteTimeout),
+			ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
+			ReadTimeout:       cfg.ReadTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
 		srv.adminAddr = adminLn.Addr().String()
@@ -206,11 +210,17 @@ func (srv *instance) reloadOnHangup(hup chan os.Signal) {
 }
 
 // reload reads the users file and the TLS certificate anew. Whatever does
-// not load is logged and counted, and the one in force stays.
+// not load is logged and counted, and the one in force stays. The users a
+// new file removes, or gives another password, lose their live tokens.
 func (srv *instance) reload() {
 	ok := true
 	if srv.auth != nil {
-		ok = srv.auth.reload() && ok
+		before := srv.auth.users.Load().table
+		if srv.auth.reload() {
+			srv.endTokensOfChangedUsers(before, srv.auth.users.Load().table)
+		} else {
+			ok = false
+		}
 	}
 	if srv.cert != nil {
 		if err := srv.cert.load(); err != nil {
@@ -294,10 +304,6 @@ func (srv *instance) wait() error {
 	log.Info("stopped cleanly: every in-flight request was answered")
 	return nil
 }
-
-// storeProbeInterval is how often a shared store is pinged, so that
-// /readyz turns 200 again soon after an outage ends.
-const storeProbeInterval = 250 * time.Millisecond
 
 // subsystemNames names each subsystem: NAME= from -listen, or else its real
 // port. Two subsystems of one name would share tokens, so that is refused.

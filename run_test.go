@@ -34,6 +34,29 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// serveInstance starts northd with args until the test ends, and returns
+// the instance, so that a test can reload it by calling reload: a SIGHUP
+// would reach every test running at the time.
+func serveInstance(t *testing.T, args ...string) (srv *instance, logs *syncBuffer) {
+	t.Helper()
+	logs = new(syncBuffer)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := startInstance(t, ctx, args, noEnv, logs)
+	if err != nil {
+		cancel()
+		t.Fatalf("start: %v\n%s", err, logs)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.wait() }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("northd did not stop cleanly: %v", err)
+		}
+	})
+	return srv, logs
+}
+
 var startedLine = regexp.MustCompile(`msg="northd started" listen=(\S+) admin=(\S+)`)
 
 // startRun runs northd with args until the test cancels it. It returns the
@@ -217,7 +240,7 @@ func TestRunHelpListsEveryFlag(t *testing.T) {
 	want := []string{
 		"admin", "admin-public", "auth-cache-ttl", "drain-delay", "idle-timeout", "insecure-open",
 		"listen", "log-format", "log-level", "login-failure-window", "max-body-size", "max-conns",
-		"max-conns-per-ip", "max-login-failures", "max-user-login-failures", "pprof", "prefork",
+		"max-conns-per-ip", "max-ips-per-user", "max-login-failures", "max-user-login-failures", "pprof", "prefork",
 		"proxy-protocol", "read-timeout", "reduce-memory", "registry-max", "reuseport",
 		"shutdown-timeout", "store", "store-timeout", "tls-cert", "tls-key", "token-ttl",
 		"trusted-proxies", "users", "version", "write-timeout",

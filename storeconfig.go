@@ -8,7 +8,7 @@ import (
 // addStoreFlags adds the flags for where tokens and north servers live.
 func addStoreFlags(fs *flag.FlagSet, cfg *config) {
 	fs.StringVar(&cfg.Store, "store", "memory", "where tokens and north servers live: memory (this process), redis://[user:pass@]host:port/db, rediss://… (TLS), or host:port,host:port for Redis Cluster; Valkey works alike")
-	fs.DurationVar(&cfg.StoreTimeout, "store-timeout", 100*time.Millisecond, "deadline of every store call; past it a login or verification gets 503")
+	fs.DurationVar(&cfg.StoreTimeout, "store-timeout", time.Second, "deadline of the store call a login, verification or logout makes; past it that request gets 503 (the store is declared down, with /readyz 503, only after 3 failed probes in a row)")
 }
 
 func checkStoreConfig(cfg *config) error {

@@ -49,7 +49,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		draining:    draining,
 	}
 	if store == nil {
-		s.registry = newRegistry(cfg.RegistryMax, cfg.TokenTTL)
+		s.registry = newRegistry(cfg.RegistryMax, cfg.ipsPerUser(), cfg.TokenTTL)
 	}
 	s.metrics = newSubsystemMetrics(set, s)
 	s.conns = newConnListener(ln, cfg, &s.openConns, log)

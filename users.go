@@ -15,7 +15,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// A users file is htpasswd's format: one "username:hash" per line, with
+// A users file is htpasswd's format: one "username:hash" per line (and
+// an optional third field, the ips the user may claim: claims.go), with
 // blank lines and lines starting with # ignored. Only slow, salted hashes
 // are accepted: bcrypt (what htpasswd -B writes) and argon2id in the PHC
 // string form (what northd hash-password writes).
@@ -160,6 +161,9 @@ func parseArgon2id(s string) (*passwordHash, error) {
 // reload builds a new one.
 type userTable struct {
 	byName map[string]*passwordHash
+	// claims holds the users whose line has a third field: the ips they
+	// may claim (claims.go).
+	claims map[string]claimList
 	// dummy has the first user's algorithm and cost; see sameCostDummy.
 	dummy *passwordHash
 }
@@ -218,6 +222,7 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 			continue
 		}
 		name, hash, ok := strings.Cut(text, ":")
+		hash, claimField, hasClaims := strings.Cut(hash, ":")
 		switch {
 		case !ok:
 			return nil, nil, &usersFileError{path: path, line: line, msg: "want username:hash"}
@@ -234,6 +239,16 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 		}
 		if w := weakParameters(h); w != "" {
 			warnings = append(warnings, fmt.Sprintf("users file %s line %d: %s", path, line, w))
+		}
+		if hasClaims {
+			list, err := parseClaimList(claimField)
+			if err != nil {
+				return nil, nil, &usersFileError{path: path, line: line, msg: err.Error()}
+			}
+			if table.claims == nil {
+				table.claims = make(map[string]claimList)
+			}
+			table.claims[name] = list
 		}
 		firstLine[name] = line
 		table.byName[name] = h

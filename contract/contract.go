@@ -1,8 +1,9 @@
 // Package contract is northd's wire contract as the tools check it: the
 // fixed bodies, the content types, the login answers (refusals of
-// credentials included), the form of a login token and the answer of
-// /north/verify. loadtest, bench/cmd/compare and lbtest take it from here,
-// so that they agree on what a right answer is and are equally strict.
+// credentials and of claimed ips included), the form of a login token and
+// the answer of /north/verify. loadtest, bench/cmd/compare and lbtest
+// take it from here, so that they agree on what a right answer is and are
+// equally strict.
 //
 // The server does not use this package, and its own tests keep their own
 // literal bytes: a change here that the server does not make (or the
@@ -58,6 +59,18 @@ const (
 	CheckerDownStatus      = 503
 	CheckerDownBody        = `{"code": 4, "token": "", "description": "the password checker is restarting; retry after the Retry-After seconds"}`
 	Challenge              = `Bearer realm="northd"`
+)
+
+// The refusals of a login whose credentials were right but whose ip it
+// may not claim: 403 when the users file lists the addresses the user may
+// claim and this is not one of them; 409 when another username holds the
+// ip's live token (until that token is logged out or expires). Neither
+// carries Retry-After or WWW-Authenticate.
+const (
+	ClaimRefusedStatus = 403
+	ClaimRefusedBody   = `{"code": 5, "token": "", "description": "this username may not log in for that ip: the users file lists the addresses it may claim; send one of them as ip, or ask the operator to add this one"}`
+	IPHeldStatus       = 409
+	IPHeldBody         = `{"code": 6, "token": "", "description": "another username holds a live token for that ip; send your own north server's ip, or wait until that token is logged out or expires"}`
 )
 
 // GET /north/verify with "Authorization: Bearer TOKEN" answers a live

@@ -139,6 +139,10 @@ func TestCredentialRefusals(t *testing.T) {
 			"{\"code\": 4, \"token\": \"\", \"description\": \"too many logins are waiting for a password check; retry after the Retry-After seconds\"}"},
 		{"checker down", CheckerDownStatus, CheckerDownBody, 503,
 			"{\"code\": 4, \"token\": \"\", \"description\": \"the password checker is restarting; retry after the Retry-After seconds\"}"},
+		{"claim refused", ClaimRefusedStatus, ClaimRefusedBody, 403,
+			"{\"code\": 5, \"token\": \"\", \"description\": \"this username may not log in for that ip: the users file lists the addresses it may claim; send one of them as ip, or ask the operator to add this one\"}"},
+		{"ip held", IPHeldStatus, IPHeldBody, 409,
+			"{\"code\": 6, \"token\": \"\", \"description\": \"another username holds a live token for that ip; send your own north server's ip, or wait until that token is logged out or expires\"}"},
 	} {
 		if tt.status != tt.wantStatus || tt.body != tt.want {
 			t.Errorf("%s: %d %q, want %d %q", tt.name, tt.status, tt.body, tt.wantStatus, tt.want)

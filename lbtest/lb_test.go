@@ -94,6 +94,9 @@ func TestBehindHAProxy(t *testing.T) {
 	t.Cleanup(func() {
 		for _, in := range instances {
 			in.kill()
+			if t.Failed() {
+				t.Logf("northd %s log:\n%s", in.name, in.log)
+			}
 		}
 	})
 
@@ -653,4 +656,62 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestHangupReloads: SIGHUP, sent to a northd process of its own (never
+// to the test binary, where every test would get it), reloads the users
+// file, and a second user added to it logs in.
+func TestHangupReloads(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	line := func(name, password string) string {
+		hash := exec.Command(bin, "hash-password")
+		hash.Stdin = strings.NewReader(password + "\n")
+		out, err := hash.Output()
+		if err != nil {
+			t.Fatalf("northd hash-password: %v", err)
+		}
+		return name + ":" + strings.TrimSpace(string(out)) + "\n"
+	}
+	if err := os.WriteFile(users, []byte(line("first", "one")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := new(syncBuffer)
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin", "off", "-users", users, "-log-format", "json")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var listen string
+	waitFor(t, "northd to start", func() bool {
+		for _, l := range strings.Split(log.String(), "\n") {
+			var started startedLine
+			if json.Unmarshal([]byte(l), &started) == nil && started.Msg == "northd started" {
+				listen = started.Listen
+				return true
+			}
+		}
+		return false
+	})
+	login := func(user, password string) int {
+		resp, err := http.Post("http://"+listen+"/north/login", "", strings.NewReader(`{"username":"`+user+`","password":"`+password+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := login("second", "two"); st != 401 {
+		t.Fatalf("a user not yet in the file: %d, want 401", st)
+	}
+	if err := os.WriteFile(users, []byte(line("first", "one")+line("second", "two")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the users file loaded again", func() bool { return strings.Count(log.String(), `"users file loaded"`) == 2 })
+	if st := login("second", "two"); st != 200 {
+		t.Errorf("the user added before SIGHUP: %d, want 200", st)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -45,8 +46,12 @@ func (r *Redis) CLI(args ...string) string {
 }
 
 // Redis is a real redis-server on a loopback port, in a temporary
-// directory, stopped when the test ends. It syncs every write to its
-// append-only file, so a restart keeps what it acknowledged.
+// directory, stopped when the test ends. It writes every command to its
+// append-only file before it answers, so a restart after Kill keeps what it
+// acknowledged. It fsyncs that file once a second, Redis's default, not on
+// every write: with --appendfsync always each write waits for the disk,
+// which on a busy machine stalls Redis past a second at times, and every
+// northd sharing it then sees its store time out at once.
 type Redis struct {
 	t    *testing.T
 	bin  string
@@ -93,7 +98,7 @@ func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
 // says on its standard output.
 func (r *Redis) start() error {
 	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes")
+		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -141,6 +146,32 @@ func (r *Redis) Kill() {
 		r.cmd.Process.Kill()
 		<-r.done
 		r.cmd = nil
+	}
+}
+
+// Pause stops redis-server (SIGSTOP) without closing its connections, as
+// a hung store would: calls wait, then time out. Resume lets it go on, and
+// it then executes what it read while paused.
+func (r *Redis) Pause() {
+	r.t.Helper()
+	r.signal(syscall.SIGSTOP)
+	r.t.Cleanup(func() {
+		if r.cmd != nil {
+			r.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+}
+
+// Resume continues a paused redis-server (SIGCONT).
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.t.Helper()
+	if r.cmd == nil {
+		r.t.Fatalf("redis-server is not running")
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("signalling redis-server: %v", err)
 	}
 }
 

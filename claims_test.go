@@ -1,0 +1,198 @@
+package main
+
+import (
+	"io"
+	"net/netip"
+	"northd/internal/testdeps"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+const (
+	claimRefusedBody = `{"code": 5, "token": "", "description": "this username may not log in for that ip: the users file lists the addresses it may claim; send one of them as ip, or ask the operator to add this one"}`
+	ipHeldBody       = `{"code": 6, "token": "", "description": "another username holds a live token for that ip; send your own north server's ip, or wait until that token is logged out or expires"}`
+)
+
+// The users file's third field lists the addresses a user may claim:
+// addresses and prefixes, IPv4 and IPv6; anything else names the line.
+func TestUsersFileClaimField(t *testing.T) {
+	path := writeUsersFile(t, testUsersHeader+"alice:"+bcrypt2ySecret+":192.0.2.0/24, 2001:db8::/48,198.51.100.7,::ffff:203.0.113.9\nbob:"+argon2idSecret+"\n")
+	table, _, err := loadUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := table.claims["bob"]; ok {
+		t.Error("bob has no third field, yet a claim list")
+	}
+	alice := table.claims["alice"]
+	for ip, want := range map[string]bool{
+		"192.0.2.0": true, "192.0.2.255": true, "192.0.3.0": false, "2001:db8:0:ffff::1": true, "2001:db8:1::1": false,
+		"198.51.100.7": true, "198.51.100.8": false, "203.0.113.9": true, "::ffff:192.0.2.1": true,
+	} {
+		if got := alice.allows(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("alice may claim %s: %v, want %v", ip, got, want)
+		}
+	}
+	if h, known := table.lookup([]byte("alice")); !known || !h.matches([]byte("secret")) {
+		t.Error("alice's hash did not survive the third field")
+	}
+
+	for content, want := range map[string]string{
+		"alice:" + bcrypt2ySecret + ":\n":                    ` line 1: the third field lists an empty address; want addresses or CIDR prefixes separated by commas, such as 192.0.2.0/24,2001:db8::/48, or no third field (and its colon) at all`,
+		"alice:" + bcrypt2ySecret + ":192.0.2.0/24,\n":       ` line 1: the third field lists an empty address;`,
+		"alice:" + bcrypt2ySecret + ":192.0.2.0/33\n":        ` line 1: the third field holds "192.0.2.0/33", which is not an IP address or CIDR prefix; want addresses or prefixes separated by commas, such as 192.0.2.0/24,2001:db8::/48`,
+		"alice:" + bcrypt2ySecret + ":north server in DC1\n": ` line 1: the third field holds "north server in DC1", which is not an IP address or CIDR prefix`,
+		"alice:" + bcrypt2ySecret + ":fe80::1%eth0\n":        ` line 1: the third field holds "fe80::1%eth0", which is not an IP address or CIDR prefix`,
+	} {
+		path := writeUsersFile(t, content)
+		if _, _, err := loadUsers(path); err == nil || !strings.HasPrefix(err.Error(), "users file "+path+want) {
+			t.Errorf("loadUsers(%q) = %v, want users file %s%s", content, err, path, want)
+		}
+	}
+}
+
+// Who may claim an ip, over HTTP, with either store: a user with a list
+// only its ips (403 otherwise), taking them over from anyone; a user
+// without one any ip whose live token no other username holds (409
+// otherwise, until that token ends).
+func TestLoginClaims(t *testing.T) {
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			users := writeUsersFile(t, "alice:"+bcrypt2ySecret+":192.0.2.0/24,2001:db8::1\nbob:"+bcrypt2ySecret+"\ncarol:"+bcrypt2ySecret+"\n")
+			args := []string{"-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users}
+			if store == "redis" {
+				args = append(args, "-store", testdeps.StartRedis(t).URL())
+			}
+			listen, admin, _, _ := startRun(t, args...)
+			base := "http://" + listen[0]
+			client := clientFrom("127.0.0.1")
+			login := func(user, ip string) answer {
+				body := `{"username":"` + user + `","password":"secret"`
+				if ip != "" {
+					body += `,"ip":"` + ip + `"`
+				}
+				return call(t, client, "POST", base+"/north/login", "", body+"}")
+			}
+			refused := func(step string, a answer, status int, body string) {
+				t.Helper()
+				if a.status != status || a.body != body || a.header.Get("Content-Type") != "application/json; charset=utf-8" ||
+					a.header.Get("Cache-Control") != "no-store" || a.header.Get("WWW-Authenticate") != "" || a.header.Get("Retry-After") != "" {
+					t.Errorf("%s: %d %v %q, want %d %q", step, a.status, a.header, a.body, status, body)
+				}
+			}
+			verifies := func(step, token string, want int) {
+				t.Helper()
+				if a := call(t, client, "GET", base+"/north/verify", token, ""); a.status != want {
+					t.Errorf("%s: verify %d %q, want %d", step, a.status, a.body, want)
+				}
+			}
+
+			refused("alice off her list", login("alice", "198.51.100.1"), 403, claimRefusedBody)
+			refused("alice from her client address, off her list", login("alice", ""), 403, claimRefusedBody)
+			// A wrong password is told as such, not by the list.
+			if a := call(t, client, "POST", base+"/north/login", "", `{"username":"alice","password":"Secret","ip":"198.51.100.1"}`); a.status != 401 {
+				t.Errorf("alice with a wrong password off her list: %d %q", a.status, a.body)
+			}
+			loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"2001:db8::1"}`)
+
+			bob := loginToken(t, client, base, `{"username":"bob","password":"secret","ip":"198.51.100.1"}`)
+			refused("carol on bob's ip", login("carol", "198.51.100.1"), 409, ipHeldBody)
+			verifies("bob's token after carol's try", bob, 200)
+			bob = loginToken(t, client, base, `{"username":"bob","password":"secret","ip":"198.51.100.1"}`) // his own again
+			if a := call(t, client, "POST", base+"/north/logout", bob, ""); a.status != 200 {
+				t.Fatalf("bob's logout: %d %q", a.status, a.body)
+			}
+			carol := loginToken(t, client, base, `{"username":"carol","password":"secret","ip":"198.51.100.1"}`)
+			verifies("carol's token on the ip bob left", carol, 200)
+
+			// The ips on alice's list are hers, whoever holds them.
+			squatter := loginToken(t, client, base, `{"username":"bob","password":"secret","ip":"192.0.2.9"}`)
+			mine := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.9"}`)
+			verifies("bob's token on alice's ip after she logged in", squatter, 401)
+			verifies("alice's token on her ip", mine, 200)
+			refused("bob back on alice's ip", login("bob", "192.0.2.9"), 409, ipHeldBody)
+
+			for reason, want := range map[string]float64{"ip_not_allowed": 2, "ip_held_by_another_user": 2} {
+				if n := metricValue(t, admin, `northd_login_failures_total{subsystem="alarms",reason="`+reason+`"}`); n != want {
+					t.Errorf("login failures for %s: %v, want %v", reason, n, want)
+				}
+			}
+			for status, want := range map[string]float64{"403": 2, "409": 2} {
+				if n := metricValue(t, admin, `northd_requests_total{subsystem="alarms",route="login",status="`+status+`"}`); n != want {
+					t.Errorf("logins answered %s: %v, want %v", status, n, want)
+				}
+			}
+		})
+	}
+}
+
+// In open mode a username proves nothing: the latest login takes the ip,
+// as in the seed, and a username is not bounded in ips.
+func TestOpenModeLatestLoginTakesTheIP(t *testing.T) {
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			args := []string{"-listen", "alarms=127.0.0.1:0", "-admin", "off", "-max-ips-per-user", "2"}
+			if store == "redis" {
+				args = append(args, "-store", testdeps.StartRedis(t).URL())
+			}
+			listen, _, _, _ := startRun(t, args...)
+			base := "http://" + listen[0]
+			client := clientFrom("127.0.0.1")
+			loginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.1"}`)
+			taken := loginToken(t, client, base, `{"username":"b","password":"p","ip":"192.0.2.1"}`)
+			if a := call(t, client, "GET", base+"/north/verify", taken, ""); a.status != 200 {
+				t.Errorf("b's token on the ip it took: %d %q", a.status, a.body)
+			}
+			var tokens []string
+			for i := 2; i <= 5; i++ {
+				tokens = append(tokens, loginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.`+string(rune('0'+i))+`"}`))
+			}
+			for i, tok := range tokens {
+				if a := call(t, client, "GET", base+"/north/verify", tok, ""); a.status != 200 {
+					t.Errorf("a's token %d of 4: %d %q", i+1, a.status, a.body)
+				}
+			}
+		})
+	}
+}
+
+// A cached login of a user with a claim list, and the 403 and 409
+// refusals, allocate nothing.
+func TestClaimsAllocateNothing(t *testing.T) {
+	cfg := testConfig(t, "-users", writeUsersFile(t, "alice:"+bcrypt2ySecret+":192.0.2.0/24\nbob:"+bcrypt2ySecret+"\n"))
+	log := newLogger(io.Discard, "error", "text")
+	set := metrics.NewSet()
+	auth, err := newAuthenticator(cfg, set, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.hashing.stop)
+	h := newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, nil, nil, set, log).routes()
+	for _, tt := range []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"listed login", `{"username":"alice","password":"secret","ip":"192.0.2.7"}`, 200},
+		{"unlisted ip", `{"username":"alice","password":"secret","ip":"198.51.100.7"}`, 403},
+		{"held ip", `{"username":"bob","password":"secret","ip":"192.0.2.7"}`, 409},
+	} {
+		ctx := handlerCtx(t, post("/north/login", tt.body))
+		body := []byte(tt.body)
+		run := func() {
+			ctx.Request.SetBody(body)
+			ctx.Response.Reset()
+			h(ctx)
+			if ctx.Response.StatusCode() != tt.status {
+				t.Fatalf("%s: %d %q, want %d", tt.name, ctx.Response.StatusCode(), ctx.Response.Body(), tt.status)
+			}
+		}
+		run() // fills the credential cache
+		if n := testing.AllocsPerRun(200, run); n != 0 && !raceEnabled {
+			t.Errorf("%s allocates %v times per request", tt.name, n)
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// /north/servers answers in pages: a registry of 65,536 north servers is
+// megabytes of JSON, which no one wants in one response.
+const (
+	defaultServersPage = 100
+	maxServersPage     = 10000
+)
+
+// serveNorthServers answers GET /north/servers: the first page of every
+// subsystem, or with ?subsystem=NAME that subsystem's alone. A page's
+// "next" is a cursor into its own subsystem, so ?after= goes with
+// ?subsystem= (which may be left out where one subsystem is served).
+func serveNorthServers(w http.ResponseWriter, r *http.Request, subsystems []*subsystem) {
+	q := r.URL.Query()
+	limit := defaultServersPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxServersPage {
+			http.Error(w, "limit must be a whole number from 1 to "+strconv.Itoa(maxServersPage), http.StatusBadRequest)
+			return
+		}
+		limit = n
+	}
+	selected := subsystems
+	if name := q.Get("subsystem"); name != "" {
+		selected = nil
+		for _, s := range subsystems {
+			if s.name == name {
+				selected = []*subsystem{s}
+			}
+		}
+		if selected == nil {
+			http.Error(w, fmt.Sprintf("no subsystem here is named %q (this instance serves %s)", name, subsystemNameList(subsystems)), http.StatusNotFound)
+			return
+		}
+	}
+	var after pageCursor
+	if v := q.Get("after"); v != "" {
+		if len(selected) != 1 {
+			http.Error(w, "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves "+subsystemNameList(subsystems)+")", http.StatusBadRequest)
+			return
+		}
+		var err error
+		if after, err = parsePageCursor(v); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	type subsystemReport struct {
+		Name         string              `json:"name"`
+		Listen       string              `json:"listen"`
+		NorthServers []northServerReport `json:"north_servers"`
+		Count        int                 `json:"count"`
+		Next         string              `json:"next,omitempty"` // ?after= for the next page
+	}
+	report := struct {
+		Subsystems []subsystemReport `json:"subsystems"`
+	}{Subsystems: []subsystemReport{}}
+	for _, s := range selected {
+		sr := subsystemReport{Name: s.name, Listen: s.listenAddr()}
+		var next pageCursor
+		if s.store != nil {
+			// The whole fleet's view, from the shared store.
+			var err error
+			sr.NorthServers, sr.Count, next, err = s.store.northServers(r.Context(), s.keys, after, limit)
+			if err != nil { // errStoreUnavailable, the only error it returns
+				http.Error(w, "the store is unavailable; retry", http.StatusServiceUnavailable)
+				return
+			}
+		} else {
+			sr.NorthServers, next = s.registry.page(after, limit)
+			sr.Count = s.registry.count()
+		}
+		if next != (pageCursor{}) {
+			sr.Next = next.String()
+		}
+		report.Subsystems = append(report.Subsystems, sr)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(report)
+}
+
+// subsystemNameList is the subsystems' names, for a person to choose from.
+func subsystemNameList(subsystems []*subsystem) string {
+	names := make([]string, len(subsystems))
+	for i, s := range subsystems {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
