@@ -56,6 +56,7 @@ test-tools:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoginDecode -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzCheckFrames -fuzztime $(FUZZTIME) .
 
 clean:
 	rm -rf bin bench.txt

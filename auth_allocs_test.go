@@ -13,9 +13,9 @@ import (
 
 // authSubsystem is a subsystem checking credentials against a users file
 // with alice:secret, driven without a listener.
-func authSubsystem(t testing.TB) *subsystem {
+func authSubsystem(t testing.TB, args ...string) *subsystem {
 	t.Helper()
-	cfg := testConfig(t, "-users", writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n"))
+	cfg := testConfig(t, append([]string{"-users", writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n")}, args...)...)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	set := metrics.NewSet()
 	auth, err := newAuthenticator(cfg, set, log)

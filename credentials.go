@@ -5,7 +5,6 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +18,7 @@ import (
 type authenticator struct {
 	path    string
 	users   atomic.Pointer[loadedUsers]
-	hashing *hashPool
+	hashing *passwordChecker
 	limits  *failureLimits
 	userKey maphash.Seed // names a user in limits.byUser
 	log     *slog.Logger
@@ -46,7 +45,6 @@ type loadedUsers struct {
 var hashBucketsSeconds = []float64{1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5}
 
 func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenticator, error) {
-	workers := max(1, runtime.GOMAXPROCS(0)/2)
 	a := &authenticator{
 		path: cfg.Users,
 
@@ -62,7 +60,10 @@ func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenti
 	if err := a.load(); err != nil {
 		return nil, usageErrorf("%v", err)
 	}
-	a.hashing = newHashPool(workers, hashQueuePerWorker*workers, a.hashDuration)
+	var err error
+	if a.hashing, err = startPasswordChecker(set, log, a.hashDuration); err != nil {
+		return nil, err
+	}
 	set.NewGauge(`northd_users`, func() float64 { return float64(len(a.users.Load().table.byName)) })
 	set.NewGauge(`northd_auth_cache_entries`, func() float64 { return float64(a.users.Load().cache.size()) })
 	return a, nil
@@ -102,12 +103,13 @@ const (
 	authUnknownUser
 	authAddrLimited // too many failures from the client address
 	authUserLimited // too many failures for the username
-	authHashBusy    // the hashing pool's queue is full
+	authHashBusy    // the queue of password checks is full
+	authCheckerDown // the password checker is restarting, or northd is stopping
 	authOutcomeCount
 )
 
 // authOutcomeReasons label refused logins in metrics.
-var authOutcomeReasons = [authOutcomeCount]string{"ok", "wrong_password", "unknown_user", "rate_limited_address", "rate_limited_username", "hash_queue_full"}
+var authOutcomeReasons = [authOutcomeCount]string{"ok", "wrong_password", "unknown_user", "rate_limited_address", "rate_limited_username", "hash_queue_full", "password_checker_down"}
 
 // check checks username and password (the raw, still escaped, JSON string
 // from the body) for a login from client at now. For the limited outcomes
@@ -141,9 +143,9 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 		hash = users.table.dummy
 	}
 	// Every username has a bucket, known or not, so that the 429 tells no
-	// one which usernames exist. A failure is reserved from both buckets
-	// before the check (see limiterTable.reserve) and given back unless
-	// the check fails.
+	// one which usernames exist. A failure is reserved in both buckets
+	// before the check (see limiterTable.reserve) and taken only if the
+	// check fails.
 	addrKey, userKey := a.limits.addrKey(client), maphash.Bytes(a.userKey, username)
 	addrFailure, wait, ok := a.limits.byAddr.reserve(addrKey, now)
 	if !ok {
@@ -151,20 +153,23 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 	}
 	userFailure, wait, ok := a.limits.byUser.reserve(userKey, now)
 	if !ok {
-		a.limits.byAddr.giveBack(addrKey, addrFailure, now)
+		a.limits.byAddr.settle(addrKey, addrFailure, false, now)
 		return authUserLimited, wait
 	}
 	// An unknown user is checked against a dummy as costly as the
 	// costliest user (costliestHashes), so that its answer takes as long.
-	match, ok := a.hashing.check(hash, password)
-	match = match && !tooLong
-	if !ok || (match && known) {
-		a.limits.byAddr.giveBack(addrKey, addrFailure, now)
-		a.limits.byUser.giveBack(userKey, userFailure, now)
-	}
-	if !ok {
+	verdict := a.hashing.check(hash, password)
+	checked := verdict == verdictMatch || verdict == verdictMismatch
+	match := verdict == verdictMatch && !tooLong
+	failed := checked && !(match && known)
+	a.limits.byAddr.settle(addrKey, addrFailure, failed, now)
+	a.limits.byUser.settle(userKey, userFailure, failed, now)
+	switch verdict {
+	case verdictBusy:
 		a.hashRejections.Inc()
 		return authHashBusy, time.Second
+	case verdictDown:
+		return authCheckerDown, time.Second
 	}
 	if match && known {
 		users.cache.add(username, &digest, now.UnixNano())
@@ -181,90 +186,3 @@ func appendPasswordDecoded(dst, raw []byte) []byte {
 	dst, _ = appendUnescaped(dst, raw, len(raw))
 	return dst
 }
-
-// hashQueuePerWorker sizes the queue of logins waiting for a password
-// check: a few hashes' worth per worker, so that a storm of wrong
-// passwords is refused within a fraction of a second instead of queueing
-// for minutes.
-const hashQueuePerWorker = 4
-
-// hashPool checks passwords on its own workers, half as many as there are
-// processors (at least one), with a short queue; beyond it a login is
-// refused at once (503). Half, so that a storm of checks, each tens of
-// milliseconds of CPU by design, leaves the other processors to cached
-// logins and every other route: Go preempts a running goroutine only every
-// 10 ms, so checks on every processor would hold every request up by as
-// much. (With a single processor a storm does cost cached logins up to
-// that; see the README.)
-//
-// Two things were measured and left out: running the workers on extra
-// processors (GOMAXPROCS raised) at nice 19 kept cached logins fast
-// through a bcrypt storm, but more processors than CPUs make the kernel
-// time-slice request threads too (p99 0.7 ms to 20 ms under wrk, on one
-// CPU); nice 19 threads without extra processors starve the processor they
-// hold (priority inversion: requests unanswered for seconds).
-type hashPool struct {
-	jobs     chan *hashJob
-	quit     chan struct{}
-	duration *metrics.PrometheusHistogram
-}
-
-// hashJob is one check. The handler that sends it waits for the answer,
-// so the password it points to (in the request body) stays valid.
-type hashJob struct {
-	hash     *passwordHash
-	password []byte
-	match    chan bool
-}
-
-var hashJobs = sync.Pool{New: func() any { return &hashJob{match: make(chan bool, 1)} }}
-
-func newHashPool(workers, queue int, duration *metrics.PrometheusHistogram) *hashPool {
-	p := &hashPool{jobs: make(chan *hashJob, queue), quit: make(chan struct{}), duration: duration}
-	for range workers {
-		go p.work()
-	}
-	return p
-}
-
-func (p *hashPool) work() {
-	for {
-		select {
-		case <-p.quit:
-			return
-		case job := <-p.jobs:
-			start := time.Now()
-			match := job.hash.matches(job.password)
-			// Counted before the answer, so that whoever reads the
-			// metric after the login was answered sees this check.
-			p.duration.UpdateDuration(start)
-			job.match <- match
-		}
-	}
-}
-
-// check reports whether password matches hash, and false for ok when the
-// queue is full.
-func (p *hashPool) check(hash *passwordHash, password []byte) (match, ok bool) {
-	job := hashJobs.Get().(*hashJob)
-	job.hash, job.password = hash, password
-	select {
-	case p.jobs <- job:
-		select {
-		case match = <-job.match:
-			ok = true
-		case <-p.quit:
-			// Stopped with the job queued: it may never be taken,
-			// and the job is not reused, since a worker may still
-			// answer it.
-			return false, false
-		}
-	default:
-	}
-	job.hash, job.password = nil, nil // no pooled job keeps the password
-	hashJobs.Put(job)
-	return match, ok
-}
-
-// stop ends the workers, once no login can arrive.
-func (p *hashPool) stop() { close(p.quit) }

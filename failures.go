@@ -19,9 +19,10 @@ import (
 // most max guesses per window and address, and a guesser spread over many
 // addresses at most the per-user allowance per window and user.
 //
-// A login reserves a failure before its password check and gives it back
-// when it succeeds, so that guesses sent together get no more checks than
-// the bucket holds; a login that succeeds costs nothing.
+// A login reserves a failure before its password check and takes it only
+// when the check fails, so that guesses sent together get no more checks
+// than the bucket holds; a login that succeeds, or is not checked, costs
+// nothing.
 // Buckets live in bounded tables: at the bound, a bucket that has refilled
 // (it holds nothing a fresh one would not) is forgotten first.
 type failureLimits struct {
@@ -66,90 +67,138 @@ const limiterShards = 16
 
 type limiterShard[K comparable] struct {
 	mu sync.Mutex
-	m  map[K]*rate.Limiter
-	_  [64]byte
+	m  map[K]*failureBucket
+	// latest is the latest time a failure in this shard was reserved or
+	// settled at. Logins carry the time they arrived, which across
+	// goroutines is not the order they get here in, and x/time/rate
+	// counts right only with times that do not go backwards.
+	latest time.Time
+	_      [64]byte
+}
+
+// failureBucket is one address's or username's failures: the bucket, and
+// the failures reserved from it whose checks have not settled yet.
+type failureBucket struct {
+	lim     *rate.Limiter
+	pending int
+}
+
+// available is how many failures b can still take at now.
+func (b *failureBucket) available(now time.Time) float64 {
+	return b.lim.TokensAt(now) - float64(b.pending)
 }
 
 func newLimiterTable[K comparable](burst int, window time.Duration, max int, shardOf func(K) uint64) *limiterTable[K] {
 	t := &limiterTable[K]{every: rate.Limit(float64(burst) / window.Seconds()), burst: burst, max: max / limiterShards, shardOf: shardOf}
 	for i := range t.shards {
-		t.shards[i].m = make(map[K]*rate.Limiter)
+		t.shards[i].m = make(map[K]*failureBucket)
 	}
 	return t
 }
 
-// blocked reports whether k's bucket is empty at now, and how long until
-// it holds a failure's worth again.
+// monotonic is now, or the shard's latest time if now is before it.
+// Called with sh.mu held.
+func (sh *limiterShard[K]) monotonic(now time.Time) time.Time {
+	if now.Before(sh.latest) {
+		return sh.latest
+	}
+	sh.latest = now
+	return now
+}
+
+// blocked reports whether k's bucket has no failure left at now, and how
+// long until it has one again.
 func (t *limiterTable[K]) blocked(k K, now time.Time) (time.Duration, bool) {
 	if t.count.Load() == 0 {
 		return 0, false // no failures anywhere: the common case costs a load
 	}
 	sh := &t.shards[t.shardOf(k)%limiterShards]
 	sh.mu.Lock()
-	lim := sh.m[k]
-	sh.mu.Unlock()
-	if lim == nil {
+	defer sh.mu.Unlock()
+	b := sh.m[k]
+	if b == nil {
 		return 0, false
 	}
-	tokens := lim.TokensAt(now)
-	if tokens >= 1 {
-		return 0, false
-	}
-	return time.Duration((1 - tokens) / float64(t.every) * float64(time.Second)), true
+	return t.wait(b.available(now))
 }
 
-// reserve takes a failure from k's bucket at now, before the password
-// check it pays for: guesses sent together then cannot all pass a check
-// of the bucket before any of them has failed. An empty bucket reserves
-// nothing and says how long until it holds a failure's worth again. The
-// reservation is given back (giveBack) if the login succeeds or is not
-// checked after all.
-func (t *limiterTable[K]) reserve(k K, now time.Time) (*rate.Reservation, time.Duration, bool) {
+// wait is how long until a bucket with available failures has one.
+func (t *limiterTable[K]) wait(available float64) (time.Duration, bool) {
+	if available >= 1 {
+		return 0, false
+	}
+	return time.Duration((1 - available) / float64(t.every) * float64(time.Second)), true
+}
+
+// pendingFailure is a failure reserve set aside, until settle.
+type pendingFailure struct {
+	bucket *failureBucket
+}
+
+// reserve sets a failure aside in k's bucket at now, before the password
+// check it pays for: guesses sent together then cannot all pass a look at
+// the bucket before any of them has failed. A bucket with nothing left
+// reserves nothing and says how long until it has a failure again. Each
+// reservation is settled (settle): taken if the check failed, released
+// otherwise. Released reservations are exact, in whatever order they
+// settle: they were never taken from the bucket.
+func (t *limiterTable[K]) reserve(k K, now time.Time) (pendingFailure, time.Duration, bool) {
 	sh := &t.shards[t.shardOf(k)%limiterShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	lim := sh.m[k]
-	if lim == nil {
+	now = sh.monotonic(now)
+	b := sh.m[k]
+	if b == nil {
 		if len(sh.m) >= t.max {
 			t.forgetOne(sh, now)
 		}
-		lim = rate.NewLimiter(t.every, t.burst)
-		sh.m[k] = lim
+		b = &failureBucket{lim: rate.NewLimiter(t.every, t.burst)}
+		sh.m[k] = b
 		t.count.Add(1)
 	}
-	// Looked at and taken under the shard's lock, so no reservation
-	// ever puts a bucket in debt.
-	if tokens := lim.TokensAt(now); tokens < 1 {
-		return nil, time.Duration((1 - tokens) / float64(t.every) * float64(time.Second)), false
+	// Looked at and set aside under the shard's lock, so no bucket ever
+	// goes into debt.
+	if wait, blocked := t.wait(b.available(now)); blocked {
+		return pendingFailure{}, wait, false
 	}
-	return lim.ReserveN(now, 1), 0, true
+	b.pending++
+	return pendingFailure{b}, 0, true
 }
 
-// giveBack returns a failure reserve took for k at now. now must be the
-// time it was reserved at: x/time/rate restores only reservations whose
-// time has not passed. A bucket full again is forgotten, so that the
-// tables hold only addresses and usernames that have failed.
-func (t *limiterTable[K]) giveBack(k K, r *rate.Reservation, now time.Time) {
+// settle ends a reservation of k's at now: a failed check takes its
+// failure from the bucket, any other outcome releases it. A bucket full
+// with nothing pending is forgotten, so that the tables hold only
+// addresses and usernames that have failed.
+func (t *limiterTable[K]) settle(k K, p pendingFailure, failed bool, now time.Time) {
 	sh := &t.shards[t.shardOf(k)%limiterShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	r.CancelAt(now)
-	if lim := sh.m[k]; lim != nil && lim.TokensAt(now) >= float64(t.burst) {
+	now = sh.monotonic(now)
+	b := p.bucket
+	b.pending--
+	if failed {
+		// available was at least 1 for this reservation, and only grows
+		// with time, so the token is there.
+		b.lim.AllowN(now, 1)
+		return
+	}
+	if b.pending == 0 && sh.m[k] == b && b.lim.TokensAt(now) >= float64(t.burst) {
 		delete(sh.m, k)
 		t.count.Add(-1)
 	}
 }
 
-// forgetOne drops a bucket that has refilled, looking at a few, or else
-// the first one the map yields.
+// forgetOne drops a bucket that has refilled with nothing pending, looking
+// at a few, or else the first one the map yields. A bucket dropped with
+// reservations pending loses the failures they settle.
 func (t *limiterTable[K]) forgetOne(sh *limiterShard[K], now time.Time) {
 	looked := 0
 	var victim K
-	for k, lim := range sh.m {
+	for k, b := range sh.m {
 		if looked == 0 {
 			victim = k
 		}
-		if lim.TokensAt(now) >= float64(t.burst) {
+		if b.pending == 0 && b.lim.TokensAt(now) >= float64(t.burst) {
 			victim = k
 			break
 		}

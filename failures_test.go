@@ -14,9 +14,11 @@ func TestFailureLimits(t *testing.T) {
 		if wait, blocked := l.byAddr.blocked(attacker, t0); blocked {
 			t.Fatalf("blocked after %d failures (wait %v), want after 10", i, wait)
 		}
-		if _, _, ok := l.byAddr.reserve(attacker, t0); !ok {
+		p, _, ok := l.byAddr.reserve(attacker, t0)
+		if !ok {
 			t.Fatalf("failure %d not reserved", i+1)
 		}
+		l.byAddr.settle(attacker, p, true, t0)
 	}
 	wait, blocked := l.byAddr.blocked(attacker, t0)
 	if !blocked || wait != 6*time.Second {
@@ -41,7 +43,7 @@ func TestFailureLimits(t *testing.T) {
 			t.Fatalf("reserved from an empty bucket: %v, wait %v; want false, 3s", ok, wait)
 		}
 	}
-	// A reservation given back at its own time is restored whole.
+	// A reservation released is restored whole.
 	r, _, ok := l.byAddr.reserve(attacker, t0.Add(6*time.Second))
 	if !ok {
 		t.Fatal("no reservation once a failure's worth refilled")
@@ -49,19 +51,62 @@ func TestFailureLimits(t *testing.T) {
 	if _, blocked := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); !blocked {
 		t.Error("not blocked with the refilled failure reserved")
 	}
-	l.byAddr.giveBack(attacker, r, t0.Add(6*time.Second))
+	l.byAddr.settle(attacker, r, false, t0.Add(6*time.Second))
 	if _, blocked := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); blocked {
-		t.Error("still blocked after the reservation was given back")
+		t.Error("still blocked after the reservation was released")
+	}
+	// A reservation taken is a failure.
+	r, _, _ = l.byAddr.reserve(attacker, t0.Add(6*time.Second))
+	l.byAddr.settle(attacker, r, true, t0.Add(6*time.Second))
+	if wait, blocked := l.byAddr.blocked(attacker, t0.Add(6*time.Second)); !blocked || wait != 6*time.Second {
+		t.Errorf("after a failed check: blocked %v, wait %v; want true, 6s", blocked, wait)
 	}
 	// A bucket full again is forgotten.
 	r, _, _ = l.byAddr.reserve(other, t0)
-	l.byAddr.giveBack(other, r, t0)
+	l.byAddr.settle(other, r, false, t0)
 	if n := l.byAddr.count.Load(); n != 1 {
-		t.Errorf("%d buckets after another address gave its failure back, want 1", n)
+		t.Errorf("%d buckets after another address released its reservation, want 1", n)
 	}
 	// IPv4 and its IPv4-mapped IPv6 form are one client.
 	if l.addrKey(netip.MustParseAddr("::ffff:192.0.2.66")) != attacker {
 		t.Error("an IPv4-mapped address has another key")
+	}
+}
+
+// Reservations made at times that go backwards and released in another
+// order leave the bucket exactly full, and forgotten: x/time/rate's own
+// CancelAt restored such reservations short, charging failures for
+// logins that were never checked.
+func TestReleasedReservationsLeaveNoFailure(t *testing.T) {
+	l := newFailureLimits(1000, 1000, time.Minute, 64)
+	t0 := time.Unix(1700000000, 0)
+	k := l.addrKey(netip.MustParseAddr("192.0.2.66"))
+	var pending []pendingFailure
+	for _, ms := range []int{5, 0, 9, 3, 7, 1, 8, 2, 6, 4} {
+		p, _, ok := l.byAddr.reserve(k, t0.Add(time.Duration(ms)*time.Millisecond))
+		if !ok {
+			t.Fatal("not reserved")
+		}
+		pending = append(pending, p)
+	}
+	for i, p := range pending {
+		l.byAddr.settle(k, p, false, t0.Add(time.Duration(10+i)*time.Millisecond))
+	}
+	if n := l.byAddr.count.Load(); n != 0 {
+		t.Errorf("%d buckets after every reservation was released, want none", n)
+	}
+	// Failures taken in any order are each one failure.
+	pending = pending[:0]
+	for _, ms := range []int{5, 0, 9} {
+		p, _, _ := l.byAddr.reserve(k, t0.Add(time.Duration(ms)*time.Millisecond))
+		pending = append(pending, p)
+	}
+	for _, p := range pending {
+		l.byAddr.settle(k, p, true, t0)
+	}
+	sh := &l.byAddr.shards[l.byAddr.shardOf(k)%limiterShards]
+	if got := sh.m[k].available(t0.Add(9 * time.Millisecond)); got != 997 {
+		t.Errorf("%v failures left after 3 taken, want 997", got)
 	}
 }
 

@@ -15,10 +15,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 )
 
-// guessAuthenticator is an authenticator over users, with the hashing
-// pool made big enough (GOMAXPROCS raised while it is made) that no guess
-// below is refused for a full queue: every guess the limits let through
-// gets a password check.
+// guessAuthenticator is an authenticator over users, with the password
+// checker's queue made big enough (GOMAXPROCS raised while it is made)
+// that no guess below is refused for a full queue: every guess the limits
+// let through gets a password check.
 func guessAuthenticator(t *testing.T, users string, args ...string) (*authenticator, *metrics.Set) {
 	t.Helper()
 	cfg := testConfig(t, append([]string{"-users", writeUsersFile(t, users)}, args...)...)
@@ -33,7 +33,7 @@ func guessAuthenticator(t *testing.T, users string, args ...string) (*authentica
 	return a, set
 }
 
-// passwordChecks reads how many password checks the pool has finished.
+// passwordChecks reads how many password checks the checker has finished.
 func passwordChecks(t *testing.T, set *metrics.Set) int {
 	t.Helper()
 	var b bytes.Buffer
@@ -79,8 +79,8 @@ func TestConcurrentGuessesGetAtMostTheAllowedChecks(t *testing.T) {
 	if count[authWrongPassword] != 10 || count[authAddrLimited] != guesses-10 {
 		t.Errorf("outcomes %v; want 10 wrong passwords and %d refused for the address", count, guesses-10)
 	}
-	// The pool counts a check just after answering it.
-	waitFor(t, "the pool to count its checks", func() bool { return passwordChecks(t, set) >= count[authWrongPassword] })
+	// The checker counts a check before answering it.
+	waitFor(t, "the checker to count its checks", func() bool { return passwordChecks(t, set) >= count[authWrongPassword] })
 	if n := passwordChecks(t, set); n > 10 {
 		t.Errorf("%d password checks, want at most the 10 failures allowed", n)
 	}

@@ -139,6 +139,7 @@ var (
 	// usernames exist.
 	tooManyFailuresBody = appendFailureBody(nil, 3, true, "too many failed logins; wait the Retry-After seconds before trying again")
 	hashBusyBody        = appendFailureBody(nil, 4, true, "too many logins are waiting for a password check; retry after the Retry-After seconds")
+	checkerDownBody     = appendFailureBody(nil, 4, true, "the password checker is restarting; retry after the Retry-After seconds")
 )
 
 // refuseCredentials answers a login whose credentials were not accepted.
@@ -155,6 +156,9 @@ func (s *subsystem) refuseCredentials(ctx *fasthttp.RequestCtx, outcome authOutc
 	case authHashBusy:
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.Response.SetBodyRaw(hashBusyBody)
+	case authCheckerDown:
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.Response.SetBodyRaw(checkerDownBody)
 	default:
 		ctx.SetStatusCode(fasthttp.StatusTooManyRequests)
 		ctx.Response.SetBodyRaw(tooManyFailuresBody)

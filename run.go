@@ -22,7 +22,8 @@ import (
 	"github.com/valyala/fasthttp/reuseport"
 )
 
-// run is northd hash-password when args say so, and otherwise starts
+// run is northd hash-password or, started by northd itself, northd
+// check-passwords (checkerchild.go) when args say so, and otherwise starts
 // northd as the command line and environment say, serves until
 // ctx is cancelled (main cancels it on SIGINT or SIGTERM), then drains and
 // shuts down. It returns nil after a clean shutdown, a usageError for bad
@@ -30,6 +31,9 @@ import (
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "hash-password" {
 		return runHashPassword(args[1:], stdin, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == checkPasswordsCommand {
+		return runCheckPasswords(args[1:], stdin, stdout, stderr)
 	}
 	cfg, err := parseConfig(args, lookupEnv, stdout)
 	if errors.Is(err, errHelp) {

@@ -34,7 +34,7 @@ type passwordHash struct {
 }
 
 // matches reports whether password hashes to h. It takes tens of
-// milliseconds by design, so callers run it on the bounded hashing pool.
+// milliseconds by design, so only the password checker's child runs it.
 func (h *passwordHash) matches(password []byte) bool {
 	if h.bcrypt != nil {
 		return bcrypt.CompareHashAndPassword(h.bcrypt, password) == nil

@@ -46,8 +46,9 @@ func LoginFailure(description string) string {
 // accept, each with its status: a wrong password and an unknown username
 // get the same 401 (with Challenge in WWW-Authenticate, so as not to tell
 // which usernames exist); too many failures from one client address or
-// for one username get 429, and a full queue of password checks 503, both
-// with a Retry-After header in whole seconds (RetryAfter checks it).
+// for one username get 429, and a full queue of password checks 503, as
+// does a login whose check finds the password checker process restarting,
+// all with a Retry-After header in whole seconds (RetryAfter checks it).
 const (
 	WrongCredentialsStatus = 401
 	WrongCredentialsBody   = `{"code": 2, "token": "", "description": "username or password is incorrect"}`
@@ -55,6 +56,8 @@ const (
 	TooManyFailuresBody    = `{"code": 3, "token": "", "description": "too many failed logins; wait the Retry-After seconds before trying again"}`
 	HashBusyStatus         = 503
 	HashBusyBody           = `{"code": 4, "token": "", "description": "too many logins are waiting for a password check; retry after the Retry-After seconds"}`
+	CheckerDownStatus      = 503
+	CheckerDownBody        = `{"code": 4, "token": "", "description": "the password checker is restarting; retry after the Retry-After seconds"}`
 	Challenge              = `Bearer realm="northd"`
 )
 

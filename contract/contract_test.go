@@ -137,6 +137,8 @@ func TestCredentialRefusals(t *testing.T) {
 			"{\"code\": 3, \"token\": \"\", \"description\": \"too many failed logins; wait the Retry-After seconds before trying again\"}"},
 		{"hash busy", HashBusyStatus, HashBusyBody, 503,
 			"{\"code\": 4, \"token\": \"\", \"description\": \"too many logins are waiting for a password check; retry after the Retry-After seconds\"}"},
+		{"checker down", CheckerDownStatus, CheckerDownBody, 503,
+			"{\"code\": 4, \"token\": \"\", \"description\": \"the password checker is restarting; retry after the Retry-After seconds\"}"},
 		{"claim refused", ClaimRefusedStatus, ClaimRefusedBody, 403,
 			"{\"code\": 5, \"token\": \"\", \"description\": \"this username may not log in for that ip: the users file lists the addresses it may claim; send one of them as ip, or ask the operator to add this one\"}"},
 		{"ip held", IPHeldStatus, IPHeldBody, 409,
