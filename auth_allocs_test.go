@@ -23,7 +23,7 @@ func authSubsystem(t testing.TB, args ...string) *subsystem {
 		t.Fatal(err)
 	}
 	t.Cleanup(auth.hashing.stop)
-	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, nil, nil, set, log)
+	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, subsystemStore(cfg, nil, "test", set), nil, set, log)
 }
 
 // handlerCtx is a RequestCtx holding the request raw, as fasthttp would

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"northd/internal/testdeps"
 )
 
 // answer is what a test reads back of one response.
@@ -189,13 +191,7 @@ func equalHeaders(a, b http.Header) bool {
 // while: for events a test cannot be told of directly.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testdeps.WaitFor(t, what, cond)
 }
 
 func TestBruteForceLimits(t *testing.T) {

@@ -170,7 +170,7 @@ func TestClaimsAllocateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(auth.hashing.stop)
-	h := newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, nil, nil, set, log).routes()
+	h := newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, subsystemStore(cfg, nil, "test", set), nil, set, log).routes()
 	for _, tt := range []struct {
 		name   string
 		body   string

@@ -67,7 +67,7 @@ func (s *subsystem) handleReadyz(ctx *fasthttp.RequestCtx) {
 		ctx.Response.SetBodyRaw(drainingBody)
 		return
 	}
-	if s.store != nil && !s.store.up.Load() {
+	if !s.store.Ready() {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.Response.SetBodyRaw(storeDownBody)
 		return

@@ -37,7 +37,8 @@ func startSubsystem(t testing.TB, cfg config, ln net.Listener) *subsystem {
 // not nil) applied to the subsystem before it serves.
 func startSubsystemWith(t testing.TB, cfg config, ln net.Listener, logs io.Writer, adjust func(*subsystem)) *subsystem {
 	t.Helper()
-	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, nil, nil, metrics.NewSet(), newLogger(logs, cfg.LogLevel, cfg.LogFormat))
+	set := metrics.NewSet()
+	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, subsystemStore(cfg, nil, "test", set), nil, set, newLogger(logs, cfg.LogLevel, cfg.LogFormat))
 	if adjust != nil {
 		adjust(s)
 	}

@@ -208,7 +208,8 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, nil, cert.serverConfig(), metrics.NewSet(), newLogger(io.Discard, "info", "text"))
+			set := metrics.NewSet()
+			s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, subsystemStore(cfg, nil, "test", set), cert.serverConfig(), set, newLogger(io.Discard, "info", "text"))
 			serveUntilCleanup(t, s)
 
 			held := tls.Client(dialKept(t, ln.Addr().String()), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})

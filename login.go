@@ -107,15 +107,10 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 	// and an ip goes to the latest login, as in the seed.
 	takeover := s.auth == nil || verdict == claimListed
 	token := newToken()
-	claimed := true
-	if s.store != nil {
-		var err error
-		if claimed, err = s.store.login(s.keys, ip, lr.username, token, takeover); err != nil {
-			s.refuseStoreDown(ctx, true)
-			return
-		}
-	} else {
-		token, claimed = s.registry.login(ip, lr.username, token, ctx.Time(), takeover)
+	token, claimed, err := s.store.Login(ip, lr.username, token, ctx.Time(), takeover)
+	if err != nil {
+		s.refuseStoreDown(ctx, true)
+		return
 	}
 	if !claimed {
 		s.refuseClaim(ctx, ipHeldAnswer)

@@ -61,7 +61,6 @@ type subsystemMetrics struct {
 	verifications    [bearerProblemCount]*metrics.Counter
 	logouts          [bearerProblemCount]*metrics.Counter
 	storeUnavailable *metrics.Counter
-	userTokensEnded  *metrics.Counter // with a shared store: tokens a reload ended (the registry counts its own)
 }
 
 func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
@@ -85,23 +84,6 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 		m.logouts[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="logout",result="` + bearerReasons[p] + `"}`)
 	}
 	m.storeUnavailable = set.NewCounter(`northd_store_unavailable_total{` + label + `}`)
-	if s.registry != nil {
-		// With a shared store these are the store's to tell.
-		set.NewGauge(`northd_tokens_live{`+label+`}`, func() float64 {
-			live, _ := s.registry.tokenCounts(time.Now().UnixNano())
-			return float64(live)
-		})
-		for why := tokenExpired; why < tokenEndCount; why++ {
-			set.NewGauge(`northd_tokens_ended_total{`+label+`,why="`+tokenEndNames[why]+`"}`, func() float64 {
-				_, ended := s.registry.tokenCounts(time.Now().UnixNano())
-				return float64(ended[why])
-			})
-		}
-		set.NewGauge(`northd_registry_north_servers{`+label+`}`, func() float64 { return float64(s.registry.count()) })
-		set.NewGauge(`northd_registry_evictions_total{`+label+`}`, func() float64 { return float64(s.registry.evictions()) })
-	} else {
-		m.userTokensEnded = set.NewCounter(`northd_tokens_ended_total{` + label + `,why="` + tokenEndNames[tokenUserChanged] + `"}`)
-	}
 	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.openConns.Load()) })
 	// Connections refused by the listener got an answer too, so they are
 	// requests like any other to whoever counts answers (a load balancer

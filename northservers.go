@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"northd/internal/store"
 )
 
 // /north/servers answers in pages: a registry of 65,536 north servers is
@@ -43,14 +45,14 @@ func serveNorthServers(w http.ResponseWriter, r *http.Request, subsystems []*sub
 			return
 		}
 	}
-	var after pageCursor
+	var after store.Cursor
 	if v := q.Get("after"); v != "" {
 		if len(selected) != 1 {
 			http.Error(w, "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves "+subsystemNameList(subsystems)+")", http.StatusBadRequest)
 			return
 		}
 		var err error
-		if after, err = parsePageCursor(v); err != nil {
+		if after, err = store.ParseCursor(v); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -58,7 +60,7 @@ func serveNorthServers(w http.ResponseWriter, r *http.Request, subsystems []*sub
 	type subsystemReport struct {
 		Name         string              `json:"name"`
 		Listen       string              `json:"listen"`
-		NorthServers []northServerReport `json:"north_servers"`
+		NorthServers []store.NorthServer `json:"north_servers"`
 		Count        int                 `json:"count"`
 		Next         string              `json:"next,omitempty"` // ?after= for the next page
 	}
@@ -67,21 +69,15 @@ func serveNorthServers(w http.ResponseWriter, r *http.Request, subsystems []*sub
 	}{Subsystems: []subsystemReport{}}
 	for _, s := range selected {
 		sr := subsystemReport{Name: s.name, Listen: s.listenAddr()}
-		var next pageCursor
-		if s.store != nil {
-			// The whole fleet's view, from the shared store.
-			var err error
-			sr.NorthServers, sr.Count, next, err = s.store.northServers(r.Context(), s.keys, after, limit)
-			if err != nil { // errStoreUnavailable, the only error it returns
-				http.Error(w, "the store is unavailable; retry", http.StatusServiceUnavailable)
-				return
-			}
-		} else {
-			sr.NorthServers, next = s.registry.page(after, limit)
-			sr.Count = s.registry.count()
+		// With a shared store, the whole fleet's view.
+		page, err := s.store.Page(r.Context(), after, limit)
+		if err != nil { // store.ErrUnavailable, the only error a store returns
+			http.Error(w, "the store is unavailable; retry", http.StatusServiceUnavailable)
+			return
 		}
-		if next != (pageCursor{}) {
-			sr.Next = next.String()
+		sr.NorthServers, sr.Count = page.NorthServers, page.Count
+		if page.Next != (store.Cursor{}) {
+			sr.Next = page.Next.String()
 		}
 		report.Subsystems = append(report.Subsystems, sr)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"northd/internal/store"
 
 	"github.com/pires/go-proxyproto"
 	"github.com/valyala/fasthttp"
@@ -145,8 +148,8 @@ func dialKept(t *testing.T, addr string) net.Conn {
 
 func registryIPs(s *subsystem) string {
 	var ips []string
-	page, _ := s.registry.page(pageCursor{}, 1000)
-	for _, e := range page {
+	page, _ := s.store.Page(context.Background(), store.Cursor{}, 1000)
+	for _, e := range page.NorthServers {
 		ips = append(ips, e.IP)
 	}
 	return strings.Join(ips, ",")

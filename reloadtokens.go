@@ -14,7 +14,7 @@ func (srv *instance) endTokensOfChangedUsers(before, after *userTable) {
 			continue
 		}
 		for _, s := range srv.subsystems {
-			n, err := s.endUserTokens(srv, name)
+			n, err := s.store.EndUserTokens(srv.ctx, name)
 			if err != nil {
 				srv.log.Error("the reload removed a user or changed its password, but its live tokens could not be ended in the store; they verify until they expire or a later reload ends them", "subsystem", s.name, "user", name, "err", err)
 				continue
@@ -24,17 +24,6 @@ func (srv *instance) endTokensOfChangedUsers(before, after *userTable) {
 			}
 		}
 	}
-}
-
-// endUserTokens ends username's live tokens on s, counted under
-// northd_tokens_ended_total{why="user_changed"}.
-func (s *subsystem) endUserTokens(srv *instance, username string) (int, error) {
-	if s.store == nil {
-		return s.registry.endUserTokens(username), nil
-	}
-	n, err := s.store.endUserTokens(srv.ctx, s.keys, username)
-	s.metrics.userTokensEnded.Add(n)
-	return n, err
 }
 
 // sameAs reports whether h and o are one hash: the same password, salt

@@ -20,6 +20,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp/prefork"
 	"github.com/valyala/fasthttp/reuseport"
+
+	"northd/internal/store"
+	"northd/internal/store/memory"
+	redisstore "northd/internal/store/redis"
 )
 
 // run is northd hash-password or, started by northd itself, northd
@@ -67,9 +71,9 @@ type instance struct {
 	adminAddr  string
 	draining   *atomic.Bool
 	serveErrs  chan error
-	auth       *authenticator // nil in open mode
-	cert       *certificate   // nil without TLS
-	store      *redisStore    // nil for -store memory
+	auth       *authenticator     // nil in open mode
+	cert       *certificate       // nil without TLS
+	shared     *redisstore.Client // the -store shared by every subsystem; nil for memory
 
 	reloadsOK, reloadsFailed *metrics.Counter
 	cancel                   context.CancelFunc // ends ctx: the instance stopped
@@ -109,12 +113,16 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 		tlsConfig = cert.serverConfig()
 	}
 
-	var store *redisStore
+	var shared *redisstore.Client
 	if cfg.Store != "memory" {
-		if store, err = newRedisStore(cfg.Store, cfg, set, log); err != nil {
+		o := redisstore.Options{URL: cfg.Store, CallTimeout: cfg.StoreTimeout, Max: cfg.RegistryMax, MaxPerUser: cfg.ipsPerUser(), TokenTTL: cfg.TokenTTL}
+		if shared, err = redisstore.Open(o, set, log); err != nil {
+			if _, invalid := errors.AsType[*redisstore.InvalidURLError](err); invalid {
+				return nil, usageErrorf("%v", err)
+			}
 			return nil, err
 		}
-		undo = append(undo, store.close)
+		undo = append(undo, shared.Close)
 	}
 
 	fitMaxConnsToDescriptors(&cfg, log)
@@ -155,11 +163,11 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 		reloadsFailed: set.NewCounter(`northd_reloads_total{result="failed"}`),
 	}
 	for i, ln := range listeners {
-		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, auth, store, tlsConfig, set, log)
+		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, auth, subsystemStore(cfg, shared, names[i], set), tlsConfig, set, log)
 	}
-	if store != nil {
-		srv.store = store
-		go store.watch(ctx)
+	if shared != nil {
+		srv.shared = shared
+		go shared.Watch(ctx)
 	}
 	// Asked for before start returns, so that a SIGHUP from then on
 	// reloads instead of ending the process.
@@ -284,8 +292,8 @@ func (srv *instance) wait() error {
 		srv.admin.Shutdown(shutdownCtx)
 		srv.admin.Close()
 	}
-	if srv.store != nil {
-		srv.store.close()
+	if srv.shared != nil {
+		srv.shared.Close()
 	}
 	if srv.auth != nil {
 		srv.auth.hashing.stop()
@@ -359,4 +367,17 @@ func listen(addr string, reusePort bool) (net.Listener, error) {
 		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// subsystemStore is where the subsystem named name keeps its tokens and
+// north servers: its part of the shared store, or a memory store of its
+// own.
+func subsystemStore(cfg config, shared *redisstore.Client, name string, set *metrics.Set) store.Store {
+	label := `subsystem="` + name + `"`
+	if shared != nil {
+		return shared.Subsystem(name, set, label)
+	}
+	m := memory.New(memory.Options{Max: cfg.RegistryMax, MaxPerUser: cfg.ipsPerUser(), TokenTTL: cfg.TokenTTL})
+	m.RegisterMetrics(set, label)
+	return m
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"northd/internal/store"
 )
 
 // syncBuffer is a goroutine-safe log sink a test can read while Run writes.
@@ -105,7 +107,7 @@ func startRun(t *testing.T, args ...string) (listen []string, admin string, logs
 type serversReport struct {
 	Subsystems []struct {
 		Listen       string              `json:"listen"`
-		NorthServers []northServerReport `json:"north_servers"`
+		NorthServers []store.NorthServer `json:"north_servers"`
 		Count        int                 `json:"count"`
 	} `json:"subsystems"`
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"northd/internal/store"
 )
 
 // /north/servers pages one subsystem at a time: walking subsystem b's
@@ -15,10 +17,10 @@ import (
 // exactly once, newest first, whatever the other subsystems hold, with
 // either store.
 func TestNorthServersPagesOneSubsystem(t *testing.T) {
-	for _, store := range []string{"memory", "redis"} {
-		t.Run(store, func(t *testing.T) {
+	for _, kind := range []string{"memory", "redis"} {
+		t.Run(kind, func(t *testing.T) {
 			args := []string{"-listen", "a=127.0.0.1:0,b=127.0.0.1:0,c=127.0.0.1:0", "-admin", "127.0.0.1:0"}
-			if store == "redis" {
+			if kind == "redis" {
 				args = append(args, "-store", testdeps.StartRedis(t).URL())
 			}
 			listen, admin, _, _ := startRun(t, args...)
@@ -47,7 +49,7 @@ func TestNorthServersPagesOneSubsystem(t *testing.T) {
 				var page struct {
 					Subsystems []struct {
 						Name         string              `json:"name"`
-						NorthServers []northServerReport `json:"north_servers"`
+						NorthServers []store.NorthServer `json:"north_servers"`
 						Count        int                 `json:"count"`
 						Next         string              `json:"next"`
 					} `json:"subsystems"`
@@ -118,7 +120,7 @@ func TestRedisPagesOrderTiesByIP(t *testing.T) {
 		a := call(t, http.DefaultClient, "GET", "http://"+admin+"/north/servers?limit=3&after="+url.QueryEscape(after), "", "")
 		var page struct {
 			Subsystems []struct {
-				NorthServers []northServerReport `json:"north_servers"`
+				NorthServers []store.NorthServer `json:"north_servers"`
 				Next         string              `json:"next"`
 			} `json:"subsystems"`
 		}

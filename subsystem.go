@@ -8,6 +8,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/store"
 )
 
 // subsystem is one login endpoint on its own port with its own registry of
@@ -15,10 +17,8 @@ import (
 // north server so that data can be pushed to it (push delivery itself is not
 // built yet; see the README).
 type subsystem struct {
-	name        string      // NAME= in -listen, or else the port
-	registry    *registry   // tokens and north servers, unless store is set
-	store       *redisStore // shared by every subsystem; nil for -store memory
-	keys        subsystemKeys
+	name        string         // NAME= in -listen, or else the port
+	store       store.Store    // tokens and north servers: this process's, or shared (-store)
 	auth        *authenticator // shared by every subsystem; nil in open mode
 	proxies     clientAddrs
 	maxBodySize int
@@ -35,21 +35,18 @@ type subsystem struct {
 	openConns atomic.Int64
 }
 
-// newSubsystem serves on ln, over TLS when tlsConfig is not nil.
-func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Bool, auth *authenticator, store *redisStore, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
+// newSubsystem serves on ln, over TLS when tlsConfig is not nil, with its
+// tokens and north servers in st.
+func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Bool, auth *authenticator, st store.Store, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
 	s := &subsystem{
 		name:        name,
-		store:       store,
-		keys:        keysFor(name),
+		store:       st,
 		auth:        auth,
 		proxies:     newClientAddrs(cfg),
 		maxBodySize: cfg.MaxBodySize,
 		rejections:  newRejectionBodies(cfg.MaxBodySize),
 		log:         log,
 		draining:    draining,
-	}
-	if store == nil {
-		s.registry = newRegistry(cfg.RegistryMax, cfg.ipsPerUser(), cfg.TokenTTL)
 	}
 	s.metrics = newSubsystemMetrics(set, s)
 	s.conns = newConnListener(ln, cfg, &s.openConns, log)

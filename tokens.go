@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
-	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/store"
 )
 
 // bearerProblem names why a request's Authorization header holds no usable
@@ -125,6 +127,10 @@ var (
 	loggedOutBody         = []byte(`{"code": 0, "description": "logged out"}`)
 )
 
+// usernameBufPool holds the buffers handleVerify has a username appended
+// to.
+var usernameBufPool = sync.Pool{New: func() any { return new([maxUsernameLen + 1]byte) }}
+
 // handleVerify answers GET /north/verify: whether the bearer token is live
 // on this subsystem, whose it is and how long it has left.
 func (s *subsystem) handleVerify(ctx *fasthttp.RequestCtx) {
@@ -133,38 +139,29 @@ func (s *subsystem) handleVerify(ctx *fasthttp.RequestCtx) {
 		s.refuseToken(ctx, &s.metrics.verifications, problem)
 		return
 	}
-	var name [maxUsernameLen + 1]byte
-	var username []byte
-	var ip netip.Addr
-	var expiresIn int64 // seconds, rounded up
-	var result verifyResult
-	if s.store != nil {
-		user, addr, expires, res, err := s.store.verify(s.keys, token, ctx.Time())
-		if err != nil {
-			s.refuseStoreDown(ctx, false)
-			return
-		}
-		username, ip, result = append(name[:0], user...), addr, res
-		expiresIn = int64((expires.Sub(ctx.Time()) + time.Second - 1) / time.Second)
-	} else {
-		now := ctx.Time().UnixNano()
-		var expires int64
-		username, ip, expires, result = s.registry.verify(token, now, name[:0])
-		expiresIn = (expires - now + int64(time.Second) - 1) / int64(time.Second)
+	// The username is copied into pooled memory: a buffer on the stack
+	// would move to the heap, passed through the store interface.
+	name := usernameBufPool.Get().(*[maxUsernameLen + 1]byte)
+	defer usernameBufPool.Put(name)
+	v, err := s.store.Verify(token, ctx.Time(), name[:0])
+	if err != nil {
+		s.refuseStoreDown(ctx, false)
+		return
 	}
-	switch result {
-	case tokenUnknown:
+	switch v.Result {
+	case store.Unknown:
 		s.refuseToken(ctx, &s.metrics.verifications, bearerUnknown)
 		return
-	case tokenHasExpired:
+	case store.Expired:
 		s.refuseToken(ctx, &s.metrics.verifications, bearerExpired)
 		return
 	}
+	expiresIn := int64((v.Expires.Sub(ctx.Time()) + time.Second - 1) / time.Second) // rounded up
 	var body [128 + 6*maxUsernameLen]byte
 	b := append(body[:0], `{"code": 0, "description": "valid", "username": `...)
-	b = appendJSONString(b, username)
+	b = appendJSONString(b, v.Username)
 	b = append(b, `, "ip": "`...)
-	b = ip.AppendTo(b)
+	b = v.IP.AppendTo(b)
 	b = append(b, `", "expires_in": `...)
 	b = strconv.AppendInt(b, expiresIn, 10)
 	b = append(b, '}')
@@ -181,15 +178,10 @@ func (s *subsystem) handleLogout(ctx *fasthttp.RequestCtx) {
 		s.refuseToken(ctx, &s.metrics.logouts, problem)
 		return
 	}
-	var ended bool
-	if s.store != nil {
-		var err error
-		if ended, err = s.store.logout(s.keys, token); err != nil {
-			s.refuseStoreDown(ctx, false)
-			return
-		}
-	} else {
-		ended = s.registry.logout(token, ctx.Time().UnixNano())
+	ended, err := s.store.Logout(token, ctx.Time())
+	if err != nil {
+		s.refuseStoreDown(ctx, false)
+		return
 	}
 	if !ended {
 		s.refuseToken(ctx, &s.metrics.logouts, bearerUnknown)

@@ -1,4 +1,4 @@
-package main
+package redis
 
 import (
 	"errors"
@@ -6,11 +6,11 @@ import (
 	"strings"
 )
 
-// redactedStoreURL is the -store URL as it may be printed: with its
+// RedactedURL is the -store URL as it may be printed: with its
 // password, if any, replaced by xxxxx (url.URL.Redacted). A URL that does
 // not parse and has user information is cut after its scheme, since where
 // its password ends cannot be told. host:port lists carry no password.
-func redactedStoreURL(store string) string {
+func RedactedURL(store string) string {
 	scheme, _, isURL := strings.Cut(store, "://")
 	if !isURL {
 		return store
@@ -26,11 +26,11 @@ func redactedStoreURL(store string) string {
 	}
 }
 
-// storeURLError explains why rueidis refused the -store URL without
+// urlError explains why rueidis refused the -store URL without
 // quoting it: net/url's parse errors quote the whole URL, password
 // included, and where it does not parse even the reason may show part of
 // the password, so then only a hint is given.
-func storeURLError(store string, err error) string {
+func urlError(store string, err error) string {
 	var ue *url.Error
 	if !errors.As(err, &ue) {
 		return err.Error() // rueidis's own reasons name the scheme, path or query

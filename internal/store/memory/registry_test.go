@@ -1,4 +1,4 @@
-package main
+package memory
 
 import (
 	"net/netip"
@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"northd/internal/store"
 )
 
 func ipN(n int) netip.Addr {
@@ -27,12 +29,12 @@ func TestRegistryForgetsLeastRecentlySeen(t *testing.T) {
 	if r.count() != 3 || r.evictions() != 1 {
 		t.Errorf("count %d evictions %d, want 3 and 1", r.count(), r.evictions())
 	}
-	got, next := r.page(pageCursor{}, 100)
+	got, next := r.page(store.Cursor{}, 100)
 	var order []string
 	for _, e := range got {
 		order = append(order, e.IP+"/"+e.Username)
 	}
-	if want := "10.0.0.4/new 10.0.0.1/again 10.0.0.3/user"; strings.Join(order, " ") != want || next != (pageCursor{}) {
+	if want := "10.0.0.4/new 10.0.0.1/again 10.0.0.3/user"; strings.Join(order, " ") != want || next != (store.Cursor{}) {
 		t.Fatalf("entries %v (next %v), want %s: 10.0.0.2 forgotten first", order, next, want)
 	}
 	if e := got[1]; e.Logins != 2 || e.TokenDigestPrefix != "d6370cab" || !e.LastLogin.Equal(at.Add(4*time.Second)) {
@@ -71,7 +73,7 @@ func TestShardedRegistry(t *testing.T) {
 		t.Fatalf("count %d, want %d (each shard its share of %d)", n, want, max)
 	}
 	seen := make(map[string]bool)
-	var cursor pageCursor
+	var cursor store.Cursor
 	pages := 0
 	var prev time.Time
 	for {
@@ -86,7 +88,7 @@ func TestShardedRegistry(t *testing.T) {
 			seen[e.IP], prev = true, e.LastLogin
 		}
 		pages++
-		if next == (pageCursor{}) {
+		if next == (store.Cursor{}) {
 			break
 		}
 		cursor = next
@@ -97,17 +99,17 @@ func TestShardedRegistry(t *testing.T) {
 	// Every remembered north server's token verifies, through its shard.
 	for ip, tok := range tokens {
 		_, got, _, result := r.verify(tok, at.UnixNano(), nil)
-		if seen[ip.String()] != (result == tokenValid) || (result == tokenValid && got != ip) {
+		if seen[ip.String()] != (result == store.Valid) || (result == store.Valid && got != ip) {
 			t.Fatalf("token of %v: %v (remembered: %v)", ip, result, seen[ip.String()])
 		}
 	}
-	c, err := parsePageCursor(cursor.String())
+	c, err := store.ParseCursor(cursor.String())
 	if err != nil || c != cursor {
 		t.Errorf("cursor %v does not round-trip: %v %v", cursor, c, err)
 	}
 	for _, bad := range []string{"", "x", "12", "0_10.0.0.1", "12_nope"} {
-		if _, err := parsePageCursor(bad); err == nil {
-			t.Errorf("parsePageCursor(%q) accepted it", bad)
+		if _, err := store.ParseCursor(bad); err == nil {
+			t.Errorf("store.ParseCursor(%q) accepted it", bad)
 		}
 	}
 }
@@ -122,7 +124,7 @@ func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
 			for i := 0; i < 5000; i++ {
 				r.login(ipN(g*5000+i), []byte("north"), [16]byte{}, time.Now(), false)
 				if i%500 == 0 {
-					r.page(pageCursor{}, 10)
+					r.page(store.Cursor{}, 10)
 				}
 			}
 		}()
@@ -131,7 +133,7 @@ func TestRegistryStaysBoundedUnderConcurrentLogins(t *testing.T) {
 	if r.count() != 100 {
 		t.Fatalf("Len %d, want the bound 100", r.count())
 	}
-	if page, _ := r.page(pageCursor{}, 1000); len(page) != 100 {
+	if page, _ := r.page(store.Cursor{}, 1000); len(page) != 100 {
 		t.Fatalf("list holds %d entries, map 100", len(page))
 	}
 	if r.evictions() != 40000-100 {
@@ -170,11 +172,11 @@ func TestPageHoldsEachLockForAPageOnly(t *testing.T) {
 	const limit, batch = 100, 8
 	for _, tt := range []struct {
 		name   string
-		after  pageCursor
+		after  store.Cursor
 		newest int // the first entry of the page: ipN(newest)
 	}{
-		{"first page", pageCursor{}, 65535},
-		{"deep page", pageCursor{at.Add(30000).UnixNano(), ipN(30000)}, 29999},
+		{"first page", store.Cursor{}, 65535},
+		{"deep page", store.Cursor{LastLogin: at.Add(30000).UnixNano(), IP: ipN(30000)}, 29999},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			walked := 0
@@ -186,10 +188,10 @@ func TestPageHoldsEachLockForAPageOnly(t *testing.T) {
 						t.Fatalf("shard %d copied %d entries under its lock for a batch of %d", i, len(w.buf), batch)
 					}
 					for _, e := range w.buf {
-						if c := (pageCursor{e.lastLogin, e.ip}); prev != (pageCursor{}) && prev.compare(c) >= 0 {
+						if c := (store.Cursor{LastLogin: e.lastLogin, IP: e.ip}); prev != (store.Cursor{}) && prev.Compare(c) >= 0 {
 							t.Fatalf("shard %d: %v after %v", i, c, prev)
 						}
-						prev = pageCursor{e.lastLogin, e.ip}
+						prev = store.Cursor{LastLogin: e.lastLogin, IP: e.ip}
 						walked++
 					}
 				}
@@ -207,7 +209,7 @@ func TestPageHoldsEachLockForAPageOnly(t *testing.T) {
 				}
 			}
 			last := tt.newest - limit + 1
-			if want := (pageCursor{at.Add(time.Duration(last)).UnixNano(), ipN(last)}); next != want {
+			if want := (store.Cursor{LastLogin: at.Add(time.Duration(last)).UnixNano(), IP: ipN(last)}); next != want {
 				t.Errorf("next %v, want %v", next, want)
 			}
 		})
@@ -224,13 +226,13 @@ func TestPagesOrderTiesByIP(t *testing.T) {
 	}
 	r.login(ipN(2), []byte("n"), [16]byte{}, at.Add(time.Second), false)
 	var got []string
-	var after pageCursor
+	var after store.Cursor
 	for pages := 1; ; pages++ {
 		page, next := r.page(after, 3)
 		for _, ns := range page {
 			got = append(got, ns.IP)
 		}
-		if next == (pageCursor{}) || pages > 3 {
+		if next == (store.Cursor{}) || pages > 3 {
 			break
 		}
 		after = next
@@ -238,4 +240,66 @@ func TestPagesOrderTiesByIP(t *testing.T) {
 	if want := "10.0.0.2 10.0.0.1 10.0.0.3 10.0.0.5 10.0.0.7 10.0.0.12 10.0.1.44 10.0.3.232"; strings.Join(got, " ") != want {
 		t.Errorf("pages listed %s, want %s", strings.Join(got, " "), want)
 	}
+}
+
+// The token lifecycle on one registry, with the clock passed in.
+func TestRegistryTokens(t *testing.T) {
+	const ttl = time.Hour
+	r := newRegistry(2, 16, ttl)
+	t0 := time.Unix(1700000000, 0)
+	a, b, c := [16]byte{1}, [16]byte{2}, [16]byte{3}
+	ipA, ipB := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::2")
+
+	check := func(step string, tok [16]byte, at time.Time, want store.Result, wantUser string, wantIP netip.Addr, wantExpires time.Time) {
+		t.Helper()
+		user, ip, expires, got := r.verify(tok, at.UnixNano(), nil)
+		if got != want || string(user) != wantUser || ip != wantIP || (want == store.Valid && expires != wantExpires.UnixNano()) {
+			t.Errorf("%s: verify = %q %v %v %d, want %q %v %v %v", step, user, ip, time.Unix(0, expires), got, wantUser, wantIP, wantExpires, want)
+		}
+	}
+	live := func(step string, at time.Time, want int, wantEnded [tokenEndCount]uint64) {
+		t.Helper()
+		if n, ended := r.tokenCounts(at.UnixNano()); n != want || ended != wantEnded {
+			t.Errorf("%s: %d live, ended %v; want %d, %v", step, n, ended, want, wantEnded)
+		}
+	}
+
+	r.login(ipA, []byte("alice"), a, t0, false)
+	check("after login", a, t0.Add(time.Minute), store.Valid, "alice", ipA, t0.Add(ttl))
+	check("never issued", c, t0, store.Unknown, "", netip.Addr{}, time.Time{})
+	if !r.logout(a, t0.Add(time.Minute).UnixNano()) {
+		t.Fatal("logout of a live token said no")
+	}
+	check("after logout", a, t0.Add(time.Minute), store.Unknown, "", netip.Addr{}, time.Time{})
+	if r.logout(a, t0.Add(time.Minute).UnixNano()) {
+		t.Error("a second logout said yes")
+	}
+	live("after logout", t0.Add(time.Minute), 0, [tokenEndCount]uint64{tokenLoggedOut: 1})
+
+	r.login(ipA, []byte("alice"), a, t0.Add(2*time.Minute), false)
+	r.login(ipA, []byte("alice2"), b, t0.Add(3*time.Minute), true) // same ip, a user the users file gives it to: replaces a
+	check("replaced", a, t0.Add(3*time.Minute), store.Unknown, "", netip.Addr{}, time.Time{})
+	check("replacement", b, t0.Add(3*time.Minute), store.Valid, "alice2", ipA, t0.Add(3*time.Minute+ttl))
+
+	r.login(ipB, []byte("bob"), c, t0.Add(4*time.Minute), false)
+	live("two north servers", t0.Add(4*time.Minute), 2, [tokenEndCount]uint64{tokenLoggedOut: 1, tokenReplaced: 1})
+	check("b at its last nanosecond", b, t0.Add(3*time.Minute+ttl-1), store.Valid, "alice2", ipA, t0.Add(3*time.Minute+ttl))
+	check("b expired", b, t0.Add(3*time.Minute+ttl), store.Expired, "", netip.Addr{}, time.Time{})
+	check("b after expiry", b, t0.Add(3*time.Minute+ttl), store.Unknown, "", netip.Addr{}, time.Time{})
+	check("c still valid", c, t0.Add(3*time.Minute+ttl), store.Valid, "bob", ipB, t0.Add(4*time.Minute+ttl))
+	live("one expired", t0.Add(3*time.Minute+ttl), 1, [tokenEndCount]uint64{tokenExpired: 1, tokenLoggedOut: 1, tokenReplaced: 1})
+
+	// A third ip at the bound of 2 forgets the least recently seen
+	// (ipA, whose token had expired) and nothing of bob's.
+	r.login(netip.MustParseAddr("192.0.2.3"), []byte("carol"), a, t0.Add(5*time.Minute), false)
+	live("third ip", t0.Add(5*time.Minute), 2, [tokenEndCount]uint64{tokenExpired: 1, tokenLoggedOut: 1, tokenReplaced: 1})
+	live("all expired", t0.Add(5*time.Minute+ttl), 0, [tokenEndCount]uint64{tokenExpired: 3, tokenLoggedOut: 1, tokenReplaced: 1})
+
+	// A live token goes with its north server when the bound forgets it.
+	r = newRegistry(1, 16, ttl)
+	r.login(ipA, []byte("alice"), a, t0, false)
+	r.login(ipB, []byte("bob"), b, t0, false)
+	check("evicted", a, t0, store.Unknown, "", netip.Addr{}, time.Time{})
+	check("evicting", b, t0, store.Valid, "bob", ipB, t0.Add(ttl))
+	live("evicted", t0, 1, [tokenEndCount]uint64{tokenEvicted: 1})
 }

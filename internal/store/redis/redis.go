@@ -1,12 +1,13 @@
-package main
+// Package redis keeps subsystems' tokens and north servers in Redis or
+// Valkey (-store), shared by every northd instance that uses it.
+package redis
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -16,9 +17,11 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/rueidis"
+
+	"northd/internal/store"
 )
 
-// redisStore keeps tokens and north servers in Redis or Valkey (-store), so
+// Client keeps tokens and north servers in Redis or Valkey (-store), so
 // that every northd instance sharing it agrees on them: a token issued by
 // one verifies on every other, and /north/servers shows the whole fleet.
 //
@@ -36,7 +39,7 @@ import (
 //   - northd:{NAME}:user:USERNAME, the ips of the north servers USERNAME
 //     holds, by last login in microseconds (a sorted set), which keeps
 //     their number within -max-ips-per-user.
-type redisStore struct {
+type Client struct {
 	client  rueidis.Client
 	timeout time.Duration
 	max     int
@@ -73,24 +76,35 @@ const (
 	storeDownAfter = 3
 )
 
-// storeUnavailable is the error of every store call that did not complete:
-// the caller answers 503.
-var errStoreUnavailable = errors.New("store unavailable")
+// Options say where the store is and how a subsystem's keys are bounded.
+type Options struct {
+	URL         string        // redis://, rediss:// or host:port,host:port for a cluster
+	CallTimeout time.Duration // deadline of one call made for a request (-store-timeout)
+	Max         int           // north servers per subsystem (-registry-max)
+	MaxPerUser  int           // north servers one username holds (-max-ips-per-user); 0 for no bound
+	TokenTTL    time.Duration // how long a token verifies (-token-ttl)
+}
 
-// newRedisStore connects to the store URL: redis://, rediss:// (TLS), or
-// a comma-separated list of host:port for Redis Cluster.
-func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (*redisStore, error) {
+// InvalidURLError is Open's error for a URL that cannot be used as it is
+// written: the operator must change it, and retrying will not help.
+type InvalidURLError struct{ reason string }
+
+func (e *InvalidURLError) Error() string { return e.reason }
+
+// Open connects to the store at o.URL. It is not Ready until Watch's first
+// probe has answered.
+func Open(o Options, set *metrics.Set, log *slog.Logger) (*Client, error) {
 	var opt rueidis.ClientOption
 	switch {
-	case strings.Contains(url, "://"):
+	case strings.Contains(o.URL, "://"):
 		var err error
-		if opt, err = rueidis.ParseURL(url); err != nil {
-			return nil, usageErrorf("invalid -store %s: %s (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", redactedStoreURL(url), storeURLError(url, err))
+		if opt, err = rueidis.ParseURL(o.URL); err != nil {
+			return nil, &InvalidURLError{fmt.Sprintf("invalid -store %s: %s (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", RedactedURL(o.URL), urlError(o.URL, err))}
 		}
 	default:
-		for _, a := range strings.Split(url, ",") {
+		for _, a := range strings.Split(o.URL, ",") {
 			if err := checkHostPort(strings.TrimSpace(a)); err != nil {
-				return nil, usageErrorf("invalid -store address %q: %v (want memory, redis://host:port or host:port,host:port for a cluster)", a, err)
+				return nil, &InvalidURLError{fmt.Sprintf("invalid -store address %q: %v (want memory, redis://host:port or host:port,host:port for a cluster)", a, err)}
 			}
 			opt.InitAddress = append(opt.InitAddress, strings.TrimSpace(a))
 		}
@@ -103,14 +117,14 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	opt.ClientName = "northd"
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the store %s: %w (is it running? check -store)", redactedStoreURL(url), err)
+		return nil, fmt.Errorf("cannot reach the store %s: %w (is it running? check -store)", RedactedURL(o.URL), err)
 	}
-	s := &redisStore{
+	s := &Client{
 		client:  client,
-		timeout: cfg.StoreTimeout,
-		max:     cfg.RegistryMax,
-		userMax: cfg.ipsPerUser(),
-		ttl:     cfg.TokenTTL,
+		timeout: o.CallTimeout,
+		max:     o.Max,
+		userMax: o.MaxPerUser,
+		ttl:     o.TokenTTL,
 		log:     log,
 		errors:  set.NewCounter(`northd_store_errors_total`),
 	}
@@ -123,9 +137,18 @@ func newRedisStore(url string, cfg config, set *metrics.Set, log *slog.Logger) (
 	return s, nil
 }
 
-// watch probes the store at once and then every storeProbeInterval until
+// checkHostPort accepts host:port with a port.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil && port == "" {
+		err = errors.New("missing port")
+	}
+	return err
+}
+
+// Watch probes the store at once and then every storeProbeInterval until
 // ctx ends, so that /readyz follows it.
-func (s *redisStore) watch(ctx context.Context) {
+func (s *Client) Watch(ctx context.Context) {
 	t := time.NewTicker(storeProbeInterval)
 	defer t.Stop()
 	for {
@@ -141,7 +164,7 @@ func (s *redisStore) watch(ctx context.Context) {
 // probe asks the store whether it answers: a PING while it is up, and
 // while it is not, the scripts' SCRIPT LOAD, so that it comes up with them
 // loaded (a restarted Redis has forgotten them).
-func (s *redisStore) probe(ctx context.Context) error {
+func (s *Client) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, storeProbeTimeout)
 	defer cancel()
 	if s.up.Load() {
@@ -157,7 +180,7 @@ func (s *redisStore) probe(ctx context.Context) error {
 
 // probed notes a probe's outcome: the store is up after one that
 // answered, and down after storeDownAfter failed in a row.
-func (s *redisStore) probed(err error) {
+func (s *Client) probed(err error) {
 	if err == nil {
 		s.failedProbes = 0
 		s.down.Store(false)
@@ -178,23 +201,29 @@ func (s *redisStore) probed(err error) {
 // failed notes a call made for a request that did not complete: it is
 // counted, and the request gets 503. Whether the store is down is for the
 // probes to say.
-func (s *redisStore) failed(error) error {
+func (s *Client) failed(error) error {
 	s.errors.Inc()
-	return errStoreUnavailable
+	return store.ErrUnavailable
 }
 
 // call is the context of one call made for a request, or an error at once
 // while the store is declared down.
-func (s *redisStore) call(parent context.Context) (context.Context, context.CancelFunc, error) {
+func (s *Client) call(parent context.Context) (context.Context, context.CancelFunc, error) {
 	if s.down.Load() {
 		s.errors.Inc()
-		return nil, nil, errStoreUnavailable
+		return nil, nil, store.ErrUnavailable
 	}
 	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	return ctx, cancel, nil
 }
 
-func (s *redisStore) close() { s.client.Close() }
+// Close ends the connections.
+func (s *Client) Close() { s.client.Close() }
+
+// Ready reports whether the store answers: false until a probe has
+// answered with the scripts loaded, and again after storeDownAfter probes
+// in a row failed.
+func (s *Client) Ready() bool { return s.up.Load() }
 
 // subsystemKeys are one subsystem's key names.
 type subsystemKeys struct {
@@ -205,11 +234,6 @@ type subsystemKeys struct {
 func keysFor(name string) subsystemKeys {
 	p := "northd:{" + name + "}:"
 	return subsystemKeys{prefix: p, servers: p + "servers"}
-}
-
-func tokenDigest(token [16]byte) string {
-	d := sha256.Sum256(token[:])
-	return hex.EncodeToString(d[:])
 }
 
 // loginScript records a login in one step: the north server's old token
@@ -322,14 +346,14 @@ return 1`
 // login records a login of the north server at ip on subsystem k. It
 // reports false, and records nothing, when another username holds ip's
 // live token, unless takeover (the users file lists ip as username's).
-func (s *redisStore) login(k subsystemKeys, ip netip.Addr, username []byte, token [16]byte, takeover bool) (bool, error) {
+func (s *Client) login(k subsystemKeys, ip netip.Addr, username []byte, token [16]byte, takeover bool) (bool, error) {
 	ctx, cancel, err := s.call(context.Background())
 	if err != nil {
 		return false, err
 	}
 	defer cancel()
 	ipText := ip.String()
-	digest := tokenDigest(token)
+	digest := store.TokenDigest(token)
 	take := "0"
 	if takeover {
 		take = "1"
@@ -347,7 +371,7 @@ func (s *redisStore) login(k subsystemKeys, ip netip.Addr, username []byte, toke
 // endUserTokens ends the live tokens username holds on subsystem k,
 // because the users file no longer has it or changed its password; it
 // reports how many.
-func (s *redisStore) endUserTokens(ctx context.Context, k subsystemKeys, username string) (int, error) {
+func (s *Client) endUserTokens(ctx context.Context, k subsystemKeys, username string) (int, error) {
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
 		return 0, err
@@ -361,41 +385,41 @@ func (s *redisStore) endUserTokens(ctx context.Context, k subsystemKeys, usernam
 }
 
 // verify looks a token up on subsystem k at now.
-func (s *redisStore) verify(k subsystemKeys, token [16]byte, now time.Time) (username string, ip netip.Addr, expires time.Time, result verifyResult, err error) {
+func (s *Client) verify(k subsystemKeys, token [16]byte, now time.Time) (username string, ip netip.Addr, expires time.Time, result store.Result, err error) {
 	ctx, cancel, err := s.call(context.Background())
 	if err != nil {
-		return "", netip.Addr{}, time.Time{}, tokenUnknown, err
+		return "", netip.Addr{}, time.Time{}, store.Unknown, err
 	}
 	defer cancel()
-	v, err := s.client.Do(ctx, s.client.B().Get().Key(k.prefix+"tok:"+tokenDigest(token)).Build()).ToString()
+	v, err := s.client.Do(ctx, s.client.B().Get().Key(k.prefix+"tok:"+store.TokenDigest(token)).Build()).ToString()
 	switch {
 	case rueidis.IsRedisNil(err):
-		return "", netip.Addr{}, time.Time{}, tokenUnknown, nil
+		return "", netip.Addr{}, time.Time{}, store.Unknown, nil
 	case err != nil:
-		return "", netip.Addr{}, time.Time{}, tokenUnknown, s.failed(err)
+		return "", netip.Addr{}, time.Time{}, store.Unknown, s.failed(err)
 	}
 	ms, rest, _ := strings.Cut(v, "\n")
 	ipText, username, ok := strings.Cut(rest, "\n")
 	exp, err1 := strconv.ParseInt(ms, 10, 64)
 	addr, err2 := netip.ParseAddr(ipText)
 	if !ok || err1 != nil || err2 != nil {
-		return "", netip.Addr{}, time.Time{}, tokenUnknown, fmt.Errorf("store holds a malformed token record %q", v)
+		return "", netip.Addr{}, time.Time{}, store.Unknown, fmt.Errorf("store holds a malformed token record %q", v)
 	}
 	expires = time.UnixMilli(exp)
 	if !now.Before(expires) {
-		return "", netip.Addr{}, time.Time{}, tokenHasExpired, nil
+		return "", netip.Addr{}, time.Time{}, store.Expired, nil
 	}
-	return username, addr, expires, tokenValid, nil
+	return username, addr, expires, store.Valid, nil
 }
 
 // logout ends a token on subsystem k; false for one that was not live.
-func (s *redisStore) logout(k subsystemKeys, token [16]byte) (bool, error) {
+func (s *Client) logout(k subsystemKeys, token [16]byte) (bool, error) {
 	ctx, cancel, err := s.call(context.Background())
 	if err != nil {
 		return false, err
 	}
 	defer cancel()
-	digest := tokenDigest(token)
+	digest := store.TokenDigest(token)
 	n, err := logoutScript.Exec(ctx, s.client, []string{k.prefix + "tok:" + digest}, []string{k.prefix, digest}).AsInt64()
 	if err != nil {
 		return false, s.failed(err)
@@ -410,18 +434,18 @@ func (s *redisStore) logout(k subsystemKeys, token [16]byte) (bool, error) {
 // walk of the pages lists each north server once, unless it logs in
 // between two pages: it then moves to the front, and is missed or seen
 // twice.
-func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after pageCursor, limit int) ([]northServerReport, int, pageCursor, error) {
+func (s *Client) northServers(ctx context.Context, k subsystemKeys, after store.Cursor, limit int) ([]store.NorthServer, int, store.Cursor, error) {
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
-		return nil, 0, pageCursor{}, err
+		return nil, 0, store.Cursor{}, err
 	}
 	defer cancel()
 	// The scores are microseconds, as is every cursor this store hands
 	// out (in nanoseconds, as the memory registry's).
 	top := "+inf"
 	cmds := rueidis.Commands{s.client.B().Zcard().Key(k.servers).Build()}
-	if after != (pageCursor{}) {
-		us := strconv.FormatInt(after.lastLogin/int64(time.Microsecond), 10)
+	if after != (store.Cursor{}) {
+		us := strconv.FormatInt(after.LastLogin/int64(time.Microsecond), 10)
 		top = "(" + us
 		// Those seen in the cursor's microsecond (logins give each its
 		// own, but a score written by other means may tie), to keep the
@@ -432,13 +456,13 @@ func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after pa
 	results := s.client.DoMulti(ctx, cmds...)
 	count, err := results[0].AsInt64()
 	if err != nil {
-		return nil, 0, pageCursor{}, s.failed(err)
+		return nil, 0, store.Cursor{}, s.failed(err)
 	}
 	var found []rueidis.ZScore
 	for _, r := range results[1:] {
 		z, err := r.AsZScores()
 		if err != nil {
-			return nil, 0, pageCursor{}, s.failed(err)
+			return nil, 0, store.Cursor{}, s.failed(err)
 		}
 		found = append(found, z...)
 	}
@@ -453,41 +477,41 @@ func (s *redisStore) northServers(ctx context.Context, k subsystemKeys, after pa
 		lastText := strconv.FormatFloat(last, 'f', -1, 64)
 		z, err := s.client.Do(ctx, s.client.B().Zrange().Key(k.servers).Min(lastText).Max(lastText).Byscore().Withscores().Build()).AsZScores()
 		if err != nil {
-			return nil, 0, pageCursor{}, s.failed(err)
+			return nil, 0, store.Cursor{}, s.failed(err)
 		}
 		found = append(found, z...)
 	}
-	page := make([]pageCursor, 0, len(found))
+	page := make([]store.Cursor, 0, len(found))
 	for _, z := range found {
 		ip, err := netip.ParseAddr(z.Member)
 		at := int64(z.Score) * int64(time.Microsecond)
-		if err == nil && after.before(at, ip) {
-			page = append(page, pageCursor{at, ip})
+		if err == nil && after.Before(at, ip) {
+			page = append(page, store.Cursor{LastLogin: at, IP: ip})
 		}
 	}
-	slices.SortFunc(page, pageCursor.compare)
-	var next pageCursor
+	slices.SortFunc(page, store.Cursor.Compare)
+	var next store.Cursor
 	if len(page) > limit {
 		page = page[:limit]
 		next = page[limit-1]
 	}
-	reports := make([]northServerReport, 0, len(page))
+	reports := make([]store.NorthServer, 0, len(page))
 	if len(page) > 0 {
 		cmds := make(rueidis.Commands, len(page))
 		for i, e := range page {
-			cmds[i] = s.client.B().Hgetall().Key(k.prefix + "ns:" + e.ip.String()).Build()
+			cmds[i] = s.client.B().Hgetall().Key(k.prefix + "ns:" + e.IP.String()).Build()
 		}
 		for _, r := range s.client.DoMulti(ctx, cmds...) {
 			m, err := r.AsStrMap()
 			if err != nil {
-				return nil, 0, pageCursor{}, s.failed(err)
+				return nil, 0, store.Cursor{}, s.failed(err)
 			}
 			if len(m) == 0 {
 				continue // forgotten between the two reads
 			}
 			ms, _ := strconv.ParseInt(m["last_login"], 10, 64)
 			logins, _ := strconv.ParseUint(m["logins"], 10, 64)
-			reports = append(reports, northServerReport{
+			reports = append(reports, store.NorthServer{
 				IP:                m["ip"],
 				Username:          m["username"],
 				TokenDigestPrefix: prefixOf(m["token"], 8),

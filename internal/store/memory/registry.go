@@ -1,19 +1,17 @@
-package main
+package memory
 
 import (
-	"cmp"
 	"container/heap"
-	"fmt"
 	"hash/maphash"
 	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"northd/internal/store"
 )
 
-// registry remembers the north servers that logged in to one subsystem, one
+// Store remembers the north servers that logged in to one subsystem, one
 // entry per ip, so the subsystem knows where to push data, and the one live
 // token each of them holds; safe for concurrent use. It holds at most max
 // entries, forgetting the least recently seen.
@@ -24,7 +22,7 @@ import (
 // seen of its shard. A token's last byte carries its shard's number in its
 // low bits, so that verify and logout go straight to it; the token keeps
 // 116 random bits.
-type registry struct {
+type Store struct {
 	shards []registryShard
 	mask   byte
 	seed   maphash.Seed
@@ -41,12 +39,12 @@ const (
 // newRegistry returns an empty registry that holds at most max entries,
 // at most maxPerUser of them for one username (0: no such bound), whose
 // tokens live tokenTTL.
-func newRegistry(max, maxPerUser int, tokenTTL time.Duration) *registry {
+func newRegistry(max, maxPerUser int, tokenTTL time.Duration) *Store {
 	n := 1
 	for n < registryMaxShards && max/(2*n) >= registryMinPerShard {
 		n *= 2
 	}
-	r := &registry{shards: make([]registryShard, n), mask: byte(n - 1), seed: maphash.MakeSeed()}
+	r := &Store{shards: make([]registryShard, n), mask: byte(n - 1), seed: maphash.MakeSeed()}
 	if maxPerUser > 0 {
 		r.users = newUserIPs(maxPerUser)
 	}
@@ -60,7 +58,7 @@ func newRegistry(max, maxPerUser int, tokenTTL time.Duration) *registry {
 	return r
 }
 
-func (r *registry) shardOf(ip netip.Addr) int {
+func (r *Store) shardOf(ip netip.Addr) int {
 	a := ip.As16()
 	return int(maphash.Bytes(r.seed, a[:]) & uint64(r.mask))
 }
@@ -70,7 +68,7 @@ func (r *registry) shardOf(ip netip.Addr) int {
 // shard's number in the low bits of its last byte. It reports false, and
 // records nothing, when another username holds ip's live token, unless
 // takeover (the users file lists ip as this username's).
-func (r *registry) login(ip netip.Addr, username []byte, token [16]byte, at time.Time, takeover bool) ([16]byte, bool) {
+func (r *Store) login(ip netip.Addr, username []byte, token [16]byte, at time.Time, takeover bool) ([16]byte, bool) {
 	i := r.shardOf(ip)
 	token[15] = token[15]&^r.mask | byte(i)
 	over, ok := r.shards[i].login(ip, username, token, at, takeover)
@@ -84,7 +82,7 @@ func (r *registry) login(ip netip.Addr, username []byte, token [16]byte, at time
 
 // endUserTokens ends the live tokens username holds, because the users
 // file no longer has it or changed its password; it reports how many.
-func (r *registry) endUserTokens(username string) int {
+func (r *Store) endUserTokens(username string) int {
 	n := 0
 	for _, ip := range r.users.ips(username) {
 		n += r.shards[r.shardOf(ip)].endUserToken(ip, username)
@@ -92,17 +90,17 @@ func (r *registry) endUserTokens(username string) int {
 	return n
 }
 
-func (r *registry) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result verifyResult) {
+func (r *Store) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result store.Result) {
 	return r.shards[token[15]&r.mask].verify(token, now, usernameDst)
 }
 
-func (r *registry) logout(token [16]byte, now int64) bool {
+func (r *Store) logout(token [16]byte, now int64) bool {
 	return r.shards[token[15]&r.mask].logout(token, now)
 }
 
 // tokenCounts reports the live tokens at now and how many have ended, by
 // why.
-func (r *registry) tokenCounts(now int64) (live int, ended [tokenEndCount]uint64) {
+func (r *Store) tokenCounts(now int64) (live int, ended [tokenEndCount]uint64) {
 	for i := range r.shards {
 		l, e := r.shards[i].tokenCounts(now)
 		live += l
@@ -114,7 +112,7 @@ func (r *registry) tokenCounts(now int64) (live int, ended [tokenEndCount]uint64
 }
 
 // count reports how many north servers are remembered.
-func (r *registry) count() int {
+func (r *Store) count() int {
 	n := 0
 	for i := range r.shards {
 		n += r.shards[i].count()
@@ -123,7 +121,7 @@ func (r *registry) count() int {
 }
 
 // evictions reports how many were forgotten to stay within the bound.
-func (r *registry) evictions() uint64 {
+func (r *Store) evictions() uint64 {
 	var n uint64
 	for i := range r.shards {
 		n += r.shards[i].evictions()
@@ -141,7 +139,7 @@ func (r *registry) evictions() uint64 {
 // O(limit + shards) entries and merges them in O(limit · log shards), and
 // formats them with no lock held, so reading a full registry never holds
 // up logins for long.
-func (r *registry) page(after pageCursor, limit int) ([]northServerReport, pageCursor) {
+func (r *Store) page(after store.Cursor, limit int) ([]store.NorthServer, store.Cursor) {
 	batch := min(limit, max(4, 2*limit/len(r.shards)))
 	walks := make(shardWalks, 0, len(r.shards))
 	for i := range r.shards {
@@ -161,12 +159,12 @@ func (r *registry) page(after pageCursor, limit int) ([]northServerReport, pageC
 			heap.Pop(&walks)
 		}
 	}
-	var next pageCursor
+	var next store.Cursor
 	if len(walks) > 0 {
 		last := copies[len(copies)-1]
-		next = pageCursor{last.lastLogin, last.ip}
+		next = store.Cursor{LastLogin: last.lastLogin, IP: last.ip}
 	}
-	reports := make([]northServerReport, len(copies))
+	reports := make([]store.NorthServer, len(copies))
 	for i := range copies {
 		reports[i] = copies[i].report()
 	}
@@ -177,7 +175,7 @@ func (r *registry) page(after pageCursor, limit int) ([]northServerReport, pageC
 // not yet merged, and where to go on.
 type shardWalk struct {
 	shard *registryShard
-	after pageCursor // the last entry copied, or the page's cursor
+	after store.Cursor // the last entry copied, or the page's cursor
 	buf   []northServerCopy
 	next  int // buf[next] is the newest not yet merged
 
@@ -185,7 +183,7 @@ type shardWalk struct {
 	// with the same ip and last login (an entry that logs in again moves
 	// to the front; one forgotten is reused for another ip).
 	resume   *northServer
-	resumeAt pageCursor
+	resumeAt store.Cursor
 	done     bool // the walk reached the oldest entry
 }
 
@@ -201,11 +199,11 @@ func (w *shardWalk) fill(n int) bool {
 	r := w.shard
 	r.mu.Lock()
 	e := r.recent.newest
-	if w.resume != nil && w.resume.lastLogin == w.resumeAt.lastLogin && w.resume.ip == w.resumeAt.ip {
+	if w.resume != nil && w.resume.lastLogin == w.resumeAt.LastLogin && w.resume.ip == w.resumeAt.IP {
 		e = w.resume
 	}
 	for ; e != nil; e = e.links[recentLinks].older {
-		if !w.after.before(e.lastLogin, e.ip) {
+		if !w.after.Before(e.lastLogin, e.ip) {
 			continue
 		}
 		if len(w.buf) >= n && e.lastLogin != w.buf[len(w.buf)-1].lastLogin {
@@ -216,17 +214,17 @@ func (w *shardWalk) fill(n int) bool {
 	if e == nil {
 		w.done = true
 	} else {
-		w.resume, w.resumeAt = e, pageCursor{e.lastLogin, e.ip}
+		w.resume, w.resumeAt = e, store.Cursor{LastLogin: e.lastLogin, IP: e.ip}
 	}
 	r.mu.Unlock()
 	slices.SortFunc(w.buf, func(a, b northServerCopy) int {
-		return pageCursor{a.lastLogin, a.ip}.compare(pageCursor{b.lastLogin, b.ip})
+		return store.Cursor{LastLogin: a.lastLogin, IP: a.ip}.Compare(store.Cursor{LastLogin: b.lastLogin, IP: b.ip})
 	})
 	if len(w.buf) == 0 {
 		return false
 	}
 	last := w.buf[len(w.buf)-1]
-	w.after = pageCursor{last.lastLogin, last.ip}
+	w.after = store.Cursor{LastLogin: last.lastLogin, IP: last.ip}
 	return true
 }
 
@@ -236,7 +234,7 @@ type shardWalks []*shardWalk
 func (h shardWalks) Len() int { return len(h) }
 func (h shardWalks) Less(i, j int) bool {
 	a, b := h[i].buf[h[i].next], h[j].buf[h[j].next]
-	return pageCursor{a.lastLogin, a.ip}.compare(pageCursor{b.lastLogin, b.ip}) < 0
+	return store.Cursor{LastLogin: a.lastLogin, IP: a.ip}.Compare(store.Cursor{LastLogin: b.lastLogin, IP: b.ip}) < 0
 }
 func (h shardWalks) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *shardWalks) Push(x any)   { *h = append(*h, x.(*shardWalk)) }
@@ -342,18 +340,6 @@ func (l *entryList) pushFront(e *northServer) {
 	}
 }
 
-// northServerReport is a copy of one registry entry for reporting. It carries
-// no password (none is ever kept) and nothing of the token but the start of
-// its SHA-256 digest, as the shared store keeps it: enough to tell tokens
-// apart, nothing to present.
-type northServerReport struct {
-	IP                string    `json:"ip"`
-	Username          string    `json:"username"`
-	TokenDigestPrefix string    `json:"token_digest_prefix"` // "" once the token ended`
-	LastLogin         time.Time `json:"last_login"`
-	Logins            uint64    `json:"logins"`
-}
-
 func newRegistryShard(max int, tokenTTL time.Duration, users *userIPs) registryShard {
 	// Sized for twice the bound from the start: at the bound every new ip
 	// deletes one key and inserts another, and a map sized for max alone
@@ -451,30 +437,21 @@ func (r *registryShard) endUserToken(ip netip.Addr, username string) int {
 	return 1
 }
 
-// verifyResult is what verify found of a token.
-type verifyResult uint8
-
-const (
-	tokenValid   verifyResult = iota
-	tokenUnknown              // never issued here, replaced, logged out or evicted
-	tokenHasExpired
-)
-
 // verify looks token up at now. For a valid token it appends the north
 // server's username to usernameDst and returns it with the ip and the
 // token's expiry (unix nanoseconds).
-func (r *registryShard) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result verifyResult) {
+func (r *registryShard) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result store.Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.byToken[token]
 	if e == nil {
-		return usernameDst, netip.Addr{}, 0, tokenUnknown
+		return usernameDst, netip.Addr{}, 0, store.Unknown
 	}
 	if expires = e.lastLogin + int64(r.tokenTTL); expires <= now {
 		r.expireTokens(now)
-		return usernameDst, netip.Addr{}, 0, tokenHasExpired
+		return usernameDst, netip.Addr{}, 0, store.Expired
 	}
-	return append(usernameDst, e.username...), e.ip, expires, tokenValid
+	return append(usernameDst, e.username...), e.ip, expires, store.Valid
 }
 
 // logout ends token at once. It reports false for a token that was not
@@ -519,7 +496,7 @@ func (r *registryShard) tokenCounts(now int64) (live int, ended [tokenEndCount]u
 	return r.liveTokens, r.tokensEnded
 }
 
-// Len reports how many north servers are remembered.
+// count reports how many north servers are remembered.
 func (r *registryShard) count() int {
 	r.mu.Lock()
 	n := len(r.byIP)
@@ -527,49 +504,12 @@ func (r *registryShard) count() int {
 	return n
 }
 
-// Evicted reports how many entries were forgotten to stay within the bound.
+// evictions reports how many entries were forgotten to stay within the bound.
 func (r *registryShard) evictions() uint64 {
 	r.mu.Lock()
 	n := r.evicted
 	r.mu.Unlock()
 	return n
-}
-
-// pageCursor is where a page of /north/servers ends: its last entry. The
-// next page holds what was seen before it (ties broken by ip).
-type pageCursor struct {
-	lastLogin int64 // unix nanoseconds; 0 for the first page
-	ip        netip.Addr
-}
-
-// before reports whether an entry seen at lastLogin from ip comes after
-// the cursor in newest-first order.
-func (c pageCursor) before(lastLogin int64, ip netip.Addr) bool {
-	return c.lastLogin == 0 || lastLogin < c.lastLogin || (lastLogin == c.lastLogin && c.ip.Less(ip))
-}
-
-// compare orders entries as pages list them: most recently seen first,
-// ties by ip.
-func (c pageCursor) compare(d pageCursor) int {
-	if n := cmp.Compare(d.lastLogin, c.lastLogin); n != 0 {
-		return n
-	}
-	return c.ip.Compare(d.ip)
-}
-
-// String is the cursor as /north/servers hands it out: "NANOS_IP".
-func (c pageCursor) String() string {
-	return strconv.FormatInt(c.lastLogin, 10) + "_" + c.ip.String()
-}
-
-func parsePageCursor(s string) (pageCursor, error) {
-	ns, ip, ok := strings.Cut(s, "_")
-	n, err1 := strconv.ParseInt(ns, 10, 64)
-	a, err2 := netip.ParseAddr(ip)
-	if !ok || err1 != nil || err2 != nil || n <= 0 {
-		return pageCursor{}, fmt.Errorf("after=%q is not a cursor from a previous page's \"next\"", s)
-	}
-	return pageCursor{n, a}, nil
 }
 
 // northServerCopy is an entry copied out of a shard to be reported.
@@ -582,12 +522,12 @@ type northServerCopy struct {
 	logins    uint64
 }
 
-func (e *northServerCopy) report() northServerReport {
+func (e *northServerCopy) report() store.NorthServer {
 	var digest string
 	if e.hasToken {
-		digest = tokenDigest(e.token)[:8]
+		digest = store.TokenDigest(e.token)[:8]
 	}
-	return northServerReport{
+	return store.NorthServer{
 		IP:                e.ip.String(),
 		Username:          string(e.username),
 		TokenDigestPrefix: digest,

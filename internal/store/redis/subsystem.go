@@ -1,0 +1,71 @@
+package redis
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/store"
+)
+
+// Subsystem is one subsystem's part of the store: its keys, under its
+// name as a Redis Cluster hash tag.
+type Subsystem struct {
+	c    *Client
+	keys subsystemKeys
+	// userTokensEnded counts the tokens EndUserTokens ended; the store's
+	// other ends (expiry, logout, replacement) happen inside Redis,
+	// uncounted.
+	userTokensEnded *metrics.Counter
+}
+
+var _ store.Store = (*Subsystem)(nil)
+
+// Subsystem is the store of the subsystem named name, its metrics in set
+// under label (subsystem="NAME").
+func (s *Client) Subsystem(name string, set *metrics.Set, label string) *Subsystem {
+	return &Subsystem{
+		c:               s,
+		keys:            keysFor(name),
+		userTokensEnded: set.NewCounter(`northd_tokens_ended_total{` + label + `,why="user_changed"}`),
+	}
+}
+
+// Login records a login; see store.Store. The time is Redis's own, not
+// now: see loginScript.
+func (s *Subsystem) Login(ip netip.Addr, username []byte, token [16]byte, _ time.Time, takeover bool) ([16]byte, bool, error) {
+	claimed, err := s.c.login(s.keys, ip, username, token, takeover)
+	return token, claimed, err
+}
+
+// Verify looks token up at now; see store.Store.
+func (s *Subsystem) Verify(token [16]byte, now time.Time, usernameDst []byte) (store.Token, error) {
+	username, ip, expires, result, err := s.c.verify(s.keys, token, now)
+	if err != nil || result != store.Valid {
+		return store.Token{Result: result}, err
+	}
+	return store.Token{Result: result, Username: append(usernameDst, username...), IP: ip, Expires: expires}, nil
+}
+
+// Logout ends token at once; see store.Store.
+func (s *Subsystem) Logout(token [16]byte, _ time.Time) (bool, error) {
+	return s.c.logout(s.keys, token)
+}
+
+// EndUserTokens ends username's live tokens; see store.Store.
+func (s *Subsystem) EndUserTokens(ctx context.Context, username string) (int, error) {
+	n, err := s.c.endUserTokens(ctx, s.keys, username)
+	s.userTokensEnded.Add(n)
+	return n, err
+}
+
+// Page lists north servers, the whole fleet's; see store.Store.
+func (s *Subsystem) Page(ctx context.Context, after store.Cursor, limit int) (store.Page, error) {
+	servers, count, next, err := s.c.northServers(ctx, s.keys, after, limit)
+	return store.Page{NorthServers: servers, Count: count, Next: next}, err
+}
+
+// Ready reports whether the store answers, for /readyz.
+func (s *Subsystem) Ready() bool { return s.c.Ready() }

@@ -1,0 +1,363 @@
+// Package storetest is the conformance suite every store.Store passes, in
+// the way testing/fstest checks any fs.FS: the memory store and the Redis
+// store run the same cases, and a third store is done when it passes them
+// too.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"northd/internal/store"
+	"northd/internal/testdeps"
+)
+
+// Options are the bounds a case asks its store for.
+type Options struct {
+	Max        int           // north servers held
+	MaxPerUser int           // north servers one username holds; 0 for no bound
+	TokenTTL   time.Duration // how long a token verifies
+}
+
+// NewStore makes an empty store, of its own, within o's bounds, for one
+// case; it is torn down when t ends.
+type NewStore func(t *testing.T, o Options) store.Store
+
+// Run runs every case against the stores newStore makes.
+func Run(t *testing.T, newStore NewStore) {
+	cases := []struct {
+		name string
+		run  func(*testing.T, NewStore)
+	}{
+		{"LoginVerify", testLoginVerify},
+		{"Replace", testReplace},
+		{"Logout", testLogout},
+		{"Expiry", testExpiry},
+		{"Bound", testBound},
+		{"Claim", testClaim},
+		{"MaxPerUser", testMaxPerUser},
+		{"EndUserTokens", testEndUserTokens},
+		{"Paging", testPaging},
+		{"OneUserWithManyIPsEvictsNoOtherUser", testFlood},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.run(t, newStore) })
+	}
+}
+
+var hour = Options{Max: 100, MaxPerUser: 16, TokenTTL: time.Hour}
+
+func ipN(n int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
+}
+
+func newToken() [16]byte {
+	var t [16]byte
+	rand.Read(t[:])
+	return t
+}
+
+// login logs username in from ip and fails the test on an error.
+func login(t *testing.T, s store.Store, ip netip.Addr, username string, takeover bool) ([16]byte, bool) {
+	t.Helper()
+	token, claimed, err := s.Login(ip, []byte(username), newToken(), time.Now(), takeover)
+	if err != nil {
+		t.Fatalf("login of %s from %v: %v", username, ip, err)
+	}
+	return token, claimed
+}
+
+func mustLogin(t *testing.T, s store.Store, ip netip.Addr, username string) [16]byte {
+	t.Helper()
+	token, claimed := login(t, s, ip, username, false)
+	if !claimed {
+		t.Fatalf("login of %s from %v refused: the ip is another username's", username, ip)
+	}
+	return token
+}
+
+func verify(t *testing.T, s store.Store, token [16]byte) store.Token {
+	t.Helper()
+	v, err := s.Verify(token, time.Now(), make([]byte, 0, 64))
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	return v
+}
+
+func valid(t *testing.T, s store.Store, token [16]byte) bool {
+	t.Helper()
+	return verify(t, s, token).Result == store.Valid
+}
+
+func count(t *testing.T, s store.Store) int {
+	t.Helper()
+	p, err := s.Page(context.Background(), store.Cursor{}, 1)
+	if err != nil {
+		t.Fatalf("page: %v", err)
+	}
+	return p.Count
+}
+
+// A login's token verifies, naming its username and ip, and expires one
+// TTL after the login; a token never issued does not verify.
+func testLoginVerify(t *testing.T, newStore NewStore) {
+	s := newStore(t, hour)
+	if !s.Ready() {
+		testdeps.WaitFor(t, "the store to be ready", s.Ready)
+	}
+	before := time.Now()
+	token := mustLogin(t, s, netip.MustParseAddr("192.0.2.10"), "north-1")
+	after := time.Now()
+	v := verify(t, s, token)
+	if v.Result != store.Valid || string(v.Username) != "north-1" || v.IP != netip.MustParseAddr("192.0.2.10") {
+		t.Fatalf("verify: %+v, want valid north-1 at 192.0.2.10", v)
+	}
+	// A store may keep time by its own clock, in milliseconds: allow it
+	// a second either way.
+	if lo, hi := before.Add(time.Hour-time.Second), after.Add(time.Hour+time.Second); v.Expires.Before(lo) || v.Expires.After(hi) {
+		t.Errorf("expires %v, want within a second of an hour after the login (%v to %v)", v.Expires, lo, hi)
+	}
+	if v := verify(t, s, newToken()); v.Result != store.Unknown {
+		t.Errorf("a token never issued: %+v, want unknown", v)
+	}
+	// Username is appended to the buffer given, whose start is kept.
+	v, err := s.Verify(token, time.Now(), []byte("x"))
+	if err != nil || string(v.Username) != "xnorth-1" {
+		t.Errorf("verify appending to %q: %q, %v", "x", v.Username, err)
+	}
+}
+
+// A second login from an ip replaces the token it held: the old one stops
+// verifying at once. Whoever logs in, the entry stays one.
+func testReplace(t *testing.T, newStore NewStore) {
+	s := newStore(t, hour)
+	ip := netip.MustParseAddr("192.0.2.10")
+	first := mustLogin(t, s, ip, "north-1")
+	second := mustLogin(t, s, ip, "north-1")
+	if valid(t, s, first) || !valid(t, s, second) {
+		t.Errorf("after a second login: first valid %v, second valid %v; want false, true", valid(t, s, first), valid(t, s, second))
+	}
+	if n := count(t, s); n != 1 {
+		t.Errorf("%d north servers, want 1", n)
+	}
+}
+
+// Logout ends a token once: it stops verifying, and a second logout says
+// it was not live. The north server stays listed.
+func testLogout(t *testing.T, newStore NewStore) {
+	s := newStore(t, hour)
+	token := mustLogin(t, s, netip.MustParseAddr("192.0.2.10"), "north-1")
+	other := mustLogin(t, s, netip.MustParseAddr("192.0.2.11"), "north-2")
+	for i, want := range []bool{true, false} {
+		ended, err := s.Logout(token, time.Now())
+		if err != nil || ended != want {
+			t.Fatalf("logout %d: %v, %v; want %v", i+1, ended, err, want)
+		}
+	}
+	if valid(t, s, token) || !valid(t, s, other) {
+		t.Error("logout ended the wrong token")
+	}
+	if ended, _ := s.Logout(newToken(), time.Now()); ended {
+		t.Error("a token never issued was logged out")
+	}
+	if n := count(t, s); n != 2 {
+		t.Errorf("%d north servers after a logout, want 2", n)
+	}
+}
+
+// A token stops verifying once its TTL has passed. A store may say it
+// expired or that it does not know it (Redis drops the key).
+func testExpiry(t *testing.T, newStore NewStore) {
+	s := newStore(t, Options{Max: 100, MaxPerUser: 16, TokenTTL: 200 * time.Millisecond})
+	token := mustLogin(t, s, netip.MustParseAddr("192.0.2.10"), "north-1")
+	testdeps.WaitFor(t, "the token to expire", func() bool { return !valid(t, s, token) })
+	if r := verify(t, s, token).Result; r != store.Expired && r != store.Unknown {
+		t.Errorf("an expired token: result %d", r)
+	}
+	if ended, _ := s.Logout(token, time.Now()); ended {
+		t.Error("an expired token was logged out")
+	}
+}
+
+// At the bound the least recently seen north server is forgotten, with
+// its token.
+func testBound(t *testing.T, newStore NewStore) {
+	s := newStore(t, Options{Max: 3, TokenTTL: time.Hour})
+	var tokens [5][16]byte
+	for i := 1; i <= 3; i++ {
+		tokens[i] = mustLogin(t, s, ipN(i), fmt.Sprint("north-", i))
+	}
+	tokens[1] = mustLogin(t, s, ipN(1), "north-1") // 2 is now the least recently seen
+	tokens[4] = mustLogin(t, s, ipN(4), "north-4")
+	for i, want := range []bool{1: true, 2: false, 3: true, 4: true} {
+		if i > 0 && valid(t, s, tokens[i]) != want {
+			t.Errorf("token of %v: valid %v, want %v", ipN(i), !want, want)
+		}
+	}
+	if n := count(t, s); n != 3 {
+		t.Errorf("%d north servers, want the bound, 3", n)
+	}
+}
+
+// An ip whose live token is another username's is not taken over, unless
+// the login says takeover; once that token ends, anyone may log in there.
+func testClaim(t *testing.T, newStore NewStore) {
+	s := newStore(t, hour)
+	ip := netip.MustParseAddr("192.0.2.10")
+	alice := mustLogin(t, s, ip, "alice")
+	if _, claimed := login(t, s, ip, "bob", false); claimed {
+		t.Fatal("bob took alice's ip while her token is live")
+	}
+	if !valid(t, s, alice) {
+		t.Fatal("a refused login ended the holder's token")
+	}
+	carol, claimed := login(t, s, ip, "carol", true)
+	if !claimed || valid(t, s, alice) || !valid(t, s, carol) {
+		t.Fatalf("takeover: claimed %v, alice valid %v, carol valid %v; want true, false, true", claimed, valid(t, s, alice), valid(t, s, carol))
+	}
+	if v := verify(t, s, carol); string(v.Username) != "carol" {
+		t.Errorf("the ip's token names %q, want carol", v.Username)
+	}
+	s.Logout(carol, time.Now())
+	if _, claimed := login(t, s, ip, "bob", false); !claimed {
+		t.Error("bob refused an ip whose token had ended")
+	}
+}
+
+// One username holds at most MaxPerUser north servers: past it, its least
+// recently seen goes with its token, and no other username's.
+func testMaxPerUser(t *testing.T, newStore NewStore) {
+	s := newStore(t, Options{Max: 100, MaxPerUser: 3, TokenTTL: time.Hour})
+	other := mustLogin(t, s, ipN(1000), "other")
+	var tokens [5][16]byte
+	for i := 1; i <= 3; i++ {
+		tokens[i] = mustLogin(t, s, ipN(i), "north")
+	}
+	tokens[1] = mustLogin(t, s, ipN(1), "north") // 1 is now its newest, 2 its oldest
+	tokens[4] = mustLogin(t, s, ipN(4), "north")
+	for i, want := range []bool{1: true, 2: false, 3: true, 4: true} {
+		if i > 0 && valid(t, s, tokens[i]) != want {
+			t.Errorf("north's token on %v: valid %v, want %v", ipN(i), !want, want)
+		}
+	}
+	if !valid(t, s, other) {
+		t.Error("another username's token ended")
+	}
+	if n := count(t, s); n != 4 {
+		t.Errorf("%d north servers held, want 4: north's 3 and other's", n)
+	}
+	// The forgotten ip is free: another username takes it at once.
+	if _, claimed := login(t, s, ipN(2), "other", false); !claimed {
+		t.Error("the ip north lost past its bound is still held")
+	}
+}
+
+// EndUserTokens ends every live token of one username, and only those.
+func testEndUserTokens(t *testing.T, newStore NewStore) {
+	s := newStore(t, hour)
+	a1 := mustLogin(t, s, ipN(1), "alice")
+	a2 := mustLogin(t, s, ipN(2), "alice")
+	b := mustLogin(t, s, ipN(3), "bob")
+	s.Logout(a2, time.Now())
+	a2 = mustLogin(t, s, ipN(2), "alice")
+	n, err := s.EndUserTokens(context.Background(), "alice")
+	if err != nil || n != 2 {
+		t.Fatalf("EndUserTokens: %d, %v; want 2", n, err)
+	}
+	if valid(t, s, a1) || valid(t, s, a2) || !valid(t, s, b) {
+		t.Error("EndUserTokens ended the wrong tokens")
+	}
+	if n, _ := s.EndUserTokens(context.Background(), "alice"); n != 0 {
+		t.Errorf("a second EndUserTokens ended %d, want 0", n)
+	}
+	if n, _ := s.EndUserTokens(context.Background(), "nobody"); n != 0 {
+		t.Errorf("EndUserTokens of an unknown user ended %d", n)
+	}
+}
+
+// Pages list every north server once, most recently seen first, and the
+// last page's cursor is zero.
+func testPaging(t *testing.T, newStore NewStore) {
+	s := newStore(t, hour)
+	const n = 7
+	for i := 1; i <= n; i++ {
+		mustLogin(t, s, ipN(i), fmt.Sprint("north-", i))
+	}
+	var got []string
+	after := store.Cursor{}
+	for pages := 1; ; pages++ {
+		p, err := s.Page(context.Background(), after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Count != n {
+			t.Errorf("page %d: count %d, want %d", pages, p.Count, n)
+		}
+		for _, ns := range p.NorthServers {
+			got = append(got, ns.IP+"/"+ns.Username)
+			if len(ns.TokenDigestPrefix) != 8 || ns.Logins != 1 || ns.LastLogin.IsZero() {
+				t.Errorf("north server %+v: want an 8-digit digest prefix, 1 login and its time", ns)
+			}
+		}
+		if p.Next == (store.Cursor{}) {
+			break
+		}
+		if pages > n {
+			t.Fatal("the pages do not end")
+		}
+		// The cursor is handed out as text and read back.
+		var err2 error
+		if after, err2 = store.ParseCursor(p.Next.String()); err2 != nil {
+			t.Fatal(err2)
+		}
+	}
+	want := []string{"10.0.0.7/north-7", "10.0.0.6/north-6", "10.0.0.5/north-5", "10.0.0.4/north-4", "10.0.0.3/north-3", "10.0.0.2/north-2", "10.0.0.1/north-1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pages listed %v, want %v", got, want)
+	}
+}
+
+// One valid user logging in with a new ip per request, from several
+// goroutines at once, pushes out only its own north servers, never
+// another username's, however far past the bound it goes.
+func testFlood(t *testing.T, newStore NewStore) {
+	const others, flood, workers = 1000, 100000, 8
+	s := newStore(t, Options{Max: 65536, MaxPerUser: 16, TokenTTL: time.Hour})
+	tokens := make([][16]byte, others)
+	for i := range tokens {
+		tokens[i] = mustLogin(t, s, netip.AddrFrom4([4]byte{192, 0, 2 + byte(i>>8), byte(i)}), fmt.Sprintf("north-%d", i))
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < flood; i += workers {
+				_, claimed, err := s.Login(ipN(i), []byte("mallory"), newToken(), time.Now(), false)
+				if err != nil || !claimed {
+					t.Errorf("mallory's login %d: claimed %v, %v", i, claimed, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	ended := 0
+	for i := range tokens {
+		if !valid(t, s, tokens[i]) {
+			ended++
+		}
+	}
+	t.Logf("after %d logins of one user with %d ips (%v), %d of %d other users' tokens ended; %d north servers held",
+		flood, flood, time.Since(start).Round(time.Millisecond), ended, others, count(t, s))
+	if n := count(t, s); ended != 0 || n != others+16 {
+		t.Errorf("%d other users' tokens ended, %d north servers held; want 0 and %d", ended, n, others+16)
+	}
+}
