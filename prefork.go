@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -26,8 +27,9 @@ var errPreforkStopping = errors.New("prefork: shutting down")
 // restarts a child that dies. fasthttp/prefork supervises them; this adds
 // what a multi-port server with an admin listener needs: child k serves its
 // admin listener on the -admin port plus k, and SIGTERM to the master
-// drains every child.
-func runPreforkMaster(ctx context.Context, cfg config, log *slog.Logger) error {
+// drains every child. Children get the master's args, and write to its
+// stdout and stderr.
+func runPreforkMaster(ctx context.Context, args []string, cfg config, stdout, stderr io.Writer, log *slog.Logger) error {
 	n := runtime.GOMAXPROCS(0)
 	exe, err := os.Executable()
 	if err != nil {
@@ -68,16 +70,16 @@ func runPreforkMaster(ctx context.Context, cfg config, log *slog.Logger) error {
 			if slot < 0 {
 				return nil, errors.New("prefork: no free child slot")
 			}
-			args := append([]string{exe}, os.Args[1:]...)
+			childArgs := append([]string{exe}, args...)
 			if adminPort > 0 {
 				// The last -admin on the command line wins.
-				args = append(args, "-admin", net.JoinHostPort(adminHost, strconv.Itoa(adminPort+slot)))
+				childArgs = append(childArgs, "-admin", net.JoinHostPort(adminHost, strconv.Itoa(adminPort+slot)))
 			}
 			cmd := &exec.Cmd{
 				Path:   exe,
-				Args:   args,
-				Stdout: os.Stdout,
-				Stderr: os.Stderr,
+				Args:   childArgs,
+				Stdout: stdout,
+				Stderr: stderr,
 				Env:    append(os.Environ(), "FASTHTTP_PREFORK_CHILD=1", "GOMAXPROCS=1"),
 			}
 			if err := cmd.Start(); err != nil {

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	if cfg.Prefork && !prefork.IsChild() {
-		return runPreforkMaster(ctx, cfg, log)
+		return runPreforkMaster(ctx, args, cfg, stdout, stderr, log)
 	}
 	srv, err := start(ctx, cfg, log)
 	if err != nil {
