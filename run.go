@@ -71,22 +71,35 @@ type instance struct {
 	adminAddr  string
 	draining   *atomic.Bool
 	serveErrs  chan error
-	auth       *authenticator     // nil in open mode
-	cert       *certificate       // nil without TLS
-	shared     *redisstore.Client // the -store shared by every subsystem; nil for memory
+	auth       *authenticator // nil in open mode
+	cert       *certificate   // nil without TLS
 
 	reloadsOK, reloadsFailed *metrics.Counter
 	cancel                   context.CancelFunc // ends ctx: the instance stopped
+	// closers undo what start set up, in reverse: for a start that
+	// failed partway and for a shutdown alike.
+	closers closers
+}
+
+// closers are what to undo, in the order it was set up.
+type closers []func()
+
+func (c *closers) add(f func()) { *c = append(*c, f) }
+
+// close runs them, the last added first.
+func (c closers) close() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
 }
 
 func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance, err error) {
-	// What start has set up is undone if it fails partway.
-	var undo []func()
+	// What start has set up is undone if it fails partway, and by wait
+	// once it has shut the servers down.
+	var undo closers
 	defer func() {
 		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
+			undo.close()
 		}
 	}()
 	set := metrics.NewSet()
@@ -98,7 +111,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 		if auth, err = newAuthenticator(cfg, set, log); err != nil {
 			return nil, err
 		}
-		undo = append(undo, auth.hashing.stop)
+		undo.add(auth.hashing.stop)
 		set.NewGauge(`northd_auth_mode{mode="users"}`, func() float64 { return 1 })
 	} else {
 		set.NewGauge(`northd_auth_mode{mode="open"}`, func() float64 { return 1 })
@@ -122,7 +135,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 			}
 			return nil, err
 		}
-		undo = append(undo, shared.Close)
+		undo.add(shared.Close)
 	}
 
 	fitMaxConnsToDescriptors(&cfg, log)
@@ -130,7 +143,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() {
+	undo.add(func() {
 		for _, ln := range listeners {
 			ln.Close()
 		}
@@ -144,6 +157,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 		if adminLn, err = listen(cfg.Admin, false); err != nil {
 			return nil, err
 		}
+		undo.add(func() { adminLn.Close() })
 	}
 
 	// The instance's own context ends when it stops, whatever ended it,
@@ -166,7 +180,6 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, auth, subsystemStore(cfg, shared, names[i], set), tlsConfig, set, log)
 	}
 	if shared != nil {
-		srv.shared = shared
 		go shared.Watch(ctx)
 	}
 	// Asked for before start returns, so that a SIGHUP from then on
@@ -201,6 +214,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 		}()
 	}
 	log.Info("northd started", "listen", strings.Join(srv.listenAddrs(), ","), "admin", adminAddr, "pid", syscall.Getpid())
+	srv.closers = undo
 	return srv, nil
 }
 
@@ -292,12 +306,9 @@ func (srv *instance) wait() error {
 		srv.admin.Shutdown(shutdownCtx)
 		srv.admin.Close()
 	}
-	if srv.shared != nil {
-		srv.shared.Close()
-	}
-	if srv.auth != nil {
-		srv.auth.hashing.stop()
-	}
+	// The password checker stops after the servers, so that no handler
+	// still waits for it.
+	srv.closers.close()
 	srv.cancel()
 	switch {
 	case timedOut.Load():
