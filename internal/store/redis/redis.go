@@ -341,6 +341,12 @@ if ip then
   local rec = ARGV[1] .. 'ns:' .. ip
   if redis.call('HGET', rec, 'token') == ARGV[2] then redis.call('HDEL', rec, 'token') end
 end
+-- The key outlives the expiry it records by the moments the login
+-- script took (its PX starts at the SET): a token past that expiry was
+-- not live, as verify already says, and is only cleared.
+local t = redis.call('TIME')
+local exp = tonumber(string.match(v, '^(%d+)\n'))
+if exp and exp <= tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then return 0 end
 return 1`
 
 // login records a login of the north server at ip on subsystem k. It
