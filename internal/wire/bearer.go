@@ -57,16 +57,6 @@ func ParseBearer(v []byte) ([16]byte, BearerProblem) {
 	return token, BearerOK
 }
 
-func lowerHexDigit(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}
-
 // asciiEqualFold compares b with lower, which is lowercase ASCII.
 func asciiEqualFold(b []byte, lower string) bool {
 	for i := range b {

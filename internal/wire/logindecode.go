@@ -594,20 +594,19 @@ func hasBackslash(b []byte) bool {
 	return false
 }
 
+// hex4 decodes the four hex digits of a \u escape, which JSON takes in
+// either case.
 func hex4(b []byte) (rune, bool) {
 	var r rune
 	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
+		if c >= 'A' && c <= 'F' {
+			c += 'a' - 'A'
+		}
+		v, ok := lowerHexDigit(c)
+		if !ok {
 			return 0, false
 		}
-		r = r<<4 | rune(c)
+		r = r<<4 | rune(v)
 	}
 	return r, true
 }

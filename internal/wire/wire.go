@@ -6,3 +6,17 @@
 // refusals are built once, at start-up, and the two answers built per
 // request are appended to the caller's buffer.
 package wire
+
+// lowerHexDigit is the value of c, one of 0-9 and a-f. It is the one hex
+// digit decoder of the package: a bearer token takes only the lowercase
+// digits /north/login hands out, and hex4 folds A-F to a-f first, since
+// JSON's \u escapes take either case.
+func lowerHexDigit(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
