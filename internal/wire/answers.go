@@ -25,16 +25,8 @@ const LoginOKLen = len(loginOKPrefix) + 32 + len(loginOKSuffix)
 // {"code": 0, "token": "<32 lowercase hex digits>", "description": "success"}.
 func AppendLoginOK(dst []byte, token [16]byte) []byte {
 	dst = append(dst, loginOKPrefix...)
-	dst = appendHex(dst, token[:])
+	dst = hex.AppendEncode(dst, token[:])
 	return append(dst, loginOKSuffix...)
-}
-
-// appendHex appends the lowercase hex of b.
-func appendHex(dst, b []byte) []byte {
-	n := len(dst)
-	dst = append(dst, make([]byte, hex.EncodedLen(len(b)))...)
-	hex.Encode(dst[n:], b)
-	return dst
 }
 
 // AppendVerifyOK appends the answer to the verification of a live token:

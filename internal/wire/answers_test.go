@@ -47,7 +47,7 @@ func TestAnswerBytes(t *testing.T) {
 }
 
 // The two answers built per request are appended to a buffer on the
-// handler's stack, and allocate nothing.
+// handler's stack: hex.AppendEncode and the rest of them allocate nothing.
 func TestAnswersAllocateNothing(t *testing.T) {
 	token := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 	var sink byte
