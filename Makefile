@@ -54,8 +54,14 @@ test-tools:
 		(cd $$m && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) test -race -count=1 ./...) || exit 1; \
 	done
 
+# go test -fuzz takes one fuzz test at a time: the wire package's (login
+# decoder, ip and bearer parsers, JSON strings), then the password
+# checker's framing.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzLoginDecode -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzLoginDecode -fuzztime $(FUZZTIME) ./internal/wire/
+	$(GO) test -run '^$$' -fuzz FuzzParseIP -fuzztime $(FUZZTIME) ./internal/wire/
+	$(GO) test -run '^$$' -fuzz FuzzParseBearer -fuzztime $(FUZZTIME) ./internal/wire/
+	$(GO) test -run '^$$' -fuzz FuzzAppendJSONString -fuzztime $(FUZZTIME) ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzCheckFrames -fuzztime $(FUZZTIME) .
 
 clean:

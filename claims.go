@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"northd/internal/wire"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -102,8 +103,8 @@ var claimAnswers = [claimAnswerCount]struct {
 	status int
 	body   []byte
 }{
-	{403, appendFailureBody(nil, 5, true, "this username may not log in for that ip: the users file lists the addresses it may claim; send one of them as ip, or ask the operator to add this one")},
-	{409, appendFailureBody(nil, 6, true, "another username holds a live token for that ip; send your own north server's ip, or wait until that token is logged out or expires")},
+	{403, wire.AppendFailureBody(nil, 5, true, "this username may not log in for that ip: the users file lists the addresses it may claim; send one of them as ip, or ask the operator to add this one")},
+	{409, wire.AppendFailureBody(nil, 6, true, "another username holds a live token for that ip; send your own north server's ip, or wait until that token is logged out or expires")},
 }
 
 // refuseClaim answers a login whose credentials were right but whose ip

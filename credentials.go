@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
+	"northd/internal/wire"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,7 +123,7 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 	if bytes.IndexByte(rawPassword, '\\') >= 0 {
 		// The rare escaped password is decoded into memory of its own,
 		// cleared before return.
-		password = appendPasswordDecoded(make([]byte, 0, len(rawPassword)), rawPassword)
+		password = wire.AppendPassword(make([]byte, 0, len(rawPassword)), rawPassword)
 		defer clear(password)
 	}
 	users := a.users.Load()
@@ -179,10 +180,4 @@ func (a *authenticator) check(client netip.Addr, username, rawPassword []byte, n
 		return authUnknownUser, 0
 	}
 	return authWrongPassword, 0
-}
-
-// appendPasswordDecoded appends the decoded form of a raw JSON string.
-func appendPasswordDecoded(dst, raw []byte) []byte {
-	dst, _ = appendUnescaped(dst, raw, len(raw))
-	return dst
 }

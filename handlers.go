@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"northd/internal/wire"
 
 	"github.com/valyala/fasthttp"
 )
@@ -122,5 +123,5 @@ func (s *subsystem) refuseLargeBody(ctx *fasthttp.RequestCtx) {
 	if c, ok := conn.(*serverConn); ok {
 		c.lingerOnClose()
 	}
-	s.rejectLogin(ctx, fasthttp.StatusRequestEntityTooLarge, problemBodyTooLarge)
+	s.rejectLogin(ctx, fasthttp.StatusRequestEntityTooLarge, wire.ProblemBodyTooLarge)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"northd/internal/wire"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -55,11 +56,11 @@ type subsystemMetrics struct {
 	// added at its first request, so /metrics shows only what happened.
 	listed [routeCount][len(countedStatuses) + 1]atomic.Bool
 
-	loginRejections  [problemCount]*metrics.Counter
+	loginRejections  [wire.ProblemCount]*metrics.Counter
 	loginFailures    [authOutcomeCount]*metrics.Counter // credentials refused; authOK unused
 	claimRefusals    [claimAnswerCount]*metrics.Counter // right credentials, an ip the login may not claim
-	verifications    [bearerProblemCount]*metrics.Counter
-	logouts          [bearerProblemCount]*metrics.Counter
+	verifications    [wire.BearerProblemCount]*metrics.Counter
+	logouts          [wire.BearerProblemCount]*metrics.Counter
 	storeUnavailable *metrics.Counter
 }
 
@@ -70,8 +71,8 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 	set.NewGauge(`northd_logins_total{`+label+`}`, func() float64 {
 		return float64(m.sum(func(sh *requestShard) uint64 { return sh.logins.Load() }))
 	})
-	for p := problemEmptyBody; p < problemCount; p++ {
-		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + problemReasons[p] + `"}`)
+	for p := wire.ProblemEmptyBody; p < wire.ProblemCount; p++ {
+		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + p.Reason() + `"}`)
 	}
 	for o := authWrongPassword; o < authOutcomeCount; o++ {
 		m.loginFailures[o] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + authOutcomeReasons[o] + `"}`)
@@ -79,9 +80,9 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 	for a := claimRefusedAnswer; a < claimAnswerCount; a++ {
 		m.claimRefusals[a] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + claimAnswerReasons[a] + `"}`)
 	}
-	for p := bearerOK; p < bearerProblemCount; p++ {
-		m.verifications[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="verify",result="` + bearerReasons[p] + `"}`)
-		m.logouts[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="logout",result="` + bearerReasons[p] + `"}`)
+	for p := wire.BearerOK; p < wire.BearerProblemCount; p++ {
+		m.verifications[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="verify",result="` + p.Reason() + `"}`)
+		m.logouts[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="logout",result="` + p.Reason() + `"}`)
 	}
 	m.storeUnavailable = set.NewCounter(`northd_store_unavailable_total{` + label + `}`)
 	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.openConns.Load()) })

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/netip"
+	"northd/internal/wire"
 
 	"github.com/valyala/fasthttp"
 )
@@ -56,7 +57,7 @@ func realIP(peer netip.Addr, h *fasthttp.RequestHeader) netip.Addr {
 			v = line
 		}
 	}
-	if ip, ok := parseIP(bytes.TrimSpace(v)); ok {
+	if ip, ok := wire.ParseIP(bytes.TrimSpace(v)); ok {
 		return ip
 	}
 	return peer
@@ -94,7 +95,7 @@ func (t trustedProxies) forwardedFor(peer netip.Addr, h *fasthttp.RequestHeader)
 			} else {
 				hops = hops[:j]
 			}
-			ip, ok := parseIP(hop)
+			ip, ok := wire.ParseIP(hop)
 			if !ok {
 				return peer
 			}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"northd/internal/wire"
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -22,7 +23,7 @@ type subsystem struct {
 	auth        *authenticator // shared by every subsystem; nil in open mode
 	proxies     clientAddrs
 	maxBodySize int
-	rejections  *rejectionBodies
+	rejections  *wire.RejectionBodies
 	log         *slog.Logger
 	metrics     *subsystemMetrics
 	server      *fasthttp.Server
@@ -44,7 +45,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		auth:        auth,
 		proxies:     newClientAddrs(cfg),
 		maxBodySize: cfg.MaxBodySize,
-		rejections:  newRejectionBodies(cfg.MaxBodySize),
+		rejections:  wire.NewRejectionBodies(cfg.MaxBodySize),
 		log:         log,
 		draining:    draining,
 	}

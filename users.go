@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"northd/internal/wire"
 	"os"
 	"strconv"
 	"strings"
@@ -235,7 +236,7 @@ func loadUsers(path string) (table *userTable, warnings []string, err error) {
 			return nil, nil, &usersFileError{path: path, line: line, msg: "the username is empty"}
 		case strings.TrimFunc(name, isSpaceOrMark) != name:
 			return nil, nil, &usersFileError{path: path, line: line, msg: fmt.Sprintf("the username %q starts or ends with white space, which no login would send; remove it", name)}
-		case len(name) > maxUsernameLen:
+		case len(name) > wire.MaxUsernameLen:
 			return nil, nil, &usersFileError{path: path, line: line, msg: "the username is longer than 256 bytes"}
 		case firstLine[name] != 0:
 			return nil, nil, &usersFileError{path: path, line: line, msg: fmt.Sprintf("user %q is already on line %d", name, firstLine[name])}

@@ -1,4 +1,4 @@
-package main
+package wire
 
 import (
 	"net/netip"
@@ -6,81 +6,88 @@ import (
 	"unsafe"
 )
 
-// loginProblem names why a login body was refused. It is a small integer
+// LoginProblem names why a login body was refused. It is a small integer
 // rather than an error so that refusing a login allocates nothing: each
-// problem has a response body built once at start-up (see rejectionBodies).
-type loginProblem uint8
+// problem has a response body built once at start-up (see RejectionBodies).
+type LoginProblem uint8
 
+// The problems Decode reports, and ProblemBodyTooLarge, which the server
+// finds before a body reaches Decode. ProblemCount sizes arrays indexed by
+// LoginProblem.
 const (
-	loginOK loginProblem = iota
-	problemEmptyBody
-	problemInvalidUTF8
-	problemNotJSON
-	problemTooDeep
-	problemNotObject
-	problemTrailingData
-	problemUsernameMissing
-	problemUsernameNotString
-	problemUsernameEmpty
-	problemUsernameTooLong
-	problemPasswordMissing
-	problemPasswordNotString
-	problemPasswordEmpty
-	problemIPNotString
-	problemIPInvalid
-	problemBodyTooLarge
-	problemCount
+	LoginOK LoginProblem = iota
+	ProblemEmptyBody
+	ProblemInvalidUTF8
+	ProblemNotJSON
+	ProblemTooDeep
+	ProblemNotObject
+	ProblemTrailingData
+	ProblemUsernameMissing
+	ProblemUsernameNotString
+	ProblemUsernameEmpty
+	ProblemUsernameTooLong
+	ProblemPasswordMissing
+	ProblemPasswordNotString
+	ProblemPasswordEmpty
+	ProblemIPNotString
+	ProblemIPInvalid
+	ProblemBodyTooLarge
+	ProblemCount
 )
 
 // problemDescriptions are the sentences a north server reads in the
-// "description" field. problemBodyTooLarge is filled in per server because it
+// "description" field. ProblemBodyTooLarge is filled in per server because it
 // names the configured limit.
-var problemDescriptions = [problemCount]string{
-	problemEmptyBody:         "request body is empty; send a JSON object with username and password",
-	problemInvalidUTF8:       "request body is not valid UTF-8",
-	problemNotJSON:           "request body is not valid JSON",
-	problemTooDeep:           "request body nests JSON deeper than 32 levels",
-	problemNotObject:         "request body must be a JSON object",
-	problemTrailingData:      "request body has data after the JSON object",
-	problemUsernameMissing:   "username is required",
-	problemUsernameNotString: "username must be a string",
-	problemUsernameEmpty:     "username must not be empty",
-	problemUsernameTooLong:   "username must be at most 256 bytes",
-	problemPasswordMissing:   "password is required",
-	problemPasswordNotString: "password must be a string",
-	problemPasswordEmpty:     "password must not be empty",
-	problemIPNotString:       "ip must be a string",
-	problemIPInvalid:         "ip is not a valid IP address",
+var problemDescriptions = [ProblemCount]string{
+	ProblemEmptyBody:         "request body is empty; send a JSON object with username and password",
+	ProblemInvalidUTF8:       "request body is not valid UTF-8",
+	ProblemNotJSON:           "request body is not valid JSON",
+	ProblemTooDeep:           "request body nests JSON deeper than 32 levels",
+	ProblemNotObject:         "request body must be a JSON object",
+	ProblemTrailingData:      "request body has data after the JSON object",
+	ProblemUsernameMissing:   "username is required",
+	ProblemUsernameNotString: "username must be a string",
+	ProblemUsernameEmpty:     "username must not be empty",
+	ProblemUsernameTooLong:   "username must be at most 256 bytes",
+	ProblemPasswordMissing:   "password is required",
+	ProblemPasswordNotString: "password must be a string",
+	ProblemPasswordEmpty:     "password must not be empty",
+	ProblemIPNotString:       "ip must be a string",
+	ProblemIPInvalid:         "ip is not a valid IP address",
 }
 
+// Reason is p's label in metrics: "not_json", "username_missing"…
+func (p LoginProblem) Reason() string { return problemReasons[p] }
+
 // problemReasons label login rejections in metrics.
-var problemReasons = [problemCount]string{
-	problemEmptyBody:         "empty_body",
-	problemInvalidUTF8:       "invalid_utf8",
-	problemNotJSON:           "not_json",
-	problemTooDeep:           "too_deep",
-	problemNotObject:         "not_object",
-	problemTrailingData:      "trailing_data",
-	problemUsernameMissing:   "username_missing",
-	problemUsernameNotString: "username_not_string",
-	problemUsernameEmpty:     "username_empty",
-	problemUsernameTooLong:   "username_too_long",
-	problemPasswordMissing:   "password_missing",
-	problemPasswordNotString: "password_not_string",
-	problemPasswordEmpty:     "password_empty",
-	problemIPNotString:       "ip_not_string",
-	problemIPInvalid:         "ip_invalid",
-	problemBodyTooLarge:      "body_too_large",
+var problemReasons = [ProblemCount]string{
+	ProblemEmptyBody:         "empty_body",
+	ProblemInvalidUTF8:       "invalid_utf8",
+	ProblemNotJSON:           "not_json",
+	ProblemTooDeep:           "too_deep",
+	ProblemNotObject:         "not_object",
+	ProblemTrailingData:      "trailing_data",
+	ProblemUsernameMissing:   "username_missing",
+	ProblemUsernameNotString: "username_not_string",
+	ProblemUsernameEmpty:     "username_empty",
+	ProblemUsernameTooLong:   "username_too_long",
+	ProblemPasswordMissing:   "password_missing",
+	ProblemPasswordNotString: "password_not_string",
+	ProblemPasswordEmpty:     "password_empty",
+	ProblemIPNotString:       "ip_not_string",
+	ProblemIPInvalid:         "ip_invalid",
+	ProblemBodyTooLarge:      "body_too_large",
 }
 
 const (
 	// maxJSONDepth bounds nesting so a body of 64 KiB of '[' cannot
 	// recurse deeply; a login object needs a depth of 1.
 	maxJSONDepth = 32
-	// maxUsernameLen bounds what the registry keeps per north server, so
-	// that registry-max entries bound its memory.
-	maxUsernameLen = 256
-	// maxIPLen is the longest textual IP address parseIP accepts.
+	// MaxUsernameLen bounds what the registry keeps per north server, so
+	// that registry-max entries bound its memory. A longer username is
+	// refused at login, and in the users file.
+	MaxUsernameLen = 256
+	// maxIPLen is the longest textual IP address ParseIP accepts.
 	maxIPLen = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
 )
 
@@ -97,107 +104,121 @@ const (
 // tell that a value is too long, never enough for one large body to leave a
 // large buffer in the pool.
 const (
-	usernameKeep = maxUsernameLen + 1
+	usernameKeep = MaxUsernameLen + 1
 	ipKeep       = maxIPLen + 1
 )
 
-// loginRequest is one decoded login body. Instances are pooled, so they own
+// LoginRequest is one decoded login body. The server pools them, so they own
 // only small buffers: username and ip are copied (unescaped, cut one byte
-// past their limits) into buffers the loginRequest reuses, and the password
+// past their limits) into buffers the LoginRequest reuses, and the password
 // is never copied at all. It is a view of the body, valid only until the
-// handler returns, and reset drops it.
-type loginRequest struct {
-	username, ip []byte
-	// password is the password's raw JSON string contents in the request
-	// body, still escaped; appendPassword decodes it.
-	password     []byte
+// handler returns, and Reset drops it. Its fields mean what they say only
+// once Decode has returned LoginOK.
+type LoginRequest struct {
+	// Username is unescaped, 1 to MaxUsernameLen bytes.
+	Username []byte
+	// Password is the password's raw JSON string contents in the request
+	// body, still escaped and never empty; AppendPassword decodes it.
+	Password []byte
+	// Addr is the ip field's address, or the zero Addr when the body
+	// has no ip.
+	Addr netip.Addr
+
+	ip           []byte
 	usernameKind fieldKind
 	passwordKind fieldKind
 	ipKind       fieldKind
-	addr         netip.Addr // parsed ip when ipKind == fieldString
 }
 
-func (lr *loginRequest) reset() {
-	lr.username = lr.username[:0]
-	lr.password = nil
+// Reset drops what lr holds of the last body, the view of the password
+// with the rest, and keeps its buffers for the next.
+func (lr *LoginRequest) Reset() {
+	lr.Username = lr.Username[:0]
+	lr.Password = nil
 	lr.ip = lr.ip[:0]
 	lr.usernameKind, lr.passwordKind, lr.ipKind = fieldMissing, fieldMissing, fieldMissing
-	lr.addr = netip.Addr{}
+	lr.Addr = netip.Addr{}
 }
 
-// appendPassword appends the decoded password to dst. The caller owns dst
-// and must clear it once the password has been checked.
-func (lr *loginRequest) appendPassword(dst []byte) []byte {
-	return appendPasswordDecoded(dst, lr.password)
+// AppendPassword appends the decoded form of raw, a LoginRequest's
+// Password, to dst. The decoder leaves the password as the body has it so
+// that it is never copied; the rare password with escapes is decoded only
+// to be checked. The caller owns dst and must clear it once the password
+// has been checked.
+func AppendPassword(dst, raw []byte) []byte {
+	dst, _ = appendUnescaped(dst, raw, len(raw))
+	return dst
 }
 
-// decode checks body against the login contract and fills lr. It returns
-// loginOK or the first problem found: syntax problems before field problems,
+// Decode checks body against the login contract and fills lr. It returns
+// LoginOK or the first problem found: syntax problems before field problems,
 // and fields in the order username, password, ip.
-func (lr *loginRequest) decode(body []byte) loginProblem {
-	lr.reset()
+func (lr *LoginRequest) Decode(body []byte) LoginProblem {
+	lr.Reset()
 	d := jsonScanner{buf: body}
 	d.skipSpace()
 	if d.pos == len(body) {
-		return problemEmptyBody
+		return ProblemEmptyBody
 	}
 	if !utf8.Valid(body) {
-		return problemInvalidUTF8
+		return ProblemInvalidUTF8
 	}
 	if body[d.pos] != '{' {
 		// Report a well-formed non-object (array, string, number…) as
 		// such, and anything else as not JSON.
-		if p := d.value(1); p != loginOK {
+		if p := d.value(1); p != LoginOK {
 			return p
 		}
 		if d.skipSpace(); d.pos != len(body) {
-			return problemNotJSON
+			return ProblemNotJSON
 		}
-		return problemNotObject
+		return ProblemNotObject
 	}
-	if p := d.loginObject(lr); p != loginOK {
+	if p := d.loginObject(lr); p != LoginOK {
 		return p
 	}
 	d.skipSpace()
 	if d.pos != len(body) {
-		return problemTrailingData
+		return ProblemTrailingData
 	}
 	return lr.validate()
 }
 
-func (lr *loginRequest) validate() loginProblem {
+func (lr *LoginRequest) validate() LoginProblem {
 	switch {
 	case lr.usernameKind == fieldMissing:
-		return problemUsernameMissing
+		return ProblemUsernameMissing
 	case lr.usernameKind == fieldOther:
-		return problemUsernameNotString
-	case len(lr.username) == 0:
-		return problemUsernameEmpty
-	case len(lr.username) > maxUsernameLen:
-		return problemUsernameTooLong
+		return ProblemUsernameNotString
+	case len(lr.Username) == 0:
+		return ProblemUsernameEmpty
+	case len(lr.Username) > MaxUsernameLen:
+		return ProblemUsernameTooLong
 	case lr.passwordKind == fieldMissing:
-		return problemPasswordMissing
+		return ProblemPasswordMissing
 	case lr.passwordKind == fieldOther:
-		return problemPasswordNotString
-	case len(lr.password) == 0:
+		return ProblemPasswordNotString
+	case len(lr.Password) == 0:
 		// Raw and decoded are empty together: every escape decodes to
 		// at least one byte.
-		return problemPasswordEmpty
+		return ProblemPasswordEmpty
 	case lr.ipKind == fieldOther:
-		return problemIPNotString
+		return ProblemIPNotString
 	case lr.ipKind == fieldString:
-		addr, ok := parseIP(lr.ip)
+		addr, ok := ParseIP(lr.ip)
 		if !ok {
-			return problemIPInvalid
+			return ProblemIPInvalid
 		}
-		lr.addr = addr
+		lr.Addr = addr
 	}
-	return loginOK
+	return LoginOK
 }
 
-// parseIP accepts an IPv4 or IPv6 address without a zone. IPv4-mapped IPv6
-// addresses are recorded as the IPv4 address they map.
-func parseIP(b []byte) (netip.Addr, bool) {
+// ParseIP accepts an IPv4 or IPv6 address without a zone, as the login's ip
+// field and the client address headers of trusted proxies hold it. IPv4-mapped
+// IPv6 addresses are recorded as the IPv4 address they map, so that an
+// address has one form however it was written. It allocates nothing for an address it accepts.
+func ParseIP(b []byte) (netip.Addr, bool) {
 	if len(b) == 0 || len(b) > maxIPLen {
 		return netip.Addr{}, false
 	}
@@ -295,13 +316,13 @@ func loginFieldNamed(name []byte) loginField {
 }
 
 // setString records the raw string value of field f.
-func (lr *loginRequest) setString(f loginField, raw []byte) {
+func (lr *LoginRequest) setString(f loginField, raw []byte) {
 	switch f {
 	case fieldUsername:
-		lr.username, _ = appendUnescaped(lr.username[:0], raw, usernameKeep)
+		lr.Username, _ = appendUnescaped(lr.Username[:0], raw, usernameKeep)
 		lr.usernameKind = fieldString
 	case fieldPassword:
-		lr.password = raw
+		lr.Password = raw
 		lr.passwordKind = fieldString
 	case fieldIP:
 		lr.ip, _ = appendUnescaped(lr.ip[:0], raw, ipKeep)
@@ -310,26 +331,26 @@ func (lr *loginRequest) setString(f loginField, raw []byte) {
 }
 
 // setOther records that field f holds a value other than a string.
-func (lr *loginRequest) setOther(f loginField) {
+func (lr *LoginRequest) setOther(f loginField) {
 	switch f {
 	case fieldUsername:
-		lr.username, lr.usernameKind = lr.username[:0], fieldOther
+		lr.Username, lr.usernameKind = lr.Username[:0], fieldOther
 	case fieldPassword:
-		lr.password, lr.passwordKind = nil, fieldOther
+		lr.Password, lr.passwordKind = nil, fieldOther
 	case fieldIP:
 		lr.ip, lr.ipKind = lr.ip[:0], fieldOther
 	}
 }
 
 // loginObject scans the top-level object, which starts at d.pos.
-func (d *jsonScanner) loginObject(lr *loginRequest) loginProblem {
+func (d *jsonScanner) loginObject(lr *LoginRequest) LoginProblem {
 	if d.openEmpty('}') {
-		return loginOK
+		return LoginOK
 	}
 	for {
 		key, ok := d.objectKey()
 		if !ok || d.pos >= len(d.buf) {
-			return problemNotJSON
+			return ProblemNotJSON
 		}
 		f := loginFieldNamed(key)
 		// A key spelled with escapes is unescaped to be compared. Only
@@ -346,19 +367,19 @@ func (d *jsonScanner) loginObject(lr *loginRequest) loginProblem {
 			start := d.pos + 1
 			n, ok := d.rawString()
 			if !ok {
-				return problemNotJSON
+				return ProblemNotJSON
 			}
 			lr.setString(f, d.buf[start:start+n])
 		} else {
-			if p := d.value(2); p != loginOK {
+			if p := d.value(2); p != LoginOK {
 				return p
 			}
 			lr.setOther(f)
 		}
 		if more, ok := d.nextMember('}'); !ok {
-			return problemNotJSON
+			return ProblemNotJSON
 		} else if !more {
-			return loginOK
+			return LoginOK
 		}
 	}
 }
@@ -415,19 +436,19 @@ func (d *jsonScanner) nextMember(closer byte) (more, ok bool) {
 }
 
 // value scans any JSON value at d.pos, at nesting depth depth.
-func (d *jsonScanner) value(depth int) loginProblem {
+func (d *jsonScanner) value(depth int) LoginProblem {
 	if d.pos >= len(d.buf) {
-		return problemNotJSON
+		return ProblemNotJSON
 	}
 	switch c := d.buf[d.pos]; {
 	case c == '"':
 		if _, ok := d.rawString(); !ok {
-			return problemNotJSON
+			return ProblemNotJSON
 		}
-		return loginOK
+		return LoginOK
 	case c == '{' || c == '[':
 		if depth > maxJSONDepth {
-			return problemTooDeep
+			return ProblemTooDeep
 		}
 		return d.container(depth)
 	case c == '-' || (c >= '0' && c <= '9'):
@@ -439,61 +460,61 @@ func (d *jsonScanner) value(depth int) loginProblem {
 	case c == 'n':
 		return d.literal("null")
 	}
-	return problemNotJSON
+	return ProblemNotJSON
 }
 
 // container scans an object or array whose opening bracket is at d.pos.
-func (d *jsonScanner) container(depth int) loginProblem {
+func (d *jsonScanner) container(depth int) LoginProblem {
 	isObject := d.buf[d.pos] == '{'
 	closer := byte(']')
 	if isObject {
 		closer = '}'
 	}
 	if d.openEmpty(closer) {
-		return loginOK
+		return LoginOK
 	}
 	for {
 		if isObject {
 			if _, ok := d.objectKey(); !ok {
-				return problemNotJSON
+				return ProblemNotJSON
 			}
 		}
-		if p := d.value(depth + 1); p != loginOK {
+		if p := d.value(depth + 1); p != LoginOK {
 			return p
 		}
 		if more, ok := d.nextMember(closer); !ok {
-			return problemNotJSON
+			return ProblemNotJSON
 		} else if !more {
-			return loginOK
+			return LoginOK
 		}
 	}
 }
 
-func (d *jsonScanner) literal(word string) loginProblem {
+func (d *jsonScanner) literal(word string) LoginProblem {
 	if len(d.buf)-d.pos < len(word) || string(d.buf[d.pos:d.pos+len(word)]) != word {
-		return problemNotJSON
+		return ProblemNotJSON
 	}
 	d.pos += len(word)
-	return loginOK
+	return LoginOK
 }
 
 // number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (d *jsonScanner) number() loginProblem {
+func (d *jsonScanner) number() LoginProblem {
 	if d.buf[d.pos] == '-' {
 		d.pos++
 	}
 	if d.pos >= len(d.buf) {
-		return problemNotJSON
+		return ProblemNotJSON
 	}
 	if d.buf[d.pos] == '0' {
 		d.pos++
 	} else if !d.digits() {
-		return problemNotJSON
+		return ProblemNotJSON
 	}
 	if d.pos < len(d.buf) && d.buf[d.pos] == '.' {
 		d.pos++
 		if !d.digits() {
-			return problemNotJSON
+			return ProblemNotJSON
 		}
 	}
 	if d.pos < len(d.buf) && (d.buf[d.pos] == 'e' || d.buf[d.pos] == 'E') {
@@ -502,10 +523,10 @@ func (d *jsonScanner) number() loginProblem {
 			d.pos++
 		}
 		if !d.digits() {
-			return problemNotJSON
+			return ProblemNotJSON
 		}
 	}
-	return loginOK
+	return LoginOK
 }
 
 // digits consumes one or more decimal digits.
@@ -573,20 +594,19 @@ func hasBackslash(b []byte) bool {
 	return false
 }
 
+// hex4 decodes the four hex digits of a \u escape, which JSON takes in
+// either case.
 func hex4(b []byte) (rune, bool) {
 	var r rune
 	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
+		if c >= 'A' && c <= 'F' {
+			c += 'a' - 'A'
+		}
+		v, ok := lowerHexDigit(c)
+		if !ok {
 			return 0, false
 		}
-		r = r<<4 | rune(c)
+		r = r<<4 | rune(v)
 	}
 	return r, true
 }
