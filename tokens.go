@@ -62,7 +62,9 @@ func (s *subsystem) handleVerify(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	expiresIn := int64((v.Expires.Sub(ctx.Time()) + time.Second - 1) / time.Second) // rounded up
-	var body [192 + 6*wire.MaxUsernameLen]byte                                      // the longest answer: 256 escaped username bytes, a 45-byte ip, 20 digits
+	// Room for the longest answer: 256 escaped username bytes, a 45-byte
+	// ip and 20 digits.
+	var body [192 + 6*wire.MaxUsernameLen]byte
 	s.metrics.verifications[wire.BearerOK].Inc()
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
 	ctx.Response.SetBody(wire.AppendVerifyOK(body[:0], v.Username, v.IP, expiresIn))
