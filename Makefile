@@ -26,7 +26,7 @@ test:
 	awk '/^=== (RUN|CONT)/ {cur = $$3} /^ +[^ ]+_test\.go:[0-9]+: / {msg[cur] = $$0} /^ *--- SKIP/ {print "SKIP " $$3 ":" msg[$$3]}' bin/test.log; \
 	if [ $$rc -ne 0 ]; then grep -v -E '^(=== |--- PASS| +--- PASS)' bin/test.log; exit $$rc; fi; \
 	grep -E '^(ok|FAIL|\?) ' bin/test.log
-	$(GO) test -count=1 -run 'Allocat' .
+	$(GO) test -count=1 -run 'Allocat' ./...
 	$(MAKE) --no-print-directory test-tools
 
 # HAProxy in front of two northd instances, rolling restart under verified

@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/netx"
 )
 
 var (
@@ -115,12 +116,6 @@ func (s *subsystem) handleExpect(ctx *fasthttp.RequestCtx) int {
 }
 
 func (s *subsystem) refuseLargeBody(ctx *fasthttp.RequestCtx) {
-	conn := ctx.Conn()
-	if tc, ok := conn.(*tls.Conn); ok {
-		conn = tc.NetConn()
-	}
-	if c, ok := conn.(*serverConn); ok {
-		c.lingerOnClose()
-	}
+	netx.LingerOnClose(ctx.Conn())
 	s.rejectLogin(ctx, fasthttp.StatusRequestEntityTooLarge, problemBodyTooLarge)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/netx"
 )
 
 var (
@@ -179,5 +181,5 @@ func (s *subsystem) rejectLogin(ctx *fasthttp.RequestCtx, status int, problem lo
 // ip: the connection's peer, or, when that peer is a trusted proxy, the
 // client it reports in X-Forwarded-For or X-Real-IP.
 func (s *subsystem) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	return s.proxies.clientAddr(addrOf(ctx.RemoteAddr()), &ctx.Request.Header)
+	return s.proxies.ClientAddr(netx.AddrOf(ctx.RemoteAddr()), &ctx.Request.Header)
 }

@@ -3,7 +3,8 @@ package main
 import (
 	"net/netip"
 	"unicode/utf8"
-	"unsafe"
+
+	"northd/internal/netx"
 )
 
 // loginProblem names why a login body was refused. It is a small integer
@@ -80,8 +81,6 @@ const (
 	// maxUsernameLen bounds what the registry keeps per north server, so
 	// that registry-max entries bound its memory.
 	maxUsernameLen = 256
-	// maxIPLen is the longest textual IP address parseIP accepts.
-	maxIPLen = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
 )
 
 // fieldKind records what a login field held in the body.
@@ -98,7 +97,7 @@ const (
 // large buffer in the pool.
 const (
 	usernameKeep = maxUsernameLen + 1
-	ipKeep       = maxIPLen + 1
+	ipKeep       = netx.MaxIPLen + 1
 )
 
 // loginRequest is one decoded login body. Instances are pooled, so they own
@@ -186,62 +185,13 @@ func (lr *loginRequest) validate() loginProblem {
 	case lr.ipKind == fieldOther:
 		return problemIPNotString
 	case lr.ipKind == fieldString:
-		addr, ok := parseIP(lr.ip)
+		addr, ok := netx.ParseIP(lr.ip)
 		if !ok {
 			return problemIPInvalid
 		}
 		lr.addr = addr
 	}
 	return loginOK
-}
-
-// parseIP accepts an IPv4 or IPv6 address without a zone. IPv4-mapped IPv6
-// addresses are recorded as the IPv4 address they map.
-func parseIP(b []byte) (netip.Addr, bool) {
-	if len(b) == 0 || len(b) > maxIPLen {
-		return netip.Addr{}, false
-	}
-	if a, ok := parseIPv4(b); ok {
-		return a, true
-	}
-	// The string shares b's memory only for the call: a parsed Addr
-	// without a zone keeps nothing of it, and errors are dropped.
-	addr, err := netip.ParseAddr(unsafe.String(&b[0], len(b)))
-	if err != nil || addr.Zone() != "" {
-		return netip.Addr{}, false
-	}
-	return addr.Unmap(), true
-}
-
-// parseIPv4 parses dotted-quad IPv4 as netip.ParseAddr does (four decimal
-// fields of 0-255, no leading zeros) in a third of its time; anything else
-// is left to netip.
-func parseIPv4(b []byte) (netip.Addr, bool) {
-	var ip [4]byte
-	field, digits, val := 0, 0, 0
-	for i, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			if digits > 0 && val == 0 {
-				return netip.Addr{}, false // leading zero
-			}
-			val = val*10 + int(c-'0')
-			digits++
-			if val > 255 {
-				return netip.Addr{}, false
-			}
-		case c == '.' && digits > 0 && field < 3:
-			ip[field] = byte(val)
-			field, digits, val = field+1, 0, 0
-		default:
-			return netip.Addr{}, false
-		}
-		if i == len(b)-1 && (field != 3 || digits == 0) {
-			return netip.Addr{}, false
-		}
-	}
-	ip[3] = byte(val)
-	return netip.AddrFrom4(ip), true
 }
 
 // jsonScanner is a strict RFC 8259 scanner over a body already known to be

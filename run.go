@@ -20,6 +20,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp/prefork"
 	"github.com/valyala/fasthttp/reuseport"
+
+	"northd/internal/netx"
 )
 
 // run is northd hash-password or, started by northd itself, northd
@@ -117,7 +119,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 		undo = append(undo, store.close)
 	}
 
-	fitMaxConnsToDescriptors(&cfg, log)
+	cfg.MaxConns = netx.MaxConnsForDescriptors(cfg.MaxConns, cfg.MaxConnsGiven, len(cfg.Listen), log)
 	listeners, err := listenAll(cfg)
 	if err != nil {
 		return nil, err
@@ -295,7 +297,7 @@ func (srv *instance) wait() error {
 	case timedOut.Load():
 		open := int64(0)
 		for _, s := range srv.subsystems {
-			open += s.openConns.Load()
+			open += s.conns.OpenConns()
 		}
 		log.Error("stopped: the shutdown timeout ended with requests still in flight; their connections were cut", "open_connections", open)
 		return fmt.Errorf("shutdown timed out after %v", cfg.ShutdownTimeout)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/netx"
 )
 
 // subsystem is one login endpoint on its own port with its own registry of
@@ -20,19 +22,18 @@ type subsystem struct {
 	store       *redisStore // shared by every subsystem; nil for -store memory
 	keys        subsystemKeys
 	auth        *authenticator // shared by every subsystem; nil in open mode
-	proxies     clientAddrs
+	proxies     netx.ClientAddrs
 	maxBodySize int
 	rejections  *rejectionBodies
 	log         *slog.Logger
 	metrics     *subsystemMetrics
 	server      *fasthttp.Server
-	conns       *connListener // counts, limits and refuses connections
-	listener    net.Listener  // conns, or TLS around it
+	conns       *netx.Listener // counts, limits and refuses connections
+	listener    net.Listener   // conns, or TLS around it
 
 	// draining is shared by every subsystem of the process: set when
 	// shutdown begins, it turns /readyz to 503.
-	draining  *atomic.Bool
-	openConns atomic.Int64
+	draining *atomic.Bool
 }
 
 // newSubsystem serves on ln, over TLS when tlsConfig is not nil.
@@ -42,7 +43,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		store:       store,
 		keys:        keysFor(name),
 		auth:        auth,
-		proxies:     newClientAddrs(cfg),
+		proxies:     netx.NewClientAddrs(cfg.TrustedProxies, cfg.ClientIPHeader),
 		maxBodySize: cfg.MaxBodySize,
 		rejections:  newRejectionBodies(cfg.MaxBodySize),
 		log:         log,
@@ -52,7 +53,16 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		s.registry = newRegistry(cfg.RegistryMax, cfg.ipsPerUser(), cfg.TokenTTL)
 	}
 	s.metrics = newSubsystemMetrics(set, s)
-	s.conns = newConnListener(ln, cfg, &s.openConns, log)
+	s.conns = netx.NewListener(ln, netx.ListenerOptions{
+		MaxConns:           cfg.MaxConns,
+		MaxConnsPerIP:      cfg.MaxConnsPerIP,
+		IPv6Prefix:         cfg.IPv6Prefix,
+		ProxyProtocolFrom:  cfg.ProxyProtocolFrom,
+		ProxyHeaderTimeout: cfg.ReadTimeout,
+		// Under TLS a refusal would need the handshake first.
+		AnswerRefusals: tlsConfig == nil,
+		LingerTimeout:  cfg.lingerTimeout,
+	}, log)
 	s.listener = s.conns
 	if tlsConfig != nil {
 		// Above the connection listener: a PROXY header comes before
@@ -72,7 +82,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		ReadTimeout:                  cfg.ReadTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
-		Concurrency:                  fasthttpConcurrency(cfg.MaxConns),
+		Concurrency:                  netx.FasthttpConcurrency(cfg.MaxConns),
 		ReduceMemoryUsage:            cfg.ReduceMemory,
 	}
 	return s

@@ -182,3 +182,16 @@ func (r *Redis) Restart() {
 		r.t.Fatalf("restarting redis-server: %v", err)
 	}
 }
+
+// WaitFor polls cond until it holds, failing the test after a generous
+// 30 s: tests wait for events, never for a time.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
