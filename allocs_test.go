@@ -1,11 +1,6 @@
 package main
 
-import (
-	"net/netip"
-	"testing"
-
-	"github.com/valyala/fasthttp"
-)
+import "testing"
 
 // The tests named *Allocat* hold northd to 0 allocations per request.
 // Under the race detector they run, with their answers checked, and then
@@ -69,29 +64,6 @@ func TestRouteAllocations(t *testing.T) {
 			serve() // the first request of a route creates its counter
 			wantAllocs(t, tt.name, tt.allocs, serve)
 		})
-	}
-}
-
-func TestClientAddrAllocations(t *testing.T) {
-	peer := netip.MustParseAddr("10.1.1.1")
-	for _, tt := range []struct {
-		name       string
-		fromRealIP bool
-		lines      [][2]string
-	}{
-		{"one line", false, [][2]string{{"X-Forwarded-For", "203.0.113.66, 198.51.100.9"}}},
-		{"twelve lines", false, append(forgedLines(11), [2]string{"X-Forwarded-For", "198.51.100.9, 10.2.2.2"})},
-		{"X-Real-IP", true, [][2]string{{"X-Forwarded-For", "203.0.113.66"}, {"X-Real-IP", "198.51.100.9"}}},
-	} {
-		var h fasthttp.RequestHeader
-		for _, kv := range tt.lines {
-			h.Add(kv[0], kv[1])
-		}
-		rule := clientAddrs{trusted: testTrustedProxies, fromRealIP: tt.fromRealIP}
-		if got := rule.clientAddr(peer, &h); got != netip.MustParseAddr("198.51.100.9") {
-			t.Fatalf("%s: client %v, want 198.51.100.9", tt.name, got)
-		}
-		wantAllocs(t, "clientAddr, "+tt.name, 0, func() { rule.clientAddr(peer, &h) })
 	}
 }
 

@@ -3,10 +3,11 @@ package main
 import (
 	"fmt"
 	"net/netip"
-	"northd/internal/wire"
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/wire"
 )
 
 // Who may claim an ip. A login names the north server it speaks for by its

@@ -3,12 +3,13 @@ package main
 import (
 	"io"
 	"net/netip"
-	"northd/internal/testdeps"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/testdeps"
 )
 
 const (

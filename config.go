@@ -43,6 +43,10 @@ type config struct {
 	ClientIPHeader    string         // X-Forwarded-For or X-Real-IP
 	ProxyProtocolFrom []netip.Prefix // peers whose connections start with a PROXY header; -proxy-protocol sets it to TrustedProxies
 	MaxConnsGiven     bool           // -max-conns or NORTHD_MAX_CONNS was given: start keeps it even above the descriptor limit
+	// lingerTimeout is how long a connection closed after a 413 is
+	// drained at most; not a flag: 0 is netx's default (2 s), and
+	// tests lengthen it to outlast a slow machine.
+	lingerTimeout time.Duration
 
 	ShowVersion bool
 

@@ -5,12 +5,13 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
-	"northd/internal/wire"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/wire"
 )
 
 // authenticator checks logins against a users file (-users). Without one

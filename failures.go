@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"northd/internal/netx"
 )
 
 // failureLimits slows password guessing. Each client address, and each
@@ -31,7 +33,7 @@ type failureLimits struct {
 	ipv6Prefix int                   // -ipv6-prefix
 }
 
-// addrKey is a client as a map key (see clientKey), IPv4 as IPv4-mapped
+// addrKey is a client as a map key (see netx.ClientKey), IPv4 as IPv4-mapped
 // IPv6.
 type addrKey [16]byte
 
@@ -50,7 +52,7 @@ func newFailureLimits(maxPerAddr, maxPerUser int, window time.Duration, ipv6Pref
 
 // addrKey is the key of the client at ip in byAddr.
 func (l *failureLimits) addrKey(ip netip.Addr) addrKey {
-	return clientKey(ip, l.ipv6Prefix).As16()
+	return netx.ClientKey(ip, l.ipv6Prefix).As16()
 }
 
 // limiterTable is a bounded, sharded map of token buckets.

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttputil"
 
 	"northd/internal/testdeps"
 )
@@ -173,7 +171,7 @@ func TestDefaultMaxConnsFitsTheDescriptorLimit(t *testing.T) {
 	// Accepted in order, the held ones fill -max-conns; each of the
 	// next is refused.
 	for i := range 104 {
-		if got := readRefusal(t, c.addr); got != string(overloadedResponse) {
+		if got := readRefusal(t, c.addr); got != overloadedAnswer {
 			t.Fatalf("connection %d past 96 held ones got %q, want the 503 refusal\n%s", 97+i, got, c.log)
 		}
 	}
@@ -202,27 +200,6 @@ func TestMaxConnsGiven(t *testing.T) {
 		cfg, err := parseConfig(tt.args, envFrom(tt.env), io.Discard)
 		if err != nil || cfg.MaxConnsGiven != tt.want {
 			t.Errorf("%v %v: given %v, %v; want %v", tt.args, tt.env, cfg.MaxConnsGiven, err, tt.want)
-		}
-	}
-}
-
-// A failed accept is retried only when it passes with time; a closed
-// listener of any kind (fasthttp's in-memory one says so in words, not
-// with net.ErrClosed) ends serving instead of looping.
-func TestAcceptRetryable(t *testing.T) {
-	for _, tt := range []struct {
-		err  error
-		want bool
-	}{
-		{&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.EMFILE)}, true},
-		{&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.ENFILE)}, true},
-		{&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.ECONNABORTED)}, true},
-		{&net.OpError{Op: "accept", Err: net.ErrClosed}, false},
-		{fasthttputil.ErrInmemoryListenerClosed, false},
-		{errors.New("anything else"), false},
-	} {
-		if got := acceptRetryable(tt.err); got != tt.want {
-			t.Errorf("acceptRetryable(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }

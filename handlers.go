@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
-	"northd/internal/wire"
 
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/netx"
+	"northd/internal/wire"
 )
 
 var (
@@ -116,12 +117,6 @@ func (s *subsystem) handleExpect(ctx *fasthttp.RequestCtx) int {
 }
 
 func (s *subsystem) refuseLargeBody(ctx *fasthttp.RequestCtx) {
-	conn := ctx.Conn()
-	if tc, ok := conn.(*tls.Conn); ok {
-		conn = tc.NetConn()
-	}
-	if c, ok := conn.(*serverConn); ok {
-		c.lingerOnClose()
-	}
+	netx.LingerOnClose(ctx.Conn())
 	s.rejectLogin(ctx, fasthttp.StatusRequestEntityTooLarge, wire.ProblemBodyTooLarge)
 }

@@ -30,18 +30,14 @@ func testConfig(t testing.TB, args ...string) config {
 // startSubsystem serves one subsystem on ln until the test ends.
 func startSubsystem(t testing.TB, cfg config, ln net.Listener) *subsystem {
 	t.Helper()
-	return startSubsystemWith(t, cfg, ln, io.Discard, nil)
+	return startSubsystemWith(t, cfg, ln, io.Discard)
 }
 
-// startSubsystemWith is startSubsystem logging to logs, with adjust (when
-// not nil) applied to the subsystem before it serves.
-func startSubsystemWith(t testing.TB, cfg config, ln net.Listener, logs io.Writer, adjust func(*subsystem)) *subsystem {
+// startSubsystemWith is startSubsystem logging to logs.
+func startSubsystemWith(t testing.TB, cfg config, ln net.Listener, logs io.Writer) *subsystem {
 	t.Helper()
 	set := metrics.NewSet()
 	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, subsystemStore(cfg, nil, "test", set), nil, set, newLogger(logs, cfg.LogLevel, cfg.LogFormat))
-	if adjust != nil {
-		adjust(s)
-	}
 	serveUntilCleanup(t, s)
 	return s
 }
@@ -258,7 +254,7 @@ func TestMalformedRequestLoggedOnlyAtDebug(t *testing.T) {
 	} {
 		t.Run(tt.level, func(t *testing.T) {
 			logs := new(syncBuffer)
-			s := startSubsystemWith(t, testConfig(t, "-log-level", tt.level), nullListener{}, logs, nil)
+			s := startSubsystemWith(t, testConfig(t, "-log-level", tt.level), nullListener{}, logs)
 			var formatted atomic.Int32
 			var ctx fasthttp.RequestCtx
 			ctx.Init(new(fasthttp.Request), addrCounter{&formatted}, nil)

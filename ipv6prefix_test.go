@@ -87,20 +87,3 @@ func TestIPv6PrefixFlag(t *testing.T) {
 		t.Errorf("default -ipv6-prefix %d, want 64", cfg.IPv6Prefix)
 	}
 }
-
-// Keying a client is on every login's path: it allocates nothing, zoned
-// IPv6 addresses included.
-func TestClientKeyAllocatesNothing(t *testing.T) {
-	addrs := []netip.Addr{netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("::ffff:192.0.2.1"), {}}
-	if got := clientKey(addrs[1], 64); got != netip.MustParseAddr("fe80::") {
-		t.Errorf("clientKey(fe80::1%%eth0) = %v, want fe80::", got)
-	}
-	n := testing.AllocsPerRun(100, func() {
-		for _, a := range addrs {
-			clientKey(a, 64)
-		}
-	})
-	if n != 0 && !raceEnabled {
-		t.Errorf("clientKey allocates %v times", n)
-	}
-}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/netx"
 )
 
 // waitUntil polls cond until it holds. The bound is generous: only a
@@ -43,6 +44,11 @@ func metricsText(s *subsystem) string {
 func hasMetricLine(exposition, line string) bool {
 	return strings.Contains("\n"+exposition, "\n"+line+"\n")
 }
+
+// overloadedAnswer is the listener's refusal over -max-conns, byte for
+// byte.
+const overloadedAnswer = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 53\r\n\r\n" +
+	"too many connections to this server; try again later\n"
 
 // readRefusal sends a request on a new connection and reads everything the
 // server writes before it closes the connection.
@@ -95,9 +101,9 @@ func TestOversizeBodyAnswer413WhileClientKeepsSending(t *testing.T) {
 	}
 	// The server drains what the client still sends for a while after the
 	// 413; long enough here for any machine to send the whole body.
-	startSubsystemWith(t, testConfig(t), ln, io.Discard, func(s *subsystem) {
-		s.listener.(*connListener).lingerTimeout = 10 * time.Minute
-	})
+	cfg := testConfig(t)
+	cfg.lingerTimeout = 10 * time.Minute
+	startSubsystem(t, cfg, ln)
 	const size = 16 << 20
 	block := strings.Repeat("a", 64<<10)
 	for _, tt := range []struct{ header, body string }{
@@ -137,11 +143,9 @@ func TestMaxConns(t *testing.T) {
 	addr := ln.Addr().String()
 	held := holdConns(t, addr, 2)
 
-	const want = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 53\r\n\r\n" +
-		"too many connections to this server; try again later\n"
 	for i := 0; i < 2; i++ {
-		if got := readRefusal(t, addr); got != want {
-			t.Fatalf("connection %d over -max-conns 2 got\n%q\nwant\n%q", 3+i, got, want)
+		if got := readRefusal(t, addr); got != overloadedAnswer {
+			t.Fatalf("connection %d over -max-conns 2 got\n%q\nwant\n%q", 3+i, got, overloadedAnswer)
 		}
 	}
 	// The refusals are counted as answers, under their own route.
@@ -159,36 +163,6 @@ func TestMaxConns(t *testing.T) {
 		if err := resp.Read(bufio.NewReader(c)); err != nil || resp.StatusCode() != 200 {
 			t.Fatalf("held connection %d after the refusals: %v %d", i, err, resp.StatusCode())
 		}
-	}
-}
-
-func TestMaxConnsPerIP(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startSubsystem(t, testConfig(t, "-max-conns-per-ip", "2"), ln)
-	addr := ln.Addr().String()
-	held := holdConns(t, addr, 2)
-
-	const want = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 64\r\n\r\n" +
-		"too many connections from your address; reuse the ones you have\n"
-	if got := readRefusal(t, addr); got != want {
-		t.Fatalf("third connection got\n%q\nwant\n%q", got, want)
-	}
-	label := `subsystem="` + s.name + `"`
-	waitUntil(t, "the refusal in the metrics", func() bool {
-		return hasMetricLine(metricsText(s), `northd_requests_total{`+label+`,route="refused",status="429"} 1`)
-	})
-	if m := metricsText(s); !hasMetricLine(m, `northd_requests_total{`+label+`,route="refused",status="503"} 0`) {
-		t.Errorf("metrics:\n%s", m)
-	}
-
-	held[0].Close()
-	l := s.listener.(*connListener)
-	waitUntil(t, "the server to notice the close", func() bool { return l.connsFrom(netip.MustParseAddr("127.0.0.1")) == 1 })
-	if resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode() != 200 {
-		t.Fatalf("after a close, a new connection got %d", resp.StatusCode())
 	}
 }
 
@@ -228,7 +202,7 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 				t.Fatalf("handshake on a refused connection: %v; want the connection closed", err)
 			}
 			// Counted under TLS as without it.
-			if got := s.refusals(refusedMaxConns) + s.refusals(refusedPerIP); got != 1 {
+			if got := s.refusals(netx.RefusedMaxConns) + s.refusals(netx.RefusedPerIP); got != 1 {
 				t.Errorf("%d refusals counted, want 1", got)
 			}
 		})
@@ -244,9 +218,9 @@ func TestLingeringConnectionsCountAgainstMaxConns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startSubsystemWith(t, testConfig(t, "-max-conns", "1"), ln, io.Discard, func(s *subsystem) {
-		s.conns.lingerTimeout = 10 * time.Minute // longer than the test
-	})
+	cfg := testConfig(t, "-max-conns", "1")
+	cfg.lingerTimeout = 10 * time.Minute // longer than the test
+	s := startSubsystem(t, cfg, ln)
 	addr := ln.Addr().String()
 	lingering := dialKept(t, addr)
 	lingering.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
@@ -260,13 +234,13 @@ func TestLingeringConnectionsCountAgainstMaxConns(t *testing.T) {
 	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
 		t.Fatalf("after the 413: %q, %v; want the server's FIN", rest, err)
 	}
-	if got := readRefusal(t, addr); got != string(overloadedResponse) {
-		t.Fatalf("a connection while one lingers, over -max-conns 1, got\n%q\nwant\n%q", got, overloadedResponse)
+	if got := readRefusal(t, addr); got != overloadedAnswer {
+		t.Fatalf("a connection while one lingers, over -max-conns 1, got\n%q\nwant\n%q", got, overloadedAnswer)
 	}
 	// Once the client closes, the drain ends, the socket closes, and the
 	// place is free again.
 	lingering.Close()
-	waitUntil(t, "the lingering connection's socket to close", func() bool { return s.openConns.Load() == 0 })
+	waitUntil(t, "the lingering connection's socket to close", func() bool { return s.conns.OpenConns() == 0 })
 	if resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode() != 200 {
 		t.Fatalf("after the lingering connection closed, a new one got %d", resp.StatusCode())
 	}

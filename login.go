@@ -2,12 +2,14 @@ package main
 
 import (
 	"net/netip"
-	"northd/internal/wire"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/netx"
+	"northd/internal/wire"
 )
 
 var contentTypeJSON = []byte("application/json; charset=utf-8")
@@ -16,7 +18,7 @@ var loginRequestPool = sync.Pool{New: func() any { return new(wire.LoginRequest)
 
 // handleLogin answers POST /north/login: it decodes the body, checks the
 // credentials (unless in open mode), gives the north server a token and
-// records it in the registry under its ip (from the body, or else the
+// records it in its store under its ip (from the body, or else the
 // client address), replacing the token it held. With -users the ip must be
 // one the user may claim (claims.go): 403 off its list, 409 while another
 // username holds the ip's live token.
@@ -111,9 +113,9 @@ func (s *subsystem) rejectLogin(ctx *fasthttp.RequestCtx, status int, problem wi
 	ctx.Response.SetBodyRaw(s.rejections[problem])
 }
 
-// clientAddr is the address the registry records for a login without an
+// clientAddr is the address the store records for a login without an
 // ip: the connection's peer, or, when that peer is a trusted proxy, the
 // client it reports in X-Forwarded-For or X-Real-IP.
 func (s *subsystem) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	return s.proxies.clientAddr(addrOf(ctx.RemoteAddr()), &ctx.Request.Header)
+	return s.proxies.ClientAddr(netx.AddrOf(ctx.RemoteAddr()), &ctx.Request.Header)
 }

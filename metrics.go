@@ -2,13 +2,15 @@ package main
 
 import (
 	"fmt"
-	"northd/internal/wire"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/netx"
+	"northd/internal/wire"
 )
 
 // route labels requests in metrics.
@@ -85,16 +87,16 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 		m.logouts[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="logout",result="` + p.Reason() + `"}`)
 	}
 	m.storeUnavailable = set.NewCounter(`northd_store_unavailable_total{` + label + `}`)
-	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.openConns.Load()) })
+	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.conns.OpenConns()) })
 	// Connections refused by the listener got an answer too, so they are
 	// requests like any other to whoever counts answers (a load balancer
 	// does), under route="refused": 503 over -max-conns, 429 over
 	// -max-conns-per-ip. The listener keeps the counts, read at scrape
 	// time; both series are there from the start.
 	for _, r := range []struct {
-		reason refusal
+		reason netx.Refusal
 		status string
-	}{{refusedMaxConns, "503"}, {refusedPerIP, "429"}} {
+	}{{netx.RefusedMaxConns, "503"}, {netx.RefusedPerIP, "429"}} {
 		set.NewGauge(`northd_requests_total{`+label+`,route="refused",status="`+r.status+`"}`, func() float64 { return float64(s.refusals(r.reason)) })
 	}
 	return m
@@ -102,7 +104,7 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 
 // refusals reports how many connections the subsystem's listener refused
 // for r.
-func (s *subsystem) refusals(r refusal) uint64 { return s.conns.refusals(r) }
+func (s *subsystem) refusals(r netx.Refusal) uint64 { return s.conns.Refusals(r) }
 
 // observed wraps h so that each request it answers is counted under rt.
 func (s *subsystem) observed(rt route, h fasthttp.RequestHandler) fasthttp.RequestHandler {

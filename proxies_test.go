@@ -7,94 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"northd/internal/store"
-
 	"github.com/pires/go-proxyproto"
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/store"
 )
-
-var testTrustedProxies = trustedProxies{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
-
-// forgedLines are n X-Forwarded-For lines a client could send,
-// 203.0.113.1 to 203.0.113.n.
-func forgedLines(n int) [][2]string {
-	var lines [][2]string
-	for i := 1; i <= n; i++ {
-		lines = append(lines, [2]string{"X-Forwarded-For", "203.0.113." + strconv.Itoa(i)})
-	}
-	return lines
-}
-
-// trustedLines are n X-Forwarded-For lines naming trusted proxies,
-// 10.0.0.1 to 10.0.0.n.
-func trustedLines(n int) [][2]string {
-	var lines [][2]string
-	for i := 1; i <= n; i++ {
-		lines = append(lines, [2]string{"X-Forwarded-For", "10.0.0." + strconv.Itoa(i)})
-	}
-	return lines
-}
-
-func TestClientAddr(t *testing.T) {
-	forwardedFor := clientAddrs{trusted: testTrustedProxies}
-	realIP := clientAddrs{trusted: testTrustedProxies, fromRealIP: true}
-	tests := []struct {
-		name    string
-		rule    clientAddrs
-		peer    string
-		headers [][2]string
-		want    string
-	}{
-		{"untrusted peer, forged headers ignored", forwardedFor, "198.51.100.7", [][2]string{{"X-Forwarded-For", "203.0.113.1"}, {"X-Real-IP", "203.0.113.2"}}, "198.51.100.7"},
-		{"untrusted peer, forged X-Real-IP ignored", realIP, "198.51.100.7", [][2]string{{"X-Forwarded-For", "203.0.113.1"}, {"X-Real-IP", "203.0.113.2"}}, "198.51.100.7"},
-		{"trusted peer, no headers", forwardedFor, "10.1.1.1", nil, "10.1.1.1"},
-		{"trusted peer, no X-Real-IP", realIP, "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.1"}}, "10.1.1.1"},
-		{"rightmost untrusted hop", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.66, 198.51.100.9"}}, "198.51.100.9"},
-		{"trusted hops skipped", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "198.51.100.9 , 10.2.2.2,127.0.0.1"}}, "198.51.100.9"},
-		{"header lines in order", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "203.0.113.66"}, {"x-forwarded-for", "198.51.100.9"}}, "198.51.100.9"},
-		{"X-Real-IP", realIP, "127.0.0.1", [][2]string{{"X-Real-IP", " 2001:db8::5 "}}, "2001:db8::5"},
-		{"X-Real-IP's last line", realIP, "127.0.0.1", [][2]string{{"X-Real-IP", "203.0.113.2"}, {"x-real-ip", "198.51.100.4"}}, "198.51.100.4"},
-		{"garbage X-Real-IP", realIP, "10.1.1.1", [][2]string{{"X-Real-IP", "not-an-ip"}}, "10.1.1.1"},
-		// One header is read, never the other: X-Real-IP is no fallback
-		// for X-Forwarded-For, nor the other way round.
-		{"X-Real-IP ignored under X-Forwarded-For", forwardedFor, "127.0.0.1", [][2]string{{"X-Real-IP", "203.0.113.2"}}, "127.0.0.1"},
-		{"X-Forwarded-For ignored under X-Real-IP", realIP, "127.0.0.1", [][2]string{{"X-Real-IP", "198.51.100.4"}, {"X-Forwarded-For", "203.0.113.66"}}, "198.51.100.4"},
-		{"garbage hop", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "198.51.100.9, not-an-ip"}}, "10.1.1.1"},
-		{"only trusted hops", forwardedFor, "10.1.1.1", [][2]string{{"X-Forwarded-For", "10.3.3.3"}, {"X-Real-IP", "198.51.100.4"}}, "10.1.1.1"},
-		// A client that sends eight forged lines ahead of the proxy's own
-		// must not push the proxy's line out of the ones read.
-		{"nine lines, the proxy's last", forwardedFor, "10.1.1.1", append(forgedLines(8), [2]string{"X-Forwarded-For", "198.51.100.9"}), "198.51.100.9"},
-		{"twelve lines, the last trusted", forwardedFor, "10.1.1.1", append(forgedLines(10), [2]string{"X-Forwarded-For", "198.51.100.9"}, [2]string{"X-Forwarded-For", "10.2.2.2"}), "198.51.100.9"},
-		{"nine lines, the last eight trusted", forwardedFor, "10.1.1.1", append([][2]string{{"X-Forwarded-For", "198.51.100.9"}, {"X-Real-IP", "198.51.100.4"}}, trustedLines(8)...), "10.1.1.1"},
-		{"eight lines, the last seven trusted", forwardedFor, "10.1.1.1", append([][2]string{{"X-Forwarded-For", "198.51.100.9"}}, trustedLines(7)...), "198.51.100.9"},
-	}
-	for _, tt := range tests {
-		var h fasthttp.RequestHeader
-		h.DisableNormalizing()
-		for _, kv := range tt.headers {
-			h.Add(kv[0], kv[1])
-		}
-		got := tt.rule.clientAddr(netip.MustParseAddr(tt.peer), &h)
-		if got.String() != tt.want {
-			t.Errorf("%s: got %v, want %s", tt.name, got, tt.want)
-		}
-	}
-	for _, fromRealIP := range []bool{false, true} {
-		var h fasthttp.RequestHeader
-		h.Add("X-Forwarded-For", "203.0.113.1")
-		h.Add("X-Real-IP", "203.0.113.2")
-		if got := (clientAddrs{fromRealIP: fromRealIP}).clientAddr(netip.MustParseAddr("10.1.1.1"), &h); got.String() != "10.1.1.1" {
-			t.Errorf("no trusted proxies, X-Real-IP %v: got %v", fromRealIP, got)
-		}
-	}
-}
 
 // loginVia sends a login without ip on c, after prefix, and returns the
 // status of the answer. It fails the test when no answer can be read,
@@ -231,38 +154,6 @@ func TestForwardedForFromTrustedProxy(t *testing.T) {
 	}
 	if got := registryIPs(s); got != "198.51.100.20" {
 		t.Fatalf("registry ips %s, want 198.51.100.20", got)
-	}
-}
-
-// TestRefusalAtDebugLevelDoesNotWaitForTheProxyHeader: a connection from a
-// trusted proxy refused over -max-conns is logged at debug level with the
-// proxy's address, in the accept loop, without waiting for a PROXY header
-// that may never come. Here the refused connection never sends one and
-// stays open, and the header's read timeout is an hour: the next refused
-// connection must still be answered meanwhile.
-func TestRefusalAtDebugLevelDoesNotWaitForTheProxyHeader(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := new(syncBuffer)
-	startSubsystemWith(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-proxy-protocol", "-max-conns", "1", "-log-level", "debug", "-read-timeout", "1h"), ln, logs, nil)
-	addr := ln.Addr().String()
-	if st := loginVia(t, dialKept(t, addr), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", ""); st != 200 {
-		t.Fatalf("held connection: status %d", st)
-	}
-	silent := dialKept(t, addr) // refused; sends nothing, ever
-	if got := readRefusal(t, addr); got != string(overloadedResponse) {
-		t.Fatalf("the connection after a silent one got\n%q\nwant\n%q", got, overloadedResponse)
-	}
-	// The silent one, still open on our side, was answered too.
-	silent.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
-	if got, err := io.ReadAll(silent); string(got) != string(overloadedResponse) {
-		t.Fatalf("the silent connection got %q, %v", got, err)
-	}
-	want := `level=DEBUG msg="refused connection over -max-conns" peer=` + silent.LocalAddr().String() + " limit=1\n"
-	if !strings.Contains(logs.String(), want) {
-		t.Fatalf("log lacks %q:\n%s", want, logs)
 	}
 }
 

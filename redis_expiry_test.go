@@ -3,9 +3,10 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"northd/internal/testdeps"
 	"strings"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // A token in Redis stops verifying once -token-ttl has passed, on every

@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"northd/internal/testdeps"
 	"runtime"
 	"strconv"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"northd/internal/testdeps"
 )
 
 // Two instances serving one subsystem name over one Redis agree on every

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"northd/internal/testdeps"
 	"strings"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // At -registry-max, a login older than every north server in the store

@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"io"
-	"northd/internal/testdeps"
 	"os"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // A reload that removes a user or changes its password ends that user's

@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp/prefork"
 	"github.com/valyala/fasthttp/reuseport"
 
+	"northd/internal/netx"
 	"northd/internal/store"
 	"northd/internal/store/memory"
 	redisstore "northd/internal/store/redis"
@@ -138,7 +139,7 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 		undo.add(shared.Close)
 	}
 
-	fitMaxConnsToDescriptors(&cfg, log)
+	cfg.MaxConns = netx.MaxConnsForDescriptors(cfg.MaxConns, cfg.MaxConnsGiven, len(cfg.Listen), log)
 	listeners, err := listenAll(cfg)
 	if err != nil {
 		return nil, err
@@ -314,7 +315,7 @@ func (srv *instance) wait() error {
 	case timedOut.Load():
 		open := int64(0)
 		for _, s := range srv.subsystems {
-			open += s.openConns.Load()
+			open += s.conns.OpenConns()
 		}
 		log.Error("stopped: the shutdown timeout ended with requests still in flight; their connections were cut", "open_connections", open)
 		return fmt.Errorf("shutdown timed out after %v", cfg.ShutdownTimeout)

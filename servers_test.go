@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"northd/internal/testdeps"
 	"strconv"
 	"strings"
 	"testing"
 
 	"northd/internal/store"
+	"northd/internal/testdeps"
 )
 
 // /north/servers pages one subsystem at a time: walking subsystem b's

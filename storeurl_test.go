@@ -4,9 +4,10 @@ import (
 	"context"
 	"io"
 	"net"
-	"northd/internal/testdeps"
 	"strings"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // A -store URL that fails, whatever the reason, is named in the error and

@@ -4,16 +4,17 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
-	"northd/internal/wire"
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/netx"
 	"northd/internal/store"
+	"northd/internal/wire"
 )
 
-// subsystem is one login endpoint on its own port with its own registry of
+// subsystem is one login endpoint on its own port with its own store of
 // north servers, the seed's "subsystem" whose request handler records the
 // north server so that data can be pushed to it (push delivery itself is not
 // built yet; see the README).
@@ -21,19 +22,18 @@ type subsystem struct {
 	name        string         // NAME= in -listen, or else the port
 	store       store.Store    // tokens and north servers: this process's, or shared (-store)
 	auth        *authenticator // shared by every subsystem; nil in open mode
-	proxies     clientAddrs
+	proxies     netx.ClientAddrs
 	maxBodySize int
 	rejections  *wire.RejectionBodies
 	log         *slog.Logger
 	metrics     *subsystemMetrics
 	server      *fasthttp.Server
-	conns       *connListener // counts, limits and refuses connections
-	listener    net.Listener  // conns, or TLS around it
+	conns       *netx.Listener // counts, limits and refuses connections
+	listener    net.Listener   // conns, or TLS around it
 
 	// draining is shared by every subsystem of the process: set when
 	// shutdown begins, it turns /readyz to 503.
-	draining  *atomic.Bool
-	openConns atomic.Int64
+	draining *atomic.Bool
 }
 
 // newSubsystem serves on ln, over TLS when tlsConfig is not nil, with its
@@ -43,14 +43,23 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		name:        name,
 		store:       st,
 		auth:        auth,
-		proxies:     newClientAddrs(cfg),
+		proxies:     netx.NewClientAddrs(cfg.TrustedProxies, cfg.ClientIPHeader),
 		maxBodySize: cfg.MaxBodySize,
 		rejections:  wire.NewRejectionBodies(cfg.MaxBodySize),
 		log:         log,
 		draining:    draining,
 	}
 	s.metrics = newSubsystemMetrics(set, s)
-	s.conns = newConnListener(ln, cfg, &s.openConns, log)
+	s.conns = netx.NewListener(ln, netx.ListenerOptions{
+		MaxConns:           cfg.MaxConns,
+		MaxConnsPerIP:      cfg.MaxConnsPerIP,
+		IPv6Prefix:         cfg.IPv6Prefix,
+		ProxyProtocolFrom:  cfg.ProxyProtocolFrom,
+		ProxyHeaderTimeout: cfg.ReadTimeout,
+		// Under TLS a refusal would need the handshake first.
+		AnswerRefusals: tlsConfig == nil,
+		LingerTimeout:  cfg.lingerTimeout,
+	}, log)
 	s.listener = s.conns
 	if tlsConfig != nil {
 		// Above the connection listener: a PROXY header comes before
@@ -70,7 +79,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		ReadTimeout:                  cfg.ReadTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
-		Concurrency:                  fasthttpConcurrency(cfg.MaxConns),
+		Concurrency:                  netx.FasthttpConcurrency(cfg.MaxConns),
 		ReduceMemoryUsage:            cfg.ReduceMemory,
 	}
 	return s

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"northd/internal/wire"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +14,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+
+	"northd/internal/wire"
 )
 
 // A users file is htpasswd's format: one "username:hash" per line (and

@@ -5,12 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"northd/internal/testdeps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // Hashes of "secret" made outside northd: bcrypt by htpasswd -nbB -C 4

@@ -20,7 +20,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"northd/contract"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"northd/contract"
 	"northd/internal/testdeps"
 )
 

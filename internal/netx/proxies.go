@@ -1,16 +1,19 @@
-package main
+package netx
 
 import (
 	"bytes"
 	"net/netip"
-	"northd/internal/wire"
+	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/wire"
 )
 
 // trustedProxies are the peers whose word on the client address is
-// believed (-trusted-proxies): the header from anyone else is ignored,
-// since any client can send it.
+// believed (-trusted-proxies for a header, -proxy-protocol-from for a
+// PROXY header): the word of anyone else is ignored, since any client can
+// send it.
 type trustedProxies []netip.Prefix
 
 func (t trustedProxies) trusts(ip netip.Addr) bool {
@@ -22,23 +25,27 @@ func (t trustedProxies) trusts(ip netip.Addr) bool {
 	return false
 }
 
-// clientAddrs is how a request's client address is learned: which peers
+// ClientAddrs is how a request's client address is learned: which peers
 // are believed, and from which one header (-client-ip-header). One header
 // only: were X-Real-IP a fallback for X-Forwarded-For (or the other way
 // round), a client could send the header its proxy does not set and
-// choose its address.
-type clientAddrs struct {
+// choose its address. The zero value believes no one.
+type ClientAddrs struct {
 	trusted    trustedProxies
 	fromRealIP bool // -client-ip-header X-Real-IP; else X-Forwarded-For
 }
 
-func newClientAddrs(cfg config) clientAddrs {
-	return clientAddrs{trusted: trustedProxies(cfg.TrustedProxies), fromRealIP: cfg.ClientIPHeader == string(headerXRealIP)}
+// NewClientAddrs believes header from the peers in trusted
+// (-trusted-proxies) only. header is X-Forwarded-For or X-Real-IP, in any
+// case; anything but X-Real-IP reads X-Forwarded-For.
+func NewClientAddrs(trusted []netip.Prefix, header string) ClientAddrs {
+	return ClientAddrs{trusted: trustedProxies(trusted), fromRealIP: strings.EqualFold(header, string(headerXRealIP))}
 }
 
-// clientAddr returns the client behind peer: from a trusted peer, what
+// ClientAddr returns the client behind peer: from a trusted peer, what
 // the header says when it holds a valid address; otherwise peer itself.
-func (r clientAddrs) clientAddr(peer netip.Addr, h *fasthttp.RequestHeader) netip.Addr {
+// It allocates nothing.
+func (r ClientAddrs) ClientAddr(peer netip.Addr, h *fasthttp.RequestHeader) netip.Addr {
 	if len(r.trusted) == 0 || !r.trusted.trusts(peer) {
 		return peer
 	}

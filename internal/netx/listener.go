@@ -1,4 +1,13 @@
-package main
+// Package netx is northd's connection layer: the listener that counts,
+// limits and refuses connections and closes them gently, the lazy
+// deadlines of the connections it hands out, and who the client is (its
+// address from a PROXY header or a trusted proxy's header, and the key
+// that stands for it in per-client limits).
+//
+// It knows nothing of northd's flags, routes or metrics: its owners map
+// their configuration to ListenerOptions and read its counts, so that the
+// connection layer can change, and be tested, on its own.
+package netx
 
 import (
 	"context"
@@ -19,9 +28,9 @@ import (
 )
 
 const (
-	// A connection closed after a 413 is drained for at most this long and
-	// this many bytes, so the client reads the answer instead of a reset
-	// caused by the body it was still sending.
+	// A connection closed after LingerOnClose is drained for at most
+	// this long and this many bytes, so the client reads the answer
+	// instead of a reset caused by the body it was still sending.
 	defaultLingerTimeout = 2 * time.Second
 	lingerMaxBytes       = 64 << 20
 
@@ -36,43 +45,69 @@ const (
 	maxAcceptPause = time.Second
 )
 
-// connListener wraps a subsystem's listener: it counts open connections,
-// enforces -max-conns and -max-conns-per-ip with answers of its own, and
-// hands out conns that can be closed gently.
+// ListenerOptions are what a Listener enforces, each from the flag named.
+// The zero value limits nothing and answers no refusal.
+type ListenerOptions struct {
+	// MaxConns is the most connections open at once (-max-conns); the
+	// next is refused, with 503 when AnswerRefusals. 0: no limit.
+	MaxConns int
+	// MaxConnsPerIP is the most connections open at once from one
+	// client (-max-conns-per-ip), keyed by ClientKey; the next is
+	// refused, with 429 when AnswerRefusals. 0: no limit.
+	MaxConnsPerIP int
+	// IPv6Prefix is how many leading bits of an IPv6 address name one
+	// client under MaxConnsPerIP (-ipv6-prefix); see ClientKey.
+	IPv6Prefix int
+	// ProxyProtocolFrom are the peers whose connections must start with
+	// a PROXY header (-proxy-protocol-from).
+	ProxyProtocolFrom []netip.Prefix
+	// ProxyHeaderTimeout bounds the wait for a PROXY header; 0 means
+	// go-proxyproto's default, 10 s. northd gives -read-timeout.
+	ProxyHeaderTimeout time.Duration
+	// AnswerRefusals: a refused connection is answered 503 or 429 before
+	// it is closed. Not under TLS, where the answer would need the
+	// handshake first and is not worth it to a connection being refused:
+	// a plain-text answer would only garble the client's handshake.
+	AnswerRefusals bool
+	// LingerTimeout is how long a connection closed after LingerOnClose
+	// is drained at most; 0 means 2 s.
+	LingerTimeout time.Duration
+}
+
+// Listener wraps a subsystem's listener: it counts open connections,
+// enforces MaxConns and MaxConnsPerIP with answers of its own, and hands
+// out conns that can be closed gently (LingerOnClose).
 //
 // It stands in for fasthttp's limits. fasthttp's MaxConnsPerIP wrapper would
 // hide our conn type from the error handler and would count a proxy's
 // address instead of the client's. Over its Concurrency fasthttp writes a
 // 503 of its own, without Cache-Control: no-store and with no way for northd
-// to count it; so connListener refuses the connection first, and the
-// server's Concurrency is set above -max-conns (fasthttpConcurrency) as a
-// backstop that is not reached.
-type connListener struct {
-	net.Listener
-	maxConns      int // 0: no limit
-	maxPerIP      int // 0: no limit
-	ipv6Prefix    int // -ipv6-prefix: how perIP keys IPv6 clients
-	lingerTimeout time.Duration
-	// answerRefusals: a refused connection is answered 503 or 429 before
-	// it is closed; not under TLS, where the answer would need the
-	// handshake first and is not worth it to a connection being refused.
+// to count it; so Listener refuses the connection first, and the server's
+// Concurrency is set above MaxConns (FasthttpConcurrency) as a backstop
+// that is not reached.
+type Listener struct {
+	inner          net.Listener
+	maxConns       int // 0: no limit
+	maxPerIP       int // 0: no limit
+	ipv6Prefix     int // how perIP keys IPv6 clients
+	lingerTimeout  time.Duration
 	answerRefusals bool
 	log            *slog.Logger
-	open           *atomic.Int64
+	open           atomic.Int64
 
 	// refused counts the connections turned away, by reason.
 	refused [refusalCount]atomic.Uint64
 
 	mu    sync.Mutex
-	perIP map[netip.Addr]int // by clientKey
+	perIP map[netip.Addr]int // by ClientKey
 }
 
-// refusal is why connListener turned a connection away.
-type refusal uint8
+// Refusal is why a Listener turned a connection away.
+type Refusal uint8
 
 const (
-	refusedMaxConns refusal = iota // over -max-conns: 503
-	refusedPerIP                   // over -max-conns-per-ip: 429
+	RefusedMaxConns Refusal = iota // over MaxConns: 503
+	RefusedPerIP                   // over MaxConnsPerIP: 429
 	refusalCount
 )
 
@@ -88,12 +123,12 @@ var (
 		strconv.Itoa(len(overloadedBody)) + "\r\n\r\n" + overloadedBody)
 )
 
-// fasthttpConcurrency is the fasthttp.Server Concurrency for a subsystem
-// whose connListener enforces maxConns. It must stay above maxConns: a
-// connection's Close, which lets connListener admit the next one, comes a
+// FasthttpConcurrency is the fasthttp.Server Concurrency for a server on a
+// Listener whose MaxConns is maxConns. It must stay above maxConns: a
+// connection's Close, which lets the Listener admit the next one, comes a
 // moment before fasthttp releases the worker that served it, and fasthttp
 // answers with its own 503 when no worker is free.
-func fasthttpConcurrency(maxConns int) int {
+func FasthttpConcurrency(maxConns int) int {
 	if maxConns > (math.MaxInt32-64)/2 {
 		return math.MaxInt32
 	}
@@ -106,47 +141,58 @@ func fasthttpConcurrency(maxConns int) int {
 // not write (and count) an error answer of its own after ours.
 var errTooManyConns = fmt.Errorf("too many connections from one client address: %w", net.ErrClosed)
 
-// newConnListener wraps ln. Connections from -proxy-protocol-from peers
-// must start with a PROXY header (v1 or v2), whose source address then
-// stands for the peer's; other peers' connections are taken as they are,
-// so a PROXY header from them is just a malformed request.
-func newConnListener(ln net.Listener, cfg config, open *atomic.Int64, log *slog.Logger) *connListener {
-	if len(cfg.ProxyProtocolFrom) > 0 {
-		trusted := trustedProxies(cfg.ProxyProtocolFrom)
+// NewListener wraps ln, logging to log. Connections from
+// o.ProxyProtocolFrom peers must start with a PROXY header (v1 or v2),
+// whose source address then stands for the peer's; other peers'
+// connections are taken as they are, so a PROXY header from them is just
+// a malformed request.
+func NewListener(ln net.Listener, o ListenerOptions, log *slog.Logger) *Listener {
+	if len(o.ProxyProtocolFrom) > 0 {
+		trusted := trustedProxies(o.ProxyProtocolFrom)
 		ln = &proxyproto.Listener{
 			Listener: ln,
-			ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
-				if trusted.trusts(addrOf(o.Upstream)) {
+			ConnPolicy: func(p proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+				if trusted.trusts(AddrOf(p.Upstream)) {
 					return proxyproto.REQUIRE, nil
 				}
 				return proxyproto.SKIP, nil
 			},
-			ReadHeaderTimeout: cfg.ReadTimeout,
+			ReadHeaderTimeout: o.ProxyHeaderTimeout,
 		}
 	}
-	return &connListener{
-		Listener:       ln,
-		maxConns:       cfg.MaxConns,
-		maxPerIP:       cfg.MaxConnsPerIP,
-		ipv6Prefix:     cfg.IPv6Prefix,
-		lingerTimeout:  defaultLingerTimeout,
-		answerRefusals: cfg.TLSCert == "",
-		open:           open,
+	lingerTimeout := o.LingerTimeout
+	if lingerTimeout == 0 {
+		lingerTimeout = defaultLingerTimeout
+	}
+	return &Listener{
+		inner:          ln,
+		maxConns:       o.MaxConns,
+		maxPerIP:       o.MaxConnsPerIP,
+		ipv6Prefix:     o.IPv6Prefix,
+		lingerTimeout:  lingerTimeout,
+		answerRefusals: o.AnswerRefusals,
 		log:            log,
 		perIP:          make(map[netip.Addr]int),
 	}
 }
 
-// Accept returns the next connection within -max-conns; those over it are
-// answered 503 and closed here. It returns an error only once the listener
+// Addr is the address of the wrapped listener.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// Close closes the wrapped listener; connections already handed out stay
+// open.
+func (l *Listener) Close() error { return l.inner.Close() }
+
+// Accept returns the next connection within MaxConns; those over it are
+// refused and closed here. It returns an error only once the listener
 // is closed: fasthttp ends its server on any accept error, and "too many
 // open files" (EMFILE, ENFILE) and the like pass once connections close.
 // Those are logged and retried after a pause, 5 ms doubling to 1 s, as
 // net/http does, so that a full descriptor table cannot spin the loop.
-func (l *connListener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	var pause time.Duration
 	for {
-		c, err := l.Listener.Accept()
+		c, err := l.inner.Accept()
 		if err != nil && !acceptRetryable(err) {
 			return nil, err
 		}
@@ -168,6 +214,16 @@ func (l *connListener) Accept() (net.Conn, error) {
 	}
 }
 
+// OpenConns reports how many of the connections Accept handed out are
+// open. A lingering one counts until its socket is closed, as it does
+// against MaxConns.
+func (l *Listener) OpenConns() int64 { return l.open.Load() }
+
+// Refusals reports how many connections were turned away for r, answered
+// or not: they are counted here because no request of theirs reaches the
+// server.
+func (l *Listener) Refusals(r Refusal) uint64 { return l.refused[r].Load() }
+
 // acceptRetryable reports whether a failed accept passes with time: the
 // descriptor table or kernel memory full, or a connection reset before it
 // was accepted. Anything else (the listener closed, above all) ends
@@ -181,10 +237,11 @@ func acceptRetryable(err error) bool {
 	return false
 }
 
-// refuseOverMaxConns answers c with 503 (without TLS) and closes it. It
-// runs in the accept loop, so it reads nothing, not even a PROXY header.
-func (l *connListener) refuseOverMaxConns(c net.Conn) {
-	l.refused[refusedMaxConns].Add(1)
+// refuseOverMaxConns answers c with 503 (when it answers refusals) and
+// closes it. It runs in the accept loop, so it reads nothing, not even a
+// PROXY header.
+func (l *Listener) refuseOverMaxConns(c net.Conn) {
+	l.refused[RefusedMaxConns].Add(1)
 	// Unwrapped first: the PROXY conn's RemoteAddr and Write would wait
 	// for its header, holding up every connection behind this one.
 	if pc, ok := c.(*proxyproto.Conn); ok {
@@ -200,18 +257,7 @@ func (l *connListener) refuseOverMaxConns(c net.Conn) {
 	_ = c.Close()
 }
 
-// refusals reports how many connections were turned away for r.
-func (l *connListener) refusals(r refusal) uint64 { return l.refused[r].Load() }
-
-// connsFrom reports how many admitted connections ip has open; it counts
-// only under -max-conns-per-ip.
-func (l *connListener) connsFrom(ip netip.Addr) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.perIP[clientKey(ip, l.ipv6Prefix)]
-}
-
-func (l *connListener) admitIP(ip netip.Addr) bool {
+func (l *Listener) admitIP(ip netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.perIP[ip] >= l.maxPerIP {
@@ -221,7 +267,7 @@ func (l *connListener) admitIP(ip netip.Addr) bool {
 	return true
 }
 
-func (l *connListener) releaseIP(ip netip.Addr) {
+func (l *Listener) releaseIP(ip netip.Addr) {
 	l.mu.Lock()
 	if n := l.perIP[ip] - 1; n > 0 {
 		l.perIP[ip] = n
@@ -231,16 +277,16 @@ func (l *connListener) releaseIP(ip netip.Addr) {
 	l.mu.Unlock()
 }
 
-// serverConn is a connection accepted by connListener.
+// serverConn is a connection accepted by Listener.
 type serverConn struct {
 	net.Conn
-	ln *connListener
+	ln *Listener
 
 	// The client address is learned on the first Read, in the
 	// connection's own goroutine: with PROXY protocol that means reading
 	// the header, which must not hold up the accept loop.
 	state     atomic.Int32 // connNew, connAdmitted or connRefused
-	ip        netip.Addr   // its clientKey; written before state becomes connAdmitted
+	ip        netip.Addr   // its ClientKey; written before state becomes connAdmitted
 	linger    atomic.Bool
 	closeOnce sync.Once
 
@@ -297,11 +343,11 @@ func (c *serverConn) admit() error {
 			return fmt.Errorf("reading the PROXY header: %v: %w", err, net.ErrClosed)
 		}
 	}
-	ip := addrOf(c.Conn.RemoteAddr())
-	key := clientKey(ip, c.ln.ipv6Prefix)
+	ip := AddrOf(c.Conn.RemoteAddr())
+	key := ClientKey(ip, c.ln.ipv6Prefix)
 	if c.ln.maxPerIP > 0 && !c.ln.admitIP(key) {
 		c.state.Store(connRefused)
-		c.ln.refused[refusedPerIP].Add(1)
+		c.ln.refused[RefusedPerIP].Add(1)
 		if c.ln.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.ln.log.Debug("refused connection over -max-conns-per-ip", "client", ip.String(), "limit", c.ln.maxPerIP)
 		}
@@ -316,15 +362,27 @@ func (c *serverConn) admit() error {
 	return nil
 }
 
-// lingerOnClose asks Close to finish the connection gently: send FIN, then
-// read and discard what the client still sends for a while, then close.
-// Closing at once with unread bytes makes the kernel send a reset, which can
-// destroy the response before the client reads it.
-func (c *serverConn) lingerOnClose() { c.linger.Store(true) }
+// LingerOnClose asks c's Close to finish the connection gently: send FIN,
+// then read and discard what the client still sends for a while
+// (ListenerOptions.LingerTimeout, 64 MiB at most), then close. Closing at
+// once with unread bytes makes the kernel send a reset, which can destroy
+// the response before the client reads it.
+//
+// c is a connection a Listener handed out, or one around it that tells
+// what it wraps with NetConn, as a *tls.Conn does: the server's handler
+// sees only a net.Conn. Any other c closes as it would have.
+func LingerOnClose(c net.Conn) {
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = w.NetConn()
+	}
+	if sc, ok := c.(*serverConn); ok {
+		sc.linger.Store(true)
+	}
+}
 
 // Close closes the connection, or starts its lingering close. It counts
-// against -max-conns and -max-conns-per-ip until its socket is closed, so
-// that lingering connections cannot hold descriptors beyond the limits.
+// against MaxConns and MaxConnsPerIP until its socket is closed, so that
+// lingering connections cannot hold descriptors beyond the limits.
 func (c *serverConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
@@ -357,22 +415,4 @@ func (c *serverConn) release() {
 		c.ln.releaseIP(c.ip)
 	}
 	c.ln.open.Add(-1)
-}
-
-// addrOf returns the IP of a connection's address, IPv4-mapped addresses
-// unmapped, or the zero Addr for addresses without one.
-func addrOf(a net.Addr) netip.Addr {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	case nil:
-		return netip.Addr{}
-	default:
-		ap, err := netip.ParseAddrPort(a.String())
-		if err != nil {
-			return netip.Addr{}
-		}
-		return ap.Addr().Unmap()
-	}
 }

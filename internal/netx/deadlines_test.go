@@ -1,4 +1,4 @@
-package main
+package netx
 
 import (
 	"bytes"
@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"northd/internal/testdeps"
 )
 
 // Lazy deadlines still cut off clients that would hold a connection: one
@@ -61,12 +65,9 @@ func TestLazyDeadlinesStillCutOffClients(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := startSubsystem(t, testConfig(t, "-read-timeout", timeout.String(), "-write-timeout", timeout.String(), "-idle-timeout", timeout.String()), ln)
-			c, err := net.Dial("tcp", ln.Addr().String())
+			l := listen(t, ListenerOptions{}, io.Discard)
+			addr := serve(t, l, &fasthttp.Server{ReadTimeout: timeout, WriteTimeout: timeout, IdleTimeout: timeout})
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +80,7 @@ func TestLazyDeadlinesStillCutOffClients(t *testing.T) {
 			done := make(chan struct{})
 			// One whole request first, so that the connection is
 			// served (and counted open) before the client holds it.
-			io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 			var first []byte
 			for !bytes.HasSuffix(first, []byte("\r\n\r\nok\n")) { // one byte at a time: nothing more
 				var b [1]byte
@@ -89,7 +90,7 @@ func TestLazyDeadlinesStillCutOffClients(t *testing.T) {
 				first = append(first, b[0])
 			}
 			go func() { tt.hold(t, c); close(done) }()
-			waitFor(t, "the server to close the connection", func() bool { return s.openConns.Load() == 0 })
+			testdeps.WaitFor(t, "the server to close the connection", func() bool { return l.OpenConns() == 0 })
 			if took := time.Since(start); took > bound {
 				t.Errorf("closed after %v, want within %v", took, bound)
 			}
