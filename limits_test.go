@@ -202,7 +202,7 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 				t.Fatalf("handshake on a refused connection: %v; want the connection closed", err)
 			}
 			// Counted under TLS as without it.
-			if got := s.refusals(netx.RefusedMaxConns) + s.refusals(netx.RefusedPerIP); got != 1 {
+			if got := s.conns.Refusals(netx.RefusedMaxConns) + s.conns.Refusals(netx.RefusedPerIP); got != 1 {
 				t.Errorf("%d refusals counted, want 1", got)
 			}
 		})

@@ -9,7 +9,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
-	"northd/internal/netx"
 	"northd/internal/wire"
 )
 
@@ -66,9 +65,9 @@ type subsystemMetrics struct {
 	storeUnavailable *metrics.Counter
 }
 
-func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
-	m := &subsystemMetrics{set: set, subsystem: s.name}
-	label := `subsystem="` + s.name + `"`
+func newSubsystemMetrics(set *metrics.Set, subsystem string) *subsystemMetrics {
+	m := &subsystemMetrics{set: set, subsystem: subsystem}
+	label := `subsystem="` + subsystem + `"`
 	m.listDuration(`northd_request_duration_seconds`, label)
 	set.NewGauge(`northd_logins_total{`+label+`}`, func() float64 {
 		return float64(m.sum(func(sh *requestShard) uint64 { return sh.logins.Load() }))
@@ -87,24 +86,8 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 		m.logouts[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="logout",result="` + p.Reason() + `"}`)
 	}
 	m.storeUnavailable = set.NewCounter(`northd_store_unavailable_total{` + label + `}`)
-	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(s.conns.OpenConns()) })
-	// Connections refused by the listener got an answer too, so they are
-	// requests like any other to whoever counts answers (a load balancer
-	// does), under route="refused": 503 over -max-conns, 429 over
-	// -max-conns-per-ip. The listener keeps the counts, read at scrape
-	// time; both series are there from the start.
-	for _, r := range []struct {
-		reason netx.Refusal
-		status string
-	}{{netx.RefusedMaxConns, "503"}, {netx.RefusedPerIP, "429"}} {
-		set.NewGauge(`northd_requests_total{`+label+`,route="refused",status="`+r.status+`"}`, func() float64 { return float64(s.refusals(r.reason)) })
-	}
 	return m
 }
-
-// refusals reports how many connections the subsystem's listener refused
-// for r.
-func (s *subsystem) refusals(r netx.Refusal) uint64 { return s.conns.Refusals(r) }
 
 // observed wraps h so that each request it answers is counted under rt.
 func (s *subsystem) observed(rt route, h fasthttp.RequestHandler) fasthttp.RequestHandler {

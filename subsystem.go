@@ -49,7 +49,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		log:         log,
 		draining:    draining,
 	}
-	s.metrics = newSubsystemMetrics(set, s)
+	s.metrics = newSubsystemMetrics(set, name)
 	s.conns = netx.NewListener(ln, netx.ListenerOptions{
 		MaxConns:           cfg.MaxConns,
 		MaxConnsPerIP:      cfg.MaxConnsPerIP,
@@ -60,6 +60,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		AnswerRefusals: tlsConfig == nil,
 		LingerTimeout:  cfg.lingerTimeout,
 	}, log)
+	s.conns.RegisterMetrics(set, `subsystem="`+name+`"`)
 	s.listener = s.conns
 	if tlsConfig != nil {
 		// Above the connection listener: a PROXY header comes before

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/pires/go-proxyproto"
 )
 
@@ -223,6 +224,22 @@ func (l *Listener) OpenConns() int64 { return l.open.Load() }
 // or not: they are counted here because no request of theirs reaches the
 // server.
 func (l *Listener) Refusals(r Refusal) uint64 { return l.refused[r].Load() }
+
+// RegisterMetrics adds the listener's gauges to set under label
+// (subsystem="NAME"), read at scrape time: its open connections, and the
+// connections it refused. Those got an answer too, so they are requests
+// like any other to whoever counts answers (a load balancer does), under
+// route="refused": 503 over MaxConns, 429 over MaxConnsPerIP; both series
+// are there from the start.
+func (l *Listener) RegisterMetrics(set *metrics.Set, label string) {
+	set.NewGauge(`northd_open_connections{`+label+`}`, func() float64 { return float64(l.OpenConns()) })
+	for _, r := range []struct {
+		reason Refusal
+		status string
+	}{{RefusedMaxConns, "503"}, {RefusedPerIP, "429"}} {
+		set.NewGauge(`northd_requests_total{`+label+`,route="refused",status="`+r.status+`"}`, func() float64 { return float64(l.Refusals(r.reason)) })
+	}
+}
 
 // acceptRetryable reports whether a failed accept passes with time: the
 // descriptor table or kernel memory full, or a connection reset before it
