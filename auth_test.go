@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"northd/internal/config"
 	"northd/internal/testdeps"
 )
 
@@ -352,7 +353,7 @@ func TestVerifyRefusesBadAuthorization(t *testing.T) {
 func TestOpenModeIsForLoopback(t *testing.T) {
 	err := run(context.Background(), []string{"-listen", "0.0.0.0:0", "-admin", "off"}, os.LookupEnv, nil, io.Discard, io.Discard)
 	want := "-listen 0.0.0.0:0 is not a loopback address, and without -users any credentials log in; give -users FILE, or -insecure-open to accept any credentials on purpose"
-	var usage usageError
+	var usage config.UsageError
 	if err == nil || err.Error() != want || !errors.As(err, &usage) {
 		t.Fatalf("open mode on 0.0.0.0: %v", err)
 	}
@@ -370,7 +371,7 @@ func TestOpenModeIsForLoopback(t *testing.T) {
 func TestRefusedUsersFileStopsNorthd(t *testing.T) {
 	users := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\nbob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n")
 	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", "off", "-users", users}, os.LookupEnv, nil, io.Discard, io.Discard)
-	var usage usageError
+	var usage config.UsageError
 	if err == nil || !errors.As(err, &usage) || !strings.HasPrefix(err.Error(), "users file "+users+" line 2: SHA-1 hashes") {
 		t.Fatalf("run with a SHA-1 line: %v", err)
 	}

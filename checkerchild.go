@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/term"
+
+	"northd/internal/config"
 )
 
 // checkPasswordsCommand is the hidden subcommand northd starts itself
@@ -28,7 +30,7 @@ const maxChildPending = 1 << 10
 // processors, until stdin ends (northd closed it, or died).
 func runCheckPasswords(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if f, ok := stdin.(*os.File); len(args) > 0 || ok && term.IsTerminal(int(f.Fd())) {
-		return usageErrorf("%s is started by northd itself when it runs with -users; it is not a command for people", checkPasswordsCommand)
+		return config.Usagef("%s is started by northd itself when it runs with -users; it is not a command for people", checkPasswordsCommand)
 	}
 	// northd ends the child (closing stdin, then killing it) once its
 	// own requests are answered. A Ctrl-C in the terminal, or systemd's

@@ -19,15 +19,6 @@ import (
 // from whoever holds them, since the operator said they are its. In open
 // mode a username proves nothing, so the latest login takes the ip.
 
-// ipsPerUser is -max-ips-per-user, or 0 (no bound) in open mode, where a
-// username proves nothing and any login may take any ip, as in the seed.
-func (c *config) ipsPerUser() int {
-	if c.Users == "" {
-		return 0
-	}
-	return c.MaxIPsPerUser
-}
-
 // claimList is the addresses one user may claim.
 type claimList []netip.Prefix
 

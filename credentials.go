@@ -11,6 +11,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"northd/internal/config"
 	"northd/internal/wire"
 )
 
@@ -46,7 +47,7 @@ type loadedUsers struct {
 // (test parameters) to seconds (a paranoid cost on a busy machine).
 var hashBucketsSeconds = []float64{1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5}
 
-func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenticator, error) {
+func newAuthenticator(cfg config.Config, set *metrics.Set, log *slog.Logger) (*authenticator, error) {
 	a := &authenticator{
 		path: cfg.Users,
 
@@ -60,7 +61,7 @@ func newAuthenticator(cfg config, set *metrics.Set, log *slog.Logger) (*authenti
 		cacheTTL:       cfg.AuthCacheTTL,
 	}
 	if err := a.load(); err != nil {
-		return nil, usageErrorf("%v", err)
+		return nil, config.Usagef("%v", err)
 	}
 	var err error
 	if a.hashing, err = startPasswordChecker(set, log, a.hashDuration); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/config"
 	"northd/internal/testdeps"
 )
 
@@ -197,7 +198,7 @@ func TestMaxConnsGiven(t *testing.T) {
 		{[]string{"-max-conns", "1000"}, nil, true},
 		{nil, map[string]string{"NORTHD_MAX_CONNS": "1000"}, true},
 	} {
-		cfg, err := parseConfig(tt.args, envFrom(tt.env), io.Discard)
+		cfg, err := config.Parse(tt.args, testdeps.EnvFrom(tt.env), io.Discard)
 		if err != nil || cfg.MaxConnsGiven != tt.want {
 			t.Errorf("%v %v: given %v, %v; want %v", tt.args, tt.env, cfg.MaxConnsGiven, err, tt.want)
 		}

@@ -15,12 +15,15 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
+
+	"northd/internal/config"
+	"northd/internal/testdeps"
 )
 
 // testConfig is the default configuration with changes applied.
-func testConfig(t testing.TB, args ...string) config {
+func testConfig(t testing.TB, args ...string) config.Config {
 	t.Helper()
-	cfg, err := parseConfig(args, noEnv, io.Discard)
+	cfg, err := config.Parse(args, testdeps.NoEnv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,13 +31,13 @@ func testConfig(t testing.TB, args ...string) config {
 }
 
 // startSubsystem serves one subsystem on ln until the test ends.
-func startSubsystem(t testing.TB, cfg config, ln net.Listener) *subsystem {
+func startSubsystem(t testing.TB, cfg config.Config, ln net.Listener) *subsystem {
 	t.Helper()
 	return startSubsystemWith(t, cfg, ln, io.Discard)
 }
 
 // startSubsystemWith is startSubsystem logging to logs.
-func startSubsystemWith(t testing.TB, cfg config, ln net.Listener, logs io.Writer) *subsystem {
+func startSubsystemWith(t testing.TB, cfg config.Config, ln net.Listener, logs io.Writer) *subsystem {
 	t.Helper()
 	set := metrics.NewSet()
 	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, subsystemStore(cfg, nil, "test", set), nil, set, newLogger(logs, cfg.LogLevel, cfg.LogFormat))

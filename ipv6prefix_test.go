@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"northd/internal/config"
+	"northd/internal/testdeps"
 )
 
 // Addresses in one IPv6 /64 (the default -ipv6-prefix) share one failure
@@ -78,7 +81,7 @@ func TestMaxConnsPerIPKeysIPv6ByPrefix(t *testing.T) {
 
 func TestIPv6PrefixFlag(t *testing.T) {
 	for _, v := range []string{"0", "129", "-1"} {
-		_, err := parseConfig([]string{"-ipv6-prefix", v}, noEnv, nil)
+		_, err := config.Parse([]string{"-ipv6-prefix", v}, testdeps.NoEnv, nil)
 		if err == nil || err.Error() != "-ipv6-prefix must be 1 to 128 (bits of an IPv6 address that name one client), not "+v {
 			t.Errorf("-ipv6-prefix %s: %v", v, err)
 		}

@@ -102,7 +102,7 @@ func TestOversizeBodyAnswer413WhileClientKeepsSending(t *testing.T) {
 	// The server drains what the client still sends for a while after the
 	// 413; long enough here for any machine to send the whole body.
 	cfg := testConfig(t)
-	cfg.lingerTimeout = 10 * time.Minute
+	cfg.LingerTimeout = 10 * time.Minute
 	startSubsystem(t, cfg, ln)
 	const size = 16 << 20
 	block := strings.Repeat("a", 64<<10)
@@ -219,7 +219,7 @@ func TestLingeringConnectionsCountAgainstMaxConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, "-max-conns", "1")
-	cfg.lingerTimeout = 10 * time.Minute // longer than the test
+	cfg.LingerTimeout = 10 * time.Minute // longer than the test
 	s := startSubsystem(t, cfg, ln)
 	addr := ln.Addr().String()
 	lingering := dialKept(t, addr)

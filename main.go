@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"northd/internal/config"
 )
 
 func main() {
@@ -28,7 +30,7 @@ func main() {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "northd:", err)
-	var usage usageError
+	var usage config.UsageError
 	if errors.As(err, &usage) {
 		os.Exit(2)
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp/prefork"
+
+	"northd/internal/config"
 )
 
 // errPreforkStopping ends fasthttp/prefork's supervision loop on shutdown.
@@ -29,7 +31,7 @@ var errPreforkStopping = errors.New("prefork: shutting down")
 // admin listener on the -admin port plus k, and SIGTERM to the master
 // drains every child. Children get the master's args, and write to its
 // stdout and stderr.
-func runPreforkMaster(ctx context.Context, args []string, cfg config, stdout, stderr io.Writer, log *slog.Logger) error {
+func runPreforkMaster(ctx context.Context, args []string, cfg config.Config, stdout, stderr io.Writer, log *slog.Logger) error {
 	n := runtime.GOMAXPROCS(0)
 	exe, err := os.Executable()
 	if err != nil {

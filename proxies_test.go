@@ -16,7 +16,9 @@ import (
 	"github.com/pires/go-proxyproto"
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/config"
 	"northd/internal/store"
+	"northd/internal/testdeps"
 )
 
 // loginVia sends a login without ip on c, after prefix, and returns the
@@ -213,19 +215,19 @@ func TestClientAddressFlagsRefused(t *testing.T) {
 		{[]string{"-proxy-protocol-from", "10.0.0.0/99"}, `invalid value "10.0.0.0/99" for flag -proxy-protocol-from: "10.0.0.0/99" is not an address or CIDR such as 10.0.0.0/8 (run northd -h for the list of flags)`},
 		{[]string{"-proxy-protocol", "-trusted-proxies", "10.0.0.5", "-proxy-protocol-from", "10.0.0.5"}, "-proxy-protocol and -proxy-protocol-from both given: keep -proxy-protocol-from, which believes PROXY headers from its own list"},
 	} {
-		_, err := parseConfig(tt.args, noEnv, io.Discard)
-		var usage usageError
+		_, err := config.Parse(tt.args, testdeps.NoEnv, io.Discard)
+		var usage config.UsageError
 		if !errors.As(err, &usage) || err.Error() != tt.want {
 			t.Errorf("%v: got %v, want the usage error %q", tt.args, err, tt.want)
 		}
 	}
-	cfg, err := parseConfig([]string{"-client-ip-header", "x-real-ip"}, noEnv, io.Discard)
+	cfg, err := config.Parse([]string{"-client-ip-header", "x-real-ip"}, testdeps.NoEnv, io.Discard)
 	if err != nil || cfg.ClientIPHeader != "X-Real-IP" {
 		t.Errorf("-client-ip-header x-real-ip: %q, %v", cfg.ClientIPHeader, err)
 	}
 	// -proxy-protocol, as before -proxy-protocol-from: PROXY headers
 	// and X-Forwarded-For both from -trusted-proxies.
-	cfg, err = parseConfig([]string{"-proxy-protocol", "-trusted-proxies", "10.0.0.5"}, noEnv, io.Discard)
+	cfg, err = config.Parse([]string{"-proxy-protocol", "-trusted-proxies", "10.0.0.5"}, testdeps.NoEnv, io.Discard)
 	if err != nil || fmt.Sprint(cfg.ProxyProtocolFrom) != "[10.0.0.5/32]" || fmt.Sprint(cfg.TrustedProxies) != "[10.0.0.5/32]" || cfg.ClientIPHeader != "X-Forwarded-For" {
 		t.Errorf("-proxy-protocol -trusted-proxies 10.0.0.5: PROXY from %v, headers from %v (%s), %v", cfg.ProxyProtocolFrom, cfg.TrustedProxies, cfg.ClientIPHeader, err)
 	}

@@ -23,7 +23,7 @@ func TestReloadEndsTokensOfChangedUsers(t *testing.T) {
 				args = append(args, "-store", testdeps.StartRedis(t).URL())
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			srv, err := startInstance(t, ctx, args, noEnv, io.Discard)
+			srv, err := startInstance(t, ctx, args, testdeps.NoEnv, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}

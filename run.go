@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp/prefork"
 	"github.com/valyala/fasthttp/reuseport"
 
+	"northd/internal/config"
 	"northd/internal/netx"
 	"northd/internal/store"
 	"northd/internal/store/memory"
@@ -40,8 +41,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if len(args) > 0 && args[0] == checkPasswordsCommand {
 		return runCheckPasswords(args[1:], stdin, stdout, stderr)
 	}
-	cfg, err := parseConfig(args, lookupEnv, stdout)
-	if errors.Is(err, errHelp) {
+	cfg, err := config.Parse(args, lookupEnv, stdout)
+	if errors.Is(err, config.ErrHelp) {
 		return nil
 	}
 	if err != nil {
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 // instance is a running northd: its subsystems and admin listener.
 type instance struct {
 	ctx        context.Context
-	cfg        config
+	cfg        config.Config
 	log        *slog.Logger
 	subsystems []*subsystem
 	admin      *http.Server
@@ -94,7 +95,7 @@ func (c closers) close() {
 	}
 }
 
-func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance, err error) {
+func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *instance, err error) {
 	// What start has set up is undone if it fails partway, and by wait
 	// once it has shut the servers down.
 	var undo closers
@@ -122,17 +123,17 @@ func start(parent context.Context, cfg config, log *slog.Logger) (srv *instance,
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
 		if cert, err = newCertificate(cfg.TLSCert, cfg.TLSKey); err != nil {
-			return nil, usageErrorf("%v", err)
+			return nil, config.Usagef("%v", err)
 		}
 		tlsConfig = cert.serverConfig()
 	}
 
 	var shared *redisstore.Client
 	if cfg.Store != "memory" {
-		o := redisstore.Options{URL: cfg.Store, CallTimeout: cfg.StoreTimeout, Max: cfg.RegistryMax, MaxPerUser: cfg.ipsPerUser(), TokenTTL: cfg.TokenTTL}
+		o := redisstore.Options{URL: cfg.Store, CallTimeout: cfg.StoreTimeout, Max: cfg.RegistryMax, MaxPerUser: cfg.IPsPerUser(), TokenTTL: cfg.TokenTTL}
 		if shared, err = redisstore.Open(o, set, log); err != nil {
 			if _, invalid := errors.AsType[*redisstore.InvalidURLError](err); invalid {
-				return nil, usageErrorf("%v", err)
+				return nil, config.Usagef("%v", err)
 			}
 			return nil, err
 		}
@@ -328,7 +329,7 @@ func (srv *instance) wait() error {
 
 // subsystemNames names each subsystem: NAME= from -listen, or else its real
 // port. Two subsystems of one name would share tokens, so that is refused.
-func subsystemNames(cfg config, listeners []net.Listener) ([]string, error) {
+func subsystemNames(cfg config.Config, listeners []net.Listener) ([]string, error) {
 	names := make([]string, len(listeners))
 	seen := make(map[string]string)
 	for i, ln := range listeners {
@@ -338,14 +339,14 @@ func subsystemNames(cfg config, listeners []net.Listener) ([]string, error) {
 			names[i] = port
 		}
 		if other, dup := seen[names[i]]; dup {
-			return nil, usageErrorf("subsystems %s and %s are both named %q; name them apart with -listen NAME=ADDR", other, cfg.Listen[i], names[i])
+			return nil, config.Usagef("subsystems %s and %s are both named %q; name them apart with -listen NAME=ADDR", other, cfg.Listen[i], names[i])
 		}
 		seen[names[i]] = cfg.Listen[i]
 	}
 	return names, nil
 }
 
-func listenAll(cfg config) ([]net.Listener, error) {
+func listenAll(cfg config.Config) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, addr := range cfg.Listen {
 		ln, err := listen(addr, cfg.ReusePort)
@@ -384,12 +385,12 @@ func listen(addr string, reusePort bool) (net.Listener, error) {
 // subsystemStore is where the subsystem named name keeps its tokens and
 // north servers: its part of the shared store, or a memory store of its
 // own.
-func subsystemStore(cfg config, shared *redisstore.Client, name string, set *metrics.Set) store.Store {
+func subsystemStore(cfg config.Config, shared *redisstore.Client, name string, set *metrics.Set) store.Store {
 	label := `subsystem="` + name + `"`
 	if shared != nil {
 		return shared.Subsystem(name, set, label)
 	}
-	m := memory.New(memory.Options{Max: cfg.RegistryMax, MaxPerUser: cfg.ipsPerUser(), TokenTTL: cfg.TokenTTL})
+	m := memory.New(memory.Options{Max: cfg.RegistryMax, MaxPerUser: cfg.IPsPerUser(), TokenTTL: cfg.TokenTTL})
 	m.RegisterMetrics(set, label)
 	return m
 }

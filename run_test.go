@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"northd/internal/config"
 	"northd/internal/store"
+	"northd/internal/testdeps"
 )
 
 // syncBuffer is a goroutine-safe log sink a test can read while Run writes.
@@ -43,7 +44,7 @@ func serveInstance(t *testing.T, args ...string) (srv *instance, logs *syncBuffe
 	t.Helper()
 	logs = new(syncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := startInstance(t, ctx, args, noEnv, logs)
+	srv, err := startInstance(t, ctx, args, testdeps.NoEnv, logs)
 	if err != nil {
 		cancel()
 		t.Fatalf("start: %v\n%s", err, logs)
@@ -68,7 +69,7 @@ func startRun(t *testing.T, args ...string) (listen []string, admin string, logs
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = new(syncBuffer)
 	result := make(chan error, 1)
-	go func() { result <- run(ctx, args, noEnv, nil, io.Discard, logs) }()
+	go func() { result <- run(ctx, args, testdeps.NoEnv, nil, io.Discard, logs) }()
 	deadline := time.Now().Add(time.Minute) // only a northd that never starts gets near it
 	for {
 		if m := startedLine.FindStringSubmatch(logs.String()); m != nil {
@@ -203,11 +204,11 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), tt.args, envFrom(tt.env), nil, io.Discard, io.Discard)
+			err := run(context.Background(), tt.args, testdeps.EnvFrom(tt.env), nil, io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("Run succeeded")
 			}
-			var usage usageError
+			var usage config.UsageError
 			if errors.As(err, &usage) != tt.usage {
 				t.Errorf("error %q: usage error %v, want %v", err, !tt.usage, tt.usage)
 			}
@@ -218,94 +219,13 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	}
 }
 
-func TestRunHelpListsEveryFlag(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-h"}, noEnv, nil, &out, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	help := out.String()
-	fs, _, _ := newFlagSet(new(config))
-	var names []string
-	fs.VisitAll(func(f *flag.Flag) {
-		names = append(names, f.Name)
-		if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(f.Name) + `( |$)`).MatchString(help) {
-			t.Errorf("-h has no line for -%s", f.Name)
-		}
-		if _, usage := flag.UnquoteUsage(f); !strings.Contains(help, "\t"+usage) {
-			t.Errorf("-h does not explain -%s as %q", f.Name, usage)
-		}
-	})
-	if !strings.Contains(help, "NORTHD_MAX_BODY_SIZE") {
-		t.Errorf("-h does not say how flags are set in the environment")
-	}
-	// A flag added or removed is a change to document (README, Flags).
-	want := []string{
-		"admin", "admin-public", "auth-cache-ttl", "client-ip-header", "drain-delay", "idle-timeout", "insecure-open", "ipv6-prefix",
-		"listen", "log-format", "log-level", "login-failure-window", "max-body-size", "max-conns",
-		"max-conns-per-ip", "max-ips-per-user", "max-login-failures", "max-user-login-failures", "pprof", "prefork",
-		"proxy-protocol", "proxy-protocol-from", "read-timeout", "reduce-memory", "registry-max", "reuseport",
-		"shutdown-timeout", "store", "store-timeout", "tls-cert", "tls-key", "token-ttl",
-		"trusted-proxies", "users", "version", "write-timeout",
-	}
-	if strings.Join(names, " ") != strings.Join(want, " ") {
-		t.Errorf("the flags are\n%s\nthis test knows\n%s", strings.Join(names, " "), strings.Join(want, " "))
-	}
-}
-
-// TestEnvironmentCountsEmptyValues: a variable set to "" counts, as its
-// flag given "" would (main reads the environment with os.LookupEnv).
-func TestEnvironmentCountsEmptyValues(t *testing.T) {
-	tests := []struct {
-		name  string
-		args  []string
-		env   map[string]string
-		admin string
-		err   string // the usage error, or "" for none
-	}{
-		{"unset", nil, nil, "127.0.0.1:9100", ""},
-		{"empty", nil, map[string]string{"NORTHD_ADMIN": ""}, "", ""},
-		{"off", nil, map[string]string{"NORTHD_ADMIN": "off"}, "", ""},
-		{"an address", nil, map[string]string{"NORTHD_ADMIN": "127.0.0.1:9200"}, "127.0.0.1:9200", ""},
-		{"the flag wins over empty", []string{"-admin", "127.0.0.1:9300"}, map[string]string{"NORTHD_ADMIN": ""}, "127.0.0.1:9300", ""},
-		{"empty where a number is needed", nil, map[string]string{"NORTHD_MAX_BODY_SIZE": ""}, "", `invalid value "" for NORTHD_MAX_BODY_SIZE: parse error`},
-		{"NORTHD_VERSION is not -version", nil, map[string]string{"NORTHD_VERSION": "1.2.3"}, "127.0.0.1:9100", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig(tt.args, envFrom(tt.env), io.Discard)
-			var usage usageError
-			switch {
-			case tt.err != "":
-				if !errors.As(err, &usage) || err.Error() != tt.err {
-					t.Fatalf("error %v, want the usage error %q", err, tt.err)
-				}
-			case err != nil:
-				t.Fatal(err)
-			case cfg.Admin != tt.admin:
-				t.Errorf("admin %q, want %q", cfg.Admin, tt.admin)
-			}
-		})
-	}
-}
-
-// noEnv is an empty environment; envFrom one of the given variables, read
-// as os.LookupEnv reads the real one.
-func noEnv(string) (string, bool) { return "", false }
-
-func envFrom(env map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := env[k]
-		return v, ok
-	}
-}
-
 func TestRunEnvironmentSetsFlags(t *testing.T) {
 	env := map[string]string{"NORTHD_LISTEN": "127.0.0.1:0", "NORTHD_ADMIN": "off", "NORTHD_LOG_FORMAT": "json"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := new(syncBuffer)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, envFrom(env), nil, io.Discard, logs) }()
+	go func() { done <- run(ctx, nil, testdeps.EnvFrom(env), nil, io.Discard, logs) }()
 	waitUntil(t, "northd to start", func() bool {
 		select {
 		case err := <-done:
@@ -330,7 +250,7 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 func TestDrainingServesAllButReadyz(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, noEnv, io.Discard)
+	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, testdeps.NoEnv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +323,7 @@ func TestShutdownDrainsFirst(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := new(syncBuffer)
-	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "off", "-drain-delay", "1ms"}, noEnv, logs)
+	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "off", "-drain-delay", "1ms"}, testdeps.NoEnv, logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,14 +357,14 @@ func TestStartReusePortSharesTheAddress(t *testing.T) {
 	var servers []*instance
 	addr := "127.0.0.1:0" // the first instance picks the port, the second shares it
 	for i := 0; i < 2; i++ {
-		srv, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off", "-reuseport"}, noEnv, io.Discard)
+		srv, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off", "-reuseport"}, testdeps.NoEnv, io.Discard)
 		if err != nil {
 			t.Fatalf("instance %d with -reuseport on %s: %v", i, addr, err)
 		}
 		servers = append(servers, srv)
 		addr = srv.listenAddrs()[0]
 	}
-	if _, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off"}, noEnv, io.Discard); err == nil {
+	if _, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off"}, testdeps.NoEnv, io.Discard); err == nil {
 		t.Fatal("a third instance without -reuseport bound the same address")
 	}
 	resp, err := http.Get("http://" + addr + "/healthz")
@@ -466,7 +386,7 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 		want int
 	}{{nil, 404}, {[]string{"-pprof"}, 200}} {
 		ctx, cancel := context.WithCancel(context.Background())
-		srv, err := startInstance(t, ctx, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tt.args...), noEnv, io.Discard)
+		srv, err := startInstance(t, ctx, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, tt.args...), testdeps.NoEnv, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -498,7 +418,7 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 // once it serves.
 func startInstance(t testing.TB, ctx context.Context, args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (*instance, error) {
 	t.Helper()
-	cfg, err := parseConfig(args, lookupEnv, io.Discard)
+	cfg, err := config.Parse(args, lookupEnv, io.Discard)
 	if err != nil {
 		return nil, err
 	}

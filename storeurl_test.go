@@ -59,7 +59,7 @@ func checkStoreFailureHidesPassword(t *testing.T, store, want string, secrets ..
 func checkFailureHidesPassword(t *testing.T, args []string, env map[string]string, want string, secrets ...string) {
 	t.Helper()
 	logs := new(syncBuffer)
-	err := run(context.Background(), append([]string{"-listen", "127.0.0.1:0", "-admin", "off"}, args...), envFrom(env), nil, io.Discard, logs)
+	err := run(context.Background(), append([]string{"-listen", "127.0.0.1:0", "-admin", "off"}, args...), testdeps.EnvFrom(env), nil, io.Discard, logs)
 	if err == nil {
 		t.Fatalf("northd started with %v and %v", args, env)
 	}

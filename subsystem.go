@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/config"
 	"northd/internal/netx"
 	"northd/internal/store"
 	"northd/internal/wire"
@@ -38,7 +39,7 @@ type subsystem struct {
 
 // newSubsystem serves on ln, over TLS when tlsConfig is not nil, with its
 // tokens and north servers in st.
-func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Bool, auth *authenticator, st store.Store, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
+func newSubsystem(cfg config.Config, name string, ln net.Listener, draining *atomic.Bool, auth *authenticator, st store.Store, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
 	s := &subsystem{
 		name:        name,
 		store:       st,
@@ -58,7 +59,7 @@ func newSubsystem(cfg config, name string, ln net.Listener, draining *atomic.Boo
 		ProxyHeaderTimeout: cfg.ReadTimeout,
 		// Under TLS a refusal would need the handshake first.
 		AnswerRefusals: tlsConfig == nil,
-		LingerTimeout:  cfg.lingerTimeout,
+		LingerTimeout:  cfg.LingerTimeout,
 	}, log)
 	s.conns.RegisterMetrics(set, `subsystem="`+name+`"`)
 	s.listener = s.conns

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"northd/internal/config"
 	"northd/internal/testdeps"
 )
 
@@ -130,7 +131,7 @@ func TestUsernameWithSpacesStopsNorthd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "off", "-users", users}, os.LookupEnv, nil, io.Discard, io.Discard)
-	var usage usageError
+	var usage config.UsageError
 	if want := "users file " + users + ` line 3: the username "alice " starts or ends with white space, which no login would send; remove it`; err == nil || !errors.As(err, &usage) || err.Error() != want {
 		t.Fatalf("run with \"alice :\": %v, want the usage error %q", err, want)
 	}

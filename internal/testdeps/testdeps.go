@@ -195,3 +195,15 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// NoEnv is an empty environment, read as os.LookupEnv reads the real one.
+func NoEnv(string) (string, bool) { return "", false }
+
+// EnvFrom is an environment of the given variables, read as os.LookupEnv
+// reads the real one.
+func EnvFrom(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}

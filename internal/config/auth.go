@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"flag"
@@ -6,7 +6,7 @@ import (
 )
 
 // addAuthFlags adds the flags for credentials, tokens and TLS.
-func addAuthFlags(fs *flag.FlagSet, cfg *config) {
+func addAuthFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Users, "users", "", "users `file` of username:hash lines (bcrypt or argon2id; see northd hash-password); without it northd is in open mode and any non-empty credentials log in")
 	fs.BoolVar(&cfg.InsecureOpen, "insecure-open", false, "allow open mode (no -users) on non-loopback addresses, accepting any credentials on purpose")
 	fs.DurationVar(&cfg.AuthCacheTTL, "auth-cache-ttl", 10*time.Minute, "how long a verified username and password log in again without a password hash")
@@ -21,13 +21,13 @@ func addAuthFlags(fs *flag.FlagSet, cfg *config) {
 
 // checkAuthConfig checks the flags addAuthFlags added, once every flag is
 // parsed.
-func checkAuthConfig(cfg *config) error {
+func checkAuthConfig(cfg *Config) error {
 	for _, c := range []struct {
 		name string
 		v    time.Duration
 	}{{"-auth-cache-ttl", cfg.AuthCacheTTL}, {"-login-failure-window", cfg.LoginFailureWindow}, {"-token-ttl", cfg.TokenTTL}} {
 		if c.v <= 0 {
-			return usageErrorf("%s must be positive, not %v", c.name, c.v)
+			return Usagef("%s must be positive, not %v", c.name, c.v)
 		}
 	}
 	for _, c := range []struct {
@@ -35,24 +35,24 @@ func checkAuthConfig(cfg *config) error {
 		v    int
 	}{{"-max-login-failures", cfg.MaxLoginFailures}, {"-max-user-login-failures", cfg.MaxUserLoginFailures}} {
 		if c.v <= 0 {
-			return usageErrorf("%s must be positive, not %d", c.name, c.v)
+			return Usagef("%s must be positive, not %d", c.name, c.v)
 		}
 	}
 	if cfg.IPv6Prefix < 1 || cfg.IPv6Prefix > 128 {
-		return usageErrorf("-ipv6-prefix must be 1 to 128 (bits of an IPv6 address that name one client), not %d", cfg.IPv6Prefix)
+		return Usagef("-ipv6-prefix must be 1 to 128 (bits of an IPv6 address that name one client), not %d", cfg.IPv6Prefix)
 	}
 	if cfg.TokenTTL < time.Second {
-		return usageErrorf("-token-ttl must be at least 1s, not %v", cfg.TokenTTL)
+		return Usagef("-token-ttl must be at least 1s, not %v", cfg.TokenTTL)
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return usageErrorf("-tls-cert and -tls-key go together: give both, or neither for plain HTTP")
+		return Usagef("-tls-cert and -tls-key go together: give both, or neither for plain HTTP")
 	}
 	if cfg.Users == "" && !cfg.InsecureOpen {
 		// Redis's protected mode, for logins: open mode answers only
 		// on loopback unless the operator says otherwise.
 		for _, a := range cfg.Listen {
 			if !isLoopbackHost(a) {
-				return usageErrorf("-listen %s is not a loopback address, and without -users any credentials log in; give -users FILE, or -insecure-open to accept any credentials on purpose", a)
+				return Usagef("-listen %s is not a loopback address, and without -users any credentials log in; give -users FILE, or -insecure-open to accept any credentials on purpose", a)
 			}
 		}
 	}

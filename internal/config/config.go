@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// config is everything northd can be told at start-up. Each field is a flag
+// Config is everything northd can be told at start-up. Each field is a flag
 // with an environment twin named NORTHD_ and the flag in capitals, with
 // dashes as underscores (-max-body-size and NORTHD_MAX_BODY_SIZE). A flag on
 // the command line wins over its environment twin.
-type config struct {
+type Config struct {
 	Listen          []string
 	ListenNames     []string // per Listen entry: its NAME= or ""
 	Admin           string
@@ -43,10 +43,10 @@ type config struct {
 	ClientIPHeader    string         // X-Forwarded-For or X-Real-IP
 	ProxyProtocolFrom []netip.Prefix // peers whose connections start with a PROXY header; -proxy-protocol sets it to TrustedProxies
 	MaxConnsGiven     bool           // -max-conns or NORTHD_MAX_CONNS was given: start keeps it even above the descriptor limit
-	// lingerTimeout is how long a connection closed after a 413 is
+	// LingerTimeout is how long a connection closed after a 413 is
 	// drained at most; not a flag: 0 is netx's default (2 s), and
 	// tests lengthen it to outlast a slow machine.
-	lingerTimeout time.Duration
+	LingerTimeout time.Duration
 
 	ShowVersion bool
 
@@ -66,22 +66,23 @@ type config struct {
 	StoreTimeout time.Duration
 }
 
-// usageError is a bad flag or environment value; main exits 2 on it.
-type usageError struct{ msg string }
+// UsageError is a bad flag or environment value; main exits 2 on it.
+type UsageError struct{ msg string }
 
-func (e usageError) Error() string { return e.msg }
+func (e UsageError) Error() string { return e.msg }
 
-func usageErrorf(format string, args ...any) error {
-	return usageError{msg: fmt.Sprintf(format, args...)}
+// Usagef is a UsageError.
+func Usagef(format string, args ...any) error {
+	return UsageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// errHelp reports that -h was asked for and usage was printed.
-var errHelp = errors.New("help requested")
+// ErrHelp reports that -h was asked for and usage was printed.
+var ErrHelp = errors.New("help requested")
 
 // newFlagSet defines every flag on a new set, each storing into cfg,
 // except -listen and -trusted-proxies, which are stored as given in the
 // strings returned, for parseConfigEnv to split and check.
-func newFlagSet(cfg *config) (fs *flag.FlagSet, listen, trusted *string) {
+func newFlagSet(cfg *Config) (fs *flag.FlagSet, listen, trusted *string) {
 	fs = flag.NewFlagSet("northd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	listen = fs.String("listen", "127.0.0.1:8000", "comma-separated `addresses`, one subsystem on each, as ADDR or NAME=ADDR; a subsystem is named by its port unless named")
@@ -124,26 +125,26 @@ func newFlagSet(cfg *config) (fs *flag.FlagSet, listen, trusted *string) {
 	return fs, listen, trusted
 }
 
-// parseConfig reads the configuration from the command line and, for
+// Parse reads the configuration from the command line and, for
 // each flag not on it, its environment twin through lookupEnv, which
 // answers as os.LookupEnv does. A variable that is set counts even when
 // empty, exactly as its flag given "" would: NORTHD_ADMIN= disables the
 // admin listener as -admin= does, and NORTHD_MAX_BODY_SIZE= is refused as
 // -max-body-size= is.
-func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io.Writer) (config, error) {
-	var cfg config
+func Parse(args []string, lookupEnv func(string) (string, bool), stdout io.Writer) (Config, error) {
+	var cfg Config
 	fs, listen, trusted := newFlagSet(&cfg)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
 			fs.Usage()
-			return cfg, errHelp
+			return cfg, ErrHelp
 		}
-		return cfg, usageErrorf("%v (run northd -h for the list of flags)", err)
+		return cfg, Usagef("%v (run northd -h for the list of flags)", err)
 	}
 	if fs.NArg() > 0 {
-		return cfg, usageErrorf("unexpected argument %q: northd takes flags only (run northd -h)", fs.Arg(0))
+		return cfg, Usagef("unexpected argument %q: northd takes flags only (run northd -h)", fs.Arg(0))
 	}
 	setOnCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { setOnCommandLine[f.Name] = true })
@@ -160,7 +161,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
-			envErr = usageErrorf("invalid value %q for %s: %v", v, name, err)
+			envErr = Usagef("invalid value %q for %s: %v", v, name, err)
 		}
 	})
 	if envErr != nil {
@@ -180,26 +181,26 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 		if !named {
 			name, addr = "", a
 		} else if !validSubsystemName(name) {
-			return cfg, usageErrorf("invalid subsystem name %q in -listen %s: use letters, digits, '.', '_' and '-'", name, a)
+			return cfg, Usagef("invalid subsystem name %q in -listen %s: use letters, digits, '.', '_' and '-'", name, a)
 		}
 		if err := checkHostPort(addr); err != nil {
-			return cfg, usageErrorf("invalid -listen address %q: %v", addr, err)
+			return cfg, Usagef("invalid -listen address %q: %v", addr, err)
 		}
 		cfg.Listen = append(cfg.Listen, addr)
 		cfg.ListenNames = append(cfg.ListenNames, name)
 	}
 	if len(cfg.Listen) == 0 {
-		return cfg, usageErrorf("-listen needs at least one address, such as 127.0.0.1:8000")
+		return cfg, Usagef("-listen needs at least one address, such as 127.0.0.1:8000")
 	}
 	if cfg.Admin == "off" {
 		cfg.Admin = ""
 	}
 	if cfg.Admin != "" {
 		if err := checkHostPort(cfg.Admin); err != nil {
-			return cfg, usageErrorf("invalid -admin address %q: %v", cfg.Admin, err)
+			return cfg, Usagef("invalid -admin address %q: %v", cfg.Admin, err)
 		}
 		if !cfg.AdminPublic && !isLoopbackHost(cfg.Admin) {
-			return cfg, usageErrorf("-admin %s is not a loopback address; the admin listener exposes metrics and the registry, so pass -admin-public to serve it there anyway", cfg.Admin)
+			return cfg, Usagef("-admin %s is not a loopback address; the admin listener exposes metrics and the registry, so pass -admin-public to serve it there anyway", cfg.Admin)
 		}
 	}
 	for _, c := range []struct {
@@ -207,36 +208,36 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 		v    int
 	}{{"-max-body-size", cfg.MaxBodySize}, {"-max-conns", cfg.MaxConns}, {"-registry-max", cfg.RegistryMax}, {"-max-ips-per-user", cfg.MaxIPsPerUser}} {
 		if c.v <= 0 {
-			return cfg, usageErrorf("%s must be positive, not %d", c.name, c.v)
+			return cfg, Usagef("%s must be positive, not %d", c.name, c.v)
 		}
 	}
 	if cfg.MaxConnsPerIP < 0 {
-		return cfg, usageErrorf("-max-conns-per-ip must be 0 (no limit) or positive, not %d", cfg.MaxConnsPerIP)
+		return cfg, Usagef("-max-conns-per-ip must be 0 (no limit) or positive, not %d", cfg.MaxConnsPerIP)
 	}
 	for _, c := range []struct {
 		name string
 		v    time.Duration
 	}{{"-read-timeout", cfg.ReadTimeout}, {"-write-timeout", cfg.WriteTimeout}, {"-idle-timeout", cfg.IdleTimeout}, {"-shutdown-timeout", cfg.ShutdownTimeout}} {
 		if c.v <= 0 {
-			return cfg, usageErrorf("%s must be positive, not %v", c.name, c.v)
+			return cfg, Usagef("%s must be positive, not %v", c.name, c.v)
 		}
 	}
 	if cfg.DrainDelay < 0 {
-		return cfg, usageErrorf("-drain-delay must not be negative")
+		return cfg, Usagef("-drain-delay must not be negative")
 	}
 	switch cfg.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return cfg, usageErrorf("-log-level must be debug, info, warn or error, not %q", cfg.LogLevel)
+		return cfg, Usagef("-log-level must be debug, info, warn or error, not %q", cfg.LogLevel)
 	}
 	switch cfg.LogFormat {
 	case "text", "json":
 	default:
-		return cfg, usageErrorf("-log-format must be text or json, not %q", cfg.LogFormat)
+		return cfg, Usagef("-log-format must be text or json, not %q", cfg.LogFormat)
 	}
 	trustedList, bad := parsePrefixList(*trusted)
 	if bad != "" {
-		return cfg, usageErrorf("invalid -trusted-proxies entry %q: give an address or CIDR such as 10.0.0.0/8", bad)
+		return cfg, Usagef("invalid -trusted-proxies entry %q: give an address or CIDR such as 10.0.0.0/8", bad)
 	}
 	cfg.TrustedProxies = trustedList
 	switch {
@@ -245,25 +246,25 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 	case strings.EqualFold(cfg.ClientIPHeader, "X-Real-IP"):
 		cfg.ClientIPHeader = "X-Real-IP"
 	default:
-		return cfg, usageErrorf("-client-ip-header must be X-Forwarded-For or X-Real-IP, not %q", cfg.ClientIPHeader)
+		return cfg, Usagef("-client-ip-header must be X-Forwarded-For or X-Real-IP, not %q", cfg.ClientIPHeader)
 	}
 	if cfg.Prefork {
 		if cfg.Store == "memory" {
-			return cfg, usageErrorf("-prefork needs a shared store: each child would keep its own tokens, so a verify or logout that reaches another child would fail; give -store redis://host:port/db")
+			return cfg, Usagef("-prefork needs a shared store: each child would keep its own tokens, so a verify or logout that reaches another child would fail; give -store redis://host:port/db")
 		}
 		cfg.ReusePort = true
 		for _, a := range cfg.Listen {
 			if _, port, _ := net.SplitHostPort(a); port == "0" {
-				return cfg, usageErrorf("-prefork needs fixed ports: children would each pick a different port for %s", a)
+				return cfg, Usagef("-prefork needs fixed ports: children would each pick a different port for %s", a)
 			}
 		}
 	}
 	if cfg.ProxyProtocol {
 		if len(cfg.ProxyProtocolFrom) > 0 {
-			return cfg, usageErrorf("-proxy-protocol and -proxy-protocol-from both given: keep -proxy-protocol-from, which believes PROXY headers from its own list")
+			return cfg, Usagef("-proxy-protocol and -proxy-protocol-from both given: keep -proxy-protocol-from, which believes PROXY headers from its own list")
 		}
 		if len(cfg.TrustedProxies) == 0 {
-			return cfg, usageErrorf("-proxy-protocol needs -trusted-proxies: PROXY headers are believed only from trusted peers (or give -proxy-protocol-from CIDRs)")
+			return cfg, Usagef("-proxy-protocol needs -trusted-proxies: PROXY headers are believed only from trusted peers (or give -proxy-protocol-from CIDRs)")
 		}
 		cfg.ProxyProtocolFrom = cfg.TrustedProxies
 	}
@@ -329,4 +330,13 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// IPsPerUser is -max-ips-per-user, or 0 (no bound) in open mode, where a
+// username proves nothing and any login may take any ip, as in the seed.
+func (c *Config) IPsPerUser() int {
+	if c.Users == "" {
+		return 0
+	}
+	return c.MaxIPsPerUser
 }

@@ -1,0 +1,83 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+
+	"northd/internal/testdeps"
+)
+
+func TestRunHelpListsEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := Parse([]string{"-h"}, testdeps.NoEnv, &out); err != ErrHelp {
+		t.Fatalf("Parse -h: %v, want ErrHelp", err)
+	}
+	help := out.String()
+	fs, _, _ := newFlagSet(new(Config))
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) {
+		names = append(names, f.Name)
+		if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(f.Name) + `( |$)`).MatchString(help) {
+			t.Errorf("-h has no line for -%s", f.Name)
+		}
+		if _, usage := flag.UnquoteUsage(f); !strings.Contains(help, "\t"+usage) {
+			t.Errorf("-h does not explain -%s as %q", f.Name, usage)
+		}
+	})
+	if !strings.Contains(help, "NORTHD_MAX_BODY_SIZE") {
+		t.Errorf("-h does not say how flags are set in the environment")
+	}
+	// A flag added or removed is a change to document (README, Flags).
+	want := []string{
+		"admin", "admin-public", "auth-cache-ttl", "client-ip-header", "drain-delay", "idle-timeout", "insecure-open", "ipv6-prefix",
+		"listen", "log-format", "log-level", "login-failure-window", "max-body-size", "max-conns",
+		"max-conns-per-ip", "max-ips-per-user", "max-login-failures", "max-user-login-failures", "pprof", "prefork",
+		"proxy-protocol", "proxy-protocol-from", "read-timeout", "reduce-memory", "registry-max", "reuseport",
+		"shutdown-timeout", "store", "store-timeout", "tls-cert", "tls-key", "token-ttl",
+		"trusted-proxies", "users", "version", "write-timeout",
+	}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("the flags are\n%s\nthis test knows\n%s", strings.Join(names, " "), strings.Join(want, " "))
+	}
+}
+
+// TestEnvironmentCountsEmptyValues: a variable set to "" counts, as its
+// flag given "" would (main reads the environment with os.LookupEnv).
+func TestEnvironmentCountsEmptyValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		admin string
+		err   string // the usage error, or "" for none
+	}{
+		{"unset", nil, nil, "127.0.0.1:9100", ""},
+		{"empty", nil, map[string]string{"NORTHD_ADMIN": ""}, "", ""},
+		{"off", nil, map[string]string{"NORTHD_ADMIN": "off"}, "", ""},
+		{"an address", nil, map[string]string{"NORTHD_ADMIN": "127.0.0.1:9200"}, "127.0.0.1:9200", ""},
+		{"the flag wins over empty", []string{"-admin", "127.0.0.1:9300"}, map[string]string{"NORTHD_ADMIN": ""}, "127.0.0.1:9300", ""},
+		{"empty where a number is needed", nil, map[string]string{"NORTHD_MAX_BODY_SIZE": ""}, "", `invalid value "" for NORTHD_MAX_BODY_SIZE: parse error`},
+		{"NORTHD_VERSION is not -version", nil, map[string]string{"NORTHD_VERSION": "1.2.3"}, "127.0.0.1:9100", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse(tt.args, testdeps.EnvFrom(tt.env), io.Discard)
+			var usage UsageError
+			switch {
+			case tt.err != "":
+				if !errors.As(err, &usage) || err.Error() != tt.err {
+					t.Fatalf("error %v, want the usage error %q", err, tt.err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case cfg.Admin != tt.admin:
+				t.Errorf("admin %q, want %q", cfg.Admin, tt.admin)
+			}
+		})
+	}
+}
