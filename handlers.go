@@ -101,7 +101,7 @@ func (s *subsystem) handleRequestError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	// After ctx.Error, which resets the response.
 	ctx.Response.Header.SetCanonical(headerCacheControl, noStore)
-	s.metrics.observe(routeUnreadable, ctx)
+	s.metrics.requests.ObserveUnread(int(routeUnreadable), ctx)
 }
 
 // handleExpect refuses an "Expect: 100-continue" request whose announced
@@ -110,7 +110,7 @@ func (s *subsystem) handleExpect(ctx *fasthttp.RequestCtx) int {
 	if ctx.Request.Header.ContentLength() > s.maxBodySize {
 		ctx.Response.Header.SetCanonical(headerCacheControl, noStore)
 		s.refuseLargeBody(ctx)
-		s.metrics.observe(routeUnreadable, ctx)
+		s.metrics.requests.ObserveUnread(int(routeUnreadable), ctx)
 		return fasthttp.StatusRequestEntityTooLarge
 	}
 	return fasthttp.StatusContinue

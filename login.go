@@ -71,7 +71,7 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 		s.refuseClaim(ctx, ipHeldAnswer)
 		return
 	}
-	s.metrics.shardOf(ctx).logins.Add(1)
+	s.metrics.requests.Login(ctx)
 
 	var b [wire.LoginOKLen]byte
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)

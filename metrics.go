@@ -1,14 +1,10 @@
 package main
 
 import (
-	"fmt"
-	"strconv"
-	"sync/atomic"
-	"time"
-
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/requestmetrics"
 	"northd/internal/wire"
 )
 
@@ -31,31 +27,12 @@ const (
 
 var routeNames = [routeCount]string{"home", "login", "verify", "logout", "healthz", "readyz", "not_found", "method_not_allowed", "options", "unreadable"}
 
-// countedStatuses are the statuses northd answers; any other lands in the
-// last slot as status="other".
-var countedStatuses = [...]int{200, 204, 400, 403, 404, 405, 408, 409, 413, 429, 431, 500, 503}
-
-// requestDurationBuckets reach down to 25µs: a login is answered in
-// microseconds, and the default buckets would put every request in one.
-var requestDurationBuckets = [...]float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 500e-3, 1, 5}
-
-// subsystemMetrics are one subsystem's series in the process's metrics set.
+// subsystemMetrics are one subsystem's series in the process's metrics set:
+// its requests (requestmetrics), and why logins and tokens were refused.
 // Counting allocates nothing.
-//
-// What every request counts (its route and status, its duration, a login)
-// goes into one of requestShards shards, picked by the connection, each on
-// cache lines of its own: requests on different cores then touch different
-// memory, where one shared counter's cache line would bounce between the
-// cores and one histogram's mutex would queue them. /metrics sums the
-// shards; its output is what one counter and one histogram would give.
 type subsystemMetrics struct {
-	set       *metrics.Set
-	subsystem string // label value
-
-	shards [requestShards]requestShard
-	// listed marks the request series already in the set: a series is
-	// added at its first request, so /metrics shows only what happened.
-	listed [routeCount][len(countedStatuses) + 1]atomic.Bool
+	set      *metrics.Set // the series are in
+	requests *requestmetrics.Counter
 
 	loginRejections  [wire.ProblemCount]*metrics.Counter
 	loginFailures    [authOutcomeCount]*metrics.Counter // credentials refused; authOK unused
@@ -66,12 +43,8 @@ type subsystemMetrics struct {
 }
 
 func newSubsystemMetrics(set *metrics.Set, subsystem string) *subsystemMetrics {
-	m := &subsystemMetrics{set: set, subsystem: subsystem}
 	label := `subsystem="` + subsystem + `"`
-	m.listDuration(`northd_request_duration_seconds`, label)
-	set.NewGauge(`northd_logins_total{`+label+`}`, func() float64 {
-		return float64(m.sum(func(sh *requestShard) uint64 { return sh.logins.Load() }))
-	})
+	m := &subsystemMetrics{set: set, requests: requestmetrics.New(set, label, routeNames[:])}
 	for p := wire.ProblemEmptyBody; p < wire.ProblemCount; p++ {
 		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + p.Reason() + `"}`)
 	}
@@ -93,112 +66,6 @@ func newSubsystemMetrics(set *metrics.Set, subsystem string) *subsystemMetrics {
 func (s *subsystem) observed(rt route, h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		h(ctx)
-		s.metrics.observe(rt, ctx)
+		s.metrics.requests.Observe(int(rt), ctx)
 	}
-}
-
-// requestShards spreads per-request counting over this many shards, a
-// power of two.
-const requestShards = 32
-
-// requestShard is one shard of what requests count. Its size is a whole
-// number of cache lines, so no two shards share one.
-type requestShard struct {
-	requests [routeCount][len(countedStatuses) + 1]atomic.Uint64
-	// durations counts requests by the first bucket of
-	// requestDurationBuckets they fit; the last slot, those over all.
-	durations      [len(requestDurationBuckets) + 1]atomic.Uint64
-	durationsNanos atomic.Uint64
-	logins         atomic.Uint64
-	_              [64 - ((int(routeCount)*(len(countedStatuses)+1)+len(requestDurationBuckets)+1+2)*8)%64]byte
-}
-
-// shardOf picks the shard of a request: by its connection, so that one
-// connection's requests, served by one goroutine, always count in one.
-func (m *subsystemMetrics) shardOf(ctx *fasthttp.RequestCtx) *requestShard {
-	return &m.shards[ctx.ConnID()&(requestShards-1)]
-}
-
-func (m *subsystemMetrics) sum(field func(*requestShard) uint64) uint64 {
-	var n uint64
-	for i := range m.shards {
-		n += field(&m.shards[i])
-	}
-	return n
-}
-
-func (m *subsystemMetrics) observe(rt route, ctx *fasthttp.RequestCtx) {
-	status := ctx.Response.StatusCode()
-	slot := len(countedStatuses)
-	for i, st := range countedStatuses {
-		if st == status {
-			slot = i
-			break
-		}
-	}
-	sh := m.shardOf(ctx)
-	sh.requests[rt][slot].Add(1)
-	if !m.listed[rt][slot].Load() {
-		m.listRequests(rt, slot)
-	}
-	// fasthttp stamps a request's start once it has read it whole, so an
-	// unreadable request has no duration.
-	if rt != routeUnreadable {
-		d := time.Since(ctx.Time())
-		b := 0
-		for b < len(requestDurationBuckets) && d > requestDurationBounds[b] {
-			b++
-		}
-		sh.durations[b].Add(1)
-		sh.durationsNanos.Add(uint64(d))
-	}
-}
-
-// requestDurationBounds are requestDurationBuckets as durations, so that
-// a request's is compared without a float conversion.
-var requestDurationBounds = func() (d [len(requestDurationBuckets)]time.Duration) {
-	for i, s := range requestDurationBuckets {
-		d[i] = time.Duration(s * float64(time.Second))
-	}
-	return d
-}()
-
-// listRequests adds the series of one route and status to the set, once.
-func (m *subsystemMetrics) listRequests(rt route, slot int) {
-	if m.listed[rt][slot].Swap(true) {
-		return
-	}
-	status := "other"
-	if slot < len(countedStatuses) {
-		status = strconv.Itoa(countedStatuses[slot])
-	}
-	m.set.GetOrCreateGauge(`northd_requests_total{subsystem="`+m.subsystem+`",route="`+routeNames[rt]+`",status="`+status+`"}`, func() float64 {
-		return float64(m.sum(func(sh *requestShard) uint64 { return sh.requests[rt][slot].Load() }))
-	})
-}
-
-// listDuration adds the duration histogram's series, as a Prometheus
-// histogram writes them: cumulative _bucket{le=…}, _sum and _count.
-func (m *subsystemMetrics) listDuration(name, label string) {
-	for b, ub := range requestDurationBuckets {
-		m.set.NewGauge(fmt.Sprintf("%s_bucket{%s,le=\"%v\"}", name, label, ub), func() float64 {
-			var n uint64
-			for i := 0; i <= b; i++ {
-				n += m.sum(func(sh *requestShard) uint64 { return sh.durations[i].Load() })
-			}
-			return float64(n)
-		})
-	}
-	count := func() float64 {
-		var n uint64
-		for i := range len(requestDurationBuckets) + 1 {
-			n += m.sum(func(sh *requestShard) uint64 { return sh.durations[i].Load() })
-		}
-		return float64(n)
-	}
-	m.set.NewGauge(name+`_bucket{`+label+`,le="+Inf"}`, count)
-	m.set.NewGauge(name+`_sum{`+label+`}`, func() float64 {
-		return time.Duration(m.sum(func(sh *requestShard) uint64 { return sh.durationsNanos.Load() })).Seconds()
-	})
-	m.set.NewGauge(name+`_count{`+label+`}`, count)
 }
