@@ -132,7 +132,7 @@ func TestUsersFileLogins(t *testing.T) {
 	// Both were checked against a hash: the unknown user against the
 	// dummy. 2 logins + 2 refusals = 4 hashes (the pool counts a check
 	// just after answering it).
-	waitFor(t, "4 password hashes counted", func() bool {
+	testdeps.WaitFor(t, "4 password hashes counted", func() bool {
 		return metricValue(t, admin, "northd_password_hash_duration_seconds_count") == 4
 	})
 
@@ -154,7 +154,7 @@ func TestUsersFileLogins(t *testing.T) {
 		t.Errorf("%v reloads counted ok, want %v", n, reloads+1)
 	}
 	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
-	waitFor(t, "a 5th password hash after the reload", func() bool {
+	testdeps.WaitFor(t, "a 5th password hash after the reload", func() bool {
 		return metricValue(t, admin, "northd_password_hash_duration_seconds_count") == 5
 	})
 
@@ -186,13 +186,6 @@ func equalHeaders(a, b http.Header) bool {
 		}
 	}
 	return true
-}
-
-// waitFor polls cond until it holds, failing the test after a generous
-// while: for events a test cannot be told of directly.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testdeps.WaitFor(t, what, cond)
 }
 
 func TestBruteForceLimits(t *testing.T) {

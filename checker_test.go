@@ -16,6 +16,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/sys/unix"
+
+	"northd/internal/testdeps"
 )
 
 const (
@@ -104,7 +106,7 @@ func TestCheckWithoutChildIsDown(t *testing.T) {
 var checkerStartedLine = regexp.MustCompile(`msg="password checker started" checker_pid=(\d+)`)
 
 // checkerPIDs are the children northd said it started, in order.
-func checkerPIDs(logs *syncBuffer) []int {
+func checkerPIDs(logs *testdeps.SyncBuffer) []int {
 	var pids []int
 	for _, m := range checkerStartedLine.FindAllStringSubmatch(logs.String(), -1) {
 		pid, _ := strconv.Atoi(m[1])
@@ -137,7 +139,7 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 		t.Fatalf("checker pids %v in the log, want one:\n%s", pids, logs)
 	}
 	first := pids[0]
-	waitFor(t, "every thread of the checker at SCHED_IDLE", func() bool {
+	testdeps.WaitFor(t, "every thread of the checker at SCHED_IDLE", func() bool {
 		entries, err := os.ReadDir("/proc/" + strconv.Itoa(first) + "/task")
 		if err != nil {
 			t.Fatal(err)
@@ -153,7 +155,7 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 	})
 	// Stop signals for the whole terminal or unit do not end it before
 	// northd's drain: SIGHUP, SIGINT and SIGTERM (bits 0, 1, 14) ignored.
-	waitFor(t, "the checker ignoring SIGHUP, SIGINT and SIGTERM", func() bool {
+	testdeps.WaitFor(t, "the checker ignoring SIGHUP, SIGINT and SIGTERM", func() bool {
 		status, err := os.ReadFile("/proc/" + strconv.Itoa(first) + "/status")
 		if err != nil {
 			t.Fatal(err)
@@ -176,7 +178,7 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 			answers <- tryLogin(c, base, `{"username":"alice","password":"guess `+strconv.Itoa(i)+`"}`)
 		}()
 	}
-	waitFor(t, "a full queue of checks", func() bool { return metricValue(t, admin, "northd_password_checks_waiting") == float64(queue) })
+	testdeps.WaitFor(t, "a full queue of checks", func() bool { return metricValue(t, admin, "northd_password_checks_waiting") == float64(queue) })
 	a := call(t, clientFrom("127.0.1.1"), "POST", base+"/north/login", "", `{"username":"alice","password":"secret"}`)
 	if a.status != 503 || a.body != hashBusyBody503 || a.header.Get("Retry-After") != "1" {
 		t.Fatalf("a login beyond the queue: %d %v %q", a.status, a.header, a.body)
@@ -192,7 +194,7 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 			t.Fatalf("a login waiting when the checker died: %d %v %q", a.status, a.header, a.body)
 		}
 	}
-	waitFor(t, "the checker started again", func() bool { return len(checkerPIDs(logs)) == 2 })
+	testdeps.WaitFor(t, "the checker started again", func() bool { return len(checkerPIDs(logs)) == 2 })
 	if second := checkerPIDs(logs)[1]; second == first {
 		t.Fatalf("the same pid %d again", second)
 	}
@@ -221,7 +223,7 @@ func TestShutdownTimeoutWithACheckWaiting(t *testing.T) {
 	go func() {
 		answered <- tryLogin(clientFrom("127.0.0.1"), "http://"+listen[0], `{"username":"alice","password":"secret"}`)
 	}()
-	waitFor(t, "the login waiting for its check", func() bool { return metricValue(t, admin, "northd_password_checks_waiting") == 1 })
+	testdeps.WaitFor(t, "the login waiting for its check", func() bool { return metricValue(t, admin, "northd_password_checks_waiting") == 1 })
 	if err := stop(); err == nil || !strings.Contains(err.Error(), "shutdown timed out") {
 		t.Fatalf("run returned %v, want the shutdown timeout", err)
 	}

@@ -43,7 +43,7 @@ func TestNorthdChildProcess(t *testing.T) {
 // northdChild is northd running in a child process.
 type northdChild struct {
 	addr   string
-	log    *syncBuffer
+	log    *testdeps.SyncBuffer
 	exited chan error // receives the process's end once
 	cmd    *exec.Cmd
 }
@@ -54,7 +54,7 @@ type northdChild struct {
 func runNorthdChild(t *testing.T, nofile string, args ...string) *northdChild {
 	t.Helper()
 	prlimit := testdeps.Need(t, "prlimit", "util-linux")
-	c := &northdChild{log: new(syncBuffer), exited: make(chan error, 1)}
+	c := &northdChild{log: new(testdeps.SyncBuffer), exited: make(chan error, 1)}
 	c.cmd = exec.Command(prlimit, "--nofile="+nofile, os.Args[0], "-test.run=^TestNorthdChildProcess$")
 	c.cmd.Env = append(os.Environ(), childArgsEnv+"="+strings.Join(append([]string{"-listen", "127.0.0.1:0", "-admin", "off"}, args...), "\n"))
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
@@ -182,7 +182,7 @@ func TestDefaultMaxConnsFitsTheDescriptorLimit(t *testing.T) {
 	for _, h := range held {
 		h.Close()
 	}
-	waitUntil(t, "a place freed by the closed connections", func() bool { return get(t, c.addr) == 200 })
+	testdeps.WaitFor(t, "a place freed by the closed connections", func() bool { return get(t, c.addr) == 200 })
 	c.running(t)
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/testdeps"
 )
 
 // guessAuthenticator is an authenticator over users, with the password
@@ -80,7 +82,7 @@ func TestConcurrentGuessesGetAtMostTheAllowedChecks(t *testing.T) {
 		t.Errorf("outcomes %v; want 10 wrong passwords and %d refused for the address", count, guesses-10)
 	}
 	// The checker counts a check before answering it.
-	waitFor(t, "the checker to count its checks", func() bool { return passwordChecks(t, set) >= count[authWrongPassword] })
+	testdeps.WaitFor(t, "the checker to count its checks", func() bool { return passwordChecks(t, set) >= count[authWrongPassword] })
 	if n := passwordChecks(t, set); n > 10 {
 		t.Errorf("%d password checks, want at most the 10 failures allowed", n)
 	}

@@ -256,7 +256,7 @@ func TestMalformedRequestLoggedOnlyAtDebug(t *testing.T) {
 		{"debug", `level=DEBUG msg="refused a malformed request" subsystem=test client=192.0.2.44:4000 err="bad request line"` + "\n", 1},
 	} {
 		t.Run(tt.level, func(t *testing.T) {
-			logs := new(syncBuffer)
+			logs := new(testdeps.SyncBuffer)
 			s := startSubsystemWith(t, testConfig(t, "-log-level", tt.level), nullListener{}, logs)
 			var formatted atomic.Int32
 			var ctx fasthttp.RequestCtx

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/testdeps"
 )
 
 // A login that finds the password checks' queue full is answered 503 code
@@ -27,7 +29,7 @@ func TestHashQueueFullAnswers503(t *testing.T) {
 			queued <- ctx
 		}()
 	}
-	waitFor(t, "every slot of the checker taken", func() bool { return len(s.auth.hashing.free) == 0 })
+	testdeps.WaitFor(t, "every slot of the checker taken", func() bool { return len(s.auth.hashing.free) == 0 })
 
 	ctx := handlerCtx(t, post("/north/login", `{"username":"alice","password":"one more guess"}`))
 	h(ctx)

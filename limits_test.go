@@ -18,20 +18,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"northd/internal/netx"
+	"northd/internal/testdeps"
 )
-
-// waitUntil polls cond until it holds. The bound is generous: only a
-// server that never gets there reaches it.
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting, after a minute, for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // metricsText is what the subsystem's metrics set exposes.
 func metricsText(s *subsystem) string {
@@ -150,7 +138,7 @@ func TestMaxConns(t *testing.T) {
 	}
 	// The refusals are counted as answers, under their own route.
 	label := `subsystem="` + s.name + `"`
-	waitUntil(t, "2 refusals in the metrics", func() bool {
+	testdeps.WaitFor(t, "2 refusals in the metrics", func() bool {
 		return hasMetricLine(metricsText(s), `northd_requests_total{`+label+`,route="refused",status="503"} 2`)
 	})
 	if m := metricsText(s); !hasMetricLine(m, `northd_requests_total{`+label+`,route="refused",status="429"} 0`) || !hasMetricLine(m, `northd_open_connections{`+label+`} 2`) {
@@ -240,7 +228,7 @@ func TestLingeringConnectionsCountAgainstMaxConns(t *testing.T) {
 	// Once the client closes, the drain ends, the socket closes, and the
 	// place is free again.
 	lingering.Close()
-	waitUntil(t, "the lingering connection's socket to close", func() bool { return s.conns.OpenConns() == 0 })
+	testdeps.WaitFor(t, "the lingering connection's socket to close", func() bool { return s.conns.OpenConns() == 0 })
 	if resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode() != 200 {
 		t.Fatalf("after the lingering connection closed, a new one got %d", resp.StatusCode())
 	}

@@ -26,7 +26,7 @@ func TestRedisTokenExpires(t *testing.T) {
 	if v.status == 200 && !strings.HasSuffix(v.body, `, "expires_in": 1}`) && !strings.HasSuffix(v.body, `, "expires_in": 0}`) {
 		t.Errorf("verify just after the login: %q, want expires_in 1 or 0", v.body)
 	}
-	waitFor(t, "the token to stop verifying", func() bool {
+	testdeps.WaitFor(t, "the token to stop verifying", func() bool {
 		v = call(t, client, "GET", "http://"+b[0]+"/north/verify", token, "")
 		return v.status != 200
 	})
@@ -40,7 +40,7 @@ func TestRedisTokenExpires(t *testing.T) {
 	if v := call(t, client, "GET", "http://"+a[0]+"/north/verify", token, ""); v.status != 401 {
 		t.Errorf("verify on the issuing instance after -token-ttl: %d %q", v.status, v.body)
 	}
-	waitFor(t, "Redis to drop the token's record", func() bool {
+	testdeps.WaitFor(t, "Redis to drop the token's record", func() bool {
 		return strings.TrimSpace(redis.CLI("EXISTS", "northd:{alarms}:tok:"+tokenDigestOf(t, token))) == "0"
 	})
 }

@@ -116,10 +116,10 @@ func TestRedisOutage(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "logins under load", func() bool { return ok.Load() > 20 })
+	testdeps.WaitFor(t, "logins under load", func() bool { return ok.Load() > 20 })
 	redis.Kill()
-	waitFor(t, "503s for logins", func() bool { return unavailable.Load() > 20 })
-	waitFor(t, "/readyz 503", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 503 })
+	testdeps.WaitFor(t, "503s for logins", func() bool { return unavailable.Load() > 20 })
+	testdeps.WaitFor(t, "/readyz 503", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 503 })
 	a := call(t, client, "GET", base+"/north/verify", before, "")
 	if a.status != 503 || a.body != `{"code": 4, "description": "the token store is unavailable; retry after the Retry-After seconds"}` || a.header.Get("Retry-After") != "1" {
 		t.Errorf("verify while Redis is down: %d %v %q", a.status, a.header, a.body)
@@ -138,7 +138,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	redis.Restart()
-	waitFor(t, "/readyz 200 after Redis came back", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
+	testdeps.WaitFor(t, "/readyz 200 after Redis came back", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
 	if a := call(t, client, "GET", base+"/north/verify", before, ""); a.status != 200 {
 		t.Errorf("a token from before the outage: %d %q", a.status, a.body)
 	}
@@ -152,7 +152,7 @@ func TestRedisOutage(t *testing.T) {
 	for _, c := range append(clients, client, http.DefaultClient) {
 		c.CloseIdleConnections()
 	}
-	waitFor(t, "goroutines back to their number before the outage", func() bool { return runtime.NumGoroutine() <= goroutines+2 })
+	testdeps.WaitFor(t, "goroutines back to their number before the outage", func() bool { return runtime.NumGoroutine() <= goroutines+2 })
 }
 
 // -registry-max bounds the north servers of a subsystem in the store too:

@@ -59,7 +59,7 @@ func TestLoginRetriedAfterSlowStore(t *testing.T) {
 	// does: log in, and log in again on a 401 (the README says so). The
 	// late login lands at most once, so this ends.
 	var retried string
-	waitFor(t, "a retried login whose token verifies", func() bool {
+	testdeps.WaitFor(t, "a retried login whose token verifies", func() bool {
 		a := call(t, client, "POST", base+"/north/login", "", body)
 		if a.status == 503 {
 			return false

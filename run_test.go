@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,30 +18,12 @@ import (
 	"northd/internal/testdeps"
 )
 
-// syncBuffer is a goroutine-safe log sink a test can read while Run writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // serveInstance starts northd with args until the test ends, and returns
 // the instance, so that a test can reload it by calling reload: a SIGHUP
 // would reach every test running at the time.
-func serveInstance(t *testing.T, args ...string) (srv *instance, logs *syncBuffer) {
+func serveInstance(t *testing.T, args ...string) (srv *instance, logs *testdeps.SyncBuffer) {
 	t.Helper()
-	logs = new(syncBuffer)
+	logs = new(testdeps.SyncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := startInstance(t, ctx, args, testdeps.NoEnv, logs)
 	if err != nil {
@@ -64,10 +45,10 @@ var startedLine = regexp.MustCompile(`msg="northd started" listen=(\S+) admin=(\
 
 // startRun runs northd with args until the test cancels it. It returns the
 // subsystem addresses, the admin address, the log and Run's result.
-func startRun(t *testing.T, args ...string) (listen []string, admin string, logs *syncBuffer, stop func() error) {
+func startRun(t *testing.T, args ...string) (listen []string, admin string, logs *testdeps.SyncBuffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs = new(syncBuffer)
+	logs = new(testdeps.SyncBuffer)
 	result := make(chan error, 1)
 	go func() { result <- run(ctx, args, testdeps.NoEnv, nil, io.Discard, logs) }()
 	deadline := time.Now().Add(time.Minute) // only a northd that never starts gets near it
@@ -223,10 +204,10 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 	env := map[string]string{"NORTHD_LISTEN": "127.0.0.1:0", "NORTHD_ADMIN": "off", "NORTHD_LOG_FORMAT": "json"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := new(syncBuffer)
+	logs := new(testdeps.SyncBuffer)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, testdeps.EnvFrom(env), nil, io.Discard, logs) }()
-	waitUntil(t, "northd to start", func() bool {
+	testdeps.WaitFor(t, "northd to start", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("run returned before starting: %v\n%s", err, logs)
@@ -322,7 +303,7 @@ func TestDrainingServesAllButReadyz(t *testing.T) {
 func TestShutdownDrainsFirst(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := new(syncBuffer)
+	logs := new(testdeps.SyncBuffer)
 	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "off", "-drain-delay", "1ms"}, testdeps.NoEnv, logs)
 	if err != nil {
 		t.Fatal(err)

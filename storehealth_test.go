@@ -17,7 +17,7 @@ func TestSlowStoreCallKeepsInstanceReady(t *testing.T) {
 	listen, _, _, _ := startRun(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.URL(), "-store-timeout", "100ms")
 	base := "http://" + listen[0]
 	client := clientFrom("127.0.0.1")
-	waitFor(t, "/readyz 200 once the store answered", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
+	testdeps.WaitFor(t, "/readyz 200 once the store answered", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
 
 	redis.CLI("CLIENT", "PAUSE", "20000", "WRITE")
 	a := call(t, client, "POST", base+"/north/login", "", `{"username":"n","password":"p","ip":"192.0.2.1"}`)
@@ -41,11 +41,11 @@ func TestHungStoreIsDeclaredDownByProbes(t *testing.T) {
 	base := "http://" + listen[0]
 	client := clientFrom("127.0.0.1")
 	client.Timeout = time.Minute // a request that waited out the hour fails here
-	waitFor(t, "/readyz 200 once the store answered", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
+	testdeps.WaitFor(t, "/readyz 200 once the store answered", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
 	token := loginToken(t, client, base, `{"username":"n","password":"p","ip":"192.0.2.1"}`)
 
 	redis.Pause()
-	waitFor(t, "/readyz 503 while the store hangs", func() bool {
+	testdeps.WaitFor(t, "/readyz 503 while the store hangs", func() bool {
 		r := call(t, client, "GET", base+"/readyz", "", "")
 		return r.status == 503 && r.body == "store unavailable: this instance cannot reach -store\n"
 	})
@@ -56,7 +56,7 @@ func TestHungStoreIsDeclaredDownByProbes(t *testing.T) {
 		t.Errorf("login while the store is down: %d %q", a.status, a.body)
 	}
 	redis.Resume()
-	waitFor(t, "/readyz 200 after the store answered again", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
+	testdeps.WaitFor(t, "/readyz 200 after the store answered again", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
 	if a := call(t, client, "GET", base+"/north/verify", token, ""); a.status != 200 {
 		t.Errorf("the token from before the hang: %d %q", a.status, a.body)
 	}

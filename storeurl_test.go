@@ -58,7 +58,7 @@ func checkStoreFailureHidesPassword(t *testing.T, store, want string, secrets ..
 // hold any of secrets.
 func checkFailureHidesPassword(t *testing.T, args []string, env map[string]string, want string, secrets ...string) {
 	t.Helper()
-	logs := new(syncBuffer)
+	logs := new(testdeps.SyncBuffer)
 	err := run(context.Background(), append([]string{"-listen", "127.0.0.1:0", "-admin", "off"}, args...), testdeps.EnvFrom(env), nil, io.Discard, logs)
 	if err == nil {
 		t.Fatalf("northd started with %v and %v", args, env)
@@ -83,7 +83,7 @@ func TestStorePasswordNotShownWhileServing(t *testing.T) {
 	loginToken(t, client, "http://"+listen[0], `{"username":"north","password":"pw","ip":"192.0.2.80"}`)
 	shown := call(t, client, "GET", "http://"+admin+"/north/servers", "", "").body + call(t, client, "GET", "http://"+admin+"/metrics", "", "").body
 	redis.Kill()
-	waitFor(t, "/readyz 503 with the store gone", func() bool {
+	testdeps.WaitFor(t, "/readyz 503 with the store gone", func() bool {
 		return call(t, client, "GET", "http://"+listen[0]+"/readyz", "", "").status == 503
 	})
 	if strings.Contains(shown, "hunter2") || strings.Contains(logs.String(), "hunter2") {

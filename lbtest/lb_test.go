@@ -116,7 +116,7 @@ func TestBehindHAProxy(t *testing.T) {
 	writeHAProxyConfig(t, cfg, sock, instances)
 	hap := exec.Command(haproxy, "-db", "-f", cfg)
 	hap.ExtraFiles = []*os.File{frontFile}
-	hapLog := new(syncBuffer)
+	hapLog := new(testdeps.SyncBuffer)
 	hap.Stdout, hap.Stderr = hapLog, hapLog
 	if err := hap.Start(); err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestBehindHAProxy(t *testing.T) {
 			t.Logf("haproxy log:\n%s", hapLog)
 		}
 	})
-	waitFor(t, "both instances UP in HAProxy", func() bool {
+	testdeps.WaitFor(t, "both instances UP in HAProxy", func() bool {
 		st, err := haproxyStats(sock)
 		return err == nil && st["a"]["status"] == "UP" && st["b"]["status"] == "UP"
 	})
@@ -228,7 +228,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	in.start(t)
 	defer in.kill()
 	in.cmd.Process.Signal(syscall.SIGTERM)
-	waitFor(t, "the drain to begin", func() bool { return strings.Contains(in.log.String(), "draining") })
+	testdeps.WaitFor(t, "the drain to begin", func() bool { return strings.Contains(in.log.String(), "draining") })
 
 	client := &http.Client{Timeout: patience}
 	is := func(want string) func(string) bool { return func(body string) bool { return body == want } }
@@ -276,7 +276,7 @@ type instance struct {
 	listen string // host:port, once started
 	admin  string // host:port of the admin listener, once started
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *testdeps.SyncBuffer
 	exited chan struct{}
 }
 
@@ -310,7 +310,7 @@ func (in *instance) start(t *testing.T) {
 	if in.store != "" {
 		args = append(args, "-store", in.store)
 	}
-	in.log = new(syncBuffer)
+	in.log = new(testdeps.SyncBuffer)
 	in.cmd = exec.Command(bin, args...)
 	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
 	if err := in.cmd.Start(); err != nil {
@@ -319,7 +319,7 @@ func (in *instance) start(t *testing.T) {
 	in.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(in.cmd, in.exited)
 	var started startedLine
-	waitFor(t, "northd "+in.name+" to start", func() bool {
+	testdeps.WaitFor(t, "northd "+in.name+" to start", func() bool {
 		select {
 		case <-in.exited:
 			t.Fatalf("northd %s exited before it started:\n%s", in.name, in.log)
@@ -346,7 +346,7 @@ func (in *instance) restart(t *testing.T, sock string) {
 	in.cmd.Process.Signal(syscall.SIGTERM)
 	// The drain takes the instance out of rotation while it still
 	// serves; whether HAProxy saw the 503 first is read from its log.
-	waitFor(t, "HAProxy to mark draining instance "+in.name+" down", func() bool {
+	testdeps.WaitFor(t, "HAProxy to mark draining instance "+in.name+" down", func() bool {
 		select {
 		case <-in.exited:
 			return true
@@ -367,7 +367,7 @@ func (in *instance) restart(t *testing.T, sock string) {
 		t.Errorf("instance %s: no clean shutdown line:\n%s", in.name, in.log)
 	}
 	in.start(t)
-	waitFor(t, "instance "+in.name+" UP again", func() bool {
+	testdeps.WaitFor(t, "instance "+in.name+" UP again", func() bool {
 		st, err := haproxyStats(sock)
 		return err == nil && st[in.name]["status"] == "UP"
 	})
@@ -611,7 +611,7 @@ func (l *load) run(ctx context.Context, rate int) {
 func (l *load) awaitAnswers(t *testing.T, n int64) {
 	t.Helper()
 	target := l.answered.Load() + n
-	waitFor(t, fmt.Sprintf("%d more answers to the load", n), func() bool { return l.answered.Load() >= target })
+	testdeps.WaitFor(t, fmt.Sprintf("%d more answers to the load", n), func() bool { return l.answered.Load() >= target })
 }
 
 func (l *load) fail(msg string) {
@@ -627,35 +627,6 @@ func (l *load) firstFailures() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.failures...)
-}
-
-// waitFor polls cond until it holds; only a hang reaches the bound.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting, after %v, for %s", patience, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestHangupReloads: SIGHUP, sent to a northd process of its own (never
@@ -676,7 +647,7 @@ func TestHangupReloads(t *testing.T) {
 	if err := os.WriteFile(users, []byte(line("first", "one")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log := new(syncBuffer)
+	log := new(testdeps.SyncBuffer)
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin", "off", "-users", users, "-log-format", "json")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -684,7 +655,7 @@ func TestHangupReloads(t *testing.T) {
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	var listen string
-	waitFor(t, "northd to start", func() bool {
+	testdeps.WaitFor(t, "northd to start", func() bool {
 		for _, l := range strings.Split(log.String(), "\n") {
 			var started startedLine
 			if json.Unmarshal([]byte(l), &started) == nil && started.Msg == "northd started" {
@@ -710,7 +681,7 @@ func TestHangupReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the users file loaded again", func() bool { return strings.Count(log.String(), `"users file loaded"`) == 2 })
+	testdeps.WaitFor(t, "the users file loaded again", func() bool { return strings.Count(log.String(), `"users file loaded"`) == 2 })
 	if st := login("second", "two"); st != 200 {
 		t.Errorf("the user added before SIGHUP: %d, want 200", st)
 	}

@@ -27,7 +27,7 @@ func TestPreforkChildrenShareThePort(t *testing.T) {
 	// the two children, all consecutive.
 	port := fixedFreePorts(t, 3)
 	admin := port + 1
-	log := new(syncBuffer)
+	log := new(testdeps.SyncBuffer)
 	cmd := exec.Command(bin, "-prefork", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "127.0.0.1:"+strconv.Itoa(admin), "-drain-delay", "300ms", "-store", redis.URL())
 	cmd.Env = append(cmd.Environ(), "GOMAXPROCS=2")
 	cmd.Stdout, cmd.Stderr = log, log
@@ -37,7 +37,7 @@ func TestPreforkChildrenShareThePort(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	defer cmd.Process.Kill()
-	waitFor(t, "two children to start", func() bool { return strings.Count(log.String(), "northd started") == 2 })
+	testdeps.WaitFor(t, "two children to start", func() bool { return strings.Count(log.String(), "northd started") == 2 })
 
 	for k := 0; k < 2; k++ {
 		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(admin+k) + "/metrics")

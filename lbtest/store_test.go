@@ -25,7 +25,7 @@ func TestPreforkSharesTokensThroughRedis(t *testing.T) {
 	// the two children, all consecutive.
 	port := fixedFreePorts(t, 3)
 	admin := port + 1
-	log := new(syncBuffer)
+	log := new(testdeps.SyncBuffer)
 	cmd := exec.Command(bin, "-prefork", "-listen", "alarms=127.0.0.1:"+strconv.Itoa(port), "-admin", "127.0.0.1:"+strconv.Itoa(admin), "-store", redis.URL())
 	cmd.Env = append(cmd.Environ(), "GOMAXPROCS=2")
 	cmd.Stdout, cmd.Stderr = log, log
@@ -36,7 +36,7 @@ func TestPreforkSharesTokensThroughRedis(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	waitFor(t, "two children to start", func() bool { return strings.Count(log.String(), "northd started") == 2 })
+	testdeps.WaitFor(t, "two children to start", func() bool { return strings.Count(log.String(), "northd started") == 2 })
 
 	fresh := &http.Client{Timeout: patience, Transport: &http.Transport{DisableKeepAlives: true}}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,24 +58,6 @@ func (l *Listener) connsFrom(ip netip.Addr) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.perIP[ClientKey(ip, l.ipv6Prefix)]
-}
-
-// syncBuffer is a log sink a test can read while the server writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // dialKept connects to addr and keeps the connection open until the test
@@ -169,7 +150,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 // stays open, and the header's read timeout is an hour: the next refused
 // connection must still be answered meanwhile.
 func TestRefusalAtDebugLevelDoesNotWaitForTheProxyHeader(t *testing.T) {
-	logs := new(syncBuffer)
+	logs := new(testdeps.SyncBuffer)
 	l := listen(t, ListenerOptions{
 		MaxConns:           1,
 		ProxyProtocolFrom:  []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},

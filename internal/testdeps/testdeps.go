@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -183,11 +184,11 @@ func (r *Redis) Restart() {
 	}
 }
 
-// WaitFor polls cond until it holds, failing the test after a generous
-// 30 s: tests wait for events, never for a time.
+// WaitFor polls cond until it holds, failing the test after two minutes
+// that only a hang reaches: tests wait for events, never for a time.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -206,4 +207,22 @@ func EnvFrom(env map[string]string) func(string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
 	}
+}
+
+// SyncBuffer is a log sink a test can read while a server writes to it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
