@@ -132,12 +132,12 @@ bench-build-old:
 	$(if $(NEW),$(call _build_rev,$(NEW),$(_ab_bin)/northd))
 
 # northd (the working tree, or NEW) against northd-old (OLD) and the floor,
-# on keep-alive and pipelined-16 GET / and login: the northd ÷ northd-old
+# on keep-alive and pipelined-16 GET / and login, and verify: the northd ÷ northd-old
 # column is what changed between them. COMPARE_FLAGS=-parallel for the
 # same on both CPUs. Writes <date>-<host>-ab.md.
 compare-ab: bench-tools bench-build bench-build-old
 	$(if $(NEW),cp $(BENCH_BIN)/floor $(_ab_bin)/floor)
-	$(BENCH_BIN)/compare $(_ab_bin_flag) $(_compare_args) -pairs none -routes home,login,home-p16,login-p16 -servers northd,northd-old,floor -tag ab $(COMPARE_FLAGS)
+	$(BENCH_BIN)/compare $(_ab_bin_flag) $(_compare_args) -pairs none -routes home,login,verify,home-p16,login-p16 -servers northd,northd-old,floor -tag ab $(COMPARE_FLAGS)
 
 # The northd binary driven by fasthttp's HostClient and PipelineClient.
 # Compare two runs: benchstat old.txt bench/e2e.txt (see bench/README.md).

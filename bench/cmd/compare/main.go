@@ -149,15 +149,12 @@ func run() error {
 
 	var rs []route
 	for _, name := range o.routes {
-		found := false
-		for _, rt := range routes {
-			if rt.name == name {
-				rs, found = append(rs, rt), true
-			}
-		}
+		// verify too: servers other than northd skip it (skipOn).
+		rt, found := routeNamed(name)
 		if !found {
 			return fmt.Errorf("unknown route %q", name)
 		}
+		rs = append(rs, rt)
 	}
 
 	// The servers of the routes, then those the pairs need that are not

@@ -76,6 +76,7 @@ func TestPipelinedRoutes(t *testing.T) {
 	}{
 		{p16, "seed", true}, {p16, "northd", false}, {p16, "floor", false}, {p16, "nginx", false}, {p16, "nethttp", false},
 		{home, "seed", false},
+		{verifyRoute, "floor", true}, {verifyRoute, "northd-old", false}, {verifyRoute, "northd", false},
 	} {
 		if got := c.rt.skipOn(specNamed(c.server)) != ""; got != c.skip {
 			t.Errorf("%s on %s: skipped %v, want %v", c.rt.name, c.server, got, c.skip)
