@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/auth"
 	"northd/internal/netx"
 	"northd/internal/wire"
 )
@@ -59,8 +60,8 @@ type subsystemMetrics struct {
 	listed [routeCount][len(countedStatuses) + 1]atomic.Bool
 
 	loginRejections  [wire.ProblemCount]*metrics.Counter
-	loginFailures    [authOutcomeCount]*metrics.Counter // credentials refused; authOK unused
-	claimRefusals    [claimAnswerCount]*metrics.Counter // right credentials, an ip the login may not claim
+	loginFailures    [auth.OutcomeCount]*metrics.Counter // credentials refused; auth.OK unused
+	claimRefusals    [claimAnswerCount]*metrics.Counter  // right credentials, an ip the login may not claim
 	verifications    [wire.BearerProblemCount]*metrics.Counter
 	logouts          [wire.BearerProblemCount]*metrics.Counter
 	storeUnavailable *metrics.Counter
@@ -76,8 +77,8 @@ func newSubsystemMetrics(set *metrics.Set, s *subsystem) *subsystemMetrics {
 	for p := wire.ProblemEmptyBody; p < wire.ProblemCount; p++ {
 		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + p.Reason() + `"}`)
 	}
-	for o := authWrongPassword; o < authOutcomeCount; o++ {
-		m.loginFailures[o] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + authOutcomeReasons[o] + `"}`)
+	for o := auth.WrongPassword; o < auth.OutcomeCount; o++ {
+		m.loginFailures[o] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + o.Reason() + `"}`)
 	}
 	for a := claimRefusedAnswer; a < claimAnswerCount; a++ {
 		m.claimRefusals[a] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + claimAnswerReasons[a] + `"}`)

@@ -1,4 +1,4 @@
-package main
+package auth
 
 import (
 	"bufio"
@@ -28,10 +28,11 @@ const (
 // maxPasswordInput bounds what hash-password reads.
 const maxPasswordInput = 4096
 
-// runHashPassword is `northd hash-password`: it reads one password from
+// RunHashPassword is `northd hash-password`: it reads one password from
 // stdin (without echo when stdin is a terminal, asking twice) and prints
 // its argon2id PHC string, ready to go after "username:" in a users file.
-func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// Arguments, or no password, are a *UsageError.
+func RunHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		return usageErrorf("hash-password takes no arguments: it reads the password from standard input (echo -n pw | northd hash-password)")
 	}
