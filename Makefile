@@ -62,7 +62,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseIP -fuzztime $(FUZZTIME) ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzParseBearer -fuzztime $(FUZZTIME) ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzAppendJSONString -fuzztime $(FUZZTIME) ./internal/wire/
-	$(GO) test -run '^$$' -fuzz FuzzCheckFrames -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzCheckFrames -fuzztime $(FUZZTIME) ./internal/auth/
 
 clean:
 	rm -rf bin bench.txt

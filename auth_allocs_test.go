@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"log/slog"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -15,15 +14,21 @@ import (
 // with alice:secret, driven without a listener.
 func authSubsystem(t testing.TB, args ...string) *subsystem {
 	t.Helper()
+	return authSubsystemWith(t, io.Discard, args...)
+}
+
+// authSubsystemWith is authSubsystem logging to logs.
+func authSubsystemWith(t testing.TB, logs io.Writer, args ...string) *subsystem {
+	t.Helper()
 	cfg := testConfig(t, append([]string{"-users", writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n")}, args...)...)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := newLogger(logs, "info", "text")
 	set := metrics.NewSet()
-	auth, err := newAuthenticator(cfg, set, log)
+	authn, err := newAuthenticator(cfg, set, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(auth.hashing.stop)
-	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), auth, subsystemStore(cfg, nil, "test", set), nil, set, log)
+	t.Cleanup(authn.Stop)
+	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), authn, subsystemStore(cfg, nil, "test", set), nil, set, log)
 }
 
 // handlerCtx is a RequestCtx holding the request raw, as fasthttp would
@@ -79,8 +84,8 @@ func TestAuthHotPathsAllocateNothing(t *testing.T) {
 			}
 		})
 	}
-	if misses := s.auth.cacheMisses.Get(); misses != 1 {
-		t.Errorf("%d cache misses, want 1: every login after the first is a hit", misses)
+	if m := metricsText(s); !hasMetricLine(m, "northd_auth_cache_misses_total 1") {
+		t.Errorf("want 1 cache miss: every login after the first is a hit; metrics:\n%s", m)
 	}
 }
 

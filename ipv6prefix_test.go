@@ -4,51 +4,12 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"syscall"
 	"testing"
-	"time"
 
 	"northd/internal/config"
 	"northd/internal/testdeps"
 )
-
-// Addresses in one IPv6 /64 (the default -ipv6-prefix) share one failure
-// bucket; another /64 has its own, and IPv4 addresses each their own.
-func TestFailureBucketsKeyIPv6ByPrefix(t *testing.T) {
-	l := newFailureLimits(2, 50, time.Minute, 64)
-	t0 := time.Unix(1700000000, 0)
-	key := func(s string) addrKey { return l.addrKey(netip.MustParseAddr(s)) }
-	l.byAddr.reserve(key("2001:db8:0:7::1"), t0)
-	l.byAddr.reserve(key("2001:db8:0:7:ffff:ffff:ffff:ffff"), t0)
-	for _, tt := range []struct {
-		addr    string
-		blocked bool
-	}{
-		{"2001:db8:0:7::1", true},
-		{"2001:db8:0:7:aaaa::1", true}, // the same /64
-		{"2001:db8:0:8::1", false},     // the next /64
-		{"192.0.2.1", false},
-	} {
-		if _, blocked := l.byAddr.blocked(key(tt.addr), t0); blocked != tt.blocked {
-			t.Errorf("%s after two failures in 2001:db8:0:7::/64: blocked %v, want %v", tt.addr, blocked, tt.blocked)
-		}
-	}
-	l.byAddr.reserve(key("192.0.2.1"), t0)
-	l.byAddr.reserve(key("192.0.2.1"), t0)
-	if _, blocked := l.byAddr.blocked(key("192.0.2.2"), t0); blocked {
-		t.Error("192.0.2.2 blocked by 192.0.2.1's failures: IPv4 is keyed by the whole address")
-	}
-	// IPv4 and its IPv4-mapped IPv6 form are one client.
-	if key("::ffff:192.0.2.1") != key("192.0.2.1") {
-		t.Error("an IPv4-mapped address has another key")
-	}
-	// -ipv6-prefix 128 keys every address apart.
-	l128 := newFailureLimits(2, 50, time.Minute, 128)
-	if l128.addrKey(netip.MustParseAddr("2001:db8::1")) == l128.addrKey(netip.MustParseAddr("2001:db8::2")) {
-		t.Error("-ipv6-prefix 128: two addresses share a key")
-	}
-}
 
 // -max-conns-per-ip counts an IPv6 client by its /64: a second address in
 // the same /64 is over the limit, one in another /64 is not.

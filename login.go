@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/auth"
 	"northd/internal/netx"
 	"northd/internal/wire"
 )
@@ -20,8 +22,8 @@ var loginRequestPool = sync.Pool{New: func() any { return new(wire.LoginRequest)
 // credentials (unless in open mode), gives the north server a token and
 // records it in its store under its ip (from the body, or else the
 // client address), replacing the token it held. With -users the ip must be
-// one the user may claim (claims.go): 403 off its list, 409 while another
-// username holds the ip's live token.
+// one the user may claim (internal/auth's claims.go): 403 off its list,
+// 409 while another username holds the ip's live token.
 func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 	body := ctx.PostBody()
 	// The body holds the password: it is zeroed before the request's
@@ -37,11 +39,11 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ip := lr.Addr
-	verdict := claimOpen
+	verdict := auth.ClaimOpen
 	if s.auth != nil || !ip.IsValid() {
 		client := s.clientAddr(ctx)
 		if s.auth != nil {
-			if outcome, wait := s.auth.check(client, lr.Username, lr.Password, ctx.Time()); outcome != authOK {
+			if outcome, wait := s.auth.Check(client, lr.Username, lr.Password, ctx.Time()); outcome != auth.OK {
 				s.refuseCredentials(ctx, outcome, wait)
 				return
 			}
@@ -52,7 +54,7 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 		// Only once the password is right, so that the answer tells no
 		// one else which ips a user may claim.
 		if s.auth != nil {
-			if verdict = s.auth.claim(lr.Username, ip); verdict == claimRefused {
+			if verdict = s.auth.Claim(lr.Username, ip); verdict == auth.ClaimRefused {
 				s.refuseClaim(ctx, claimRefusedAnswer)
 				return
 			}
@@ -60,7 +62,7 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 	}
 	// In open mode any username logs in, so a username proves nothing
 	// and an ip goes to the latest login, as in the seed.
-	takeover := s.auth == nil || verdict == claimListed
+	takeover := s.auth == nil || verdict == auth.ClaimListed
 	token := newToken()
 	token, claimed, err := s.store.Login(ip, lr.Username, token, ctx.Time(), takeover)
 	if err != nil {
@@ -82,19 +84,19 @@ var headerRetryAfter = []byte("Retry-After")
 
 // refuseCredentials answers a login whose credentials were not accepted.
 // A wrong password and an unknown username get the same bytes.
-func (s *subsystem) refuseCredentials(ctx *fasthttp.RequestCtx, outcome authOutcome, wait time.Duration) {
+func (s *subsystem) refuseCredentials(ctx *fasthttp.RequestCtx, outcome auth.Outcome, wait time.Duration) {
 	s.metrics.loginFailures[outcome].Inc()
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
 	switch outcome {
-	case authWrongPassword, authUnknownUser:
+	case auth.WrongPassword, auth.UnknownUser:
 		ctx.SetStatusCode(fasthttp.StatusUnauthorized)
 		ctx.Response.Header.SetCanonical(headerWWWAuthenticate, wire.BearerChallenge)
 		ctx.Response.SetBodyRaw(wire.WrongCredentialsBody)
 		return
-	case authHashBusy:
+	case auth.HashBusy:
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.Response.SetBodyRaw(wire.HashBusyBody)
-	case authCheckerDown:
+	case auth.CheckerDown:
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.Response.SetBodyRaw(wire.CheckerDownBody)
 	default:
@@ -103,6 +105,12 @@ func (s *subsystem) refuseCredentials(ctx *fasthttp.RequestCtx, outcome authOutc
 	}
 	var n [20]byte
 	ctx.Response.Header.SetCanonical(headerRetryAfter, strconv.AppendInt(n[:0], int64(retryAfterSeconds(wait)), 10))
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1, for a
+// Retry-After header.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
 }
 
 // rejectLogin answers with the failure shape for problem.

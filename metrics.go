@@ -4,6 +4,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/auth"
 	"northd/internal/requestmetrics"
 	"northd/internal/wire"
 )
@@ -35,8 +36,8 @@ type subsystemMetrics struct {
 	requests *requestmetrics.Counter
 
 	loginRejections  [wire.ProblemCount]*metrics.Counter
-	loginFailures    [authOutcomeCount]*metrics.Counter // credentials refused; authOK unused
-	claimRefusals    [claimAnswerCount]*metrics.Counter // right credentials, an ip the login may not claim
+	loginFailures    [auth.OutcomeCount]*metrics.Counter // credentials refused; auth.OK unused
+	claimRefusals    [claimAnswerCount]*metrics.Counter  // right credentials, an ip the login may not claim
 	verifications    [wire.BearerProblemCount]*metrics.Counter
 	logouts          [wire.BearerProblemCount]*metrics.Counter
 	storeUnavailable *metrics.Counter
@@ -48,8 +49,8 @@ func newSubsystemMetrics(set *metrics.Set, subsystem string) *subsystemMetrics {
 	for p := wire.ProblemEmptyBody; p < wire.ProblemCount; p++ {
 		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + p.Reason() + `"}`)
 	}
-	for o := authWrongPassword; o < authOutcomeCount; o++ {
-		m.loginFailures[o] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + authOutcomeReasons[o] + `"}`)
+	for o := auth.WrongPassword; o < auth.OutcomeCount; o++ {
+		m.loginFailures[o] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + o.Reason() + `"}`)
 	}
 	for a := claimRefusedAnswer; a < claimAnswerCount; a++ {
 		m.claimRefusals[a] = set.NewCounter(`northd_login_failures_total{` + label + `,reason="` + claimAnswerReasons[a] + `"}`)

@@ -1,18 +1,13 @@
 package main
 
-import "bytes"
-
 // A reload that removes a user or changes its password ends that user's
 // live tokens, in every subsystem and with either store: whoever the
 // operator locked out must not stay logged in until the tokens expire.
 
-// endTokensOfChangedUsers ends the live tokens of the users that were in
-// before and are not in after, or are with another hash.
-func (srv *instance) endTokensOfChangedUsers(before, after *userTable) {
-	for name, h := range before.byName {
-		if a, ok := after.byName[name]; ok && a.sameAs(h) {
-			continue
-		}
+// endTokensOfUsers ends the live tokens of users, the ones the reload
+// removed or gave another hash (auth.Authenticator.Reload).
+func (srv *instance) endTokensOfUsers(users []string) {
+	for _, name := range users {
 		for _, s := range srv.subsystems {
 			n, err := s.store.EndUserTokens(srv.ctx, name)
 			if err != nil {
@@ -24,11 +19,4 @@ func (srv *instance) endTokensOfChangedUsers(before, after *userTable) {
 			}
 		}
 	}
-}
-
-// sameAs reports whether h and o are one hash: the same password, salt
-// and cost.
-func (h *passwordHash) sameAs(o *passwordHash) bool {
-	return bytes.Equal(h.bcrypt, o.bcrypt) && h.argonTime == o.argonTime && h.argonMemory == o.argonMemory &&
-		h.argonThreads == o.argonThreads && bytes.Equal(h.salt, o.salt) && bytes.Equal(h.key, o.key)
 }

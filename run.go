@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp/prefork"
 	"github.com/valyala/fasthttp/reuseport"
 
+	"northd/internal/auth"
 	"northd/internal/config"
 	"northd/internal/netx"
 	"northd/internal/store"
@@ -29,17 +30,17 @@ import (
 )
 
 // run is northd hash-password or, started by northd itself, northd
-// check-passwords (checkerchild.go) when args say so, and otherwise starts
+// check-passwords (internal/auth) when args say so, and otherwise starts
 // northd as the command line and environment say, serves until
 // ctx is cancelled (main cancels it on SIGINT or SIGTERM), then drains and
 // shuts down. It returns nil after a clean shutdown, a usageError for bad
 // flags, and another error when northd cannot start or stop cleanly.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "hash-password" {
-		return runHashPassword(args[1:], stdin, stdout, stderr)
+		return authUsage(auth.RunHashPassword(args[1:], stdin, stdout, stderr))
 	}
-	if len(args) > 0 && args[0] == checkPasswordsCommand {
-		return runCheckPasswords(args[1:], stdin, stdout, stderr)
+	if len(args) > 0 && args[0] == auth.CheckPasswordsCommand {
+		return authUsage(auth.RunCheckPasswords(args[1:], stdin, stdout, stderr))
 	}
 	cfg, err := config.Parse(args, lookupEnv, stdout)
 	if errors.Is(err, config.ErrHelp) {
@@ -73,8 +74,8 @@ type instance struct {
 	adminAddr  string
 	draining   *atomic.Bool
 	serveErrs  chan error
-	auth       *authenticator // nil in open mode
-	cert       *certificate   // nil without TLS
+	auth       *auth.Authenticator // nil in open mode
+	cert       *certificate        // nil without TLS
 
 	reloadsOK, reloadsFailed *metrics.Counter
 	cancel                   context.CancelFunc // ends ctx: the instance stopped
@@ -108,12 +109,12 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 	readBuildInfo().register(set)
 	// Credentials and certificates are read before any port is taken,
 	// so that a bad file stops northd before a balancer sees it.
-	var auth *authenticator
+	var authn *auth.Authenticator
 	if cfg.Users != "" {
-		if auth, err = newAuthenticator(cfg, set, log); err != nil {
+		if authn, err = newAuthenticator(cfg, set, log); err != nil {
 			return nil, err
 		}
-		undo.add(auth.hashing.stop)
+		undo.add(authn.Stop)
 		set.NewGauge(`northd_auth_mode{mode="users"}`, func() float64 { return 1 })
 	} else {
 		set.NewGauge(`northd_auth_mode{mode="open"}`, func() float64 { return 1 })
@@ -173,13 +174,13 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		draining:      new(atomic.Bool),
 		subsystems:    make([]*subsystem, len(listeners)),
 		serveErrs:     make(chan error, len(listeners)+1),
-		auth:          auth,
+		auth:          authn,
 		cert:          cert,
 		reloadsOK:     set.NewCounter(`northd_reloads_total{result="ok"}`),
 		reloadsFailed: set.NewCounter(`northd_reloads_total{result="failed"}`),
 	}
 	for i, ln := range listeners {
-		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, auth, subsystemStore(cfg, shared, names[i], set), tlsConfig, set, log)
+		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, authn, subsystemStore(cfg, shared, names[i], set), tlsConfig, set, log)
 	}
 	if shared != nil {
 		go shared.Watch(ctx)
@@ -240,9 +241,8 @@ func (srv *instance) reloadOnHangup(hup chan os.Signal) {
 func (srv *instance) reload() {
 	ok := true
 	if srv.auth != nil {
-		before := srv.auth.users.Load().table
-		if srv.auth.reload() {
-			srv.endTokensOfChangedUsers(before, srv.auth.users.Load().table)
+		if changed, reloaded := srv.auth.Reload(); reloaded {
+			srv.endTokensOfUsers(changed)
 		} else {
 			ok = false
 		}
@@ -380,6 +380,29 @@ func listen(addr string, reusePort bool) (net.Listener, error) {
 		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// newAuthenticator checks logins against cfg.Users: the authenticator's
+// options from the flags, and a users file it refuses a usage error.
+func newAuthenticator(cfg config.Config, set *metrics.Set, log *slog.Logger) (*auth.Authenticator, error) {
+	a, err := auth.New(auth.Options{
+		UsersFile:       cfg.Users,
+		CacheTTL:        cfg.AuthCacheTTL,
+		MaxAddrFailures: cfg.MaxLoginFailures,
+		MaxUserFailures: cfg.MaxUserLoginFailures,
+		FailureWindow:   cfg.LoginFailureWindow,
+		IPv6Prefix:      cfg.IPv6Prefix,
+	}, set, log)
+	return a, authUsage(err)
+}
+
+// authUsage makes internal/auth's usage errors northd's, so that main
+// exits 2 on them, with the same message.
+func authUsage(err error) error {
+	if _, usage := errors.AsType[*auth.UsageError](err); usage {
+		return config.Usagef("%v", err)
+	}
+	return err
 }
 
 // subsystemStore is where the subsystem named name keeps its tokens and

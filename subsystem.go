@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/auth"
 	"northd/internal/config"
 	"northd/internal/netx"
 	"northd/internal/store"
@@ -20,9 +21,9 @@ import (
 // north server so that data can be pushed to it (push delivery itself is not
 // built yet; see the README).
 type subsystem struct {
-	name        string         // NAME= in -listen, or else the port
-	store       store.Store    // tokens and north servers: this process's, or shared (-store)
-	auth        *authenticator // shared by every subsystem; nil in open mode
+	name        string              // NAME= in -listen, or else the port
+	store       store.Store         // tokens and north servers: this process's, or shared (-store)
+	auth        *auth.Authenticator // shared by every subsystem; nil in open mode
 	proxies     netx.ClientAddrs
 	maxBodySize int
 	rejections  *wire.RejectionBodies
@@ -39,11 +40,11 @@ type subsystem struct {
 
 // newSubsystem serves on ln, over TLS when tlsConfig is not nil, with its
 // tokens and north servers in st.
-func newSubsystem(cfg config.Config, name string, ln net.Listener, draining *atomic.Bool, auth *authenticator, st store.Store, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
+func newSubsystem(cfg config.Config, name string, ln net.Listener, draining *atomic.Bool, authn *auth.Authenticator, st store.Store, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
 	s := &subsystem{
 		name:        name,
 		store:       st,
-		auth:        auth,
+		auth:        authn,
 		proxies:     netx.NewClientAddrs(cfg.TrustedProxies, cfg.ClientIPHeader),
 		maxBodySize: cfg.MaxBodySize,
 		rejections:  wire.NewRejectionBodies(cfg.MaxBodySize),

@@ -1,4 +1,4 @@
-package main
+package auth
 
 import (
 	"bytes"
@@ -195,7 +195,7 @@ func (c *passwordChecker) spawn() (*checkerChild, error) {
 	}
 	cmd := &exec.Cmd{
 		Path:   c.exe,
-		Args:   []string{"northd", checkPasswordsCommand},
+		Args:   []string{"northd", CheckPasswordsCommand},
 		Stdin:  childIn,
 		Stdout: childOut,
 		Stderr: &checkerStderr{log: c.log},
@@ -337,14 +337,6 @@ func (c *passwordChecker) failOutstanding() {
 			s.verdict <- verdictDown
 		}
 	}
-}
-
-// pid is the running child's process id, for tests.
-func (c *passwordChecker) pid() int {
-	if child, ok := c.running.Load().(*checkerChild); ok {
-		return child.cmd.Process.Pid
-	}
-	return 0
 }
 
 // stop ends the child and the supervisor. Checks still waiting, and any

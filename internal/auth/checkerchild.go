@@ -1,4 +1,4 @@
-package main
+package auth
 
 import (
 	"errors"
@@ -11,26 +11,28 @@ import (
 	"syscall"
 
 	"golang.org/x/term"
-
-	"northd/internal/config"
 )
 
-// checkPasswordsCommand is the hidden subcommand northd starts itself
-// with: the password checker (checker.go).
-const checkPasswordsCommand = "check-passwords"
+// CheckPasswordsCommand is the hidden subcommand northd starts itself
+// with: the password checker (checker.go). The checker is the running
+// program itself, so a program that calls New must call RunCheckPasswords
+// when its first argument is CheckPasswordsCommand (northd's run does, and
+// so do the TestMains of test binaries that start a checker).
+const CheckPasswordsCommand = "check-passwords"
 
 // maxChildPending bounds the requests the child holds at once. northd
 // sends no more than its own queue allows, far fewer; this is the child's
 // own bound, should the stream be garbled.
 const maxChildPending = 1 << 10
 
-// runCheckPasswords is `northd check-passwords`, the child: it says hello,
+// RunCheckPasswords is `northd check-passwords`, the child: it says hello,
 // lowers its own priority to the lowest, and then answers every request
 // from stdin on stdout, running checks on as many goroutines as it has
-// processors, until stdin ends (northd closed it, or died).
-func runCheckPasswords(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// processors, until stdin ends (northd closed it, or died). Run by hand
+// (with arguments, or on a terminal) it returns a *UsageError.
+func RunCheckPasswords(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if f, ok := stdin.(*os.File); len(args) > 0 || ok && term.IsTerminal(int(f.Fd())) {
-		return config.Usagef("%s is started by northd itself when it runs with -users; it is not a command for people", checkPasswordsCommand)
+		return usageErrorf("%s is started by northd itself when it runs with -users; it is not a command for people", CheckPasswordsCommand)
 	}
 	// northd ends the child (closing stdin, then killing it) once its
 	// own requests are answered. A Ctrl-C in the terminal, or systemd's

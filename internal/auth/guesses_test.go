@@ -1,9 +1,7 @@
-package main
+package auth
 
 import (
 	"bytes"
-	"io"
-	"log/slog"
 	"net/netip"
 	"runtime"
 	"strconv"
@@ -17,21 +15,20 @@ import (
 	"northd/internal/testdeps"
 )
 
-// guessAuthenticator is an authenticator over users, with the password
+// guessAuthenticator is an Authenticator over o, with the password
 // checker's queue made big enough (GOMAXPROCS raised while it is made)
 // that no guess below is refused for a full queue: every guess the limits
 // let through gets a password check.
-func guessAuthenticator(t *testing.T, users string, args ...string) (*authenticator, *metrics.Set) {
+func guessAuthenticator(t *testing.T, o Options) (*Authenticator, *metrics.Set) {
 	t.Helper()
-	cfg := testConfig(t, append([]string{"-users", writeUsersFile(t, users)}, args...)...)
 	set := metrics.NewSet()
 	procs := runtime.GOMAXPROCS(200)
-	a, err := newAuthenticator(cfg, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := New(o, set, discardLog())
 	runtime.GOMAXPROCS(procs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(a.hashing.stop)
+	t.Cleanup(a.Stop)
 	return a, set
 }
 
@@ -56,33 +53,35 @@ func passwordChecks(t *testing.T, set *metrics.Set) int {
 // Guesses sent all at once from one address get no more password checks
 // than the limit allows: each reserves its failure before its check.
 func TestConcurrentGuessesGetAtMostTheAllowedChecks(t *testing.T) {
-	a, set := guessAuthenticator(t, "alice:"+bcrypt2ySecret+"\n", "-max-login-failures", "10", "-login-failure-window", "1h")
+	o := testOptions(writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n"))
+	o.MaxAddrFailures, o.FailureWindow = 10, time.Hour
+	a, set := guessAuthenticator(t, o)
 	const guesses = 40
 	client := netip.MustParseAddr("192.0.2.66")
 	now := time.Now()
 	start := make(chan struct{})
 	var wg sync.WaitGroup
-	outcomes := make([]authOutcome, guesses)
+	outcomes := make([]Outcome, guesses)
 	for i := range guesses {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
-			outcomes[i], _ = a.check(client, []byte("alice"), []byte("guess"+strconv.Itoa(i)), now)
+			outcomes[i], _ = a.Check(client, []byte("alice"), []byte("guess"+strconv.Itoa(i)), now)
 		}()
 	}
 	close(start)
 	wg.Wait()
-	var count [authOutcomeCount]int
+	var count [OutcomeCount]int
 	for _, o := range outcomes {
 		count[o]++
 	}
-	t.Logf("%d concurrent wrong guesses: %d got a password check, %d were refused 429", guesses, count[authWrongPassword], count[authAddrLimited])
-	if count[authWrongPassword] != 10 || count[authAddrLimited] != guesses-10 {
+	t.Logf("%d concurrent wrong guesses: %d got a password check, %d were refused 429", guesses, count[WrongPassword], count[AddrLimited])
+	if count[WrongPassword] != 10 || count[AddrLimited] != guesses-10 {
 		t.Errorf("outcomes %v; want 10 wrong passwords and %d refused for the address", count, guesses-10)
 	}
 	// The checker counts a check before answering it.
-	testdeps.WaitFor(t, "the checker to count its checks", func() bool { return passwordChecks(t, set) >= count[authWrongPassword] })
+	testdeps.WaitFor(t, "the checker to count its checks", func() bool { return passwordChecks(t, set) >= count[WrongPassword] })
 	if n := passwordChecks(t, set); n > 10 {
 		t.Errorf("%d password checks, want at most the 10 failures allowed", n)
 	}

@@ -1,7 +1,8 @@
-package main
+package auth
 
 import (
 	"bufio"
+	"bytes"
 	crand "crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -43,6 +44,13 @@ func (h *passwordHash) matches(password []byte) bool {
 	}
 	got := argon2.IDKey(password, h.salt, h.argonTime, h.argonMemory, h.argonThreads, uint32(len(h.key)))
 	return subtle.ConstantTimeCompare(got, h.key) == 1
+}
+
+// sameAs reports whether h and o are one hash: the same password, salt
+// and cost.
+func (h *passwordHash) sameAs(o *passwordHash) bool {
+	return bytes.Equal(h.bcrypt, o.bcrypt) && h.argonTime == o.argonTime && h.argonMemory == o.argonMemory &&
+		h.argonThreads == o.argonThreads && bytes.Equal(h.salt, o.salt) && bytes.Equal(h.key, o.key)
 }
 
 // sameCostDummy returns a hash of a random password with h's algorithm and

@@ -1,4 +1,4 @@
-package main
+package auth
 
 import (
 	"bufio"
@@ -12,8 +12,6 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/term"
-
-	"northd/internal/config"
 )
 
 // OWASP's Password Storage Cheat Sheet recommends argon2id with at least
@@ -30,12 +28,13 @@ const (
 // maxPasswordInput bounds what hash-password reads.
 const maxPasswordInput = 4096
 
-// runHashPassword is `northd hash-password`: it reads one password from
+// RunHashPassword is `northd hash-password`: it reads one password from
 // stdin (without echo when stdin is a terminal, asking twice) and prints
 // its argon2id PHC string, ready to go after "username:" in a users file.
-func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// Arguments, or no password, are a *UsageError.
+func RunHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
-		return config.Usagef("hash-password takes no arguments: it reads the password from standard input (echo -n pw | northd hash-password)")
+		return usageErrorf("hash-password takes no arguments: it reads the password from standard input (echo -n pw | northd hash-password)")
 	}
 	var password []byte
 	var err error
@@ -71,12 +70,12 @@ func readPasswordLine(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("reading the password from standard input: %w", err)
 	}
 	if len(line) > maxPasswordInput+1 || (len(line) == maxPasswordInput+1 && line[len(line)-1] != '\n') {
-		return nil, config.Usagef("the password is longer than %d bytes", maxPasswordInput)
+		return nil, usageErrorf("the password is longer than %d bytes", maxPasswordInput)
 	}
 	password := bytes.Clone(bytes.TrimRight(line, "\r\n"))
 	clear(line)
 	if len(password) == 0 {
-		return nil, config.Usagef("no password on standard input; pipe one in (printf %%s PASSWORD | northd hash-password) or run it in a terminal")
+		return nil, usageErrorf("no password on standard input; pipe one in (printf %%s PASSWORD | northd hash-password) or run it in a terminal")
 	}
 	return password, nil
 }
@@ -100,9 +99,9 @@ func readPasswordTwice(fd int, prompt io.Writer) ([]byte, error) {
 		return nil, fmt.Errorf("reading the password: %w", err)
 	case !bytes.Equal(first, second):
 		clear(first)
-		return nil, config.Usagef("the two passwords differ; run northd hash-password again")
+		return nil, usageErrorf("the two passwords differ; run northd hash-password again")
 	case len(first) == 0:
-		return nil, config.Usagef("the password is empty")
+		return nil, usageErrorf("the password is empty")
 	}
 	return first, nil
 }

@@ -1,8 +1,7 @@
-package main
+package auth
 
 import (
 	"hash/maphash"
-	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -210,10 +209,4 @@ func (t *limiterTable[K]) forgetOne(sh *limiterShard[K], now time.Time) {
 	}
 	delete(sh.m, victim)
 	t.count.Add(-1)
-}
-
-// retryAfterSeconds rounds d up to whole seconds, at least 1, for a
-// Retry-After header.
-func retryAfterSeconds(d time.Duration) int {
-	return max(1, int(math.Ceil(d.Seconds())))
 }

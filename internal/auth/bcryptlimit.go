@@ -1,4 +1,4 @@
-package main
+package auth
 
 import "unicode/utf8"
 
@@ -19,7 +19,7 @@ func (h *passwordHash) bcryptCannotCheck(password []byte) bool {
 // warnBcryptTooLong logs, once per user and load of the users file, that
 // a password was refused for being too long for bcrypt. The set is bounded
 // by the users file: only known users get here.
-func (a *authenticator) warnBcryptTooLong(users *loadedUsers, username []byte) {
+func (a *Authenticator) warnBcryptTooLong(users *loadedUsers, username []byte) {
 	if _, seen := users.warnedTooLong.LoadOrStore(string(username), struct{}{}); seen {
 		return
 	}
