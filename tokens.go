@@ -32,9 +32,18 @@ func bearerToken(h *fasthttp.RequestHeader) ([16]byte, wire.BearerProblem) {
 
 var headerWWWAuthenticate = []byte("WWW-Authenticate")
 
-// usernameBufPool holds the buffers handleVerify has a username appended
-// to.
-var usernameBufPool = sync.Pool{New: func() any { return new([wire.MaxUsernameLen + 1]byte) }}
+// verifyBuffers are the memory handleVerify writes its answer in, pooled:
+// on the stack the username buffer would move to the heap, passed through
+// the store interface, and the body's 1.7 KB would be zeroed on every
+// request (a fifth of verify's time).
+type verifyBuffers struct {
+	username [wire.MaxUsernameLen + 1]byte
+	// Room for the longest answer: 256 escaped username bytes, a
+	// 45-byte ip and 20 digits.
+	body [192 + 6*wire.MaxUsernameLen]byte
+}
+
+var verifyBuffersPool = sync.Pool{New: func() any { return new(verifyBuffers) }}
 
 // handleVerify answers GET /north/verify: whether the bearer token is live
 // on this subsystem, whose it is and how long it has left.
@@ -44,11 +53,9 @@ func (s *subsystem) handleVerify(ctx *fasthttp.RequestCtx) {
 		s.refuseToken(ctx, &s.metrics.verifications, problem)
 		return
 	}
-	// The username is copied into pooled memory: a buffer on the stack
-	// would move to the heap, passed through the store interface.
-	name := usernameBufPool.Get().(*[wire.MaxUsernameLen + 1]byte)
-	defer usernameBufPool.Put(name)
-	v, err := s.store.Verify(token, ctx.Time(), name[:0])
+	buf := verifyBuffersPool.Get().(*verifyBuffers)
+	defer verifyBuffersPool.Put(buf)
+	v, err := s.store.Verify(token, ctx.Time(), buf.username[:0])
 	if err != nil {
 		s.refuseStoreDown(ctx, false)
 		return
@@ -61,13 +68,10 @@ func (s *subsystem) handleVerify(ctx *fasthttp.RequestCtx) {
 		s.refuseToken(ctx, &s.metrics.verifications, wire.BearerExpired)
 		return
 	}
-	expiresIn := int64((v.Expires.Sub(ctx.Time()) + time.Second - 1) / time.Second) // rounded up
-	// Room for the longest answer: 256 escaped username bytes, a 45-byte
-	// ip and 20 digits.
-	var body [192 + 6*wire.MaxUsernameLen]byte
+	expiresIn := (v.Expires - ctx.Time().UnixNano() + int64(time.Second) - 1) / int64(time.Second) // rounded up
 	s.metrics.verifications[wire.BearerOK].Inc()
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
-	ctx.Response.SetBody(wire.AppendVerifyOK(body[:0], v.Username, v.IP, expiresIn))
+	ctx.Response.SetBody(wire.AppendVerifyOK(buf.body[:0], v.Username, v.IP, expiresIn))
 }
 
 // handleLogout answers POST /north/logout: the bearer token stops

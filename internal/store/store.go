@@ -65,7 +65,7 @@ type Token struct {
 	Result   Result
 	Username []byte // the username appended to Verify's usernameDst
 	IP       netip.Addr
-	Expires  time.Time
+	Expires  int64 // unix nanoseconds: no time.Time to build and take apart on the request path
 }
 
 // Page is one page of a subsystem's north servers.

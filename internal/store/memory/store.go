@@ -35,7 +35,7 @@ func (r *Store) Verify(token [16]byte, now time.Time, usernameDst []byte) (store
 	if result != store.Valid {
 		return store.Token{Result: result}, nil
 	}
-	return store.Token{Result: result, Username: username, IP: ip, Expires: time.Unix(0, expires)}, nil
+	return store.Token{Result: result, Username: username, IP: ip, Expires: expires}, nil
 }
 
 // Logout ends token at once; see store.Store.

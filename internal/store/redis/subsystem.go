@@ -46,7 +46,7 @@ func (s *Subsystem) Verify(token [16]byte, now time.Time, usernameDst []byte) (s
 	if err != nil || result != store.Valid {
 		return store.Token{Result: result}, err
 	}
-	return store.Token{Result: result, Username: append(usernameDst, username...), IP: ip, Expires: expires}, nil
+	return store.Token{Result: result, Username: append(usernameDst, username...), IP: ip, Expires: expires.UnixNano()}, nil
 }
 
 // Logout ends token at once; see store.Store.
