@@ -1,25 +1,15 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"northd/internal/testdeps"
+)
 
 // The tests named *Allocat* hold northd to 0 allocations per request.
 // Under the race detector they run, with their answers checked, and then
 // skip saying that they did not count; make test runs them again without
 // it: go test -count=1 -run 'Allocat' .
-
-// wantAllocs fails the test when f does not allocate want times per run.
-// Under the race detector, which allocates on its own, it runs f and skips
-// the rest of the test, saying so.
-func wantAllocs(t *testing.T, what string, want float64, f func()) {
-	t.Helper()
-	n := testing.AllocsPerRun(200, f)
-	if raceEnabled {
-		t.Skipf("%s: %v allocations per run, not counted under the race detector; make test counts them without it (go test -run Allocat .)", what, n)
-	}
-	if n != want {
-		t.Errorf("%s allocates %v times per run, want %v", what, n, want)
-	}
-}
 
 // TestRouteAllocations runs the subsystem's handler on a prepared request
 // for each route, as BenchmarkHandler does.
@@ -62,12 +52,12 @@ func TestRouteAllocations(t *testing.T) {
 				}
 			}
 			serve() // the first request of a route creates its counter
-			wantAllocs(t, tt.name, tt.allocs, serve)
+			testdeps.WantAllocs(t, tt.name, tt.allocs, serve)
 		})
 	}
 }
 
 func TestNewTokenAllocations(t *testing.T) {
 	newToken() // the pool's first generator
-	wantAllocs(t, "newToken", 0, func() { newToken() })
+	testdeps.WantAllocs(t, "newToken", 0, func() { newToken() })
 }

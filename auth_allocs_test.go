@@ -8,6 +8,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/testdeps"
 )
 
 // authSubsystem is a subsystem checking credentials against a users file
@@ -20,7 +22,7 @@ func authSubsystem(t testing.TB, args ...string) *subsystem {
 // authSubsystemWith is authSubsystem logging to logs.
 func authSubsystemWith(t testing.TB, logs io.Writer, args ...string) *subsystem {
 	t.Helper()
-	cfg := testConfig(t, append([]string{"-users", writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n")}, args...)...)
+	cfg := testConfig(t, append([]string{"-users", testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n")}, args...)...)
 	log := newLogger(logs, "info", "text")
 	set := metrics.NewSet()
 	authn, err := newAuthenticator(cfg, set, log)
@@ -73,7 +75,7 @@ func TestAuthHotPathsAllocateNothing(t *testing.T) {
 		{"verify", verify, nil},
 	}
 	for _, tt := range tests {
-		wantAllocs(t, tt.name, 0, func() {
+		testdeps.WantAllocs(t, tt.name, 0, func() {
 			if tt.body != nil {
 				tt.ctx.Request.SetBody(tt.body)
 			}

@@ -107,7 +107,7 @@ func TestUsersFileLogins(t *testing.T) {
 	if err := run(context.Background(), []string{"hash-password"}, os.LookupEnv, strings.NewReader("b\u00f6b's secret\n"), &hashed, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	users := writeUsersFile(t, testUsersHeader+bcryptLine+"\nbob:"+strings.TrimSpace(hashed.String())+"\n")
+	users := testdeps.WriteUsersFile(t, testdeps.TestUsersHeader+bcryptLine+"\nbob:"+strings.TrimSpace(hashed.String())+"\n")
 	srv, logs := serveInstance(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
 	base, admin := "http://"+srv.listenAddrs()[0], srv.adminAddr
 	client := clientFrom("127.0.0.1")
@@ -189,7 +189,7 @@ func equalHeaders(a, b http.Header) bool {
 }
 
 func TestBruteForceLimits(t *testing.T) {
-	users := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n")
+	users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n")
 	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users,
 		"-login-failure-window", "1h", "-max-user-login-failures", "15")
 	base := "http://" + listen[0]
@@ -362,7 +362,7 @@ func TestOpenModeIsForLoopback(t *testing.T) {
 // A users file northd refuses stops it with exit status 2 (a usageError),
 // naming the file and the line.
 func TestRefusedUsersFileStopsNorthd(t *testing.T) {
-	users := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\nbob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n")
+	users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\nbob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n")
 	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", "off", "-users", users}, os.LookupEnv, nil, io.Discard, io.Discard)
 	var usage config.UsageError
 	if err == nil || !errors.As(err, &usage) || !strings.HasPrefix(err.Error(), "users file "+users+" line 2: SHA-1 hashes") {

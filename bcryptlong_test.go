@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // bcrypt checks only a password's first 72 bytes (with its terminating
@@ -21,7 +23,7 @@ func TestBcryptRefusesPasswordsOf72BytesOrMore(t *testing.T) {
 	if err := run(context.Background(), []string{"hash-password"}, os.LookupEnv, strings.NewReader(long+"\n"), &argonHash, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	users := writeUsersFile(t, htpasswdBcrypt(t, "longpw", a72+"secret tail")+"\n"+htpasswdBcrypt(t, "edge", b71)+"\n"+
+	users := testdeps.WriteUsersFile(t, htpasswdBcrypt(t, "longpw", a72+"secret tail")+"\n"+htpasswdBcrypt(t, "edge", b71)+"\n"+
 		"argon:"+strings.TrimSpace(argonHash.String())+"\n")
 	listen, admin, logs, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
 	base := "http://" + listen[0]

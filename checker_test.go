@@ -49,7 +49,7 @@ func stopChild(t *testing.T, pid int) {
 // waiting for it get 503 code 4, and once northd has started it again,
 // logins are checked again. Beyond the queue, a login gets 503 at once.
 func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
-	users := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\nbob:"+argon2idSecret+"\n")
+	users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\nbob:"+testdeps.Argon2idSecret+"\n")
 	listen, admin, logs, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users,
 		"-max-login-failures", "1000", "-max-user-login-failures", "1000")
 	base := "http://" + listen[0]
@@ -134,7 +134,7 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 // ended and reaped: the checker stops after the servers, and nothing of
 // the login's memory is read once its handler returns (run under -race).
 func TestShutdownTimeoutWithACheckWaiting(t *testing.T) {
-	users := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n")
+	users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n")
 	listen, admin, logs, stop := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users, "-shutdown-timeout", "1s")
 	pid := checkerPIDs(logs)[0]
 	stopChild(t, pid)

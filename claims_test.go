@@ -22,7 +22,7 @@ const (
 func TestLoginClaims(t *testing.T) {
 	for _, store := range []string{"memory", "redis"} {
 		t.Run(store, func(t *testing.T) {
-			users := writeUsersFile(t, "alice:"+bcrypt2ySecret+":192.0.2.0/24,2001:db8::1\nbob:"+bcrypt2ySecret+"\ncarol:"+bcrypt2ySecret+"\n")
+			users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+":192.0.2.0/24,2001:db8::1\nbob:"+testdeps.Bcrypt2ySecret+"\ncarol:"+testdeps.Bcrypt2ySecret+"\n")
 			args := []string{"-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users}
 			if store == "redis" {
 				args = append(args, "-store", testdeps.StartRedis(t).URL())
@@ -123,7 +123,7 @@ func TestOpenModeLatestLoginTakesTheIP(t *testing.T) {
 // A cached login of a user with a claim list, and the 403 and 409
 // refusals, allocate nothing.
 func TestClaimsAllocateNothing(t *testing.T) {
-	cfg := testConfig(t, "-users", writeUsersFile(t, "alice:"+bcrypt2ySecret+":192.0.2.0/24\nbob:"+bcrypt2ySecret+"\n"))
+	cfg := testConfig(t, "-users", testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+":192.0.2.0/24\nbob:"+testdeps.Bcrypt2ySecret+"\n"))
 	log := newLogger(io.Discard, "error", "text")
 	set := metrics.NewSet()
 	authn, err := newAuthenticator(cfg, set, log)
@@ -152,7 +152,7 @@ func TestClaimsAllocateNothing(t *testing.T) {
 			}
 		}
 		run() // fills the credential cache
-		if n := testing.AllocsPerRun(200, run); n != 0 && !raceEnabled {
+		if n := testing.AllocsPerRun(200, run); n != 0 && !testdeps.RaceEnabled {
 			t.Errorf("%s allocates %v times per request", tt.name, n)
 		}
 	}

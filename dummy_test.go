@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // An unknown username gets the same answer as a wrong password of the
@@ -19,7 +21,7 @@ func TestUnknownUserAnsweredAsTheCostliestUser(t *testing.T) {
 	if err := run(context.Background(), []string{"hash-password"}, os.LookupEnv, strings.NewReader("heavy secret\n"), &heavy, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	users := writeUsersFile(t, "cheap:"+bcrypt2ySecret+"\nlight:"+argon2idSecret+"\nheavy:"+strings.TrimSpace(heavy.String())+"\n")
+	users := testdeps.WriteUsersFile(t, "cheap:"+testdeps.Bcrypt2ySecret+"\nlight:"+testdeps.Argon2idSecret+"\nheavy:"+strings.TrimSpace(heavy.String())+"\n")
 	listen, _, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "off", "-users", users)
 	client := clientFrom("127.0.0.1")
 	wrong := call(t, client, "POST", "http://"+listen[0]+"/north/login", "", `{"username":"heavy","password":"guess"}`)

@@ -128,7 +128,7 @@ func (c *northdChild) idleConns(t *testing.T, n int) []net.Conn {
 // fails the test if no answer comes.
 func get(t *testing.T, addr string) int {
 	t.Helper()
-	c := dialKept(t, addr)
+	c := testdeps.DialKept(t, addr)
 	c.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
 	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 	var resp fasthttp.Response
@@ -172,7 +172,7 @@ func TestDefaultMaxConnsFitsTheDescriptorLimit(t *testing.T) {
 	// Accepted in order, the held ones fill -max-conns; each of the
 	// next is refused.
 	for i := range 104 {
-		if got := readRefusal(t, c.addr); got != overloadedAnswer {
+		if got := testdeps.ReadRefusal(t, c.addr); got != overloadedAnswer {
 			t.Fatalf("connection %d past 96 held ones got %q, want the 503 refusal\n%s", 97+i, got, c.log)
 		}
 	}

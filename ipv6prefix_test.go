@@ -19,7 +19,7 @@ func TestMaxConnsPerIPKeysIPv6ByPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-proxy-protocol", "-max-conns-per-ip", "1"), ln)
-	dial := func() net.Conn { return dialKept(t, ln.Addr().String()) }
+	dial := func() net.Conn { return testdeps.DialKept(t, ln.Addr().String()) }
 	proxyFrom := func(src string) string { return "PROXY TCP6 " + src + " 2001:db8::80 5555 80\r\n" }
 	if st := loginVia(t, dial(), proxyFrom("2001:db8:0:7::1"), ""); st != 200 {
 		t.Fatalf("first connection from 2001:db8:0:7::/64: status %d", st)

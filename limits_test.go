@@ -38,28 +38,6 @@ func hasMetricLine(exposition, line string) bool {
 const overloadedAnswer = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 53\r\n\r\n" +
 	"too many connections to this server; try again later\n"
 
-// readRefusal sends a request on a new connection and reads everything the
-// server writes before it closes the connection.
-func readRefusal(t *testing.T, addr string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(c)
-	// The server closes without reading the request, so its close may
-	// come as a reset, after the answer.
-	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("read %q, then %v", got, err)
-	}
-	return string(got)
-}
-
 // holdConns opens n connections to addr and has each answer one request,
 // so they are surely accepted and served; they stay open until the test
 // ends.
@@ -67,7 +45,7 @@ func holdConns(t *testing.T, addr string, n int) []net.Conn {
 	t.Helper()
 	var held []net.Conn
 	for i := 0; i < n; i++ {
-		c := dialKept(t, addr)
+		c := testdeps.DialKept(t, addr)
 		c.SetDeadline(time.Now().Add(time.Minute))
 		io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 		var resp fasthttp.Response
@@ -132,7 +110,7 @@ func TestMaxConns(t *testing.T) {
 	held := holdConns(t, addr, 2)
 
 	for i := 0; i < 2; i++ {
-		if got := readRefusal(t, addr); got != overloadedAnswer {
+		if got := testdeps.ReadRefusal(t, addr); got != overloadedAnswer {
 			t.Fatalf("connection %d over -max-conns 2 got\n%q\nwant\n%q", 3+i, got, overloadedAnswer)
 		}
 	}
@@ -174,7 +152,7 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 			s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, subsystemStore(cfg, nil, "test", set), cert.serverConfig(), set, newLogger(io.Discard, "info", "text"))
 			serveUntilCleanup(t, s)
 
-			held := tls.Client(dialKept(t, ln.Addr().String()), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+			held := tls.Client(testdeps.DialKept(t, ln.Addr().String()), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
 			held.SetDeadline(time.Now().Add(time.Minute))
 			io.WriteString(held, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 			var resp fasthttp.Response
@@ -183,7 +161,7 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 			}
 			// A plain-text answer would end the client's handshake with
 			// "first record does not look like a TLS handshake".
-			c := dialKept(t, ln.Addr().String())
+			c := testdeps.DialKept(t, ln.Addr().String())
 			c.SetDeadline(time.Now().Add(time.Minute))
 			err = tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}).Handshake()
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
@@ -210,7 +188,7 @@ func TestLingeringConnectionsCountAgainstMaxConns(t *testing.T) {
 	cfg.LingerTimeout = 10 * time.Minute // longer than the test
 	s := startSubsystem(t, cfg, ln)
 	addr := ln.Addr().String()
-	lingering := dialKept(t, addr)
+	lingering := testdeps.DialKept(t, addr)
 	lingering.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
 	io.WriteString(lingering, "POST /north/login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000000000000\r\n\r\n")
 	r := bufio.NewReader(lingering)
@@ -222,7 +200,7 @@ func TestLingeringConnectionsCountAgainstMaxConns(t *testing.T) {
 	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
 		t.Fatalf("after the 413: %q, %v; want the server's FIN", rest, err)
 	}
-	if got := readRefusal(t, addr); got != overloadedAnswer {
+	if got := testdeps.ReadRefusal(t, addr); got != overloadedAnswer {
 		t.Fatalf("a connection while one lingers, over -max-conns 1, got\n%q\nwant\n%q", got, overloadedAnswer)
 	}
 	// Once the client closes, the drain ends, the socket closes, and the

@@ -59,18 +59,6 @@ func sendLogin(t *testing.T, c net.Conn, prefix, extraHeaders string) {
 	}
 }
 
-// dialKept connects to addr and keeps the connection open until the test
-// ends.
-func dialKept(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func registryIPs(s *subsystem) string {
 	var ips []string
 	page, _ := s.store.Page(context.Background(), store.Cursor{}, 1000)
@@ -86,7 +74,7 @@ func TestProxyProtocolFromTrustedPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-proxy-protocol", "-max-conns-per-ip", "1"), ln)
-	dial := func() net.Conn { return dialKept(t, ln.Addr().String()) }
+	dial := func() net.Conn { return testdeps.DialKept(t, ln.Addr().String()) }
 
 	if st := loginVia(t, dial(), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", ""); st != 200 {
 		t.Fatalf("v1 login: status %d", st)
@@ -133,7 +121,7 @@ func TestProxyHeadersFromUntrustedPeerIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "10.0.0.0/8", "-proxy-protocol"), ln)
-	dial := func() net.Conn { return dialKept(t, ln.Addr().String()) }
+	dial := func() net.Conn { return testdeps.DialKept(t, ln.Addr().String()) }
 	if st := loginVia(t, dial(), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", ""); st != 400 {
 		t.Fatalf("PROXY header from an untrusted peer: status %d, want 400", st)
 	}
@@ -151,7 +139,7 @@ func TestForwardedForFromTrustedProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.0/8"), ln)
-	if st := loginVia(t, dialKept(t, ln.Addr().String()), "", "X-Forwarded-For: 203.0.113.66, 198.51.100.20\r\n"); st != 200 {
+	if st := loginVia(t, testdeps.DialKept(t, ln.Addr().String()), "", "X-Forwarded-For: 203.0.113.66, 198.51.100.20\r\n"); st != 200 {
 		t.Fatalf("status %d", st)
 	}
 	if got := registryIPs(s); got != "198.51.100.20" {
@@ -170,7 +158,7 @@ func TestRealIPAgainstForgedForwardedFor(t *testing.T) {
 	s := startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-client-ip-header", "X-Real-IP"), ln)
 	// What such a proxy sends: the client's forged line, then its own
 	// X-Real-IP with the address it saw.
-	if st := loginVia(t, dialKept(t, ln.Addr().String()), "", "X-Forwarded-For: 203.0.113.66\r\nX-Real-IP: 198.51.100.20\r\n"); st != 200 {
+	if st := loginVia(t, testdeps.DialKept(t, ln.Addr().String()), "", "X-Forwarded-For: 203.0.113.66\r\nX-Real-IP: 198.51.100.20\r\n"); st != 200 {
 		t.Fatalf("status %d", st)
 	}
 	if got := registryIPs(s); got != "198.51.100.20" {
@@ -187,7 +175,7 @@ func TestProxyProtocolAndHeadersTrustedApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startSubsystem(t, testConfig(t, "-proxy-protocol-from", "127.0.0.1", "-trusted-proxies", "10.0.0.0/8"), ln)
-	dial := func() net.Conn { return dialKept(t, ln.Addr().String()) }
+	dial := func() net.Conn { return testdeps.DialKept(t, ln.Addr().String()) }
 	// A client straight behind the balancer: its forged header is not
 	// believed, though the balancer is trusted for PROXY headers.
 	if st := loginVia(t, dial(), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", "X-Forwarded-For: 203.0.113.66\r\n"); st != 200 {

@@ -17,7 +17,7 @@ import (
 func TestReloadEndsTokensOfChangedUsers(t *testing.T) {
 	for _, store := range []string{"memory", "redis"} {
 		t.Run(store, func(t *testing.T) {
-			users := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\nbob:"+bcrypt2ySecret+"\ncarol:"+bcrypt2ySecret+"\n")
+			users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\nbob:"+testdeps.Bcrypt2ySecret+"\ncarol:"+testdeps.Bcrypt2ySecret+"\n")
 			args := []string{"-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users}
 			if store == "redis" {
 				args = append(args, "-store", testdeps.StartRedis(t).URL())
@@ -37,7 +37,7 @@ func TestReloadEndsTokensOfChangedUsers(t *testing.T) {
 
 			// alice: the same password, hashed anew (argon2id); bob: gone;
 			// carol: as she was.
-			if err := os.WriteFile(users, []byte("alice:"+argon2idSecret+"\ncarol:"+bcrypt2ySecret+"\n"), 0o600); err != nil {
+			if err := os.WriteFile(users, []byte("alice:"+testdeps.Argon2idSecret+"\ncarol:"+testdeps.Bcrypt2ySecret+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			srv.reload()

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,29 +14,10 @@ import (
 	"northd/internal/testdeps"
 )
 
-// Hashes of "secret" made outside northd: bcrypt by htpasswd -nbB -C 4
-// (Apache's $2y$; bcrypt's minor versions a, b and y hash alike); argon2id by
-// the reference argon2 command line (echo -n secret | argon2 saltsaltsalt
-// -id -t 1 -m 3 -p 1 -e).
-const (
-	bcrypt2ySecret  = `$2y$04$vgdcp5bS5tKtwIcHpEWFDO0FgL1/SnStQ2zAcgz.Bz5t10mk6MtxO`
-	argon2idSecret  = `$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHRzYWx0$WHwbVkQ5XzAMaltcqwxy+X9v0VxYTVTjS9BRTrowawM`
-	testUsersHeader = "# users for tests\n\n"
-)
-
-func writeUsersFile(t testing.TB, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // A username with white space around it stops northd with exit status 2
 // (a usageError), naming the file and line.
 func TestUsernameWithSpacesStopsNorthd(t *testing.T) {
-	users := writeUsersFile(t, testUsersHeader+"alice :"+bcrypt2ySecret+"\n")
+	users := testdeps.WriteUsersFile(t, testdeps.TestUsersHeader+"alice :"+testdeps.Bcrypt2ySecret+"\n")
 	// Cancelled already: a file wrongly accepted makes run start and
 	// return at once, instead of serving until the test times out.
 	ctx, cancel := context.WithCancel(context.Background())

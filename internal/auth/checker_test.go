@@ -8,21 +8,23 @@ import (
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/testdeps"
 )
 
 // A request frame, byte for byte: length, id, hash length, hash, password.
 func TestCheckRequestFrame(t *testing.T) {
-	h, err := parsePasswordHash(bcrypt2ySecret)
+	h, err := parsePasswordHash(testdeps.Bcrypt2ySecret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	frame := appendCheckRequest(nil, 0x0102030405060708, h, []byte("pw"))
-	want := "\x00\x00\x00\x48" + "\x01\x02\x03\x04\x05\x06\x07\x08" + "\x00\x3c" + bcrypt2ySecret + "pw"
+	want := "\x00\x00\x00\x48" + "\x01\x02\x03\x04\x05\x06\x07\x08" + "\x00\x3c" + testdeps.Bcrypt2ySecret + "pw"
 	if string(frame) != want {
 		t.Fatalf("frame\n%q, want\n%q", frame, want)
 	}
 	// argon2id goes as its PHC string, as the users file has it.
-	h, err = parsePasswordHash(argon2idSecret)
+	h, err = parsePasswordHash(testdeps.Argon2idSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func TestCheckRequestFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, hash, password, err := parseCheckRequest(body)
-	if err != nil || id != 7 || string(hash) != argon2idSecret || string(password) != "secret" {
+	if err != nil || id != 7 || string(hash) != testdeps.Argon2idSecret || string(password) != "secret" {
 		t.Fatalf("parsed %d %q %q %v", id, hash, password, err)
 	}
 	if _, v := checkFrame(body); v != verdictMatch {
@@ -51,7 +53,7 @@ func TestCheckRequestFrame(t *testing.T) {
 // nor take more than a frame's bound, and what they return lies within the
 // frame.
 func FuzzCheckFrames(f *testing.F) {
-	h, _ := parsePasswordHash(bcrypt2ySecret)
+	h, _ := parsePasswordHash(testdeps.Bcrypt2ySecret)
 	f.Add(appendCheckRequest(nil, 1, h, []byte("secret")))
 	f.Add([]byte("\x00\x00\x00\x0a\x00\x00\x00\x00\x00\x00\x00\x01\xff\xff"))
 	f.Add([]byte("\xff\xff\xff\xff"))
@@ -79,7 +81,7 @@ func FuzzCheckFrames(f *testing.F) {
 // A checker without a child answers at once that it is down.
 func TestCheckWithoutChildIsDown(t *testing.T) {
 	c := newPasswordChecker("/nonexistent", metrics.NewSet(), discardLog(), nil)
-	h, _ := parsePasswordHash(bcrypt2ySecret)
+	h, _ := parsePasswordHash(testdeps.Bcrypt2ySecret)
 	if v := c.check(h, []byte("secret")); v != verdictDown {
 		t.Fatalf("verdict %d, want down", v)
 	}

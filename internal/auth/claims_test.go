@@ -6,12 +6,14 @@ import (
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/testdeps"
 )
 
 // The users file's third field lists the addresses a user may claim:
 // addresses and prefixes, IPv4 and IPv6; anything else names the line.
 func TestUsersFileClaimField(t *testing.T) {
-	path := writeUsersFile(t, testUsersHeader+"alice:"+bcrypt2ySecret+":192.0.2.0/24, 2001:db8::/48,198.51.100.7,::ffff:203.0.113.9\nbob:"+argon2idSecret+"\n")
+	path := testdeps.WriteUsersFile(t, testdeps.TestUsersHeader+"alice:"+testdeps.Bcrypt2ySecret+":192.0.2.0/24, 2001:db8::/48,198.51.100.7,::ffff:203.0.113.9\nbob:"+testdeps.Argon2idSecret+"\n")
 	table, _, err := loadUsers(path)
 	if err != nil {
 		t.Fatal(err)
@@ -33,13 +35,13 @@ func TestUsersFileClaimField(t *testing.T) {
 	}
 
 	for content, want := range map[string]string{
-		"alice:" + bcrypt2ySecret + ":\n":                    ` line 1: the third field lists an empty address; want addresses or CIDR prefixes separated by commas, such as 192.0.2.0/24,2001:db8::/48, or no third field (and its colon) at all`,
-		"alice:" + bcrypt2ySecret + ":192.0.2.0/24,\n":       ` line 1: the third field lists an empty address;`,
-		"alice:" + bcrypt2ySecret + ":192.0.2.0/33\n":        ` line 1: the third field holds "192.0.2.0/33", which is not an IP address or CIDR prefix; want addresses or prefixes separated by commas, such as 192.0.2.0/24,2001:db8::/48`,
-		"alice:" + bcrypt2ySecret + ":north server in DC1\n": ` line 1: the third field holds "north server in DC1", which is not an IP address or CIDR prefix`,
-		"alice:" + bcrypt2ySecret + ":fe80::1%eth0\n":        ` line 1: the third field holds "fe80::1%eth0", which is not an IP address or CIDR prefix`,
+		"alice:" + testdeps.Bcrypt2ySecret + ":\n":                    ` line 1: the third field lists an empty address; want addresses or CIDR prefixes separated by commas, such as 192.0.2.0/24,2001:db8::/48, or no third field (and its colon) at all`,
+		"alice:" + testdeps.Bcrypt2ySecret + ":192.0.2.0/24,\n":       ` line 1: the third field lists an empty address;`,
+		"alice:" + testdeps.Bcrypt2ySecret + ":192.0.2.0/33\n":        ` line 1: the third field holds "192.0.2.0/33", which is not an IP address or CIDR prefix; want addresses or prefixes separated by commas, such as 192.0.2.0/24,2001:db8::/48`,
+		"alice:" + testdeps.Bcrypt2ySecret + ":north server in DC1\n": ` line 1: the third field holds "north server in DC1", which is not an IP address or CIDR prefix`,
+		"alice:" + testdeps.Bcrypt2ySecret + ":fe80::1%eth0\n":        ` line 1: the third field holds "fe80::1%eth0", which is not an IP address or CIDR prefix`,
 	} {
-		path := writeUsersFile(t, content)
+		path := testdeps.WriteUsersFile(t, content)
 		if _, _, err := loadUsers(path); err == nil || !strings.HasPrefix(err.Error(), "users file "+path+want) {
 			t.Errorf("loadUsers(%q) = %v, want users file %s%s", content, err, path, want)
 		}
@@ -50,7 +52,7 @@ func TestUsersFileClaimField(t *testing.T) {
 // on it and ClaimRefused off it, a user without one (or unknown)
 // ClaimOpen.
 func TestClaim(t *testing.T) {
-	a := newTestAuthenticator(t, testOptions(writeUsersFile(t, "alice:"+bcrypt2ySecret+":192.0.2.0/24\nbob:"+bcrypt2ySecret+"\n")), metrics.NewSet(), discardLog())
+	a := newTestAuthenticator(t, testOptions(testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+":192.0.2.0/24\nbob:"+testdeps.Bcrypt2ySecret+"\n")), metrics.NewSet(), discardLog())
 	for _, tt := range []struct {
 		user, ip string
 		want     Claim

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 func TestCredentialCache(t *testing.T) {
@@ -87,7 +89,7 @@ func TestCredentialDigestAllocatesNothing(t *testing.T) {
 	alice, pw := []byte("alice"), []byte("secret")
 	d := c.digest(alice, pw)
 	c.add(alice, &d, 1)
-	wantAllocs(t, "a cache lookup", 0, func() {
+	testdeps.WantAllocs(t, "a cache lookup", 0, func() {
 		d := c.digest(alice, pw)
 		c.verified(alice, &d, 2)
 	})

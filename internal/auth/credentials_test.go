@@ -11,20 +11,22 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/testdeps"
 )
 
 // Reload names the users the new file removed or gave another hash (the
 // same password hashed anew included), not those it left alone; a file
 // that does not load leaves the one in force, and says why.
 func TestReloadNamesChangedUsers(t *testing.T) {
-	path := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\nbob:"+bcrypt2ySecret+"\ncarol:"+bcrypt2ySecret+"\n")
+	path := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\nbob:"+testdeps.Bcrypt2ySecret+"\ncarol:"+testdeps.Bcrypt2ySecret+"\n")
 	var logs bytes.Buffer
 	a := newTestAuthenticator(t, testOptions(path), metrics.NewSet(), slog.New(slog.NewTextHandler(&logs, nil)))
 	client, now := netip.MustParseAddr("192.0.2.1"), time.Now()
 
 	// alice: the same password, hashed anew (argon2id); bob: gone;
 	// carol: as she was; dave: new.
-	if err := os.WriteFile(path, []byte("alice:"+argon2idSecret+"\ncarol:"+bcrypt2ySecret+"\ndave:"+bcrypt2ySecret+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("alice:"+testdeps.Argon2idSecret+"\ncarol:"+testdeps.Bcrypt2ySecret+"\ndave:"+testdeps.Bcrypt2ySecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	changed, ok := a.Reload()
@@ -56,13 +58,13 @@ func TestReloadNamesChangedUsers(t *testing.T) {
 // A login the credential cache answers, and the claim that follows it,
 // allocate nothing.
 func TestCheckAndClaimAllocateNothing(t *testing.T) {
-	a := newTestAuthenticator(t, testOptions(writeUsersFile(t, "alice:"+bcrypt2ySecret+":192.0.2.0/24\n")), metrics.NewSet(), discardLog())
+	a := newTestAuthenticator(t, testOptions(testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+":192.0.2.0/24\n")), metrics.NewSet(), discardLog())
 	client, ip := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.7")
 	alice, password := []byte("alice"), []byte("secret")
 	if o, _ := a.Check(client, alice, password, time.Now()); o != OK { // fills the cache
 		t.Fatalf("alice: %s", o.Reason())
 	}
-	wantAllocs(t, "a cached login and its claim", 0, func() {
+	testdeps.WantAllocs(t, "a cached login and its claim", 0, func() {
 		if o, _ := a.Check(client, alice, password, time.Now()); o != OK {
 			t.Fatalf("alice: %s", o.Reason())
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"northd/internal/testdeps"
 )
 
 // argon2idLine is a users-file hash of password with argon2id at m KiB
@@ -25,7 +27,7 @@ func argon2idLine(password string, m, t uint32) string {
 // root's tests check that both get the same answer over HTTP.
 func TestUnknownUserCheckedAgainstTheCostliestUser(t *testing.T) {
 	heavy := argon2idLine("heavy secret", 19456, 4)
-	users := writeUsersFile(t, "cheap:"+bcrypt2ySecret+"\nlight:"+argon2idSecret+"\nheavy:"+heavy+"\n")
+	users := testdeps.WriteUsersFile(t, "cheap:"+testdeps.Bcrypt2ySecret+"\nlight:"+testdeps.Argon2idSecret+"\nheavy:"+heavy+"\n")
 	table, _, err := loadUsers(users)
 	if err != nil {
 		t.Fatal(err)
@@ -44,9 +46,9 @@ func TestUnknownUserCheckedAgainstTheCostliestUser(t *testing.T) {
 // Between algorithms the slower dummy is kept, as timed; within one the
 // parameters say which user is costliest.
 func TestCostliestDummyChoice(t *testing.T) {
-	bc4, _ := parsePasswordHash(bcrypt2ySecret)
+	bc4, _ := parsePasswordHash(testdeps.Bcrypt2ySecret)
 	bc5, _ := parsePasswordHash(`$2y$05$vgdcp5bS5tKtwIcHpEWFDO0FgL1/SnStQ2zAcgz.Bz5t10mk6MtxO`)
-	a1, _ := parsePasswordHash(argon2idSecret)                                                                             // m=8,t=1
+	a1, _ := parsePasswordHash(testdeps.Argon2idSecret)                                                                    // m=8,t=1
 	a2, _ := parsePasswordHash(`$argon2id$v=19$m=16,t=1,p=1$c2FsdHNhbHRzYWx0$WHwbVkQ5XzAMaltcqwxy+X9v0VxYTVTjS9BRTrowawM`) // m=16
 	a3, _ := parsePasswordHash(`$argon2id$v=19$m=16,t=1,p=2$c2FsdHNhbHRzYWx0$WHwbVkQ5XzAMaltcqwxy+X9v0VxYTVTjS9BRTrowawM`) // two lanes
 	var c costliestHashes

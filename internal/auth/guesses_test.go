@@ -53,7 +53,7 @@ func passwordChecks(t *testing.T, set *metrics.Set) int {
 // Guesses sent all at once from one address get no more password checks
 // than the limit allows: each reserves its failure before its check.
 func TestConcurrentGuessesGetAtMostTheAllowedChecks(t *testing.T) {
-	o := testOptions(writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n"))
+	o := testOptions(testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n"))
 	o.MaxAddrFailures, o.FailureWindow = 10, time.Hour
 	a, set := guessAuthenticator(t, o)
 	const guesses = 40

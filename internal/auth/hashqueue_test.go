@@ -16,7 +16,7 @@ import (
 // wait a second. None of them is charged a failure: their reservations are
 // released.
 func TestHashQueueFullAndCheckerDownChargeNothing(t *testing.T) {
-	o := testOptions(writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n"))
+	o := testOptions(testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n"))
 	// Limits high enough for every login below to reach the checker.
 	o.MaxAddrFailures, o.MaxUserFailures = 1000, 1000
 	set := metrics.NewSet()

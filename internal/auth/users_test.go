@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"northd/internal/testdeps"
 )
 
 func TestParsePasswordHash(t *testing.T) {
@@ -17,10 +19,10 @@ func TestParsePasswordHash(t *testing.T) {
 		hash    string
 		wantErr string // "" for accepted
 	}{
-		{bcrypt2ySecret, ""},
+		{testdeps.Bcrypt2ySecret, ""},
 		{`$2b$04$vgdcp5bS5tKtwIcHpEWFDO0FgL1/SnStQ2zAcgz.Bz5t10mk6MtxO`, ""},
 		{`$2a$04$vgdcp5bS5tKtwIcHpEWFDO0FgL1/SnStQ2zAcgz.Bz5t10mk6MtxO`, ""},
-		{argon2idSecret, ""},
+		{testdeps.Argon2idSecret, ""},
 		{`$2y$04$short`, "malformed bcrypt hash" + hint},
 		{`$2y$99$vgdcp5bS5tKtwIcHpEWFDO0FgL1/SnStQ2zAcgz.Bz5t10mk6MtxO`, "malformed bcrypt hash" + hint},
 		{`$apr1$Qm5ySfvx$rJQ2X8ZzMmY3vP3oWlF0Q.`, "MD5 hashes are too fast to resist guessing" + hint},
@@ -61,18 +63,18 @@ func TestLoadUsersRefusesNamingFileAndLine(t *testing.T) {
 		content string
 		want    string // after "users file PATH"
 	}{
-		{testUsersHeader + "alice:" + bcrypt2ySecret + "\nbob:$apr1$Qm5ySfvx$rJQ2X8ZzMmY3vP3oWlF0Q.\n", " line 4: MD5 hashes are too fast"},
-		{testUsersHeader + "alice\n", " line 3: want username:hash"},
-		{testUsersHeader + ":" + bcrypt2ySecret + "\n", " line 3: the username is empty"},
-		{"alice:" + bcrypt2ySecret + "\nalice:" + argon2idSecret + "\n", ` line 2: user "alice" is already on line 1`},
-		{strings.Repeat("u", 257) + ":" + bcrypt2ySecret + "\n", " line 1: the username is longer than 256 bytes"},
-		{testUsersHeader, ": it has no users; add username:hash lines"},
+		{testdeps.TestUsersHeader + "alice:" + testdeps.Bcrypt2ySecret + "\nbob:$apr1$Qm5ySfvx$rJQ2X8ZzMmY3vP3oWlF0Q.\n", " line 4: MD5 hashes are too fast"},
+		{testdeps.TestUsersHeader + "alice\n", " line 3: want username:hash"},
+		{testdeps.TestUsersHeader + ":" + testdeps.Bcrypt2ySecret + "\n", " line 3: the username is empty"},
+		{"alice:" + testdeps.Bcrypt2ySecret + "\nalice:" + testdeps.Argon2idSecret + "\n", ` line 2: user "alice" is already on line 1`},
+		{strings.Repeat("u", 257) + ":" + testdeps.Bcrypt2ySecret + "\n", " line 1: the username is longer than 256 bytes"},
+		{testdeps.TestUsersHeader, ": it has no users; add username:hash lines"},
 		{"bob:secret\n", " line 1: not a password hash (a plain-text password?)"},
-		{"alice:" + bcrypt2ySecret + "\n bob:" + bcrypt2ySecret + "\n", ` line 2: the username " bob" starts or ends with white space, which no login would send; remove it`},
-		{"bob\t:" + bcrypt2ySecret + "\n", ` line 1: the username "bob\t" starts or ends with white space, which no login would send; remove it`},
+		{"alice:" + testdeps.Bcrypt2ySecret + "\n bob:" + testdeps.Bcrypt2ySecret + "\n", ` line 2: the username " bob" starts or ends with white space, which no login would send; remove it`},
+		{"bob\t:" + testdeps.Bcrypt2ySecret + "\n", ` line 1: the username "bob\t" starts or ends with white space, which no login would send; remove it`},
 	}
 	for _, tt := range tests {
-		path := writeUsersFile(t, tt.content)
+		path := testdeps.WriteUsersFile(t, tt.content)
 		_, _, err := loadUsers(path)
 		if err == nil || !strings.HasPrefix(err.Error(), "users file "+path+tt.want) {
 			t.Errorf("loadUsers(%.50q) = %v, want users file %s%s…", tt.content, err, path, tt.want)
@@ -86,7 +88,7 @@ func TestLoadUsersRefusesNamingFileAndLine(t *testing.T) {
 // A users file saved with a UTF-8 byte order mark (as some Windows
 // editors do) loads: the mark is not part of the first username.
 func TestLoadUsersStripsByteOrderMark(t *testing.T) {
-	table, _, err := loadUsers(writeUsersFile(t, "\uFEFFalice:"+bcrypt2ySecret+"\nbob:"+argon2idSecret+"\n"))
+	table, _, err := loadUsers(testdeps.WriteUsersFile(t, "\uFEFFalice:"+testdeps.Bcrypt2ySecret+"\nbob:"+testdeps.Argon2idSecret+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,13 +96,13 @@ func TestLoadUsersStripsByteOrderMark(t *testing.T) {
 		t.Errorf("users %v, want alice and bob", table.byName)
 	}
 	// Elsewhere it is no mark, and refused like any other white space.
-	if _, _, err := loadUsers(writeUsersFile(t, "alice:"+bcrypt2ySecret+"\n\uFEFFbob:"+argon2idSecret+"\n")); err == nil || !strings.Contains(err.Error(), "line 2: the username") {
+	if _, _, err := loadUsers(testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n\uFEFFbob:"+testdeps.Argon2idSecret+"\n")); err == nil || !strings.Contains(err.Error(), "line 2: the username") {
 		t.Errorf("a mark on line 2: %v", err)
 	}
 }
 
 func TestLoadUsersWarns(t *testing.T) {
-	path := writeUsersFile(t, "alice:"+bcrypt2ySecret+"\r\nbob:"+argon2idSecret+"\n")
+	path := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\r\nbob:"+testdeps.Argon2idSecret+"\n")
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}

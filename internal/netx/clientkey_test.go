@@ -3,6 +3,8 @@ package netx
 import (
 	"net/netip"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // Keying a client is on every login's path: it allocates nothing, zoned
@@ -17,7 +19,7 @@ func TestClientKeyAllocatesNothing(t *testing.T) {
 			ClientKey(a, 64)
 		}
 	})
-	if n != 0 && !raceEnabled {
+	if n != 0 && !testdeps.RaceEnabled {
 		t.Errorf("ClientKey allocates %v times", n)
 	}
 }

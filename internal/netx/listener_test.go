@@ -60,18 +60,6 @@ func (l *Listener) connsFrom(ip netip.Addr) int {
 	return l.perIP[ClientKey(ip, l.ipv6Prefix)]
 }
 
-// dialKept connects to addr and keeps the connection open until the test
-// ends.
-func dialKept(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // get sends GET / on c after prefix (a PROXY header, say) and returns the
 // answer's status. It fails the test when no answer can be read.
 func get(t *testing.T, c net.Conn, prefix string) int {
@@ -87,35 +75,13 @@ func get(t *testing.T, c net.Conn, prefix string) int {
 	return resp.StatusCode()
 }
 
-// readRefusal sends a request on a new connection and reads everything the
-// server writes before it closes the connection.
-func readRefusal(t *testing.T, addr string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute)) // only a hang gets near it
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(c)
-	// The server closes without reading the request, so its close may
-	// come as a reset, after the answer.
-	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("read %q, then %v", got, err)
-	}
-	return string(got)
-}
-
 // A connection over MaxConnsPerIP is answered 429, closed and counted; it
 // takes no place under the limit, and a closed connection gives its place
 // back.
 func TestMaxConnsPerIP(t *testing.T) {
 	l := listen(t, ListenerOptions{MaxConnsPerIP: 2, IPv6Prefix: 64, AnswerRefusals: true}, io.Discard)
 	addr := serve(t, l, nil)
-	held := []net.Conn{dialKept(t, addr), dialKept(t, addr)}
+	held := []net.Conn{testdeps.DialKept(t, addr), testdeps.DialKept(t, addr)}
 	for i, c := range held {
 		if st := get(t, c, ""); st != 200 {
 			t.Fatalf("held connection %d: status %d", i, st)
@@ -124,7 +90,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 
 	const want = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 64\r\n\r\n" +
 		"too many connections from your address; reuse the ones you have\n"
-	if got := readRefusal(t, addr); got != want {
+	if got := testdeps.ReadRefusal(t, addr); got != want {
 		t.Fatalf("third connection got\n%q\nwant\n%q", got, want)
 	}
 	if perIP, maxConns := l.Refusals(RefusedPerIP), l.Refusals(RefusedMaxConns); perIP != 1 || maxConns != 0 {
@@ -138,7 +104,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 
 	held[0].Close()
 	testdeps.WaitFor(t, "the server to notice the close", func() bool { return l.connsFrom(localhost) == 1 })
-	if st := get(t, dialKept(t, addr), ""); st != 200 {
+	if st := get(t, testdeps.DialKept(t, addr), ""); st != 200 {
 		t.Fatalf("after a close, a new connection got %d", st)
 	}
 }
@@ -158,11 +124,11 @@ func TestRefusalAtDebugLevelDoesNotWaitForTheProxyHeader(t *testing.T) {
 		AnswerRefusals:     true,
 	}, logs)
 	addr := serve(t, l, nil)
-	if st := get(t, dialKept(t, addr), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n"); st != 200 {
+	if st := get(t, testdeps.DialKept(t, addr), "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n"); st != 200 {
 		t.Fatalf("held connection: status %d", st)
 	}
-	silent := dialKept(t, addr) // refused; sends nothing, ever
-	if got := readRefusal(t, addr); got != string(overloadedResponse) {
+	silent := testdeps.DialKept(t, addr) // refused; sends nothing, ever
+	if got := testdeps.ReadRefusal(t, addr); got != string(overloadedResponse) {
 		t.Fatalf("the connection after a silent one got\n%q\nwant\n%q", got, overloadedResponse)
 	}
 	// The silent one, still open on our side, was answered too.

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/testdeps"
 )
 
 var testTrustedProxies = trustedProxies{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
@@ -99,20 +101,6 @@ func TestNewClientAddrs(t *testing.T) {
 // and then skip saying that they did not count; make test runs them again
 // without it.
 
-// wantAllocs fails the test when f does not allocate want times per run.
-// Under the race detector, which allocates on its own, it runs f and skips
-// the rest of the test, saying so.
-func wantAllocs(t *testing.T, what string, want float64, f func()) {
-	t.Helper()
-	n := testing.AllocsPerRun(200, f)
-	if raceEnabled {
-		t.Skipf("%s: %v allocations per run, not counted under the race detector; make test counts them without it (go test -run Allocat ./internal/netx)", what, n)
-	}
-	if n != want {
-		t.Errorf("%s allocates %v times per run, want %v", what, n, want)
-	}
-}
-
 func TestClientAddrAllocations(t *testing.T) {
 	peer := netip.MustParseAddr("10.1.1.1")
 	for _, tt := range []struct {
@@ -132,6 +120,6 @@ func TestClientAddrAllocations(t *testing.T) {
 		if got := rule.ClientAddr(peer, &h); got != netip.MustParseAddr("198.51.100.9") {
 			t.Fatalf("%s: client %v, want 198.51.100.9", tt.name, got)
 		}
-		wantAllocs(t, "ClientAddr, "+tt.name, 0, func() { rule.ClientAddr(peer, &h) })
+		testdeps.WantAllocs(t, "ClientAddr, "+tt.name, 0, func() { rule.ClientAddr(peer, &h) })
 	}
 }

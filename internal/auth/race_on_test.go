@@ -1,8 +1,0 @@
-//go:build race
-
-package auth
-
-// raceEnabled: the race detector allocates on its own, so allocation
-// counts are asserted only without it (make test runs those tests again
-// without -race).
-const raceEnabled = true
