@@ -188,10 +188,10 @@ func TestMakeCommandFor(t *testing.T) {
 			"make compare-auth"},
 		{[]string{"-pairs none", "-parallel", "-routes home,login,home-p16,login-p16", "-servers northd,floor,floor-10s,nginx"}, true, 1, 2 * time.Second, "", "",
 			"make compare-parallel QUICK=1"},
-		{[]string{"-pairs none", "-parallel", "-routes home,login,home-p16,login-p16", "-servers northd,northd-old,floor", "-tag ab"}, false, 15, 2 * time.Second, "abc123", "",
+		{[]string{"-pairs none", "-parallel", "-routes home,login,verify,home-p16,login-p16", "-servers northd,northd-old,floor", "-tag ab"}, false, 15, 2 * time.Second, "abc123", "",
 			`make compare-ab OLD=abc123 COMPARE_FLAGS="-parallel"`},
 		// NEW=<rev>: northd built from a revision, in a -bin of its own
-		{[]string{"-bin bin/bench/ab", "-pairs none", "-routes home,login,home-p16,login-p16", "-servers northd,northd-old,floor", "-tag ab"}, true, 1, 2 * time.Second, "abc123", "def456",
+		{[]string{"-bin bin/bench/ab", "-pairs none", "-routes home,login,verify,home-p16,login-p16", "-servers northd,northd-old,floor", "-tag ab"}, true, 1, 2 * time.Second, "abc123", "def456",
 			"make compare-ab OLD=abc123 NEW=def456 QUICK=1"},
 		// a flag of the target given another value: plain compare
 		{[]string{"-pairs none", "-routes home", "-servers northd,northd-old", "-tag ab"}, false, 15, 2 * time.Second, "abc123", "",

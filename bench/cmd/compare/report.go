@@ -444,7 +444,7 @@ var makeTargets = []makeTarget{
 	{"make compare-auth", []string{"-pairs login-cached,verify,https", "-routes none", "-tag auth"}, false},
 	{"make compare-store", []string{"-pairs login-redis,verify-redis", "-routes none", "-tag store"}, false},
 	{"make compare-parallel", []string{"-pairs none", "-parallel", "-routes home,login,home-p16,login-p16", "-servers northd,floor,floor-10s,nginx"}, false},
-	{"make compare-ab", []string{"-pairs none", "-routes home,login,home-p16,login-p16", "-servers northd,northd-old,floor", "-tag ab"}, true},
+	{"make compare-ab", []string{"-pairs none", "-routes home,login,verify,home-p16,login-p16", "-servers northd,northd-old,floor", "-tag ab"}, true},
 }
 
 func (r *results) makeCommand() string {
