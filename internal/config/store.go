@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"strings"
 	"time"
 )
 
@@ -17,6 +18,15 @@ func checkStoreConfig(cfg *Config) error {
 	}
 	if cfg.Store == "" {
 		return Usagef("-store must be memory or a Redis URL, not empty")
+	}
+	if cfg.Store != "memory" && !strings.Contains(cfg.Store, "://") {
+		// A Redis Cluster's seed addresses; a URL is parsed by the
+		// store itself, whose client knows its syntax.
+		for _, a := range strings.Split(cfg.Store, ",") {
+			if err := checkHostPort(strings.TrimSpace(a)); err != nil {
+				return Usagef("invalid -store address %q: %v (want memory, redis://host:port or host:port,host:port for a cluster)", a, err)
+			}
+		}
 	}
 	return nil
 }

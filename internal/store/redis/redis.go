@@ -4,10 +4,8 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -102,10 +100,8 @@ func Open(o Options, set *metrics.Set, log *slog.Logger) (*Client, error) {
 			return nil, &InvalidURLError{fmt.Sprintf("invalid -store %s: %s (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", RedactedURL(o.URL), urlError(o.URL, err))}
 		}
 	default:
+		// host:port,host:port for a cluster, checked with the flags.
 		for _, a := range strings.Split(o.URL, ",") {
-			if err := checkHostPort(strings.TrimSpace(a)); err != nil {
-				return nil, &InvalidURLError{fmt.Sprintf("invalid -store address %q: %v (want memory, redis://host:port or host:port,host:port for a cluster)", a, err)}
-			}
 			opt.InitAddress = append(opt.InitAddress, strings.TrimSpace(a))
 		}
 	}
@@ -135,15 +131,6 @@ func Open(o Options, set *metrics.Set, log *slog.Logger) (*Client, error) {
 		return 0
 	})
 	return s, nil
-}
-
-// checkHostPort accepts host:port with a port.
-func checkHostPort(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err == nil && port == "" {
-		err = errors.New("missing port")
-	}
-	return err
 }
 
 // Watch probes the store at once and then every storeProbeInterval until
