@@ -11,8 +11,6 @@ import (
 	"northd/internal/wire"
 )
 
-var headerAuthorization = []byte("Authorization")
-
 // bearerToken reads the token from the request's one Authorization header,
 // "Bearer <32 lowercase hex digits>", the form /north/login hands out. The
 // scheme is case-insensitive (RFC 7235); the token is not. It stays here
