@@ -43,8 +43,12 @@ type subsystemMetrics struct {
 	storeUnavailable *metrics.Counter
 }
 
+// subsystemLabel is the label every series of the subsystem named name
+// carries, whoever registers it (the listener, the store, the requests).
+func subsystemLabel(name string) string { return `subsystem="` + name + `"` }
+
 func newSubsystemMetrics(set *metrics.Set, subsystem string) *subsystemMetrics {
-	label := `subsystem="` + subsystem + `"`
+	label := subsystemLabel(subsystem)
 	m := &subsystemMetrics{set: set, requests: requestmetrics.New(set, label, routeNames[:])}
 	for p := wire.ProblemEmptyBody; p < wire.ProblemCount; p++ {
 		m.loginRejections[p] = set.NewCounter(`northd_login_rejections_total{` + label + `,reason="` + p.Reason() + `"}`)

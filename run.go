@@ -409,7 +409,7 @@ func authUsage(err error) error {
 // north servers: its part of the shared store, or a memory store of its
 // own.
 func subsystemStore(cfg config.Config, shared *redisstore.Client, name string, set *metrics.Set) store.Store {
-	label := `subsystem="` + name + `"`
+	label := subsystemLabel(name)
 	if shared != nil {
 		return shared.Subsystem(name, set, label)
 	}

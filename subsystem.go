@@ -62,7 +62,7 @@ func newSubsystem(cfg config.Config, name string, ln net.Listener, draining *ato
 		AnswerRefusals: tlsConfig == nil,
 		LingerTimeout:  cfg.LingerTimeout,
 	}, log)
-	s.conns.RegisterMetrics(set, `subsystem="`+name+`"`)
+	s.conns.RegisterMetrics(set, subsystemLabel(name))
 	s.listener = s.conns
 	if tlsConfig != nil {
 		// Above the connection listener: a PROXY header comes before
