@@ -1,0 +1,136 @@
+// Package events is the event log a subsystem's software publishes to and
+// its north servers receive from: the push the seed promised. An event log
+// keeps one subsystem's events in publishing order; two implementations
+// exist, events/memory (this process alone, a bounded ring) and
+// events/redis (a Redis Stream per subsystem, shared by every instance),
+// and both pass the one conformance suite, events/eventstest.
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Log is one subsystem's events, oldest first; safe for concurrent use.
+type Log interface {
+	// Publish appends drafts, in order and all or none, at now (a log
+	// may use its own clock instead), and returns their ids. A
+	// non-empty idempotencyKey already given within IdempotencyWindow
+	// returns that call's ids with replayed true and publishes nothing.
+	Publish(ctx context.Context, idempotencyKey string, drafts []Draft, now time.Time) (ids []ID, replayed bool, err error)
+	// Read appends to dst, in order, up to max events published after
+	// after, waiting up to wait for the first when there is none yet
+	// (wait 0: not at all), and returns where to read from next: the
+	// last event's id, or after when none came. When events after after
+	// are no longer kept (trimmed away, or after is of another epoch, or
+	// ahead of the log) it reads from the oldest event kept instead and
+	// says reset, never silently; next is then just before that oldest
+	// event. A zero after reads from the oldest kept, without a reset.
+	Read(ctx context.Context, after ID, max int, wait time.Duration, dst []Event) (events []Event, next ID, reset bool, err error)
+	// Stats reports how many events are kept, the oldest kept, and the
+	// last published (zero IDs for an empty log).
+	Stats(ctx context.Context) (Stats, error)
+	// Ready reports whether the log answers, for /readyz.
+	Ready() bool
+}
+
+// IdempotencyWindow is how long a publish's Idempotency-Key is remembered.
+const IdempotencyWindow = 24 * time.Hour
+
+// ErrUnavailable is the error of every call the log could not complete in
+// time: the request gets 503 and may be retried.
+var ErrUnavailable = errors.New("event log unavailable")
+
+// Draft is an event to publish: what the publisher says.
+type Draft struct {
+	Type string // 1 to MaxTypeLen printable bytes, no spaces or controls
+	Data []byte // one compact JSON value
+	To   Target
+}
+
+// MaxTypeLen bounds an event's type, which names a metric label and an
+// SSE "event:" line.
+const MaxTypeLen = 64
+
+// Event is a published event, as every reader of the log sees it.
+type Event struct {
+	ID   ID
+	Type string
+	Time time.Time // when it was published
+	To   Target
+	Data []byte // one compact JSON value
+}
+
+// Target is who an event is for: every north server of the subsystem (the
+// zero Target), the one at an ip, or those logged in as a username.
+type Target struct {
+	IP       netip.Addr
+	Username string
+}
+
+// Matches reports whether the north server at ip logged in as username is
+// one the event is for.
+func (t Target) Matches(ip netip.Addr, username []byte) bool {
+	if t.IP.IsValid() && t.IP != ip {
+		return false
+	}
+	return t.Username == "" || t.Username == string(username)
+}
+
+// ID says where an event is in its log: Seq counts the events the log has
+// published, one more with each; Epoch names the log, and changes when a
+// log starts again empty (a restarted memory log, a Redis that lost its
+// data), so that an id from before is never taken for one of the same
+// number after.
+type ID struct {
+	Epoch string // letters and digits, 1 to 32 of them
+	Seq   uint64
+}
+
+// IsZero reports whether id is the zero ID, before every event.
+func (id ID) IsZero() bool { return id == ID{} }
+
+// String is the id as clients see it: "EPOCH-SEQ".
+func (id ID) String() string { return string(id.Append(nil)) }
+
+// Append appends String's form of id to dst.
+func (id ID) Append(dst []byte) []byte {
+	dst = append(dst, id.Epoch...)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, id.Seq, 10)
+}
+
+// ParseID reads an id String wrote.
+func ParseID(s string) (ID, error) {
+	epoch, seq, ok := strings.Cut(s, "-")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil || !validEpoch(epoch) || seq[0] == '+' {
+		return ID{}, fmt.Errorf("%q is not an event id: ids are the \"id\" of an event received before", s)
+	}
+	return ID{epoch, n}, nil
+}
+
+func validEpoch(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// Stats describes a log.
+type Stats struct {
+	Len    int // events kept
+	Oldest ID  // the oldest kept
+	Head   ID  // the last published
+}
