@@ -207,6 +207,10 @@ func (s *Client) call(parent context.Context) (context.Context, context.CancelFu
 // Close ends the connections.
 func (s *Client) Close() { s.client.Close() }
 
+// Rueidis is the client's connection to the store, for the event logs
+// (events/redis) that share it, and with it the store's timeouts.
+func (s *Client) Rueidis() rueidis.Client { return s.client }
+
 // Ready reports whether the store answers: false until a probe has
 // answered with the scripts loaded, and again after storeDownAfter probes
 // in a row failed.
