@@ -301,9 +301,8 @@ func (l *Log) read(ctx context.Context, after events.ID, limit int) (readReply, 
 	return r, nil
 }
 
-// Read appends up to max events published after after to dst; see
-// events.Log (max is limit here). It returns ctx's error when ctx ends
-// first.
+// Read appends up to limit events published after after to dst; see
+// events.Log. It returns ctx's error when ctx ends first.
 //
 // A Read that waits holds one of the client's blocking connections
 // (ClientOption.BlockingPoolSize) while it does.
