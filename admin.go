@@ -9,8 +9,9 @@ import (
 
 // adminHandler serves the operator's endpoints on the admin listener, which
 // is never one of the public subsystem ports.
-func adminHandler(set *metrics.Set, subsystems []*subsystem, withPprof bool) http.Handler {
+func adminHandler(set *metrics.Set, subsystems []*subsystem, publish http.Handler, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("POST /north/events", publish)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -30,7 +30,8 @@ func authSubsystemWith(t testing.TB, logs io.Writer, args ...string) *subsystem 
 		t.Fatal(err)
 	}
 	t.Cleanup(authn.Stop)
-	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), authn, subsystemStore(cfg, nil, "test", set), nil, set, log)
+	st := subsystemStore(cfg, nil, "test", set)
+	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), authn, st, subsystemEvents(cfg, nil, "test", st, set, newLogger(io.Discard, "info", "text")), nil, set, log)
 }
 
 // handlerCtx is a RequestCtx holding the request raw, as fasthttp would

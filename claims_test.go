@@ -131,7 +131,8 @@ func TestClaimsAllocateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(authn.Stop)
-	h := newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), authn, subsystemStore(cfg, nil, "test", set), nil, set, log).routes()
+	st := subsystemStore(cfg, nil, "test", set)
+	h := newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), authn, st, subsystemEvents(cfg, nil, "test", st, set, newLogger(io.Discard, "info", "text")), nil, set, log).routes()
 	for _, tt := range []struct {
 		name   string
 		body   string

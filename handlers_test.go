@@ -40,7 +40,8 @@ func startSubsystem(t testing.TB, cfg config.Config, ln net.Listener) *subsystem
 func startSubsystemWith(t testing.TB, cfg config.Config, ln net.Listener, logs io.Writer) *subsystem {
 	t.Helper()
 	set := metrics.NewSet()
-	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, subsystemStore(cfg, nil, "test", set), nil, set, newLogger(logs, cfg.LogLevel, cfg.LogFormat))
+	st := subsystemStore(cfg, nil, "test", set)
+	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, st, subsystemEvents(cfg, nil, "test", st, set, newLogger(io.Discard, "info", "text")), nil, set, newLogger(logs, cfg.LogLevel, cfg.LogFormat))
 	serveUntilCleanup(t, s)
 	return s
 }

@@ -149,7 +149,8 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			set := metrics.NewSet()
-			s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, subsystemStore(cfg, nil, "test", set), cert.serverConfig(), set, newLogger(io.Discard, "info", "text"))
+			st := subsystemStore(cfg, nil, "test", set)
+			s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, st, subsystemEvents(cfg, nil, "test", st, set, newLogger(io.Discard, "info", "text")), cert.serverConfig(), set, newLogger(io.Discard, "info", "text"))
 			serveUntilCleanup(t, s)
 
 			held := tls.Client(testdeps.DialKept(t, ln.Addr().String()), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})

@@ -17,6 +17,7 @@ const (
 	routeLogin
 	routeVerify
 	routeLogout
+	routeEvents
 	routeHealthz
 	routeReadyz
 	routeNotFound
@@ -26,7 +27,7 @@ const (
 	routeCount
 )
 
-var routeNames = [routeCount]string{"home", "login", "verify", "logout", "healthz", "readyz", "not_found", "method_not_allowed", "options", "unreadable"}
+var routeNames = [routeCount]string{"home", "login", "verify", "logout", "events", "healthz", "readyz", "not_found", "method_not_allowed", "options", "unreadable"}
 
 // subsystemMetrics are one subsystem's series in the process's metrics set:
 // its requests (requestmetrics), and why logins and tokens were refused.
@@ -40,6 +41,7 @@ type subsystemMetrics struct {
 	claimRefusals    [claimAnswerCount]*metrics.Counter  // right credentials, an ip the login may not claim
 	verifications    [wire.BearerProblemCount]*metrics.Counter
 	logouts          [wire.BearerProblemCount]*metrics.Counter
+	eventChecks      [wire.BearerProblemCount]*metrics.Counter
 	storeUnavailable *metrics.Counter
 }
 
@@ -62,6 +64,7 @@ func newSubsystemMetrics(set *metrics.Set, subsystem string) *subsystemMetrics {
 	for p := wire.BearerOK; p < wire.BearerProblemCount; p++ {
 		m.verifications[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="verify",result="` + p.Reason() + `"}`)
 		m.logouts[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="logout",result="` + p.Reason() + `"}`)
+		m.eventChecks[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="events",result="` + p.Reason() + `"}`)
 	}
 	m.storeUnavailable = set.NewCounter(`northd_store_unavailable_total{` + label + `}`)
 	return m

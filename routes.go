@@ -25,6 +25,7 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	r.POST("/north/login", s.observed(routeLogin, s.handleLogin))
 	r.GET("/north/verify", s.observed(routeVerify, s.handleVerify))
 	r.POST("/north/logout", s.observed(routeLogout, s.handleLogout))
+	r.GET("/north/events", s.observed(routeEvents, s.handleEvents))
 
 	healthz := s.observed(routeHealthz, handleHealthz)
 	r.GET("/healthz", healthz)

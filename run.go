@@ -23,6 +23,9 @@ import (
 
 	"northd/internal/auth"
 	"northd/internal/config"
+	"northd/internal/events"
+	eventsmemory "northd/internal/events/memory"
+	eventsredis "northd/internal/events/redis"
 	"northd/internal/netx"
 	"northd/internal/store"
 	"northd/internal/store/memory"
@@ -180,10 +183,17 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		reloadsFailed: set.NewCounter(`northd_reloads_total{result="failed"}`),
 	}
 	for i, ln := range listeners {
-		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, authn, subsystemStore(cfg, shared, names[i], set), tlsConfig, set, log)
+		st := subsystemStore(cfg, shared, names[i], set)
+		hub := subsystemEvents(cfg, shared, names[i], st, set, log)
+		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, authn, st, hub, tlsConfig, set, log)
+		go hub.Run(ctx)
 	}
 	if shared != nil {
 		go shared.Watch(ctx)
+	}
+	publishers, err := newPublishing(cfg, srv.subsystems, set)
+	if err != nil {
+		return nil, err
 	}
 	// Asked for before start returns, so that a SIGHUP from then on
 	// reloads instead of ending the process.
@@ -202,7 +212,7 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		// The public ports' -read-timeout and -idle-timeout hold here
 		// too; -write-timeout is set per answer (adminwrite.go).
 		srv.admin = &http.Server{
-			Handler:           withWriteDeadlines(adminHandler(set, srv.subsystems, cfg.Pprof), cfg.WriteTimeout),
+			Handler:           withWriteDeadlines(adminHandler(set, srv.subsystems, publishers, cfg.Pprof), cfg.WriteTimeout),
 			ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
 			ReadTimeout:       cfg.ReadTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
@@ -289,18 +299,24 @@ func (srv *instance) wait() error {
 		log.Info("draining: /readyz answers 503; serving on until the drain delay ends", "drain_delay", cfg.DrainDelay)
 		time.Sleep(cfg.DrainDelay)
 	}
-	log.Info("shutting down: no new connections; finishing in-flight requests", "shutdown_timeout", cfg.ShutdownTimeout)
+	log.Info("shutting down: no new connections; finishing in-flight requests; event streams told to reconnect elsewhere", "shutdown_timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	var timedOut atomic.Bool
 	for _, s := range srv.subsystems {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			if err := s.server.ShutdownWithContext(shutdownCtx); err != nil {
 				timedOut.Store(true)
 			}
+		}()
+		go func() {
+			defer wg.Done()
+			// Streams are the server's no more (hijacked): each
+			// gets a last retry: and is closed.
+			s.events.Shutdown(shutdownCtx)
 		}()
 	}
 	wg.Wait()
@@ -417,3 +433,44 @@ func subsystemStore(cfg config.Config, shared *redisstore.Client, name string, s
 	m.RegisterMetrics(set, label)
 	return m
 }
+
+// subsystemEvents is the hub that fans the subsystem's events out to its
+// streams: from its stream in the shared Redis, or from a memory log of
+// its own.
+func subsystemEvents(cfg config.Config, shared *redisstore.Client, name string, st store.Store, set *metrics.Set, log *slog.Logger) *events.Hub {
+	e := cfg.Events
+	var l events.Log
+	if shared != nil {
+		l = eventsredis.New(shared.Rueidis(), name, eventsredis.Options{Retention: e.Retention, CallTimeout: cfg.StoreTimeout, Ready: shared.Ready})
+	} else {
+		l = eventsmemory.New(eventsmemory.Options{Retention: e.Retention, MaxBytes: e.LogBytes})
+	}
+	return events.NewHub(l, events.HubOptions{
+		Subsystem:    name,
+		Heartbeat:    e.Heartbeat,
+		Retry:        e.Retry,
+		DrainRetry:   drainRetry,
+		WriteTimeout: e.WriteTimeout,
+		Queue:        e.Queue,
+		MaxStreams:   e.MaxStreams,
+		MaxPerToken:  e.StreamsPerToken,
+		CacheEvents:  min(e.Retention, eventCacheEvents),
+		CacheBytes:   min(e.LogBytes, eventCacheBytes),
+		TokenLive: func(token [16]byte, now time.Time) bool {
+			v, err := st.Verify(token, now, make([]byte, 0, 64))
+			// A store that does not answer ends no stream: the
+			// token is checked again at the next heartbeat.
+			return err != nil || v.Result == store.Valid
+		},
+	}, set, subsystemLabel(name), log)
+}
+
+// An instance keeps the newest events of each subsystem encoded for its
+// streams, within these bounds; older ones are read from the log.
+const (
+	eventCacheEvents = 16384
+	eventCacheBytes  = 32 << 20
+	// drainRetry is the retry: a stream closed by a shutdown ends with,
+	// so that its client reconnects, through the balancer, at once.
+	drainRetry = 250 * time.Millisecond
+)

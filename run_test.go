@@ -325,7 +325,7 @@ func TestShutdownDrainsFirst(t *testing.T) {
 	}
 	log := logs.String()
 	drain := strings.Index(log, `msg="draining: /readyz answers 503; serving on until the drain delay ends" drain_delay=1ms`)
-	shut := strings.Index(log, `msg="shutting down: no new connections; finishing in-flight requests"`)
+	shut := strings.Index(log, `msg="shutting down: no new connections; finishing in-flight requests; event streams told to reconnect elsewhere"`)
 	clean := strings.Index(log, `msg="stopped cleanly: every in-flight request was answered"`)
 	if drain < 0 || shut < drain || clean < shut {
 		t.Errorf("want the drain, the shutdown and the clean stop logged in that order:\n%s", log)

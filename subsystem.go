@@ -11,6 +11,7 @@ import (
 
 	"northd/internal/auth"
 	"northd/internal/config"
+	"northd/internal/events"
 	"northd/internal/netx"
 	"northd/internal/store"
 	"northd/internal/wire"
@@ -18,8 +19,8 @@ import (
 
 // subsystem is one login endpoint on its own port with its own store of
 // north servers, the seed's "subsystem" whose request handler records the
-// north server so that data can be pushed to it (push delivery itself is not
-// built yet; see the README).
+// north server so that data can be pushed to it: its events reach the north
+// servers over GET /north/events.
 type subsystem struct {
 	name        string              // NAME= in -listen, or else the port
 	store       store.Store         // tokens and north servers: this process's, or shared (-store)
@@ -30,6 +31,8 @@ type subsystem struct {
 	log         *slog.Logger
 	metrics     *subsystemMetrics
 	server      *fasthttp.Server
+	events      *events.Hub    // the subsystem's event log, fanned out to its streams
+	streamHead  []byte         // the start of every event stream's response
 	conns       *netx.Listener // counts, limits and refuses connections
 	listener    net.Listener   // conns, or TLS around it
 
@@ -40,13 +43,15 @@ type subsystem struct {
 
 // newSubsystem serves on ln, over TLS when tlsConfig is not nil, with its
 // tokens and north servers in st.
-func newSubsystem(cfg config.Config, name string, ln net.Listener, draining *atomic.Bool, authn *auth.Authenticator, st store.Store, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
+func newSubsystem(cfg config.Config, name string, ln net.Listener, draining *atomic.Bool, authn *auth.Authenticator, st store.Store, evs *events.Hub, tlsConfig *tls.Config, set *metrics.Set, log *slog.Logger) *subsystem {
 	s := &subsystem{
 		name:        name,
 		store:       st,
 		auth:        authn,
 		proxies:     netx.NewClientAddrs(cfg.TrustedProxies, cfg.ClientIPHeader),
 		maxBodySize: cfg.MaxBodySize,
+		events:      evs,
+		streamHead:  streamHead(cfg.Events.Retry),
 		rejections:  wire.NewRejectionBodies(cfg.MaxBodySize),
 		log:         log,
 		draining:    draining,
@@ -78,12 +83,15 @@ func newSubsystem(cfg config.Config, name string, ln net.Listener, draining *ato
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
-		MaxRequestBodySize:           cfg.MaxBodySize,
-		ReadTimeout:                  cfg.ReadTimeout,
-		WriteTimeout:                 cfg.WriteTimeout,
-		IdleTimeout:                  cfg.IdleTimeout,
-		Concurrency:                  netx.FasthttpConcurrency(cfg.MaxConns),
-		ReduceMemoryUsage:            cfg.ReduceMemory,
+		// Event streams are hijacked and live on after their handler:
+		// their hub closes them.
+		KeepHijackedConns:  true,
+		MaxRequestBodySize: cfg.MaxBodySize,
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		Concurrency:        netx.FasthttpConcurrency(cfg.MaxConns),
+		ReduceMemoryUsage:  cfg.ReduceMemory,
 	}
 	return s
 }

@@ -64,6 +64,9 @@ type Config struct {
 	// Where tokens and north servers live (storeconfig.go).
 	Store        string
 	StoreTimeout time.Duration
+
+	// The event log and its streams (events.go).
+	Events Events
 }
 
 // UsageError is a bad flag or environment value; main exits 2 on it.
@@ -86,7 +89,7 @@ func newFlagSet(cfg *Config) (fs *flag.FlagSet, listen, trusted *string) {
 	fs = flag.NewFlagSet("northd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	listen = fs.String("listen", "127.0.0.1:8000", "comma-separated `addresses`, one subsystem on each, as ADDR or NAME=ADDR; a subsystem is named by its port unless named")
-	fs.StringVar(&cfg.Admin, "admin", "127.0.0.1:9100", "admin `address` for /metrics, /north/servers and /debug/pprof/; empty or off disables it")
+	fs.StringVar(&cfg.Admin, "admin", "127.0.0.1:9100", "admin `address` for /metrics, /north/servers, publishing events (POST /north/events) and /debug/pprof/; empty or off disables it")
 	fs.BoolVar(&cfg.AdminPublic, "admin-public", false, "allow -admin on a non-loopback address")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ on the admin address")
 	fs.IntVar(&cfg.MaxBodySize, "max-body-size", 64<<10, "largest request body in `bytes`; larger ones get 413")
@@ -117,6 +120,7 @@ func newFlagSet(cfg *Config) (fs *flag.FlagSet, listen, trusted *string) {
 	fs.BoolVar(&cfg.ReduceMemory, "reduce-memory", false, "release per-connection buffers while a keep-alive connection is idle: less memory per idle connection, one small allocation per request")
 	addAuthFlags(fs, cfg)
 	addStoreFlags(fs, cfg)
+	addEventFlags(fs, cfg)
 	fs.BoolVar(&cfg.ShowVersion, "version", false, "print northd's version and VCS revision, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "northd serves the north-interface login on one or more subsystem ports.\n\nUsage: northd [flags]\n       northd hash-password < password\n\nEvery flag can also be set in the environment: -max-body-size as NORTHD_MAX_BODY_SIZE.\n\n")
@@ -272,6 +276,9 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stdout io.Write
 		return cfg, err
 	}
 	if err := checkStoreConfig(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := checkEventConfig(&cfg); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

@@ -150,6 +150,16 @@ func (r *Redis) Kill() {
 	}
 }
 
+// Stop ends redis-server as an operator's restart does (SIGTERM): it
+// writes its append-only file out and exits. Kill, a crash, may lose the
+// writes of the last second that were answered but not yet written out.
+func (r *Redis) Stop() {
+	r.t.Helper()
+	r.signal(syscall.SIGTERM)
+	<-r.done
+	r.cmd = nil
+}
+
 // Pause stops redis-server (SIGSTOP) without closing its connections, as
 // a hung store would: calls wait, then time out. Resume lets it go on, and
 // it then executes what it read while paused.

@@ -33,7 +33,7 @@ func AppendLoginOK(dst []byte, token [16]byte) []byte {
 // whose it is, the ip it holds, and its seconds left.
 func AppendVerifyOK(dst, username []byte, ip netip.Addr, expiresIn int64) []byte {
 	dst = append(dst, `{"code": 0, "description": "valid", "username": `...)
-	dst = appendJSONString(dst, username)
+	dst = AppendJSONString(dst, username)
 	dst = append(dst, `, "ip": "`...)
 	dst = ip.AppendTo(dst)
 	dst = append(dst, `", "expires_in": `...)
@@ -121,11 +121,11 @@ var tokenRefusals = func() (r [BearerProblemCount]TokenRefusal) {
 	return r
 }()
 
-// appendJSONString appends s as a JSON string, exactly as encoding/json
+// AppendJSONString appends s as a JSON string, exactly as encoding/json
 // writes it. Printable ASCII that needs no escape, the usual username, is
 // copied as it is without allocating; anything else goes through
 // encoding/json.
-func appendJSONString(dst, s []byte) []byte {
+func AppendJSONString(dst, s []byte) []byte {
 	for _, c := range s {
 		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			quoted, _ := json.Marshal(string(s)) // a string always marshals

@@ -83,8 +83,8 @@ func TestAppendJSONString(t *testing.T) {
 		{"tab\there", `"tab\there"`},
 	}
 	for _, tt := range tests {
-		if got := string(appendJSONString([]byte("x"), []byte(tt.in))); got != "x"+tt.want {
-			t.Errorf("appendJSONString(%q) = %s, want x%s", tt.in, got, tt.want)
+		if got := string(AppendJSONString([]byte("x"), []byte(tt.in))); got != "x"+tt.want {
+			t.Errorf("AppendJSONString(%q) = %s, want x%s", tt.in, got, tt.want)
 		}
 	}
 }
@@ -99,8 +99,8 @@ func FuzzAppendJSONString(f *testing.F) {
 			return // usernames come from a body checked to be UTF-8
 		}
 		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, []byte(s)); string(got) != string(want) {
-			t.Fatalf("appendJSONString(%q) = %s, want %s", s, got, want)
+		if got := AppendJSONString(nil, []byte(s)); string(got) != string(want) {
+			t.Fatalf("AppendJSONString(%q) = %s, want %s", s, got, want)
 		}
 	})
 }

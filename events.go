@@ -1,0 +1,155 @@
+package main
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"northd/internal/events"
+	"northd/internal/store"
+	"northd/internal/wire"
+)
+
+// maxPollWait bounds a long poll's wait=.
+const maxPollWait = 60 * time.Second
+
+var (
+	headerLastEventID = []byte("Last-Event-ID")
+	argAfter          = []byte("after")
+	argWait           = []byte("wait")
+)
+
+// Answers of GET /north/events that are not a stream.
+var (
+	badEventIDBody    = wire.AppendFailureBody(nil, 1, false, "Last-Event-ID (or after=) is not an event id: send the id of an event received before, or none to start from now")
+	badWaitBody       = wire.AppendFailureBody(nil, 1, false, "wait must be a duration from 0s to 60s, such as wait=30s")
+	tooManyForToken   = wire.AppendFailureBody(nil, 3, false, "too many event streams are open on this token; close one, or wait the Retry-After seconds")
+	tooManyStreams    = wire.AppendFailureBody(nil, 4, false, "this instance has as many event streams open as it may; retry after the Retry-After seconds, on this instance or another")
+	shuttingDownBody  = wire.AppendFailureBody(nil, 4, false, "this instance is shutting down; reconnect, to another instance, after the Retry-After seconds")
+	eventLogDownBody  = wire.AppendFailureBody(nil, 4, false, "the event log is unavailable; retry after the Retry-After seconds")
+	retryAfterStreams = []byte("5")
+)
+
+// streamHead is the start of every event stream's response: no length
+// and no chunks, the body ends when the connection does; and the
+// reconnection delay the client is asked to keep.
+func streamHead(retry time.Duration) []byte {
+	head := []byte("HTTP/1.1 200 OK\r\n" +
+		"Content-Type: text/event-stream; charset=utf-8\r\n" +
+		"Cache-Control: no-store\r\n" +
+		"X-Accel-Buffering: no\r\n" +
+		"Connection: close\r\n\r\n")
+	return events.AppendRetry(head, retry)
+}
+
+// handleEvents answers GET /north/events, with the bearer token of a
+// north server: a text/event-stream of the events addressed to it, from
+// the one after Last-Event-ID (or ?after=) on; or, with ?wait=, a long
+// poll answering them as JSON.
+func (s *subsystem) handleEvents(ctx *fasthttp.RequestCtx) {
+	token, problem := bearerToken(&ctx.Request.Header)
+	if problem != wire.BearerOK {
+		s.refuseToken(ctx, &s.metrics.eventChecks, problem)
+		return
+	}
+	buf := verifyBuffersPool.Get().(*verifyBuffers)
+	defer verifyBuffersPool.Put(buf)
+	v, err := s.store.Verify(token, ctx.Time(), buf.username[:0])
+	if err != nil {
+		s.refuseStoreDown(ctx, false)
+		return
+	}
+	switch v.Result {
+	case store.Unknown:
+		s.refuseToken(ctx, &s.metrics.eventChecks, wire.BearerUnknown)
+		return
+	case store.Expired:
+		s.refuseToken(ctx, &s.metrics.eventChecks, wire.BearerExpired)
+		return
+	}
+	s.metrics.eventChecks[wire.BearerOK].Inc()
+
+	// The header is the stream's own progress, sent by a reconnecting
+	// client; after= is where a client chose to start.
+	rawAfter := ctx.Request.Header.PeekBytes(headerLastEventID)
+	if len(rawAfter) == 0 {
+		rawAfter = ctx.QueryArgs().PeekBytes(argAfter)
+	}
+	var after events.ID
+	resume := len(rawAfter) > 0
+	if resume {
+		if after, err = events.ParseID(string(rawAfter)); err != nil {
+			answerJSON(ctx, fasthttp.StatusBadRequest, badEventIDBody)
+			return
+		}
+	}
+	if ctx.QueryArgs().Has("wait") {
+		s.pollEvents(ctx, after, resume, v)
+		return
+	}
+	st, err := s.events.Open(events.StreamSpec{Token: token, IP: v.IP, Username: v.Username, After: after, Resume: resume}, s.streamHead)
+	if err != nil {
+		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterStreams)
+		switch err {
+		case events.ErrTooManyForToken:
+			answerJSON(ctx, fasthttp.StatusTooManyRequests, tooManyForToken)
+		case events.ErrTooManyStreams:
+			answerJSON(ctx, fasthttp.StatusServiceUnavailable, tooManyStreams)
+		case events.ErrShuttingDown:
+			answerJSON(ctx, fasthttp.StatusServiceUnavailable, shuttingDownBody)
+		default: // the log did not answer
+			ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
+			answerJSON(ctx, fasthttp.StatusServiceUnavailable, eventLogDownBody)
+		}
+		return
+	}
+	// The stream leaves fasthttp: no read, write or idle timeout meant
+	// for short requests applies to it (the hub keeps its own write
+	// timeout), and the server keeps the connection open after this
+	// returns (KeepHijackedConns).
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+			// Written only: the request's read buffer can go.
+			c = u.UnsafeConn()
+		}
+		st.Serve(c)
+	})
+}
+
+// pollEvents answers a long poll: {"code":0,"events":[…],"next":"ID"}, at
+// once when there are events after after, or when the first comes within
+// wait=, or empty when none did.
+func (s *subsystem) pollEvents(ctx *fasthttp.RequestCtx, after events.ID, resume bool, v store.Token) {
+	wait, err := time.ParseDuration(string(ctx.QueryArgs().PeekBytes(argWait)))
+	if err != nil || wait < 0 || wait > maxPollWait {
+		answerJSON(ctx, fasthttp.StatusBadRequest, badWaitBody)
+		return
+	}
+	body := append(make([]byte, 0, 4096), `{"code":0,"events":[`...)
+	at := len(body)
+	body, next, reset, err := s.events.Poll(ctx, after, !resume, wait, v.IP, v.Username, body)
+	if err != nil {
+		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
+		answerJSON(ctx, fasthttp.StatusServiceUnavailable, eventLogDownBody)
+		return
+	}
+	if len(body) > at {
+		body = body[:len(body)-1] // the last event's comma
+	}
+	body = append(body, `],"next":"`...)
+	body = next.Append(body)
+	body = append(body, `","reset":`...)
+	body = strconv.AppendBool(body, reset)
+	body = append(body, '}')
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.Response.SetBody(body)
+}
+
+func answerJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.Response.SetBodyRaw(body)
+}

@@ -1,0 +1,517 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"northd/internal/testdeps"
+)
+
+// sseStream is a test's own reader of a text/event-stream, written from
+// the WHATWG HTML standard rather than shared with the server.
+type sseStream struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+	head string // the response's status line and headers
+}
+
+// sseFrame is one block of fields up to an empty line.
+type sseFrame struct {
+	id, event, data, retry string
+	comments               []string
+	hasID                  bool
+}
+
+// openStream asks for GET /north/events with token and, when not empty,
+// Last-Event-ID, and returns the stream, or the refusal's status and body.
+func openStream(t *testing.T, addr, token, lastID string) (*sseStream, int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	req := "GET /north/events HTTP/1.1\r\nHost: northd\r\nAccept: text/event-stream\r\nAuthorization: Bearer " + token + "\r\n"
+	if lastID != "" {
+		req += "Last-Event-ID: " + lastID + "\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Only a hang reaches this: tests wait for what they expect.
+	c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	s := &sseStream{t: t, conn: c, r: bufio.NewReader(c)}
+	var head strings.Builder
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the response head: %v (read %q)", err, head.String())
+		}
+		head.WriteString(line)
+		if line == "\r\n" {
+			break
+		}
+	}
+	s.head = head.String()
+	status, _ := strconv.Atoi(strings.Fields(s.head)[1])
+	if status != 200 {
+		var length int
+		for _, l := range strings.Split(s.head, "\r\n") {
+			if v, ok := strings.CutPrefix(strings.ToLower(l), "content-length: "); ok {
+				length, _ = strconv.Atoi(v)
+			}
+		}
+		body := make([]byte, length)
+		io.ReadFull(s.r, body)
+		c.Close()
+		return nil, status, string(body)
+	}
+	return s, 200, ""
+}
+
+// next reads the next block; io.EOF once the server closed the stream.
+func (s *sseStream) next() (sseFrame, error) {
+	var f sseFrame
+	var data []string
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			return f, err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
+			f.data = strings.Join(data, "\n")
+			return f, nil
+		}
+		if c, ok := strings.CutPrefix(line, ":"); ok {
+			f.comments = append(f.comments, c)
+			continue
+		}
+		name, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch name {
+		case "id":
+			f.id, f.hasID = value, true
+		case "event":
+			f.event = value
+		case "data":
+			data = append(data, value)
+		case "retry":
+			f.retry = value
+		default:
+			s.t.Errorf("unknown field %q in line %q", name, line)
+		}
+	}
+}
+
+// nextEvent reads up to the next block with data, failing on a close.
+func (s *sseStream) nextEvent() sseFrame {
+	s.t.Helper()
+	for {
+		f, err := s.next()
+		if err != nil {
+			s.t.Fatalf("stream ended before the next event: %v", err)
+		}
+		if f.data != "" || f.event != "" {
+			return f
+		}
+	}
+}
+
+// closedWithin reads blocks until the server closes the stream, and
+// returns the retry: it sent last, failing if an event comes instead.
+func (s *sseStream) closed() (lastRetry string) {
+	s.t.Helper()
+	for {
+		f, err := s.next()
+		if err != nil {
+			return lastRetry
+		}
+		if f.event != "" || f.data != "" {
+			s.t.Fatalf("an event came while waiting for the stream to close: %+v", f)
+		}
+		if f.retry != "" {
+			lastRetry = f.retry
+		}
+	}
+}
+
+// eventJSON is an event as a receiver reads it from data:.
+type eventJSON struct {
+	ID        string          `json:"id"`
+	Seq       uint64          `json:"seq"`
+	Type      string          `json:"type"`
+	Time      time.Time       `json:"time"`
+	Subsystem string          `json:"subsystem"`
+	Data      json.RawMessage `json:"data"`
+}
+
+func decodeEvent(t *testing.T, f sseFrame) eventJSON {
+	t.Helper()
+	var ev eventJSON
+	if err := json.Unmarshal([]byte(f.data), &ev); err != nil {
+		t.Fatalf("data %q: %v", f.data, err)
+	}
+	if ev.ID != f.id || ev.Type != f.event {
+		t.Fatalf("frame id %q event %q, but its data says id %q type %q", f.id, f.event, ev.ID, ev.Type)
+	}
+	return ev
+}
+
+// publish POSTs body to the admin listener's /north/events.
+func publish(t *testing.T, admin, query, body string, header ...string) answer {
+	t.Helper()
+	req, err := http.NewRequest("POST", "http://"+admin+"/north/events"+query, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+// published publishes one event and returns its id.
+func published(t *testing.T, admin, body string) string {
+	t.Helper()
+	a := publish(t, admin, "", body)
+	var r struct {
+		Code int    `json:"code"`
+		ID   string `json:"id"`
+		Seq  uint64 `json:"seq"`
+	}
+	if a.status != 202 || json.Unmarshal([]byte(a.body), &r) != nil || r.ID == "" || !strings.HasSuffix(r.ID, "-"+strconv.FormatUint(r.Seq, 10)) {
+		t.Fatalf("publish %s: %d %q", body, a.status, a.body)
+	}
+	return r.ID
+}
+
+func loginAs(t *testing.T, addr, username, ip string) string {
+	t.Helper()
+	return loginToken(t, http.DefaultClient, "http://"+addr, fmt.Sprintf(`{"username":%q,"password":"pw","ip":%q}`, username, ip))
+}
+
+func TestEventStreamDeliversAndResumes(t *testing.T) {
+	listen, admin, _, _ := startRun(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-retry", "1500ms")
+	token := loginAs(t, listen[0], "north-1", "192.0.2.10")
+	s, status, body := openStream(t, listen[0], token, "")
+	if status != 200 {
+		t.Fatalf("GET /north/events: %d %s", status, body)
+	}
+	wantHead := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
+	if s.head != wantHead {
+		t.Errorf("head %q\nwant %q", s.head, wantHead)
+	}
+	if f, _ := s.next(); f.retry != "1500" || f.hasID || f.data != "" {
+		t.Errorf("first block %+v, want retry: 1500 alone", f)
+	}
+
+	first := published(t, admin, `{"type":"alarm.raised","data":{"text":"风扇故障\nline 2","level":1}}`)
+	published(t, admin, `{"type":"for.another","data":1,"to":{"ip":"192.0.2.99"}}`)
+	published(t, admin, `{"type":"for.another.user","data":2,"to":{"username":"north-2"}}`)
+	a := publish(t, admin, "?subsystem=nms", `[{"type":"by.ip","data":"x","to":{"ip":"192.0.2.10"}},{"type":"by.user","data":[1,2],"to":{"username":"north-1"}}]`)
+	if a.status != 202 {
+		t.Fatalf("batch: %d %s", a.status, a.body)
+	}
+	epoch, _, _ := strings.Cut(first, "-")
+	wantBatch := fmt.Sprintf(`{"code":0,"events":[{"id":"%s-4","seq":4},{"id":"%s-5","seq":5}]}`+"\n", epoch, epoch)
+	if a.body != wantBatch {
+		t.Errorf("batch answer %q, want %q", a.body, wantBatch)
+	}
+
+	for _, want := range []struct {
+		seq  uint64
+		typ  string
+		data string
+	}{{1, "alarm.raised", `{"text":"风扇故障\nline 2","level":1}`}, {4, "by.ip", `"x"`}, {5, "by.user", `[1,2]`}} {
+		f := s.nextEvent()
+		ev := decodeEvent(t, f)
+		wantID := epoch + "-" + strconv.FormatUint(want.seq, 10)
+		if ev.ID != wantID || ev.Seq != want.seq || ev.Type != want.typ || string(ev.Data) != want.data || ev.Subsystem != "nms" {
+			t.Errorf("event %+v, want id %s type %s data %s subsystem nms", ev, wantID, want.typ, want.data)
+		}
+		if time.Since(ev.Time) > time.Hour || time.Until(ev.Time) > time.Hour {
+			t.Errorf("event time %v is not now", ev.Time)
+		}
+	}
+
+	// Gone, and back with the last id: the rest, no loss, no duplicate.
+	s.conn.Close()
+	for i := 6; i <= 9; i++ {
+		published(t, admin, fmt.Sprintf(`{"type":"after.drop","data":%d}`, i))
+	}
+	s, status, body = openStream(t, listen[0], token, epoch+"-5")
+	if status != 200 {
+		t.Fatalf("resume: %d %s", status, body)
+	}
+	for i := uint64(6); i <= 9; i++ {
+		if ev := decodeEvent(t, s.nextEvent()); ev.Seq != i || string(ev.Data) != strconv.FormatUint(i, 10) {
+			t.Fatalf("after resuming: %+v, want seq %d", ev, i)
+		}
+	}
+	// And live from there.
+	published(t, admin, `{"type":"live","data":10}`)
+	if ev := decodeEvent(t, s.nextEvent()); ev.Seq != 10 {
+		t.Fatalf("live after resuming: %+v, want seq 10", ev)
+	}
+	if v := metricValue(t, admin, `northd_event_resumes_total{subsystem="nms",result="hit"}`); v != 1 {
+		t.Errorf("resumes hit = %v, want 1", v)
+	}
+}
+
+func TestEventStreamResetsWhenTrimmed(t *testing.T) {
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-retention", "5")
+	token := loginAs(t, listen[0], "north-1", "192.0.2.10")
+	var ids []string
+	for i := 1; i <= 12; i++ {
+		ids = append(ids, published(t, admin, fmt.Sprintf(`{"type":"t","data":%d}`, i)))
+	}
+	epoch, _, _ := strings.Cut(ids[0], "-")
+	s, status, body := openStream(t, listen[0], token, ids[1])
+	if status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	f := s.nextEvent()
+	if f.event != "reset" || f.id != epoch+"-7" {
+		t.Fatalf("first event %+v, want a reset with id %s-7", f, epoch)
+	}
+	var reset struct {
+		Data struct {
+			Oldest string `json:"oldest"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(f.data), &reset); err != nil || reset.Data.Oldest != epoch+"-8" {
+		t.Fatalf("reset data %s: want oldest %s-8", f.data, epoch)
+	}
+	for i := uint64(8); i <= 12; i++ {
+		if ev := decodeEvent(t, s.nextEvent()); ev.Seq != i {
+			t.Fatalf("after the reset: %+v, want seq %d", ev, i)
+		}
+	}
+	// An id of another epoch (another process's log) resets too.
+	s2, _, _ := openStream(t, listen[0], token, "elsewhere-3")
+	if f := s2.nextEvent(); f.event != "reset" {
+		t.Fatalf("another epoch's id: first event %+v, want a reset", f)
+	}
+	if v := metricValue(t, admin, `northd_event_resumes_total{subsystem="`+portOf(listen[0])+`",result="reset"}`); v != 2 {
+		t.Errorf("resumes reset = %v, want 2", v)
+	}
+}
+
+func TestEventStreamEndsWithItsToken(t *testing.T) {
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-heartbeat", "50ms", "-token-ttl", "3s")
+	addr := listen[0]
+	for _, c := range []struct {
+		name string
+		end  func(token string)
+	}{
+		{"logout", func(token string) {
+			if a := call(t, http.DefaultClient, "POST", "http://"+addr+"/north/logout", token, ""); a.status != 200 {
+				t.Fatalf("logout: %d %s", a.status, a.body)
+			}
+		}},
+		{"a newer login", func(string) { loginAs(t, addr, "north-1", "192.0.2.10") }},
+		{"expiry", func(string) {}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			token := loginAs(t, addr, "north-1", "192.0.2.10")
+			s, status, body := openStream(t, addr, token, "")
+			if status != 200 {
+				t.Fatalf("%d %s", status, body)
+			}
+			c.end(token)
+			s.closed()
+			if _, status, body := openStream(t, addr, token, ""); status != 401 {
+				t.Errorf("reconnecting with the ended token: %d %s, want 401", status, body)
+			}
+		})
+	}
+	if v := metricValue(t, admin, `northd_event_streams_closed_total{subsystem="`+portOf(addr)+`",why="token_ended"}`); v != 3 {
+		t.Errorf("streams closed for their token = %v, want 3", v)
+	}
+}
+
+func TestEventStreamLimits(t *testing.T) {
+	listen, _, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-streams-per-token", "1", "-event-max-streams", "2")
+	addr := listen[0]
+	t1 := loginAs(t, addr, "north-1", "192.0.2.1")
+	t2 := loginAs(t, addr, "north-2", "192.0.2.2")
+	t3 := loginAs(t, addr, "north-3", "192.0.2.3")
+	if _, status, body := openStream(t, addr, t1, ""); status != 200 {
+		t.Fatalf("first stream: %d %s", status, body)
+	}
+	_, status, body := openStream(t, addr, t1, "")
+	if want := `{"code": 3, "description": "too many event streams are open on this token; close one, or wait the Retry-After seconds"}`; status != 429 || body != want {
+		t.Errorf("a second stream on one token: %d %s, want 429 %s", status, body, want)
+	}
+	if _, status, body := openStream(t, addr, t2, ""); status != 200 {
+		t.Fatalf("second token's stream: %d %s", status, body)
+	}
+	_, status, body = openStream(t, addr, t3, "")
+	if want := `{"code": 4, "description": "this instance has as many event streams open as it may; retry after the Retry-After seconds, on this instance or another"}`; status != 503 || body != want {
+		t.Errorf("a third stream with -event-max-streams 2: %d %s, want 503 %s", status, body, want)
+	}
+	if _, status, body := openStream(t, addr, "0123456789abcdef0123456789abcdef", ""); status != 401 {
+		t.Errorf("an unknown token: %d %s, want 401", status, body)
+	}
+	if _, status, body := openStream(t, addr, t3, "not an id"); status != 400 {
+		t.Errorf("a bad Last-Event-ID: %d %s, want 400", status, body)
+	}
+}
+
+func TestSlowStreamIsDropped(t *testing.T) {
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-queue", "20", "-event-log-bytes", "4194304", "-event-max-bytes", "65536")
+	addr := listen[0]
+	token := loginAs(t, addr, "north-1", "192.0.2.1")
+	s, status, body := openStream(t, addr, token, "")
+	if status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	s.next() // the retry: the stream is live from here
+	big := `{"type":"big","data":"` + strings.Repeat("x", 60000) + `"}`
+	series := `northd_event_streams_closed_total{subsystem="` + portOf(addr) + `",why="slow"}`
+	// A reader that reads nothing: the socket buffers fill, the stream
+	// falls behind and is dropped. Bounded: 2,000 events of 60 kB.
+	for i := 0; i < 2000 && metricValue(t, admin, series) == 0; i++ {
+		published(t, admin, big)
+	}
+	testdeps.WaitFor(t, "the slow stream to be dropped", func() bool { return metricValue(t, admin, series) == 1 })
+	testdeps.WaitFor(t, "no stream open", func() bool {
+		return metricValue(t, admin, `northd_event_streams_open{subsystem="`+portOf(addr)+`"}`) == 0
+	})
+}
+
+func TestPublishRefusesBadInput(t *testing.T) {
+	_, admin, _, _ := startRun(t, "-listen", "a=127.0.0.1:0,b=127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-max-bytes", "16")
+	for _, c := range []struct {
+		name, query, body string
+		status            int
+		description       string
+	}{
+		{"no subsystem named", "", `{"type":"t"}`, 400, "this instance serves several subsystems (a, b): name one with ?subsystem=NAME"},
+		{"unknown subsystem", "?subsystem=c", `{"type":"t"}`, 404, `no subsystem here is named \"c\" (this instance serves a, b)`},
+		{"empty", "?subsystem=a", ``, 400, `the body is empty: send {\"type\": \"...\", \"data\": ...}, or an array of such objects`},
+		{"no type", "?subsystem=a", `{"data":1}`, 400, `type is required: name what happened, such as \"alarm.raised\"`},
+		{"bad type", "?subsystem=a", `{"type":"a b"}`, 400, "type may hold letters, digits and . _ : / - only"},
+		{"reset", "?subsystem=a", `{"type":"reset"}`, 400, `type \"reset\" is the stream's own, telling a client to resynchronise; name the event otherwise`},
+		{"data too big", "?subsystem=a", `{"type":"t","data":"0123456789abcdef"}`, 400, "data is 18 bytes of JSON; at most 16 (-event-max-bytes)"},
+		{"unknown field", "?subsystem=a", `{"type":"t","dta":1}`, 400, `the body is not a JSON event object {\"type\": \"...\", \"data\": ..., \"to\": {...}}: json: unknown field \"dta\"`},
+		{"bad ip", "?subsystem=a", `{"type":"t","to":{"ip":"10.0.0"}}`, 400, `to.ip \"10.0.0\" is not an IP address`},
+		{"empty to", "?subsystem=a", `{"type":"t","to":{}}`, 400, `to names no north server: give {\"ip\": \"...\"} or {\"username\": \"...\"}, or leave \"to\" out to address every one`},
+		{"batch, second bad", "?subsystem=a", `[{"type":"t"},{"data":1}]`, 400, `event 1: type is required: name what happened, such as \"alarm.raised\"`},
+		{"empty batch", "?subsystem=a", `[]`, 400, "a batch holds 1 to 1000 events, not 0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := publish(t, admin, c.query, c.body)
+			want := `{"code": 1, "description": "` + c.description + `"}`
+			if a.status != c.status || a.body != want {
+				t.Errorf("%d %s\nwant %d %s", a.status, a.body, c.status, want)
+			}
+		})
+	}
+}
+
+func TestPublishIdempotencyKey(t *testing.T) {
+	_, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	first := publish(t, admin, "", `{"type":"t","data":1}`, "Idempotency-Key", "k-1")
+	again := publish(t, admin, "", `{"type":"t","data":1}`, "Idempotency-Key", "k-1")
+	other := publish(t, admin, "", `{"type":"t","data":1}`, "Idempotency-Key", "k-2")
+	if first.status != 202 || again.status != 202 || again.body != first.body || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("first %d %s, again %d %s %v: want the same answer, replayed", first.status, first.body, again.status, again.body, again.header)
+	}
+	if !strings.Contains(first.body, `"seq":1}`) || !strings.Contains(other.body, `"seq":2}`) {
+		t.Errorf("first %s, other key %s: want seqs 1 and 2", first.body, other.body)
+	}
+}
+
+func TestPublishOnAPublicAdminNeedsASecret(t *testing.T) {
+	secrets := testdeps.WriteUsersFile(t, "# publishers\n0123456789abcdef0123\n")
+	_, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-admin-token-file", secrets)
+	for _, c := range []struct {
+		auth   string
+		status int
+	}{{"", 401}, {"Bearer wrong-secret-wrong-secret", 401}, {"Basic 0123456789abcdef0123", 401}, {"Bearer 0123456789abcdef0123", 202}, {"bearer 0123456789abcdef0123", 202}} {
+		var a answer
+		if c.auth == "" {
+			a = publish(t, admin, "", `{"type":"t"}`)
+		} else {
+			a = publish(t, admin, "", `{"type":"t"}`, "Authorization", c.auth)
+		}
+		if a.status != c.status {
+			t.Errorf("Authorization %q: %d %s, want %d", c.auth, a.status, a.body, c.status)
+		}
+	}
+}
+
+func TestLongPoll(t *testing.T) {
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	addr := listen[0]
+	token := loginAs(t, addr, "north-1", "192.0.2.1")
+	id1 := published(t, admin, `{"type":"t","data":1}`)
+	epoch, _, _ := strings.Cut(id1, "-")
+	published(t, admin, `{"type":"t","data":2,"to":{"ip":"192.0.2.2"}}`)
+	published(t, admin, `{"type":"t","data":3}`)
+	a := call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=30s&after="+id1, token, "")
+	var got struct {
+		Code   int         `json:"code"`
+		Events []eventJSON `json:"events"`
+		Next   string      `json:"next"`
+		Reset  bool        `json:"reset"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &got); err != nil || a.status != 200 || len(got.Events) != 1 || got.Events[0].Seq != 3 || got.Next != epoch+"-3" || got.Reset {
+		t.Fatalf("long poll after %s: %d %s", id1, a.status, a.body)
+	}
+	// Nothing new: an empty answer once wait= ends, with the same next.
+	a = call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=10ms&after="+got.Next, token, "")
+	if want := `{"code":0,"events":[],"next":"` + epoch + `-3","reset":false}`; a.status != 200 || a.body != want {
+		t.Errorf("empty long poll: %d %s, want %s", a.status, a.body, want)
+	}
+	// A poll waiting is answered by the next event for it.
+	done := make(chan answer, 1)
+	go func() {
+		done <- call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=60s&after="+got.Next, token, "")
+	}()
+	testdeps.WaitFor(t, "the long poll to be waiting", func() bool {
+		return metricValue(t, admin, `northd_token_checks_total{subsystem="`+portOf(addr)+`",route="events",result="valid"}`) == 3
+	})
+	published(t, admin, `{"type":"t","data":4}`)
+	if a := <-done; !strings.Contains(a.body, `"seq":4,`) {
+		t.Errorf("waiting long poll: %d %s, want seq 4", a.status, a.body)
+	}
+	if a := call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=2m", token, ""); a.status != 400 {
+		t.Errorf("wait=2m: %d %s, want 400", a.status, a.body)
+	}
+}
+
+func TestShutdownClosesStreamsWithARetry(t *testing.T) {
+	listen, _, _, stop := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	token := loginAs(t, listen[0], "north-1", "192.0.2.1")
+	s, status, body := openStream(t, listen[0], token, "")
+	if status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	s.next()
+	done := make(chan error, 1)
+	go func() { done <- stop() }()
+	if retry := s.closed(); retry != "250" {
+		t.Errorf("the stream closed after retry: %q, want 250", retry)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("stop: %v", err)
+	}
+}

@@ -1,0 +1,105 @@
+package events
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// cache is a hub's newest events, each encoded once: as its stream frame
+// and as its JSON, for every stream and long poll to copy. It is a ring
+// bounded in events and in bytes; what falls out is read from the log.
+type cache struct {
+	epoch    string
+	first    uint64 // the seq of the oldest entry, or head.Seq+1 with none
+	head     ID     // the last event the hub has read
+	ring     []cached
+	start, n int
+	bytes    int
+	maxBytes int
+}
+
+type cached struct {
+	seq       uint64
+	to        Target
+	published int64  // unix nanoseconds
+	frame     []byte // "id: …\nevent: …\ndata: {…}\n\n"
+	json      []byte // the event's JSON, in the same allocation
+}
+
+func (c *cache) init(events, bytes int) {
+	c.ring = make([]cached, max(events, 1))
+	c.maxBytes = bytes
+}
+
+// reset empties the cache, the hub having read up to head.
+func (c *cache) reset(head ID) {
+	clear(c.ring)
+	c.epoch, c.head, c.first = head.Epoch, head, head.Seq+1
+	c.start, c.n, c.bytes = 0, 0, 0
+}
+
+// add appends ev, the event after c.head, evicting the oldest as needed.
+func (c *cache) add(ev *Event, subsystem string) {
+	if ev.ID.Epoch != c.epoch || ev.ID.Seq != c.head.Seq+1 {
+		// The first event of a log that had none, or after a
+		// reset: the cache starts at it.
+		c.reset(ID{ev.ID.Epoch, ev.ID.Seq - 1})
+	}
+	buf := AppendEventFrame(nil, ev, subsystem)
+	frameLen := len(buf)
+	buf = AppendEventJSON(buf, ev, subsystem)
+	size := len(buf)
+	for c.n > 0 && (c.n == len(c.ring) || c.bytes+size > c.maxBytes) {
+		old := &c.ring[c.start]
+		c.bytes -= len(old.frame) + len(old.json)
+		*old = cached{}
+		c.start = (c.start + 1) % len(c.ring)
+		c.n--
+		c.first++
+	}
+	c.ring[(c.start+c.n)%len(c.ring)] = cached{
+		seq: ev.ID.Seq, to: ev.To, published: ev.Time.UnixNano(),
+		frame: buf[:frameLen:frameLen], json: buf[frameLen:],
+	}
+	c.n++
+	c.bytes += size
+	c.head = ev.ID
+}
+
+// covers reports whether every event after cursor is in the cache (or
+// is yet to come to it).
+func (c *cache) covers(cursor ID) bool {
+	return cursor.Epoch == c.epoch && cursor.Seq+1 >= c.first && cursor.Seq <= c.head.Seq
+}
+
+// appendAfter appends, up to about limit bytes, the frames (or the JSON
+// objects, each followed by a comma) of the events after cursor for the
+// north server at ip logged in as username, and returns the new cursor
+// and how many it appended. Delivery latency is observed into latency
+// when not nil. The cache must cover cursor.
+func (c *cache) appendAfter(dst []byte, cursor ID, ip netip.Addr, username []byte, limit int, asJSON bool, latency *metrics.Histogram) ([]byte, ID, int) {
+	n := 0
+	var now int64
+	if latency != nil {
+		now = time.Now().UnixNano()
+	}
+	for i := int(cursor.Seq + 1 - c.first); i < c.n && len(dst) < limit; i++ {
+		e := &c.ring[(c.start+i)%len(c.ring)]
+		cursor.Seq = e.seq
+		if !e.to.Matches(ip, username) {
+			continue
+		}
+		if asJSON {
+			dst = append(append(dst, e.json...), ',')
+		} else {
+			dst = append(dst, e.frame...)
+		}
+		if latency != nil {
+			latency.Update(float64(now-e.published) / 1e9)
+		}
+		n++
+	}
+	return dst, cursor, n
+}

@@ -1,0 +1,226 @@
+package events_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/events"
+	"northd/internal/events/memory"
+	"northd/internal/testdeps"
+)
+
+var hubOptions = events.HubOptions{
+	Subsystem:    "nms",
+	Heartbeat:    time.Hour,
+	Retry:        time.Second,
+	DrainRetry:   250 * time.Millisecond,
+	WriteTimeout: time.Minute,
+	Queue:        1000,
+	MaxStreams:   100,
+	MaxPerToken:  100,
+	CacheEvents:  10,
+	CacheBytes:   1 << 20,
+	TokenLive:    func([16]byte, time.Time) bool { return true },
+}
+
+// startHub runs a hub over log until the test ends.
+func startHub(t *testing.T, log events.Log, o events.HubOptions) (*events.Hub, *metrics.Set) {
+	set := metrics.NewSet()
+	h := events.NewHub(log, o, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return h, set
+}
+
+// testStream is the client end of a stream the hub serves over loopback.
+type testStream struct {
+	t *testing.T
+	r *bufio.Reader
+	c net.Conn
+}
+
+func openTestStream(t *testing.T, h *events.Hub, spec events.StreamSpec) *testStream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	st, err := h.Open(spec, []byte("HEAD\n\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go st.Serve(server)
+	client.SetReadDeadline(time.Now().Add(2 * time.Minute)) // only a hang reaches it
+	s := &testStream{t: t, r: bufio.NewReader(client), c: client}
+	if line, _ := s.r.ReadString('\n'); line != "HEAD\n" {
+		t.Fatalf("stream starts %q, want the head", line)
+	}
+	s.r.ReadString('\n')
+	return s
+}
+
+// nextData reads up to the next data: line and returns its event type and
+// the event's seq and data.
+func (s *testStream) next() (typ string, seq uint64, data string) {
+	s.t.Helper()
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			s.t.Fatalf("stream ended: %v", err)
+		}
+		if v, ok := strings.CutPrefix(line, "event: "); ok {
+			typ = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "data: "); ok {
+			var ev struct {
+				Seq  uint64          `json:"seq"`
+				Data json.RawMessage `json:"data"`
+			}
+			if err := json.Unmarshal([]byte(v), &ev); err != nil {
+				s.t.Fatalf("data %q: %v", v, err)
+			}
+			return typ, ev.Seq, string(ev.Data)
+		}
+	}
+}
+
+func publishTo(t *testing.T, log events.Log, to events.Target, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, _, err := log.Publish(context.Background(), "", []events.Draft{{Type: "t", Data: []byte(strconv.Itoa(i)), To: to}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var (
+	ipA = netip.MustParseAddr("192.0.2.1")
+	ipB = netip.MustParseAddr("192.0.2.2")
+)
+
+// A stream that none of many events is for stays caught up, its cursor
+// moved on by the hub: when one for it comes, after the cache and the log
+// have let the others go, it gets it, and no reset.
+func TestIdleStreamSkipsEventsForOthersWithoutAReset(t *testing.T) {
+	log := memory.New(memory.Options{Retention: 50})
+	o := hubOptions
+	o.CacheEvents = 30
+	h, _ := startHub(t, log, o)
+	// What b has received, the hub has read.
+	b := openTestStream(t, h, events.StreamSpec{Token: [16]byte{9}, IP: ipB})
+	publishTo(t, log, events.Target{}, 1)
+	if _, seq, _ := b.next(); seq != 1 {
+		t.Fatalf("b got seq %d, want 1", seq)
+	}
+	a := openTestStream(t, h, events.StreamSpec{Token: [16]byte{1}, IP: ipA, Username: []byte("a")})
+	want := uint64(2)
+	for _, burst := range []int{20, 20, 20, 20, 20, 20, 20, 20, 20, 20} {
+		publishTo(t, log, events.Target{IP: ipB}, burst)
+		for i := 0; i < burst; i++ {
+			if _, seq, _ := b.next(); seq != want {
+				t.Fatalf("b got seq %d, want %d", seq, want)
+			}
+			want++
+		}
+	}
+	publishTo(t, log, events.Target{IP: ipA}, 1)
+	if typ, seq, _ := a.next(); typ != "t" || seq != want {
+		t.Fatalf("a got %s %d, want t %d with no reset", typ, seq, want)
+	}
+}
+
+// A stream that resumes from further back than the cache reads the log,
+// in order, then goes on live from the cache.
+func TestStreamCatchesUpFromTheLogThenLive(t *testing.T) {
+	log := memory.New(memory.Options{Retention: 1000})
+	h, _ := startHub(t, log, hubOptions)
+	publishTo(t, log, events.Target{}, 500)
+	st, err := log.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openTestStream(t, h, events.StreamSpec{Token: [16]byte{1}, IP: ipA, After: events.ID{Epoch: st.Head.Epoch, Seq: 3}, Resume: true})
+	for want := uint64(4); want <= 500; want++ {
+		if _, seq, _ := s.next(); seq != want {
+			t.Fatalf("seq %d, want %d", seq, want)
+		}
+	}
+	publishTo(t, log, events.Target{}, 1)
+	if _, seq, _ := s.next(); seq != 501 {
+		t.Fatalf("live: seq %d, want 501", seq)
+	}
+}
+
+// A reader that takes nothing is dropped once it falls Queue events
+// behind; the other streams go on.
+func TestReaderThatTakesNothingIsDropped(t *testing.T) {
+	log := memory.New(memory.Options{Retention: 100_000})
+	o := hubOptions
+	o.Queue = 50
+	o.CacheEvents = 100_000
+	o.CacheBytes = 1 << 30
+	h, set := startHub(t, log, o)
+	stuck := openTestStream(t, h, events.StreamSpec{Token: [16]byte{1}, IP: ipA})
+	fine := openTestStream(t, h, events.StreamSpec{Token: [16]byte{2}, IP: ipB})
+	big := []byte(`"` + strings.Repeat("x", 16<<10) + `"`)
+	delivered := 0
+	for i := 0; i < 5000 && h.StreamsOpen() == 2; i++ {
+		if _, _, err := log.Publish(context.Background(), "", []events.Draft{{Type: "t", Data: big}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		fine.next()
+		delivered++
+	}
+	testdeps.WaitFor(t, "the stuck stream to be dropped", func() bool { return h.StreamsOpen() == 1 })
+	var out strings.Builder
+	set.WritePrometheus(&out)
+	if !strings.Contains(out.String(), `northd_event_streams_closed_total{subsystem="nms",why="slow"} 1`) {
+		t.Errorf("metrics:\n%s", out.String())
+	}
+	// Its connection is closed: reading what it was sent ends.
+	stuck.c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	if _, err := io.Copy(io.Discard, stuck.r); err != nil {
+		t.Errorf("the dropped stream: %v, want its end", err)
+	}
+	publishTo(t, log, events.Target{}, 1)
+	if _, seq, _ := fine.next(); seq != uint64(delivered+1) {
+		t.Errorf("the other stream: seq %d, want %d", seq, delivered+1)
+	}
+}
+
+func TestShutdownSendsAFinalRetry(t *testing.T) {
+	log := memory.New(memory.Options{Retention: 10})
+	h, _ := startHub(t, log, hubOptions)
+	s := openTestStream(t, h, events.StreamSpec{Token: [16]byte{1}, IP: ipA})
+	h.Shutdown(context.Background())
+	rest, err := io.ReadAll(s.r)
+	if err != nil || string(rest) != "retry: 250\n\n" {
+		t.Errorf("after Shutdown the stream got %q, %v; want a final retry and its end", rest, err)
+	}
+	if _, err := h.Open(events.StreamSpec{Token: [16]byte{2}}, nil); err != events.ErrShuttingDown {
+		t.Errorf("Open after Shutdown: %v, want ErrShuttingDown", err)
+	}
+}
