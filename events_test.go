@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -513,5 +514,72 @@ func TestShutdownClosesStreamsWithARetry(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("stop: %v", err)
+	}
+}
+
+// A stream outlives the read, write and idle timeouts of short requests,
+// which still close a connection that sends half a request.
+func TestStreamOutlivesRequestTimeouts(t *testing.T) {
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0",
+		"-read-timeout", "100ms", "-write-timeout", "100ms", "-idle-timeout", "100ms", "-event-heartbeat", "50ms")
+	addr := listen[0]
+	token := loginAs(t, addr, "north-1", "192.0.2.1")
+	s, status, body := openStream(t, addr, token, "")
+	if status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	// Half a request: closed by the read timeout while the stream lives.
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "GET / HTTP/1.1\r\nHost: x\r\n")
+	slow.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	if _, err := io.Copy(io.Discard, slow); err != nil {
+		t.Fatalf("the half request's connection: %v, want it closed by the server", err)
+	}
+	// Twenty heartbeats (a second at least, ten times every timeout)
+	// later, the stream still carries events.
+	for beats := 0; beats < 20; {
+		f, err := s.next()
+		if err != nil {
+			t.Fatalf("the stream ended after %d heartbeats: %v", beats, err)
+		}
+		if len(f.comments) > 0 {
+			beats++
+		}
+	}
+	published(t, admin, `{"type":"still","data":true}`)
+	if ev := decodeEvent(t, s.nextEvent()); ev.Type != "still" {
+		t.Fatalf("after the heartbeats: %+v", ev)
+	}
+}
+
+// Over TLS, read by net/http's client (a close-delimited body, as the
+// stream is): the stream works as over plain HTTP.
+func TestEventStreamOverTLS(t *testing.T) {
+	certFile, keyFile, roots := selfSignedCert(t, t.TempDir(), "stream")
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	base := "https://" + listen[0]
+	token := loginToken(t, client, base, `{"username":"north-1","password":"pw","ip":"192.0.2.1"}`)
+	req, _ := http.NewRequest("GET", base+"/north/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	s := &sseStream{t: t, r: bufio.NewReader(resp.Body)}
+	if f, _ := s.next(); f.retry != "2000" {
+		t.Fatalf("first block %+v, want retry: 2000", f)
+	}
+	published(t, admin, `{"type":"over.tls","data":"ok"}`)
+	if ev := decodeEvent(t, s.nextEvent()); ev.Type != "over.tls" || string(ev.Data) != `"ok"` {
+		t.Fatalf("%+v", ev)
 	}
 }

@@ -36,6 +36,10 @@ var hubOptions = events.HubOptions{
 
 // startHub runs a hub over log until the test ends.
 func startHub(t *testing.T, log events.Log, o events.HubOptions) (*events.Hub, *metrics.Set) {
+	return startHubB(t, log, o)
+}
+
+func startHubB(t testing.TB, log events.Log, o events.HubOptions) (*events.Hub, *metrics.Set) {
 	set := metrics.NewSet()
 	h := events.NewHub(log, o, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
