@@ -270,8 +270,25 @@ func TestEventStreamDeliversAndResumes(t *testing.T) {
 	if ev := decodeEvent(t, s.nextEvent()); ev.Seq != 10 {
 		t.Fatalf("live after resuming: %+v, want seq 10", ev)
 	}
-	if v := metricValue(t, admin, `northd_event_resumes_total{subsystem="nms",result="hit"}`); v != 1 {
-		t.Errorf("resumes hit = %v, want 1", v)
+	for series, want := range map[string]float64{
+		`northd_event_resumes_total{subsystem="nms",result="hit"}`:           1,
+		`northd_events_published_total{subsystem="nms",type="alarm.raised"}`: 1,
+		`northd_events_published_total{subsystem="nms",type="after.drop"}`:   4,
+		`northd_event_log_length{subsystem="nms"}`:                           10,
+	} {
+		if v := metricValue(t, admin, series); v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
+	}
+	// The first stream may have been written an event or two after its
+	// client closed it, before the write failed: at least.
+	for series, least := range map[string]float64{
+		`northd_events_delivered_total{subsystem="nms"}`:       8,
+		`northd_event_delivery_seconds_count{subsystem="nms"}`: 4,
+	} {
+		if v := metricValue(t, admin, series); v < least {
+			t.Errorf("%s = %v, want at least %v", series, v, least)
+		}
 	}
 }
 

@@ -9,6 +9,8 @@
 #   make compare-ab           northd against northd-old, built from OLD (default: the
 #                             commit before the lazy deadlines), and the floor (~7 min);
 #                             NEW=<rev> builds northd from a revision too
+#   make compare-streams      login and verify of northd holding 1,000 event streams open
+#                             against northd-old built before events (~3 min)
 #   make compare-auth         only cached login, verify, HTTPS (~4 min; QUICK=1 too)
 #   make compare-store        only -store redis against -store memory, login and
 #                             verify, with Redis's commands per request (~3 min; QUICK=1 too)
@@ -42,7 +44,7 @@ PROFILE_ROUTE ?= login
 # lazy. Only evaluated when used.
 OLD ?= $(shell git log --format=%H --grep='^Lazy deadlines: serverConn' -1)^
 
-.PHONY: compare compare-auth compare-store compare-parallel compare-ab bench-build-old bench-e2e bench-conns bench-tools bench-build bench-profile
+.PHONY: compare-streams compare compare-auth compare-store compare-parallel compare-ab bench-build-old bench-e2e bench-conns bench-tools bench-build bench-profile
 
 # wrk is required; nginx and python3 only for their peers, redis-server
 # (with redis-cli) only for the -store redis pairs (compare skips a peer
@@ -157,3 +159,13 @@ bench-profile: bench-tools bench-build
 	sh bench/profile.sh $(PROFILE_ROUTE)
 
 .DEFAULT_GOAL := $(_bench_default_goal)
+
+# What open event streams cost logins and verifies: northd holding
+# STREAMS (1,000) streams open, against northd-old built from the commit
+# before events came (STREAMS_OLD), on login and verify. Writes
+# <date>-<host>-streams.md; its northd ÷ northd-old column is the cost.
+STREAMS ?= 1000
+STREAMS_OLD ?= $(shell git log --format=%H --grep="^events: the event log's contract" -1)^
+compare-streams: bench-tools bench-build
+	$(call _build_rev,$(STREAMS_OLD),$(BENCH_BIN)/northd-old)
+	$(BENCH_BIN)/compare $(_compare_args) -pairs none -routes login,verify -servers northd,northd-old -streams $(STREAMS) -tag streams $(COMPARE_FLAGS)

@@ -91,6 +91,9 @@ func (h *Hub) Open(spec StreamSpec, head []byte) (*Stream, error) {
 		resumed: spec.Resume, cursor: cursor, head: head,
 	}
 	s.sent.Store(s.cursor.Seq)
+	// From now on: caught up from the start. A resumed stream is live
+	// once it has caught up.
+	s.live.Store(!spec.Resume)
 	// Registered now, so that what comes before Serve moves its cursor
 	// on too; the writer's until Serve first leaves it idle.
 	s.writing.Store(true)

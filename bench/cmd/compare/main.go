@@ -52,6 +52,7 @@ type options struct {
 	tag      string
 	maxOther float64
 	retries  int
+	streams  int // event streams held open on northd while it is measured
 
 	serverPin   []string // taskset prefix for servers, or none
 	clientPin   []string // taskset prefix for wrk, or none
@@ -90,6 +91,7 @@ func run() error {
 	flag.Float64Var(&o.maxOther, "max-other", 0.15, "rerun a measurement during which other processes used more than this share of a CPU")
 	flag.IntVar(&o.retries, "retries", 3, "most reruns of one measurement on a busy machine")
 	flag.StringVar(&o.tag, "tag", "", "added to the report's file name: <date>-<host>-<tag>.md")
+	flag.IntVar(&o.streams, "streams", 0, "event streams held open on northd (each by its own logged-in north server) while it is measured, to show what they cost its requests")
 	flag.BoolVar(&o.quick, "quick", false, "one short round for smoke runs (-rounds 1 -duration 2s -warmup 0)")
 	flag.Parse()
 	if o.quick {
@@ -235,6 +237,14 @@ func run() error {
 			return fmt.Errorf("%s does not serve the contract: %v", name, err)
 		}
 		r.notes = notes
+		if name == "northd" && o.streams > 0 {
+			stop, err := holdStreams(r, o.streams)
+			if err != nil {
+				return fmt.Errorf("holding %d event streams open on northd: %v", o.streams, err)
+			}
+			td.add(stop)
+			fmt.Printf("compare: northd holds %d event streams open throughout\n", o.streams)
+		}
 		fmt.Printf("compare: %-8s on %s, pid %d: %s\n", name, r.baseURL(), r.cmd.Process.Pid, strings.Join(r.argv, " "))
 	}
 	if len(rs) > 0 && (len(matrix) == 0 || matrix[0].spec.name != "northd") {

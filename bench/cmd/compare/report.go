@@ -286,6 +286,9 @@ func (r *results) write() error {
 		if s.tlsInfo != "" {
 			p(" HTTPS: %s.", s.tlsInfo)
 		}
+		if s.spec.name == "northd" && r.o.streams > 0 {
+			p(" %d event streams (GET /north/events, one per logged-in north server) held open on it throughout.", r.o.streams)
+		}
 		p("\n")
 	}
 	for _, s := range r.skipped {
