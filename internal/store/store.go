@@ -43,6 +43,11 @@ type Store interface {
 	// Page lists up to limit north servers seen after the cursor, most
 	// recently seen first, ties by ip.
 	Page(ctx context.Context, after Cursor, limit int) (Page, error)
+	// Holder reports the username whose live token is the north server
+	// at ip's at now, and false when no live token is there: what a
+	// webhook subscription of that north server asks before each
+	// delivery (it pauses while its north server is logged out).
+	Holder(ctx context.Context, ip netip.Addr, now time.Time) (username string, live bool, err error)
 	// Ready reports whether the store answers, for /readyz.
 	Ready() bool
 }

@@ -94,6 +94,10 @@ func (r *Store) verify(token [16]byte, now int64, usernameDst []byte) (username 
 	return r.shards[token[15]&r.mask].verify(token, now, usernameDst)
 }
 
+func (r *Store) holder(ip netip.Addr, now int64) (string, bool) {
+	return r.shards[r.shardOf(ip)].holder(ip, now)
+}
+
 func (r *Store) logout(token [16]byte, now int64) bool {
 	return r.shards[token[15]&r.mask].logout(token, now)
 }
@@ -452,6 +456,17 @@ func (r *registryShard) verify(token [16]byte, now int64, usernameDst []byte) (u
 		return usernameDst, netip.Addr{}, 0, store.Expired
 	}
 	return append(usernameDst, e.username...), e.ip, expires, store.Valid
+}
+
+// holder reports the username of the live token at ip at now.
+func (r *registryShard) holder(ip netip.Addr, now int64) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.byIP[ip]
+	if e == nil || !e.hasToken || e.lastLogin+int64(r.tokenTTL) <= now {
+		return "", false
+	}
+	return string(e.username), true
 }
 
 // logout ends token at once. It reports false for a token that was not

@@ -57,6 +57,12 @@ func (r *Store) Page(_ context.Context, after store.Cursor, limit int) (store.Pa
 // Ready is always true: the store is this process.
 func (r *Store) Ready() bool { return true }
 
+// Holder reports who holds the live token at ip; see store.Store.
+func (r *Store) Holder(_ context.Context, ip netip.Addr, now time.Time) (string, bool, error) {
+	username, live := r.holder(ip, now.UnixNano())
+	return username, live, nil
+}
+
 // RegisterMetrics adds the store's gauges to set under label
 // (subsystem="NAME"), read at scrape time.
 func (r *Store) RegisterMetrics(set *metrics.Set, label string) {

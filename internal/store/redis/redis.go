@@ -409,6 +409,39 @@ func (s *Client) verify(k subsystemKeys, token [16]byte, now time.Time) (usernam
 	return username, addr, expires, store.Valid, nil
 }
 
+// holder reports the username of the live token at ip on subsystem k: the
+// north server's record names its token's digest, and the token's own key
+// says whether it lives.
+func (s *Client) holder(parent context.Context, k subsystemKeys, ip netip.Addr, now time.Time) (string, bool, error) {
+	ctx, cancel, err := s.call(parent)
+	if err != nil {
+		return "", false, err
+	}
+	defer cancel()
+	rec, err := s.client.Do(ctx, s.client.B().Hmget().Key(k.prefix+"ns:"+ip.String()).Field("token").Build()).ToArray()
+	if err != nil {
+		return "", false, s.failed(err)
+	}
+	digest, err := rec[0].ToString()
+	if rueidis.IsRedisNil(err) || digest == "" {
+		return "", false, nil
+	}
+	v, err := s.client.Do(ctx, s.client.B().Get().Key(k.prefix+"tok:"+digest).Build()).ToString()
+	switch {
+	case rueidis.IsRedisNil(err):
+		return "", false, nil
+	case err != nil:
+		return "", false, s.failed(err)
+	}
+	ms, rest, _ := strings.Cut(v, "\n")
+	_, username, ok := strings.Cut(rest, "\n")
+	exp, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil {
+		return "", false, fmt.Errorf("store holds a malformed token record %q", v)
+	}
+	return username, now.Before(time.UnixMilli(exp)), nil
+}
+
 // logout ends a token on subsystem k; false for one that was not live.
 func (s *Client) logout(k subsystemKeys, token [16]byte) (bool, error) {
 	ctx, cancel, err := s.call(context.Background())

@@ -69,3 +69,8 @@ func (s *Subsystem) Page(ctx context.Context, after store.Cursor, limit int) (st
 
 // Ready reports whether the store answers, for /readyz.
 func (s *Subsystem) Ready() bool { return s.c.Ready() }
+
+// Holder reports who holds the live token at ip; see store.Store.
+func (s *Subsystem) Holder(ctx context.Context, ip netip.Addr, now time.Time) (string, bool, error) {
+	return s.c.holder(ctx, s.keys, ip, now)
+}

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"LoginVerify", testLoginVerify},
 		{"Replace", testReplace},
 		{"Logout", testLogout},
+		{"Holder", testHolder},
 		{"Expiry", testExpiry},
 		{"Bound", testBound},
 		{"Claim", testClaim},
@@ -169,6 +170,45 @@ func testLogout(t *testing.T, newStore NewStore) {
 	if n := count(t, s); n != 2 {
 		t.Errorf("%d north servers after a logout, want 2", n)
 	}
+}
+
+// Holder names the username whose live token is at an ip, through
+// logins, replacements and logouts, and expiry.
+func testHolder(t *testing.T, newStore NewStore) {
+	s := newStore(t, Options{Max: 100, MaxPerUser: 16, TokenTTL: 300 * time.Millisecond})
+	ip, other := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11")
+	holder := func() string {
+		t.Helper()
+		u, live, err := s.Holder(context.Background(), ip, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !live {
+			return "(none)"
+		}
+		return u
+	}
+	if h := holder(); h != "(none)" {
+		t.Fatalf("before any login: %s", h)
+	}
+	first := mustLogin(t, s, ip, "north-1")
+	if h := holder(); h != "north-1" {
+		t.Fatalf("after north-1's login: %s", h)
+	}
+	if u, live, _ := s.Holder(context.Background(), other, time.Now()); live {
+		t.Errorf("another ip: %s, live", u)
+	}
+	if _, err := s.Logout(first, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if h := holder(); h != "(none)" {
+		t.Fatalf("after the logout: %s", h)
+	}
+	mustLogin(t, s, ip, "north-1")
+	if h := holder(); h != "north-1" {
+		t.Fatalf("after logging in again: %s", h)
+	}
+	testdeps.WaitFor(t, "the token to expire", func() bool { return holder() == "(none)" })
 }
 
 // A token stops verifying once its TTL has passed. A store may say it
