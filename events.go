@@ -12,8 +12,13 @@ import (
 	"northd/internal/wire"
 )
 
-// maxPollWait bounds a long poll's wait=.
-const maxPollWait = 60 * time.Second
+// maxPollWait bounds a long poll's wait=; an answer holds at most
+// maxPollEvents events and about maxPollBytes bytes of them.
+const (
+	maxPollWait   = 60 * time.Second
+	maxPollEvents = 1000
+	maxPollBytes  = 1 << 20
+)
 
 var (
 	headerLastEventID = []byte("Last-Event-ID")
@@ -130,7 +135,7 @@ func (s *subsystem) pollEvents(ctx *fasthttp.RequestCtx, after events.ID, resume
 	}
 	body := append(make([]byte, 0, 4096), `{"code":0,"events":[`...)
 	at := len(body)
-	body, next, reset, err := s.events.Poll(ctx, after, !resume, wait, v.IP, v.Username, body)
+	body, next, reset, err := s.events.Poll(ctx, after, !resume, wait, &events.Reader{IP: v.IP, Username: v.Username}, maxPollEvents, maxPollBytes, body)
 	if err != nil {
 		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
 		answerJSON(ctx, fasthttp.StatusServiceUnavailable, eventLogDownBody)

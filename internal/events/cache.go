@@ -1,7 +1,6 @@
 package events
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -23,6 +22,7 @@ type cache struct {
 type cached struct {
 	seq       uint64
 	to        Target
+	typ       string
 	published int64  // unix nanoseconds
 	frame     []byte // "id: …\nevent: …\ndata: {…}\n\n"
 	json      []byte // the event's JSON, in the same allocation
@@ -60,7 +60,7 @@ func (c *cache) add(ev *Event, subsystem string) {
 		c.first++
 	}
 	c.ring[(c.start+c.n)%len(c.ring)] = cached{
-		seq: ev.ID.Seq, to: ev.To, published: ev.Time.UnixNano(),
+		seq: ev.ID.Seq, to: ev.To, typ: ev.Type, published: ev.Time.UnixNano(),
 		frame: buf[:frameLen:frameLen], json: buf[frameLen:],
 	}
 	c.n++
@@ -74,21 +74,21 @@ func (c *cache) covers(cursor ID) bool {
 	return cursor.Epoch == c.epoch && cursor.Seq+1 >= c.first && cursor.Seq <= c.head.Seq
 }
 
-// appendAfter appends, up to about limit bytes, the frames (or the JSON
-// objects, each followed by a comma) of the events after cursor for the
-// north server at ip logged in as username, and returns the new cursor
-// and how many it appended. Delivery latency is observed into latency
-// when not nil. The cache must cover cursor.
-func (c *cache) appendAfter(dst []byte, cursor ID, ip netip.Addr, username []byte, limit int, asJSON bool, latency *metrics.Histogram) ([]byte, ID, int) {
+// appendAfter appends, up to about limit bytes and at most maxEvents, the
+// frames (or the JSON objects, each followed by a comma) of the events
+// after cursor that r wants, and returns the new cursor and how many it
+// appended. Delivery latency is observed into latency when not nil. The
+// cache must cover cursor.
+func (c *cache) appendAfter(dst []byte, cursor ID, r *Reader, limit, maxEvents int, asJSON bool, latency *metrics.Histogram) ([]byte, ID, int) {
 	n := 0
 	var now int64
 	if latency != nil {
 		now = time.Now().UnixNano()
 	}
-	for i := int(cursor.Seq + 1 - c.first); i < c.n && len(dst) < limit; i++ {
+	for i := int(cursor.Seq + 1 - c.first); i < c.n && len(dst) < limit && n < maxEvents; i++ {
 		e := &c.ring[(c.start+i)%len(c.ring)]
 		cursor.Seq = e.seq
-		if !e.to.Matches(ip, username) {
+		if !r.Wants(e.to, e.typ) {
 			continue
 		}
 		if asJSON {

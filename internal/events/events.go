@@ -82,6 +82,31 @@ func (t Target) Matches(ip netip.Addr, username []byte) bool {
 	return t.Username == "" || t.Username == string(username)
 }
 
+// Reader is who reads events: the north server at IP logged in as
+// Username, which wants the events addressed to it, of the Types it names
+// (none: every type).
+type Reader struct {
+	IP       netip.Addr
+	Username []byte
+	Types    []string
+}
+
+// Wants reports whether an event of type typ addressed to to is for r.
+func (r *Reader) Wants(to Target, typ string) bool {
+	if !to.Matches(r.IP, r.Username) {
+		return false
+	}
+	if len(r.Types) == 0 {
+		return true
+	}
+	for _, t := range r.Types {
+		if t == typ {
+			return true
+		}
+	}
+	return false
+}
+
 // ID says where an event is in its log: Seq counts the events the log has
 // published, one more with each; Epoch names the log, and changes when a
 // log starts again empty (a restarted memory log, a Redis that lost its

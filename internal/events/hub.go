@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -157,7 +156,7 @@ func (h *Hub) wake(prev, head ID, evs []Event) {
 			s.wake() // the writer at work goes on through these too
 			continue
 		}
-		if anyFor(evs, s.ip, s.username) {
+		if anyFor(evs, &s.reader) {
 			s.wake()
 			continue
 		}
@@ -179,9 +178,9 @@ func (h *Hub) wake(prev, head ID, evs []Event) {
 	}
 }
 
-func anyFor(evs []Event, ip netip.Addr, username []byte) bool {
+func anyFor(evs []Event, r *Reader) bool {
 	for i := range evs {
-		if evs[i].To.Matches(ip, username) {
+		if r.Wants(evs[i].To, evs[i].Type) {
 			return true
 		}
 	}

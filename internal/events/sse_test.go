@@ -137,3 +137,25 @@ func TestTargetMatches(t *testing.T) {
 		}
 	}
 }
+
+func TestReaderWants(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
+	all := Reader{IP: ip, Username: []byte("north-1")}
+	some := Reader{IP: ip, Username: []byte("north-1"), Types: []string{"alarm.raised", "alarm.cleared"}}
+	for _, c := range []struct {
+		r    *Reader
+		to   Target
+		typ  string
+		want bool
+	}{
+		{&all, Target{}, "anything", true},
+		{&all, Target{IP: netip.MustParseAddr("192.0.2.2")}, "anything", false},
+		{&some, Target{}, "alarm.cleared", true},
+		{&some, Target{}, "alarm", false},
+		{&some, Target{Username: "north-2"}, "alarm.raised", false},
+	} {
+		if got := c.r.Wants(c.to, c.typ); got != c.want {
+			t.Errorf("%+v.Wants(%+v, %q) = %v, want %v", c.r, c.to, c.typ, got, c.want)
+		}
+	}
+}

@@ -16,14 +16,13 @@ import (
 // something to send and gone when there is not: an idle stream costs its
 // connection and this struct.
 type Stream struct {
-	hub      *Hub
-	token    [16]byte
-	ip       netip.Addr
-	username []byte
-	connMu   sync.Mutex // conn is set by Serve, closed by drop
-	conn     net.Conn
-	resumed  bool   // the client gave an id to resume from
-	head     []byte // the response head, written first
+	hub     *Hub
+	token   [16]byte
+	reader  Reader     // its north server: no Types, every event addressed to it
+	connMu  sync.Mutex // conn is set by Serve, closed by drop
+	conn    net.Conn
+	resumed bool   // the client gave an id to resume from
+	head    []byte // the response head, written first
 
 	writing   atomic.Bool   // a goroutine owns the stream and writes it
 	pending   atomic.Bool   // something new since the writer last looked
@@ -46,8 +45,12 @@ type StreamSpec struct {
 }
 
 // maxWrite is about how much one write carries; a stream far behind
-// catches up in writes of this size.
-const maxWrite = 64 << 10
+// catches up in writes of this size, reading the log maxEventsPerWrite
+// events at a time.
+const (
+	maxWrite          = 64 << 10
+	maxEventsPerWrite = 256
+)
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, maxWrite+4096); return &b }}
 
@@ -87,7 +90,7 @@ func (h *Hub) Open(spec StreamSpec, head []byte) (*Stream, error) {
 	h.perToken[spec.Token]++
 	h.reserved++
 	s := &Stream{
-		hub: h, token: spec.Token, ip: spec.IP, username: append([]byte(nil), spec.Username...),
+		hub: h, token: spec.Token, reader: Reader{IP: spec.IP, Username: append([]byte(nil), spec.Username...)},
 		resumed: spec.Resume, cursor: cursor, head: head,
 	}
 	s.sent.Store(s.cursor.Seq)
@@ -202,13 +205,13 @@ func (s *Stream) fill(buf []byte) ([]byte, bool) {
 	h.mu.RLock()
 	if h.cache.covers(s.cursor) {
 		var n int
-		buf, s.cursor, n = h.cache.appendAfter(buf, s.cursor, s.ip, s.username, maxWrite, false, latency)
+		buf, s.cursor, n = h.cache.appendAfter(buf, s.cursor, &s.reader, maxWrite, maxEventsPerWrite, false, latency)
 		h.mu.RUnlock()
 		s.delivered(n)
 		return buf, true
 	}
 	h.mu.RUnlock()
-	buf, cursor, n, reset, err := h.appendFromLog(buf, s.cursor, s.ip, s.username, false)
+	buf, cursor, n, reset, err := h.appendFromLog(buf, s.cursor, &s.reader, maxEventsPerWrite, maxWrite, false)
 	if err != nil {
 		return buf, false
 	}
@@ -234,11 +237,12 @@ func (s *Stream) delivered(n int) {
 	}
 }
 
-// appendFromLog appends what the log holds after cursor for the north
-// server at ip logged in as username, as frames or as JSON objects each
-// followed by a comma, led by a reset when the log no longer keeps it.
-func (h *Hub) appendFromLog(dst []byte, cursor ID, ip netip.Addr, username []byte, asJSON bool) ([]byte, ID, int, bool, error) {
-	evs, next, reset, err := h.log.Read(context.Background(), cursor, 256, 0, nil)
+// appendFromLog appends what the log holds after cursor that r wants, at
+// most maxEvents and about limit bytes of dst, as frames or as JSON
+// objects each followed by a comma, led by a reset when the log no longer
+// keeps it.
+func (h *Hub) appendFromLog(dst []byte, cursor ID, r *Reader, maxEvents, limit int, asJSON bool) ([]byte, ID, int, bool, error) {
+	evs, next, reset, err := h.log.Read(context.Background(), cursor, maxEvents, 0, nil)
 	if err != nil {
 		return dst, cursor, 0, false, err
 	}
@@ -255,10 +259,15 @@ func (h *Hub) appendFromLog(dst []byte, cursor ID, ip netip.Addr, username []byt
 		} else {
 			dst = AppendEventFrame(dst, &reset, h.subsystem)
 		}
+		cursor = reset.ID
 	}
 	n := 0
 	for i := range evs {
-		if !evs[i].To.Matches(ip, username) {
+		if len(dst) >= limit {
+			return dst, cursor, n, reset, nil // the rest next time
+		}
+		cursor = evs[i].ID
+		if !r.Wants(evs[i].To, evs[i].Type) {
 			continue
 		}
 		if asJSON {
