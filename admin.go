@@ -21,6 +21,9 @@ func adminHandler(set *metrics.Set, subsystems []*subsystem, publish http.Handle
 	mux.HandleFunc("GET /north/servers", func(w http.ResponseWriter, r *http.Request) {
 		serveNorthServers(w, r, subsystems)
 	})
+	mux.HandleFunc("GET /north/subscriptions", func(w http.ResponseWriter, r *http.Request) {
+		serveSubscriptions(w, subsystems)
+	})
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -145,7 +145,7 @@ func TestContract(t *testing.T) {
 		{"GET /north/login", "GET /north/login HTTP/1.1\r\nHost: x\r\n\r\n", 405, text, wantMethodNotAllowed, nil, [2]string{"Allow", "OPTIONS, POST"}},
 		{"DELETE /", "DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", 405, text, wantMethodNotAllowed, nil, [2]string{"Allow", "GET, HEAD, OPTIONS, POST"}},
 		{"OPTIONS /north/login", "OPTIONS /north/login HTTP/1.1\r\nHost: x\r\n\r\n", 204, "", "", nil, [2]string{"Allow", "OPTIONS, POST"}},
-		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 204, "", "", nil, [2]string{"Allow", "GET, HEAD, OPTIONS, POST"}},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 204, "", "", nil, [2]string{"Allow", "DELETE, GET, HEAD, OPTIONS, POST"}},
 		{"POST /north/verify", "POST /north/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, text, wantMethodNotAllowed, nil, [2]string{"Allow", "GET, OPTIONS"}},
 		{"GET /north/logout", "GET /north/logout HTTP/1.1\r\nHost: x\r\n\r\n", 405, text, wantMethodNotAllowed, nil, [2]string{"Allow", "OPTIONS, POST"}},
 		{"404", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, html, wantNotFound, nil, [2]string{}},

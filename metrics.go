@@ -18,6 +18,7 @@ const (
 	routeVerify
 	routeLogout
 	routeEvents
+	routeSubscriptions
 	routeHealthz
 	routeReadyz
 	routeNotFound
@@ -27,7 +28,7 @@ const (
 	routeCount
 )
 
-var routeNames = [routeCount]string{"home", "login", "verify", "logout", "events", "healthz", "readyz", "not_found", "method_not_allowed", "options", "unreadable"}
+var routeNames = [routeCount]string{"home", "login", "verify", "logout", "events", "subscriptions", "healthz", "readyz", "not_found", "method_not_allowed", "options", "unreadable"}
 
 // subsystemMetrics are one subsystem's series in the process's metrics set:
 // its requests (requestmetrics), and why logins and tokens were refused.
@@ -36,13 +37,14 @@ type subsystemMetrics struct {
 	set      *metrics.Set // the series are in
 	requests *requestmetrics.Counter
 
-	loginRejections  [wire.ProblemCount]*metrics.Counter
-	loginFailures    [auth.OutcomeCount]*metrics.Counter // credentials refused; auth.OK unused
-	claimRefusals    [claimAnswerCount]*metrics.Counter  // right credentials, an ip the login may not claim
-	verifications    [wire.BearerProblemCount]*metrics.Counter
-	logouts          [wire.BearerProblemCount]*metrics.Counter
-	eventChecks      [wire.BearerProblemCount]*metrics.Counter
-	storeUnavailable *metrics.Counter
+	loginRejections    [wire.ProblemCount]*metrics.Counter
+	loginFailures      [auth.OutcomeCount]*metrics.Counter // credentials refused; auth.OK unused
+	claimRefusals      [claimAnswerCount]*metrics.Counter  // right credentials, an ip the login may not claim
+	verifications      [wire.BearerProblemCount]*metrics.Counter
+	logouts            [wire.BearerProblemCount]*metrics.Counter
+	eventChecks        [wire.BearerProblemCount]*metrics.Counter
+	subscriptionChecks [wire.BearerProblemCount]*metrics.Counter
+	storeUnavailable   *metrics.Counter
 }
 
 // subsystemLabel is the label every series of the subsystem named name
@@ -65,6 +67,7 @@ func newSubsystemMetrics(set *metrics.Set, subsystem string) *subsystemMetrics {
 		m.verifications[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="verify",result="` + p.Reason() + `"}`)
 		m.logouts[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="logout",result="` + p.Reason() + `"}`)
 		m.eventChecks[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="events",result="` + p.Reason() + `"}`)
+		m.subscriptionChecks[p] = set.NewCounter(`northd_token_checks_total{` + label + `,route="subscriptions",result="` + p.Reason() + `"}`)
 	}
 	m.storeUnavailable = set.NewCounter(`northd_store_unavailable_total{` + label + `}`)
 	return m

@@ -26,6 +26,11 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	r.GET("/north/verify", s.observed(routeVerify, s.handleVerify))
 	r.POST("/north/logout", s.observed(routeLogout, s.handleLogout))
 	r.GET("/north/events", s.observed(routeEvents, s.handleEvents))
+	r.POST("/north/subscriptions", s.observed(routeSubscriptions, s.handleSubscribe))
+	r.GET("/north/subscriptions", s.observed(routeSubscriptions, s.handleSubscriptions))
+	r.DELETE("/north/subscriptions/{id}", s.observed(routeSubscriptions, s.handleUnsubscribe))
+	r.POST("/north/subscriptions/{id}/rotate-secret", s.observed(routeSubscriptions, s.handleRotateSecret))
+	r.POST("/north/subscriptions/{id}/enable", s.observed(routeSubscriptions, s.handleEnableSubscription))
 
 	healthz := s.observed(routeHealthz, handleHealthz)
 	r.GET("/healthz", healthz)

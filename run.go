@@ -166,6 +166,10 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		undo.add(func() { adminLn.Close() })
 	}
 
+	webhooks, err := newWebhooks(cfg)
+	if err != nil {
+		return nil, err
+	}
 	// The instance's own context ends when it stops, whatever ended it,
 	// so that its background work (store pings, SIGHUP) ends with it.
 	ctx, cancel := context.WithCancel(parent)
@@ -187,6 +191,9 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		hub := subsystemEvents(cfg, shared, names[i], st, set, log)
 		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, authn, st, hub, tlsConfig, set, log)
 		go hub.Run(ctx)
+		if webhooks != nil {
+			srv.subsystems[i].push = webhooks.pusher(ctx, names[i], hub, st, set, log)
+		}
 	}
 	if shared != nil {
 		go shared.Watch(ctx)
@@ -328,6 +335,13 @@ func (srv *instance) wait() error {
 	// still waits for it.
 	srv.closers.close()
 	srv.cancel()
+	// Webhook deliveries stop with the instance's context; a delivery
+	// cut short is made again by the next start (at least once).
+	for _, s := range srv.subsystems {
+		if s.push != nil {
+			s.push.Wait(shutdownCtx)
+		}
+	}
 	switch {
 	case timedOut.Load():
 		open := int64(0)

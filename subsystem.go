@@ -13,6 +13,7 @@ import (
 	"northd/internal/config"
 	"northd/internal/events"
 	"northd/internal/netx"
+	"northd/internal/push"
 	"northd/internal/store"
 	"northd/internal/wire"
 )
@@ -33,6 +34,7 @@ type subsystem struct {
 	server      *fasthttp.Server
 	events      *events.Hub    // the subsystem's event log, fanned out to its streams
 	streamHead  []byte         // the start of every event stream's response
+	push        *push.Pusher   // webhook subscriptions; nil with webhooks off
 	conns       *netx.Listener // counts, limits and refuses connections
 	listener    net.Listener   // conns, or TLS around it
 

@@ -67,6 +67,8 @@ type Config struct {
 
 	// The event log and its streams (events.go).
 	Events Events
+	// Webhooks (push.go).
+	Push Push
 }
 
 // UsageError is a bad flag or environment value; main exits 2 on it.
@@ -121,6 +123,7 @@ func newFlagSet(cfg *Config) (fs *flag.FlagSet, listen, trusted *string) {
 	addAuthFlags(fs, cfg)
 	addStoreFlags(fs, cfg)
 	addEventFlags(fs, cfg)
+	addPushFlags(fs, cfg)
 	fs.BoolVar(&cfg.ShowVersion, "version", false, "print northd's version and VCS revision, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "northd serves the north-interface login on one or more subsystem ports.\n\nUsage: northd [flags]\n       northd hash-password < password\n\nEvery flag can also be set in the environment: -max-body-size as NORTHD_MAX_BODY_SIZE.\n\n")
@@ -279,6 +282,9 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stdout io.Write
 		return cfg, err
 	}
 	if err := checkEventConfig(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := checkPushConfig(&cfg); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

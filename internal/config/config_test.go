@@ -35,13 +35,15 @@ func TestRunHelpListsEveryFlag(t *testing.T) {
 	// A flag added or removed is a change to document (README, Flags).
 	want := []string{
 		"admin", "admin-public", "admin-token-file", "auth-cache-ttl", "client-ip-header", "drain-delay",
-		"event-heartbeat", "event-log-bytes", "event-max-bytes", "event-max-streams", "event-queue", "event-retention",
-		"event-retry", "event-streams-per-token", "event-write-timeout", "idle-timeout", "insecure-open", "ipv6-prefix",
-		"listen", "log-format", "log-level", "login-failure-window", "max-body-size", "max-conns",
-		"max-conns-per-ip", "max-ips-per-user", "max-login-failures", "max-user-login-failures", "pprof", "prefork",
-		"proxy-protocol", "proxy-protocol-from", "read-timeout", "reduce-memory", "registry-max", "reuseport",
-		"shutdown-timeout", "store", "store-timeout", "tls-cert", "tls-key", "token-ttl",
-		"trusted-proxies", "users", "version", "write-timeout",
+		"event-heartbeat", "event-log-bytes", "event-max-bytes", "event-max-streams", "event-queue",
+		"event-retention", "event-retry", "event-streams-per-token", "event-write-timeout", "idle-timeout",
+		"insecure-open", "ipv6-prefix", "listen", "log-format", "log-level", "login-failure-window",
+		"max-body-size", "max-conns", "max-conns-per-ip", "max-ips-per-user", "max-login-failures",
+		"max-user-login-failures", "pprof", "prefork", "proxy-protocol", "proxy-protocol-from", "push-allow",
+		"push-batch", "push-ca", "push-disable-after", "push-max-subscriptions", "push-rate", "push-timeout",
+		"push-workers", "read-timeout", "reduce-memory", "registry-max", "reuseport", "shutdown-timeout", "store",
+		"store-timeout", "tls-cert", "tls-key", "token-ttl", "trusted-proxies", "users", "version",
+		"write-timeout",
 	}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Errorf("the flags are\n%s\nthis test knows\n%s", strings.Join(names, " "), strings.Join(want, " "))

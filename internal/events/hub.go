@@ -216,6 +216,19 @@ func (h *Hub) beat(ctx context.Context) {
 	}
 }
 
+// Now is where "from now on" starts: the last event the hub has read, or,
+// before it has read one, the log's last.
+func (h *Hub) Now(ctx context.Context) (ID, error) {
+	h.mu.RLock()
+	head := h.cache.head
+	h.mu.RUnlock()
+	if !head.IsZero() {
+		return head, nil
+	}
+	st, err := h.log.Stats(ctx)
+	return st.Head, err
+}
+
 // Log is the log the hub fans out, which publishers append to.
 func (h *Hub) Log() Log { return h.log }
 

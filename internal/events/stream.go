@@ -60,20 +60,13 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, maxWrite+4096); r
 func (h *Hub) Open(spec StreamSpec, head []byte) (*Stream, error) {
 	cursor := spec.After
 	if !spec.Resume {
-		h.mu.RLock()
-		cursor = h.cache.head
-		h.mu.RUnlock()
-		if cursor.IsZero() {
-			// The hub has read nothing yet: from now on is where
-			// the log ends now, not its oldest event.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			st, err := h.log.Stats(ctx)
-			cancel()
-			if err != nil {
-				return nil, err
-			}
-			cursor = st.Head
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		now, err := h.Now(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
 		}
+		cursor = now
 	}
 	h.smu.Lock()
 	defer h.smu.Unlock()

@@ -1,0 +1,55 @@
+package config
+
+import (
+	"flag"
+	"net/netip"
+	"time"
+)
+
+// Push are the flags of webhooks (internal/push, internal/webhooks).
+type Push struct {
+	Allow            []netip.Prefix // -push-allow: where webhooks may go; none: off
+	CAFile           string
+	Batch            int
+	Timeout          time.Duration
+	DisableAfter     time.Duration
+	Rate             float64
+	Workers          int
+	MaxSubscriptions int
+}
+
+func addPushFlags(fs *flag.FlagSet, cfg *Config) {
+	p := &cfg.Push
+	fs.Func("push-allow", "comma-separated `CIDRs` where webhooks may go: a subscription's url must be the north server's login ip, inside one of them; none (the default) turns webhooks off. Loopback, link-local, multicast and metadata addresses only when an entry names them (127.0.0.0/8, not 0.0.0.0/0)", func(s string) error {
+		list, bad := parsePrefixList(s)
+		if bad != "" {
+			return Usagef("%q is not a CIDR such as 10.0.0.0/8", bad)
+		}
+		p.Allow = list
+		return nil
+	})
+	fs.StringVar(&p.CAFile, "push-ca", "", "PEM `file` of the certificate authorities https webhook urls are checked against, instead of the system's")
+	fs.IntVar(&p.Batch, "push-batch", 100, "most events in one webhook delivery (at most 256 KiB of them)")
+	fs.DurationVar(&p.Timeout, "push-timeout", 10*time.Second, "time allowed to one webhook attempt, answer included")
+	fs.DurationVar(&p.DisableAfter, "push-disable-after", 24*time.Hour, "a webhook subscription failing this long without a success is disabled, until its north server enables it again")
+	fs.Float64Var(&p.Rate, "push-rate", 10, "most webhook deliveries per second to one subscription")
+	fs.IntVar(&p.Workers, "push-workers", 64, "most webhook attempts in flight at once, all subscriptions together")
+	fs.IntVar(&p.MaxSubscriptions, "push-max-subscriptions", 10_000, "most webhook subscriptions per subsystem")
+}
+
+func checkPushConfig(cfg *Config) error {
+	p := cfg.Push
+	switch {
+	case p.Batch < 1 || p.Batch > 1000:
+		return Usagef("-push-batch must be from 1 to 1000, not %d", p.Batch)
+	case p.Timeout <= 0 || p.DisableAfter <= 0:
+		return Usagef("-push-timeout and -push-disable-after must be positive")
+	case p.Rate <= 0:
+		return Usagef("-push-rate must be positive, not %v", p.Rate)
+	case p.Workers < 1 || p.MaxSubscriptions < 1:
+		return Usagef("-push-workers and -push-max-subscriptions must be positive")
+	case len(p.Allow) > 0 && cfg.Store != "memory":
+		return Usagef("-push-allow with a shared -store: webhook subscriptions are kept in this process only, so behind a balancer each instance would hold its own; webhooks need -store memory for now (event streams work with either)")
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"northd/internal/events"
+	"northd/internal/webhooks"
+)
+
+// outcome classes an attempt, for its metric.
+type outcome uint8
+
+const (
+	delivered   outcome = iota // 2xx
+	redirected                 // 3xx: not followed, a failure
+	refused                    // 4xx other than 410 and 429
+	gone                       // 410: the subscription ends
+	rateLimited                // 429, or 503 with Retry-After
+	failed                     // 5xx
+	timedOut                   // no answer within -push-timeout
+	forbidden                  // an address -push-allow does not permit
+	unreachable                // connection refused, reset, name not found...
+	outcomeCount
+)
+
+var outcomeNames = [outcomeCount]string{"delivered", "redirect", "client_error", "gone", "rate_limited", "server_error", "timeout", "forbidden_address", "unreachable"}
+
+// deliver is a subscription's deliveries, one at a time, in order, until
+// it ends: the next batch of events for it after its cursor, posted until
+// a 2xx takes it, and only then the cursor moved past it.
+func (p *Pusher) deliver(s *Subscription) {
+	ctx := s.ctx
+	limit := rate.NewLimiter(rate.Limit(p.o.Rate), 1)
+	var batch []byte // the batch being delivered: the same bytes, and id, until taken
+	var next events.ID
+	var msgID string
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		state, cursor := s.state, s.cursor
+		s.mu.Unlock()
+		if state == Disabled {
+			select {
+			case <-ctx.Done():
+			case <-s.wake:
+			}
+			continue
+		}
+		if batch == nil {
+			// A reset event, when the log no longer keeps what
+			// came after the cursor, leads the batch.
+			objects, n, _, err := p.hub.Poll(ctx, cursor, false, 5*time.Second, &s.reader, p.o.Batch, p.o.BatchBytes, []byte{'['})
+			if err != nil {
+				p.pause(ctx, p.o.PauseCheck)
+				continue
+			}
+			if len(objects) == 1 {
+				// Nothing for it: the events passed over were not its.
+				s.mu.Lock()
+				s.cursor = n
+				s.mu.Unlock()
+				continue
+			}
+			objects[len(objects)-1] = ']' // the last comma
+			batch, next = objects, n
+			// The same id for every attempt of the batch, so that
+			// a receiver can tell a redelivery.
+			msgID = "msg_" + s.ID + "_" + next.String()
+		}
+		// A north server that is logged out receives nothing until it
+		// logs in again; the batch waits for it.
+		if holder, live, err := p.store.Holder(ctx, s.Owner.IP, time.Now()); err != nil || !live || holder != s.Owner.Username {
+			p.setState(s, Paused)
+			p.pause(ctx, p.o.PauseCheck)
+			continue
+		}
+		p.setState(s, Active)
+		if limit.Wait(ctx) != nil {
+			return
+		}
+		status, wait, result, errText := p.attempt(ctx, s, msgID, batch)
+		if ctx.Err() != nil {
+			return
+		}
+		now := time.Now()
+		s.mu.Lock()
+		s.lastAttempt, s.lastStatus, s.lastError = now, status, errText
+		switch result {
+		case delivered:
+			s.cursor, s.attempt, s.failingSince = next, 0, time.Time{}
+			s.deliveries++
+			batch = nil
+		case gone:
+			s.mu.Unlock()
+			p.m.ended.Inc()
+			p.end(s, "its url answered 410 Gone")
+			return
+		default:
+			if s.attempt == 0 {
+				s.failingSince = now
+			}
+			s.attempt++
+			if now.Sub(s.failingSince) >= p.o.DisableAfter {
+				s.state = Disabled
+				p.m.disabled.Inc()
+				p.log.Warn("webhook subscription disabled: failing without a success for -push-disable-after; its north server may enable it again",
+					"subsystem", p.o.Subsystem, "id", s.ID, "since", s.failingSince, "last_error", errText)
+				s.mu.Unlock()
+				continue
+			}
+			if wait == 0 {
+				wait = p.o.Backoff(s.attempt)
+			}
+		}
+		s.mu.Unlock()
+		if wait > 0 {
+			p.pause(ctx, wait)
+		}
+	}
+}
+
+func (p *Pusher) setState(s *Subscription, st State) {
+	s.mu.Lock()
+	if s.state != Disabled {
+		s.state = st
+	}
+	s.mu.Unlock()
+}
+
+// pause waits d, or until ctx ends.
+func (p *Pusher) pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// attempt posts body to s's url once, signed anew, and classes the answer.
+// wait is how long the receiver asked to be left alone (Retry-After on 429
+// or 503), or 0.
+func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, wait time.Duration, result outcome, errText string) {
+	select {
+	case p.o.Workers <- struct{}{}:
+	case <-ctx.Done():
+		return 0, 0, unreachable, "stopped"
+	}
+	defer func() { <-p.o.Workers }()
+	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, unreachable, err.Error()
+	}
+	now := time.Now()
+	ts := now.Unix()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "northd-webhooks")
+	req.Header.Set(webhooks.HeaderID, msgID)
+	req.Header.Set(webhooks.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(webhooks.HeaderSignature, string(webhooks.SignatureHeader(nil, s.keys(now), msgID, ts, body)))
+	start := time.Now()
+	resp, err := p.o.Client.Do(req)
+	p.m.attemptSeconds.UpdateDuration(start)
+	if err != nil {
+		result = unreachable
+		if webhooks.IsRefused(err) {
+			result = forbidden
+		} else if ctx.Err() != nil {
+			result = timedOut
+		}
+		p.m.attempts[result].Inc()
+		return 0, 0, result, errorText(err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, p.o.MaxResponseBytes))
+	resp.Body.Close()
+	status = resp.StatusCode
+	switch {
+	case status >= 200 && status < 300:
+		result = delivered
+	case status == http.StatusGone:
+		result = gone
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		result = failed
+		if status == http.StatusTooManyRequests {
+			result = rateLimited
+		}
+		if d, ok := webhooks.RetryAfter(resp.Header, time.Now()); ok {
+			wait, result = d, rateLimited
+		}
+	case status >= 300 && status < 400:
+		result = redirected
+	case status >= 400 && status < 500:
+		result = refused
+	default:
+		result = failed
+	}
+	p.m.attempts[result].Inc()
+	if result != delivered {
+		errText = "answered " + strconv.Itoa(status) + " " + http.StatusText(status)
+	}
+	return status, wait, result, errText
+}
+
+// verify sends the new subscription its one subscription.verify event,
+// signed as every delivery will be, and wants a 2xx back.
+func (p *Pusher) verify(ctx context.Context, s *Subscription) error {
+	now := time.Now().UTC()
+	ev := events.Event{ID: events.ID{Epoch: "verify", Seq: 0}, Type: "subscription.verify", Time: now,
+		Data: []byte(`{"subscription":"` + s.ID + `"}`)}
+	body := append(events.AppendEventJSON([]byte{'['}, &ev, p.o.Subsystem), ']')
+	status, _, result, errText := p.attempt(ctx, s, "msg_"+s.ID+"_verify", body)
+	if result != delivered {
+		if errText == "" {
+			errText = "answered " + strconv.Itoa(status)
+		}
+		return &VerifyError{Reason: errText}
+	}
+	return nil
+}

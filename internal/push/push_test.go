@@ -1,0 +1,444 @@
+package push_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/events"
+	"northd/internal/events/memory"
+	"northd/internal/push"
+	storememory "northd/internal/store/memory"
+	"northd/internal/testdeps"
+	"northd/internal/webhooks"
+)
+
+// receiver is a north server's webhook endpoint, written from the Standard
+// Webhooks specification, sharing no code with the sender: it checks each
+// request's signature against the secrets it was given, and answers as its
+// script says.
+type receiver struct {
+	t      *testing.T
+	srv    *httptest.Server
+	mu     sync.Mutex
+	keys   [][]byte   // secrets' keys a signature may be made with
+	got    []delivery // every request, in arrival order
+	answer func(n int, r *http.Request) (status int, header http.Header)
+}
+
+type delivery struct {
+	id, timestamp, signature string
+	body                     []byte
+	events                   []eventJSON
+	status                   int      // what the receiver answered
+	signed                   []string // which of the trusted keys signed it: "0", "1", ...
+}
+
+type eventJSON struct {
+	ID   string          `json:"id"`
+	Seq  uint64          `json:"seq"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{t: t}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// trust adds a secret whose signatures the receiver checks for.
+func (r *receiver) trust(secret string) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil || !strings.HasPrefix(secret, "whsec_") {
+		r.t.Fatalf("secret %q is not whsec_ and base64", secret)
+	}
+	r.mu.Lock()
+	r.keys = append(r.keys, key)
+	r.mu.Unlock()
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	d := delivery{id: req.Header.Get("webhook-id"), timestamp: req.Header.Get("webhook-timestamp"), signature: req.Header.Get("webhook-signature"), body: body}
+	if sec, err := strconv.ParseInt(d.timestamp, 10, 64); err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		r.t.Errorf("webhook-timestamp %q is not now", d.timestamp)
+	}
+	if err := json.Unmarshal(body, &d.events); err != nil {
+		r.t.Errorf("delivery %s: body %q is not a JSON array of events: %v", d.id, body, err)
+	}
+	r.mu.Lock()
+	n := len(r.got) + 1
+	answer := r.answer
+	r.mu.Unlock()
+	d.status = 200
+	var header http.Header
+	if answer != nil {
+		d.status, header = answer(n, req)
+	}
+	r.mu.Lock()
+	r.got = append(r.got, d)
+	r.mu.Unlock()
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(d.status)
+}
+
+// deliveries is every request so far, each with the trusted keys that
+// signed it: "v1," and the base64 HMAC-SHA256, under the key, of
+// "id.timestamp.body", among the space-separated signatures.
+func (r *receiver) deliveries() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := append([]delivery(nil), r.got...)
+	for i := range out {
+		out[i].signed = nil
+		for k, key := range r.keys {
+			mac := hmac.New(sha256.New, key)
+			mac.Write([]byte(out[i].id + "." + out[i].timestamp + "."))
+			mac.Write(out[i].body)
+			want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+			for _, sig := range strings.Fields(out[i].signature) {
+				if sig == want {
+					out[i].signed = append(out[i].signed, strconv.Itoa(k))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (r *receiver) url(path string) string { return r.srv.URL + path }
+
+// world is one subsystem: its log, hub, store and webhooks.
+type world struct {
+	t     *testing.T
+	log   *memory.Log
+	store *storememory.Store
+	push  *push.Pusher
+	set   *metrics.Set
+}
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+func newWorld(t *testing.T, tune func(*push.Options)) *world {
+	ctx, cancel := context.WithCancel(context.Background())
+	log := memory.New(memory.Options{Retention: 10_000})
+	set := metrics.NewSet()
+	hub := events.NewHub(log, events.HubOptions{
+		Subsystem: "nms", Heartbeat: time.Hour, Retry: time.Second, DrainRetry: time.Second, WriteTimeout: time.Minute,
+		Queue: 1000, MaxStreams: 10, MaxPerToken: 10, CacheEvents: 1000, CacheBytes: 1 << 20,
+		TokenLive: func([16]byte, time.Time) bool { return true },
+	}, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() { defer close(done); hub.Run(ctx) }()
+	st := storememory.New(storememory.Options{Max: 100, TokenTTL: time.Hour})
+	allow, err := webhooks.ParseAllow([]string{"127.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := push.Options{
+		Subsystem: "nms", Batch: 100, BatchBytes: 256 << 10, Timeout: 10 * time.Second, DisableAfter: time.Hour,
+		Rate: 1000, PerNorthServer: 3, MaxSubscriptions: 100, SecretOverlap: time.Hour, PauseCheck: 10 * time.Millisecond,
+		MaxResponseBytes: 1 << 10, Allow: allow, Client: allow.Client(webhooks.ClientOptions{Timeout: 10 * time.Second, MaxResponseBytes: 1 << 10}),
+		Workers: make(chan struct{}, 8), Backoff: func(int) time.Duration { return time.Millisecond },
+	}
+	if tune != nil {
+		tune(&o)
+	}
+	p := push.New(ctx, o, hub, st, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { cancel(); p.Wait(context.Background()); <-done })
+	return &world{t: t, log: log, store: st, push: p, set: set}
+}
+
+func (w *world) login(username string, ip netip.Addr) [16]byte {
+	w.t.Helper()
+	token := [16]byte{byte(len(username)), ip.As4()[3], byte(time.Now().UnixNano())}
+	if _, ok, err := w.store.Login(ip, []byte(username), token, time.Now(), false); err != nil || !ok {
+		w.t.Fatalf("login: %v %v", ok, err)
+	}
+	return token
+}
+
+func (w *world) publish(typ string, data string) {
+	w.t.Helper()
+	if _, _, err := w.log.Publish(context.Background(), "", []events.Draft{{Type: typ, Data: []byte(data)}}, time.Now()); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) subscribe(o push.Owner, url string, types ...string) (push.View, string) {
+	w.t.Helper()
+	v, secret, err := w.push.Create(context.Background(), o, url, types)
+	if err != nil {
+		w.t.Fatalf("Create: %v", err)
+	}
+	return v, secret
+}
+
+// taken is "type=data" of every event of the deliveries answered 2xx, in
+// order.
+func taken(ds []delivery) []string {
+	var out []string
+	for _, d := range ds {
+		if d.status < 200 || d.status > 299 {
+			continue
+		}
+		for _, e := range d.events {
+			out = append(out, e.Type+"="+string(e.Data))
+		}
+	}
+	return out
+}
+
+func TestDeliversSignedEventsInOrder(t *testing.T) {
+	w := newWorld(t, nil)
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	r.answer = func(n int, req *http.Request) (int, http.Header) { return 204, nil }
+	v, secret := w.subscribe(owner, r.url("/hook"), "alarm", "notice")
+	r.trust(secret)
+	first := r.deliveries()[0]
+	if len(first.events) != 1 || first.events[0].Type != "subscription.verify" || first.id != "msg_"+v.ID+"_verify" ||
+		string(first.events[0].Data) != `{"subscription":"`+v.ID+`"}` || len(first.signed) != 1 {
+		t.Fatalf("the verification delivery: %+v", first)
+	}
+	w.publish("alarm", `{"n":1,"text":"风扇"}`)
+	w.publish("ignored", `2`)
+	w.publish("notice", `3`)
+	if _, _, err := w.log.Publish(context.Background(), "", []events.Draft{{Type: "alarm", Data: []byte(`4`), To: events.Target{IP: netip.MustParseAddr("127.0.0.2")}}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	w.publish("alarm", `5`)
+	testdeps.WaitFor(t, "the events delivered", func() bool {
+		return len(taken(r.deliveries()[1:])) >= 3
+	})
+	got := taken(r.deliveries()[1:])
+	want := []string{`alarm={"n":1,"text":"风扇"}`, `notice=3`, `alarm=5`}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+	for _, d := range r.deliveries()[1:] {
+		if len(d.signed) != 1 || !strings.HasPrefix(d.id, "msg_"+v.ID+"_") {
+			t.Errorf("delivery %s signed by %v", d.id, d.signed)
+		}
+	}
+}
+
+// A receiver that fails, times out, rate-limits and redirects gets every
+// event at least once, in order, each batch again with its webhook-id
+// until a 2xx takes it.
+func TestRetriesKeepOrderAndIDs(t *testing.T) {
+	w := newWorld(t, func(o *push.Options) { o.Timeout = 2 * time.Second })
+	r := newReceiver(t)
+	other := newReceiver(t) // the redirects' target: must see nothing
+	w.login("north-1", loopback)
+	script := map[int]int{2: 500, 3: 429, 4: 301, 5: 400, 6: -1, 8: 503, 9: 302}
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		switch script[n] {
+		case 0:
+			return 200, nil
+		case -1: // no answer: the attempt times out
+			<-req.Context().Done()
+			return 500, nil
+		case 429:
+			return 429, http.Header{"Retry-After": {"0"}}
+		case 301, 302:
+			return script[n], http.Header{"Location": {other.url("/elsewhere")}}
+		default:
+			return script[n], nil
+		}
+	}
+	_, secret := w.subscribe(push.Owner{Username: "north-1", IP: loopback}, r.url("/hook"))
+	r.trust(secret)
+	// The first event alone in its batch, which meets the failures; the
+	// other nineteen, published meanwhile, make the next batch.
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "the first attempt", func() bool { return len(r.deliveries()) >= 2 })
+	for i := 2; i <= 20; i++ {
+		w.publish("t", strconv.Itoa(i))
+	}
+	testdeps.WaitFor(t, "every event taken", func() bool { return len(taken(r.deliveries())) >= 21 })
+	all := r.deliveries()
+	got := taken(all)[1:] // after the verification
+	var want []string
+	for i := 1; i <= 20; i++ {
+		want = append(want, "t="+strconv.Itoa(i))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("taken %q, want %q", got, want)
+	}
+	// A failed batch comes again with the same id and the same events,
+	// signed anew.
+	for i := 1; i+1 < len(all); i++ {
+		if all[i].status != 200 && (all[i+1].id != all[i].id || string(all[i+1].body) != string(all[i].body)) {
+			t.Errorf("after a failure, delivery %d was %s %s, then %s %s", i, all[i].id, all[i].body, all[i+1].id, all[i+1].body)
+		}
+		if len(all[i].signed) != 1 {
+			t.Errorf("delivery %d not signed: %q", i, all[i].signature)
+		}
+	}
+	if n := len(other.deliveries()); n != 0 {
+		t.Errorf("a redirect was followed %d times", n)
+	}
+	if len(all) != 10 || len(all[6].events) != 1 || len(all[9].events) != 19 {
+		t.Errorf("%d deliveries, want the verification, 6 attempts of the first event and 3 of the rest", len(all))
+	}
+	var out strings.Builder
+	w.set.WritePrometheus(&out)
+	for _, series := range []string{`outcome="server_error"} 2`, `outcome="rate_limited"} 1`, `outcome="redirect"} 2`, `outcome="client_error"} 1`, `outcome="timeout"} 1`} {
+		if !strings.Contains(out.String(), series) {
+			t.Errorf("metrics lack %s:\n%s", series, out.String())
+		}
+	}
+}
+
+// 410 Gone ends the subscription.
+func TestGoneEndsTheSubscription(t *testing.T) {
+	w := newWorld(t, nil)
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		if n == 1 {
+			return 200, nil
+		}
+		return 410, nil
+	}
+	w.subscribe(owner, r.url("/hook"))
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "the subscription to end", func() bool { return len(w.push.List(owner)) == 0 })
+	w.publish("t", "2")
+	w.publish("t", "3")
+	if n := len(r.deliveries()); n != 2 {
+		t.Errorf("%d deliveries, want the verification and the one answered 410", n)
+	}
+}
+
+// A logged-out north server's subscription pauses; when it logs in again,
+// delivery goes on from where it stopped.
+func TestLogoutPausesAndLoginResumes(t *testing.T) {
+	w := newWorld(t, nil)
+	r := newReceiver(t)
+	token := w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	w.subscribe(owner, r.url("/hook"))
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "the first event", func() bool { return len(r.deliveries()) == 2 })
+	if _, err := w.store.Logout(token, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	w.publish("t", "2")
+	testdeps.WaitFor(t, "the subscription to pause", func() bool { return w.push.List(owner)[0].State == "paused" })
+	if n := len(r.deliveries()); n != 2 {
+		t.Fatalf("%d deliveries while logged out", n)
+	}
+	w.login("north-1", loopback)
+	testdeps.WaitFor(t, "delivery after the login", func() bool { return len(r.deliveries()) == 3 })
+	if got := taken(r.deliveries()[2:]); len(got) != 1 || got[0] != "t=2" {
+		t.Errorf("after the login: %q, want t=2", got)
+	}
+}
+
+// A rotated secret: both sign until the overlap ends.
+func TestRotatedSecretsBothSign(t *testing.T) {
+	w := newWorld(t, nil)
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	v, secret := w.subscribe(owner, r.url("/hook"))
+	r.trust(secret)
+	newSecret, err := w.push.Rotate(owner, v.ID)
+	if err != nil || newSecret == secret {
+		t.Fatalf("Rotate: %q, %v", newSecret, err)
+	}
+	r.trust(newSecret)
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "a delivery", func() bool { return len(r.deliveries()) == 2 })
+	if d := r.deliveries()[1]; strings.Join(d.signed, ",") != "0,1" {
+		t.Errorf("after a rotation signed by keys %v, want the old and the new", d.signed)
+	}
+	if _, err := w.push.Rotate(push.Owner{Username: "north-2", IP: loopback}, v.ID); err != push.ErrNotFound {
+		t.Errorf("another north server rotating it: %v, want ErrNotFound", err)
+	}
+}
+
+// Failing past DisableAfter disables; enabled again, it goes on from its
+// cursor.
+func TestDisabledThenEnabled(t *testing.T) {
+	w := newWorld(t, func(o *push.Options) { o.DisableAfter = 50 * time.Millisecond })
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	var failing sync.Mutex
+	down := true
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		failing.Lock()
+		defer failing.Unlock()
+		if n > 1 && down {
+			return 500, nil
+		}
+		return 200, nil
+	}
+	v, _ := w.subscribe(owner, r.url("/hook"))
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "the subscription to be disabled", func() bool { return w.push.List(owner)[0].State == "disabled" })
+	failing.Lock()
+	down = false
+	failing.Unlock()
+	w.publish("t", "2")
+	if _, err := w.push.Enable(owner, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	testdeps.WaitFor(t, "both events taken", func() bool { return strings.Join(taken(r.deliveries()[1:]), " ") == "t=1 t=2" })
+	if _, err := w.push.Enable(owner, v.ID); err != push.ErrNotDisabled {
+		t.Errorf("enabling an active subscription: %v", err)
+	}
+}
+
+// Where a subscription may point.
+func TestCreateRefuses(t *testing.T) {
+	w := newWorld(t, nil)
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	for _, url := range []string{
+		"http://127.0.0.2/hook",       // not the login ip
+		"http://localhost/hook",       // a name
+		"ftp://127.0.0.1/hook",        // not http
+		"http://u:p@127.0.0.1:1/hook", // credentials
+	} {
+		if _, _, err := w.push.Create(context.Background(), owner, url, nil); err == nil {
+			t.Errorf("%s was accepted", url)
+		}
+	}
+	// A url that does not take the verification is refused.
+	r.answer = func(int, *http.Request) (int, http.Header) { return 404, nil }
+	if _, _, err := w.push.Create(context.Background(), owner, r.url("/nope"), nil); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("a url answering 404 to the verification: %v", err)
+	}
+	r.answer = nil
+	for i := 0; i < 3; i++ {
+		w.subscribe(owner, r.url("/hook"))
+	}
+	if _, _, err := w.push.Create(context.Background(), owner, r.url("/hook"), nil); err != push.ErrTooMany {
+		t.Errorf("a fourth subscription with PerNorthServer 3: %v, want ErrTooMany", err)
+	}
+}

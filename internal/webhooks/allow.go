@@ -1,0 +1,196 @@
+package webhooks
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Allow is where webhooks may go: the operator's -push-allow networks,
+// less the special addresses no entry names explicitly.
+type Allow struct {
+	prefixes []netip.Prefix
+}
+
+// special are the ranges a webhook must not reach unless the operator
+// names them: a north server's claimed ip pointing northd at itself, its
+// host's neighbours' link-local services, or a cloud's metadata service,
+// is request forgery.
+var special = []struct {
+	name   string
+	prefix netip.Prefix
+}{
+	// The metadata services first: inside link-local, an entry naming
+	// link-local does not name them; only one naming the address does.
+	{"cloud metadata", netip.MustParsePrefix("169.254.169.254/32")}, // AWS, GCP, Azure, OpenStack
+	{"cloud metadata", netip.MustParsePrefix("fd00:ec2::254/128")},  // AWS over IPv6
+	{"cloud metadata", netip.MustParsePrefix("100.100.100.200/32")}, // Alibaba Cloud
+	{"loopback", netip.MustParsePrefix("127.0.0.0/8")},
+	{"loopback", netip.MustParsePrefix("::1/128")},
+	{"this network", netip.MustParsePrefix("0.0.0.0/8")},
+	{"unspecified", netip.MustParsePrefix("::/128")},
+	{"link-local", netip.MustParsePrefix("169.254.0.0/16")},
+	{"link-local", netip.MustParsePrefix("fe80::/10")},
+	{"multicast", netip.MustParsePrefix("224.0.0.0/4")},
+	{"multicast", netip.MustParsePrefix("ff00::/8")},
+	{"broadcast", netip.MustParsePrefix("255.255.255.255/32")},
+}
+
+// ParseAllow reads -push-allow's CIDRs (or single addresses).
+func ParseAllow(list []string) (*Allow, error) {
+	a := &Allow{}
+	for _, e := range list {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		var p netip.Prefix
+		var err error
+		if strings.Contains(e, "/") {
+			p, err = netip.ParsePrefix(e)
+		} else {
+			var ip netip.Addr
+			if ip, err = netip.ParseAddr(e); err == nil {
+				p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", e)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		a.prefixes = append(a.prefixes, p.Masked())
+	}
+	return a, nil
+}
+
+// Empty reports whether no network is allowed: webhooks are off.
+func (a *Allow) Empty() bool { return len(a.prefixes) == 0 }
+
+// Permits reports whether a webhook may go to ip, and when not, why.
+func (a *Allow) Permits(ip netip.Addr) (bool, string) {
+	ip = ip.Unmap()
+	for _, s := range special {
+		if !s.prefix.Contains(ip) {
+			continue
+		}
+		// Only an entry inside the special range names it.
+		for _, p := range a.prefixes {
+			if p.Contains(ip) && s.prefix.Bits() <= p.Bits() && s.prefix.Contains(p.Addr()) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%s is a %s address, which -push-allow permits only when an entry names that range (such as %s)", ip, s.name, s.prefix)
+	}
+	for _, p := range a.prefixes {
+		if p.Contains(ip) {
+			return true, ""
+		}
+	}
+	return false, fmt.Sprintf("%s is outside -push-allow", ip)
+}
+
+// RefusedError is a connection the dialer would not make.
+type RefusedError struct {
+	Addr   string
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return "webhook to " + e.Addr + " refused: " + e.Reason
+}
+
+// ClientOptions shape the client Allow makes.
+type ClientOptions struct {
+	Timeout          time.Duration // of one attempt, answer included
+	RootCAs          *x509.CertPool
+	MaxResponseBytes int64
+}
+
+// Client is the HTTP client webhooks go out with: its dialer refuses, on
+// the address it is about to connect to (after any name is resolved), what
+// a does not permit; it follows no redirect and takes no proxy from the
+// environment.
+func (a *Allow) Client(o ClientOptions) *http.Client {
+	dialer := &net.Dialer{
+		Timeout: o.Timeout,
+		Control: func(network, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return &RefusedError{Addr: address, Reason: "not an IP address and port"}
+			}
+			if ok, why := a.Permits(ap.Addr()); !ok {
+				return &RefusedError{Addr: address, Reason: why}
+			}
+			return nil
+		},
+	}
+	return &http.Client{
+		Timeout: o.Timeout,
+		Transport: &http.Transport{
+			Proxy:                  nil,
+			DialContext:            dialer.DialContext,
+			TLSClientConfig:        &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout:    o.Timeout,
+			ResponseHeaderTimeout:  o.Timeout,
+			MaxIdleConnsPerHost:    4,
+			IdleConnTimeout:        90 * time.Second,
+			MaxResponseHeaderBytes: 16 << 10,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// URLError is a subscription url northd will not post to.
+type URLError struct{ Reason string }
+
+func (e *URLError) Error() string { return e.Reason }
+
+// CheckURL reads a subscription's url: http or https, no credentials, its
+// host the north server's login ip (an IP literal; a name could point
+// anywhere), which a permits.
+func CheckURL(raw string, loginIP netip.Addr, a *Allow) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return nil, &URLError{fmt.Sprintf("url %q is not an http:// or https:// url such as http://%s:8080/northd", raw, hostOf(loginIP))}
+	}
+	if u.User != nil {
+		return nil, &URLError{"url must carry no user or password: the signature proves the sender"}
+	}
+	if u.Fragment != "" {
+		return nil, &URLError{"url must have no #fragment"}
+	}
+	ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]"))
+	if err != nil {
+		return nil, &URLError{fmt.Sprintf("url's host %q is not an IP address: webhooks go to the ip you logged in with, %s", u.Hostname(), loginIP)}
+	}
+	if ip.Zone() != "" || ip.Unmap() != loginIP.Unmap() {
+		return nil, &URLError{fmt.Sprintf("url's host %s is not the ip you logged in with, %s: webhooks go to your own ip", ip, loginIP)}
+	}
+	if ok, why := a.Permits(ip); !ok {
+		return nil, &URLError{"url cannot be served: " + why + "; ask the operator"}
+	}
+	return u, nil
+}
+
+func hostOf(ip netip.Addr) string {
+	if ip.Is6() && !ip.Is4In6() {
+		return "[" + ip.String() + "]"
+	}
+	return ip.Unmap().String()
+}
+
+// IsRefused reports whether err is a connection the dialer refused.
+func IsRefused(err error) bool {
+	_, ok := errors.AsType[*RefusedError](err)
+	return ok
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/config"
+	"northd/internal/events"
+	"northd/internal/push"
+	"northd/internal/store"
+	"northd/internal/webhooks"
+)
+
+// webhookSetup is what every subsystem's webhooks share: where they may go,
+// the client that goes there, and the attempts in flight.
+type webhookSetup struct {
+	cfg     config.Config
+	allow   *webhooks.Allow
+	workers chan struct{}
+	client  *http.Client
+}
+
+// The bounds of webhooks that are not flags.
+const (
+	pushBatchBytes       = 256 << 10
+	pushPerNorthServer   = 10
+	pushMaxResponseBytes = 64 << 10
+)
+
+// newWebhooks is nil when -push-allow lists no network: webhooks are off.
+func newWebhooks(cfg config.Config) (*webhookSetup, error) {
+	if len(cfg.Push.Allow) == 0 {
+		return nil, nil
+	}
+	list := make([]string, len(cfg.Push.Allow))
+	for i, p := range cfg.Push.Allow {
+		list[i] = p.String()
+	}
+	allow, err := webhooks.ParseAllow(list)
+	if err != nil {
+		return nil, config.Usagef("-push-allow: %v", err)
+	}
+	o := webhooks.ClientOptions{Timeout: cfg.Push.Timeout, MaxResponseBytes: pushMaxResponseBytes}
+	if cfg.Push.CAFile != "" {
+		pem, err := os.ReadFile(cfg.Push.CAFile)
+		if err != nil {
+			return nil, config.Usagef("cannot read -push-ca: %v", err)
+		}
+		o.RootCAs = x509.NewCertPool()
+		if !o.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, config.Usagef("-push-ca %s holds no PEM certificate", cfg.Push.CAFile)
+		}
+	}
+	return &webhookSetup{cfg: cfg, allow: allow, workers: make(chan struct{}, cfg.Push.Workers), client: allow.Client(o)}, nil
+}
+
+// pusher is the subsystem named name's webhooks, delivering its hub's
+// events while ctx lasts.
+func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub, st store.Store, set *metrics.Set, log *slog.Logger) *push.Pusher {
+	p := w.cfg.Push
+	return push.New(ctx, push.Options{
+		Subsystem:        name,
+		Batch:            p.Batch,
+		BatchBytes:       pushBatchBytes,
+		Timeout:          p.Timeout,
+		DisableAfter:     p.DisableAfter,
+		Rate:             p.Rate,
+		PerNorthServer:   pushPerNorthServer,
+		MaxSubscriptions: p.MaxSubscriptions,
+		SecretOverlap:    24 * time.Hour,
+		PauseCheck:       time.Second,
+		MaxResponseBytes: pushMaxResponseBytes,
+		Allow:            w.allow,
+		Client:           w.client,
+		Workers:          w.workers,
+		Backoff:          func(attempt int) time.Duration { return webhooks.Backoff(attempt, rand.Float64) },
+	}, hub, st, set, subsystemLabel(name), log)
+}
