@@ -1,8 +1,10 @@
 // Package lbtest runs the northd binary as operators do. Above all it
 // proves northd behind a real load balancer: HAProxy on
 // loopback in front of two northd processes speaking PROXY protocol, with a
-// constant-rate verified load running while each instance in turn is
-// drained, stopped and started again. `make test-lb` runs it; `make test`
+// constant-rate verified load running, and a north server's event stream
+// open through HAProxy while events are published, while each instance in
+// turn is drained, stopped and started again: no request fails, and the
+// stream moves to the other instance with no event lost or repeated. `make test-lb` runs it; `make test`
 // runs it too when haproxy is installed and skips it, saying so, when not
 // (under CI=true it fails instead: testdeps.Need).
 //
@@ -141,15 +143,27 @@ func TestBehindHAProxy(t *testing.T) {
 	load := newLoad(front)
 	loadDone := make(chan struct{})
 	go func() { defer close(loadDone); load.run(ctx, loadRate) }()
+	// Meanwhile a north server streams its events through HAProxy, and
+	// the subsystem's software publishes to whichever instance is up.
+	stream := startStream(t, strings.TrimPrefix(front, "http://"))
+	pub := startPublisher(instances)
 	load.awaitAnswers(t, phaseRequests)
-	for _, in := range instances {
+	// The instance holding the stream restarts first, so that the stream
+	// moves at each restart: to the other, then back.
+	order := streamHolderFirst(t, instances)
+	for _, in := range order {
 		before := load.answered.Load()
+		opens := stream.opens.Load()
 		in.restart(t, sock)
 		t.Logf("instance %s restarted while the load got %d answers", in.name, load.answered.Load()-before)
 		load.awaitAnswers(t, phaseRequests)
+		testdeps.WaitFor(t, "the stream to reconnect after instance "+in.name+"'s restart", func() bool { return stream.opens.Load() > opens })
 	}
 	stopLoad()
 	<-loadDone
+	published := pub.stop(t)
+	stream.expect(t, published)
+	t.Logf("stream: %d events published and received once each, in order, over %d connections through HAProxy", published, stream.opens.Load())
 
 	t.Logf("load: %d requests sent, %d failed", load.sent.Load(), load.failed.Load())
 	if f := load.failed.Load(); f != 0 {
@@ -274,7 +288,8 @@ type instance struct {
 	plain  bool   // no PROXY protocol: clients talk to it directly
 	store  string // -store, with the subsystem named alarms; "" for memory
 	listen string // host:port, once started
-	admin  string // host:port of the admin listener, once started
+	admin  string // host:port of the admin listener, once started; read by others through adminAddr
+	mu     sync.Mutex
 	cmd    *exec.Cmd
 	log    *testdeps.SyncBuffer
 	exited chan struct{}
@@ -303,6 +318,9 @@ func (in *instance) start(t *testing.T) {
 	args := []string{
 		"-listen", listen, "-admin", "127.0.0.1:0", "-log-format", "json",
 		"-drain-delay", drain.String(), "-shutdown-timeout", "30s",
+		// Streams through HAProxy carry a heartbeat well inside its
+		// 30 s client and server timeouts.
+		"-event-heartbeat", "1s",
 	}
 	if !in.plain {
 		args = append(args, "-proxy-protocol-from", proxyIP)
@@ -335,7 +353,16 @@ func (in *instance) start(t *testing.T) {
 	if in.listen != "" && started.Listen != in.listen {
 		t.Fatalf("northd %s restarted on %s, want %s", in.name, started.Listen, in.listen)
 	}
+	in.mu.Lock()
 	in.listen, in.admin = started.Listen, started.Admin
+	in.mu.Unlock()
+}
+
+// adminAddr is the admin listener's address, which a restart changes.
+func (in *instance) adminAddr() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.admin
 }
 
 // restart drains and stops the instance with SIGTERM, checks it exited 0
