@@ -15,6 +15,13 @@
 #   make loadtest-ramp-redis         login ramp (p99 <= 2 ms) with -store redis, Redis on loadtest's CPU
 #   make loadtest-ramp-verify-redis  the same ramp of GET /north/verify
 #   make loadtest-ramp-verify        the verify ramp with the in-memory store (the baseline)
+#   make loadtest-events         100 event streams while 10,000 events/s are published for 10 s:
+#                                every event on every stream checked (order, no gap, no duplicate),
+#                                publish-to-receive p50/p99/max; northd on CPU 0, loadtest on CPU 1
+#   make loadtest-events-redis   the same with -store redis (Redis Streams)
+#   make loadtest-events-fanout  20,000 events to 1, 100, 1,000 and 10,000 streams: events
+#                                delivered per second and per northd CPU-second
+#   make loadtest-events-idle    5,000 idle streams: northd's RSS and heap per stream
 #
 # LOADTEST_LOCK prefixes the long runs, e.g. LOADTEST_LOCK="flock /some/lock"
 # so measurements on a shared machine do not overlap. LOADTEST_ARGS adds
@@ -30,6 +37,7 @@ LOADTEST_RUN = loadtest/with-server.sh
 # with-server.sh's {redis} on the load tool's: LOADTEST_REDIS_CPU).
 LOADTEST_PIN = LOADTEST_SERVER_CPU=0 LOADTEST_CPU=1
 
+.PHONY: loadtest-events loadtest-events-redis loadtest-events-fanout loadtest-events-idle
 .PHONY: loadtest loadtest-build loadtest-bad-input loadtest-ramp loadtest-ramp-nethttp loadtest-soak loadtest-conns \
 	loadtest-auth-storm loadtest-verify loadtest-verify-redis loadtest-ramp-redis loadtest-ramp-verify-redis loadtest-ramp-verify
 
@@ -120,3 +128,27 @@ loadtest-ramp-verify-redis: loadtest-build
 loadtest-ramp-verify: loadtest-build
 	$(LOADTEST_PIN) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_NORTHD) -- $(LOADTEST_RAMP_ARGS) \
 		-load verify -north-servers 1000 -slo $(LOADTEST_STORE_SLO) -out $(LOADTEST_OUT)/ramp-verify.json $(LOADTEST_ARGS)
+
+# Event streams (loadtest events): northd with an admin listener to publish
+# on, room for 10,000 streams, and the load tool's command.
+LOADTEST_EVENTS_NORTHD = ./bin/northd -listen {addr} -admin {admin} -event-max-streams 20000 -max-conns 30000 -registry-max 20000
+LOADTEST_EVENTS = LOADTEST_CMD="./bin/loadtest events"
+loadtest-events: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_EVENTS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_EVENTS_NORTHD) -- \
+		-mode latency -streams 100 -rate 10000 -duration 10s -out $(LOADTEST_OUT)/events.json $(LOADTEST_ARGS)
+
+loadtest-events-redis: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_EVENTS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_EVENTS_NORTHD) -store 'redis://{redis}/0' -- \
+		-mode latency -streams 100 -rate 10000 -duration 10s -out $(LOADTEST_OUT)/events-redis.json $(LOADTEST_ARGS)
+
+# 10,000 streams hold 20,000 descriptors on this machine (both ends): the
+# target raises the soft limit as far as the hard one allows.
+loadtest-events-fanout: loadtest-build
+	@ulimit -n $$(ulimit -Hn); for n in 1 100 1000 10000; do \
+		$(LOADTEST_PIN) $(LOADTEST_EVENTS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_EVENTS_NORTHD) -- \
+			-mode fanout -streams $$n -events 20000 -batch 100 -out $(LOADTEST_OUT)/events-fanout-$$n.json $(LOADTEST_ARGS) || exit 1; \
+	done
+
+loadtest-events-idle: loadtest-build
+	@ulimit -n $$(ulimit -Hn); $(LOADTEST_PIN) $(LOADTEST_EVENTS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_EVENTS_NORTHD) -- \
+		-mode idle -streams 5000 -out $(LOADTEST_OUT)/events-idle.json $(LOADTEST_ARGS)

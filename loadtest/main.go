@@ -113,6 +113,10 @@ Scenarios (-scenario):
   loadtest write-users [-n N] [-hash argon2id|bcrypt:COST] FILE writes the
   users file of the known north servers (north-K, password loadtest-secret-K).
 
+  loadtest events [-mode latency|fanout|idle] [-streams N] ... streams
+  events to N north servers while publishing on the admin listener, and
+  checks every event on every stream (loadtest events -h).
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -210,6 +214,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "write-users" {
 		return runWriteUsers(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "events" {
+		return runEvents(ctx, args[1:], stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {

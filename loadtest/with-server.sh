@@ -9,6 +9,10 @@
 # loopback only, its own temporary directory) on another free port first
 # and is replaced by its address, for northd -store redis://{redis}/0;
 # loadtest then gets its pid (-store-pid) and reports its CPU.
+# {admin}, when present, is replaced by another free address, for northd
+# -admin {admin}, and passed on as -admin (loadtest events publishes there).
+# LOADTEST_CMD is the load tool's command (default ./bin/loadtest; "./bin/
+# loadtest events" for the event streams).
 # LOADTEST_SERVER_CPU and LOADTEST_CPU, when set, pin the server and the
 # load tool to those CPUs (taskset -c) with GOMAXPROCS set to match.
 # Redis runs on LOADTEST_REDIS_CPU, which defaults to LOADTEST_CPU: on the
@@ -98,6 +102,12 @@ fi
 port=$(free_port)
 addr="127.0.0.1:$port"
 server=("${server[@]//\{addr\}/$addr}")
+admin_args=()
+if [[ "${server[*]}" == *"{admin}"* ]]; then
+	admin="127.0.0.1:$(free_port)"
+	server=("${server[@]//\{admin\}/$admin}")
+	admin_args=(-admin "$admin")
+fi
 
 log=$(mktemp)
 "${pin_server[@]}" "${server[@]}" >"$log" 2>&1 &
@@ -117,7 +127,8 @@ echo "with-server: ${server[*]} (pid $pid) on $addr${LOADTEST_SERVER_CPU:+, CPU 
 set +e
 store_args=()
 [ -z "$redis_pid" ] || store_args=(-store-pid "$redis_pid")
-"${pin_load[@]}" ./bin/loadtest -target "http://$addr" -pid "$pid" "${store_args[@]}" "$@"
+read -r -a cmd <<<"${LOADTEST_CMD:-./bin/loadtest}"
+"${pin_load[@]}" "${cmd[@]}" -target "http://$addr" -pid "$pid" "${store_args[@]}" "${admin_args[@]}" "$@"
 code=$?
 set -e
 exit $code
