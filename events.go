@@ -54,27 +54,12 @@ func streamHead(retry time.Duration) []byte {
 // the one after Last-Event-ID (or ?after=) on; or, with ?wait=, a long
 // poll answering them as JSON.
 func (s *subsystem) handleEvents(ctx *fasthttp.RequestCtx) {
-	token, problem := bearerToken(&ctx.Request.Header)
-	if problem != wire.BearerOK {
-		s.refuseToken(ctx, &s.metrics.eventChecks, problem)
-		return
-	}
 	buf := verifyBuffersPool.Get().(*verifyBuffers)
 	defer verifyBuffersPool.Put(buf)
-	v, err := s.store.Verify(token, ctx.Time(), buf.username[:0])
-	if err != nil {
-		s.refuseStoreDown(ctx, false)
+	token, v, ok := s.liveToken(ctx, &s.metrics.eventChecks, buf.username[:0])
+	if !ok {
 		return
 	}
-	switch v.Result {
-	case store.Unknown:
-		s.refuseToken(ctx, &s.metrics.eventChecks, wire.BearerUnknown)
-		return
-	case store.Expired:
-		s.refuseToken(ctx, &s.metrics.eventChecks, wire.BearerExpired)
-		return
-	}
-	s.metrics.eventChecks[wire.BearerOK].Inc()
 
 	// The header is the stream's own progress, sent by a reconnecting
 	// client; after= is where a client chose to start.
@@ -85,6 +70,7 @@ func (s *subsystem) handleEvents(ctx *fasthttp.RequestCtx) {
 	var after events.ID
 	resume := len(rawAfter) > 0
 	if resume {
+		var err error
 		if after, err = events.ParseID(string(rawAfter)); err != nil {
 			answerJSON(ctx, fasthttp.StatusBadRequest, badEventIDBody)
 			return

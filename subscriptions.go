@@ -11,7 +11,6 @@ import (
 
 	"northd/internal/events"
 	"northd/internal/push"
-	"northd/internal/store"
 	"northd/internal/webhooks"
 	"northd/internal/wire"
 )
@@ -36,28 +35,26 @@ const (
 // subscriber is the north server a request's bearer token says it is, or
 // false once the request has been answered with the refusal.
 func (s *subsystem) subscriber(ctx *fasthttp.RequestCtx) (push.Owner, bool) {
-	token, problem := bearerToken(&ctx.Request.Header)
-	if problem != wire.BearerOK {
-		s.refuseToken(ctx, &s.metrics.subscriptionChecks, problem)
-		return push.Owner{}, false
-	}
 	buf := verifyBuffersPool.Get().(*verifyBuffers)
 	defer verifyBuffersPool.Put(buf)
-	v, err := s.store.Verify(token, ctx.Time(), buf.username[:0])
-	if err != nil {
-		s.refuseStoreDown(ctx, false)
-		return push.Owner{}, false
+	_, v, ok := s.liveToken(ctx, &s.metrics.subscriptionChecks, buf.username[:0])
+	return push.Owner{Username: string(v.Username), IP: v.IP}, ok
+}
+
+// subscriptionOf is the north server and the subscription id of a request
+// to /north/subscriptions/ID/…, or false once it has been answered (a
+// refused token, or 404 with webhooks off).
+func (s *subsystem) subscriptionOf(ctx *fasthttp.RequestCtx) (push.Owner, string, bool) {
+	o, ok := s.subscriber(ctx)
+	if !ok {
+		return o, "", false
 	}
-	switch v.Result {
-	case store.Unknown:
-		s.refuseToken(ctx, &s.metrics.subscriptionChecks, wire.BearerUnknown)
-		return push.Owner{}, false
-	case store.Expired:
-		s.refuseToken(ctx, &s.metrics.subscriptionChecks, wire.BearerExpired)
-		return push.Owner{}, false
+	if s.push == nil {
+		answerJSON(ctx, fasthttp.StatusNotFound, subscriptionNotFound)
+		return o, "", false
 	}
-	s.metrics.subscriptionChecks[wire.BearerOK].Inc()
-	return push.Owner{Username: string(v.Username), IP: v.IP}, true
+	id, _ := ctx.UserValue("id").(string)
+	return o, id, true
 }
 
 // handleSubscribe answers POST /north/subscriptions {"url", "types"?}:
@@ -131,15 +128,11 @@ func (s *subsystem) handleSubscriptions(ctx *fasthttp.RequestCtx) {
 
 // handleUnsubscribe answers DELETE /north/subscriptions/ID.
 func (s *subsystem) handleUnsubscribe(ctx *fasthttp.RequestCtx) {
-	o, ok := s.subscriber(ctx)
+	o, id, ok := s.subscriptionOf(ctx)
 	if !ok {
 		return
 	}
-	if s.push == nil {
-		answerJSON(ctx, fasthttp.StatusNotFound, subscriptionNotFound)
-		return
-	}
-	if err := s.push.Delete(o, subscriptionID(ctx)); err != nil {
+	if err := s.push.Delete(o, id); err != nil {
 		s.answerSubscriptionError(ctx, err)
 		return
 	}
@@ -149,15 +142,10 @@ func (s *subsystem) handleUnsubscribe(ctx *fasthttp.RequestCtx) {
 // handleRotateSecret answers POST /north/subscriptions/ID/rotate-secret: a
 // new secret, shown this once; the old one signs too for 24 h.
 func (s *subsystem) handleRotateSecret(ctx *fasthttp.RequestCtx) {
-	o, ok := s.subscriber(ctx)
+	o, id, ok := s.subscriptionOf(ctx)
 	if !ok {
 		return
 	}
-	if s.push == nil {
-		answerJSON(ctx, fasthttp.StatusNotFound, subscriptionNotFound)
-		return
-	}
-	id := subscriptionID(ctx)
 	secret, err := s.push.Rotate(o, id)
 	if err != nil {
 		s.answerSubscriptionError(ctx, err)
@@ -173,15 +161,11 @@ func (s *subsystem) handleRotateSecret(ctx *fasthttp.RequestCtx) {
 // handleEnableSubscription answers POST /north/subscriptions/ID/enable: a
 // disabled subscription delivers again, from its cursor.
 func (s *subsystem) handleEnableSubscription(ctx *fasthttp.RequestCtx) {
-	o, ok := s.subscriber(ctx)
+	o, id, ok := s.subscriptionOf(ctx)
 	if !ok {
 		return
 	}
-	if s.push == nil {
-		answerJSON(ctx, fasthttp.StatusNotFound, subscriptionNotFound)
-		return
-	}
-	view, err := s.push.Enable(o, subscriptionID(ctx))
+	view, err := s.push.Enable(o, id)
 	if err != nil {
 		s.answerSubscriptionError(ctx, err)
 		return
@@ -190,11 +174,6 @@ func (s *subsystem) handleEnableSubscription(ctx *fasthttp.RequestCtx) {
 		Code         int       `json:"code"`
 		Subscription push.View `json:"subscription"`
 	}{0, view})
-}
-
-func subscriptionID(ctx *fasthttp.RequestCtx) string {
-	id, _ := ctx.UserValue("id").(string)
-	return id
 }
 
 func (s *subsystem) answerSubscriptionError(ctx *fasthttp.RequestCtx, err error) {

@@ -43,31 +43,43 @@ type verifyBuffers struct {
 
 var verifyBuffersPool = sync.Pool{New: func() any { return new(verifyBuffers) }}
 
-// handleVerify answers GET /north/verify: whether the bearer token is live
-// on this subsystem, whose it is and how long it has left.
-func (s *subsystem) handleVerify(ctx *fasthttp.RequestCtx) {
+// liveToken is the request's bearer token and what the store says of it
+// when it is live, its username appended to usernameDst; or false once the
+// request has been answered with the refusal (401, 400 or 503). checks
+// counts the outcome, live included.
+func (s *subsystem) liveToken(ctx *fasthttp.RequestCtx, checks *[wire.BearerProblemCount]*metrics.Counter, usernameDst []byte) ([16]byte, store.Token, bool) {
 	token, problem := bearerToken(&ctx.Request.Header)
 	if problem != wire.BearerOK {
-		s.refuseToken(ctx, &s.metrics.verifications, problem)
-		return
+		s.refuseToken(ctx, checks, problem)
+		return token, store.Token{}, false
 	}
-	buf := verifyBuffersPool.Get().(*verifyBuffers)
-	defer verifyBuffersPool.Put(buf)
-	v, err := s.store.Verify(token, ctx.Time(), buf.username[:0])
+	v, err := s.store.Verify(token, ctx.Time(), usernameDst)
 	if err != nil {
 		s.refuseStoreDown(ctx, false)
-		return
+		return token, v, false
 	}
 	switch v.Result {
 	case store.Unknown:
-		s.refuseToken(ctx, &s.metrics.verifications, wire.BearerUnknown)
-		return
+		s.refuseToken(ctx, checks, wire.BearerUnknown)
+		return token, v, false
 	case store.Expired:
-		s.refuseToken(ctx, &s.metrics.verifications, wire.BearerExpired)
+		s.refuseToken(ctx, checks, wire.BearerExpired)
+		return token, v, false
+	}
+	checks[wire.BearerOK].Inc()
+	return token, v, true
+}
+
+// handleVerify answers GET /north/verify: whether the bearer token is live
+// on this subsystem, whose it is and how long it has left.
+func (s *subsystem) handleVerify(ctx *fasthttp.RequestCtx) {
+	buf := verifyBuffersPool.Get().(*verifyBuffers)
+	defer verifyBuffersPool.Put(buf)
+	_, v, ok := s.liveToken(ctx, &s.metrics.verifications, buf.username[:0])
+	if !ok {
 		return
 	}
 	expiresIn := (v.Expires - ctx.Time().UnixNano() + int64(time.Second) - 1) / int64(time.Second) // rounded up
-	s.metrics.verifications[wire.BearerOK].Inc()
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
 	ctx.Response.SetBody(wire.AppendVerifyOK(buf.body[:0], v.Username, v.IP, expiresIn))
 }
