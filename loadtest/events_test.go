@@ -50,3 +50,21 @@ func TestEventStreamReaderFindsAGap(t *testing.T) {
 		t.Errorf("received %d, problem %q", s.received.Load(), s.err())
 	}
 }
+
+// loadtest webhooks against a real northd: receivers checking signatures,
+// order and completeness, one hanging beside them.
+func TestWebhooksAgainstNorthd(t *testing.T) {
+	n := startNorthd(t, "-admin", "127.0.0.1:0", "-push-allow", "127.0.0.0/8", "-push-timeout", "1s")
+	var stdout, stderr bytes.Buffer
+	args := []string{"webhooks", "-target", "http://" + n.Listen[0], "-admin", n.Admin, "-receivers", "3", "-hanging", "1", "-rate", "200", "-batch", "5", "-duration", "1s"}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	var r WebhooksReport
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("report %q: %v", stdout.String(), err)
+	}
+	if r.Published == 0 || r.Delivered != int64(r.Published)*3 || r.Latency == nil || len(r.Problems) != 0 {
+		t.Errorf("published %d, delivered %d to 3 receivers, problems %v", r.Published, r.Delivered, r.Problems)
+	}
+}

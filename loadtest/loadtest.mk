@@ -22,6 +22,10 @@
 #   make loadtest-events-fanout  20,000 events to 1, 100, 1,000 and 10,000 streams: events
 #                                delivered per second and per northd CPU-second
 #   make loadtest-events-idle    5,000 idle streams: northd's RSS and heap per stream
+#   make loadtest-webhooks       10 webhook receivers, 1,000 events/s for 10 s: every delivery's
+#                                signature, order and completeness checked; publish-to-delivery
+#   make loadtest-webhooks-batched   one receiver, 50,000 events/s in batches of up to 100
+#   make loadtest-webhooks-hanging   the 10 receivers beside one that never answers
 #
 # LOADTEST_LOCK prefixes the long runs, e.g. LOADTEST_LOCK="flock /some/lock"
 # so measurements on a shared machine do not overlap. LOADTEST_ARGS adds
@@ -38,6 +42,7 @@ LOADTEST_RUN = loadtest/with-server.sh
 LOADTEST_PIN = LOADTEST_SERVER_CPU=0 LOADTEST_CPU=1
 
 .PHONY: loadtest-events loadtest-events-redis loadtest-events-fanout loadtest-events-idle
+.PHONY: loadtest-webhooks loadtest-webhooks-batched loadtest-webhooks-hanging
 .PHONY: loadtest loadtest-build loadtest-bad-input loadtest-ramp loadtest-ramp-nethttp loadtest-soak loadtest-conns \
 	loadtest-auth-storm loadtest-verify loadtest-verify-redis loadtest-ramp-redis loadtest-ramp-verify-redis loadtest-ramp-verify
 
@@ -152,3 +157,20 @@ loadtest-events-fanout: loadtest-build
 loadtest-events-idle: loadtest-build
 	@ulimit -n $$(ulimit -Hn); $(LOADTEST_PIN) $(LOADTEST_EVENTS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_EVENTS_NORTHD) -- \
 		-mode idle -streams 5000 -out $(LOADTEST_OUT)/events-idle.json $(LOADTEST_ARGS)
+
+# Webhooks (loadtest webhooks): receivers on 127.0.0.10 and up, which
+# -push-allow must name; -push-rate high enough for batches of 100 at
+# 50,000 events/s.
+LOADTEST_WEBHOOKS_NORTHD = ./bin/northd -listen {addr} -admin {admin} -push-allow 127.0.0.0/8 -push-rate 1000 -push-timeout 2s
+LOADTEST_WEBHOOKS = LOADTEST_CMD="./bin/loadtest webhooks"
+loadtest-webhooks: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_WEBHOOKS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_WEBHOOKS_NORTHD) -- \
+		-receivers 10 -rate 1000 -batch 10 -duration 10s -out $(LOADTEST_OUT)/webhooks.json $(LOADTEST_ARGS)
+
+loadtest-webhooks-batched: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_WEBHOOKS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_WEBHOOKS_NORTHD) -- \
+		-receivers 1 -rate 50000 -batch 100 -duration 10s -out $(LOADTEST_OUT)/webhooks-batched.json $(LOADTEST_ARGS)
+
+loadtest-webhooks-hanging: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_WEBHOOKS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_WEBHOOKS_NORTHD) -- \
+		-receivers 10 -hanging 1 -rate 1000 -batch 10 -duration 10s -out $(LOADTEST_OUT)/webhooks-hanging.json $(LOADTEST_ARGS)

@@ -117,6 +117,10 @@ Scenarios (-scenario):
   events to N north servers while publishing on the admin listener, and
   checks every event on every stream (loadtest events -h).
 
+  loadtest webhooks [-receivers N] [-hanging M] ... subscribes receivers
+  that check every delivery's signature and order while publishing
+  (loadtest webhooks -h).
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -217,6 +221,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "events" {
 		return runEvents(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "webhooks" {
+		return runWebhooks(ctx, args[1:], stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
