@@ -192,7 +192,7 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, authn, st, hub, tlsConfig, set, log)
 		go hub.Run(ctx)
 		if webhooks != nil {
-			srv.subsystems[i].push = webhooks.pusher(ctx, names[i], hub, st, set, log)
+			srv.subsystems[i].push = webhooks.pusher(ctx, names[i], hub, st, shared, set, log)
 		}
 	}
 	if shared != nil {

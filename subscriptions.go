@@ -132,7 +132,7 @@ func (s *subsystem) handleUnsubscribe(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	if err := s.push.Delete(o, id); err != nil {
+	if err := s.push.Delete(ctx, o, id); err != nil {
 		s.answerSubscriptionError(ctx, err)
 		return
 	}
@@ -146,7 +146,7 @@ func (s *subsystem) handleRotateSecret(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	secret, err := s.push.Rotate(o, id)
+	secret, err := s.push.Rotate(ctx, o, id)
 	if err != nil {
 		s.answerSubscriptionError(ctx, err)
 		return
@@ -165,7 +165,7 @@ func (s *subsystem) handleEnableSubscription(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	view, err := s.push.Enable(o, id)
+	view, err := s.push.Enable(ctx, o, id)
 	if err != nil {
 		s.answerSubscriptionError(ctx, err)
 		return

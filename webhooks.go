@@ -14,7 +14,9 @@ import (
 	"northd/internal/config"
 	"northd/internal/events"
 	"northd/internal/push"
+	pushredis "northd/internal/push/redis"
 	"northd/internal/store"
+	redisstore "northd/internal/store/redis"
 	"northd/internal/webhooks"
 )
 
@@ -63,8 +65,15 @@ func newWebhooks(cfg config.Config) (*webhookSetup, error) {
 
 // pusher is the subsystem named name's webhooks, delivering its hub's
 // events while ctx lasts.
-func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub, st store.Store, set *metrics.Set, log *slog.Logger) *push.Pusher {
+func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub, st store.Store, shared *redisstore.Client, set *metrics.Set, log *slog.Logger) *push.Pusher {
 	p := w.cfg.Push
+	// Subscriptions live where tokens do: in this process, or in the
+	// shared store, where every instance sees them and one at a time
+	// delivers for each.
+	var subs push.Store = push.NewMemoryStore()
+	if shared != nil {
+		subs = pushredis.New(shared.Rueidis(), name, w.cfg.StoreTimeout)
+	}
 	return push.New(ctx, push.Options{
 		Subsystem:        name,
 		Batch:            p.Batch,
@@ -81,5 +90,7 @@ func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub,
 		Client:           w.client,
 		Workers:          w.workers,
 		Backoff:          func(attempt int) time.Duration { return webhooks.Backoff(attempt, rand.Float64) },
-	}, hub, st, set, subsystemLabel(name), log)
+		LeaseTTL:         p.Lease,
+		SyncEvery:        time.Second,
+	}, hub, st, subs, set, subsystemLabel(name), log)
 }

@@ -285,10 +285,11 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 type instance struct {
 	name   string
 	drain  time.Duration
-	plain  bool   // no PROXY protocol: clients talk to it directly
-	store  string // -store, with the subsystem named alarms; "" for memory
-	listen string // host:port, once started
-	admin  string // host:port of the admin listener, once started; read by others through adminAddr
+	plain  bool     // no PROXY protocol: clients talk to it directly
+	store  string   // -store, with the subsystem named alarms; "" for memory
+	extra  []string // more flags
+	listen string   // host:port, once started
+	admin  string   // host:port of the admin listener, once started; read by others through adminAddr
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	log    *testdeps.SyncBuffer
@@ -328,6 +329,7 @@ func (in *instance) start(t *testing.T) {
 	if in.store != "" {
 		args = append(args, "-store", in.store)
 	}
+	args = append(args, in.extra...)
 	in.log = new(testdeps.SyncBuffer)
 	in.cmd = exec.Command(bin, args...)
 	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log

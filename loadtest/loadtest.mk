@@ -24,6 +24,7 @@
 #   make loadtest-events-idle    5,000 idle streams: northd's RSS and heap per stream
 #   make loadtest-webhooks       10 webhook receivers, 1,000 events/s for 10 s: every delivery's
 #                                signature, order and completeness checked; publish-to-delivery
+#   make loadtest-webhooks-redis     the same with -store redis: subscriptions, cursors and leases in Redis
 #   make loadtest-webhooks-batched   one receiver, 50,000 events/s in batches of up to 100
 #   make loadtest-webhooks-hanging   the 10 receivers beside one that never answers
 #
@@ -42,7 +43,7 @@ LOADTEST_RUN = loadtest/with-server.sh
 LOADTEST_PIN = LOADTEST_SERVER_CPU=0 LOADTEST_CPU=1
 
 .PHONY: loadtest-events loadtest-events-redis loadtest-events-fanout loadtest-events-idle
-.PHONY: loadtest-webhooks loadtest-webhooks-batched loadtest-webhooks-hanging
+.PHONY: loadtest-webhooks loadtest-webhooks-redis loadtest-webhooks-batched loadtest-webhooks-hanging
 .PHONY: loadtest loadtest-build loadtest-bad-input loadtest-ramp loadtest-ramp-nethttp loadtest-soak loadtest-conns \
 	loadtest-auth-storm loadtest-verify loadtest-verify-redis loadtest-ramp-redis loadtest-ramp-verify-redis loadtest-ramp-verify
 
@@ -166,6 +167,10 @@ LOADTEST_WEBHOOKS = LOADTEST_CMD="./bin/loadtest webhooks"
 loadtest-webhooks: loadtest-build
 	$(LOADTEST_PIN) $(LOADTEST_WEBHOOKS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_WEBHOOKS_NORTHD) -- \
 		-receivers 10 -rate 1000 -batch 10 -duration 10s -out $(LOADTEST_OUT)/webhooks.json $(LOADTEST_ARGS)
+
+loadtest-webhooks-redis: loadtest-build
+	$(LOADTEST_PIN) $(LOADTEST_WEBHOOKS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_WEBHOOKS_NORTHD) -store 'redis://{redis}/0' -- \
+		-receivers 10 -rate 1000 -batch 10 -duration 10s -out $(LOADTEST_OUT)/webhooks-redis.json $(LOADTEST_ARGS)
 
 loadtest-webhooks-batched: loadtest-build
 	$(LOADTEST_PIN) $(LOADTEST_WEBHOOKS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_WEBHOOKS_NORTHD) -- \

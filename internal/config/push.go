@@ -16,6 +16,7 @@ type Push struct {
 	Rate             float64
 	Workers          int
 	MaxSubscriptions int
+	Lease            time.Duration
 }
 
 func addPushFlags(fs *flag.FlagSet, cfg *Config) {
@@ -35,6 +36,7 @@ func addPushFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.Float64Var(&p.Rate, "push-rate", 10, "most webhook deliveries per second to one subscription")
 	fs.IntVar(&p.Workers, "push-workers", 64, "most webhook attempts in flight at once, all subscriptions together")
 	fs.IntVar(&p.MaxSubscriptions, "push-max-subscriptions", 10_000, "most webhook subscriptions per subsystem")
+	fs.DurationVar(&p.Lease, "push-lease", 10*time.Second, "with a shared -store, how long one instance delivers for a subscription without renewing its lease: how soon another takes over when it dies")
 }
 
 func checkPushConfig(cfg *Config) error {
@@ -48,8 +50,8 @@ func checkPushConfig(cfg *Config) error {
 		return Usagef("-push-rate must be positive, not %v", p.Rate)
 	case p.Workers < 1 || p.MaxSubscriptions < 1:
 		return Usagef("-push-workers and -push-max-subscriptions must be positive")
-	case len(p.Allow) > 0 && cfg.Store != "memory":
-		return Usagef("-push-allow with a shared -store: webhook subscriptions are kept in this process only, so behind a balancer each instance would hold its own; webhooks need -store memory for now (event streams work with either)")
+	case p.Lease < 300*time.Millisecond:
+		return Usagef("-push-lease must be at least 300ms, not %v", p.Lease)
 	}
 	return nil
 }

@@ -32,52 +32,90 @@ const (
 
 var outcomeNames = [outcomeCount]string{"delivered", "redirect", "client_error", "gone", "rate_limited", "server_error", "timeout", "forbidden_address", "unreachable"}
 
-// deliver is a subscription's deliveries, one at a time, in order, until
-// it ends: the next batch of events for it after its cursor, posted until
-// a 2xx takes it, and only then the cursor moved past it.
+// deliver is a subscription's deliveries from this instance, one at a
+// time, in order, until it ends: while this instance holds its lease, the
+// next batch of events for it after its cursor, posted until a 2xx takes
+// it, and only then the cursor moved past it. An instance that loses the
+// lease (it stalled, or the store did) drops its batch: the new holder
+// posts it again from the cursor (at least once, the same webhook-id).
 func (p *Pusher) deliver(s *Subscription) {
 	ctx := s.ctx
 	limit := rate.NewLimiter(rate.Limit(p.o.Rate), 1)
 	var batch []byte // the batch being delivered: the same bytes, and id, until taken
 	var next events.ID
 	var msgID string
+	holding := false
+	lose := func() {
+		holding, batch = false, nil
+		s.mu.Lock()
+		s.holding, s.state = false, Active
+		s.mu.Unlock()
+	}
 	for ctx.Err() == nil {
 		s.mu.Lock()
-		state, cursor := s.state, s.cursor
+		disabled := s.disabled
 		s.mu.Unlock()
-		if state == Disabled {
+		if disabled {
+			lose() // let the lease lapse: no instance delivers
 			select {
 			case <-ctx.Done():
 			case <-s.wake:
+			case <-time.After(p.o.SyncEvery): // enabled on another instance
 			}
 			continue
 		}
+		// Each turn renews the lease; no turn lasts longer than a
+		// third of it.
+		ok, err := p.subs.Lease(ctx, s.ID, p.holder, p.o.LeaseTTL)
+		if err != nil || !ok {
+			lose()
+			p.pause(ctx, p.o.LeaseTTL/3)
+			continue
+		}
+		if !holding {
+			cursor, found, err := p.subs.Cursor(ctx, s.ID)
+			if err != nil || !found {
+				p.pause(ctx, p.o.LeaseTTL/3)
+				continue
+			}
+			s.mu.Lock()
+			s.cursor, s.holding = cursor, true
+			s.mu.Unlock()
+			holding = true
+		}
+		s.mu.Lock()
+		cursor := s.cursor
+		s.mu.Unlock()
 		if batch == nil {
 			// A reset event, when the log no longer keeps what
 			// came after the cursor, leads the batch.
-			objects, n, _, err := p.hub.Poll(ctx, cursor, false, 5*time.Second, &s.reader, p.o.Batch, p.o.BatchBytes, []byte{'['})
+			objects, n, _, err := p.hub.Poll(ctx, cursor, false, min(5*time.Second, p.o.LeaseTTL/3), &s.reader, p.o.Batch, p.o.BatchBytes, []byte{'['})
 			if err != nil {
-				p.pause(ctx, p.o.PauseCheck)
+				p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
 				continue
 			}
 			if len(objects) == 1 {
 				// Nothing for it: the events passed over were not its.
-				s.mu.Lock()
-				s.cursor = n
-				s.mu.Unlock()
+				if n != cursor {
+					if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, n); ok {
+						s.mu.Lock()
+						s.cursor = n
+						s.mu.Unlock()
+					}
+				}
 				continue
 			}
 			objects[len(objects)-1] = ']' // the last comma
 			batch, next = objects, n
-			// The same id for every attempt of the batch, so that
-			// a receiver can tell a redelivery.
+			// The same id for every attempt of the batch, on any
+			// instance, so that a receiver can tell a redelivery.
 			msgID = "msg_" + s.ID + "_" + next.String()
 		}
 		// A north server that is logged out receives nothing until it
 		// logs in again; the batch waits for it.
-		if holder, live, err := p.store.Holder(ctx, s.Owner.IP, time.Now()); err != nil || !live || holder != s.Owner.Username {
+		if holder, live, err := p.tokens.Holder(ctx, s.Owner.IP, time.Now()); err != nil || !live || holder != s.Owner.Username {
 			p.setState(s, Paused)
-			p.pause(ctx, p.o.PauseCheck)
+			p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
 			continue
 		}
 		p.setState(s, Active)
@@ -91,45 +129,70 @@ func (p *Pusher) deliver(s *Subscription) {
 		now := time.Now()
 		s.mu.Lock()
 		s.lastAttempt, s.lastStatus, s.lastError = now, status, errText
+		s.mu.Unlock()
 		switch result {
 		case delivered:
-			s.cursor, s.attempt, s.failingSince = next, 0, time.Time{}
-			s.deliveries++
-			batch = nil
-		case gone:
-			s.mu.Unlock()
-			p.m.ended.Inc()
-			p.end(s, "its url answered 410 Gone")
-			return
-		default:
-			if s.attempt == 0 {
-				s.failingSince = now
-			}
-			s.attempt++
-			if now.Sub(s.failingSince) >= p.o.DisableAfter {
-				s.state = Disabled
-				p.m.disabled.Inc()
-				p.log.Warn("webhook subscription disabled: failing without a success for -push-disable-after; its north server may enable it again",
-					"subsystem", p.o.Subsystem, "id", s.ID, "since", s.failingSince, "last_error", errText)
-				s.mu.Unlock()
+			if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, next); !ok {
+				lose() // another instance took over; it posts this batch again
 				continue
 			}
-			if wait == 0 {
-				wait = p.o.Backoff(s.attempt)
-			}
+			s.mu.Lock()
+			s.cursor, s.attempt, s.failingSince = next, 0, time.Time{}
+			s.deliveries++
+			s.mu.Unlock()
+			batch = nil
+			continue
+		case gone:
+			p.m.ended.Inc()
+			p.subs.Delete(ctx, s.ID)
+			p.end(s, "its url answered 410 Gone")
+			return
 		}
+		s.mu.Lock()
+		if s.attempt == 0 {
+			s.failingSince = now
+		}
+		s.attempt++
+		failingFor, attempt := now.Sub(s.failingSince), s.attempt
 		s.mu.Unlock()
-		if wait > 0 {
-			p.pause(ctx, wait)
+		if failingFor >= p.o.DisableAfter {
+			r := s.record()
+			r.Disabled = true
+			if p.save(ctx, s, r) == nil {
+				p.m.disabled.Inc()
+				p.log.Warn("webhook subscription disabled: failing without a success for -push-disable-after; its north server may enable it again",
+					"subsystem", p.o.Subsystem, "id", s.ID, "failing_for", failingFor, "last_error", errText)
+			}
+			continue
+		}
+		if wait == 0 {
+			wait = p.o.Backoff(attempt)
+		}
+		if !p.hold(ctx, s, wait) {
+			lose()
 		}
 	}
 }
 
+// hold waits d while keeping s's lease, renewing it every third of its
+// time; false when it was lost.
+func (p *Pusher) hold(ctx context.Context, s *Subscription, d time.Duration) bool {
+	for end := time.Now().Add(d); ctx.Err() == nil; {
+		left := time.Until(end)
+		if left <= 0 {
+			return true
+		}
+		p.pause(ctx, min(left, p.o.LeaseTTL/3))
+		if ok, err := p.subs.Lease(ctx, s.ID, p.holder, p.o.LeaseTTL); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *Pusher) setState(s *Subscription, st State) {
 	s.mu.Lock()
-	if s.state != Disabled {
-		s.state = st
-	}
+	s.state = st
 	s.mu.Unlock()
 }
 

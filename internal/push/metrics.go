@@ -26,7 +26,7 @@ func newPushMetrics(set *metrics.Set, label string, p *Pusher) pushMetrics {
 			n := 0
 			for _, s := range p.all() {
 				s.mu.Lock()
-				if s.state == st {
+				if s.state == st && !s.disabled || st == Disabled && s.disabled {
 					n++
 				}
 				s.mu.Unlock()

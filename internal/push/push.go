@@ -49,31 +49,109 @@ type Options struct {
 	Client           *http.Client                    // from Allow: refuses what it does not permit, follows no redirect
 	Workers          chan struct{}                   // attempts in flight, shared by every subsystem
 	Backoff          func(attempt int) time.Duration // the wait after the attempt-th failure in a row
+	// LeaseTTL is how long an instance delivers for a subscription
+	// without renewing its lease: how soon another takes over when it
+	// dies (-push-lease). SyncEvery is how often an instance reads the
+	// subscriptions others made or ended.
+	LeaseTTL  time.Duration
+	SyncEvery time.Duration
 }
 
-// Pusher is one subsystem's subscriptions and their deliveries.
+// Pusher is one subsystem's subscriptions and their deliveries on this
+// instance: every subscription of the store has a delivery here, which
+// delivers only while this instance holds its lease.
 type Pusher struct {
-	o     Options
-	hub   *events.Hub
-	store store.Store
-	log   *slog.Logger
-	ctx   context.Context
+	o      Options
+	hub    *events.Hub
+	tokens store.Store // whether a north server is logged in
+	subs   Store
+	holder string // this instance, as its leases name it
+	log    *slog.Logger
+	ctx    context.Context
 
-	mu         sync.Mutex
-	subs       map[string]*Subscription
-	pending    map[Owner]int // being verified, counted against the bounds
-	pendingAll int
-	wg         sync.WaitGroup
+	mu    sync.Mutex
+	local map[string]*Subscription
+	wg    sync.WaitGroup
 
 	m pushMetrics
 }
 
-// New keeps the subsystem's subscriptions, delivering from hub as long as
-// ctx lasts; st says whether a north server is logged in.
-func New(ctx context.Context, o Options, hub *events.Hub, st store.Store, set *metrics.Set, label string, log *slog.Logger) *Pusher {
-	p := &Pusher{o: o, hub: hub, store: st, log: log, ctx: ctx, subs: make(map[string]*Subscription)}
+// New keeps the subsystem's subscriptions in subs, delivering from hub as
+// long as ctx lasts; tokens says whether a north server is logged in.
+func New(ctx context.Context, o Options, hub *events.Hub, tokens store.Store, subs Store, set *metrics.Set, label string, log *slog.Logger) *Pusher {
+	var b [8]byte
+	rand.Read(b[:])
+	p := &Pusher{o: o, hub: hub, tokens: tokens, subs: subs, holder: hex.EncodeToString(b[:]), log: log, ctx: ctx, local: make(map[string]*Subscription)}
 	p.m = newPushMetrics(set, label, p)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.syncLoop()
+	}()
 	return p
+}
+
+// syncLoop takes up the subscriptions other instances made, and drops
+// those they ended, until the instance stops.
+func (p *Pusher) syncLoop() {
+	t := time.NewTicker(p.o.SyncEvery)
+	defer t.Stop()
+	for {
+		p.sync(p.ctx)
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sync makes the local subscriptions the store's.
+func (p *Pusher) sync(ctx context.Context) {
+	records, err := p.subs.List(ctx)
+	if err != nil {
+		return // the store is down: deliveries go on as they were
+	}
+	seen := make(map[string]bool, len(records))
+	for _, r := range records {
+		seen[r.ID] = true
+		p.adopt(r)
+	}
+	p.mu.Lock()
+	var gone []*Subscription
+	for id, s := range p.local {
+		if !seen[id] {
+			gone = append(gone, s)
+			delete(p.local, id)
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range gone {
+		s.cancel()
+	}
+}
+
+// adopt starts the delivery of a subscription this instance has not
+// taken up yet, or takes on the settings another instance changed.
+func (p *Pusher) adopt(r *Record) *Subscription {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.local[r.ID]; s != nil {
+		s.apply(r)
+		return s
+	}
+	if p.ctx.Err() != nil {
+		return nil
+	}
+	s := newSubscription(r)
+	s.ctx, s.cancel = context.WithCancel(p.ctx)
+	p.local[r.ID] = s
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.deliver(s)
+	}()
+	return s
 }
 
 // Errors of the calls a north server makes, for their answers.
@@ -107,89 +185,36 @@ func (p *Pusher) Create(ctx context.Context, o Owner, rawURL string, types []str
 	if p.o.Allow == nil || p.o.Allow.Empty() {
 		return View{}, "", ErrOff
 	}
+	if p.ctx.Err() != nil {
+		return View{}, "", ErrShuttingDown
+	}
 	u, err := webhooks.CheckURL(rawURL, o.IP, p.o.Allow)
 	if err != nil {
 		return View{}, "", err
 	}
-	if err := p.reserve(o); err != nil {
-		return View{}, "", err
-	}
 	secret, err := webhooks.NewSecret()
 	if err != nil {
-		p.release(o)
 		return View{}, "", err
 	}
 	key, _ := webhooks.ParseSecret(secret)
-	sub := &Subscription{
-		ID: newID(), Owner: o, URL: u.String(), Types: slices.Clone(types), Created: time.Now().UTC(),
-		secrets: []signingKey{{key: key}}, wake: make(chan struct{}, 1),
-	}
-	sub.reader = events.Reader{IP: o.IP, Username: []byte(o.Username), Types: sub.Types}
-	if err := p.verify(ctx, sub); err != nil {
-		p.release(o)
+	r := &Record{ID: newID(), Username: o.Username, IP: o.IP, URL: u.String(), Types: slices.Clone(types), Created: time.Now().UTC(), Secrets: []Secret{{Key: key}}}
+	if err := p.verify(ctx, newSubscription(r)); err != nil {
 		return View{}, "", err
 	}
 	// From now on: the events published from here.
-	if sub.cursor, err = p.hub.Now(ctx); err != nil {
-		p.release(o)
+	cursor, err := p.hub.Now(ctx)
+	if err != nil {
 		return View{}, "", err
 	}
-	p.mu.Lock()
-	if p.ctx.Err() != nil {
-		p.mu.Unlock()
-		p.release(o)
+	if err := p.subs.Create(ctx, r, cursor, p.o.PerNorthServer, p.o.MaxSubscriptions); err != nil {
+		return View{}, "", err
+	}
+	s := p.adopt(r)
+	if s == nil {
 		return View{}, "", ErrShuttingDown
 	}
-	p.subs[sub.ID] = sub
-	if p.pending[o]--; p.pending[o] <= 0 {
-		delete(p.pending, o)
-	}
-	p.pendingAll--
-	var cancel context.CancelFunc
-	sub.ctx, cancel = context.WithCancel(p.ctx)
-	sub.cancel = cancel
-	p.wg.Add(1)
-	p.mu.Unlock()
-	go func() {
-		defer p.wg.Done()
-		p.deliver(sub)
-	}()
-	p.log.Info("webhook subscription created", "subsystem", p.o.Subsystem, "id", sub.ID, "username", o.Username, "ip", o.IP.String(), "url", sub.URL)
-	return sub.view(p.hub), secret, nil
-}
-
-// reserve counts a subscription against the bounds before its
-// verification, so that concurrent creations cannot pass them together.
-func (p *Pusher) reserve(o Owner) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ctx.Err() != nil {
-		return ErrShuttingDown
-	}
-	mine := 0
-	for _, s := range p.subs {
-		if s.Owner == o {
-			mine++
-		}
-	}
-	if mine+p.pending[o] >= p.o.PerNorthServer || len(p.subs)+p.pendingAll >= p.o.MaxSubscriptions {
-		return ErrTooMany
-	}
-	if p.pending == nil {
-		p.pending = make(map[Owner]int)
-	}
-	p.pending[o]++
-	p.pendingAll++
-	return nil
-}
-
-func (p *Pusher) release(o Owner) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.pending[o]--; p.pending[o] <= 0 {
-		delete(p.pending, o)
-	}
-	p.pendingAll--
+	p.log.Info("webhook subscription created", "subsystem", p.o.Subsystem, "id", r.ID, "username", o.Username, "ip", o.IP.String(), "url", r.URL)
+	return s.view(p.hub), secret, nil
 }
 
 // newID is a subscription's id: "sub_" and 24 random hex digits.
@@ -199,15 +224,21 @@ func newID() string {
 	return "sub_" + hex.EncodeToString(b[:])
 }
 
-// owned is o's subscription id.
-func (p *Pusher) owned(o Owner, id string) (*Subscription, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := p.subs[id]
-	if s == nil || s.Owner != o {
-		return nil, ErrNotFound
+// owned is o's subscription id, read from the store first when this
+// instance has not taken it up yet (it was made on another).
+func (p *Pusher) owned(ctx context.Context, o Owner, id string) (*Subscription, error) {
+	for try := 0; try < 2; try++ {
+		p.mu.Lock()
+		s := p.local[id]
+		p.mu.Unlock()
+		if s != nil && s.Owner == o {
+			return s, nil
+		}
+		if try == 0 {
+			p.sync(ctx)
+		}
 	}
-	return s, nil
+	return nil, ErrNotFound
 }
 
 // List is o's subscriptions, oldest first, without their secrets.
@@ -233,8 +264,8 @@ func (p *Pusher) All() []View {
 
 func (p *Pusher) all() []*Subscription {
 	p.mu.Lock()
-	subs := make([]*Subscription, 0, len(p.subs))
-	for _, s := range p.subs {
+	subs := make([]*Subscription, 0, len(p.local))
+	for _, s := range p.local {
 		subs = append(subs, s)
 	}
 	p.mu.Unlock()
@@ -247,20 +278,24 @@ func (p *Pusher) all() []*Subscription {
 	return subs
 }
 
-// Delete ends o's subscription id: no delivery starts for it from now on.
-func (p *Pusher) Delete(o Owner, id string) error {
-	s, err := p.owned(o, id)
+// Delete ends o's subscription id: no delivery starts for it from now on
+// (on another instance, none after its next sync).
+func (p *Pusher) Delete(ctx context.Context, o Owner, id string) error {
+	s, err := p.owned(ctx, o, id)
 	if err != nil {
+		return err
+	}
+	if _, err := p.subs.Delete(ctx, id); err != nil {
 		return err
 	}
 	p.end(s, "deleted by its north server")
 	return nil
 }
 
-// end removes s and stops its deliveries.
+// end stops s's deliveries here; its record is gone from the store.
 func (p *Pusher) end(s *Subscription, why string) {
 	p.mu.Lock()
-	delete(p.subs, s.ID)
+	delete(p.local, s.ID)
 	p.mu.Unlock()
 	s.cancel()
 	p.log.Info("webhook subscription ended", "subsystem", p.o.Subsystem, "id", s.ID, "why", why)
@@ -268,8 +303,8 @@ func (p *Pusher) end(s *Subscription, why string) {
 
 // Rotate starts a new secret for o's subscription id and returns it; the
 // old one signs too for SecretOverlap, so that a receiver can switch.
-func (p *Pusher) Rotate(o Owner, id string) (string, error) {
-	s, err := p.owned(o, id)
+func (p *Pusher) Rotate(ctx context.Context, o Owner, id string) (string, error) {
+	s, err := p.owned(ctx, o, id)
 	if err != nil {
 		return "", err
 	}
@@ -279,41 +314,59 @@ func (p *Pusher) Rotate(o Owner, id string) (string, error) {
 	}
 	key, _ := webhooks.ParseSecret(secret)
 	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keys := []signingKey{{key: key}}
-	for _, k := range s.secrets {
-		if k.until.IsZero() {
-			k.until = now.Add(p.o.SecretOverlap)
+	r := s.record()
+	keys := []Secret{{Key: key}}
+	for _, k := range r.Secrets {
+		if k.Until.IsZero() {
+			k.Until = now.Add(p.o.SecretOverlap)
 		}
-		if now.Before(k.until) {
+		if now.Before(k.Until) {
 			keys = append(keys, k)
 		}
 	}
-	s.secrets = keys
+	r.Secrets = keys
+	if err := p.save(ctx, s, r); err != nil {
+		return "", err
+	}
 	return secret, nil
 }
 
 // Enable takes o's disabled subscription id up again, from its cursor.
-func (p *Pusher) Enable(o Owner, id string) (View, error) {
-	s, err := p.owned(o, id)
+func (p *Pusher) Enable(ctx context.Context, o Owner, id string) (View, error) {
+	s, err := p.owned(ctx, o, id)
 	if err != nil {
 		return View{}, err
 	}
-	s.mu.Lock()
-	if s.state != Disabled {
-		s.mu.Unlock()
+	r := s.record()
+	if !r.Disabled {
 		return View{}, ErrNotDisabled
 	}
-	s.state = Active
-	s.failingSince = time.Time{}
-	s.attempt = 0
+	r.Disabled = false
+	if err := p.save(ctx, s, r); err != nil {
+		return View{}, err
+	}
+	s.mu.Lock()
+	s.failingSince, s.attempt = time.Time{}, 0
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 	return s.view(p.hub), nil
+}
+
+// save writes r, s's changed settings, to the store and takes them here.
+func (p *Pusher) save(ctx context.Context, s *Subscription, r *Record) error {
+	found, err := p.subs.Update(ctx, r)
+	if err != nil {
+		return err
+	}
+	if !found {
+		p.end(s, "gone from the store")
+		return ErrNotFound
+	}
+	s.apply(r)
+	return nil
 }
 
 // Wait waits until every delivery has stopped, after the context New was

@@ -158,11 +158,12 @@ func newWorld(t *testing.T, tune func(*push.Options)) *world {
 		Rate: 1000, PerNorthServer: 3, MaxSubscriptions: 100, SecretOverlap: time.Hour, PauseCheck: 10 * time.Millisecond,
 		MaxResponseBytes: 1 << 10, Allow: allow, Client: allow.Client(webhooks.ClientOptions{Timeout: 10 * time.Second, MaxResponseBytes: 1 << 10}),
 		Workers: make(chan struct{}, 8), Backoff: func(int) time.Duration { return time.Millisecond },
+		LeaseTTL: time.Minute, SyncEvery: time.Minute,
 	}
 	if tune != nil {
 		tune(&o)
 	}
-	p := push.New(ctx, o, hub, st, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	p := push.New(ctx, o, hub, st, push.NewMemoryStore(), set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { cancel(); p.Wait(context.Background()); <-done })
 	return &world{t: t, log: log, store: st, push: p, set: set}
 }
@@ -365,7 +366,7 @@ func TestRotatedSecretsBothSign(t *testing.T) {
 	owner := push.Owner{Username: "north-1", IP: loopback}
 	v, secret := w.subscribe(owner, r.url("/hook"))
 	r.trust(secret)
-	newSecret, err := w.push.Rotate(owner, v.ID)
+	newSecret, err := w.push.Rotate(context.Background(), owner, v.ID)
 	if err != nil || newSecret == secret {
 		t.Fatalf("Rotate: %q, %v", newSecret, err)
 	}
@@ -375,7 +376,7 @@ func TestRotatedSecretsBothSign(t *testing.T) {
 	if d := r.deliveries()[1]; strings.Join(d.signed, ",") != "0,1" {
 		t.Errorf("after a rotation signed by keys %v, want the old and the new", d.signed)
 	}
-	if _, err := w.push.Rotate(push.Owner{Username: "north-2", IP: loopback}, v.ID); err != push.ErrNotFound {
+	if _, err := w.push.Rotate(context.Background(), push.Owner{Username: "north-2", IP: loopback}, v.ID); err != push.ErrNotFound {
 		t.Errorf("another north server rotating it: %v, want ErrNotFound", err)
 	}
 }
@@ -404,11 +405,11 @@ func TestDisabledThenEnabled(t *testing.T) {
 	down = false
 	failing.Unlock()
 	w.publish("t", "2")
-	if _, err := w.push.Enable(owner, v.ID); err != nil {
+	if _, err := w.push.Enable(context.Background(), owner, v.ID); err != nil {
 		t.Fatal(err)
 	}
 	testdeps.WaitFor(t, "both events taken", func() bool { return strings.Join(taken(r.deliveries()[1:]), " ") == "t=1 t=2" })
-	if _, err := w.push.Enable(owner, v.ID); err != push.ErrNotDisabled {
+	if _, err := w.push.Enable(context.Background(), owner, v.ID); err != push.ErrNotDisabled {
 		t.Errorf("enabling an active subscription: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,7 +23,8 @@ var stateNames = [stateCount]string{"active", "paused", "disabled"}
 
 func (s State) String() string { return stateNames[s] }
 
-// Subscription is one north server's webhook: where its events go.
+// Subscription is one north server's webhook on this instance: where its
+// events go, and how its deliveries stand here.
 type Subscription struct {
 	ID      string
 	Owner   Owner
@@ -31,14 +33,16 @@ type Subscription struct {
 	Created time.Time
 
 	reader events.Reader
-	ctx    context.Context // ends when the subscription does
+	ctx    context.Context // ends when the subscription does, here
 	cancel context.CancelFunc
 	wake   chan struct{} // an enable
 
 	mu           sync.Mutex
-	secrets      []signingKey // the newest first
-	cursor       events.ID    // the last event delivered (or skipped, not being for it)
-	state        State
+	secrets      []Secret  // the newest first
+	disabled     bool      // failing past -push-disable-after, on whichever instance
+	cursor       events.ID // the last event delivered (or skipped, not being for it)
+	state        State     // Active or Paused, here
+	holding      bool      // this instance holds the lease and delivers
 	attempt      int       // failed attempts in a row
 	failingSince time.Time // the first of them
 	lastAttempt  time.Time
@@ -47,11 +51,27 @@ type Subscription struct {
 	deliveries   uint64 // batches taken
 }
 
-// signingKey is a secret's key; an old one signs until until, after a
-// rotation.
-type signingKey struct {
-	key   []byte
-	until time.Time
+func newSubscription(r *Record) *Subscription {
+	s := &Subscription{ID: r.ID, Owner: Owner{Username: r.Username, IP: r.IP}, URL: r.URL, Types: r.Types, Created: r.Created, wake: make(chan struct{}, 1)}
+	s.reader = events.Reader{IP: r.IP, Username: []byte(r.Username), Types: r.Types}
+	s.apply(r)
+	return s
+}
+
+// apply takes r's settings, which may change: secrets and disabled.
+func (s *Subscription) apply(r *Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets = slices.Clone(r.Secrets)
+	s.disabled = r.Disabled
+}
+
+// record is s as its store keeps it.
+func (s *Subscription) record() *Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &Record{ID: s.ID, Username: s.Owner.Username, IP: s.Owner.IP, URL: s.URL, Types: s.Types, Created: s.Created,
+		Secrets: slices.Clone(s.secrets), Disabled: s.disabled}
 }
 
 // View is a subscription as its north server and the operator see it:
@@ -63,6 +83,7 @@ type View struct {
 	URL          string    `json:"url"`
 	Types        []string  `json:"types"`
 	State        string    `json:"state"`
+	Delivering   bool      `json:"delivering_here"` // this instance holds its lease
 	Cursor       string    `json:"cursor"`
 	Lag          uint64    `json:"lag"` // events published after the cursor
 	Created      time.Time `json:"created"`
@@ -79,9 +100,12 @@ func (s *Subscription) view(hub *events.Hub) View {
 	defer s.mu.Unlock()
 	v := View{
 		ID: s.ID, Username: s.Owner.Username, IP: s.Owner.IP.String(), URL: s.URL, Types: s.Types,
-		State: s.state.String(), Cursor: s.cursor.String(), Created: s.Created,
+		State: s.state.String(), Delivering: s.holding, Cursor: s.cursor.String(), Created: s.Created,
 		LastAttempt: s.lastAttempt, LastStatus: s.lastStatus, LastError: s.lastError,
 		FailingSince: s.failingSince, Deliveries: s.deliveries,
+	}
+	if s.disabled {
+		v.State = Disabled.String()
 	}
 	if v.Types == nil {
 		v.Types = []string{}
@@ -99,8 +123,8 @@ func (s *Subscription) keys(now time.Time) [][]byte {
 	defer s.mu.Unlock()
 	var keys [][]byte
 	for _, k := range s.secrets {
-		if k.until.IsZero() || now.Before(k.until) {
-			keys = append(keys, k.key)
+		if k.Until.IsZero() || now.Before(k.Until) {
+			keys = append(keys, k.Key)
 		}
 	}
 	return keys

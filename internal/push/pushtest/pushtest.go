@@ -1,0 +1,126 @@
+// Package pushtest is the conformance suite every push.Store passes: the
+// memory store and the Redis store run the same cases.
+package pushtest
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"northd/internal/events"
+	"northd/internal/push"
+	"northd/internal/testdeps"
+)
+
+// NewStore makes an empty store of its own for one case.
+type NewStore func(t *testing.T) push.Store
+
+// Run runs every case against the stores newStore makes.
+func Run(t *testing.T, newStore NewStore) {
+	for _, c := range []struct {
+		name string
+		run  func(*testing.T, push.Store)
+	}{
+		{"CreateListUpdateDelete", testCRUD},
+		{"Bounds", testBounds},
+		{"Lease", testLease},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.run(t, newStore(t)) })
+	}
+}
+
+var ctx = context.Background()
+
+func record(id, username, ip string) *push.Record {
+	return &push.Record{ID: id, Username: username, IP: netip.MustParseAddr(ip), URL: "http://" + ip + ":8080/hook",
+		Types: []string{"alarm"}, Created: time.Date(2026, 11, 28, 18, 0, 0, 0, time.UTC), Secrets: []push.Secret{{Key: []byte("0123456789abcdef01234567")}}}
+}
+
+func testCRUD(t *testing.T, s push.Store) {
+	r := record("sub_1", "north-1", "192.0.2.1")
+	if err := s.Create(ctx, r, events.ID{Epoch: "e1", Seq: 7}, 10, 100); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.List(ctx)
+	if err != nil || len(all) != 1 || all[0].ID != "sub_1" || all[0].Username != "north-1" || all[0].IP != r.IP ||
+		all[0].URL != r.URL || len(all[0].Types) != 1 || !all[0].Created.Equal(r.Created) || string(all[0].Secrets[0].Key) != "0123456789abcdef01234567" || all[0].Disabled {
+		t.Fatalf("List: %+v %v", all, err)
+	}
+	if c, found, err := s.Cursor(ctx, "sub_1"); err != nil || !found || c != (events.ID{Epoch: "e1", Seq: 7}) {
+		t.Errorf("Cursor: %v %v %v", c, found, err)
+	}
+	r.Disabled = true
+	r.Secrets = append([]push.Secret{{Key: []byte("fedcba9876543210fedcba98")}}, push.Secret{Key: r.Secrets[0].Key, Until: r.Created.Add(time.Hour)})
+	if found, err := s.Update(ctx, r); err != nil || !found {
+		t.Fatalf("Update: %v %v", found, err)
+	}
+	all, _ = s.List(ctx)
+	if !all[0].Disabled || len(all[0].Secrets) != 2 || !all[0].Secrets[1].Until.Equal(r.Created.Add(time.Hour)) {
+		t.Errorf("after Update: %+v", all[0])
+	}
+	if found, err := s.Update(ctx, record("sub_none", "x", "192.0.2.9")); err != nil || found {
+		t.Errorf("Update of no subscription: %v %v", found, err)
+	}
+	if found, err := s.Delete(ctx, "sub_1"); err != nil || !found {
+		t.Errorf("Delete: %v %v", found, err)
+	}
+	if found, _ := s.Delete(ctx, "sub_1"); found {
+		t.Error("deleted twice")
+	}
+	if _, found, _ := s.Cursor(ctx, "sub_1"); found {
+		t.Error("a deleted subscription's cursor is still there")
+	}
+	if ok, _ := s.Lease(ctx, "sub_1", "a", time.Minute); ok {
+		t.Error("a deleted subscription's lease was taken")
+	}
+}
+
+func testBounds(t *testing.T, s push.Store) {
+	for i, c := range []struct {
+		id, user, ip string
+		want         error
+	}{
+		{"s1", "north-1", "192.0.2.1", nil},
+		{"s2", "north-1", "192.0.2.1", nil},
+		{"s3", "north-1", "192.0.2.1", push.ErrTooMany}, // two per north server
+		{"s4", "north-1", "192.0.2.2", nil},             // the same username at another ip is another north server
+		{"s5", "north-2", "192.0.2.3", push.ErrTooMany}, // three in all
+	} {
+		if err := s.Create(ctx, record(c.id, c.user, c.ip), events.ID{}, 2, 3); err != c.want {
+			t.Errorf("create %d: %v, want %v", i, err, c.want)
+		}
+	}
+}
+
+// One holder at a time; another takes over once the holder stops
+// renewing; a cursor moves only for the holder.
+func testLease(t *testing.T, s push.Store) {
+	if err := s.Create(ctx, record("sub_1", "north-1", "192.0.2.1"), events.ID{Epoch: "e", Seq: 1}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		holder string
+		want   bool
+	}{{"a", true}, {"b", false}, {"a", true}} {
+		if ok, err := s.Lease(ctx, "sub_1", c.holder, 500*time.Millisecond); err != nil || ok != c.want {
+			t.Fatalf("Lease for %s: %v %v, want %v", c.holder, ok, err, c.want)
+		}
+	}
+	if ok, _ := s.Advance(ctx, "sub_1", "b", events.ID{Epoch: "e", Seq: 9}); ok {
+		t.Error("a cursor moved for a holder without the lease")
+	}
+	if ok, _ := s.Advance(ctx, "sub_1", "a", events.ID{Epoch: "e", Seq: 2}); !ok {
+		t.Error("the holder's cursor did not move")
+	}
+	testdeps.WaitFor(t, "b to take the lease a stopped renewing", func() bool {
+		ok, err := s.Lease(ctx, "sub_1", "b", time.Minute)
+		return err == nil && ok
+	})
+	if ok, _ := s.Advance(ctx, "sub_1", "a", events.ID{Epoch: "e", Seq: 3}); ok {
+		t.Error("the old holder moved the cursor after losing the lease")
+	}
+	if c, _, _ := s.Cursor(ctx, "sub_1"); c != (events.ID{Epoch: "e", Seq: 2}) {
+		t.Errorf("cursor %v, want e-2", c)
+	}
+}

@@ -1,0 +1,198 @@
+// Package redis keeps a subsystem's webhook subscriptions in Redis or
+// Valkey, shared by every instance: the subscriptions, their cursors, and
+// the lease that makes one instance at a time deliver for each.
+//
+// Keys, under the subsystem's {NAME} hash tag (one Cluster slot):
+//   - northd:{NAME}:subs, a hash: subscription id → its record (JSON,
+//     secrets included: an instance that takes a subscription over signs
+//     with them);
+//   - northd:{NAME}:sub:ID:cursor, the last event delivered;
+//   - northd:{NAME}:sub:ID:lease, the holder delivering, with a PX that
+//     lapses when it dies.
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"northd/internal/events"
+	"northd/internal/push"
+)
+
+// Store is one subsystem's subscriptions in Redis; see push.Store.
+type Store struct {
+	client  rueidis.Client
+	subs    string
+	prefix  string
+	timeout time.Duration
+}
+
+var _ push.Store = (*Store)(nil)
+
+// New is the subscriptions of subsystem on client (the token store's
+// connection), each call bounded by timeout.
+func New(client rueidis.Client, subsystem string, timeout time.Duration) *Store {
+	p := "northd:{" + subsystem + "}:"
+	return &Store{client: client, subs: p + "subs", prefix: p + "sub:", timeout: timeout}
+}
+
+func (s *Store) cursorKey(id string) string { return s.prefix + id + ":cursor" }
+func (s *Store) leaseKey(id string) string  { return s.prefix + id + ":lease" }
+
+func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+func unavailable(err error) error { return fmt.Errorf("%w: %v", events.ErrUnavailable, err) }
+
+// createScript adds the record ARGV[1] under id ARGV[2] with cursor
+// ARGV[3], unless the subsystem holds ARGV[5] subscriptions or the owner
+// ARGV[6] (username and ip, as the records' "owner" would be compared)
+// ARGV[4]: counting them reads every record, bounded by the max.
+var createScript = rueidis.NewLuaScript(`
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 0 end
+local mine = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
+  local r = cjson.decode(v)
+  if r.username .. ' ' .. r.ip == ARGV[6] then mine = mine + 1 end
+end
+if mine >= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[3])
+return 1
+`)
+
+func (s *Store) Create(ctx context.Context, r *push.Record, cursor events.ID, perOwner, max int) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := createScript.Exec(ctx, s.client, []string{s.subs, s.cursorKey(r.ID)},
+		[]string{string(b), r.ID, cursor.String(), strconv.Itoa(perOwner), strconv.Itoa(max), r.Username + " " + r.IP.String()}).AsInt64()
+	if err != nil {
+		return unavailable(err)
+	}
+	if n == 0 {
+		return push.ErrTooMany
+	}
+	return nil
+}
+
+// updateScript replaces a record that is still there.
+var updateScript = rueidis.NewLuaScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+func (s *Store) Update(ctx context.Context, r *push.Record) (bool, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := updateScript.Exec(ctx, s.client, []string{s.subs}, []string{r.ID, string(b)}).AsInt64()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return n == 1, nil
+}
+
+func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	res := s.client.DoMulti(ctx,
+		s.client.B().Hdel().Key(s.subs).Field(id).Build(),
+		s.client.B().Del().Key(s.cursorKey(id), s.leaseKey(id)).Build())
+	n, err := res[0].AsInt64()
+	if err == nil {
+		err = res[1].Error()
+	}
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return n == 1, nil
+}
+
+func (s *Store) List(ctx context.Context) ([]*push.Record, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	all, err := s.client.Do(ctx, s.client.B().Hvals().Key(s.subs).Build()).AsStrSlice()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]*push.Record, 0, len(all))
+	for _, v := range all {
+		r := new(push.Record)
+		if err := json.Unmarshal([]byte(v), r); err != nil {
+			return nil, fmt.Errorf("a webhook subscription in Redis is not a record northd wrote: %v", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *Store) Cursor(ctx context.Context, id string) (events.ID, bool, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := s.client.Do(ctx, s.client.B().Get().Key(s.cursorKey(id)).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return events.ID{}, false, nil
+	}
+	if err != nil {
+		return events.ID{}, false, unavailable(err)
+	}
+	if v == "-0" { // the zero ID: before every event
+		return events.ID{}, true, nil
+	}
+	c, err := events.ParseID(v)
+	return c, err == nil, err
+}
+
+// leaseScript takes the lease KEYS[1] for ARGV[1] for ARGV[2] ms when
+// free, or renews it when ARGV[1] holds it; only for a subscription that
+// still exists (KEYS[2] holds ARGV[3]).
+var leaseScript = rueidis.NewLuaScript(`
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 0 then return 0 end
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+func (s *Store) Lease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := leaseScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.subs}, []string{holder, strconv.FormatInt(ttl.Milliseconds(), 10), id}).AsInt64()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return n == 1, nil
+}
+
+// advanceScript moves the cursor KEYS[2] to ARGV[2] only while ARGV[1]
+// holds the lease KEYS[1]: an instance that lost it (it stalled past its
+// lease) cannot move a cursor the new holder moves.
+var advanceScript = rueidis.NewLuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+`)
+
+func (s *Store) Advance(ctx context.Context, id, holder string, cursor events.ID) (bool, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := advanceScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.cursorKey(id)}, []string{holder, cursor.String()}).AsInt64()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return n == 1, nil
+}

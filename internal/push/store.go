@@ -1,0 +1,153 @@
+package push
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"northd/internal/events"
+)
+
+// Store keeps a subsystem's subscriptions, their cursors and who delivers
+// for each: this process's (MemoryStore), or shared by every instance
+// (push/redis), where a lease makes one instance at a time deliver for a
+// subscription, and the next take over when it dies.
+type Store interface {
+	// Create adds r with its cursor, unless its north server holds
+	// perOwner subscriptions already or the subsystem max (ErrTooMany).
+	Create(ctx context.Context, r *Record, cursor events.ID, perOwner, max int) error
+	// Update replaces r's settings (secrets, disabled); false when it
+	// is gone.
+	Update(ctx context.Context, r *Record) (bool, error)
+	// Delete removes a subscription, its cursor and its lease.
+	Delete(ctx context.Context, id string) (bool, error)
+	// List is every subscription of the subsystem.
+	List(ctx context.Context) ([]*Record, error)
+	// Cursor is the last event delivered (or passed over) for id.
+	Cursor(ctx context.Context, id string) (events.ID, bool, error)
+	// Lease takes, or renews, the right to deliver for id for ttl, for
+	// holder; false while another holds it.
+	Lease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error)
+	// Advance moves id's cursor, only while holder holds its lease.
+	Advance(ctx context.Context, id, holder string, cursor events.ID) (bool, error)
+}
+
+// Record is a subscription as a store keeps it.
+type Record struct {
+	ID       string     `json:"id"`
+	Username string     `json:"username"`
+	IP       netip.Addr `json:"ip"`
+	URL      string     `json:"url"`
+	Types    []string   `json:"types"`
+	Created  time.Time  `json:"created"`
+	Secrets  []Secret   `json:"secrets"` // the newest first
+	Disabled bool       `json:"disabled"`
+}
+
+// Secret is a signing key; an old one signs until Until, after a rotation.
+type Secret struct {
+	Key   []byte    `json:"key"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+// MemoryStore keeps subscriptions in this process, gone when it stops.
+// Its leases work as the shared store's do, though one process holds them
+// all: the two pass one conformance suite (push/pushtest).
+type MemoryStore struct {
+	mu      sync.Mutex
+	records map[string]*Record
+	cursors map[string]events.ID
+	leases  map[string]lease
+}
+
+type lease struct {
+	holder string
+	until  time.Time
+}
+
+// NewMemoryStore is an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{records: map[string]*Record{}, cursors: map[string]events.ID{}, leases: map[string]lease{}}
+}
+
+func (m *MemoryStore) Create(_ context.Context, r *Record, cursor events.ID, perOwner, max int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mine := 0
+	for _, o := range m.records {
+		if o.Username == r.Username && o.IP == r.IP {
+			mine++
+		}
+	}
+	if mine >= perOwner || len(m.records) >= max {
+		return ErrTooMany
+	}
+	c := *r
+	m.records[r.ID] = &c
+	m.cursors[r.ID] = cursor
+	return nil
+}
+
+func (m *MemoryStore) Update(_ context.Context, r *Record) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.records[r.ID] == nil {
+		return false, nil
+	}
+	c := *r
+	m.records[r.ID] = &c
+	return true, nil
+}
+
+func (m *MemoryStore) Delete(_ context.Context, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, found := m.records[id]
+	delete(m.records, id)
+	delete(m.cursors, id)
+	delete(m.leases, id)
+	return found, nil
+}
+
+func (m *MemoryStore) List(context.Context) ([]*Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Record, 0, len(m.records))
+	for _, r := range m.records {
+		c := *r
+		out = append(out, &c)
+	}
+	return out, nil
+}
+
+func (m *MemoryStore) Cursor(_ context.Context, id string) (events.ID, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, found := m.cursors[id]
+	return c, found, nil
+}
+
+func (m *MemoryStore) Lease(_ context.Context, id, holder string, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, found := m.records[id]; !found {
+		return false, nil
+	}
+	now := time.Now()
+	if l, held := m.leases[id]; held && l.holder != holder && now.Before(l.until) {
+		return false, nil
+	}
+	m.leases[id] = lease{holder, now.Add(ttl)}
+	return true, nil
+}
+
+func (m *MemoryStore) Advance(_ context.Context, id, holder string, cursor events.ID) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, held := m.leases[id]; !held || l.holder != holder || !time.Now().Before(l.until) {
+		return false, nil
+	}
+	m.cursors[id] = cursor
+	return true, nil
+}

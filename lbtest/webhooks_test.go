@@ -1,0 +1,190 @@
+package lbtest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"northd/contract"
+	"northd/internal/testdeps"
+)
+
+// A north server's webhook subscription, kept in Redis, is delivered by
+// one instance at a time; killed (SIGKILL), that instance's deliveries
+// move to the other within its lease, in order, with nothing lost.
+func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
+	testdeps.Need(t, "redis-server", "redis-server")
+	redis := testdeps.StartRedis(t)
+	extra := []string{"-push-allow", "127.0.0.0/8", "-push-lease", "1s"}
+	instances := []*instance{{name: "a", plain: true, store: redis.URL(), extra: extra}, {name: "b", plain: true, store: redis.URL(), extra: extra}}
+	for _, in := range instances {
+		in.start(t)
+	}
+	t.Cleanup(func() {
+		for _, in := range instances {
+			in.kill()
+			if t.Failed() {
+				t.Logf("northd %s log:\n%s", in.name, in.log)
+			}
+		}
+	})
+
+	hook := &hookLog{}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	resp, err := http.Post("http://"+instances[0].listen+"/north/login", "application/json", strings.NewReader(`{"username":"north-1","password":"p","ip":"127.0.0.1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	token, err := contract.LoginToken(string(body))
+	if err != nil {
+		t.Fatalf("login: %s", body)
+	}
+	req, _ := http.NewRequest("POST", "http://"+instances[0].listen+"/north/subscriptions", strings.NewReader(`{"url":"`+srv.URL+`/hook"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var created struct{ Secret string }
+	if resp.StatusCode != 201 || json.Unmarshal(body, &created) != nil {
+		t.Fatalf("subscribe: %d %s", resp.StatusCode, body)
+	}
+	hook.trust(created.Secret)
+
+	pub := startPublisher(instances)
+	defer func() {
+		if pub != nil {
+			pub.stop(t)
+		}
+	}()
+	testdeps.WaitFor(t, "deliveries before the kill", func() bool { return hook.count() >= 50 })
+	var holder, other *instance
+	testdeps.WaitFor(t, "an instance to say it delivers", func() bool {
+		for i, in := range instances {
+			if deliversHere(t, in) {
+				holder, other = in, instances[1-i]
+				return true
+			}
+		}
+		return false
+	})
+	atKill := hook.count()
+	holder.kill()
+	testdeps.WaitFor(t, "deliveries from the other instance", func() bool { return hook.count() >= atKill+50 })
+	published := pub.stop(t)
+	pub = nil
+	testdeps.WaitFor(t, fmt.Sprintf("all %d events delivered", published), func() bool { return hook.count() >= published })
+	if !deliversHere(t, other) {
+		t.Errorf("instance %s does not say it delivers after %s was killed", other.name, holder.name)
+	}
+	redelivered := hook.check(t, published)
+	t.Logf("webhooks: %d events published, all delivered in order; instance %s killed after %d, %d delivered again by %s (at least once)", published, holder.name, atKill, redelivered, other.name)
+}
+
+// deliversHere reports whether in holds the subscription's lease.
+func deliversHere(t *testing.T, in *instance) bool {
+	resp, err := http.Get("http://" + in.adminAddr() + "/north/subscriptions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.Contains(string(b), `"delivering_here": true`)
+}
+
+// hookLog is the north server's receiver: it checks each delivery's
+// signature with its own code and keeps the events' data in arrival order.
+type hookLog struct {
+	mu   sync.Mutex
+	key  []byte
+	data []int
+	bad  []string
+}
+
+func (h *hookLog) trust(secret string) {
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	h.mu.Lock()
+	h.key = key
+	h.mu.Unlock()
+}
+
+func (h *hookLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w.WriteHeader(204)
+	if h.key == nil {
+		return // the verification
+	}
+	mac := hmac.New(sha256.New, h.key)
+	mac.Write([]byte(r.Header.Get("webhook-id") + "." + r.Header.Get("webhook-timestamp") + "."))
+	mac.Write(body)
+	if r.Header.Get("webhook-signature") != "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
+		h.bad = append(h.bad, r.Header.Get("webhook-id"))
+		return
+	}
+	var evs []struct {
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	json.Unmarshal(body, &evs)
+	for _, e := range evs {
+		n, err := strconv.Atoi(string(e.Data))
+		if e.Type != "n" || err != nil {
+			h.bad = append(h.bad, fmt.Sprintf("event %s %s", e.Type, e.Data))
+			continue
+		}
+		h.data = append(h.data, n)
+	}
+}
+
+// count is how many distinct events arrived.
+func (h *hookLog) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	most := -1
+	for _, n := range h.data {
+		most = max(most, n)
+	}
+	return most + 1
+}
+
+// check verifies the events came in order with none missing: each is
+// the next, or one seen before (a batch delivered again after the kill).
+// It returns how many came again.
+func (h *hookLog) check(t *testing.T, published int) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next, again := 0, 0
+	for i, n := range h.data {
+		switch {
+		case n == next:
+			next++
+		case n < next:
+			again++
+		default:
+			t.Fatalf("event %d arrived after %d: %d lost or out of order (arrivals %v…)", n, next-1, n-next, h.data[max(0, i-3):min(len(h.data), i+3)])
+		}
+	}
+	if next != published {
+		t.Errorf("%d events delivered, %d published", next, published)
+	}
+	for _, b := range h.bad {
+		t.Errorf("receiver: %s", b)
+	}
+	return again
+}
