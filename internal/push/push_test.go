@@ -133,6 +133,12 @@ type world struct {
 	store *storememory.Store
 	push  *push.Pusher
 	set   *metrics.Set
+	// To start a second instance's Pusher on the same log and stores.
+	ctx   context.Context
+	o     push.Options
+	hub   *events.Hub
+	subs  push.Store
+	crash context.CancelFunc // stops the first Pusher as a crash would
 }
 
 var loopback = netip.MustParseAddr("127.0.0.1")
@@ -163,9 +169,11 @@ func newWorld(t *testing.T, tune func(*push.Options)) *world {
 	if tune != nil {
 		tune(&o)
 	}
-	p := push.New(ctx, o, hub, st, push.NewMemoryStore(), set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	subs := push.NewMemoryStore()
+	pctx, crash := context.WithCancel(ctx)
+	p := push.New(pctx, o, hub, st, subs, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { cancel(); p.Wait(context.Background()); <-done })
-	return &world{t: t, log: log, store: st, push: p, set: set}
+	return &world{t: t, log: log, store: st, push: p, set: set, ctx: ctx, o: o, hub: hub, subs: subs, crash: crash}
 }
 
 func (w *world) login(username string, ip netip.Addr) [16]byte {
@@ -441,5 +449,42 @@ func TestCreateRefuses(t *testing.T) {
 	}
 	if _, _, err := w.push.Create(context.Background(), owner, r.url("/hook"), nil); err != push.ErrTooMany {
 		t.Errorf("a fourth subscription with PerNorthServer 3: %v, want ErrTooMany", err)
+	}
+}
+
+// An instance that dies with a delivery in flight never moves the cursor:
+// the instance that takes the lease over posts the same batch again, with
+// the same webhook-id (at least once), and goes on in order.
+func TestACrashedDeliveryIsPostedAgainWithItsID(t *testing.T) {
+	w := newWorld(t, func(o *push.Options) { o.LeaseTTL = 300 * time.Millisecond; o.SyncEvery = 20 * time.Millisecond })
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	inFlight := make(chan struct{})
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		if n == 2 {
+			close(inFlight)
+			<-req.Context().Done() // the sender is gone
+			return 500, nil
+		}
+		return 200, nil
+	}
+	w.subscribe(push.Owner{Username: "north-1", IP: loopback}, r.url("/hook"))
+	w.publish("t", "1")
+	<-inFlight
+	w.crash()
+	w.push.Wait(context.Background())
+	// The other instance, on the same log and stores.
+	bctx, stopB := context.WithCancel(w.ctx)
+	b := push.New(bctx, w.o, w.hub, w.store, w.subs, metrics.NewSet(), `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { stopB(); b.Wait(context.Background()) })
+	testdeps.WaitFor(t, "the batch posted again", func() bool { return len(r.deliveries()) >= 3 })
+	w.publish("t", "2")
+	testdeps.WaitFor(t, "the next event", func() bool { return len(taken(r.deliveries())) >= 3 })
+	all := r.deliveries()
+	if all[1].id != all[2].id || string(all[1].body) != string(all[2].body) || all[2].status != 200 {
+		t.Errorf("the crashed delivery %s %s, then %s %s (%d): want the same id and events", all[1].id, all[1].body, all[2].id, all[2].body, all[2].status)
+	}
+	if got := taken(all[1:]); strings.Join(got, " ") != "t=1 t=2" {
+		t.Errorf("taken %q, want t=1 t=2", got)
 	}
 }
