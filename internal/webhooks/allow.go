@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -33,6 +34,9 @@ var special = []struct {
 	{"cloud metadata", netip.MustParsePrefix("169.254.169.254/32")}, // AWS, GCP, Azure, OpenStack
 	{"cloud metadata", netip.MustParsePrefix("fd00:ec2::254/128")},  // AWS over IPv6
 	{"cloud metadata", netip.MustParsePrefix("100.100.100.200/32")}, // Alibaba Cloud
+	{"cloud metadata", netip.MustParsePrefix("169.254.170.2/32")},   // AWS ECS task credentials
+	{"cloud metadata", netip.MustParsePrefix("168.63.129.16/32")},   // Azure wire server, outside link-local
+	{"cloud metadata", netip.MustParsePrefix("192.0.0.192/32")},     // Oracle Cloud (older instances)
 	{"loopback", netip.MustParsePrefix("127.0.0.0/8")},
 	{"loopback", netip.MustParsePrefix("::1/128")},
 	{"this network", netip.MustParsePrefix("0.0.0.0/8")},
@@ -113,7 +117,7 @@ func (e *RefusedError) Error() string {
 type ClientOptions struct {
 	Timeout          time.Duration // of one attempt, answer included
 	RootCAs          *x509.CertPool
-	MaxResponseBytes int64
+	MaxResponseBytes int64 // of an answer's body: a receiver cannot make northd read more
 }
 
 // Client is the HTTP client webhooks go out with: its dialer refuses, on
@@ -136,7 +140,7 @@ func (a *Allow) Client(o ClientOptions) *http.Client {
 	}
 	return &http.Client{
 		Timeout: o.Timeout,
-		Transport: &http.Transport{
+		Transport: capBodies{max: o.MaxResponseBytes, next: &http.Transport{
 			Proxy:                  nil,
 			DialContext:            dialer.DialContext,
 			TLSClientConfig:        &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
@@ -145,9 +149,28 @@ func (a *Allow) Client(o ClientOptions) *http.Client {
 			MaxIdleConnsPerHost:    4,
 			IdleConnTimeout:        90 * time.Second,
 			MaxResponseHeaderBytes: 16 << 10,
-		},
+		}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// capBodies cuts every answer's body at max bytes, whoever reads it.
+type capBodies struct {
+	max  int64
+	next http.RoundTripper
+}
+
+func (c capBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err == nil {
+		resp.Body = cappedBody{io.LimitReader(resp.Body, c.max), resp.Body}
+	}
+	return resp, err
+}
+
+type cappedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // URLError is a subscription url northd will not post to.

@@ -93,6 +93,11 @@ func TestPermits(t *testing.T) {
 		{[]string{"0.0.0.0/0"}, "100.100.100.200", false},
 		{[]string{"100.64.0.0/10"}, "100.100.100.200", false},
 		{[]string{"100.64.0.0/10"}, "100.100.100.201", true},
+		{[]string{"0.0.0.0/0"}, "168.63.129.16", false}, // outside link-local, a metadata address all the same
+		{[]string{"168.0.0.0/8"}, "168.63.129.16", false},
+		{[]string{"168.0.0.0/8"}, "168.63.129.17", true},
+		{[]string{"169.254.0.0/16"}, "169.254.170.2", false},
+		{[]string{"0.0.0.0/0"}, "192.0.0.192", false},
 		{[]string{"127.0.0.0/8"}, "127.0.0.1", true}, // named
 		{[]string{"127.0.0.1"}, "127.0.0.1", true},
 		{[]string{"127.0.0.1"}, "127.0.0.2", false},
@@ -217,7 +222,7 @@ func TestClientRefusesInTheDialer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, o.MaxResponseBytes))
+	n, _ := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if n != 1<<10 {
 		t.Errorf("read %d bytes of a large answer, want the cap", n)
