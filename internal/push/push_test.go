@@ -144,8 +144,13 @@ type world struct {
 var loopback = netip.MustParseAddr("127.0.0.1")
 
 func newWorld(t *testing.T, tune func(*push.Options)) *world {
+	return newWorldRetaining(t, 10_000, tune)
+}
+
+// newWorldRetaining is a world whose log keeps only retention events.
+func newWorldRetaining(t *testing.T, retention int, tune func(*push.Options)) *world {
 	ctx, cancel := context.WithCancel(context.Background())
-	log := memory.New(memory.Options{Retention: 10_000})
+	log := memory.New(memory.Options{Retention: retention})
 	set := metrics.NewSet()
 	hub := events.NewHub(log, events.HubOptions{
 		Subsystem: "nms", Heartbeat: time.Hour, Retry: time.Second, DrainRetry: time.Second, WriteTimeout: time.Minute,
@@ -174,6 +179,14 @@ func newWorld(t *testing.T, tune func(*push.Options)) *world {
 	p := push.New(pctx, o, hub, st, subs, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { cancel(); p.Wait(context.Background()); <-done })
 	return &world{t: t, log: log, store: st, push: p, set: set, ctx: ctx, o: o, hub: hub, subs: subs, crash: crash}
+}
+
+// otherInstance starts a second Pusher on the world's log and stores, as
+// another instance would run, once the first has crashed.
+func (w *world) otherInstance() {
+	ctx, stop := context.WithCancel(w.ctx)
+	b := push.New(ctx, w.o, w.hub, w.store, w.subs, metrics.NewSet(), `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	w.t.Cleanup(func() { stop(); b.Wait(context.Background()) })
 }
 
 func (w *world) login(username string, ip netip.Addr) [16]byte {
@@ -473,10 +486,7 @@ func TestACrashedDeliveryIsPostedAgainWithItsID(t *testing.T) {
 	<-inFlight
 	w.crash()
 	w.push.Wait(context.Background())
-	// The other instance, on the same log and stores.
-	bctx, stopB := context.WithCancel(w.ctx)
-	b := push.New(bctx, w.o, w.hub, w.store, w.subs, metrics.NewSet(), `subsystem="nms"`, slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { stopB(); b.Wait(context.Background()) })
+	w.otherInstance()
 	testdeps.WaitFor(t, "the batch posted again", func() bool { return len(r.deliveries()) >= 3 })
 	w.publish("t", "2")
 	testdeps.WaitFor(t, "the next event", func() bool { return len(taken(r.deliveries())) >= 3 })
@@ -486,5 +496,36 @@ func TestACrashedDeliveryIsPostedAgainWithItsID(t *testing.T) {
 	}
 	if got := taken(all[1:]); strings.Join(got, " ") != "t=1 t=2" {
 		t.Errorf("taken %q, want t=1 t=2", got)
+	}
+}
+
+// A subscription whose cursor the log has trimmed past (no instance
+// delivered for a while, or its receiver was down) is told so by a reset event leading its next delivery, never
+// silently, and goes on from the oldest event kept.
+func TestACursorBehindTheLogGetsAReset(t *testing.T) {
+	w := newWorldRetaining(t, 3, func(o *push.Options) { o.LeaseTTL = 300 * time.Millisecond; o.SyncEvery = 20 * time.Millisecond })
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	w.subscribe(push.Owner{Username: "north-1", IP: loopback}, r.url("/hook"))
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "the first event", func() bool { return len(r.deliveries()) == 2 })
+	// No instance delivers while the log moves on.
+	w.crash()
+	w.push.Wait(context.Background())
+	for i := 2; i <= 7; i++ { // 2, 3 and 4 trimmed away
+		w.publish("t", strconv.Itoa(i))
+	}
+	w.otherInstance()
+	testdeps.WaitFor(t, "the delivery after the trim", func() bool { return len(r.deliveries()) == 3 })
+	d := r.deliveries()[2]
+	if len(d.events) != 4 || d.events[0].Type != "reset" {
+		t.Fatalf("after the trim: %s, want a reset and then t=5 t=6 t=7", d.body)
+	}
+	var reset struct{ Oldest string }
+	if err := json.Unmarshal(d.events[0].Data, &reset); err != nil || reset.Oldest != d.events[1].ID {
+		t.Errorf("the reset names %q as the oldest kept, the next event is %s", reset.Oldest, d.events[1].ID)
+	}
+	if got := strings.Join(taken([]delivery{d})[1:], " "); got != "t=5 t=6 t=7" {
+		t.Errorf("after the reset: %q, want t=5 t=6 t=7", got)
 	}
 }
