@@ -36,16 +36,7 @@ func startStream(t *testing.T, front string) *streamClient {
 	t.Helper()
 	// An ip of its own: the load logs in from 192.0.2.0/24, and a login
 	// for the stream's ip would end its token, and the stream.
-	resp, err := http.Post("http://"+front+"/north/login", "application/json", strings.NewReader(`{"username":"streamer","password":"p","ip":"198.51.100.77"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	token, err := contract.LoginToken(string(body))
-	if err != nil {
-		t.Fatalf("login through HAProxy: %d %s", resp.StatusCode, body)
-	}
+	token := login(t, http.DefaultClient, front, "streamer", "198.51.100.77")
 	c := &streamClient{front: front, token: token, stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	t.Cleanup(func() { close(c.stop); <-c.done })
@@ -280,4 +271,20 @@ func metricValue(t *testing.T, admin, series string) float64 {
 	}
 	t.Fatalf("no series %s on %s", series, admin)
 	return 0
+}
+
+// login logs username in at addr from ip, and answers its token.
+func login(t *testing.T, client *http.Client, addr, username, ip string) string {
+	t.Helper()
+	resp, err := client.Post("http://"+addr+"/north/login", "application/json", strings.NewReader(`{"username":"`+username+`","password":"p","ip":"`+ip+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	token, err := contract.LoginToken(string(body))
+	if resp.StatusCode != 200 || err != nil {
+		t.Fatalf("login of %s at %s: %d %s", username, addr, resp.StatusCode, body)
+	}
+	return token
 }

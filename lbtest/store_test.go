@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 
-	"northd/contract"
 	"northd/internal/testdeps"
 )
 
@@ -43,17 +42,7 @@ func TestPreforkSharesTokensThroughRedis(t *testing.T) {
 	const n = 40
 	var tokens []string
 	for i := range n {
-		resp, err := fresh.Post(base+"/north/login", "", strings.NewReader(`{"username":"u","password":"p","ip":"192.0.2.`+strconv.Itoa(i+1)+`"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		token, err := contract.LoginToken(string(body))
-		if resp.StatusCode != 200 || err != nil {
-			t.Fatalf("login %d: %d %s", i, resp.StatusCode, body)
-		}
-		tokens = append(tokens, token)
+		tokens = append(tokens, login(t, fresh, "127.0.0.1:"+strconv.Itoa(port), "u", "192.0.2."+strconv.Itoa(i+1)))
 	}
 	for i, tok := range tokens {
 		req, _ := http.NewRequest("GET", base+"/north/verify", nil)

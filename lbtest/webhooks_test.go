@@ -14,7 +14,6 @@ import (
 	"sync"
 	"testing"
 
-	"northd/contract"
 	"northd/internal/testdeps"
 )
 
@@ -41,23 +40,14 @@ func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
 	hook := &hookLog{}
 	srv := httptest.NewServer(hook)
 	defer srv.Close()
-	resp, err := http.Post("http://"+instances[0].listen+"/north/login", "application/json", strings.NewReader(`{"username":"north-1","password":"p","ip":"127.0.0.1"}`))
+	token := login(t, http.DefaultClient, instances[0].listen, "north-1", "127.0.0.1")
+	req, _ := http.NewRequest("POST", "http://"+instances[0].listen+"/north/subscriptions", strings.NewReader(`{"url":"`+srv.URL+`/hook"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	token, err := contract.LoginToken(string(body))
-	if err != nil {
-		t.Fatalf("login: %s", body)
-	}
-	req, _ := http.NewRequest("POST", "http://"+instances[0].listen+"/north/subscriptions", strings.NewReader(`{"url":"`+srv.URL+`/hook"}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	var created struct{ Secret string }
 	if resp.StatusCode != 201 || json.Unmarshal(body, &created) != nil {

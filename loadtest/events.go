@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,19 +89,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "loadtest events:", err)
 		return 1
 	}
-	b, _ := json.MarshalIndent(r, "", "  ")
-	if cfg.out != "" {
-		if err := os.WriteFile(cfg.out, append(b, '\n'), 0o644); err != nil {
-			fmt.Fprintln(stderr, "loadtest events:", err)
-			return 1
-		}
-	}
-	fmt.Fprintf(stdout, "%s\n", b)
-	if len(r.Problems) > 0 {
-		fmt.Fprintf(stderr, "loadtest events: %d problems; first: %s\n", len(r.Problems), r.Problems[0])
-		return 1
-	}
-	return 0
+	return writeStreamReport("loadtest events", cfg.out, r, r.Problems, stdout, stderr)
 }
 
 // eventStream is one north server's stream, checking as it reads that the

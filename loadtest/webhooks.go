@@ -141,19 +141,7 @@ func runWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "loadtest webhooks:", err)
 		return 1
 	}
-	b, _ := json.MarshalIndent(r, "", "  ")
-	if out != "" {
-		if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
-			fmt.Fprintln(stderr, "loadtest webhooks:", err)
-			return 1
-		}
-	}
-	fmt.Fprintf(stdout, "%s\n", b)
-	if len(r.Problems) > 0 {
-		fmt.Fprintf(stderr, "loadtest webhooks: %d problems; first: %s\n", len(r.Problems), r.Problems[0])
-		return 1
-	}
-	return 0
+	return writeStreamReport("loadtest webhooks", out, r, r.Problems, stdout, stderr)
 }
 
 func webhooksRun(ctx context.Context, target, admin string, receivers, hanging, rate, batch int, duration time.Duration, pid int) (*WebhooksReport, error) {
@@ -250,4 +238,22 @@ func webhooksRun(ctx context.Context, target, admin string, receivers, hanging, 
 		r.DeliveredPerCPUSecond = float64(r.Delivered) / r.ServerCPUSeconds
 	}
 	return r, nil
+}
+
+// writeStreamReport prints r, and writes it to out when one is named; a
+// run with problems exits 1 after naming the first.
+func writeStreamReport(command, out string, r any, problems []string, stdout, stderr io.Writer) int {
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if out != "" {
+		if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(stderr, command+":", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "%s\n", b)
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "%s: %d problems; first: %s\n", command, len(problems), problems[0])
+		return 1
+	}
+	return 0
 }
