@@ -90,17 +90,7 @@ func TestBehindHAProxy(t *testing.T) {
 	// Both instances keep tokens in one Redis, as one subsystem.
 	redis := testdeps.StartRedis(t)
 	instances := []*instance{{name: "a", store: redis.URL()}, {name: "b", store: redis.URL()}}
-	for _, in := range instances {
-		in.start(t)
-	}
-	t.Cleanup(func() {
-		for _, in := range instances {
-			in.kill()
-			if t.Failed() {
-				t.Logf("northd %s log:\n%s", in.name, in.log)
-			}
-		}
-	})
+	startAll(t, instances)
 
 	// HAProxy takes the front socket from us, already bound, as fd 3: no
 	// port is left free between choosing it and binding it.
@@ -301,6 +291,23 @@ type startedLine struct {
 	Msg    string `json:"msg"`
 	Listen string `json:"listen"`
 	Admin  string `json:"admin"`
+}
+
+// startAll starts the instances, and kills them when the test ends,
+// showing their logs if it failed.
+func startAll(t *testing.T, instances []*instance) {
+	t.Helper()
+	for _, in := range instances {
+		in.start(t)
+	}
+	t.Cleanup(func() {
+		for _, in := range instances {
+			in.kill()
+			if t.Failed() {
+				t.Logf("northd %s log:\n%s", in.name, in.log)
+			}
+		}
+	})
 }
 
 func (in *instance) start(t *testing.T) {

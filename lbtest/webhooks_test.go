@@ -25,17 +25,7 @@ func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
 	redis := testdeps.StartRedis(t)
 	extra := []string{"-push-allow", "127.0.0.0/8", "-push-lease", "1s"}
 	instances := []*instance{{name: "a", plain: true, store: redis.URL(), extra: extra}, {name: "b", plain: true, store: redis.URL(), extra: extra}}
-	for _, in := range instances {
-		in.start(t)
-	}
-	t.Cleanup(func() {
-		for _, in := range instances {
-			in.kill()
-			if t.Failed() {
-				t.Logf("northd %s log:\n%s", in.name, in.log)
-			}
-		}
-	})
+	startAll(t, instances)
 
 	hook := &hookLog{}
 	srv := httptest.NewServer(hook)
