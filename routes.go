@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 
@@ -54,6 +55,9 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 			path = ctx.RequestURI() // OPTIONS *: the whole server
 		}
 		methods, known := allow[string(path)]
+		if !known {
+			methods, known = allowOfTemplate(allow, path)
+		}
 		switch {
 		case !known:
 			notFound(ctx)
@@ -96,4 +100,46 @@ func allowHeaders(methodPaths map[string][]string) map[string][]byte {
 		allow[p] = []byte(strings.Join(methods, ", "))
 	}
 	return allow
+}
+
+// allowOfTemplate finds the Allow header of the route template, such as
+// /north/subscriptions/{id}/enable, that path fills in, so that a known
+// path with a parameter gets 405 and OPTIONS like the others. It reads
+// path in place: a 404 allocates nothing.
+func allowOfTemplate(allow map[string][]byte, path []byte) ([]byte, bool) {
+	for template, methods := range allow {
+		if strings.IndexByte(template, '{') >= 0 && fillsTemplate(path, template) {
+			return methods, true
+		}
+	}
+	return nil, false
+}
+
+// fillsTemplate reports whether path has template's segments, a {name}
+// segment standing for any one non-empty segment.
+func fillsTemplate(path []byte, template string) bool {
+	for len(path) > 0 && len(template) > 0 {
+		if path[0] != '/' || template[0] != '/' {
+			return false
+		}
+		path, template = path[1:], template[1:]
+		pEnd := bytes.IndexByte(path, '/')
+		if pEnd < 0 {
+			pEnd = len(path)
+		}
+		tEnd := strings.IndexByte(template, '/')
+		if tEnd < 0 {
+			tEnd = len(template)
+		}
+		seg, tseg := path[:pEnd], template[:tEnd]
+		if len(tseg) > 1 && tseg[0] == '{' && tseg[len(tseg)-1] == '}' {
+			if len(seg) == 0 {
+				return false
+			}
+		} else if string(seg) != tseg {
+			return false
+		}
+		path, template = path[pEnd:], template[tEnd:]
+	}
+	return len(path) == 0 && len(template) == 0
 }
