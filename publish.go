@@ -146,6 +146,7 @@ func (p *publishing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ids, replayed, err := s.events.Log().Publish(r.Context(), key, drafts, time.Now())
 	if err != nil {
+		s.log.Warn("publishing events failed", "subsystem", s.name, "err", err)
 		w.Header().Set("Retry-After", "1")
 		publishError(w, http.StatusServiceUnavailable, 4, "the event log is unavailable; retry after the Retry-After seconds, with the same Idempotency-Key")
 		return

@@ -23,7 +23,8 @@
 // unreadable time as the time the reading instance read it, and an
 // unreadable to_ip as for no north server rather than for all. An entry
 // whose id is not 0-SEQ (an XADD with * rather than 0-*) makes the next
-// 0-* fail: publishing then answers 503 until the stream is deleted.
+// 0-* fail: publishing then answers 503, and its error names the fix,
+// until the stream is deleted.
 package redis
 
 import (
@@ -225,6 +226,10 @@ func (l *Log) Publish(ctx context.Context, idempotencyKey string, drafts []event
 	cctx, cancel := l.call(ctx, 0)
 	defer cancel()
 	reply, err := publishScript.Exec(cctx, l.client, keys, args).ToArray()
+	if err != nil && strings.Contains(err.Error(), "equal or smaller than the target stream top item") {
+		// Retrying will not help: say what broke it and how to mend it.
+		return nil, false, fmt.Errorf("%w: the stream %s holds an entry whose id is not 0-SEQ (a producer ran XADD with * rather than 0-*), after which Redis refuses every 0-*; delete the stream (DEL %s: north servers get a reset) and have that producer use 0-*", events.ErrUnavailable, l.stream, l.stream)
+	}
 	if err != nil {
 		return nil, false, failed(ctx, err)
 	}

@@ -220,3 +220,21 @@ func TestUnavailableWhileRedisIsDown(t *testing.T) {
 		t.Errorf("after the restart: published %v, read %d events (reset %v, %v); want %v read back", ids, len(evs), reset, err, want)
 	}
 }
+
+// A producer's XADD with * rather than 0-* leaves an id Redis will not
+// add 0-* after: publishing fails with the cause and the fix, not as if
+// Redis were down, and works again once the stream is deleted.
+func TestAForeignIDNamesTheFix(t *testing.T) {
+	redis := testdeps.StartRedis(t)
+	l := newLog(t, redis, "north")
+	publish(t, l, `1`)
+	redis.CLI("XADD", "northd:{north}:events", "*", "type", "t", "data", "2")
+	_, _, err := l.Publish(context.Background(), "", []events.Draft{{Type: "t", Data: []byte(`3`)}}, time.Now())
+	if !errors.Is(err, events.ErrUnavailable) || !strings.Contains(err.Error(), "XADD with * rather than 0-*") || !strings.Contains(err.Error(), "DEL northd:{north}:events") {
+		t.Fatalf("publishing after an XADD *: %v", err)
+	}
+	redis.CLI("DEL", "northd:{north}:events")
+	if ids := publish(t, l, `4`); len(ids) != 1 || ids[0].Seq != 1 {
+		t.Errorf("after DEL: %v, want seq 1", ids)
+	}
+}
