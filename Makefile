@@ -55,14 +55,21 @@ test-tools:
 	done
 
 # go test -fuzz takes one fuzz test at a time: the wire package's (login
-# decoder, ip and bearer parsers, JSON strings), then the password
-# checker's framing.
+# decoder, ip and bearer parsers, JSON strings), the password checker's
+# framing, then the push's parsers (event ids, publishes, webhook urls,
+# secrets, Retry-After, the secret-sealing keys).
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoginDecode -fuzztime $(FUZZTIME) ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzParseIP -fuzztime $(FUZZTIME) ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzParseBearer -fuzztime $(FUZZTIME) ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzAppendJSONString -fuzztime $(FUZZTIME) ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzCheckFrames -fuzztime $(FUZZTIME) ./internal/auth/
+	$(GO) test -run '^$$' -fuzz FuzzParseID -fuzztime $(FUZZTIME) ./internal/events/
+	$(GO) test -run '^$$' -fuzz FuzzPublishDecode -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzCheckURL -fuzztime $(FUZZTIME) ./internal/webhooks/
+	$(GO) test -run '^$$' -fuzz FuzzParseSecret -fuzztime $(FUZZTIME) ./internal/webhooks/
+	$(GO) test -run '^$$' -fuzz FuzzRetryAfter -fuzztime $(FUZZTIME) ./internal/webhooks/
+	$(GO) test -run '^$$' -fuzz FuzzParseSecretKeys -fuzztime $(FUZZTIME) ./internal/push/redis/
 
 clean:
 	rm -rf bin bench.txt

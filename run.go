@@ -170,6 +170,9 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 	if err != nil {
 		return nil, err
 	}
+	if webhooks != nil && shared != nil && webhooks.secretKeys == nil {
+		log.Warn("webhook secrets are kept in Redis in clear: whoever reads Redis can sign webhooks to north servers; give every instance -push-secret-key-file to seal them")
+	}
 	// The instance's own context ends when it stops, whatever ended it,
 	// so that its background work (store pings, SIGHUP) ends with it.
 	ctx, cancel := context.WithCancel(parent)

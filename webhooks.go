@@ -23,10 +23,11 @@ import (
 // webhookSetup is what every subsystem's webhooks share: where they may go,
 // the client that goes there, and the attempts in flight.
 type webhookSetup struct {
-	cfg     config.Config
-	allow   *webhooks.Allow
-	workers chan struct{}
-	client  *http.Client
+	cfg        config.Config
+	allow      *webhooks.Allow
+	workers    chan struct{}
+	client     *http.Client
+	secretKeys *pushredis.SecretKeys // seal the secrets kept in a shared store; nil: in clear
 }
 
 // The bounds of webhooks that are not flags.
@@ -60,7 +61,17 @@ func newWebhooks(cfg config.Config) (*webhookSetup, error) {
 			return nil, config.Usagef("-push-ca %s holds no PEM certificate", cfg.Push.CAFile)
 		}
 	}
-	return &webhookSetup{cfg: cfg, allow: allow, workers: make(chan struct{}, cfg.Push.Workers), client: allow.Client(o)}, nil
+	w := &webhookSetup{cfg: cfg, allow: allow, workers: make(chan struct{}, cfg.Push.Workers), client: allow.Client(o)}
+	if f := cfg.Push.SecretKeyFile; f != "" {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			return nil, config.Usagef("cannot read -push-secret-key-file: %v", err)
+		}
+		if w.secretKeys, err = pushredis.ParseSecretKeys(string(text)); err != nil {
+			return nil, config.Usagef("-push-secret-key-file %s: %v", f, err)
+		}
+	}
+	return w, nil
 }
 
 // pusher is the subsystem named name's webhooks, delivering its hub's
@@ -72,7 +83,7 @@ func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub,
 	// delivers for each.
 	var subs push.Store = push.NewMemoryStore()
 	if shared != nil {
-		subs = pushredis.New(shared.Rueidis(), name, w.cfg.StoreTimeout)
+		subs = pushredis.New(shared.Rueidis(), name, w.cfg.StoreTimeout, w.secretKeys)
 	}
 	return push.New(ctx, push.Options{
 		Subsystem:        name,

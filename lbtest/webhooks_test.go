@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,11 +21,16 @@ import (
 
 // A north server's webhook subscription, kept in Redis, is delivered by
 // one instance at a time; killed (SIGKILL), that instance's deliveries
-// move to the other within its lease, in order, with nothing lost.
+// move to the other within its lease, in order, with nothing lost. The
+// secret it signs with is sealed in Redis by the key both instances have.
 func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
 	testdeps.Need(t, "redis-server", "redis-server")
 	redis := testdeps.StartRedis(t)
-	extra := []string{"-push-allow", "127.0.0.0/8", "-push-lease", "1s"}
+	keyFile := filepath.Join(t.TempDir(), "push-keys")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extra := []string{"-push-allow", "127.0.0.0/8", "-push-lease", "1s", "-push-secret-key-file", keyFile}
 	instances := []*instance{{name: "a", plain: true, store: redis.URL(), extra: extra}, {name: "b", plain: true, store: redis.URL(), extra: extra}}
 	startAll(t, instances)
 
@@ -44,6 +51,10 @@ func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
 		t.Fatalf("subscribe: %d %s", resp.StatusCode, body)
 	}
 	hook.trust(created.Secret)
+	stored := redis.CLI("EVAL", "local o = '' for _, k in ipairs(redis.call('KEYS', '*:subs')) do for _, v in ipairs(redis.call('HVALS', k)) do o = o .. v end end return o", "0")
+	if strings.Contains(stored, strings.TrimPrefix(created.Secret, "whsec_")) || !strings.Contains(stored, `"sealed":"`) {
+		t.Fatalf("Redis holds the subscription as %s: its secret in clear", stored)
+	}
 
 	pub := startPublisher(instances)
 	defer func() {

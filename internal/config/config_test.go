@@ -40,7 +40,7 @@ func TestRunHelpListsEveryFlag(t *testing.T) {
 		"insecure-open", "ipv6-prefix", "listen", "log-format", "log-level", "login-failure-window",
 		"max-body-size", "max-conns", "max-conns-per-ip", "max-ips-per-user", "max-login-failures",
 		"max-user-login-failures", "pprof", "prefork", "proxy-protocol", "proxy-protocol-from", "push-allow",
-		"push-batch", "push-ca", "push-disable-after", "push-lease", "push-max-subscriptions", "push-rate", "push-timeout",
+		"push-batch", "push-ca", "push-disable-after", "push-lease", "push-max-subscriptions", "push-rate", "push-secret-key-file", "push-timeout",
 		"push-workers", "read-timeout", "reduce-memory", "registry-max", "reuseport", "shutdown-timeout", "store",
 		"store-timeout", "tls-cert", "tls-key", "token-ttl", "trusted-proxies", "users", "version",
 		"write-timeout",

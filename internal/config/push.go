@@ -10,6 +10,7 @@ import (
 type Push struct {
 	Allow            []netip.Prefix // -push-allow: where webhooks may go; none: off
 	CAFile           string
+	SecretKeyFile    string
 	Batch            int
 	Timeout          time.Duration
 	DisableAfter     time.Duration
@@ -30,6 +31,7 @@ func addPushFlags(fs *flag.FlagSet, cfg *Config) {
 		return nil
 	})
 	fs.StringVar(&p.CAFile, "push-ca", "", "PEM `file` of the certificate authorities https webhook urls are checked against, instead of the system's")
+	fs.StringVar(&p.SecretKeyFile, "push-secret-key-file", "", "`file` of AES-256 keys, 64 hex digits a line, the first sealing: with a shared -store, webhook secrets are kept there sealed by it, so that reading Redis is not enough to sign webhooks; every instance needs the same file")
 	fs.IntVar(&p.Batch, "push-batch", 100, "most events in one webhook delivery (at most 256 KiB of them)")
 	fs.DurationVar(&p.Timeout, "push-timeout", 10*time.Second, "time allowed to one webhook attempt, answer included")
 	fs.DurationVar(&p.DisableAfter, "push-disable-after", 24*time.Hour, "a webhook subscription failing this long without a success is disabled, until its north server enables it again")

@@ -134,7 +134,8 @@ func (id ID) Append(dst []byte) []byte {
 func ParseID(s string) (ID, error) {
 	epoch, seq, ok := strings.Cut(s, "-")
 	n, err := strconv.ParseUint(seq, 10, 64)
-	if !ok || err != nil || !validEpoch(epoch) || seq[0] == '+' {
+	// One spelling per id: no sign, no leading zero.
+	if !ok || err != nil || !validEpoch(epoch) || seq[0] == '+' || (seq[0] == '0' && len(seq) > 1) {
 		return ID{}, fmt.Errorf("%q is not an event id: ids are the \"id\" of an event received before", s)
 	}
 	return ID{epoch, n}, nil

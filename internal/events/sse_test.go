@@ -89,6 +89,8 @@ func TestParseID(t *testing.T) {
 		{"-1", ID{}, false},
 		{"a-", ID{}, false},
 		{"a-+1", ID{}, false},
+		{"a-01", ID{}, false},
+		{"0-00", ID{}, false},
 		{"a-1-2", ID{}, false},
 		{"a_b-1", ID{}, false},
 		{"123456789012345678901234567890123-1", ID{}, false},

@@ -277,3 +277,18 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// Whatever a receiver answers in Retry-After, the wait is from none to an
+// hour.
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"0", "120", "-1", "99999999999999999999", "Wed, 21 Oct 2015 07:28:00 GMT", "soon", ""} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 28, 18, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := RetryAfter(http.Header{"Retry-After": {v}}, now)
+		if d < 0 || d > time.Hour || (!ok && d != 0) {
+			t.Fatalf("RetryAfter(%q) = %v, %v", v, d, ok)
+		}
+	})
+}

@@ -4,8 +4,8 @@
 //
 // Keys, under the subsystem's {NAME} hash tag (one Cluster slot):
 //   - northd:{NAME}:subs, a hash: subscription id → its record (JSON,
-//     secrets included: an instance that takes a subscription over signs
-//     with them);
+//     secrets included, since an instance that takes a subscription over
+//     signs with them: sealed by SecretKeys when northd has them);
 //   - northd:{NAME}:sub:ID:cursor, the last event delivered;
 //   - northd:{NAME}:sub:ID:lease, the holder delivering, with a PX that
 //     lapses when it dies.
@@ -30,15 +30,17 @@ type Store struct {
 	subs    string
 	prefix  string
 	timeout time.Duration
+	keys    *SecretKeys // nil: secrets in clear
 }
 
 var _ push.Store = (*Store)(nil)
 
 // New is the subscriptions of subsystem on client (the token store's
-// connection), each call bounded by timeout.
-func New(client rueidis.Client, subsystem string, timeout time.Duration) *Store {
+// connection), each call bounded by timeout, their secrets sealed by keys
+// (nil: kept in clear).
+func New(client rueidis.Client, subsystem string, timeout time.Duration, keys *SecretKeys) *Store {
 	p := "northd:{" + subsystem + "}:"
-	return &Store{client: client, subs: p + "subs", prefix: p + "sub:", timeout: timeout}
+	return &Store{client: client, subs: p + "subs", prefix: p + "sub:", timeout: timeout, keys: keys}
 }
 
 func (s *Store) cursorKey(id string) string { return s.prefix + id + ":cursor" }
@@ -68,7 +70,7 @@ return 1
 `)
 
 func (s *Store) Create(ctx context.Context, r *push.Record, cursor events.ID, perOwner, max int) error {
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(s.keys.seal(r))
 	if err != nil {
 		return err
 	}
@@ -93,7 +95,7 @@ return 1
 `)
 
 func (s *Store) Update(ctx context.Context, r *push.Record) (bool, error) {
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(s.keys.seal(r))
 	if err != nil {
 		return false, err
 	}
@@ -131,9 +133,13 @@ func (s *Store) List(ctx context.Context) ([]*push.Record, error) {
 	}
 	out := make([]*push.Record, 0, len(all))
 	for _, v := range all {
-		r := new(push.Record)
-		if err := json.Unmarshal([]byte(v), r); err != nil {
+		var st stored
+		if err := json.Unmarshal([]byte(v), &st); err != nil {
 			return nil, fmt.Errorf("a webhook subscription in Redis is not a record northd wrote: %v", err)
+		}
+		r, err := s.keys.open(&st)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, r)
 	}

@@ -1,23 +1,33 @@
 package redis
 
 import (
+	"bytes"
+	"context"
+	"encoding/base64"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"northd/internal/events"
 	"northd/internal/push"
 	"northd/internal/push/pushtest"
 	storeredis "northd/internal/store/redis"
 	"northd/internal/testdeps"
 )
 
-// The Redis store passes the suite the memory store passes, against a
-// real redis-server: each case has a subsystem of its own.
-func TestConformance(t *testing.T) {
+const (
+	keyA = "1111111111111111111111111111111111111111111111111111111111111111"
+	keyB = "2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+func openRedis(t *testing.T) (*testdeps.Redis, *storeredis.Client) {
+	t.Helper()
 	redis := testdeps.StartRedis(t)
 	c, err := storeredis.Open(storeredis.Options{URL: redis.URL(), CallTimeout: 30 * time.Second, Max: 10, TokenTTL: time.Hour},
 		metrics.NewSet(), slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -25,9 +35,127 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	return redis, c
+}
+
+func mustKeys(t *testing.T, text string) *SecretKeys {
+	t.Helper()
+	k, err := ParseSecretKeys(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// The Redis store passes the suite the memory store passes, against a
+// real redis-server, with its secrets in clear and sealed: each case has a
+// subsystem of its own.
+func TestConformance(t *testing.T) {
+	_, c := openRedis(t)
 	n := 0
-	pushtest.Run(t, func(*testing.T) push.Store {
-		n++
-		return New(c.Rueidis(), "case"+strconv.Itoa(n), 30*time.Second)
+	for name, keys := range map[string]*SecretKeys{"clear": nil, "sealed": mustKeys(t, keyA)} {
+		t.Run(name, func(t *testing.T) {
+			pushtest.Run(t, func(*testing.T) push.Store {
+				n++
+				return New(c.Rueidis(), "case"+strconv.Itoa(n), 30*time.Second, keys)
+			})
+		})
+	}
+}
+
+// With -push-secret-key-file, Redis holds no secret in clear: a store
+// with the key reads it, one that has it second (a new key put first)
+// still does, one without it says which key it lacks, and a record
+// written in clear before the key was given is read as it is.
+func TestSecretsAreSealedInRedis(t *testing.T) {
+	redis, c := openRedis(t)
+	ctx := context.Background()
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	rec := func(id string) *push.Record {
+		return &push.Record{ID: id, Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook",
+			Created: time.Unix(1e9, 0).UTC(), Secrets: []push.Secret{{Key: secret}}}
+	}
+	sealing := New(c.Rueidis(), "nms", time.Minute, mustKeys(t, keyA))
+	if err := sealing.Create(ctx, rec("sub_sealed"), events.ID{}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	raw := redis.CLI("HGET", "northd:{nms}:subs", "sub_sealed")
+	if strings.Contains(raw, base64.StdEncoding.EncodeToString(secret)) || strings.Contains(raw, string(secret)) || !strings.Contains(raw, `"sealed":"`) {
+		t.Fatalf("Redis holds %s: the secret in clear, or not marked sealed", raw)
+	}
+	clear := New(c.Rueidis(), "nms", time.Minute, nil)
+	if err := clear.Create(ctx, rec("sub_clear"), events.ID{}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+
+	for name, keys := range map[string]*SecretKeys{"the key": mustKeys(t, keyA), "a new key first": mustKeys(t, "# new\n"+keyB+"\n\n"+keyA+"\n")} {
+		list, err := New(c.Rueidis(), "nms", time.Minute, keys).List(ctx)
+		if err != nil || len(list) != 2 {
+			t.Fatalf("%s: List %d records, %v", name, len(list), err)
+		}
+		for _, r := range list {
+			if len(r.Secrets) != 1 || !bytes.Equal(r.Secrets[0].Key, secret) {
+				t.Errorf("%s: %s's secret read as %q", name, r.ID, r.Secrets)
+			}
+		}
+	}
+	for name, keys := range map[string]*SecretKeys{"no key": nil, "another key": mustKeys(t, keyB)} {
+		_, err := New(c.Rueidis(), "nms", time.Minute, keys).List(ctx)
+		if err == nil || !strings.Contains(err.Error(), "sub_sealed's secrets are sealed by key ") || !strings.Contains(err.Error(), "give every instance the same keys") {
+			t.Errorf("%s: List %v, want the missing key named", name, err)
+		}
+	}
+	// A sealed secret moved to another subscription does not open.
+	moved := strings.Replace(raw, `"id":"sub_sealed"`, `"id":"sub_moved"`, 1)
+	redis.CLI("HDEL", "northd:{nms}:subs", "sub_clear")
+	redis.CLI("HSET", "northd:{nms}:subs", "sub_moved", moved)
+	if _, err := sealing.List(ctx); err == nil || !strings.Contains(err.Error(), "does not open") {
+		t.Errorf("a sealed secret under another id: %v", err)
+	}
+}
+
+func TestParseSecretKeys(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		keys int
+		want string // the error; "" when accepted
+	}{
+		{keyA, 1, ""},
+		{"  " + keyA + "  \n# old\n" + keyB, 2, ""},
+		{"", 0, "it holds no key: put one per line (openssl rand -hex 32 makes one)"},
+		{"# only a comment\n", 0, "it holds no key: put one per line (openssl rand -hex 32 makes one)"},
+		{keyA[:62], 0, "line 1 is not a key of 64 hex digits (openssl rand -hex 32 makes one)"},
+		{keyA + "\n" + strings.Repeat("g", 64), 0, "line 2 is not a key of 64 hex digits (openssl rand -hex 32 makes one)"},
+		{keyA + "00", 0, "line 1 is not a key of 64 hex digits (openssl rand -hex 32 makes one)"},
+	} {
+		k, err := ParseSecretKeys(c.text)
+		switch {
+		case err != nil && err.Error() != c.want:
+			t.Errorf("ParseSecretKeys(%q) = %q, want %q", c.text, err, c.want)
+		case err == nil && c.want != "":
+			t.Errorf("ParseSecretKeys(%q) accepted, want %q", c.text, c.want)
+		case err == nil && len(k.keys) != c.keys:
+			t.Errorf("ParseSecretKeys(%q): %d keys, want %d", c.text, len(k.keys), c.keys)
+		}
+	}
+}
+
+// Whatever the file holds, ParseSecretKeys refuses it or gives keys that
+// seal a secret the same keys open again.
+func FuzzParseSecretKeys(f *testing.F) {
+	f.Add(keyA)
+	f.Add("#\n" + keyB + "\n" + keyA)
+	f.Add("zz")
+	f.Fuzz(func(t *testing.T, text string) {
+		k, err := ParseSecretKeys(text)
+		if err != nil {
+			return
+		}
+		r := &push.Record{ID: "sub_1", Secrets: []push.Secret{{Key: []byte("secret")}}}
+		s := k.seal(r)
+		got, err := k.open(&s)
+		if err != nil || string(got.Secrets[0].Key) != "secret" || string(r.Secrets[0].Key) != "secret" {
+			t.Fatalf("sealed and opened: %v %v", got, err)
+		}
 	})
 }

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"northd/internal/events"
+)
+
+// Whatever a publisher sends, decode answers drafts fit for the log or a
+// sentence saying what is wrong, and never both.
+func FuzzPublishDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"alarm.raised","data":{"level":"major"}}`,
+		`[{"type":"a","data":1},{"type":"b","to":{"ip":"192.0.2.1","username":"n"}}]`,
+		`{"type":"reset"}`, `[]`, `{"type":"a","data":{"x":`, `{"type":"a b"}`, `{"type":"a","to":{}}`,
+		"  {\"type\":\"a\",\"data\":\"\xff\"}", `{"type":"a"} {"type":"b"}`, `{"type":"a","extra":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	p := &publishing{maxData: 1024}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		drafts, _, problem := p.decode(body)
+		if (problem == "") == (len(drafts) == 0) {
+			t.Fatalf("decode(%q): %d drafts and problem %q", body, len(drafts), problem)
+		}
+		for _, d := range drafts {
+			var compact bytes.Buffer
+			if d.Type == "" || d.Type == events.ResetType || len(d.Type) > events.MaxTypeLen || !validEventType(d.Type) ||
+				!json.Valid(d.Data) || json.Compact(&compact, d.Data) != nil || !bytes.Equal(compact.Bytes(), d.Data) || len(d.Data) > p.maxData {
+				t.Fatalf("decode(%q) accepted %q with data %q", body, d.Type, d.Data)
+			}
+		}
+	})
+}
