@@ -96,8 +96,20 @@ func New(ctx context.Context, o Options, hub *events.Hub, tokens store.Store, su
 func (p *Pusher) syncLoop() {
 	t := time.NewTicker(p.o.SyncEvery)
 	defer t.Stop()
+	lastErr := ""
 	for {
-		p.sync(p.ctx)
+		// A failure is logged when it starts or changes, not every
+		// turn: a store that is down, or records this instance cannot
+		// read (another's secret keys), would otherwise fill the log.
+		err := p.sync(p.ctx)
+		switch {
+		case err != nil && err.Error() != lastErr && p.ctx.Err() == nil:
+			p.log.Warn("cannot read the webhook subscriptions; deliveries go on as they were", "subsystem", p.o.Subsystem, "err", err)
+			lastErr = err.Error()
+		case err == nil && lastErr != "":
+			p.log.Info("webhook subscriptions read again", "subsystem", p.o.Subsystem)
+			lastErr = ""
+		}
 		select {
 		case <-p.ctx.Done():
 			return
@@ -107,10 +119,10 @@ func (p *Pusher) syncLoop() {
 }
 
 // sync makes the local subscriptions the store's.
-func (p *Pusher) sync(ctx context.Context) {
+func (p *Pusher) sync(ctx context.Context) error {
 	records, err := p.subs.List(ctx)
 	if err != nil {
-		return // the store is down: deliveries go on as they were
+		return err // deliveries go on as they were
 	}
 	seen := make(map[string]bool, len(records))
 	for _, r := range records {
@@ -129,6 +141,7 @@ func (p *Pusher) sync(ctx context.Context) {
 	for _, s := range gone {
 		s.cancel()
 	}
+	return nil
 }
 
 // adopt starts the delivery of a subscription this instance has not
@@ -235,7 +248,10 @@ func (p *Pusher) owned(ctx context.Context, o Owner, id string) (*Subscription, 
 			return s, nil
 		}
 		if try == 0 {
-			p.sync(ctx)
+			if err := p.sync(ctx); err != nil {
+				// Not "no such subscription": it may well exist.
+				return nil, fmt.Errorf("%w: %v", events.ErrUnavailable, err)
+			}
 		}
 	}
 	return nil, ErrNotFound

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -527,5 +529,50 @@ func TestACursorBehindTheLogGetsAReset(t *testing.T) {
 	}
 	if got := strings.Join(taken([]delivery{d})[1:], " "); got != "t=5 t=6 t=7" {
 		t.Errorf("after the reset: %q, want t=5 t=6 t=7", got)
+	}
+}
+
+// brokenList is a store whose List fails while broken is set: Redis down,
+// or records sealed by a key this instance lacks.
+type brokenList struct {
+	push.Store
+	broken atomic.Bool
+	lists  atomic.Int64
+}
+
+func (b *brokenList) List(ctx context.Context) ([]*push.Record, error) {
+	b.lists.Add(1)
+	if b.broken.Load() {
+		return nil, errors.New("sealed by key 0badc0de, which -push-secret-key-file does not hold")
+	}
+	return b.Store.List(ctx)
+}
+
+// Subscriptions that cannot be read are said once in the log, not every
+// turn, and once again when they can; a north server asking for one
+// meanwhile is told to retry, not that it does not exist.
+func TestUnreadableSubscriptionsAreSaidOnce(t *testing.T) {
+	w := newWorld(t, nil)
+	subs := &brokenList{Store: push.NewMemoryStore()}
+	subs.broken.Store(true)
+	var logged testdeps.SyncBuffer
+	o := w.o
+	o.SyncEvery = time.Millisecond
+	ctx, stop := context.WithCancel(w.ctx)
+	p := push.New(ctx, o, w.hub, w.store, subs, metrics.NewSet(), `subsystem="nms"`, slog.New(slog.NewTextHandler(&logged, nil)))
+	t.Cleanup(func() { stop(); p.Wait(context.Background()) })
+
+	testdeps.WaitFor(t, "ten turns of the sync", func() bool { return subs.lists.Load() >= 10 })
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	if _, err := p.Enable(context.Background(), owner, "sub_1"); !errors.Is(err, events.ErrUnavailable) {
+		t.Errorf("Enable while the subscriptions cannot be read: %v, want ErrUnavailable", err)
+	}
+	subs.broken.Store(false)
+	testdeps.WaitFor(t, "the log to say they are read again", func() bool { return strings.Contains(logged.String(), "read again") })
+	if n := strings.Count(logged.String(), "cannot read the webhook subscriptions"); n != 1 || !strings.Contains(logged.String(), "0badc0de") {
+		t.Errorf("said %d times, want once with the cause:\n%s", n, logged.String())
+	}
+	if _, err := p.Enable(context.Background(), owner, "sub_1"); err != push.ErrNotFound {
+		t.Errorf("Enable of a subscription that is not there: %v, want ErrNotFound", err)
 	}
 }
