@@ -121,7 +121,7 @@ func (s *subsystem) pollEvents(ctx *fasthttp.RequestCtx, after events.ID, resume
 	}
 	body := append(make([]byte, 0, 4096), `{"code":0,"events":[`...)
 	at := len(body)
-	body, next, reset, err := s.events.Poll(ctx, after, !resume, wait, &events.Reader{IP: v.IP, Username: v.Username}, maxPollEvents, maxPollBytes, body)
+	body, polled, err := s.events.Poll(ctx, after, !resume, wait, &events.Reader{IP: v.IP, Username: v.Username}, maxPollEvents, maxPollBytes, body)
 	if err != nil {
 		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
 		answerJSON(ctx, fasthttp.StatusServiceUnavailable, eventLogDownBody)
@@ -131,9 +131,9 @@ func (s *subsystem) pollEvents(ctx *fasthttp.RequestCtx, after events.ID, resume
 		body = body[:len(body)-1] // the last event's comma
 	}
 	body = append(body, `],"next":"`...)
-	body = next.Append(body)
+	body = polled.Next.Append(body)
 	body = append(body, `","reset":`...)
-	body = strconv.AppendBool(body, reset)
+	body = strconv.AppendBool(body, polled.Reset)
 	body = append(body, '}')
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
 	ctx.Response.SetBody(body)

@@ -1,11 +1,5 @@
 package events
 
-import (
-	"time"
-
-	"github.com/VictoriaMetrics/metrics"
-)
-
 // cache is a hub's newest events, each encoded once: as its stream frame
 // and as its JSON, for every stream and long poll to copy. It is a ring
 // bounded in events and in bytes; what falls out is read from the log.
@@ -74,20 +68,22 @@ func (c *cache) covers(cursor ID) bool {
 	return cursor.Epoch == c.epoch && cursor.Seq+1 >= c.first && cursor.Seq <= c.head.Seq
 }
 
+// appended is what an append of the events after a cursor did.
+type appended struct {
+	cursor ID    // the last event passed over, appended or not
+	n      int   // events appended
+	oldest int64 // the first appended event's publish time, unix ns; 0 when none
+	reset  bool  // led by a reset event: the log no longer kept the cursor
+}
+
 // appendAfter appends, up to about limit bytes and at most maxEvents, the
 // frames (or the JSON objects, each followed by a comma) of the events
-// after cursor that r wants, and returns the new cursor and how many it
-// appended. Delivery latency is observed into latency when not nil, once
-// per call. The cache must cover cursor.
-func (c *cache) appendAfter(dst []byte, cursor ID, r *Reader, limit, maxEvents int, asJSON bool, latency *metrics.Histogram) ([]byte, ID, int) {
-	n := 0
-	var now int64
-	if latency != nil {
-		now = time.Now().UnixNano()
-	}
-	for i := int(cursor.Seq + 1 - c.first); i < c.n && len(dst) < limit && n < maxEvents; i++ {
+// after cursor that r wants. The cache must cover cursor.
+func (c *cache) appendAfter(dst []byte, cursor ID, r *Reader, limit, maxEvents int, asJSON bool) ([]byte, appended) {
+	a := appended{cursor: cursor}
+	for i := int(cursor.Seq + 1 - c.first); i < c.n && len(dst) < limit && a.n < maxEvents; i++ {
 		e := &c.ring[(c.start+i)%len(c.ring)]
-		cursor.Seq = e.seq
+		a.cursor.Seq = e.seq
 		if !r.Wants(e.to, e.typ) {
 			continue
 		}
@@ -96,13 +92,10 @@ func (c *cache) appendAfter(dst []byte, cursor ID, r *Reader, limit, maxEvents i
 		} else {
 			dst = append(dst, e.frame...)
 		}
-		if latency != nil && n == 0 {
-			// Once per write, for its oldest event: the
-			// write's worst. Per event it would cost a tenth
-			// of a busy fan-out.
-			latency.Update(float64(now-e.published) / 1e9)
+		if a.n == 0 {
+			a.oldest = e.published
 		}
-		n++
+		a.n++
 	}
-	return dst, cursor, n
+	return dst, a
 }

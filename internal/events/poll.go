@@ -5,14 +5,20 @@ import (
 	"time"
 )
 
+// Polled is what a Poll found besides its events.
+type Polled struct {
+	Next   ID        // where the next poll goes on from
+	Reset  bool      // the answer starts with a reset event
+	Oldest time.Time // when the first event answered was published; zero when none
+}
+
 // Poll appends to dst, as JSON objects each followed by a comma, at most
 // maxEvents of the events after after that r wants, waiting up to wait
 // for the first (a long poll, for clients that cannot read a stream; a
 // webhook's next batch). A zero after with fromNow waits for events from
-// now on. It returns where the next poll goes on from, and whether the
-// answer starts with a reset event. It answers at once, with what it has,
-// when ctx ends or the hub shuts down.
-func (h *Hub) Poll(ctx context.Context, after ID, fromNow bool, wait time.Duration, r *Reader, maxEvents, maxBytes int, dst []byte) ([]byte, ID, bool, error) {
+// now on. It answers at once, with what it has, when ctx ends or the hub
+// shuts down.
+func (h *Hub) Poll(ctx context.Context, after ID, fromNow bool, wait time.Duration, r *Reader, maxEvents, maxBytes int, dst []byte) ([]byte, Polled, error) {
 	cursor := after
 	if fromNow {
 		h.mu.RLock()
@@ -23,30 +29,35 @@ func (h *Hub) Poll(ctx context.Context, after ID, fromNow bool, wait time.Durati
 	defer timer.Stop()
 	for {
 		start := len(dst)
+		var a appended
 		h.mu.RLock()
 		changed := h.changed
 		if h.cache.covers(cursor) {
-			dst, cursor, _ = h.cache.appendAfter(dst, cursor, r, start+maxBytes, maxEvents, true, nil)
+			dst, a = h.cache.appendAfter(dst, cursor, r, start+maxBytes, maxEvents, true)
 			h.mu.RUnlock()
 		} else {
 			h.mu.RUnlock()
-			var reset bool
 			var err error
-			if dst, cursor, _, reset, err = h.appendFromLog(dst, cursor, r, maxEvents, start+maxBytes, true); err != nil || reset {
-				return dst, cursor, reset, err
+			if dst, a, err = h.appendFromLog(dst, cursor, r, maxEvents, start+maxBytes, true); err != nil {
+				return dst, Polled{Next: cursor}, err
 			}
 		}
-		if len(dst) > start {
-			return dst, cursor, false, nil
+		cursor = a.cursor
+		if len(dst) > start || a.reset {
+			p := Polled{Next: cursor, Reset: a.reset}
+			if a.n > 0 {
+				p.Oldest = time.Unix(0, a.oldest)
+			}
+			return dst, p, nil
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			return dst, cursor, false, nil
+			return dst, Polled{Next: cursor}, nil
 		case <-ctx.Done():
-			return dst, cursor, false, nil
+			return dst, Polled{Next: cursor}, nil
 		case <-h.closed:
-			return dst, cursor, false, nil
+			return dst, Polled{Next: cursor}, nil
 		}
 	}
 }

@@ -44,6 +44,7 @@ func (p *Pusher) deliver(s *Subscription) {
 	var batch []byte // the batch being delivered: the same bytes, and id, until taken
 	var next events.ID
 	var msgID string
+	var oldest time.Time // when the batch's first event was published
 	holding := false
 	lose := func() {
 		holding, batch = false, nil
@@ -89,7 +90,8 @@ func (p *Pusher) deliver(s *Subscription) {
 		if batch == nil {
 			// A reset event, when the log no longer keeps what
 			// came after the cursor, leads the batch.
-			objects, n, _, err := p.hub.Poll(ctx, cursor, false, min(5*time.Second, p.o.LeaseTTL/3), &s.reader, p.o.Batch, p.o.BatchBytes, []byte{'['})
+			objects, polled, err := p.hub.Poll(ctx, cursor, false, min(5*time.Second, p.o.LeaseTTL/3), &s.reader, p.o.Batch, p.o.BatchBytes, []byte{'['})
+			n := polled.Next
 			if err != nil {
 				p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
 				continue
@@ -106,7 +108,7 @@ func (p *Pusher) deliver(s *Subscription) {
 				continue
 			}
 			objects[len(objects)-1] = ']' // the last comma
-			batch, next = objects, n
+			batch, next, oldest = objects, n, polled.Oldest
 			// The same id for every attempt of the batch, on any
 			// instance, so that a receiver can tell a redelivery.
 			msgID = "msg_" + s.ID + "_" + next.String()
@@ -140,6 +142,9 @@ func (p *Pusher) deliver(s *Subscription) {
 			s.cursor, s.attempt, s.failingSince = next, 0, time.Time{}
 			s.deliveries++
 			s.mu.Unlock()
+			if !oldest.IsZero() { // zero: a batch of a reset alone
+				p.m.deliverySeconds.Update(now.Sub(oldest).Seconds())
+			}
 			batch = nil
 			continue
 		case gone:

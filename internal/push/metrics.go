@@ -9,8 +9,11 @@ import (
 type pushMetrics struct {
 	attempts       [outcomeCount]*metrics.Counter
 	attemptSeconds *metrics.Histogram
-	disabled       *metrics.Counter
-	ended          *metrics.Counter
+	// deliverySeconds is publish to 2xx of each batch's oldest event,
+	// retries and pauses included: how late a north server learns.
+	deliverySeconds *metrics.Histogram
+	disabled        *metrics.Counter
+	ended           *metrics.Counter
 }
 
 func newPushMetrics(set *metrics.Set, label string, p *Pusher) pushMetrics {
@@ -19,6 +22,7 @@ func newPushMetrics(set *metrics.Set, label string, p *Pusher) pushMetrics {
 		m.attempts[o] = set.NewCounter(`northd_push_attempts_total{` + label + `,outcome="` + outcomeNames[o] + `"}`)
 	}
 	m.attemptSeconds = set.NewHistogram(`northd_push_attempt_seconds{` + label + `}`)
+	m.deliverySeconds = set.NewHistogram(`northd_push_delivery_seconds{` + label + `}`)
 	m.disabled = set.NewCounter(`northd_push_disabled_total{` + label + `}`)
 	m.ended = set.NewCounter(`northd_push_gone_total{` + label + `}`)
 	for st := State(0); st < stateCount; st++ {

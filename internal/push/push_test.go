@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -264,6 +265,14 @@ func TestDeliversSignedEventsInOrder(t *testing.T) {
 			t.Errorf("delivery %s signed by %v", d.id, d.signed)
 		}
 	}
+	// Each batch taken is timed from its oldest event's publish, once
+	// the pusher has read its answer.
+	timed := fmt.Sprintf(`northd_push_delivery_seconds_count{subsystem="nms"} %d`+"\n", len(r.deliveries())-1)
+	testdeps.WaitFor(t, timed, func() bool {
+		var out strings.Builder
+		w.set.WritePrometheus(&out)
+		return strings.Contains(out.String(), timed)
+	})
 }
 
 // A receiver that fails, times out, rate-limits and redirects gets every
