@@ -300,6 +300,13 @@ func TestEventStreamResetsWhenTrimmed(t *testing.T) {
 		ids = append(ids, published(t, admin, fmt.Sprintf(`{"type":"t","data":%d}`, i)))
 	}
 	epoch, _, _ := strings.Cut(ids[0], "-")
+	// Once the instance has read all twelve: a long poll from now
+	// answers where it has read to. Before, it could still hold 3 to 5,
+	// and send them, then the reset.
+	testdeps.WaitFor(t, "the instance to read every event", func() bool {
+		a := call(t, http.DefaultClient, "GET", "http://"+listen[0]+"/north/events?wait=0s", token, "")
+		return strings.Contains(a.body, `"next":"`+ids[11]+`"`)
+	})
 	s, status, body := openStream(t, listen[0], token, ids[1])
 	if status != 200 {
 		t.Fatalf("%d %s", status, body)

@@ -98,6 +98,14 @@ func (h *Hub) Run(ctx context.Context) {
 	h.mu.Lock()
 	h.cache.reset(head)
 	h.mu.Unlock()
+	// Streams opened before now took their start from the log, which
+	// may have gone on since: the hub starts at its head, and wakes no
+	// stream for what came before it. Each looks for itself.
+	h.smu.Lock()
+	for s := range h.streams {
+		s.wake()
+	}
+	h.smu.Unlock()
 	var batch []Event
 	for ctx.Err() == nil {
 		evs, next, reset, err := h.log.Read(ctx, head, 512, 2*time.Second, batch[:0])

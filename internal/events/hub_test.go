@@ -51,9 +51,10 @@ func startHubB(t testing.TB, log events.Log, o events.HubOptions) (*events.Hub, 
 
 // testStream is the client end of a stream the hub serves over loopback.
 type testStream struct {
-	t *testing.T
-	r *bufio.Reader
-	c net.Conn
+	t  *testing.T
+	r  *bufio.Reader
+	c  net.Conn
+	st *events.Stream
 }
 
 func openTestStream(t *testing.T, h *events.Hub, spec events.StreamSpec) *testStream {
@@ -78,7 +79,7 @@ func openTestStream(t *testing.T, h *events.Hub, spec events.StreamSpec) *testSt
 	}
 	go st.Serve(server)
 	client.SetReadDeadline(time.Now().Add(2 * time.Minute)) // only a hang reaches it
-	s := &testStream{t: t, r: bufio.NewReader(client), c: client}
+	s := &testStream{t: t, r: bufio.NewReader(client), c: client, st: st}
 	if line, _ := s.r.ReadString('\n'); line != "HEAD\n" {
 		t.Fatalf("stream starts %q, want the head", line)
 	}
@@ -140,6 +141,10 @@ func TestIdleStreamSkipsEventsForOthersWithoutAReset(t *testing.T) {
 		t.Fatalf("b got seq %d, want 1", seq)
 	}
 	a := openTestStream(t, h, events.StreamSpec{Token: [16]byte{1}, IP: ipA, Username: []byte("a")})
+	// Once its writer has left it: a writer at work when the others'
+	// events pass reads them itself, and one starved by a busy machine
+	// for 50 of them would read a reset.
+	testdeps.WaitFor(t, "a's writer to leave it idle", a.st.Idle)
 	want := uint64(2)
 	for _, burst := range []int{20, 20, 20, 20, 20, 20, 20, 20, 20, 20} {
 		publishTo(t, log, events.Target{IP: ipB}, burst)
@@ -226,5 +231,24 @@ func TestShutdownSendsAFinalRetry(t *testing.T) {
 	}
 	if _, err := h.Open(events.StreamSpec{Token: [16]byte{2}}, nil); err != events.ErrShuttingDown {
 		t.Errorf("Open after Shutdown: %v, want ErrShuttingDown", err)
+	}
+}
+
+// A stream opened before the hub has read where the log is, with events
+// published before the hub starts from there, gets them: the hub wakes
+// it when it starts, since it will not wake it for those.
+func TestStreamOpenedBeforeTheHubStarts(t *testing.T) {
+	log := memory.New(memory.Options{Retention: 50})
+	set := metrics.NewSet()
+	h := events.NewHub(log, hubOptions, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	s := openTestStream(t, h, events.StreamSpec{Token: [16]byte{1}, IP: ipA})
+	testdeps.WaitFor(t, "the stream's writer to leave it idle", s.st.Idle)
+	publishTo(t, log, events.Target{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if typ, seq, _ := s.next(); typ != "t" || seq != 1 {
+		t.Fatalf("got %s %d, want t 1", typ, seq)
 	}
 }
