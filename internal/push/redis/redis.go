@@ -8,14 +8,20 @@
 //     signs with them: sealed by SecretKeys when northd has them);
 //   - northd:{NAME}:sub:ID:cursor, the last event delivered;
 //   - northd:{NAME}:sub:ID:lease, the holder delivering, with a PX that
-//     lapses when it dies.
+//     lapses when it dies;
+//   - northd:{NAME}:subs:version, counted up by every change of the
+//     subscriptions, so that an instance reads them all again only when
+//     it moved (each instance lists them every second). A change made by
+//     hand in Redis must INCR it too.
 package redis
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -28,9 +34,14 @@ import (
 type Store struct {
 	client  rueidis.Client
 	subs    string
+	version string
 	prefix  string
 	timeout time.Duration
 	keys    *SecretKeys // nil: secrets in clear
+
+	mu     sync.Mutex
+	listed int64          // the version records were read at; 0: none kept
+	cached []*push.Record // read-only, shared with List's callers
 }
 
 var _ push.Store = (*Store)(nil)
@@ -40,7 +51,7 @@ var _ push.Store = (*Store)(nil)
 // (nil: kept in clear).
 func New(client rueidis.Client, subsystem string, timeout time.Duration, keys *SecretKeys) *Store {
 	p := "northd:{" + subsystem + "}:"
-	return &Store{client: client, subs: p + "subs", prefix: p + "sub:", timeout: timeout, keys: keys}
+	return &Store{client: client, subs: p + "subs", version: p + "subs:version", prefix: p + "sub:", timeout: timeout, keys: keys}
 }
 
 func (s *Store) cursorKey(id string) string { return s.prefix + id + ":cursor" }
@@ -66,6 +77,7 @@ end
 if mine >= tonumber(ARGV[4]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[3])
+redis.call('INCR', KEYS[3])
 return 1
 `)
 
@@ -76,7 +88,7 @@ func (s *Store) Create(ctx context.Context, r *push.Record, cursor events.ID, pe
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := createScript.Exec(ctx, s.client, []string{s.subs, s.cursorKey(r.ID)},
+	n, err := createScript.Exec(ctx, s.client, []string{s.subs, s.cursorKey(r.ID), s.version},
 		[]string{string(b), r.ID, cursor.String(), strconv.Itoa(perOwner), strconv.Itoa(max), r.Username + " " + r.IP.String()}).AsInt64()
 	if err != nil {
 		return unavailable(err)
@@ -91,6 +103,7 @@ func (s *Store) Create(ctx context.Context, r *push.Record, cursor events.ID, pe
 var updateScript = rueidis.NewLuaScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[2])
 return 1
 `)
 
@@ -101,34 +114,64 @@ func (s *Store) Update(ctx context.Context, r *push.Record) (bool, error) {
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := updateScript.Exec(ctx, s.client, []string{s.subs}, []string{r.ID, string(b)}).AsInt64()
+	n, err := updateScript.Exec(ctx, s.client, []string{s.subs, s.version}, []string{r.ID, string(b)}).AsInt64()
 	if err != nil {
 		return false, unavailable(err)
 	}
 	return n == 1, nil
 }
+
+// deleteScript removes the record ARGV[1] of KEYS[1], its cursor and
+// lease (KEYS[2], KEYS[3]), and counts the change in KEYS[4], at once.
+var deleteScript = rueidis.NewLuaScript(`
+local n = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+if n == 1 then redis.call('INCR', KEYS[4]) end
+return n
+`)
 
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	res := s.client.DoMulti(ctx,
-		s.client.B().Hdel().Key(s.subs).Field(id).Build(),
-		s.client.B().Del().Key(s.cursorKey(id), s.leaseKey(id)).Build())
-	n, err := res[0].AsInt64()
-	if err == nil {
-		err = res[1].Error()
-	}
+	n, err := deleteScript.Exec(ctx, s.client, []string{s.subs, s.cursorKey(id), s.leaseKey(id), s.version}, []string{id}).AsInt64()
 	if err != nil {
 		return false, unavailable(err)
 	}
 	return n == 1, nil
 }
 
+// listScript answers the version and every record, read together.
+var listScript = rueidis.NewLuaScript(`
+return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HVALS', KEYS[1])}
+`)
+
+// List reads every record only when the version says they changed since
+// the last List: one GET a turn otherwise. Without a version (no change
+// yet, or Redis lost its data) it reads them every time.
 func (s *Store) List(ctx context.Context) ([]*push.Record, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	all, err := s.client.Do(ctx, s.client.B().Hvals().Key(s.subs).Build()).AsStrSlice()
+	v, err := s.client.Do(ctx, s.client.B().Get().Key(s.version).Build()).AsInt64()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return nil, unavailable(err)
+	}
+	s.mu.Lock()
+	if v != 0 && v == s.listed {
+		cached := s.cached
+		s.mu.Unlock()
+		return cached, nil
+	}
+	s.mu.Unlock()
+	reply, err := listScript.Exec(ctx, s.client, []string{s.subs, s.version}, nil).ToArray()
 	if err != nil {
+		return nil, unavailable(err)
+	}
+	if len(reply) != 2 {
+		return nil, unavailable(fmt.Errorf("the list script answered %d values, want 2", len(reply)))
+	}
+	v, err1 := reply[0].AsInt64()
+	all, err2 := reply[1].AsStrSlice()
+	if err := errors.Join(err1, err2); err != nil {
 		return nil, unavailable(err)
 	}
 	out := make([]*push.Record, 0, len(all))
@@ -143,6 +186,9 @@ func (s *Store) List(ctx context.Context) ([]*push.Record, error) {
 		}
 		out = append(out, r)
 	}
+	s.mu.Lock()
+	s.listed, s.cached = v, out
+	s.mu.Unlock()
 	return out, nil
 }
 

@@ -159,3 +159,60 @@ func FuzzParseSecretKeys(f *testing.F) {
 		}
 	})
 }
+
+// hvalsCalls is how many times Redis has run HVALS.
+func hvalsCalls(t *testing.T, redis *testdeps.Redis) int {
+	t.Helper()
+	for _, line := range strings.Split(redis.CLI("INFO", "commandstats"), "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_hvals:calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
+}
+
+// Every instance lists the subscriptions every second: it reads them all
+// again only after one of them changed, on whichever instance.
+func TestListReadsTheRecordsOnlyAfterAChange(t *testing.T) {
+	redis, c := openRedis(t)
+	ctx := context.Background()
+	a := New(c.Rueidis(), "nms", time.Minute, nil)
+	b := New(c.Rueidis(), "nms", time.Minute, nil)
+	rec := &push.Record{ID: "sub_1", Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook",
+		Secrets: []push.Secret{{Key: []byte("k1")}}}
+	if err := b.Create(ctx, rec, events.ID{}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	list := func(want string) {
+		t.Helper()
+		got, err := a.List(ctx)
+		var keys []string
+		for _, r := range got {
+			keys = append(keys, r.ID+"="+string(r.Secrets[0].Key))
+		}
+		if err != nil || strings.Join(keys, " ") != want {
+			t.Fatalf("List: %q %v, want %q", keys, err, want)
+		}
+	}
+	list("sub_1=k1")
+	before := hvalsCalls(t, redis)
+	for range 5 {
+		list("sub_1=k1")
+	}
+	if n := hvalsCalls(t, redis) - before; n != 0 {
+		t.Errorf("5 Lists with nothing changed read the records %d times, want 0", n)
+	}
+	rec.Secrets[0].Key = []byte("k2")
+	if ok, err := b.Update(ctx, rec); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	list("sub_1=k2")
+	if ok, err := b.Delete(ctx, "sub_1"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	list("")
+	if n := hvalsCalls(t, redis) - before; n != 2 {
+		t.Errorf("after an update and a delete the records were read %d times, want 2", n)
+	}
+}
