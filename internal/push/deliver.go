@@ -154,10 +154,22 @@ func (p *Pusher) deliver(s *Subscription) {
 			return
 		}
 		s.mu.Lock()
-		if s.attempt == 0 {
+		first := s.attempt == 0
+		if first {
 			s.failingSince = now
 		}
 		s.attempt++
+		s.mu.Unlock()
+		if first {
+			// Failing since the first failure on any instance: a
+			// lease handover does not restart -push-disable-after.
+			if since, ok, err := p.subs.Failing(ctx, s.ID, p.holder, now); err == nil && ok {
+				s.mu.Lock()
+				s.failingSince = since
+				s.mu.Unlock()
+			}
+		}
+		s.mu.Lock()
 		failingFor, attempt := now.Sub(s.failingSince), s.attempt
 		s.mu.Unlock()
 		if failingFor >= p.o.DisableAfter {

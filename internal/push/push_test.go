@@ -186,10 +186,11 @@ func newWorldRetaining(t *testing.T, retention int, tune func(*push.Options)) *w
 
 // otherInstance starts a second Pusher on the world's log and stores, as
 // another instance would run, once the first has crashed.
-func (w *world) otherInstance() {
+func (w *world) otherInstance() *push.Pusher {
 	ctx, stop := context.WithCancel(w.ctx)
 	b := push.New(ctx, w.o, w.hub, w.store, w.subs, metrics.NewSet(), `subsystem="nms"`, slog.New(slog.DiscardHandler))
 	w.t.Cleanup(func() { stop(); b.Wait(context.Background()) })
+	return b
 }
 
 func (w *world) login(username string, ip netip.Addr) [16]byte {
@@ -583,5 +584,39 @@ func TestUnreadableSubscriptionsAreSaidOnce(t *testing.T) {
 	}
 	if _, err := p.Enable(context.Background(), owner, "sub_1"); err != push.ErrNotFound {
 		t.Errorf("Enable of a subscription that is not there: %v, want ErrNotFound", err)
+	}
+}
+
+// The instance that takes a failing subscription over counts its
+// failing time from the first failure on the one before: a rolling
+// restart more often than -push-disable-after does not keep it alive.
+func TestFailingTimeOutlivesAHandover(t *testing.T) {
+	w := newWorld(t, func(o *push.Options) {
+		o.LeaseTTL, o.SyncEvery = 300*time.Millisecond, 20*time.Millisecond
+		o.Backoff = func(int) time.Duration { return time.Hour } // one failure each
+	})
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		if n == 1 {
+			return 200, nil // the verification
+		}
+		return 500, nil
+	}
+	w.subscribe(owner, r.url("/hook"))
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "the first failure", func() bool { return !w.push.List(owner)[0].FailingSince.IsZero() })
+	first := w.push.List(owner)[0].FailingSince
+	w.crash()
+	w.push.Wait(context.Background())
+	b := w.otherInstance()
+	testdeps.WaitFor(t, "the other instance's first attempt", func() bool {
+		l := b.List(owner)
+		return len(l) == 1 && !l[0].LastAttempt.IsZero() && !l[0].FailingSince.IsZero()
+	})
+	v := b.List(owner)[0]
+	if !v.FailingSince.Equal(first) || !v.LastAttempt.After(first) {
+		t.Errorf("the other instance fails since %v (its attempt at %v), want since %v", v.FailingSince, v.LastAttempt, first)
 	}
 }

@@ -29,8 +29,14 @@ type Store interface {
 	// Lease takes, or renews, the right to deliver for id for ttl, for
 	// holder; false while another holds it.
 	Lease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error)
-	// Advance moves id's cursor, only while holder holds its lease.
+	// Advance moves id's cursor, only while holder holds its lease,
+	// and clears its failing time: a 2xx took the batch.
 	Advance(ctx context.Context, id, holder string, cursor events.ID) (bool, error)
+	// Failing records that id's deliveries fail since since, unless a
+	// failure since the last Advance is recorded already, and answers
+	// the time recorded, only while holder holds its lease: the
+	// -push-disable-after clock goes on across a lease handover.
+	Failing(ctx context.Context, id, holder string, since time.Time) (time.Time, bool, error)
 }
 
 // Record is a subscription as a store keeps it.
@@ -59,6 +65,7 @@ type MemoryStore struct {
 	records map[string]*Record
 	cursors map[string]events.ID
 	leases  map[string]lease
+	failing map[string]time.Time
 }
 
 type lease struct {
@@ -68,7 +75,7 @@ type lease struct {
 
 // NewMemoryStore is an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{records: map[string]*Record{}, cursors: map[string]events.ID{}, leases: map[string]lease{}}
+	return &MemoryStore{records: map[string]*Record{}, cursors: map[string]events.ID{}, leases: map[string]lease{}, failing: map[string]time.Time{}}
 }
 
 func (m *MemoryStore) Create(_ context.Context, r *Record, cursor events.ID, perOwner, max int) error {
@@ -107,6 +114,7 @@ func (m *MemoryStore) Delete(_ context.Context, id string) (bool, error) {
 	delete(m.records, id)
 	delete(m.cursors, id)
 	delete(m.leases, id)
+	delete(m.failing, id)
 	return found, nil
 }
 
@@ -145,9 +153,29 @@ func (m *MemoryStore) Lease(_ context.Context, id, holder string, ttl time.Durat
 func (m *MemoryStore) Advance(_ context.Context, id, holder string, cursor events.ID) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if l, held := m.leases[id]; !held || l.holder != holder || !time.Now().Before(l.until) {
+	if !m.holds(id, holder) {
 		return false, nil
 	}
 	m.cursors[id] = cursor
+	delete(m.failing, id)
 	return true, nil
+}
+
+func (m *MemoryStore) Failing(_ context.Context, id, holder string, since time.Time) (time.Time, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.holds(id, holder) {
+		return time.Time{}, false, nil
+	}
+	if t, found := m.failing[id]; found {
+		return t, true, nil
+	}
+	m.failing[id] = since
+	return since, true, nil
+}
+
+// holds reports whether holder holds id's lease now; under m.mu.
+func (m *MemoryStore) holds(id, holder string) bool {
+	l, held := m.leases[id]
+	return held && l.holder == holder && time.Now().Before(l.until)
 }

@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CreateListUpdateDelete", testCRUD},
 		{"Bounds", testBounds},
 		{"Lease", testLease},
+		{"Failing", testFailing},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, newStore(t)) })
 	}
@@ -122,5 +123,64 @@ func testLease(t *testing.T, s push.Store) {
 	}
 	if c, _, _ := s.Cursor(ctx, "sub_1"); c != (events.ID{Epoch: "e", Seq: 2}) {
 		t.Errorf("cursor %v, want e-2", c)
+	}
+}
+
+// The first failure since a delivery was taken is kept, whoever holds the
+// lease after it, until the next delivery taken; only the holder records.
+func testFailing(t *testing.T, s push.Store) {
+	if err := s.Create(ctx, record("sub_1", "north-1", "192.0.2.1"), events.ID{Epoch: "e", Seq: 1}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.UnixMilli(1_800_000_000_000)
+	if _, ok, err := s.Failing(ctx, "sub_1", "a", t1); ok || err != nil {
+		t.Fatalf("Failing without the lease: %v %v", ok, err)
+	}
+	// Long enough for the three calls on a busy machine.
+	if ok, err := s.Lease(ctx, "sub_1", "a", 2*time.Second); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	for _, c := range []struct {
+		holder string
+		since  time.Time
+		want   time.Time
+		ok     bool
+	}{
+		{"a", t1, t1, true},
+		{"a", t1.Add(time.Minute), t1, true}, // the first is kept
+		{"b", t1.Add(2 * time.Minute), time.Time{}, false},
+	} {
+		got, ok, err := s.Failing(ctx, "sub_1", c.holder, c.since)
+		if err != nil || ok != c.ok || !got.Equal(c.want) {
+			t.Fatalf("Failing by %s at %v: %v %v %v, want %v %v", c.holder, c.since, got, ok, err, c.want, c.ok)
+		}
+	}
+	// Another holder, after a lapsed lease, goes on with the same time.
+	testdeps.WaitFor(t, "b to take the lease a stopped renewing", func() bool {
+		ok, err := s.Lease(ctx, "sub_1", "b", time.Minute)
+		return err == nil && ok
+	})
+	if got, ok, _ := s.Failing(ctx, "sub_1", "b", t1.Add(3*time.Minute)); !ok || !got.Equal(t1) {
+		t.Errorf("the next holder's failing time %v %v, want %v", got, ok, t1)
+	}
+	// A delivery taken clears it.
+	if ok, _ := s.Advance(ctx, "sub_1", "b", events.ID{Epoch: "e", Seq: 2}); !ok {
+		t.Fatal("Advance by the holder refused")
+	}
+	t4 := t1.Add(4 * time.Minute)
+	if got, ok, _ := s.Failing(ctx, "sub_1", "b", t4); !ok || !got.Equal(t4) {
+		t.Errorf("after a delivery taken: %v %v, want %v", got, ok, t4)
+	}
+	// So does the end of the subscription.
+	if ok, _ := s.Delete(ctx, "sub_1"); !ok {
+		t.Fatal("Delete refused")
+	}
+	if err := s.Create(ctx, record("sub_1", "north-1", "192.0.2.1"), events.ID{Epoch: "e", Seq: 1}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	s.Lease(ctx, "sub_1", "c", time.Minute)
+	t5 := t1.Add(5 * time.Minute)
+	if got, ok, _ := s.Failing(ctx, "sub_1", "c", t5); !ok || !got.Equal(t5) {
+		t.Errorf("a subscription made again under the same id: %v %v, want %v", got, ok, t5)
 	}
 }

@@ -9,6 +9,8 @@
 //   - northd:{NAME}:sub:ID:cursor, the last event delivered;
 //   - northd:{NAME}:sub:ID:lease, the holder delivering, with a PX that
 //     lapses when it dies;
+//   - northd:{NAME}:sub:ID:failing, the unix milliseconds of the first
+//     failure since the last delivery taken, for -push-disable-after;
 //   - northd:{NAME}:subs:version, counted up by every change of the
 //     subscriptions, so that an instance reads them all again only when
 //     it moved (each instance lists them every second). A change made by
@@ -54,8 +56,9 @@ func New(client rueidis.Client, subsystem string, timeout time.Duration, keys *S
 	return &Store{client: client, subs: p + "subs", version: p + "subs:version", prefix: p + "sub:", timeout: timeout, keys: keys}
 }
 
-func (s *Store) cursorKey(id string) string { return s.prefix + id + ":cursor" }
-func (s *Store) leaseKey(id string) string  { return s.prefix + id + ":lease" }
+func (s *Store) cursorKey(id string) string  { return s.prefix + id + ":cursor" }
+func (s *Store) leaseKey(id string) string   { return s.prefix + id + ":lease" }
+func (s *Store) failingKey(id string) string { return s.prefix + id + ":failing" }
 
 func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
@@ -121,11 +124,12 @@ func (s *Store) Update(ctx context.Context, r *push.Record) (bool, error) {
 	return n == 1, nil
 }
 
-// deleteScript removes the record ARGV[1] of KEYS[1], its cursor and
-// lease (KEYS[2], KEYS[3]), and counts the change in KEYS[4], at once.
+// deleteScript removes the record ARGV[1] of KEYS[1], its cursor, lease
+// and failing time (KEYS[2], KEYS[3], KEYS[5]), and counts the change in
+// KEYS[4], at once.
 var deleteScript = rueidis.NewLuaScript(`
 local n = redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
 if n == 1 then redis.call('INCR', KEYS[4]) end
 return n
 `)
@@ -133,7 +137,7 @@ return n
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := deleteScript.Exec(ctx, s.client, []string{s.subs, s.cursorKey(id), s.leaseKey(id), s.version}, []string{id}).AsInt64()
+	n, err := deleteScript.Exec(ctx, s.client, []string{s.subs, s.cursorKey(id), s.leaseKey(id), s.version, s.failingKey(id)}, []string{id}).AsInt64()
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -230,21 +234,45 @@ func (s *Store) Lease(ctx context.Context, id, holder string, ttl time.Duration)
 	return n == 1, nil
 }
 
-// advanceScript moves the cursor KEYS[2] to ARGV[2] only while ARGV[1]
-// holds the lease KEYS[1]: an instance that lost it (it stalled past its
-// lease) cannot move a cursor the new holder moves.
+// advanceScript moves the cursor KEYS[2] to ARGV[2], and clears the
+// failing time KEYS[3], only while ARGV[1] holds the lease KEYS[1]: an
+// instance that lost it (it stalled past its lease) cannot move a cursor
+// the new holder moves.
 var advanceScript = rueidis.NewLuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3])
 return 1
 `)
 
 func (s *Store) Advance(ctx context.Context, id, holder string, cursor events.ID) (bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := advanceScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.cursorKey(id)}, []string{holder, cursor.String()}).AsInt64()
+	n, err := advanceScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.cursorKey(id), s.failingKey(id)}, []string{holder, cursor.String()}).AsInt64()
 	if err != nil {
 		return false, unavailable(err)
 	}
 	return n == 1, nil
+}
+
+// failingScript sets the failing time KEYS[2] to ARGV[2] unless it is set,
+// only while ARGV[1] holds the lease KEYS[1], and answers it (nil without
+// the lease).
+var failingScript = rueidis.NewLuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+return redis.call('GET', KEYS[2])
+`)
+
+func (s *Store) Failing(ctx context.Context, id, holder string, since time.Time) (time.Time, bool, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	ms, err := failingScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.failingKey(id)}, []string{holder, strconv.FormatInt(since.UnixMilli(), 10)}).AsInt64()
+	if rueidis.IsRedisNil(err) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, unavailable(err)
+	}
+	return time.UnixMilli(ms), true, nil
 }
