@@ -259,7 +259,7 @@ func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, bod
 		p.m.attempts[result].Inc()
 		return 0, 0, result, errorText(err)
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, p.o.MaxResponseBytes))
+	io.Copy(io.Discard, resp.Body) // capped by the client
 	resp.Body.Close()
 	status = resp.StatusCode
 	switch {

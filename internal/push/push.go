@@ -44,9 +44,8 @@ type Options struct {
 	MaxSubscriptions int           // subscriptions of the subsystem
 	SecretOverlap    time.Duration // both secrets sign this long after a rotation
 	PauseCheck       time.Duration // how often a paused subscription asks whether its north server is back
-	MaxResponseBytes int64         // read of a receiver's answer, at most
 	Allow            *webhooks.Allow
-	Client           *http.Client                    // from Allow: refuses what it does not permit, follows no redirect
+	Client           *http.Client                    // from Allow: refuses what it does not permit, follows no redirect, caps answers' bodies
 	Workers          chan struct{}                   // attempts in flight, shared by every subsystem
 	Backoff          func(attempt int) time.Duration // the wait after the attempt-th failure in a row
 	// LeaseTTL is how long an instance delivers for a subscription

@@ -170,7 +170,7 @@ func newWorldRetaining(t *testing.T, retention int, tune func(*push.Options)) *w
 	o := push.Options{
 		Subsystem: "nms", Batch: 100, BatchBytes: 256 << 10, Timeout: 10 * time.Second, DisableAfter: time.Hour,
 		Rate: 1000, PerNorthServer: 3, MaxSubscriptions: 100, SecretOverlap: time.Hour, PauseCheck: 10 * time.Millisecond,
-		MaxResponseBytes: 1 << 10, Allow: allow, Client: allow.Client(webhooks.ClientOptions{Timeout: 10 * time.Second, MaxResponseBytes: 1 << 10}),
+		Allow: allow, Client: allow.Client(webhooks.ClientOptions{Timeout: 10 * time.Second, MaxResponseBytes: 1 << 10}),
 		Workers: make(chan struct{}, 8), Backoff: func(int) time.Duration { return time.Millisecond },
 		LeaseTTL: time.Minute, SyncEvery: time.Minute,
 	}
