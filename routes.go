@@ -46,6 +46,7 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	r.HandleMethodNotAllowed = false
 	r.HandleOPTIONS = false
 	allow := allowHeaders(r.List())
+	templates := routeTemplates(allow)
 	notFound := s.observed(routeNotFound, handleNotFound)
 	methodNotAllowed := s.observed(routeMethodNotAllowed, handleMethodNotAllowed)
 	options := s.observed(routeOptions, handleOptions)
@@ -56,7 +57,7 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 		}
 		methods, known := allow[string(path)]
 		if !known {
-			methods, known = allowOfTemplate(allow, path)
+			methods, known = allowOfTemplate(templates, path)
 		}
 		switch {
 		case !known:
@@ -102,14 +103,31 @@ func allowHeaders(methodPaths map[string][]string) map[string][]byte {
 	return allow
 }
 
-// allowOfTemplate finds the Allow header of the route template, such as
-// /north/subscriptions/{id}/enable, that path fills in, so that a known
-// path with a parameter gets 405 and OPTIONS like the others. It reads
-// path in place: a 404 allocates nothing.
-func allowOfTemplate(allow map[string][]byte, path []byte) ([]byte, bool) {
-	for template, methods := range allow {
-		if strings.IndexByte(template, '{') >= 0 && fillsTemplate(path, template) {
-			return methods, true
+// routeTemplate is a route with a parameter, such as
+// /north/subscriptions/{id}/enable, and its Allow header.
+type routeTemplate struct {
+	path  string
+	allow []byte
+}
+
+// routeTemplates picks, once, the paths of allow that have a parameter.
+func routeTemplates(allow map[string][]byte) []routeTemplate {
+	var out []routeTemplate
+	for p, methods := range allow {
+		if strings.IndexByte(p, '{') >= 0 {
+			out = append(out, routeTemplate{p, methods})
+		}
+	}
+	return out
+}
+
+// allowOfTemplate finds the Allow header of the route template that path
+// fills in, so that a known path with a parameter gets 405 and OPTIONS
+// like the others. It reads path in place: a 404 allocates nothing.
+func allowOfTemplate(templates []routeTemplate, path []byte) ([]byte, bool) {
+	for _, t := range templates {
+		if fillsTemplate(path, t.path) {
+			return t.allow, true
 		}
 	}
 	return nil, false
