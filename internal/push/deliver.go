@@ -155,21 +155,20 @@ func (p *Pusher) deliver(s *Subscription) {
 		}
 		s.mu.Lock()
 		first := s.attempt == 0
-		if first {
-			s.failingSince = now
-		}
-		s.attempt++
 		s.mu.Unlock()
+		since := now
 		if first {
 			// Failing since the first failure on any instance: a
 			// lease handover does not restart -push-disable-after.
-			if since, ok, err := p.subs.Failing(ctx, s.ID, p.holder, now); err == nil && ok {
-				s.mu.Lock()
-				s.failingSince = since
-				s.mu.Unlock()
+			if t, ok, err := p.subs.Failing(ctx, s.ID, p.holder, now); err == nil && ok {
+				since = t
 			}
 		}
 		s.mu.Lock()
+		if s.failingSince.IsZero() { // the first failure, here or (since) anywhere
+			s.failingSince = since
+		}
+		s.attempt++
 		failingFor, attempt := now.Sub(s.failingSince), s.attempt
 		s.mu.Unlock()
 		if failingFor >= p.o.DisableAfter {
