@@ -220,3 +220,21 @@ func (r *Report) save(path string, e *engine) error {
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
+
+// writeStreamReport prints r, and writes it to out when one is named; a
+// run with problems exits 1 after naming the first.
+func writeStreamReport(command, out string, r any, problems []string, stdout, stderr io.Writer) int {
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if out != "" {
+		if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(stderr, command+":", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "%s\n", b)
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "%s: %d problems; first: %s\n", command, len(problems), problems[0])
+		return 1
+	}
+	return 0
+}
