@@ -54,19 +54,33 @@ func (r *Redis) CLI(args ...string) string {
 // which on a busy machine stalls Redis past a second at times, and every
 // northd sharing it then sees its store time out at once.
 type Redis struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
+	t           *testing.T
+	bin         string
+	dir         string
+	port        int
+	persistence []string // redis-server's arguments saying how it keeps its data
+	cmd         *exec.Cmd
+	done        chan struct{}
 }
 
 // StartRedis starts redis-server on a free loopback port, or skips (fails
 // under CI=true) the test when it is not installed.
 func StartRedis(t *testing.T) *Redis {
 	t.Helper()
-	r := &Redis{t: t, bin: Need(t, "redis-server", "redis-server"), dir: t.TempDir()}
+	return startRedis(t, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec")
+}
+
+// StartRedisSnapshots is StartRedis keeping its data in the snapshot a
+// SAVE writes alone, with no append-only file: a restart after Kill comes
+// back as of the last SAVE, as a Redis restored from an older backup does.
+func StartRedisSnapshots(t *testing.T) *Redis {
+	t.Helper()
+	return startRedis(t, "--save", "", "--appendonly", "no")
+}
+
+func startRedis(t *testing.T, persistence ...string) *Redis {
+	t.Helper()
+	r := &Redis{t: t, bin: Need(t, "redis-server", "redis-server"), dir: t.TempDir(), persistence: persistence}
 	// A free port is found by listening on port 0; should another
 	// process take it before redis-server does, it says so and another
 	// is tried.
@@ -98,8 +112,8 @@ func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
 // start runs redis-server and returns once it accepts connections, as it
 // says on its standard output.
 func (r *Redis) start() error {
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes")
+	cmd := exec.Command(r.bin, append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
+		"--protected-mode", "yes"}, r.persistence...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
