@@ -132,7 +132,7 @@ func (r *receiver) url(path string) string { return r.srv.URL + path }
 // world is one subsystem: its log, hub, store and webhooks.
 type world struct {
 	t     *testing.T
-	log   *memory.Log
+	log   events.Log
 	store *storememory.Store
 	push  *push.Pusher
 	set   *metrics.Set
@@ -152,8 +152,12 @@ func newWorld(t *testing.T, tune func(*push.Options)) *world {
 
 // newWorldRetaining is a world whose log keeps only retention events.
 func newWorldRetaining(t *testing.T, retention int, tune func(*push.Options)) *world {
+	return newWorldOn(t, memory.New(memory.Options{Retention: retention}), tune)
+}
+
+// newWorldOn is a world whose events are log's.
+func newWorldOn(t *testing.T, log events.Log, tune func(*push.Options)) *world {
 	ctx, cancel := context.WithCancel(context.Background())
-	log := memory.New(memory.Options{Retention: retention})
 	set := metrics.NewSet()
 	hub := events.NewHub(log, events.HubOptions{
 		Subsystem: "nms", Heartbeat: time.Hour, Retry: time.Second, DrainRetry: time.Second, WriteTimeout: time.Minute,

@@ -456,16 +456,21 @@ func testOtherEpoch(t *testing.T, newLog NewLog) {
 }
 
 // An id past the log's last (a log that started again under the same
-// epoch) resets to the oldest.
+// epoch) resets to the oldest. It is a client's, and leaves the log as it
+// was: the next event is the next of the same epoch, whatever ids clients
+// sent.
 func testAhead(t *testing.T, newLog NewLog) {
 	l := newLog(t, ample)
 	ids := publish(t, l, "", draftN(1), draftN(2), draftN(3))
-	for _, seq := range []uint64{4, 99, 1<<64 - 1} {
+	for _, seq := range []uint64{4, 99, 1_000_000_000, 1<<64 - 1} {
 		after := events.ID{Epoch: ids[0].Epoch, Seq: seq}
 		r := read(t, l, after, 10)
 		if !r.reset || !slices.Equal(seqs(r.events), []uint64{1, 2, 3}) || r.next != ids[2] {
 			t.Errorf("read after %v: reset %v, seqs %v, next %v; want true, [1 2 3], %v", after, r.reset, seqs(r.events), r.next, ids[2])
 		}
+	}
+	if id := publish(t, l, "", draftN(4))[0]; id != (events.ID{Epoch: ids[0].Epoch, Seq: 4}) {
+		t.Errorf("the publish after those reads got %v, want %s-4", id, ids[0].Epoch)
 	}
 }
 

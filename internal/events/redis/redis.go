@@ -8,8 +8,11 @@
 //     sequence part is the event's Seq, which Redis (7.0 or later) counts
 //     on by one per entry given the id 0-*;
 //   - northd:{NAME}:events:epoch, the log's epoch, made anew when it is
-//     missing (Redis lost its data, and with it the stream), so that ids
-//     from before are reset, not taken for the new ones of their number;
+//     missing (Redis lost its data, and with it the stream), or when the
+//     stream's last id is behind one an instance already saw in that epoch
+//     (Redis restarted from older data: a snapshot, or an append-only file
+//     that lost its last second), so that ids from before are reset, not
+//     taken for the new ones of their number;
 //   - northd:{NAME}:events:idem:DIGEST, a publish's Idempotency-Key (its
 //     SHA-256) and the ids it was given, for IdempotencyWindow.
 //
@@ -39,6 +42,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -62,6 +66,15 @@ type Log struct {
 	retention string
 	timeout   time.Duration
 	ready     func() bool
+
+	// seen is the stream's last id as far as this instance knows: the
+	// highest seq Redis answered in the epoch it answered last. A
+	// stream found behind it in that epoch was restored from older
+	// data, and its next seqs would name other events than the ones
+	// this instance gave out: the scripts start a new epoch instead.
+	// Only Redis's answers move it, never an id a client sent.
+	mu   sync.Mutex
+	seen events.ID
 }
 
 var _ events.Log = (*Log)(nil)
@@ -111,61 +124,15 @@ end
 `
 
 // epochLua is the log's epoch, made from the candidate ARGV[1] when Redis
-// holds none: at the first publish or read, and after Redis lost its data.
+// holds none (at the first publish or read, and after Redis lost its
+// data), or when the stream KEYS[1]'s last-generated id is behind the seq
+// ARGV[3] that the calling instance saw in that epoch, ARGV[2] (Redis
+// restarted from older data). The epoch must still be ARGV[2] for that,
+// so instances that saw the same ids take one new epoch: the first to
+// call makes it, and the others, who saw none of it, keep it. It also
+// sets the entries kept, the oldest's seq (nil when none is) and the last
+// generated seq (0 before the first), which the scripts answer.
 const epochLua = `
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[2], epoch)
-end
-`
-
-// publishScript appends the drafts (ARGV[4…], four values each: type,
-// data, to_ip, to_user) to the stream KEYS[1] at Redis's time, trimmed to
-// about ARGV[2] entries, unless the idempotency key KEYS[3] (when given)
-// holds a publish of the last ARGV[3] milliseconds. It returns
-// "EPOCH FIRST-SEQ COUNT" and whether that is a replay. A script is not
-// rolled back when a command in it fails, but only the first XADD can
-// fail (a stream whose last id is not 0-SEQ), before it wrote anything.
-var publishScript = rueidis.NewLuaScript(publishScriptSource)
-
-const publishScriptSource = rfc3339Lua + epochLua + `
-if KEYS[3] then
-  local given = redis.call('GET', KEYS[3])
-  if given then return {given, 1} end
-end
-local t = redis.call('TIME')
-local now = rfc3339(tonumber(t[1]), tonumber(t[2]))
-local first, n = nil, 0
-for i = 4, #ARGV, 4 do
-  local fields = {'type', ARGV[i], 'data', ARGV[i + 1]}
-  if ARGV[i + 2] ~= '' then
-    fields[#fields + 1] = 'to_ip'
-    fields[#fields + 1] = ARGV[i + 2]
-  end
-  if ARGV[i + 3] ~= '' then
-    fields[#fields + 1] = 'to_user'
-    fields[#fields + 1] = ARGV[i + 3]
-  end
-  fields[#fields + 1] = 'time'
-  fields[#fields + 1] = now
-  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-*', unpack(fields))
-  first = first or string.match(id, '^0%-(%d+)$')
-  n = n + 1
-end
-local ids = epoch .. ' ' .. first .. ' ' .. n
-if KEYS[3] then redis.call('SET', KEYS[3], ids, 'PX', ARGV[3]) end
-return {ids, 0}`
-
-// readScript reads up to ARGV[4] entries of the stream KEYS[1] after the
-// id of epoch ARGV[2] and seq ARGV[3] (ARGV[5] is 1 for the zero id: from
-// the oldest, no reset), or from the oldest, saying reset, when that id is
-// of another epoch, trimmed away, or past the last entry ever added. It
-// returns the epoch, reset (0 or 1), the entries kept, the first's seq (the
-// next to be added when none is), the last added's seq, and the entries.
-var readScript = rueidis.NewLuaScript(readScriptSource)
-
-const readScriptSource = epochLua + `
 local function seq(id) return tonumber(string.match(id, '%-(%d+)$')) end
 local kept, first, last = 0, nil, 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -177,17 +144,98 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     elseif k == 'first-entry' and v then first = seq(v[1]) end
   end
 end
+local epoch = redis.call('GET', KEYS[2])
+if not epoch or (epoch == ARGV[2] and last < tonumber(ARGV[3])) then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+end
+`
+
+// publishScript appends the drafts (ARGV[6…], four values each: type,
+// data, to_ip, to_user) to the stream KEYS[1] at Redis's time, trimmed to
+// about ARGV[4] entries, unless the idempotency key KEYS[3] (when given)
+// holds a publish of the last ARGV[5] milliseconds. It returns
+// "EPOCH FIRST-SEQ COUNT" and whether that is a replay. A script is not
+// rolled back when a command in it fails, but only the first XADD can
+// fail (a stream whose last id is not 0-SEQ), before it wrote anything but
+// maybe a new epoch, which that stream's readers need anyway.
+var publishScript = rueidis.NewLuaScript(publishScriptSource)
+
+const publishScriptSource = rfc3339Lua + epochLua + `
+if KEYS[3] then
+  local given = redis.call('GET', KEYS[3])
+  if given then return {given, 1} end
+end
+local t = redis.call('TIME')
+local now = rfc3339(tonumber(t[1]), tonumber(t[2]))
+local first, n = nil, 0
+for i = 6, #ARGV, 4 do
+  local fields = {'type', ARGV[i], 'data', ARGV[i + 1]}
+  if ARGV[i + 2] ~= '' then
+    fields[#fields + 1] = 'to_ip'
+    fields[#fields + 1] = ARGV[i + 2]
+  end
+  if ARGV[i + 3] ~= '' then
+    fields[#fields + 1] = 'to_user'
+    fields[#fields + 1] = ARGV[i + 3]
+  end
+  fields[#fields + 1] = 'time'
+  fields[#fields + 1] = now
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '0-*', unpack(fields))
+  first = first or string.match(id, '^0%-(%d+)$')
+  n = n + 1
+end
+local ids = epoch .. ' ' .. first .. ' ' .. n
+if KEYS[3] then redis.call('SET', KEYS[3], ids, 'PX', ARGV[5]) end
+return {ids, 0}`
+
+// readScript reads up to ARGV[6] entries of the stream KEYS[1] after the
+// id of epoch ARGV[4] and seq ARGV[5] (ARGV[7] is 1 for the zero id: from
+// the oldest, no reset), or from the oldest, saying reset, when that id is
+// of another epoch, trimmed away, or past the last entry ever added. That
+// id is the client's, and may be anything: it is only compared, and never
+// moves the epoch on. It returns the epoch, reset (0 or 1), the entries
+// kept, the first's seq (the next to be added when none is), the last
+// added's seq, and the entries.
+var readScript = rueidis.NewLuaScript(readScriptSource)
+
+const readScriptSource = epochLua + `
 first = first or last + 1
-local after, zero, max = tonumber(ARGV[3]), ARGV[5] == '1', tonumber(ARGV[4])
-local reset, start = 0, '(0-' .. ARGV[3]
+local after, zero, max = tonumber(ARGV[5]), ARGV[7] == '1', tonumber(ARGV[6])
+local reset, start = 0, '(0-' .. ARGV[5]
 if zero then
   start = '-'
-elseif ARGV[2] ~= epoch or after > last or after + 1 < first then
+elseif ARGV[4] ~= epoch or after > last or after + 1 < first then
   reset, start = 1, '-'
 end
 local entries = {}
 if max > 0 then entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', max) end
 return {epoch, reset, kept, first, last, entries}`
+
+// lastSeen is the stream's last id as far as this instance knows, for a
+// script to compare with Redis's: its epoch and seq.
+func (l *Log) lastSeen() (events.ID, string, string) {
+	l.mu.Lock()
+	seen := l.seen
+	l.mu.Unlock()
+	return seen, seen.Epoch, strconv.FormatUint(seen.Seq, 10)
+}
+
+// saw records the stream's last id, last, as a script answered it, the
+// call having been sent when this instance had seen sent. An answer in
+// another epoch than the one seen is taken only when the epoch changed
+// since the call was sent: one that ran before a newer answer, and comes
+// back after it, does not take the instance back to the old epoch.
+func (l *Log) saw(sent, last events.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case last.Epoch == l.seen.Epoch:
+		l.seen.Seq = max(l.seen.Seq, last.Seq)
+	case sent.Epoch == l.seen.Epoch:
+		l.seen = last
+	}
+}
 
 // call is the context of one call, within the log's timeout.
 func (l *Log) call(ctx context.Context, extra time.Duration) (context.Context, context.CancelFunc) {
@@ -214,8 +262,9 @@ func (l *Log) Publish(ctx context.Context, idempotencyKey string, drafts []event
 		digest := sha256.Sum256([]byte(idempotencyKey))
 		keys = append(keys, l.idemKeys+hex.EncodeToString(digest[:]))
 	}
-	args := make([]string, 0, 3+4*len(drafts))
-	args = append(args, newEpoch(), l.retention, strconv.FormatInt(events.IdempotencyWindow.Milliseconds(), 10))
+	seen, seenEpoch, seenSeq := l.lastSeen()
+	args := make([]string, 0, 5+4*len(drafts))
+	args = append(args, newEpoch(), seenEpoch, seenSeq, l.retention, strconv.FormatInt(events.IdempotencyWindow.Milliseconds(), 10))
 	for _, d := range drafts {
 		ip := ""
 		if d.To.IP.IsValid() {
@@ -245,6 +294,11 @@ func (l *Log) Publish(ctx context.Context, idempotencyKey string, drafts []event
 	ids := make([]events.ID, n)
 	for i := range ids {
 		ids[i] = events.ID{Epoch: epoch, Seq: first + uint64(i)}
+	}
+	if replayed == 0 && n > 0 {
+		// A replay's ids are an earlier call's, maybe of an epoch
+		// since gone: only new ones say where the stream is.
+		l.saw(seen, ids[n-1])
 	}
 	return ids, replayed == 1, nil
 }
@@ -280,10 +334,11 @@ func (l *Log) read(ctx context.Context, after events.ID, limit int) (readReply, 
 	if after.IsZero() {
 		zero = "1"
 	}
+	seen, seenEpoch, seenSeq := l.lastSeen()
 	cctx, cancel := l.call(ctx, 0)
 	defer cancel()
 	reply, err := readScript.Exec(cctx, l.client, []string{l.stream, l.epochKey},
-		[]string{newEpoch(), after.Epoch, strconv.FormatUint(after.Seq, 10), strconv.Itoa(limit), zero}).ToArray()
+		[]string{newEpoch(), seenEpoch, seenSeq, after.Epoch, strconv.FormatUint(after.Seq, 10), strconv.Itoa(limit), zero}).ToArray()
 	if err != nil {
 		return readReply{}, failed(ctx, err)
 	}
@@ -303,6 +358,7 @@ func (l *Log) read(ctx context.Context, after events.ID, limit int) (readReply, 
 		return readReply{}, failed(ctx, err)
 	}
 	r.reset, r.kept, r.first, r.last = reset == 1, int(kept), uint64(first), uint64(last)
+	l.saw(seen, events.ID{Epoch: r.epoch, Seq: r.last})
 	return r, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -227,14 +228,91 @@ func TestUnavailableWhileRedisIsDown(t *testing.T) {
 func TestAForeignIDNamesTheFix(t *testing.T) {
 	redis := testdeps.StartRedis(t)
 	l := newLog(t, redis, "north")
-	publish(t, l, `1`)
+	first := publish(t, l, `1`)[0]
 	redis.CLI("XADD", "northd:{north}:events", "*", "type", "t", "data", "2")
 	_, _, err := l.Publish(context.Background(), "", []events.Draft{{Type: "t", Data: []byte(`3`)}}, time.Now())
 	if !errors.Is(err, events.ErrUnavailable) || !strings.Contains(err.Error(), "XADD with * rather than 0-*") || !strings.Contains(err.Error(), "DEL northd:{north}:events") {
 		t.Fatalf("publishing after an XADD *: %v", err)
 	}
 	redis.CLI("DEL", "northd:{north}:events")
-	if ids := publish(t, l, `4`); len(ids) != 1 || ids[0].Seq != 1 {
-		t.Errorf("after DEL: %v, want seq 1", ids)
+	// Seq 1 again, but of a new epoch: the 1 before the DEL was
+	// another event.
+	if ids := publish(t, l, `4`); len(ids) != 1 || ids[0].Seq != 1 || ids[0].Epoch == first.Epoch {
+		t.Errorf("after DEL: %v, want seq 1 of an epoch other than %s", ids, first.Epoch)
+	}
+}
+
+// A Redis restarted from a snapshot older than what it answered (a backup,
+// or an append-only file that lost its last second) is back at an earlier
+// last id under the same epoch. The log then starts a new epoch, at the
+// first publish already, so that no id ever names two events: a reader
+// resuming from the lost stretch is reset, and then reads the new events.
+// Another instance that saw the same ids takes the same new epoch.
+func TestRestartFromAnOlderSnapshotIsANewEpoch(t *testing.T) {
+	redis := testdeps.StartRedisSnapshots(t)
+	l, other := newLog(t, redis, "north"), newLog(t, redis, "north")
+	ctx := context.Background()
+	publish(t, l, `{"n":1}`, `{"n":2}`, `{"n":3}`)
+	if got := strings.TrimSpace(redis.CLI("SAVE")); got != "OK" {
+		t.Fatalf("SAVE: %q", got)
+	}
+	lost := publish(t, l, `{"n":4}`, `{"n":5}`)
+	old := lost[1]
+	if evs, _, _, err := other.Read(ctx, events.ID{}, 10, 0, nil); err != nil || len(evs) != 5 {
+		t.Fatalf("the other instance read %d events, %v; want 5", len(evs), err)
+	}
+	redis.Kill()
+	redis.Restart()
+
+	var ids []events.ID
+	testdeps.WaitFor(t, "a publish after the restart", func() bool {
+		var err error
+		ids, _, err = l.Publish(ctx, "after-restart", []events.Draft{{Type: "t", Data: []byte(`{"new":1}`)}, {Type: "t", Data: []byte(`{"new":2}`)}}, time.Now())
+		return err == nil
+	})
+	epoch := ids[0].Epoch
+	if epoch == old.Epoch || !slices.Equal(ids, []events.ID{{Epoch: epoch, Seq: 4}, {Epoch: epoch, Seq: 5}}) {
+		t.Fatalf("after the restart the new events got %v, want seqs 4 and 5 of an epoch other than %s, whose 4 and 5 were other events", ids, old.Epoch)
+	}
+	wantData := []string{`{"n":1}`, `{"n":2}`, `{"n":3}`, `{"new":1}`, `{"new":2}`}
+	for _, c := range []struct {
+		name string
+		l    *Log
+		from events.ID
+	}{
+		{"resuming after the lost 5", l, old},
+		{"on the other instance", other, old},
+		{"resuming after 3, before the lost stretch", l, events.ID{Epoch: old.Epoch, Seq: 3}},
+	} {
+		var evs []events.Event
+		var next events.ID
+		var reset bool
+		testdeps.WaitFor(t, "a read after the restart", func() bool {
+			// The first call of an instance after the restart may
+			// find its connection closed.
+			var err error
+			evs, next, reset, err = c.l.Read(ctx, c.from, 10, 0, nil)
+			return err == nil
+		})
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.ID.String()+" "+string(e.Data))
+		}
+		var want []string
+		for i, d := range wantData {
+			want = append(want, events.ID{Epoch: epoch, Seq: uint64(i + 1)}.String()+" "+d)
+		}
+		if !reset || !slices.Equal(got, want) || next != ids[1] {
+			t.Errorf("%s (%v): reset %v, %q, next %v; want a reset, then %q", c.name, c.from, reset, got, next, want)
+		}
+	}
+	var more []events.ID
+	testdeps.WaitFor(t, "a publish on the other instance", func() bool {
+		var err error
+		more, _, err = other.Publish(ctx, "on-the-other", []events.Draft{{Type: "t", Data: []byte(`{"new":3}`)}}, time.Now())
+		return err == nil
+	})
+	if !slices.Equal(more, []events.ID{{Epoch: epoch, Seq: 6}}) {
+		t.Errorf("the other instance's publish got %v, want %s-6: one new epoch for both", more, epoch)
 	}
 }
