@@ -620,3 +620,26 @@ func TestFailingTimeOutlivesAHandover(t *testing.T) {
 		t.Errorf("the other instance fails since %v (its attempt at %v), want since %v", v.FailingSince, v.LastAttempt, first)
 	}
 }
+
+// Three rotations: the newest secret and the one before sign, no more.
+func TestRotationKeepsTwoSecrets(t *testing.T) {
+	w := newWorld(t, nil)
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	v, secret := w.subscribe(owner, r.url("/hook"))
+	r.trust(secret)
+	for i := 0; i < 3; i++ {
+		s, err := w.push.Rotate(context.Background(), owner, v.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.trust(s)
+	}
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "a delivery", func() bool { return len(r.deliveries()) == 2 })
+	d := r.deliveries()[1]
+	if strings.Join(d.signed, ",") != "2,3" || len(strings.Fields(d.signature)) != 2 {
+		t.Errorf("after three rotations signed by keys %v (%d signatures), want the last two", d.signed, len(strings.Fields(d.signature)))
+	}
+}
