@@ -355,12 +355,14 @@ func (p *Pusher) Enable(ctx context.Context, o Owner, id string) (View, error) {
 		return View{}, ErrNotDisabled
 	}
 	r.Disabled = false
+	// The stored failing time first, while no instance delivers: the
+	// next failure, on any instance, starts -push-disable-after again.
+	if err := p.subs.ClearFailing(ctx, id); err != nil {
+		return View{}, err
+	}
 	if err := p.save(ctx, s, r); err != nil {
 		return View{}, err
 	}
-	s.mu.Lock()
-	s.failingSince, s.attempt = time.Time{}, 0
-	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:

@@ -643,3 +643,45 @@ func TestRotationKeepsTwoSecrets(t *testing.T) {
 		t.Errorf("after three rotations signed by keys %v (%d signatures), want the last two", d.signed, len(strings.Fields(d.signature)))
 	}
 }
+
+// Enabled again, a subscription's -push-disable-after runs from its next
+// failure, not from the failures before it was disabled.
+func TestEnabledFailingOnceIsNotDisabledAgain(t *testing.T) {
+	var enabled atomic.Bool
+	backedOff := make(chan struct{}, 1)
+	w := newWorld(t, func(o *push.Options) {
+		o.DisableAfter = 50 * time.Millisecond
+		o.Backoff = func(int) time.Duration {
+			if !enabled.Load() {
+				return time.Millisecond
+			}
+			select { // a failure after the enable that did not disable
+			case backedOff <- struct{}{}:
+			default:
+			}
+			return time.Hour
+		}
+	})
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		if n == 1 {
+			return 200, nil // the verification
+		}
+		return 500, nil
+	}
+	v, _ := w.subscribe(owner, r.url("/hook"))
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "the subscription to be disabled", func() bool { return w.push.List(owner)[0].State == "disabled" })
+	enabled.Store(true)
+	if _, err := w.push.Enable(context.Background(), owner, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	testdeps.WaitFor(t, "the failure after the enable", func() bool {
+		return len(backedOff) == 1 || w.push.List(owner)[0].State == "disabled"
+	})
+	if st := w.push.List(owner)[0].State; st != "active" {
+		t.Errorf("after one failure once enabled: %s, want active", st)
+	}
+}

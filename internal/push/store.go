@@ -37,6 +37,10 @@ type Store interface {
 	// the time recorded, only while holder holds its lease: the
 	// -push-disable-after clock goes on across a lease handover.
 	Failing(ctx context.Context, id, holder string, since time.Time) (time.Time, bool, error)
+	// ClearFailing forgets id's failing time, whoever holds its lease:
+	// its north server enabled it again, and -push-disable-after runs
+	// from its next failure.
+	ClearFailing(ctx context.Context, id string) error
 }
 
 // Record is a subscription as a store keeps it.
@@ -172,6 +176,13 @@ func (m *MemoryStore) Failing(_ context.Context, id, holder string, since time.T
 	}
 	m.failing[id] = since
 	return since, true, nil
+}
+
+func (m *MemoryStore) ClearFailing(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.failing, id)
+	return nil
 }
 
 // holds reports whether holder holds id's lease now; under m.mu.

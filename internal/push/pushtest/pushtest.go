@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Bounds", testBounds},
 		{"Lease", testLease},
 		{"Failing", testFailing},
+		{"ClearFailing", testClearFailing},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, newStore(t)) })
 	}
@@ -182,5 +183,27 @@ func testFailing(t *testing.T, s push.Store) {
 	t5 := t1.Add(5 * time.Minute)
 	if got, ok, _ := s.Failing(ctx, "sub_1", "c", t5); !ok || !got.Equal(t5) {
 		t.Errorf("a subscription made again under the same id: %v %v, want %v", got, ok, t5)
+	}
+}
+
+// An enable forgets the failing time, from any instance: the next failure
+// starts it again.
+func testClearFailing(t *testing.T, s push.Store) {
+	if err := s.Create(ctx, record("sub_1", "north-1", "192.0.2.1"), events.ID{Epoch: "e", Seq: 1}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Lease(ctx, "sub_1", "a", time.Minute); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	t1 := time.UnixMilli(1_800_000_000_000)
+	if got, ok, _ := s.Failing(ctx, "sub_1", "a", t1); !ok || !got.Equal(t1) {
+		t.Fatalf("Failing: %v %v, want %v", got, ok, t1)
+	}
+	if err := s.ClearFailing(ctx, "sub_1"); err != nil {
+		t.Fatal(err)
+	}
+	t2 := t1.Add(time.Hour)
+	if got, ok, _ := s.Failing(ctx, "sub_1", "a", t2); !ok || !got.Equal(t2) {
+		t.Errorf("after ClearFailing: %v %v, want %v", got, ok, t2)
 	}
 }

@@ -276,3 +276,12 @@ func (s *Store) Failing(ctx context.Context, id, holder string, since time.Time)
 	}
 	return time.UnixMilli(ms), true, nil
 }
+
+func (s *Store) ClearFailing(ctx context.Context, id string) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	if err := s.client.Do(ctx, s.client.B().Del().Key(s.failingKey(id)).Build()).Error(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
