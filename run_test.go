@@ -184,6 +184,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"public admin, no secrets", []string{"-admin", "0.0.0.0:9100", "-admin-public"}, nil, true, "-admin-public needs -admin-token-file"},
 		{"admin secrets missing", []string{"-admin", "127.0.0.1:0", "-admin-token-file", "/nonexistent/secrets"}, nil, true, "cannot read -admin-token-file"},
 		{"short push lease", []string{"-push-allow", "10.0.0.0/8", "-push-lease", "1ms"}, nil, true, "-push-lease must be at least 300ms"},
+		{"push timeout over the lease", []string{"-push-allow", "10.0.0.0/8", "-push-lease", "1s"}, nil, true, "-push-timeout (10s) must be less than half of -push-lease (1s)"},
 		{"bad push-allow", []string{"-push-allow", "10.0.0.0/99"}, nil, true, `"10.0.0.0/99" is not a CIDR`},
 		{"event data over the log", []string{"-event-max-bytes", "100", "-event-log-bytes", "10"}, nil, true, "one event would not fit in the log"},
 		{"port in use", []string{"-listen", busy.Addr().String(), "-admin", ""}, nil, false, "cannot listen on " + busy.Addr().String() + ": the address is already in use"},

@@ -30,7 +30,7 @@ func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	extra := []string{"-push-allow", "127.0.0.0/8", "-push-lease", "1s", "-push-secret-key-file", keyFile}
+	extra := []string{"-push-allow", "127.0.0.0/8", "-push-lease", "2s", "-push-timeout", "900ms", "-push-secret-key-file", keyFile}
 	instances := []*instance{{name: "a", plain: true, store: redis.URL(), extra: extra}, {name: "b", plain: true, store: redis.URL(), extra: extra}}
 	startAll(t, instances)
 

@@ -85,3 +85,27 @@ func TestEnvironmentCountsEmptyValues(t *testing.T) {
 		})
 	}
 }
+
+// An attempt must end well within the lease it is made under: a
+// -push-timeout of half -push-lease or more is refused at start, saying
+// what to set.
+func TestPushTimeoutWellUnderTheLease(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		err  string
+	}{
+		{nil, ""}, // the defaults
+		{[]string{"-push-lease", "1s", "-push-timeout", "499ms"}, ""},
+		{[]string{"-push-lease", "1s", "-push-timeout", "500ms"}, "-push-timeout (500ms) must be less than half of -push-lease (1s): an attempt must end well within the lease that makes the delivery this instance's; set -push-timeout below 500ms or -push-lease above 1s"},
+		{[]string{"-push-lease", "10s", "-push-timeout", "10s"}, "-push-timeout (10s) must be less than half of -push-lease (10s): an attempt must end well within the lease that makes the delivery this instance's; set -push-timeout below 5s or -push-lease above 20s"},
+	} {
+		_, err := Parse(tt.args, testdeps.NoEnv, io.Discard)
+		var usage UsageError
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("%q: %v", tt.args, err)
+		case tt.err != "" && (!errors.As(err, &usage) || err.Error() != tt.err):
+			t.Errorf("%q: %v, want the usage error %q", tt.args, err, tt.err)
+		}
+	}
+}

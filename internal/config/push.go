@@ -33,12 +33,12 @@ func addPushFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&p.CAFile, "push-ca", "", "PEM `file` of the certificate authorities https webhook urls are checked against, instead of the system's")
 	fs.StringVar(&p.SecretKeyFile, "push-secret-key-file", "", "`file` of AES-256 keys, 64 hex digits a line, the first sealing: with a shared -store, webhook secrets are kept there sealed by it, so that reading Redis is not enough to sign webhooks; every instance needs the same file")
 	fs.IntVar(&p.Batch, "push-batch", 100, "most events in one webhook delivery (at most 256 KiB of them)")
-	fs.DurationVar(&p.Timeout, "push-timeout", 10*time.Second, "time allowed to one webhook attempt, answer included")
+	fs.DurationVar(&p.Timeout, "push-timeout", 10*time.Second, "time allowed to one webhook attempt, answer included; less than half -push-lease")
 	fs.DurationVar(&p.DisableAfter, "push-disable-after", 24*time.Hour, "a webhook subscription failing this long without a success is disabled, until its north server enables it again")
 	fs.Float64Var(&p.Rate, "push-rate", 10, "most webhook deliveries per second to one subscription")
 	fs.IntVar(&p.Workers, "push-workers", 64, "most webhook attempts in flight at once, all subscriptions together")
 	fs.IntVar(&p.MaxSubscriptions, "push-max-subscriptions", 10_000, "most webhook subscriptions per subsystem")
-	fs.DurationVar(&p.Lease, "push-lease", 10*time.Second, "with a shared -store, how long one instance delivers for a subscription without renewing its lease: how soon another takes over when it dies")
+	fs.DurationVar(&p.Lease, "push-lease", 30*time.Second, "with a shared -store, how long one instance delivers for a subscription without renewing its lease: how soon another takes over when it dies")
 }
 
 func checkPushConfig(cfg *Config) error {
@@ -54,6 +54,14 @@ func checkPushConfig(cfg *Config) error {
 		return Usagef("-push-workers and -push-max-subscriptions must be positive")
 	case p.Lease < 300*time.Millisecond:
 		return Usagef("-push-lease must be at least 300ms, not %v", p.Lease)
+	case p.Timeout >= p.Lease/2:
+		// An attempt still in flight when the lease lapses would be
+		// posted again by the next holder at the same time: the lease
+		// is renewed just before the POST, which is cut at the lease's
+		// time left, so a -push-timeout near the lease would cut
+		// attempts short.
+		return Usagef("-push-timeout (%v) must be less than half of -push-lease (%v): an attempt must end well within the lease that makes the delivery this instance's; set -push-timeout below %v or -push-lease above %v",
+			p.Timeout, p.Lease, p.Lease/2, 2*p.Timeout)
 	}
 	return nil
 }

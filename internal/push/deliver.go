@@ -35,14 +35,17 @@ var outcomeNames = [outcomeCount]string{"delivered", "redirect", "client_error",
 // deliver is a subscription's deliveries from this instance, one at a
 // time, in order, until it ends: while this instance holds its lease, the
 // next batch of events for it after its cursor, posted until a 2xx takes
-// it, and only then the cursor moved past it. An instance that loses the
-// lease (it stalled, or the store did) drops its batch: the new holder
-// posts it again from the cursor (at least once, the same webhook-id).
+// it, and only then the cursor moved past it. A batch's last event is
+// recorded beside the cursor before its first attempt: an instance that
+// loses the lease (it stalled, or the store did) drops its batch, and the
+// new holder posts the same events again under the same webhook-id (at
+// least once), though more were published meanwhile.
 func (p *Pusher) deliver(s *Subscription) {
 	ctx := s.ctx
 	limit := rate.NewLimiter(rate.Limit(p.o.Rate), 1)
 	var batch []byte // the batch being delivered: the same bytes, and id, until taken
 	var next events.ID
+	var pending events.ID // the recorded end of the batch to post again; zero: none
 	var msgID string
 	var oldest time.Time // when the batch's first event was published
 	holding := false
@@ -65,8 +68,9 @@ func (p *Pusher) deliver(s *Subscription) {
 			}
 			continue
 		}
-		// Each turn renews the lease; no turn lasts longer than a
-		// third of it.
+		// Each turn renews the lease, under which the batch is made
+		// (a poll lasts a third of it at most); the POST renews it
+		// again, after the waits for its turn.
 		ok, err := p.subs.Lease(ctx, s.ID, p.holder, p.o.LeaseTTL)
 		if err != nil || !ok {
 			lose()
@@ -74,7 +78,7 @@ func (p *Pusher) deliver(s *Subscription) {
 			continue
 		}
 		if !holding {
-			cursor, found, err := p.subs.Cursor(ctx, s.ID)
+			cursor, end, found, err := p.subs.Cursor(ctx, s.ID)
 			if err != nil || !found {
 				p.pause(ctx, p.o.LeaseTTL/3)
 				continue
@@ -82,11 +86,34 @@ func (p *Pusher) deliver(s *Subscription) {
 			s.mu.Lock()
 			s.cursor, s.holding = cursor, true
 			s.mu.Unlock()
-			holding = true
+			holding, pending = true, end
 		}
 		s.mu.Lock()
 		cursor := s.cursor
 		s.mu.Unlock()
+		if batch == nil && !pending.IsZero() {
+			// The batch an attempt posted, here or on another
+			// instance: the same events, the same id.
+			objects, first, err := p.rebuild(ctx, s, cursor, pending)
+			if err != nil {
+				p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
+				continue
+			}
+			if len(objects) == 1 { // none of its events is left for it
+				if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, pending); !ok {
+					lose()
+					continue
+				}
+				s.mu.Lock()
+				s.cursor = pending
+				s.mu.Unlock()
+				pending = events.ID{}
+				continue
+			}
+			objects[len(objects)-1] = ']' // the last comma
+			batch, next, oldest = objects, pending, first
+			msgID = "msg_" + s.ID + "_" + next.String()
+		}
 		if batch == nil {
 			// A reset event, when the log no longer keeps what
 			// came after the cursor, leads the batch.
@@ -107,10 +134,22 @@ func (p *Pusher) deliver(s *Subscription) {
 				}
 				continue
 			}
+			// Its range is fixed before its first attempt: the
+			// same events, and the same id, for every attempt of
+			// the batch, on any instance, so that a receiver can
+			// tell a redelivery.
+			end, ok, err := p.subs.Pending(ctx, s.ID, p.holder, n)
+			if err != nil || !ok {
+				lose()
+				p.pause(ctx, p.o.LeaseTTL/3)
+				continue
+			}
+			if end != n {
+				lose() // another's batch: posted again from the store's record
+				continue
+			}
 			objects[len(objects)-1] = ']' // the last comma
-			batch, next, oldest = objects, n, polled.Oldest
-			// The same id for every attempt of the batch, on any
-			// instance, so that a receiver can tell a redelivery.
+			batch, next, pending, oldest = objects, n, n, polled.Oldest
 			msgID = "msg_" + s.ID + "_" + next.String()
 		}
 		// A north server that is logged out receives nothing until it
@@ -124,9 +163,14 @@ func (p *Pusher) deliver(s *Subscription) {
 		if limit.Wait(ctx) != nil {
 			return
 		}
-		status, wait, result, errText := p.attempt(ctx, s, msgID, batch)
+		status, wait, result, errText, held := p.send(ctx, s, msgID, batch)
 		if ctx.Err() != nil {
 			return
+		}
+		if !held {
+			lose() // another instance delivers: it posts this batch again
+			p.pause(ctx, p.o.LeaseTTL/3)
+			continue
 		}
 		now := time.Now()
 		s.mu.Lock()
@@ -145,7 +189,7 @@ func (p *Pusher) deliver(s *Subscription) {
 			if !oldest.IsZero() { // zero: a batch of a reset alone
 				p.m.deliverySeconds.Update(now.Sub(oldest).Seconds())
 			}
-			batch = nil
+			batch, pending = nil, events.ID{}
 			continue
 		case gone:
 			p.m.ended.Inc()
@@ -222,9 +266,74 @@ func (p *Pusher) pause(ctx context.Context, d time.Duration) {
 	}
 }
 
-// attempt posts body to s's url once, signed anew, and classes the answer.
-// wait is how long the receiver asked to be left alone (Retry-After on 429
-// or 503), or 0.
+// rebuild is s's batch after cursor up to end, its recorded last event:
+// the events an attempt posted before, here or on another instance, and
+// none published since. Polled one at a time so that none past end joins
+// it (a poll stops at a count of events, and the events in the range that
+// are not for s do not count); whatever the log no longer holds of the
+// range is left out, and the batch still ends at end, under end's id.
+// oldest is when its first event was published.
+func (p *Pusher) rebuild(ctx context.Context, s *Subscription, cursor, end events.ID) (objects []byte, oldest time.Time, err error) {
+	objects = []byte{'['}
+	// Each poll passes over one event of the log at least, or stops.
+	steps := end.Seq + 1 // from the start of end's epoch, after a reset
+	if cursor.Epoch == end.Epoch {
+		steps = end.Seq - min(cursor.Seq, end.Seq)
+	}
+	for at := cursor; at != end && steps > 0; steps-- {
+		n := len(objects)
+		var polled events.Polled
+		objects, polled, err = p.hub.Poll(ctx, at, false, 0, &s.reader, 1, p.o.BatchBytes, objects)
+		if err != nil {
+			return nil, oldest, err
+		}
+		if polled.Next == at { // the log holds no more of the range
+			break
+		}
+		if polled.Next.Epoch != end.Epoch || polled.Next.Seq > end.Seq {
+			// Past the range (or into another epoch): the next batch.
+			objects = objects[:n]
+			break
+		}
+		if oldest.IsZero() {
+			oldest = polled.Oldest
+		}
+		at = polled.Next
+	}
+	return objects, oldest, nil
+}
+
+// send posts a batch to s's url once, on a worker, once its lease is
+// renewed, and within the time the lease has left: no other instance
+// takes the lease, and posts the batch, while the POST may still be in
+// flight. held is false when the lease was lost (nothing was posted).
+func (p *Pusher) send(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, wait time.Duration, result outcome, errText string, held bool) {
+	select {
+	case p.o.Workers <- struct{}{}:
+	case <-ctx.Done():
+		return 0, 0, unreachable, "stopped", true
+	}
+	defer func() { <-p.o.Workers }()
+	start := time.Now()
+	if ok, err := p.subs.Lease(ctx, s.ID, p.holder, p.o.LeaseTTL); err != nil || !ok {
+		return 0, 0, unreachable, "", false
+	}
+	// The lease lasts LeaseTTL from start at least; a quarter of it is
+	// left for the answer to be read and the cursor moved.
+	timeout := min(p.o.Timeout, time.Until(start.Add(p.o.LeaseTTL-p.o.LeaseTTL/4)))
+	if timeout <= 0 { // the renewal itself took most of the lease
+		return 0, 0, unreachable, "", false
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	status, wait, result, errText = p.post(ctx, s, msgID, body)
+	if result == timedOut && timeout < p.o.Timeout {
+		errText = "no answer within the time the lease had left: make -push-timeout less than half of -push-lease"
+	}
+	return status, wait, result, errText, true
+}
+
+// attempt posts body to s's url once, on a worker, within -push-timeout.
 func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, wait time.Duration, result outcome, errText string) {
 	select {
 	case p.o.Workers <- struct{}{}:
@@ -234,6 +343,13 @@ func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, bod
 	defer func() { <-p.o.Workers }()
 	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
+	return p.post(ctx, s, msgID, body)
+}
+
+// post posts body to s's url once, signed anew, within ctx, and classes
+// the answer. wait is how long the receiver asked to be left alone
+// (Retry-After on 429 or 503), or 0.
+func (p *Pusher) post(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, wait time.Duration, result outcome, errText string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, unreachable, err.Error()

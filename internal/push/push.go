@@ -317,7 +317,10 @@ func (p *Pusher) end(s *Subscription, why string) {
 }
 
 // Rotate starts a new secret for o's subscription id and returns it; the
-// old one signs too for SecretOverlap, so that a receiver can switch.
+// one before signs too for SecretOverlap, so that a receiver can switch.
+// Older ones stop: two secrets at most, whatever the rotations, so that a
+// record (which every instance reads) and each signature header stay
+// small.
 func (p *Pusher) Rotate(ctx context.Context, o Owner, id string) (string, error) {
 	s, err := p.owned(ctx, o, id)
 	if err != nil {
@@ -331,13 +334,8 @@ func (p *Pusher) Rotate(ctx context.Context, o Owner, id string) (string, error)
 	now := time.Now()
 	r := s.record()
 	keys := []Secret{{Key: key}}
-	for _, k := range r.Secrets {
-		if k.Until.IsZero() {
-			k.Until = now.Add(p.o.SecretOverlap)
-		}
-		if now.Before(k.Until) {
-			keys = append(keys, k)
-		}
+	if len(r.Secrets) > 0 { // the newest first
+		keys = append(keys, Secret{Key: r.Secrets[0].Key, Until: now.Add(p.o.SecretOverlap)})
 	}
 	r.Secrets = keys
 	if err := p.save(ctx, s, r); err != nil {
@@ -357,12 +355,14 @@ func (p *Pusher) Enable(ctx context.Context, o Owner, id string) (View, error) {
 		return View{}, ErrNotDisabled
 	}
 	r.Disabled = false
+	// The stored failing time first, while no instance delivers: the
+	// next failure, on any instance, starts -push-disable-after again.
+	if err := p.subs.ClearFailing(ctx, id); err != nil {
+		return View{}, err
+	}
 	if err := p.save(ctx, s, r); err != nil {
 		return View{}, err
 	}
-	s.mu.Lock()
-	s.failingSince, s.attempt = time.Time{}, 0
-	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:

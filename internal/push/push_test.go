@@ -624,3 +624,215 @@ func TestFailingTimeOutlivesAHandover(t *testing.T) {
 		t.Errorf("the other instance fails since %v (its attempt at %v), want since %v", v.FailingSince, v.LastAttempt, first)
 	}
 }
+
+// posted is the data of every event posted after the verification, each
+// attempt's events in turn, answered or not.
+func posted(ds []delivery) []string {
+	var out []string
+	for _, d := range ds[1:] {
+		for _, e := range d.events {
+			out = append(out, string(e.Data))
+		}
+	}
+	return out
+}
+
+// A rate slower than the lease lasts: each batch waits for its turn longer
+// than -push-lease, and is still posted once, and the cursor moves on (the
+// lease is renewed after the wait, just before the POST, not before it).
+func TestASlowRateLongerThanTheLeaseStillMovesOn(t *testing.T) {
+	w := newWorld(t, func(o *push.Options) { o.LeaseTTL, o.Rate, o.Batch = time.Second, 0.8, 1 })
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	r.answer = func(int, *http.Request) (int, http.Header) { return 204, nil }
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	w.subscribe(owner, r.url("/hook"))
+	for i := 1; i <= 3; i++ {
+		w.publish("t", strconv.Itoa(i))
+	}
+	testdeps.WaitFor(t, "three posts", func() bool { return len(r.deliveries()) >= 4 })
+	all := r.deliveries()
+	if got := strings.Join(posted(all), " "); got != "1 2 3" {
+		t.Fatalf("the receiver got %s, want 1 2 3, each once", got)
+	}
+	last := all[3].events[0].ID
+	testdeps.WaitFor(t, "the cursor at the last event", func() bool { return w.push.List(owner)[0].Cursor == last })
+}
+
+// Two instances on one store never post a batch at once, even to a
+// receiver that answers nothing: an attempt ends within the lease it was
+// made under, before the other instance may take it.
+func TestTwoInstancesNeverPostABatchAtOnce(t *testing.T) {
+	w := newWorld(t, func(o *push.Options) { o.LeaseTTL, o.Rate, o.SyncEvery = time.Second, 0.4, 20*time.Millisecond })
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	var inFlight, overlaps atomic.Int32
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		if n == 1 {
+			return 204, nil // the verification
+		}
+		if inFlight.Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		<-req.Context().Done() // never answers: the sender gives up
+		inFlight.Add(-1)
+		return 500, nil
+	}
+	w.subscribe(push.Owner{Username: "north-1", IP: loopback}, r.url("/hook"))
+	bSet := metrics.NewSet()
+	ctx, stop := context.WithCancel(w.ctx)
+	b := push.New(ctx, w.o, w.hub, w.store, w.subs, bSet, `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { stop(); b.Wait(context.Background()) })
+	w.publish("t", "1")
+	timedOut := func(set *metrics.Set) bool {
+		var out strings.Builder
+		set.WritePrometheus(&out)
+		return !strings.Contains(out.String(), `northd_push_attempts_total{subsystem="nms",outcome="timeout"} 0`)
+	}
+	testdeps.WaitFor(t, "an attempt from each instance, or two at once", func() bool {
+		return overlaps.Load() > 0 || timedOut(w.set) && timedOut(bSet)
+	})
+	if n := overlaps.Load(); n > 0 {
+		t.Errorf("%d POSTs of the batch began while another was in flight", n)
+	}
+	for _, d := range r.deliveries()[1:] {
+		if d.id != r.deliveries()[1].id || len(d.events) != 1 {
+			t.Errorf("attempt %s %s, want the one batch again", d.id, d.body)
+		}
+	}
+}
+
+// A batch taken over by another instance is posted again with the same
+// events under the same webhook-id, though more were published meanwhile:
+// a batch's range is fixed at its first attempt.
+func TestATakenOverBatchKeepsItsEventsAndID(t *testing.T) {
+	w := newWorld(t, func(o *push.Options) { o.LeaseTTL, o.SyncEvery = time.Second, 20*time.Millisecond })
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	inFlight := make(chan struct{})
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		if n == 2 {
+			close(inFlight)
+			<-req.Context().Done() // the sender crashes meanwhile
+			return 500, nil
+		}
+		return 200, nil
+	}
+	v, _ := w.subscribe(push.Owner{Username: "north-1", IP: loopback}, r.url("/hook"))
+	w.publish("t", "1")
+	<-inFlight
+	w.publish("t", "2")
+	w.crash()
+	w.push.Wait(context.Background())
+	w.otherInstance()
+	testdeps.WaitFor(t, "both events taken", func() bool { return len(taken(r.deliveries())) >= 3 })
+	all := r.deliveries()
+	id1 := "msg_" + v.ID + "_" + all[1].events[0].ID
+	for i, want := range []struct{ id, body string }{{id1, "1"}, {id1, "1"}} {
+		d := all[1+i]
+		if d.id != want.id || strings.Join(posted([]delivery{{}, d}), " ") != want.body {
+			t.Errorf("post %d: %s %s, want %s with event %s", 1+i, d.id, d.body, want.id, want.body)
+		}
+	}
+	if got := strings.Join(taken(all[1:]), " "); got != "t=1 t=2" {
+		t.Errorf("taken %q, want t=1 t=2", got)
+	}
+}
+
+// Three rotations: the newest secret and the one before sign, no more.
+func TestRotationKeepsTwoSecrets(t *testing.T) {
+	w := newWorld(t, nil)
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	v, secret := w.subscribe(owner, r.url("/hook"))
+	r.trust(secret)
+	for i := 0; i < 3; i++ {
+		s, err := w.push.Rotate(context.Background(), owner, v.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.trust(s)
+	}
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "a delivery", func() bool { return len(r.deliveries()) == 2 })
+	d := r.deliveries()[1]
+	if strings.Join(d.signed, ",") != "2,3" || len(strings.Fields(d.signature)) != 2 {
+		t.Errorf("after three rotations signed by keys %v (%d signatures), want the last two", d.signed, len(strings.Fields(d.signature)))
+	}
+}
+
+// Enabled again, a subscription's -push-disable-after runs from its next
+// failure, not from the failures before it was disabled.
+func TestEnabledFailingOnceIsNotDisabledAgain(t *testing.T) {
+	var enabled atomic.Bool
+	backedOff := make(chan struct{}, 1)
+	w := newWorld(t, func(o *push.Options) {
+		o.DisableAfter = 50 * time.Millisecond
+		o.Backoff = func(int) time.Duration {
+			if !enabled.Load() {
+				return time.Millisecond
+			}
+			select { // a failure after the enable that did not disable
+			case backedOff <- struct{}{}:
+			default:
+			}
+			return time.Hour
+		}
+	})
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	owner := push.Owner{Username: "north-1", IP: loopback}
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		if n == 1 {
+			return 200, nil // the verification
+		}
+		return 500, nil
+	}
+	v, _ := w.subscribe(owner, r.url("/hook"))
+	w.publish("t", "1")
+	testdeps.WaitFor(t, "the subscription to be disabled", func() bool { return w.push.List(owner)[0].State == "disabled" })
+	enabled.Store(true)
+	if _, err := w.push.Enable(context.Background(), owner, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	testdeps.WaitFor(t, "the failure after the enable", func() bool {
+		return len(backedOff) == 1 || w.push.List(owner)[0].State == "disabled"
+	})
+	if st := w.push.List(owner)[0].State; st != "active" {
+		t.Errorf("after one failure once enabled: %s, want active", st)
+	}
+}
+
+// A batch whose events the log trimmed before it was taken over is not
+// posted again under its id with other events: the next batch, under its
+// own id, starts with the reset that names the gap.
+func TestATakenOverBatchTrimmedAwayIsNotReplaced(t *testing.T) {
+	w := newWorldRetaining(t, 3, func(o *push.Options) { o.LeaseTTL, o.SyncEvery = time.Second, 20*time.Millisecond })
+	r := newReceiver(t)
+	w.login("north-1", loopback)
+	inFlight := make(chan struct{})
+	r.answer = func(n int, req *http.Request) (int, http.Header) {
+		if n == 2 {
+			close(inFlight)
+			<-req.Context().Done() // the sender crashes meanwhile
+			return 500, nil
+		}
+		return 200, nil
+	}
+	v, _ := w.subscribe(push.Owner{Username: "north-1", IP: loopback}, r.url("/hook"))
+	w.publish("t", "1")
+	<-inFlight
+	w.crash()
+	w.push.Wait(context.Background())
+	for i := 2; i <= 7; i++ { // 1 to 4 trimmed away
+		w.publish("t", strconv.Itoa(i))
+	}
+	w.otherInstance()
+	testdeps.WaitFor(t, "the delivery after the trim", func() bool { return len(r.deliveries()) >= 3 })
+	all := r.deliveries()
+	d := all[2]
+	if d.id == all[1].id || len(d.events) != 4 || d.events[0].Type != "reset" || d.id != "msg_"+v.ID+"_"+d.events[3].ID {
+		t.Errorf("after %s %s, the next post %s %s: want a reset and t=5 t=6 t=7 under the id of t=7", all[1].id, all[1].body, d.id, d.body)
+	}
+}

@@ -24,19 +24,31 @@ type Store interface {
 	Delete(ctx context.Context, id string) (bool, error)
 	// List is every subscription of the subsystem.
 	List(ctx context.Context) ([]*Record, error)
-	// Cursor is the last event delivered (or passed over) for id.
-	Cursor(ctx context.Context, id string) (events.ID, bool, error)
+	// Cursor is the last event delivered (or passed over) for id, and
+	// the end of its pending batch (the zero ID: none), which Pending
+	// fixed before its first attempt.
+	Cursor(ctx context.Context, id string) (cursor, pending events.ID, found bool, err error)
+	// Pending records end as the last event of id's next batch, unless
+	// one is recorded already, and answers the end recorded, only while
+	// holder holds its lease: every attempt of the batch, on any
+	// instance, posts the events up to it under the same webhook-id.
+	Pending(ctx context.Context, id, holder string, end events.ID) (events.ID, bool, error)
 	// Lease takes, or renews, the right to deliver for id for ttl, for
 	// holder; false while another holds it.
 	Lease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error)
 	// Advance moves id's cursor, only while holder holds its lease,
-	// and clears its failing time: a 2xx took the batch.
+	// and clears its pending batch and its failing time: a 2xx took the
+	// batch.
 	Advance(ctx context.Context, id, holder string, cursor events.ID) (bool, error)
 	// Failing records that id's deliveries fail since since, unless a
 	// failure since the last Advance is recorded already, and answers
 	// the time recorded, only while holder holds its lease: the
 	// -push-disable-after clock goes on across a lease handover.
 	Failing(ctx context.Context, id, holder string, since time.Time) (time.Time, bool, error)
+	// ClearFailing forgets id's failing time, whoever holds its lease:
+	// its north server enabled it again, and -push-disable-after runs
+	// from its next failure.
+	ClearFailing(ctx context.Context, id string) error
 }
 
 // Record is a subscription as a store keeps it.
@@ -66,6 +78,7 @@ type MemoryStore struct {
 	cursors map[string]events.ID
 	leases  map[string]lease
 	failing map[string]time.Time
+	pending map[string]events.ID
 }
 
 type lease struct {
@@ -75,7 +88,7 @@ type lease struct {
 
 // NewMemoryStore is an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{records: map[string]*Record{}, cursors: map[string]events.ID{}, leases: map[string]lease{}, failing: map[string]time.Time{}}
+	return &MemoryStore{records: map[string]*Record{}, cursors: map[string]events.ID{}, leases: map[string]lease{}, failing: map[string]time.Time{}, pending: map[string]events.ID{}}
 }
 
 func (m *MemoryStore) Create(_ context.Context, r *Record, cursor events.ID, perOwner, max int) error {
@@ -115,6 +128,7 @@ func (m *MemoryStore) Delete(_ context.Context, id string) (bool, error) {
 	delete(m.cursors, id)
 	delete(m.leases, id)
 	delete(m.failing, id)
+	delete(m.pending, id)
 	return found, nil
 }
 
@@ -129,11 +143,24 @@ func (m *MemoryStore) List(context.Context) ([]*Record, error) {
 	return out, nil
 }
 
-func (m *MemoryStore) Cursor(_ context.Context, id string) (events.ID, bool, error) {
+func (m *MemoryStore) Cursor(_ context.Context, id string) (events.ID, events.ID, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, found := m.cursors[id]
-	return c, found, nil
+	return c, m.pending[id], found, nil
+}
+
+func (m *MemoryStore) Pending(_ context.Context, id, holder string, end events.ID) (events.ID, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.holds(id, holder) {
+		return events.ID{}, false, nil
+	}
+	if e, found := m.pending[id]; found {
+		return e, true, nil
+	}
+	m.pending[id] = end
+	return end, true, nil
 }
 
 func (m *MemoryStore) Lease(_ context.Context, id, holder string, ttl time.Duration) (bool, error) {
@@ -158,6 +185,7 @@ func (m *MemoryStore) Advance(_ context.Context, id, holder string, cursor event
 	}
 	m.cursors[id] = cursor
 	delete(m.failing, id)
+	delete(m.pending, id)
 	return true, nil
 }
 
@@ -172,6 +200,13 @@ func (m *MemoryStore) Failing(_ context.Context, id, holder string, since time.T
 	}
 	m.failing[id] = since
 	return since, true, nil
+}
+
+func (m *MemoryStore) ClearFailing(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.failing, id)
+	return nil
 }
 
 // holds reports whether holder holds id's lease now; under m.mu.

@@ -58,11 +58,15 @@ func newSubscription(r *Record) *Subscription {
 	return s
 }
 
-// apply takes r's settings, which may change: secrets and disabled.
+// apply takes r's settings, which may change: secrets and disabled. An
+// enable, here or on another instance, forgets the failures before it.
 func (s *Subscription) apply(r *Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.secrets = slices.Clone(r.Secrets)
+	if s.disabled && !r.Disabled {
+		s.failingSince, s.attempt = time.Time{}, 0
+	}
 	s.disabled = r.Disabled
 }
 

@@ -26,6 +26,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Bounds", testBounds},
 		{"Lease", testLease},
 		{"Failing", testFailing},
+		{"Pending", testPending},
+		{"ClearFailing", testClearFailing},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, newStore(t)) })
 	}
@@ -48,8 +50,8 @@ func testCRUD(t *testing.T, s push.Store) {
 		all[0].URL != r.URL || len(all[0].Types) != 1 || !all[0].Created.Equal(r.Created) || string(all[0].Secrets[0].Key) != "0123456789abcdef01234567" || all[0].Disabled {
 		t.Fatalf("List: %+v %v", all, err)
 	}
-	if c, found, err := s.Cursor(ctx, "sub_1"); err != nil || !found || c != (events.ID{Epoch: "e1", Seq: 7}) {
-		t.Errorf("Cursor: %v %v %v", c, found, err)
+	if c, pending, found, err := s.Cursor(ctx, "sub_1"); err != nil || !found || c != (events.ID{Epoch: "e1", Seq: 7}) || !pending.IsZero() {
+		t.Errorf("Cursor: %v %v %v %v", c, pending, found, err)
 	}
 	r.Disabled = true
 	r.Secrets = append([]push.Secret{{Key: []byte("fedcba9876543210fedcba98")}}, push.Secret{Key: r.Secrets[0].Key, Until: r.Created.Add(time.Hour)})
@@ -69,7 +71,7 @@ func testCRUD(t *testing.T, s push.Store) {
 	if found, _ := s.Delete(ctx, "sub_1"); found {
 		t.Error("deleted twice")
 	}
-	if _, found, _ := s.Cursor(ctx, "sub_1"); found {
+	if _, _, found, _ := s.Cursor(ctx, "sub_1"); found {
 		t.Error("a deleted subscription's cursor is still there")
 	}
 	if ok, _ := s.Lease(ctx, "sub_1", "a", time.Minute); ok {
@@ -121,7 +123,7 @@ func testLease(t *testing.T, s push.Store) {
 	if ok, _ := s.Advance(ctx, "sub_1", "a", events.ID{Epoch: "e", Seq: 3}); ok {
 		t.Error("the old holder moved the cursor after losing the lease")
 	}
-	if c, _, _ := s.Cursor(ctx, "sub_1"); c != (events.ID{Epoch: "e", Seq: 2}) {
+	if c, _, _, _ := s.Cursor(ctx, "sub_1"); c != (events.ID{Epoch: "e", Seq: 2}) {
 		t.Errorf("cursor %v, want e-2", c)
 	}
 }
@@ -182,5 +184,82 @@ func testFailing(t *testing.T, s push.Store) {
 	t5 := t1.Add(5 * time.Minute)
 	if got, ok, _ := s.Failing(ctx, "sub_1", "c", t5); !ok || !got.Equal(t5) {
 		t.Errorf("a subscription made again under the same id: %v %v, want %v", got, ok, t5)
+	}
+}
+
+// A batch's end, once recorded by the holder, stays for every later
+// holder until a delivery taken moves the cursor to it.
+func testPending(t *testing.T, s push.Store) {
+	if err := s.Create(ctx, record("sub_1", "north-1", "192.0.2.1"), events.ID{Epoch: "e", Seq: 1}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	e5, e7 := events.ID{Epoch: "e", Seq: 5}, events.ID{Epoch: "e", Seq: 7}
+	if _, ok, err := s.Pending(ctx, "sub_1", "a", e5); ok || err != nil {
+		t.Fatalf("Pending without the lease: %v %v", ok, err)
+	}
+	if ok, err := s.Lease(ctx, "sub_1", "a", 2*time.Second); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	for _, c := range []struct {
+		holder   string
+		end, got events.ID
+		ok       bool
+	}{
+		{"a", e5, e5, true},
+		{"a", e7, e5, true}, // the first is kept
+		{"b", e7, events.ID{}, false},
+	} {
+		got, ok, err := s.Pending(ctx, "sub_1", c.holder, c.end)
+		if err != nil || ok != c.ok || got != c.got {
+			t.Fatalf("Pending by %s of %v: %v %v %v, want %v %v", c.holder, c.end, got, ok, err, c.got, c.ok)
+		}
+	}
+	testdeps.WaitFor(t, "b to take the lease a stopped renewing", func() bool {
+		ok, err := s.Lease(ctx, "sub_1", "b", time.Minute)
+		return err == nil && ok
+	})
+	if c, pending, found, err := s.Cursor(ctx, "sub_1"); err != nil || !found || c != (events.ID{Epoch: "e", Seq: 1}) || pending != e5 {
+		t.Errorf("the next holder reads %v %v %v %v, want e-1 and the pending e-5", c, pending, found, err)
+	}
+	if ok, _ := s.Advance(ctx, "sub_1", "b", e5); !ok {
+		t.Fatal("Advance by the holder refused")
+	}
+	if c, pending, _, _ := s.Cursor(ctx, "sub_1"); c != e5 || !pending.IsZero() {
+		t.Errorf("after the batch was taken: %v, pending %v, want e-5 and none", c, pending)
+	}
+	if got, ok, _ := s.Pending(ctx, "sub_1", "b", e7); !ok || got != e7 {
+		t.Errorf("the next batch's end: %v %v, want e-7", got, ok)
+	}
+	// The end of the subscription ends it too.
+	if ok, _ := s.Delete(ctx, "sub_1"); !ok {
+		t.Fatal("Delete refused")
+	}
+	if err := s.Create(ctx, record("sub_1", "north-1", "192.0.2.1"), events.ID{Epoch: "e", Seq: 1}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, pending, _, _ := s.Cursor(ctx, "sub_1"); !pending.IsZero() {
+		t.Errorf("a subscription made again under the same id has the pending %v", pending)
+	}
+}
+
+// An enable forgets the failing time, from any instance: the next failure
+// starts it again.
+func testClearFailing(t *testing.T, s push.Store) {
+	if err := s.Create(ctx, record("sub_1", "north-1", "192.0.2.1"), events.ID{Epoch: "e", Seq: 1}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Lease(ctx, "sub_1", "a", time.Minute); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	t1 := time.UnixMilli(1_800_000_000_000)
+	if got, ok, _ := s.Failing(ctx, "sub_1", "a", t1); !ok || !got.Equal(t1) {
+		t.Fatalf("Failing: %v %v, want %v", got, ok, t1)
+	}
+	if err := s.ClearFailing(ctx, "sub_1"); err != nil {
+		t.Fatal(err)
+	}
+	t2 := t1.Add(time.Hour)
+	if got, ok, _ := s.Failing(ctx, "sub_1", "a", t2); !ok || !got.Equal(t2) {
+		t.Errorf("after ClearFailing: %v %v, want %v", got, ok, t2)
 	}
 }

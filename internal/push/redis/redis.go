@@ -11,6 +11,9 @@
 //     lapses when it dies;
 //   - northd:{NAME}:sub:ID:failing, the unix milliseconds of the first
 //     failure since the last delivery taken, for -push-disable-after;
+//   - northd:{NAME}:sub:ID:pending, the last event of the batch being
+//     delivered, fixed before its first attempt, so that every attempt
+//     posts the same events under the same webhook-id;
 //   - northd:{NAME}:subs:version, counted up by every change of the
 //     subscriptions, so that an instance reads them all again only when
 //     it moved (each instance lists them every second). A change made by
@@ -59,6 +62,7 @@ func New(client rueidis.Client, subsystem string, timeout time.Duration, keys *S
 func (s *Store) cursorKey(id string) string  { return s.prefix + id + ":cursor" }
 func (s *Store) leaseKey(id string) string   { return s.prefix + id + ":lease" }
 func (s *Store) failingKey(id string) string { return s.prefix + id + ":failing" }
+func (s *Store) pendingKey(id string) string { return s.prefix + id + ":pending" }
 
 func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
@@ -124,12 +128,12 @@ func (s *Store) Update(ctx context.Context, r *push.Record) (bool, error) {
 	return n == 1, nil
 }
 
-// deleteScript removes the record ARGV[1] of KEYS[1], its cursor, lease
-// and failing time (KEYS[2], KEYS[3], KEYS[5]), and counts the change in
-// KEYS[4], at once.
+// deleteScript removes the record ARGV[1] of KEYS[1], its cursor, lease,
+// failing time and pending batch (KEYS[2], KEYS[3], KEYS[5], KEYS[6]),
+// and counts the change in KEYS[4], at once.
 var deleteScript = rueidis.NewLuaScript(`
 local n = redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 if n == 1 then redis.call('INCR', KEYS[4]) end
 return n
 `)
@@ -137,7 +141,7 @@ return n
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := deleteScript.Exec(ctx, s.client, []string{s.subs, s.cursorKey(id), s.leaseKey(id), s.version, s.failingKey(id)}, []string{id}).AsInt64()
+	n, err := deleteScript.Exec(ctx, s.client, []string{s.subs, s.cursorKey(id), s.leaseKey(id), s.version, s.failingKey(id), s.pendingKey(id)}, []string{id}).AsInt64()
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -196,21 +200,64 @@ func (s *Store) List(ctx context.Context) ([]*push.Record, error) {
 	return out, nil
 }
 
-func (s *Store) Cursor(ctx context.Context, id string) (events.ID, bool, error) {
+// Cursor reads the cursor and the pending batch's end together (one
+// slot: MGET).
+func (s *Store) Cursor(ctx context.Context, id string) (events.ID, events.ID, bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	v, err := s.client.Do(ctx, s.client.B().Get().Key(s.cursorKey(id)).Build()).ToString()
+	vs, err := s.client.Do(ctx, s.client.B().Mget().Key(s.cursorKey(id), s.pendingKey(id)).Build()).ToArray()
+	if err != nil {
+		return events.ID{}, events.ID{}, false, unavailable(err)
+	}
+	if len(vs) != 2 {
+		return events.ID{}, events.ID{}, false, unavailable(fmt.Errorf("MGET answered %d values, want 2", len(vs)))
+	}
+	v, err := vs[0].ToString()
+	if rueidis.IsRedisNil(err) {
+		return events.ID{}, events.ID{}, false, nil
+	}
+	c, err := parseID(v, err)
+	if err != nil {
+		return events.ID{}, events.ID{}, false, err
+	}
+	var pending events.ID
+	if v, err := vs[1].ToString(); !rueidis.IsRedisNil(err) {
+		if pending, err = parseID(v, err); err != nil {
+			return events.ID{}, events.ID{}, false, err
+		}
+	}
+	return c, pending, true, nil
+}
+
+// parseID reads an id this store wrote.
+func parseID(v string, err error) (events.ID, error) {
+	if err != nil {
+		return events.ID{}, unavailable(err)
+	}
+	if v == "-0" { // the zero ID: before every event
+		return events.ID{}, nil
+	}
+	return events.ParseID(v)
+}
+
+// pendingScript sets the pending batch end KEYS[2] to ARGV[2] unless it is
+// set, only while ARGV[1] holds the lease KEYS[1], and answers it (nil
+// without the lease).
+var pendingScript = rueidis.NewLuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+return redis.call('GET', KEYS[2])
+`)
+
+func (s *Store) Pending(ctx context.Context, id, holder string, end events.ID) (events.ID, bool, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := pendingScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.pendingKey(id)}, []string{holder, end.String()}).ToString()
 	if rueidis.IsRedisNil(err) {
 		return events.ID{}, false, nil
 	}
-	if err != nil {
-		return events.ID{}, false, unavailable(err)
-	}
-	if v == "-0" { // the zero ID: before every event
-		return events.ID{}, true, nil
-	}
-	c, err := events.ParseID(v)
-	return c, err == nil, err
+	e, err := parseID(v, err)
+	return e, err == nil, err
 }
 
 // leaseScript takes the lease KEYS[1] for ARGV[1] for ARGV[2] ms when
@@ -235,20 +282,20 @@ func (s *Store) Lease(ctx context.Context, id, holder string, ttl time.Duration)
 }
 
 // advanceScript moves the cursor KEYS[2] to ARGV[2], and clears the
-// failing time KEYS[3], only while ARGV[1] holds the lease KEYS[1]: an
-// instance that lost it (it stalled past its lease) cannot move a cursor
-// the new holder moves.
+// failing time KEYS[3] and the pending batch KEYS[4], only while ARGV[1]
+// holds the lease KEYS[1]: an instance that lost it (it stalled past its
+// lease) cannot move a cursor the new holder moves.
 var advanceScript = rueidis.NewLuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[4])
 return 1
 `)
 
 func (s *Store) Advance(ctx context.Context, id, holder string, cursor events.ID) (bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := advanceScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.cursorKey(id), s.failingKey(id)}, []string{holder, cursor.String()}).AsInt64()
+	n, err := advanceScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.cursorKey(id), s.failingKey(id), s.pendingKey(id)}, []string{holder, cursor.String()}).AsInt64()
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -275,4 +322,13 @@ func (s *Store) Failing(ctx context.Context, id, holder string, since time.Time)
 		return time.Time{}, false, unavailable(err)
 	}
 	return time.UnixMilli(ms), true, nil
+}
+
+func (s *Store) ClearFailing(ctx context.Context, id string) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	if err := s.client.Do(ctx, s.client.B().Del().Key(s.failingKey(id)).Build()).Error(); err != nil {
+		return unavailable(err)
+	}
+	return nil
 }
