@@ -100,7 +100,7 @@ func (p *Pusher) deliver(s *Subscription) {
 				continue
 			}
 			if len(objects) == 1 { // none of its events is left for it
-				if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, pending); !ok {
+				if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, cursor, pending); !ok {
 					lose()
 					continue
 				}
@@ -126,7 +126,7 @@ func (p *Pusher) deliver(s *Subscription) {
 			if len(objects) == 1 {
 				// Nothing for it: the events passed over were not its.
 				if n != cursor {
-					if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, n); ok {
+					if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, cursor, n); ok {
 						s.mu.Lock()
 						s.cursor = n
 						s.mu.Unlock()
@@ -138,7 +138,7 @@ func (p *Pusher) deliver(s *Subscription) {
 			// same events, and the same id, for every attempt of
 			// the batch, on any instance, so that a receiver can
 			// tell a redelivery.
-			end, ok, err := p.subs.Pending(ctx, s.ID, p.holder, n)
+			end, ok, err := p.subs.Pending(ctx, s.ID, p.holder, cursor, n)
 			if err != nil || !ok {
 				lose()
 				p.pause(ctx, p.o.LeaseTTL/3)
@@ -178,7 +178,7 @@ func (p *Pusher) deliver(s *Subscription) {
 		s.mu.Unlock()
 		switch result {
 		case delivered:
-			if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, next); !ok {
+			if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, cursor, next); !ok {
 				lose() // another instance took over; it posts this batch again
 				continue
 			}

@@ -30,16 +30,20 @@ type Store interface {
 	Cursor(ctx context.Context, id string) (cursor, pending events.ID, found bool, err error)
 	// Pending records end as the last event of id's next batch, unless
 	// one is recorded already, and answers the end recorded, only while
-	// holder holds its lease: every attempt of the batch, on any
-	// instance, posts the events up to it under the same webhook-id.
-	Pending(ctx context.Context, id, holder string, end events.ID) (events.ID, bool, error)
+	// holder holds its lease and the cursor is still from: every attempt
+	// of the batch, on any instance, posts the events up to it under the
+	// same webhook-id.
+	Pending(ctx context.Context, id, holder string, from, end events.ID) (events.ID, bool, error)
 	// Lease takes, or renews, the right to deliver for id for ttl, for
 	// holder; false while another holds it.
 	Lease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error)
-	// Advance moves id's cursor, only while holder holds its lease,
-	// and clears its pending batch and its failing time: a 2xx took the
-	// batch.
-	Advance(ctx context.Context, id, holder string, cursor events.ID) (bool, error)
+	// Advance moves id's cursor from from to to, only while holder
+	// holds its lease and the cursor is still from, and clears its
+	// pending batch and its failing time: a 2xx took the batch. The
+	// cursor's check fences an instance that stalled past its lease
+	// while another delivered and let the lease lapse: renewing it, the
+	// stalled one would otherwise move the cursor back to its own.
+	Advance(ctx context.Context, id, holder string, from, to events.ID) (bool, error)
 	// Failing records that id's deliveries fail since since, unless a
 	// failure since the last Advance is recorded already, and answers
 	// the time recorded, only while holder holds its lease: the
@@ -150,10 +154,10 @@ func (m *MemoryStore) Cursor(_ context.Context, id string) (events.ID, events.ID
 	return c, m.pending[id], found, nil
 }
 
-func (m *MemoryStore) Pending(_ context.Context, id, holder string, end events.ID) (events.ID, bool, error) {
+func (m *MemoryStore) Pending(_ context.Context, id, holder string, from, end events.ID) (events.ID, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.holds(id, holder) {
+	if !m.holds(id, holder) || m.cursors[id] != from {
 		return events.ID{}, false, nil
 	}
 	if e, found := m.pending[id]; found {
@@ -177,13 +181,13 @@ func (m *MemoryStore) Lease(_ context.Context, id, holder string, ttl time.Durat
 	return true, nil
 }
 
-func (m *MemoryStore) Advance(_ context.Context, id, holder string, cursor events.ID) (bool, error) {
+func (m *MemoryStore) Advance(_ context.Context, id, holder string, from, to events.ID) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.holds(id, holder) {
+	if !m.holds(id, holder) || m.cursors[id] != from {
 		return false, nil
 	}
-	m.cursors[id] = cursor
+	m.cursors[id] = to
 	delete(m.failing, id)
 	delete(m.pending, id)
 	return true, nil

@@ -110,21 +110,43 @@ func testLease(t *testing.T, s push.Store) {
 			t.Fatalf("Lease for %s: %v %v, want %v", c.holder, ok, err, c.want)
 		}
 	}
-	if ok, _ := s.Advance(ctx, "sub_1", "b", events.ID{Epoch: "e", Seq: 9}); ok {
+	if ok, _ := s.Advance(ctx, "sub_1", "b", events.ID{Epoch: "e", Seq: 1}, events.ID{Epoch: "e", Seq: 9}); ok {
 		t.Error("a cursor moved for a holder without the lease")
 	}
-	if ok, _ := s.Advance(ctx, "sub_1", "a", events.ID{Epoch: "e", Seq: 2}); !ok {
+	if ok, _ := s.Advance(ctx, "sub_1", "a", events.ID{Epoch: "e", Seq: 1}, events.ID{Epoch: "e", Seq: 2}); !ok {
 		t.Error("the holder's cursor did not move")
 	}
 	testdeps.WaitFor(t, "b to take the lease a stopped renewing", func() bool {
 		ok, err := s.Lease(ctx, "sub_1", "b", time.Minute)
 		return err == nil && ok
 	})
-	if ok, _ := s.Advance(ctx, "sub_1", "a", events.ID{Epoch: "e", Seq: 3}); ok {
+	if ok, _ := s.Advance(ctx, "sub_1", "a", events.ID{Epoch: "e", Seq: 2}, events.ID{Epoch: "e", Seq: 3}); ok {
 		t.Error("the old holder moved the cursor after losing the lease")
 	}
 	if c, _, _, _ := s.Cursor(ctx, "sub_1"); c != (events.ID{Epoch: "e", Seq: 2}) {
 		t.Errorf("cursor %v, want e-2", c)
+	}
+	// b delivers and lets the lease lapse; a, which stalled past its
+	// lease with the cursor at e-2, takes it again: its view of the
+	// cursor is stale, and moves nothing.
+	if ok, _ := s.Advance(ctx, "sub_1", "b", events.ID{Epoch: "e", Seq: 2}, events.ID{Epoch: "e", Seq: 4}); !ok {
+		t.Fatal("the new holder's cursor did not move")
+	}
+	if ok, _ := s.Lease(ctx, "sub_1", "b", time.Millisecond); !ok {
+		t.Fatal("b could not shorten its own lease")
+	}
+	testdeps.WaitFor(t, "a to take the lease b let lapse", func() bool {
+		ok, err := s.Lease(ctx, "sub_1", "a", time.Minute)
+		return err == nil && ok
+	})
+	if ok, _ := s.Advance(ctx, "sub_1", "a", events.ID{Epoch: "e", Seq: 2}, events.ID{Epoch: "e", Seq: 3}); ok {
+		t.Error("a holder with a stale cursor moved the cursor back")
+	}
+	if _, ok, _ := s.Pending(ctx, "sub_1", "a", events.ID{Epoch: "e", Seq: 2}, events.ID{Epoch: "e", Seq: 3}); ok {
+		t.Error("a holder with a stale cursor fixed a batch")
+	}
+	if c, pending, _, _ := s.Cursor(ctx, "sub_1"); c != (events.ID{Epoch: "e", Seq: 4}) || !pending.IsZero() {
+		t.Errorf("cursor %v, pending %v, want e-4 and none", c, pending)
 	}
 }
 
@@ -166,7 +188,7 @@ func testFailing(t *testing.T, s push.Store) {
 		t.Errorf("the next holder's failing time %v %v, want %v", got, ok, t1)
 	}
 	// A delivery taken clears it.
-	if ok, _ := s.Advance(ctx, "sub_1", "b", events.ID{Epoch: "e", Seq: 2}); !ok {
+	if ok, _ := s.Advance(ctx, "sub_1", "b", events.ID{Epoch: "e", Seq: 1}, events.ID{Epoch: "e", Seq: 2}); !ok {
 		t.Fatal("Advance by the holder refused")
 	}
 	t4 := t1.Add(4 * time.Minute)
@@ -193,8 +215,8 @@ func testPending(t *testing.T, s push.Store) {
 	if err := s.Create(ctx, record("sub_1", "north-1", "192.0.2.1"), events.ID{Epoch: "e", Seq: 1}, 10, 10); err != nil {
 		t.Fatal(err)
 	}
-	e5, e7 := events.ID{Epoch: "e", Seq: 5}, events.ID{Epoch: "e", Seq: 7}
-	if _, ok, err := s.Pending(ctx, "sub_1", "a", e5); ok || err != nil {
+	e1, e5, e7 := events.ID{Epoch: "e", Seq: 1}, events.ID{Epoch: "e", Seq: 5}, events.ID{Epoch: "e", Seq: 7}
+	if _, ok, err := s.Pending(ctx, "sub_1", "a", e1, e5); ok || err != nil {
 		t.Fatalf("Pending without the lease: %v %v", ok, err)
 	}
 	if ok, err := s.Lease(ctx, "sub_1", "a", 2*time.Second); !ok || err != nil {
@@ -209,7 +231,7 @@ func testPending(t *testing.T, s push.Store) {
 		{"a", e7, e5, true}, // the first is kept
 		{"b", e7, events.ID{}, false},
 	} {
-		got, ok, err := s.Pending(ctx, "sub_1", c.holder, c.end)
+		got, ok, err := s.Pending(ctx, "sub_1", c.holder, e1, c.end)
 		if err != nil || ok != c.ok || got != c.got {
 			t.Fatalf("Pending by %s of %v: %v %v %v, want %v %v", c.holder, c.end, got, ok, err, c.got, c.ok)
 		}
@@ -221,13 +243,13 @@ func testPending(t *testing.T, s push.Store) {
 	if c, pending, found, err := s.Cursor(ctx, "sub_1"); err != nil || !found || c != (events.ID{Epoch: "e", Seq: 1}) || pending != e5 {
 		t.Errorf("the next holder reads %v %v %v %v, want e-1 and the pending e-5", c, pending, found, err)
 	}
-	if ok, _ := s.Advance(ctx, "sub_1", "b", e5); !ok {
+	if ok, _ := s.Advance(ctx, "sub_1", "b", e1, e5); !ok {
 		t.Fatal("Advance by the holder refused")
 	}
 	if c, pending, _, _ := s.Cursor(ctx, "sub_1"); c != e5 || !pending.IsZero() {
 		t.Errorf("after the batch was taken: %v, pending %v, want e-5 and none", c, pending)
 	}
-	if got, ok, _ := s.Pending(ctx, "sub_1", "b", e7); !ok || got != e7 {
+	if got, ok, _ := s.Pending(ctx, "sub_1", "b", e5, e7); !ok || got != e7 {
 		t.Errorf("the next batch's end: %v %v, want e-7", got, ok)
 	}
 	// The end of the subscription ends it too.

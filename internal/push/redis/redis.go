@@ -241,18 +241,19 @@ func parseID(v string, err error) (events.ID, error) {
 }
 
 // pendingScript sets the pending batch end KEYS[2] to ARGV[2] unless it is
-// set, only while ARGV[1] holds the lease KEYS[1], and answers it (nil
-// without the lease).
+// set, only while ARGV[1] holds the lease KEYS[1] and the cursor KEYS[3]
+// is ARGV[3], and answers it (nil without the lease or on another cursor).
 var pendingScript = rueidis.NewLuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then return false end
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
 return redis.call('GET', KEYS[2])
 `)
 
-func (s *Store) Pending(ctx context.Context, id, holder string, end events.ID) (events.ID, bool, error) {
+func (s *Store) Pending(ctx context.Context, id, holder string, from, end events.ID) (events.ID, bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	v, err := pendingScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.pendingKey(id)}, []string{holder, end.String()}).ToString()
+	v, err := pendingScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.pendingKey(id), s.cursorKey(id)}, []string{holder, end.String(), from.String()}).ToString()
 	if rueidis.IsRedisNil(err) {
 		return events.ID{}, false, nil
 	}
@@ -281,21 +282,23 @@ func (s *Store) Lease(ctx context.Context, id, holder string, ttl time.Duration)
 	return n == 1, nil
 }
 
-// advanceScript moves the cursor KEYS[2] to ARGV[2], and clears the
-// failing time KEYS[3] and the pending batch KEYS[4], only while ARGV[1]
-// holds the lease KEYS[1]: an instance that lost it (it stalled past its
-// lease) cannot move a cursor the new holder moves.
+// advanceScript moves the cursor KEYS[2] from ARGV[3] to ARGV[2], and
+// clears the failing time KEYS[3] and the pending batch KEYS[4], only
+// while ARGV[1] holds the lease KEYS[1] and the cursor is still ARGV[3]:
+// an instance that lost the lease (it stalled past it) cannot move a
+// cursor the new holder moves, even once it holds the lease again.
 var advanceScript = rueidis.NewLuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[3], KEYS[4])
 return 1
 `)
 
-func (s *Store) Advance(ctx context.Context, id, holder string, cursor events.ID) (bool, error) {
+func (s *Store) Advance(ctx context.Context, id, holder string, from, to events.ID) (bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := advanceScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.cursorKey(id), s.failingKey(id), s.pendingKey(id)}, []string{holder, cursor.String()}).AsInt64()
+	n, err := advanceScript.Exec(ctx, s.client, []string{s.leaseKey(id), s.cursorKey(id), s.failingKey(id), s.pendingKey(id)}, []string{holder, to.String(), from.String()}).AsInt64()
 	if err != nil {
 		return false, unavailable(err)
 	}
