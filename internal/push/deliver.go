@@ -234,19 +234,8 @@ func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, bod
 	defer func() { <-p.o.Workers }()
 	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
-	if err != nil {
-		return 0, 0, unreachable, err.Error()
-	}
-	now := time.Now()
-	ts := now.Unix()
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "northd-webhooks")
-	req.Header.Set(webhooks.HeaderID, msgID)
-	req.Header.Set(webhooks.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(webhooks.HeaderSignature, string(webhooks.SignatureHeader(nil, s.keys(now), msgID, ts, body)))
 	start := time.Now()
-	resp, err := p.o.Client.Do(req)
+	status, header, err := p.post(ctx, s, msgID, body)
 	p.m.attemptSeconds.UpdateDuration(start)
 	if err != nil {
 		result = unreachable
@@ -256,11 +245,8 @@ func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, bod
 			result = timedOut
 		}
 		p.m.attempts[result].Inc()
-		return 0, 0, result, errorText(err)
+		return 0, 0, result, p.failure(s, "attempt", err)
 	}
-	io.Copy(io.Discard, resp.Body) // capped by the client
-	resp.Body.Close()
-	status = resp.StatusCode
 	switch {
 	case status >= 200 && status < 300:
 		result = delivered
@@ -271,7 +257,7 @@ func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, bod
 		if status == http.StatusTooManyRequests {
 			result = rateLimited
 		}
-		if d, ok := webhooks.RetryAfter(resp.Header, time.Now()); ok {
+		if d, ok := webhooks.RetryAfter(header, time.Now()); ok {
 			wait, result = d, rateLimited
 		}
 	case status >= 300 && status < 400:
@@ -283,24 +269,31 @@ func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, bod
 	}
 	p.m.attempts[result].Inc()
 	if result != delivered {
-		errText = "answered " + strconv.Itoa(status) + " " + http.StatusText(status)
+		errText = webhooks.FailureStatus(status)
 	}
 	return status, wait, result, errText
 }
 
-// verify sends the new subscription its one subscription.verify event,
-// signed as every delivery will be, and wants a 2xx back.
-func (p *Pusher) verify(ctx context.Context, s *Subscription) error {
-	now := time.Now().UTC()
-	ev := events.Event{ID: events.ID{Epoch: "verify", Seq: 0}, Type: "subscription.verify", Time: now,
-		Data: []byte(`{"subscription":"` + s.ID + `"}`)}
-	body := append(events.AppendEventJSON([]byte{'['}, &ev, p.o.Subsystem), ']')
-	status, _, result, errText := p.attempt(ctx, s, "msg_"+s.ID+"_verify", body)
-	if result != delivered {
-		if errText == "" {
-			errText = "answered " + strconv.Itoa(status)
-		}
-		return &VerifyError{Reason: errText}
+// post sends body to s's url once, signed anew, until ctx ends, and reads
+// the answer (its body capped by the client): a delivery's attempt, on a
+// worker, or a subscribe's verification, on a verification slot.
+func (p *Pusher) post(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, header http.Header, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
 	}
-	return nil
+	now := time.Now()
+	ts := now.Unix()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "northd-webhooks")
+	req.Header.Set(webhooks.HeaderID, msgID)
+	req.Header.Set(webhooks.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(webhooks.HeaderSignature, string(webhooks.SignatureHeader(nil, s.keys(now), msgID, ts, body)))
+	resp, err := p.o.Client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	io.Copy(io.Discard, resp.Body) // capped by the client
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header, nil
 }
