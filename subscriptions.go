@@ -22,6 +22,8 @@ var (
 	tooManySubscriptions = wire.AppendFailureBody(nil, 3, false, "too many webhook subscriptions: delete one of yours (DELETE /north/subscriptions/ID) first")
 	notDisabledBody      = wire.AppendFailureBody(nil, 1, false, "the subscription is not disabled: only a disabled one can be enabled")
 	subscriptionShutdown = wire.AppendFailureBody(nil, 4, false, "this instance is shutting down; retry after the Retry-After seconds")
+	verifiersBusy        = wire.AppendFailureBody(nil, 4, false, "every check of a new subscription's url is in flight; retry after the Retry-After seconds")
+	subscribingTooFast   = wire.AppendFailureBody(nil, 3, false, "you are subscribing too fast: a north server's urls are checked one a second after the first few; retry after the Retry-After seconds")
 	subscriptionDeleted  = []byte(`{"code": 0, "description": "deleted"}`)
 )
 
@@ -184,6 +186,12 @@ func (s *subsystem) answerSubscriptionError(ctx *fasthttp.RequestCtx, err error)
 		answerJSON(ctx, fasthttp.StatusNotFound, subscriptionNotFound)
 	case errors.Is(err, push.ErrTooMany):
 		answerJSON(ctx, fasthttp.StatusTooManyRequests, tooManySubscriptions)
+	case errors.Is(err, push.ErrVerifiersBusy):
+		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
+		answerJSON(ctx, fasthttp.StatusServiceUnavailable, verifiersBusy)
+	case errors.Is(err, push.ErrTooFast):
+		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
+		answerJSON(ctx, fasthttp.StatusTooManyRequests, subscribingTooFast)
 	case errors.Is(err, push.ErrNotDisabled):
 		answerJSON(ctx, fasthttp.StatusConflict, notDisabledBody)
 	case errors.Is(err, push.ErrShuttingDown), errors.Is(err, events.ErrUnavailable):

@@ -6,12 +6,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
+	"northd/internal/push"
 	"northd/internal/testdeps"
 )
 
@@ -114,5 +118,67 @@ func TestWebhooksOffByDefault(t *testing.T) {
 	}
 	if a := call(t, http.DefaultClient, "POST", "http://"+listen[0]+"/north/subscriptions", "", `{}`); a.status != 401 {
 		t.Errorf("no token: %d %s", a.status, a.body)
+	}
+}
+
+// A subscribe whose url does not answer HTTP, or where nothing listens,
+// is told the category of the failure: not the banner of what answered,
+// nor Go's dial error.
+func TestSubscribeNamesTheFailure(t *testing.T) {
+	banner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer banner.Close()
+	go func() {
+		for {
+			c, err := banner.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n"))
+			defer c.Close()
+		}
+	}()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there any more
+	listen, _, logs, _ := startRun(t, "-listen", "nms=127.0.0.1:0", "-admin", "off", "-push-allow", "127.0.0.0/8")
+	token := loginAs(t, listen[0], "north-1", "127.0.0.1")
+	for _, c := range []struct{ addr, want string }{
+		{banner.Addr().String(), `{"code": 1, "description": "the url did not accept the subscription.verify event: not HTTP: what listens on that port closed the connection or answered something that is not HTTP; answer it with a 2xx, then subscribe again"}`},
+		{closed, `{"code": 1, "description": "the url did not accept the subscription.verify event: connection refused: nothing listens on that port; answer it with a 2xx, then subscribe again"}`},
+	} {
+		a := call(t, http.DefaultClient, "POST", "http://"+listen[0]+"/north/subscriptions", token, `{"url":"http://`+c.addr+`/hook"}`)
+		if a.status != 400 || a.body != c.want {
+			t.Errorf("subscribing to %s: %d %s\nwant 400 %s", c.addr, a.status, a.body, c.want)
+		}
+		if !strings.Contains(logs.String(), `url=http://`+c.addr+`/hook err="Post`) {
+			t.Errorf("the log lacks the error of %s:\n%s", c.addr, logs.String())
+		}
+	}
+}
+
+// The answers of a subscribe refused for now say when to retry.
+func TestSubscribeAnswersRetryLater(t *testing.T) {
+	s := &subsystem{}
+	for _, c := range []struct {
+		err        error
+		status     int
+		retryAfter string
+		body       string
+	}{
+		{push.ErrVerifiersBusy, 503, "1", `{"code": 4, "description": "every check of a new subscription's url is in flight; retry after the Retry-After seconds"}`},
+		{push.ErrTooFast, 429, "1", `{"code": 3, "description": "you are subscribing too fast: a north server's urls are checked one a second after the first few; retry after the Retry-After seconds"}`},
+		{push.ErrTooMany, 429, "", `{"code": 3, "description": "too many webhook subscriptions: delete one of yours (DELETE /north/subscriptions/ID) first"}`},
+	} {
+		ctx := new(fasthttp.RequestCtx)
+		s.answerSubscriptionError(ctx, c.err)
+		if got := ctx.Response.StatusCode(); got != c.status || string(ctx.Response.Header.Peek("Retry-After")) != c.retryAfter || string(ctx.Response.Body()) != c.body {
+			t.Errorf("%v: %d Retry-After %q %s\nwant %d Retry-After %q %s", c.err, got, ctx.Response.Header.Peek("Retry-After"), ctx.Response.Body(), c.status, c.retryAfter, c.body)
+		}
 	}
 }

@@ -35,6 +35,13 @@ const (
 	pushBatchBytes       = 256 << 10
 	pushPerNorthServer   = 10
 	pushMaxResponseBytes = 64 << 10
+	// A subscribe's verification runs on one of pushVerifiers slots of
+	// its subsystem, apart from the delivery workers, and a north server
+	// verifies pushVerifyBurst urls at once, then one a second: the
+	// Retry-After of 1 its refusals carry.
+	pushVerifiers   = 8
+	pushVerifyRate  = 1
+	pushVerifyBurst = 3
 )
 
 // newWebhooks is nil when -push-allow lists no network: webhooks are off.
@@ -99,6 +106,9 @@ func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub,
 		Allow:            w.allow,
 		Client:           w.client,
 		Workers:          w.workers,
+		Verifiers:        pushVerifiers,
+		VerifyRate:       pushVerifyRate,
+		VerifyBurst:      pushVerifyBurst,
 		Backoff:          func(attempt int) time.Duration { return webhooks.Backoff(attempt, rand.Float64) },
 		LeaseTTL:         p.Lease,
 		SyncEvery:        time.Second,

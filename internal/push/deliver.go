@@ -326,43 +326,19 @@ func (p *Pusher) send(ctx context.Context, s *Subscription, msgID string, body [
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	status, wait, result, errText = p.post(ctx, s, msgID, body)
+	status, wait, result, errText = p.attempt(ctx, s, msgID, body)
 	if result == timedOut && timeout < p.o.Timeout {
 		errText = "no answer within the time the lease had left: make -push-timeout less than half of -push-lease"
 	}
 	return status, wait, result, errText, true
 }
 
-// attempt posts body to s's url once, on a worker, within -push-timeout.
-func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, wait time.Duration, result outcome, errText string) {
-	select {
-	case p.o.Workers <- struct{}{}:
-	case <-ctx.Done():
-		return 0, 0, unreachable, "stopped"
-	}
-	defer func() { <-p.o.Workers }()
-	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
-	defer cancel()
-	return p.post(ctx, s, msgID, body)
-}
-
-// post posts body to s's url once, signed anew, within ctx, and classes
-// the answer. wait is how long the receiver asked to be left alone
+// attempt posts body to s's url once, within ctx, and classes the
+// answer. wait is how long the receiver asked to be left alone
 // (Retry-After on 429 or 503), or 0.
-func (p *Pusher) post(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, wait time.Duration, result outcome, errText string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
-	if err != nil {
-		return 0, 0, unreachable, err.Error()
-	}
-	now := time.Now()
-	ts := now.Unix()
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "northd-webhooks")
-	req.Header.Set(webhooks.HeaderID, msgID)
-	req.Header.Set(webhooks.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(webhooks.HeaderSignature, string(webhooks.SignatureHeader(nil, s.keys(now), msgID, ts, body)))
+func (p *Pusher) attempt(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, wait time.Duration, result outcome, errText string) {
 	start := time.Now()
-	resp, err := p.o.Client.Do(req)
+	status, header, err := p.post(ctx, s, msgID, body)
 	p.m.attemptSeconds.UpdateDuration(start)
 	if err != nil {
 		result = unreachable
@@ -372,11 +348,8 @@ func (p *Pusher) post(ctx context.Context, s *Subscription, msgID string, body [
 			result = timedOut
 		}
 		p.m.attempts[result].Inc()
-		return 0, 0, result, errorText(err)
+		return 0, 0, result, p.failure(s, "attempt", err)
 	}
-	io.Copy(io.Discard, resp.Body) // capped by the client
-	resp.Body.Close()
-	status = resp.StatusCode
 	switch {
 	case status >= 200 && status < 300:
 		result = delivered
@@ -387,7 +360,7 @@ func (p *Pusher) post(ctx context.Context, s *Subscription, msgID string, body [
 		if status == http.StatusTooManyRequests {
 			result = rateLimited
 		}
-		if d, ok := webhooks.RetryAfter(resp.Header, time.Now()); ok {
+		if d, ok := webhooks.RetryAfter(header, time.Now()); ok {
 			wait, result = d, rateLimited
 		}
 	case status >= 300 && status < 400:
@@ -399,24 +372,31 @@ func (p *Pusher) post(ctx context.Context, s *Subscription, msgID string, body [
 	}
 	p.m.attempts[result].Inc()
 	if result != delivered {
-		errText = "answered " + strconv.Itoa(status) + " " + http.StatusText(status)
+		errText = webhooks.FailureStatus(status)
 	}
 	return status, wait, result, errText
 }
 
-// verify sends the new subscription its one subscription.verify event,
-// signed as every delivery will be, and wants a 2xx back.
-func (p *Pusher) verify(ctx context.Context, s *Subscription) error {
-	now := time.Now().UTC()
-	ev := events.Event{ID: events.ID{Epoch: "verify", Seq: 0}, Type: "subscription.verify", Time: now,
-		Data: []byte(`{"subscription":"` + s.ID + `"}`)}
-	body := append(events.AppendEventJSON([]byte{'['}, &ev, p.o.Subsystem), ']')
-	status, _, result, errText := p.attempt(ctx, s, "msg_"+s.ID+"_verify", body)
-	if result != delivered {
-		if errText == "" {
-			errText = "answered " + strconv.Itoa(status)
-		}
-		return &VerifyError{Reason: errText}
+// post sends body to s's url once, signed anew, until ctx ends, and reads
+// the answer (its body capped by the client): a delivery's attempt, on a
+// worker, or a subscribe's verification, on a verification slot.
+func (p *Pusher) post(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, header http.Header, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
 	}
-	return nil
+	now := time.Now()
+	ts := now.Unix()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "northd-webhooks")
+	req.Header.Set(webhooks.HeaderID, msgID)
+	req.Header.Set(webhooks.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(webhooks.HeaderSignature, string(webhooks.SignatureHeader(nil, s.keys(now), msgID, ts, body)))
+	resp, err := p.o.Client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	io.Copy(io.Discard, resp.Body) // capped by the client
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header, nil
 }

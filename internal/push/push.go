@@ -47,6 +47,9 @@ type Options struct {
 	Allow            *webhooks.Allow
 	Client           *http.Client                    // from Allow: refuses what it does not permit, follows no redirect, caps answers' bodies
 	Workers          chan struct{}                   // attempts in flight, shared by every subsystem
+	Verifiers        int                             // subscribes' verifications in flight at once, apart from Workers
+	VerifyRate       float64                         // verifications per second per north server,
+	VerifyBurst      int                             // after a burst of this many
 	Backoff          func(attempt int) time.Duration // the wait after the attempt-th failure in a row
 	// LeaseTTL is how long an instance delivers for a subscription
 	// without renewing its lease: how soon another takes over when it
@@ -68,9 +71,14 @@ type Pusher struct {
 	log    *slog.Logger
 	ctx    context.Context
 
-	mu    sync.Mutex
-	local map[string]*Subscription
-	wg    sync.WaitGroup
+	mu        sync.Mutex
+	local     map[string]*Subscription
+	making    map[Owner]int // subscriptions being made here, per north server (reserve)
+	makingAll int
+	wg        sync.WaitGroup
+
+	verifiers   chan struct{} // verifications in flight
+	verifyRates *verifyRates
 
 	m pushMetrics
 }
@@ -80,7 +88,9 @@ type Pusher struct {
 func New(ctx context.Context, o Options, hub *events.Hub, tokens store.Store, subs Store, set *metrics.Set, label string, log *slog.Logger) *Pusher {
 	var b [8]byte
 	rand.Read(b[:])
-	p := &Pusher{o: o, hub: hub, tokens: tokens, subs: subs, holder: hex.EncodeToString(b[:]), log: log, ctx: ctx, local: make(map[string]*Subscription)}
+	p := &Pusher{o: o, hub: hub, tokens: tokens, subs: subs, holder: hex.EncodeToString(b[:]), log: log, ctx: ctx,
+		local: make(map[string]*Subscription), making: make(map[Owner]int),
+		verifiers: make(chan struct{}, o.Verifiers), verifyRates: newVerifyRates(o.VerifyRate, o.VerifyBurst, maxVerifyRates)}
 	p.m = newPushMetrics(set, label, p)
 	p.wg.Add(1)
 	go func() {
@@ -192,7 +202,9 @@ type Owner struct {
 // Create subscribes the north server o to the events of types (none:
 // every type) at url, from now on, once url has taken a signed
 // subscription.verify event. It returns the subscription and its secret,
-// which is shown this once.
+// which is shown this once. A north server at its limit is refused
+// before anything is posted; ErrVerifiersBusy and ErrTooFast ask it to
+// retry.
 func (p *Pusher) Create(ctx context.Context, o Owner, rawURL string, types []string) (View, string, error) {
 	if p.o.Allow == nil || p.o.Allow.Empty() {
 		return View{}, "", ErrOff
@@ -209,6 +221,10 @@ func (p *Pusher) Create(ctx context.Context, o Owner, rawURL string, types []str
 		return View{}, "", err
 	}
 	key, _ := webhooks.ParseSecret(secret)
+	if err := p.reserve(o); err != nil {
+		return View{}, "", err
+	}
+	defer p.unreserve(o)
 	r := &Record{ID: newID(), Username: o.Username, IP: o.IP, URL: u.String(), Types: slices.Clone(types), Created: time.Now().UTC(), Secrets: []Secret{{Key: key}}}
 	if err := p.verify(ctx, newSubscription(r)); err != nil {
 		return View{}, "", err
@@ -395,14 +411,11 @@ func (p *Pusher) Wait(ctx context.Context) {
 	}
 }
 
-// errorText is what an attempt's error says, for the last_error of a
-// subscription, without Go's wrapping noise where it can.
-func errorText(err error) string {
-	if refused, ok := errors.AsType[*webhooks.RefusedError](err); ok {
-		return refused.Error()
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "no answer within -push-timeout"
-	}
-	return fmt.Sprint(err)
+// failure is an attempt's error as the north server sees it, in a
+// subscription's last_error and the answer to a subscribe: a category
+// (webhooks.Failure). The error itself, which may quote what answered,
+// goes to the log, for the operator.
+func (p *Pusher) failure(s *Subscription, what string, err error) string {
+	p.log.Info("webhook "+what+" failed", "subsystem", p.o.Subsystem, "id", s.ID, "url", s.URL, "err", err)
+	return webhooks.Failure(err)
 }

@@ -142,6 +142,7 @@ type world struct {
 	hub   *events.Hub
 	subs  push.Store
 	crash context.CancelFunc // stops the first Pusher as a crash would
+	logs  *testdeps.SyncBuffer
 }
 
 var loopback = netip.MustParseAddr("127.0.0.1")
@@ -175,7 +176,7 @@ func newWorldOn(t *testing.T, log events.Log, tune func(*push.Options)) *world {
 		Subsystem: "nms", Batch: 100, BatchBytes: 256 << 10, Timeout: 10 * time.Second, DisableAfter: time.Hour,
 		Rate: 1000, PerNorthServer: 3, MaxSubscriptions: 100, SecretOverlap: time.Hour, PauseCheck: 10 * time.Millisecond,
 		Allow: allow, Client: allow.Client(webhooks.ClientOptions{Timeout: 10 * time.Second, MaxResponseBytes: 1 << 10}),
-		Workers: make(chan struct{}, 8), Backoff: func(int) time.Duration { return time.Millisecond },
+		Workers: make(chan struct{}, 8), Verifiers: 4, VerifyRate: 1000, VerifyBurst: 100, Backoff: func(int) time.Duration { return time.Millisecond },
 		LeaseTTL: time.Minute, SyncEvery: time.Minute,
 	}
 	if tune != nil {
@@ -183,9 +184,10 @@ func newWorldOn(t *testing.T, log events.Log, tune func(*push.Options)) *world {
 	}
 	subs := push.NewMemoryStore()
 	pctx, crash := context.WithCancel(ctx)
-	p := push.New(pctx, o, hub, st, subs, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	logs := new(testdeps.SyncBuffer)
+	p := push.New(pctx, o, hub, st, subs, set, `subsystem="nms"`, slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(func() { cancel(); p.Wait(context.Background()); <-done })
-	return &world{t: t, log: log, store: st, push: p, set: set, ctx: ctx, o: o, hub: hub, subs: subs, crash: crash}
+	return &world{t: t, log: log, store: st, push: p, set: set, ctx: ctx, o: o, hub: hub, subs: subs, crash: crash, logs: logs}
 }
 
 // otherInstance starts a second Pusher on the world's log and stores, as
@@ -478,6 +480,10 @@ func TestCreateRefuses(t *testing.T) {
 	}
 	if _, _, err := w.push.Create(context.Background(), owner, r.url("/hook"), nil); err != push.ErrTooMany {
 		t.Errorf("a fourth subscription with PerNorthServer 3: %v, want ErrTooMany", err)
+	}
+	// Refused before its verification: nothing reached the url.
+	if n := len(r.deliveries()); n != 4 {
+		t.Errorf("the url got %d requests, want 4: the one answered 404 and three verifications", n)
 	}
 }
 

@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -138,13 +139,31 @@ func (a *Allow) Client(o ClientOptions) *http.Client {
 			return nil
 		},
 	}
+	tlsConfig := &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
 	return &http.Client{
 		Timeout: o.Timeout,
 		Transport: capBodies{max: o.MaxResponseBytes, next: &http.Transport{
-			Proxy:                  nil,
-			DialContext:            dialer.DialContext,
-			TLSClientConfig:        &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout:    o.Timeout,
+			Proxy:       nil,
+			DialContext: dialer.DialContext,
+			// The handshake is made here, not by the transport, so
+			// that its failure is told apart (a TLSError) from an
+			// answer that is not HTTP.
+			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := dialer.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				cfg := tlsConfig.Clone()
+				cfg.ServerName, _, _ = net.SplitHostPort(addr)
+				ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+				defer cancel()
+				tc := tls.Client(conn, cfg)
+				if err := tc.HandshakeContext(ctx); err != nil {
+					conn.Close()
+					return nil, &TLSError{err}
+				}
+				return tc, nil
+			},
 			ResponseHeaderTimeout:  o.Timeout,
 			MaxIdleConnsPerHost:    4,
 			IdleConnTimeout:        90 * time.Second,

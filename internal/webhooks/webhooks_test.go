@@ -1,12 +1,17 @@
 package webhooks
 
 import (
+	"crypto/x509"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -291,4 +296,50 @@ func FuzzRetryAfter(f *testing.F) {
 			t.Fatalf("RetryAfter(%q) = %v, %v", v, d, ok)
 		}
 	})
+}
+
+// The categories no local listener makes: an address -push-allow does not
+// permit (a url that was allowed before a reload narrowed it), and no
+// route.
+func TestFailureOfTheDial(t *testing.T) {
+	allow, err := ParseAllow([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = allow.Client(ClientOptions{Timeout: time.Minute, MaxResponseBytes: 1}).Post("http://127.0.0.1:9/hook", "application/json", nil)
+	if got, want := Failure(err), "address not allowed: -push-allow does not permit it; ask the operator"; got != want {
+		t.Errorf("Failure(%v) = %q, want %q", err, got, want)
+	}
+	noRoute := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}
+	if got, want := Failure(&url.Error{Op: "Post", URL: "http://10.0.0.1/hook", Err: noRoute}), "unreachable: no route to that address"; got != want {
+		t.Errorf("Failure(no route) = %q, want %q", got, want)
+	}
+}
+
+// The client makes the TLS handshake itself (to tell its failure apart):
+// an https receiver whose certificate the roots vouch for, for its IP, is
+// reached, over TLS.
+func TestClientSpeaksTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			w.WriteHeader(400)
+			return
+		}
+		w.WriteHeader(204)
+	}))
+	defer srv.Close()
+	allow, err := ParseAllow([]string{"127.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	resp, err := allow.Client(ClientOptions{Timeout: time.Minute, RootCAs: roots, MaxResponseBytes: 1}).Post(srv.URL+"/hook", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.TLS == nil {
+		t.Errorf("an https receiver northd trusts: %d, TLS %v", resp.StatusCode, resp.TLS != nil)
+	}
 }
