@@ -115,7 +115,7 @@ func (p *Pusher) deliver(s *Subscription) {
 		}
 		// A north server that is logged out receives nothing until it
 		// logs in again; the batch waits for it.
-		if holder, live, err := p.tokens.Holder(ctx, s.Owner.IP, time.Now()); err != nil || !live || holder != s.Owner.Username {
+		if holder, live, _, err := p.tokens.Holder(ctx, s.Owner.IP, time.Now()); err != nil || !live || holder != s.Owner.Username {
 			p.setState(s, Paused)
 			p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
 			continue
