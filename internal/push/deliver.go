@@ -14,6 +14,16 @@ import (
 	"northd/internal/webhooks"
 )
 
+// ownerTenure is the tenure of the subscription's owner at its ip, and
+// false while it does not hold the ip (or the store does not answer).
+func (p *Pusher) ownerTenure(ctx context.Context, s *Subscription) (events.Tenure, bool) {
+	holder, live, tenure, err := p.tokens.Holder(ctx, s.Owner.IP, time.Now())
+	if err != nil || !live || holder != s.Owner.Username {
+		return events.Tenure{}, false
+	}
+	return events.Tenure(tenure), true
+}
+
 // outcome classes an attempt, for its metric.
 type outcome uint8
 
@@ -88,6 +98,17 @@ func (p *Pusher) deliver(s *Subscription) {
 		cursor := s.cursor
 		s.mu.Unlock()
 		if batch == nil {
+			// The events to the owner's ip while no one held it are
+			// its when its login was the next there: the batch is
+			// read in the tenure it holds, and only while it holds
+			// the ip, so that none of its own is passed over.
+			tenure, live := p.ownerTenure(ctx, s)
+			if !live {
+				p.setState(s, Paused)
+				p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
+				continue
+			}
+			s.reader.Tenure = tenure
 			// A reset event, when the log no longer keeps what
 			// came after the cursor, leads the batch.
 			objects, polled, err := p.hub.Poll(ctx, cursor, false, min(5*time.Second, p.o.LeaseTTL/3), &s.reader, p.o.Batch, p.o.BatchBytes, []byte{'['})
@@ -95,6 +116,9 @@ func (p *Pusher) deliver(s *Subscription) {
 			if err != nil {
 				p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
 				continue
+			}
+			if again, live := p.ownerTenure(ctx, s); !live || again != tenure {
+				continue // it logged in or out while the log was read: read again
 			}
 			if len(objects) == 1 {
 				// Nothing for it: the events passed over were not its.

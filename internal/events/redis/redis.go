@@ -17,7 +17,10 @@
 //
 //	XADD northd:{NAME}:events MAXLEN ~ 100000 0-* type TYPE data JSON [to_ip IP] [to_user USERNAME] [time RFC3339NANO]
 //
-// with time in UTC. Such an entry is delivered however it was written: one
+// with time in UTC. An entry with to_ip and no to_user is for whoever
+// holds the ip when it is read (northd's own publishing writes the
+// username holding the ip, or, when no one held it, to_next_login: see
+// events.Target). Such an entry is delivered however it was written: one
 // with no type (or one unfit for an SSE "event:" line) as type "message",
 // data that is not JSON as a JSON string of its bytes, a missing or
 // unreadable time as the time the reading instance read it, and an
@@ -36,6 +39,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -120,8 +124,8 @@ if not epoch then
 end
 `
 
-// publishScript appends the drafts (ARGV[4…], four values each: type,
-// data, to_ip, to_user) to the stream KEYS[1] at Redis's time, trimmed to
+// publishScript appends the drafts (ARGV[4…], five values each: type,
+// data, to_ip, to_user, to_next_login) to the stream KEYS[1] at Redis's time, trimmed to
 // about ARGV[2] entries, unless the idempotency key KEYS[3] (when given)
 // holds a publish of the last ARGV[3] milliseconds. It returns
 // "EPOCH FIRST-SEQ COUNT" and whether that is a replay. A script is not
@@ -137,7 +141,7 @@ end
 local t = redis.call('TIME')
 local now = rfc3339(tonumber(t[1]), tonumber(t[2]))
 local first, n = nil, 0
-for i = 4, #ARGV, 4 do
+for i = 4, #ARGV, 5 do
   local fields = {'type', ARGV[i], 'data', ARGV[i + 1]}
   if ARGV[i + 2] ~= '' then
     fields[#fields + 1] = 'to_ip'
@@ -146,6 +150,10 @@ for i = 4, #ARGV, 4 do
   if ARGV[i + 3] ~= '' then
     fields[#fields + 1] = 'to_user'
     fields[#fields + 1] = ARGV[i + 3]
+  end
+  if ARGV[i + 4] ~= '' then
+    fields[#fields + 1] = 'to_next_login'
+    fields[#fields + 1] = ARGV[i + 4]
   end
   fields[#fields + 1] = 'time'
   fields[#fields + 1] = now
@@ -214,14 +222,18 @@ func (l *Log) Publish(ctx context.Context, idempotencyKey string, drafts []event
 		digest := sha256.Sum256([]byte(idempotencyKey))
 		keys = append(keys, l.idemKeys+hex.EncodeToString(digest[:]))
 	}
-	args := make([]string, 0, 3+4*len(drafts))
+	args := make([]string, 0, 3+5*len(drafts))
 	args = append(args, newEpoch(), l.retention, strconv.FormatInt(events.IdempotencyWindow.Milliseconds(), 10))
 	for _, d := range drafts {
 		ip := ""
 		if d.To.IP.IsValid() {
 			ip = d.To.IP.String()
 		}
-		args = append(args, d.Type, string(d.Data), ip, d.To.Username)
+		next := ""
+		if d.To.NextLogin != 0 {
+			next = strconv.FormatUint(d.To.NextLogin, 10)
+		}
+		args = append(args, d.Type, string(d.Data), ip, d.To.Username, next)
 	}
 	cctx, cancel := l.call(ctx, 0)
 	defer cancel()
@@ -389,6 +401,14 @@ func entryEvent(epoch string, e rueidis.XRangeSlice) events.Event {
 			ev.To.IP = ip
 		case "to_user":
 			ev.To.Username = f.Value
+		case "to_next_login":
+			// Unreadable: for no north server (no login counts that
+			// far) rather than for any holder.
+			n, err := strconv.ParseUint(f.Value, 10, 64)
+			if err != nil || n == 0 {
+				n = math.MaxUint64
+			}
+			ev.To.NextLogin = n
 		case "time":
 			at = f.Value
 		}
