@@ -80,7 +80,7 @@ func (s *subsystem) handleEvents(ctx *fasthttp.RequestCtx) {
 		s.pollEvents(ctx, after, resume, v)
 		return
 	}
-	st, err := s.events.Open(events.StreamSpec{Token: token, IP: v.IP, Username: v.Username, After: after, Resume: resume}, s.streamHead)
+	st, err := s.events.Open(events.StreamSpec{Token: token, IP: v.IP, Username: v.Username, Tenure: events.Tenure(v.Tenure), After: after, Resume: resume}, s.streamHead)
 	if err != nil {
 		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterStreams)
 		switch err {
@@ -121,7 +121,7 @@ func (s *subsystem) pollEvents(ctx *fasthttp.RequestCtx, after events.ID, resume
 	}
 	body := append(make([]byte, 0, 4096), `{"code":0,"events":[`...)
 	at := len(body)
-	body, polled, err := s.events.Poll(ctx, after, !resume, wait, &events.Reader{IP: v.IP, Username: v.Username}, maxPollEvents, maxPollBytes, body)
+	body, polled, err := s.events.Poll(ctx, after, !resume, wait, &events.Reader{IP: v.IP, Username: v.Username, Tenure: events.Tenure(v.Tenure)}, maxPollEvents, maxPollBytes, body)
 	if err != nil {
 		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
 		answerJSON(ctx, fasthttp.StatusServiceUnavailable, eventLogDownBody)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"northd/internal/config"
 	"northd/internal/events"
+	"northd/internal/store"
 	"northd/internal/wire"
 )
 
@@ -144,6 +147,12 @@ func (p *publishing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		publishError(w, http.StatusBadRequest, 1, problem)
 		return
 	}
+	if err := addressHolders(r.Context(), s.store, drafts); err != nil {
+		s.log.Warn("publishing events failed: the token store did not say who holds an ip", "subsystem", s.name, "err", err)
+		w.Header().Set("Retry-After", "1")
+		publishError(w, http.StatusServiceUnavailable, 4, "the token store is unavailable, and with it who holds the ips events are addressed to; retry after the Retry-After seconds, with the same Idempotency-Key")
+		return
+	}
 	ids, replayed, err := s.events.Log().Publish(r.Context(), key, drafts, time.Now())
 	if err != nil {
 		s.log.Warn("publishing events failed", "subsystem", s.name, "err", err)
@@ -177,6 +186,36 @@ func (p *publishing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusAccepted)
 	w.Write(answer)
+}
+
+// addressHolders makes each draft to an ip alone an event for the north
+// server that holds the ip now: its username, or, when no one holds it,
+// the next login there (events.Target). Without it an event would go to
+// whoever held the ip when reading, such as a later north server of
+// another username.
+func addressHolders(ctx context.Context, st store.Store, drafts []events.Draft) error {
+	resolved := make(map[netip.Addr]events.Target)
+	for i := range drafts {
+		to := &drafts[i].To
+		if !to.IP.IsValid() || to.Username != "" {
+			continue
+		}
+		if t, ok := resolved[to.IP]; ok {
+			*to = t
+			continue
+		}
+		username, live, tenure, err := st.Holder(ctx, to.IP, time.Now())
+		if err != nil {
+			return err
+		}
+		if live {
+			to.Username = username
+		} else {
+			to.NextLogin = tenure.Login + 1
+		}
+		resolved[to.IP] = *to
+	}
+	return nil
 }
 
 func appendPublished(dst []byte, id events.ID) []byte {

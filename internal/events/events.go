@@ -68,32 +68,57 @@ type Event struct {
 
 // Target is who an event is for: every north server of the subsystem (the
 // zero Target), the one at an ip, or those logged in as a username.
+//
+// An event for the north server at an ip is for the one there when it was
+// published: publishing names the username holding the ip then, or, when
+// no one held it, the next login there (NextLogin), so that a later
+// holder under another username never reads it. A Target with IP alone
+// (an entry a producer wrote into the Redis stream without to_next_login)
+// is for whoever holds the ip when it is read.
 type Target struct {
 	IP       netip.Addr
 	Username string
+	// NextLogin is, for an event to an ip no one held, the count of the
+	// next login there: one more than the count of logins the token
+	// store gave (store.Tenure). The tenure that login began is the
+	// event's addressee; 0 for none.
+	NextLogin uint64
 }
 
-// Matches reports whether the north server at ip logged in as username is
-// one the event is for.
-func (t Target) Matches(ip netip.Addr, username []byte) bool {
+// Tenure is a reader's place among the logins at its ip: its token's
+// store.Tenure.
+type Tenure struct {
+	Login uint64 // the count at its token's login
+	Prev  uint64 // the count at the last login there of the username before
+}
+
+// Matches reports whether the north server at ip logged in as username,
+// in tenure, is one the event is for.
+func (t Target) Matches(ip netip.Addr, username []byte, tenure Tenure) bool {
 	if t.IP.IsValid() && t.IP != ip {
+		return false
+	}
+	if t.NextLogin != 0 && (t.NextLogin <= tenure.Prev || t.NextLogin > tenure.Login) {
+		// Another username's login, or one before publishing (a
+		// stream open since an earlier token), was the next.
 		return false
 	}
 	return t.Username == "" || t.Username == string(username)
 }
 
 // Reader is who reads events: the north server at IP logged in as
-// Username, which wants the events addressed to it, of the Types it names
-// (none: every type).
+// Username, in Tenure, which wants the events addressed to it, of the
+// Types it names (none: every type).
 type Reader struct {
 	IP       netip.Addr
 	Username []byte
+	Tenure   Tenure
 	Types    []string
 }
 
 // Wants reports whether an event of type typ addressed to to is for r.
 func (r *Reader) Wants(to Target, typ string) bool {
-	if !to.Matches(r.IP, r.Username) {
+	if !to.Matches(r.IP, r.Username, r.Tenure) {
 		return false
 	}
 	if len(r.Types) == 0 {

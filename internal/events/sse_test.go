@@ -133,9 +133,16 @@ func TestTargetMatches(t *testing.T) {
 		{Target{Username: "north-2"}, false},
 		{Target{IP: ip, Username: "north-1"}, true},
 		{Target{IP: ip, Username: "north-2"}, false},
+		// The reader's tenure holds the logins after 4 up to 7: the
+		// next login after publishing is its for 5 to 7.
+		{Target{IP: ip, NextLogin: 4}, false},
+		{Target{IP: ip, NextLogin: 5}, true},
+		{Target{IP: ip, NextLogin: 7}, true},
+		{Target{IP: ip, NextLogin: 8}, false},
+		{Target{IP: other, NextLogin: 6}, false},
 	} {
-		if got := c.to.Matches(ip, []byte("north-1")); got != c.want {
-			t.Errorf("%+v.Matches(192.0.2.1, north-1) = %v, want %v", c.to, got, c.want)
+		if got := c.to.Matches(ip, []byte("north-1"), Tenure{Login: 7, Prev: 4}); got != c.want {
+			t.Errorf("%+v.Matches(192.0.2.1, north-1, logins 5 to 7) = %v, want %v", c.to, got, c.want)
 		}
 	}
 }

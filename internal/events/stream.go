@@ -40,6 +40,7 @@ type StreamSpec struct {
 	Token    [16]byte
 	IP       netip.Addr // the north server's, from its token
 	Username []byte     // copied
+	Tenure   Tenure     // its token's
 	After    ID         // resume after this id; zero: from now on
 	Resume   bool       // After was given
 }
@@ -83,7 +84,7 @@ func (h *Hub) Open(spec StreamSpec, head []byte) (*Stream, error) {
 	h.perToken[spec.Token]++
 	h.reserved++
 	s := &Stream{
-		hub: h, token: spec.Token, reader: Reader{IP: spec.IP, Username: append([]byte(nil), spec.Username...)},
+		hub: h, token: spec.Token, reader: Reader{IP: spec.IP, Username: append([]byte(nil), spec.Username...), Tenure: spec.Tenure},
 		resumed: spec.Resume, cursor: cursor, head: head,
 	}
 	s.sent.Store(s.cursor.Seq)

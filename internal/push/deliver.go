@@ -14,6 +14,16 @@ import (
 	"northd/internal/webhooks"
 )
 
+// ownerTenure is the tenure of the subscription's owner at its ip, and
+// false while it does not hold the ip (or the store does not answer).
+func (p *Pusher) ownerTenure(ctx context.Context, s *Subscription) (events.Tenure, bool) {
+	holder, live, tenure, err := p.tokens.Holder(ctx, s.Owner.IP, time.Now())
+	if err != nil || !live || holder != s.Owner.Username {
+		return events.Tenure{}, false
+	}
+	return events.Tenure(tenure), true
+}
+
 // outcome classes an attempt, for its metric.
 type outcome uint8
 
@@ -91,6 +101,21 @@ func (p *Pusher) deliver(s *Subscription) {
 		s.mu.Lock()
 		cursor := s.cursor
 		s.mu.Unlock()
+		var tenure events.Tenure
+		if batch == nil {
+			// The events to the owner's ip while no one held it are
+			// its when its login was the next there: a batch is
+			// read, or read again, in the tenure it holds, and only
+			// while it holds the ip, so that none of its own is
+			// passed over and a batch read again holds what it held.
+			var live bool
+			if tenure, live = p.ownerTenure(ctx, s); !live {
+				p.setState(s, Paused)
+				p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
+				continue
+			}
+			s.reader.Tenure = tenure
+		}
 		if batch == nil && !pending.IsZero() {
 			// The batch an attempt posted, here or on another
 			// instance: the same events, the same id.
@@ -123,6 +148,9 @@ func (p *Pusher) deliver(s *Subscription) {
 				p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
 				continue
 			}
+			if again, live := p.ownerTenure(ctx, s); !live || again != tenure {
+				continue // it logged in or out while the log was read: read again
+			}
 			if len(objects) == 1 {
 				// Nothing for it: the events passed over were not its.
 				if n != cursor {
@@ -154,7 +182,7 @@ func (p *Pusher) deliver(s *Subscription) {
 		}
 		// A north server that is logged out receives nothing until it
 		// logs in again; the batch waits for it.
-		if holder, live, err := p.tokens.Holder(ctx, s.Owner.IP, time.Now()); err != nil || !live || holder != s.Owner.Username {
+		if holder, live, _, err := p.tokens.Holder(ctx, s.Owner.IP, time.Now()); err != nil || !live || holder != s.Owner.Username {
 			p.setState(s, Paused)
 			p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
 			continue

@@ -842,3 +842,58 @@ func TestATakenOverBatchTrimmedAwayIsNotReplaced(t *testing.T) {
 		t.Errorf("after %s %s, the next post %s %s: want a reset and t=5 t=6 t=7 under the id of t=7", all[1].id, all[1].body, d.id, d.body)
 	}
 }
+
+// An event to an ip that no one held is for the next north server to log
+// in there: its webhook receives it, and that of a later holder under
+// another username does not, though both subscribed from the ip.
+func TestAnEventToAnUnheldIPGoesToTheNextLoginOnly(t *testing.T) {
+	w := newWorld(t, nil)
+	ip := loopback // a webhook goes to its owner's ip
+	logout := func(token [16]byte) {
+		t.Helper()
+		if _, err := w.store.Logout(token, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r1, r2 := newReceiver(t), newReceiver(t)
+	token := w.login("north-2", ip)
+	w.subscribe(push.Owner{Username: "north-2", IP: ip}, r2.url("/hook"))
+	logout(token)
+	token = w.login("north-1", ip)
+	w.subscribe(push.Owner{Username: "north-1", IP: ip}, r1.url("/hook"))
+	logout(token)
+	// As publishing addresses it (events.Target): the next login.
+	_, live, tenure, err := w.store.Holder(context.Background(), ip, time.Now())
+	if err != nil || live {
+		t.Fatalf("Holder: live %v, %v", live, err)
+	}
+	to := events.Target{IP: ip, NextLogin: tenure.Login + 1}
+	if _, _, err := w.log.Publish(context.Background(), "", []events.Draft{{Type: "t", Data: []byte(`"for the next"`), To: to}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	w.publish("t", `"for all"`)
+	received := func(r *receiver) []string {
+		var got []string
+		for _, e := range taken(r.deliveries()) {
+			if strings.HasPrefix(e, "t=") {
+				got = append(got, e)
+			}
+		}
+		return got
+	}
+	// Each receives what is its in order: up to the event for all.
+	upToAll := func(r *receiver) func() bool {
+		return func() bool { got := received(r); return len(got) > 0 && got[len(got)-1] == `t="for all"` }
+	}
+	token = w.login("north-1", ip)
+	testdeps.WaitFor(t, "north-1's deliveries", upToAll(r1))
+	if got := received(r1); len(got) != 2 || got[0] != `t="for the next"` || got[1] != `t="for all"` {
+		t.Errorf("north-1, the next to log in, received %q", got)
+	}
+	logout(token)
+	w.login("north-2", ip)
+	testdeps.WaitFor(t, "north-2's deliveries", upToAll(r2))
+	if got := received(r2); len(got) != 1 || got[0] != `t="for all"` {
+		t.Errorf("north-2, a later holder, received %q", got)
+	}
+}

@@ -44,10 +44,12 @@ type Store interface {
 	// recently seen first, ties by ip.
 	Page(ctx context.Context, after Cursor, limit int) (Page, error)
 	// Holder reports the username whose live token is the north server
-	// at ip's at now, and false when no live token is there: what a
-	// webhook subscription of that north server asks before each
-	// delivery (it pauses while its north server is logged out).
-	Holder(ctx context.Context, ip netip.Addr, now time.Time) (username string, live bool, err error)
+	// at ip's at now, with that token's Tenure, and false when no live
+	// token is there, with Tenure{Login: the logins counted so far}:
+	// what a webhook subscription of that north server asks before each
+	// delivery (it pauses while its north server is logged out), and
+	// what publishing asks to address an event to an ip's north server.
+	Holder(ctx context.Context, ip netip.Addr, now time.Time) (username string, live bool, tenure Tenure, err error)
 	// Ready reports whether the store answers, for /readyz.
 	Ready() bool
 }
@@ -71,6 +73,26 @@ type Token struct {
 	Username []byte // the username appended to Verify's usernameDst
 	IP       netip.Addr
 	Expires  int64 // unix nanoseconds: no time.Time to build and take apart on the request path
+	Tenure   Tenure
+}
+
+// Tenure places a token among the logins at its ip, so that an event
+// published to the ip while no one held it goes to the next north server
+// that logged in there and to no later one under another username (see
+// events.Target). A store counts the logins it records, each one more
+// than the last (the count is shared by many ips, and only compared
+// between logins at one ip).
+type Tenure struct {
+	// Login is the count at the login that issued the token.
+	Login uint64
+	// Prev is the count at the last login at the ip under another
+	// username than the token's, before the token's username came: its
+	// logins there since (with logouts between) are one tenure. When
+	// the store holds no such login (none was made, or the store forgot
+	// the ip at its bounds) it is the count when the store last forgot
+	// an ip, so that events published for an earlier holder it forgot
+	// are never taken for this one's.
+	Prev uint64
 }
 
 // Page is one page of a subsystem's north servers.

@@ -139,7 +139,8 @@ func epochOf(t *testing.T, ids []events.ID) string {
 }
 
 // Events read back as published, in order, their seqs counting from 1:
-// types, data to the byte (UTF-8, JSON escapes), targets and a time.
+// types, data to the byte (UTF-8, JSON escapes), targets (with the next
+// login at an unheld ip) and a time.
 func testPublishThenRead(t *testing.T, newLog NewLog) {
 	l := newLog(t, ample)
 	if !l.Ready() {
@@ -152,14 +153,14 @@ func testPublishThenRead(t *testing.T, newLog NewLog) {
 		{Type: "user.renamed", Data: []byte(`{"from":"ålice","to":"bob"}`), To: events.Target{IP: netip.MustParseAddr("2001:db8::1"), Username: "north-2"}},
 	}
 	ids := publish(t, l, "", drafts...)
-	ids = append(ids, publish(t, l, "", events.Draft{Type: "n", Data: []byte(`42`)})...)
+	ids = append(ids, publish(t, l, "", events.Draft{Type: "n", Data: []byte(`42`), To: events.Target{IP: netip.MustParseAddr("192.0.2.8"), NextLogin: 1<<40 + 3}})...)
 	epoch := epochOf(t, ids)
 	want := []events.Event{
 		{ID: events.ID{Epoch: epoch, Seq: 1}, Type: "greeting", Data: []byte(`{"text":"héllo, wörld ☃ 🎉"}`)},
 		{ID: events.ID{Epoch: epoch, Seq: 2}, Type: "quote", Data: []byte(`"a \"quoted\" back\\slash\nnew line \u0000 \u2028"`), To: events.Target{IP: netip.MustParseAddr("192.0.2.7")}},
 		{ID: events.ID{Epoch: epoch, Seq: 3}, Type: "list", Data: []byte(`[1,-2.5e3,null,true,false,{}]`), To: events.Target{Username: "north-1"}},
 		{ID: events.ID{Epoch: epoch, Seq: 4}, Type: "user.renamed", Data: []byte(`{"from":"ålice","to":"bob"}`), To: events.Target{IP: netip.MustParseAddr("2001:db8::1"), Username: "north-2"}},
-		{ID: events.ID{Epoch: epoch, Seq: 5}, Type: "n", Data: []byte(`42`)},
+		{ID: events.ID{Epoch: epoch, Seq: 5}, Type: "n", Data: []byte(`42`), To: events.Target{IP: netip.MustParseAddr("192.0.2.8"), NextLogin: 1099511627779}},
 	}
 	for i, id := range ids {
 		if id != want[i].ID {

@@ -20,7 +20,10 @@
 //
 //	XADD northd:{NAME}:events MAXLEN ~ 100000 0-* type TYPE data JSON [to_ip IP] [to_user USERNAME] [time RFC3339NANO]
 //
-// with time in UTC. Such an entry is delivered however it was written: one
+// with time in UTC. An entry with to_ip and no to_user is for whoever
+// holds the ip when it is read (northd's own publishing writes the
+// username holding the ip, or, when no one held it, to_next_login: see
+// events.Target). Such an entry is delivered however it was written: one
 // with no type (or one unfit for an SSE "event:" line) as type "message",
 // data that is not JSON as a JSON string of its bytes, a missing or
 // unreadable time as the time the reading instance read it, and an
@@ -39,6 +42,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -151,8 +155,9 @@ if not epoch or (epoch == ARGV[2] and last < tonumber(ARGV[3])) then
 end
 `
 
-// publishScript appends the drafts (ARGV[6…], four values each: type,
-// data, to_ip, to_user) to the stream KEYS[1] at Redis's time, trimmed to
+// publishScript appends the drafts (ARGV[6…], five values each: type,
+// data, to_ip, to_user, to_next_login) to the stream KEYS[1] at Redis's
+// time, trimmed to
 // about ARGV[4] entries, unless the idempotency key KEYS[3] (when given)
 // holds a publish of the last ARGV[5] milliseconds. It returns
 // "EPOCH FIRST-SEQ COUNT" and whether that is a replay. A script is not
@@ -169,7 +174,7 @@ end
 local t = redis.call('TIME')
 local now = rfc3339(tonumber(t[1]), tonumber(t[2]))
 local first, n = nil, 0
-for i = 6, #ARGV, 4 do
+for i = 6, #ARGV, 5 do
   local fields = {'type', ARGV[i], 'data', ARGV[i + 1]}
   if ARGV[i + 2] ~= '' then
     fields[#fields + 1] = 'to_ip'
@@ -178,6 +183,10 @@ for i = 6, #ARGV, 4 do
   if ARGV[i + 3] ~= '' then
     fields[#fields + 1] = 'to_user'
     fields[#fields + 1] = ARGV[i + 3]
+  end
+  if ARGV[i + 4] ~= '' then
+    fields[#fields + 1] = 'to_next_login'
+    fields[#fields + 1] = ARGV[i + 4]
   end
   fields[#fields + 1] = 'time'
   fields[#fields + 1] = now
@@ -263,14 +272,18 @@ func (l *Log) Publish(ctx context.Context, idempotencyKey string, drafts []event
 		keys = append(keys, l.idemKeys+hex.EncodeToString(digest[:]))
 	}
 	seen, seenEpoch, seenSeq := l.lastSeen()
-	args := make([]string, 0, 5+4*len(drafts))
+	args := make([]string, 0, 5+5*len(drafts))
 	args = append(args, newEpoch(), seenEpoch, seenSeq, l.retention, strconv.FormatInt(events.IdempotencyWindow.Milliseconds(), 10))
 	for _, d := range drafts {
 		ip := ""
 		if d.To.IP.IsValid() {
 			ip = d.To.IP.String()
 		}
-		args = append(args, d.Type, string(d.Data), ip, d.To.Username)
+		next := ""
+		if d.To.NextLogin != 0 {
+			next = strconv.FormatUint(d.To.NextLogin, 10)
+		}
+		args = append(args, d.Type, string(d.Data), ip, d.To.Username, next)
 	}
 	cctx, cancel := l.call(ctx, 0)
 	defer cancel()
@@ -445,6 +458,14 @@ func entryEvent(epoch string, e rueidis.XRangeSlice) events.Event {
 			ev.To.IP = ip
 		case "to_user":
 			ev.To.Username = f.Value
+		case "to_next_login":
+			// Unreadable: for no north server (no login counts that
+			// far) rather than for any holder.
+			n, err := strconv.ParseUint(f.Value, 10, 64)
+			if err != nil || n == 0 {
+				n = math.MaxUint64
+			}
+			ev.To.NextLogin = n
 		case "time":
 			at = f.Value
 		}

@@ -90,11 +90,11 @@ func (r *Store) endUserTokens(username string) int {
 	return n
 }
 
-func (r *Store) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result store.Result) {
+func (r *Store) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, tenure store.Tenure, result store.Result) {
 	return r.shards[token[15]&r.mask].verify(token, now, usernameDst)
 }
 
-func (r *Store) holder(ip netip.Addr, now int64) (string, bool) {
+func (r *Store) holder(ip netip.Addr, now int64) (string, bool, store.Tenure) {
 	return r.shards[r.shardOf(ip)].holder(ip, now)
 }
 
@@ -271,6 +271,11 @@ type registryShard struct {
 	liveTokens  int
 	tokensEnded [tokenEndCount]uint64
 
+	// clock counts the shard's logins and forgotten entries, one more with
+	// each: the Tenures' clock (an ip stays in its shard). forgot is the
+	// clock when it last forgot an entry.
+	clock, forgot uint64
+
 	_ [64]byte // keeps neighbouring shards' locks off one cache line
 }
 
@@ -298,6 +303,7 @@ type northServer struct {
 	hasToken  bool  // token is live: in byToken and the live-token list
 	lastLogin int64 // unix nanoseconds; the token expires tokenTTL later
 	logins    uint64
+	tenure    store.Tenure // its last login's
 
 	links      [3]entryLinks // in the recent list, the live-token list and its username's list
 	userListed bool          // on its username's list (userIPs); guarded by that list's lock
@@ -385,9 +391,11 @@ func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at
 				return netip.Addr{}, false
 			}
 			r.users.remove(e) // it changes hands
+			e.tenure.Prev = e.tenure.Login
 		}
 		r.recent.unlink(e)
 		r.endToken(e, tokenReplaced)
+		r.clock++
 	case len(r.byIP) >= r.max:
 		e = r.recent.oldest
 		r.recent.unlink(e)
@@ -398,10 +406,18 @@ func (r *registryShard) login(ip netip.Addr, username []byte, token [16]byte, at
 		*e = northServer{username: e.username[:0]}
 		e.ip = ip
 		r.byIP[ip] = e
+		// The ip forgotten is another: this one's tenure begins after
+		// the forgetting before.
+		e.tenure.Prev = r.forgot
+		r.clock++
+		r.forgot = r.clock
 	default:
 		e = &northServer{ip: ip}
 		r.byIP[ip] = e
+		e.tenure.Prev = r.forgot
+		r.clock++
 	}
+	e.tenure.Login = r.clock
 	e.username = append(e.username[:0], username...)
 	e.lastLogin = now
 	e.logins++
@@ -426,6 +442,8 @@ func (r *registryShard) forgetOverUser(ip netip.Addr, username []byte) {
 	r.recent.unlink(e)
 	r.endToken(e, tokenEvicted)
 	delete(r.byIP, ip)
+	r.clock++
+	r.forgot = r.clock
 }
 
 // endUserToken ends the live token of the north server at ip, if username
@@ -442,31 +460,32 @@ func (r *registryShard) endUserToken(ip netip.Addr, username string) int {
 }
 
 // verify looks token up at now. For a valid token it appends the north
-// server's username to usernameDst and returns it with the ip and the
-// token's expiry (unix nanoseconds).
-func (r *registryShard) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, result store.Result) {
+// server's username to usernameDst and returns it with the ip, the
+// token's expiry (unix nanoseconds) and its tenure.
+func (r *registryShard) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, tenure store.Tenure, result store.Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.byToken[token]
 	if e == nil {
-		return usernameDst, netip.Addr{}, 0, store.Unknown
+		return usernameDst, netip.Addr{}, 0, store.Tenure{}, store.Unknown
 	}
 	if expires = e.lastLogin + int64(r.tokenTTL); expires <= now {
 		r.expireTokens(now)
-		return usernameDst, netip.Addr{}, 0, store.Expired
+		return usernameDst, netip.Addr{}, 0, store.Tenure{}, store.Expired
 	}
-	return append(usernameDst, e.username...), e.ip, expires, store.Valid
+	return append(usernameDst, e.username...), e.ip, expires, e.tenure, store.Valid
 }
 
-// holder reports the username of the live token at ip at now.
-func (r *registryShard) holder(ip netip.Addr, now int64) (string, bool) {
+// holder reports the username of the live token at ip at now and its
+// tenure, or false and the count so far.
+func (r *registryShard) holder(ip netip.Addr, now int64) (string, bool, store.Tenure) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.byIP[ip]
 	if e == nil || !e.hasToken || e.lastLogin+int64(r.tokenTTL) <= now {
-		return "", false
+		return "", false, store.Tenure{Login: r.clock}
 	}
-	return string(e.username), true
+	return string(e.username), true, e.tenure
 }
 
 // logout ends token at once. It reports false for a token that was not

@@ -98,7 +98,7 @@ func TestShardedRegistry(t *testing.T) {
 	}
 	// Every remembered north server's token verifies, through its shard.
 	for ip, tok := range tokens {
-		_, got, _, result := r.verify(tok, at.UnixNano(), nil)
+		_, got, _, _, result := r.verify(tok, at.UnixNano(), nil)
 		if seen[ip.String()] != (result == store.Valid) || (result == store.Valid && got != ip) {
 			t.Fatalf("token of %v: %v (remembered: %v)", ip, result, seen[ip.String()])
 		}
@@ -252,7 +252,7 @@ func TestRegistryTokens(t *testing.T) {
 
 	check := func(step string, tok [16]byte, at time.Time, want store.Result, wantUser string, wantIP netip.Addr, wantExpires time.Time) {
 		t.Helper()
-		user, ip, expires, got := r.verify(tok, at.UnixNano(), nil)
+		user, ip, expires, _, got := r.verify(tok, at.UnixNano(), nil)
 		if got != want || string(user) != wantUser || ip != wantIP || (want == store.Valid && expires != wantExpires.UnixNano()) {
 			t.Errorf("%s: verify = %q %v %v %d, want %q %v %v %v", step, user, ip, time.Unix(0, expires), got, wantUser, wantIP, wantExpires, want)
 		}

@@ -31,11 +31,11 @@ func (r *Store) Login(ip netip.Addr, username []byte, token [16]byte, now time.T
 
 // Verify looks token up at now; see store.Store.
 func (r *Store) Verify(token [16]byte, now time.Time, usernameDst []byte) (store.Token, error) {
-	username, ip, expires, result := r.verify(token, now.UnixNano(), usernameDst)
+	username, ip, expires, tenure, result := r.verify(token, now.UnixNano(), usernameDst)
 	if result != store.Valid {
 		return store.Token{Result: result}, nil
 	}
-	return store.Token{Result: result, Username: username, IP: ip, Expires: expires}, nil
+	return store.Token{Result: result, Username: username, IP: ip, Expires: expires, Tenure: tenure}, nil
 }
 
 // Logout ends token at once; see store.Store.
@@ -58,9 +58,9 @@ func (r *Store) Page(_ context.Context, after store.Cursor, limit int) (store.Pa
 func (r *Store) Ready() bool { return true }
 
 // Holder reports who holds the live token at ip; see store.Store.
-func (r *Store) Holder(_ context.Context, ip netip.Addr, now time.Time) (string, bool, error) {
-	username, live := r.holder(ip, now.UnixNano())
-	return username, live, nil
+func (r *Store) Holder(_ context.Context, ip netip.Addr, now time.Time) (string, bool, store.Tenure, error) {
+	username, live, tenure := r.holder(ip, now.UnixNano())
+	return username, live, tenure, nil
 }
 
 // RegisterMetrics adds the store's gauges to set under label

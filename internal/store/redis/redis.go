@@ -26,11 +26,17 @@ import (
 // Every key of a subsystem carries its name as a Redis Cluster hash tag,
 // northd:{NAME}:…, so that one subsystem's keys share a slot and its
 // scripts may touch several of them:
-//   - northd:{NAME}:tok:DIGEST, a token: "expiry-ms\nip\nusername", with
-//     Redis's own expiry. DIGEST is the SHA-256 of the token, so a dump of
-//     Redis holds no token anyone could present;
+//   - northd:{NAME}:tok:DIGEST, a token: "expiry-ms\nip\nusername\nLOGIN PREV"
+//     (its store.Tenure; records written before tenures were kept end
+//     at the username), with Redis's own expiry. DIGEST is the SHA-256
+//     of the token, so a dump of Redis holds no token anyone could
+//     present;
 //   - northd:{NAME}:ns:IP, a north server: a hash of username, ip,
-//     last_login (ms), logins and token (the digest of its live token);
+//     last_login (ms), logins, token (the digest of its live token),
+//     and login and prev (its last login's store.Tenure);
+//   - northd:{NAME}:clock, the tenures' clock: a hash of count (the
+//     logins, one more with each) and forgot (the count at the last
+//     login that forgot north servers at the bounds);
 //   - northd:{NAME}:servers, the north servers by last login in
 //     microseconds, no two alike (a sorted set), which keeps their number
 //     within -registry-max;
@@ -220,11 +226,12 @@ func (s *Client) Ready() bool { return s.up.Load() }
 type subsystemKeys struct {
 	prefix  string // northd:{NAME}:
 	servers string
+	clock   string
 }
 
 func keysFor(name string) subsystemKeys {
 	p := "northd:{" + name + "}:"
-	return subsystemKeys{prefix: p, servers: p + "servers"}
+	return subsystemKeys{prefix: p, servers: p + "servers", clock: p + "clock"}
 }
 
 // loginScript records a login in one step: the north server's old token
@@ -235,6 +242,12 @@ func keysFor(name string) subsystemKeys {
 // username holds the ip's live token and ARGV[7] is not 1 (takeover: the
 // users file lists the ip as this username's).
 //
+// The login's tenure (store.Tenure) is the clock's count after it ticks,
+// and the count at the last login of the ip's previous username; a new
+// ip's begins at the last forgetting. A record written before tenures
+// were kept takes the count before this login instead (events published
+// meanwhile to the ip unheld then go to no one rather than to this one).
+//
 // The time is Redis's own, never older than the newest north server's:
 // the request's start time would make a login that waited (for a password
 // check, or on an instance whose clock is behind) older than every entry,
@@ -244,7 +257,7 @@ func keysFor(name string) subsystemKeys {
 var loginScript = rueidis.NewLuaScript(loginScriptSource)
 
 const loginScriptSource = `
-local rec, servers, tok, userset = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local rec, servers, tok, userset, clock = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local username, ip, ttl, digest, max, usermax, takeover, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local holder = redis.call('HGET', rec, 'username')
 local old = redis.call('HGET', rec, 'token')
@@ -252,6 +265,16 @@ if holder and holder ~= username then
   if old and takeover ~= '1' and redis.call('EXISTS', prefix .. 'tok:' .. old) == 1 then return 0 end
   redis.call('ZREM', prefix .. 'user:' .. holder, ip)
 end
+local before = redis.call('HGET', clock, 'count') or '0'
+local prev
+if not holder then
+  prev = redis.call('HGET', clock, 'forgot') or '0'
+elseif holder == username then
+  prev = redis.call('HGET', rec, 'prev') or before
+else
+  prev = redis.call('HGET', rec, 'login') or before
+end
+local login = string.format('%d', redis.call('HINCRBY', clock, 'count', 1))
 local t = redis.call('TIME')
 -- The subsystem's north servers are scored in microseconds, each later
 -- than the newest, so that no two logins tie and a page lists the most
@@ -261,12 +284,14 @@ local newest = redis.call('ZREVRANGE', servers, 0, 0, 'WITHSCORES')
 if newest[2] and tonumber(newest[2]) >= seen then seen = tonumber(newest[2]) + 1 end
 local now = math.floor(seen / 1000)
 if old then redis.call('DEL', prefix .. 'tok:' .. old) end
-redis.call('SET', tok, string.format('%d', now + ttl) .. '\n' .. ip .. '\n' .. username, 'PX', ttl)
-redis.call('HSET', rec, 'username', username, 'ip', ip, 'last_login', string.format('%d', now), 'token', digest)
+redis.call('SET', tok, string.format('%d', now + ttl) .. '\n' .. ip .. '\n' .. username .. '\n' .. login .. ' ' .. prev, 'PX', ttl)
+redis.call('HSET', rec, 'username', username, 'ip', ip, 'last_login', string.format('%d', now), 'token', digest, 'login', login, 'prev', prev)
 redis.call('HINCRBY', rec, 'logins', 1)
 -- forget drops the north servers popped from one of the two sets, with
--- their tokens, from the other set too.
+-- their tokens, from the other set too. Events published to them unheld
+-- are for none of the north servers at their ips after (see prev).
 local function forget(gone, fromServers)
+  if #gone > 0 then redis.call('HSET', clock, 'forgot', login) end
   for i = 1, #gone, 2 do
     local r = prefix .. 'ns:' .. gone[i]
     local who = redis.call('HGET', r, 'username')
@@ -356,7 +381,7 @@ func (s *Client) login(k subsystemKeys, ip netip.Addr, username []byte, token [1
 		take = "1"
 	}
 	n, err := loginScript.Exec(ctx, s.client,
-		[]string{k.prefix + "ns:" + ipText, k.servers, k.prefix + "tok:" + digest, k.prefix + "user:" + string(username)},
+		[]string{k.prefix + "ns:" + ipText, k.servers, k.prefix + "tok:" + digest, k.prefix + "user:" + string(username), k.clock},
 		[]string{string(username), ipText, strconv.FormatInt(s.ttl.Milliseconds(), 10), digest,
 			strconv.Itoa(s.max), strconv.Itoa(s.userMax), take, k.prefix}).AsInt64()
 	if err != nil {
@@ -381,65 +406,107 @@ func (s *Client) endUserTokens(ctx context.Context, k subsystemKeys, username st
 	return int(n), nil
 }
 
+// tokenRecord is a token's key as the login script wrote it.
+type tokenRecord struct {
+	expires  time.Time
+	ip       netip.Addr
+	username string
+	tenure   store.Tenure
+}
+
+// parseTokenRecord reads "expiry-ms\nip\nusername\nLOGIN PREV"; a record
+// written before tenures were kept ends at the username (usernames hold
+// no line breaks) and has the zero Tenure.
+func parseTokenRecord(v string) (tokenRecord, error) {
+	ms, rest, _ := strings.Cut(v, "\n")
+	ipText, rest, ok := strings.Cut(rest, "\n")
+	exp, err1 := strconv.ParseInt(ms, 10, 64)
+	addr, err2 := netip.ParseAddr(ipText)
+	if !ok || err1 != nil || err2 != nil {
+		return tokenRecord{}, fmt.Errorf("store holds a malformed token record %q", v)
+	}
+	r := tokenRecord{expires: time.UnixMilli(exp), ip: addr, username: rest}
+	if username, tenure, ok := strings.Cut(rest, "\n"); ok {
+		login, prev, _ := strings.Cut(tenure, " ")
+		var err1, err2 error
+		r.username = username
+		r.tenure.Login, err1 = strconv.ParseUint(login, 10, 64)
+		r.tenure.Prev, err2 = strconv.ParseUint(prev, 10, 64)
+		if err1 != nil || err2 != nil {
+			return tokenRecord{}, fmt.Errorf("store holds a malformed token record %q", v)
+		}
+	}
+	return r, nil
+}
+
 // verify looks a token up on subsystem k at now.
-func (s *Client) verify(k subsystemKeys, token [16]byte, now time.Time) (username string, ip netip.Addr, expires time.Time, result store.Result, err error) {
+func (s *Client) verify(k subsystemKeys, token [16]byte, now time.Time) (tokenRecord, store.Result, error) {
 	ctx, cancel, err := s.call(context.Background())
 	if err != nil {
-		return "", netip.Addr{}, time.Time{}, store.Unknown, err
+		return tokenRecord{}, store.Unknown, err
 	}
 	defer cancel()
 	v, err := s.client.Do(ctx, s.client.B().Get().Key(k.prefix+"tok:"+store.TokenDigest(token)).Build()).ToString()
 	switch {
 	case rueidis.IsRedisNil(err):
-		return "", netip.Addr{}, time.Time{}, store.Unknown, nil
+		return tokenRecord{}, store.Unknown, nil
 	case err != nil:
-		return "", netip.Addr{}, time.Time{}, store.Unknown, s.failed(err)
+		return tokenRecord{}, store.Unknown, s.failed(err)
 	}
-	ms, rest, _ := strings.Cut(v, "\n")
-	ipText, username, ok := strings.Cut(rest, "\n")
-	exp, err1 := strconv.ParseInt(ms, 10, 64)
-	addr, err2 := netip.ParseAddr(ipText)
-	if !ok || err1 != nil || err2 != nil {
-		return "", netip.Addr{}, time.Time{}, store.Unknown, fmt.Errorf("store holds a malformed token record %q", v)
+	r, err := parseTokenRecord(v)
+	if err != nil {
+		return tokenRecord{}, store.Unknown, err
 	}
-	expires = time.UnixMilli(exp)
-	if !now.Before(expires) {
-		return "", netip.Addr{}, time.Time{}, store.Expired, nil
+	if !now.Before(r.expires) {
+		return tokenRecord{}, store.Expired, nil
 	}
-	return username, addr, expires, store.Valid, nil
+	return r, store.Valid, nil
 }
 
-// holder reports the username of the live token at ip on subsystem k: the
-// north server's record names its token's digest, and the token's own key
-// says whether it lives.
-func (s *Client) holder(parent context.Context, k subsystemKeys, ip netip.Addr, now time.Time) (string, bool, error) {
+// holder reports the username of the live token at ip on subsystem k and
+// its tenure, or false and the clock's count: the north server's record
+// names its token's digest, and the token's own key says whether it
+// lives. The count is read first, in the same pipeline, so that a login
+// after it, which the rest may or may not see, counts later than it.
+func (s *Client) holder(parent context.Context, k subsystemKeys, ip netip.Addr, now time.Time) (string, bool, store.Tenure, error) {
 	ctx, cancel, err := s.call(parent)
 	if err != nil {
-		return "", false, err
+		return "", false, store.Tenure{}, err
 	}
 	defer cancel()
-	rec, err := s.client.Do(ctx, s.client.B().Hmget().Key(k.prefix+"ns:"+ip.String()).Field("token").Build()).ToArray()
-	if err != nil {
-		return "", false, s.failed(err)
+	replies := s.client.DoMulti(ctx,
+		s.client.B().Hget().Key(k.clock).Field("count").Build(),
+		s.client.B().Hget().Key(k.prefix+"ns:"+ip.String()).Field("token").Build())
+	count, err := replies[0].AsUint64()
+	if rueidis.IsRedisNil(err) {
+		count, err = 0, nil
 	}
-	digest, err := rec[0].ToString()
-	if rueidis.IsRedisNil(err) || digest == "" {
-		return "", false, nil
+	if err != nil {
+		return "", false, store.Tenure{}, s.failed(err)
+	}
+	unheld := store.Tenure{Login: count}
+	digest, err := replies[1].ToString()
+	switch {
+	case rueidis.IsRedisNil(err) || err == nil && digest == "":
+		return "", false, unheld, nil
+	case err != nil:
+		return "", false, store.Tenure{}, s.failed(err)
 	}
 	v, err := s.client.Do(ctx, s.client.B().Get().Key(k.prefix+"tok:"+digest).Build()).ToString()
 	switch {
 	case rueidis.IsRedisNil(err):
-		return "", false, nil
+		return "", false, unheld, nil
 	case err != nil:
-		return "", false, s.failed(err)
+		return "", false, store.Tenure{}, s.failed(err)
 	}
-	ms, rest, _ := strings.Cut(v, "\n")
-	_, username, ok := strings.Cut(rest, "\n")
-	exp, err := strconv.ParseInt(ms, 10, 64)
-	if !ok || err != nil {
-		return "", false, fmt.Errorf("store holds a malformed token record %q", v)
+	r, err := parseTokenRecord(v)
+	if err != nil {
+		return "", false, store.Tenure{}, err
 	}
-	return username, now.Before(time.UnixMilli(exp)), nil
+	if !now.Before(r.expires) {
+		return "", false, unheld, nil
+	}
+	return r.username, true, r.tenure, nil
 }
 
 // logout ends a token on subsystem k; false for one that was not live.

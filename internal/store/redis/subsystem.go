@@ -42,11 +42,11 @@ func (s *Subsystem) Login(ip netip.Addr, username []byte, token [16]byte, _ time
 
 // Verify looks token up at now; see store.Store.
 func (s *Subsystem) Verify(token [16]byte, now time.Time, usernameDst []byte) (store.Token, error) {
-	username, ip, expires, result, err := s.c.verify(s.keys, token, now)
+	r, result, err := s.c.verify(s.keys, token, now)
 	if err != nil || result != store.Valid {
 		return store.Token{Result: result}, err
 	}
-	return store.Token{Result: result, Username: append(usernameDst, username...), IP: ip, Expires: expires.UnixNano()}, nil
+	return store.Token{Result: result, Username: append(usernameDst, r.username...), IP: r.ip, Expires: r.expires.UnixNano(), Tenure: r.tenure}, nil
 }
 
 // Logout ends token at once; see store.Store.
@@ -71,6 +71,6 @@ func (s *Subsystem) Page(ctx context.Context, after store.Cursor, limit int) (st
 func (s *Subsystem) Ready() bool { return s.c.Ready() }
 
 // Holder reports who holds the live token at ip; see store.Store.
-func (s *Subsystem) Holder(ctx context.Context, ip netip.Addr, now time.Time) (string, bool, error) {
+func (s *Subsystem) Holder(ctx context.Context, ip netip.Addr, now time.Time) (string, bool, store.Tenure, error) {
 	return s.c.holder(ctx, s.keys, ip, now)
 }

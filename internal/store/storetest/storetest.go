@@ -38,6 +38,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Replace", testReplace},
 		{"Logout", testLogout},
 		{"Holder", testHolder},
+		{"Tenure", testTenure},
+		{"TenureAfterForgetting", testTenureAfterForgetting},
 		{"Expiry", testExpiry},
 		{"Bound", testBound},
 		{"Claim", testClaim},
@@ -179,7 +181,7 @@ func testHolder(t *testing.T, newStore NewStore) {
 	ip, other := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11")
 	holder := func() string {
 		t.Helper()
-		u, live, err := s.Holder(context.Background(), ip, time.Now())
+		u, live, _, err := s.Holder(context.Background(), ip, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +197,7 @@ func testHolder(t *testing.T, newStore NewStore) {
 	if h := holder(); h != "north-1" {
 		t.Fatalf("after north-1's login: %s", h)
 	}
-	if u, live, _ := s.Holder(context.Background(), other, time.Now()); live {
+	if u, live, _, _ := s.Holder(context.Background(), other, time.Now()); live {
 		t.Errorf("another ip: %s, live", u)
 	}
 	if _, err := s.Logout(first, time.Now()); err != nil {
@@ -209,6 +211,121 @@ func testHolder(t *testing.T, newStore NewStore) {
 		t.Fatalf("after logging in again: %s", h)
 	}
 	testdeps.WaitFor(t, "the token to expire", func() bool { return holder() == "(none)" })
+}
+
+// holderTenure is Holder's answer at ip: live, and the tenure.
+func holderTenure(t *testing.T, s store.Store, ip netip.Addr) (bool, store.Tenure) {
+	t.Helper()
+	_, live, tenure, err := s.Holder(context.Background(), ip, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return live, tenure
+}
+
+// unheld is what publishing learns of ip while no one holds it: the count
+// every later login there exceeds.
+func unheld(t *testing.T, s store.Store, ip netip.Addr) uint64 {
+	t.Helper()
+	live, tenure := holderTenure(t, s, ip)
+	if live {
+		t.Fatalf("%v is held", ip)
+	}
+	return tenure.Login
+}
+
+// nextAfter reports whether the login of tenure is the next at its ip
+// after the moment Holder counted published, nothing said: an event
+// published then to the unheld ip is for it (events.Target's rule).
+func nextAfter(tenure store.Tenure, published uint64) bool {
+	return tenure.Prev <= published && published < tenure.Login
+}
+
+// A tenure lasts while one username logs in at an ip, through logouts:
+// an event published to the ip while no one holds it is for the next
+// login there and its username's later ones, never for a later username
+// at the ip; Verify and Holder tell the same tenure.
+func testTenure(t *testing.T, newStore NewStore) {
+	s := newStore(t, hour)
+	ip, other := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11")
+	tenureOf := func(token [16]byte) store.Tenure {
+		t.Helper()
+		v := verify(t, s, token)
+		if v.Result != store.Valid {
+			t.Fatalf("verify: %+v", v)
+		}
+		if live, held := holderTenure(t, s, ip); !live || held != v.Tenure {
+			t.Fatalf("Holder says live %v, tenure %+v; Verify %+v", live, held, v.Tenure)
+		}
+		return v.Tenure
+	}
+	logout := func(token [16]byte) {
+		t.Helper()
+		if _, err := s.Logout(token, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	never := unheld(t, s, ip) // before any login
+	mustLogin(t, s, other, "north-9")
+	first := mustLogin(t, s, ip, "north-1")
+	t1 := tenureOf(first)
+	if !nextAfter(t1, never) {
+		t.Errorf("the first login at the ip, %+v, is not the next after %d", t1, never)
+	}
+	logout(first)
+	out := unheld(t, s, ip)
+	if out < t1.Login {
+		t.Errorf("logged out, the count %d is before the login's %d", out, t1.Login)
+	}
+	mustLogin(t, s, other, "north-9")
+	again := mustLogin(t, s, ip, "north-1")
+	t2 := tenureOf(again)
+	if !nextAfter(t2, never) || !nextAfter(t2, out) {
+		t.Errorf("north-1 logging in again, %+v, is not the one tenure after %d and %d", t2, never, out)
+	}
+	logout(again)
+	out2 := unheld(t, s, ip)
+	second := mustLogin(t, s, ip, "north-2")
+	t3 := tenureOf(second)
+	if nextAfter(t3, never) || nextAfter(t3, out) {
+		t.Errorf("north-2, after north-1 at the ip, %+v, is next after %d or %d, north-1's", t3, never, out)
+	}
+	if !nextAfter(t3, out2) {
+		t.Errorf("north-2, %+v, is not the next after %d", t3, out2)
+	}
+	// Taking the ip over starts a tenure as well.
+	third, claimed := login(t, s, ip, "north-3", true)
+	if !claimed {
+		t.Fatal("takeover refused")
+	}
+	if t4 := tenureOf(third); nextAfter(t4, out2) || t4.Prev < t3.Login {
+		t.Errorf("north-3, taking over from north-2, %+v, is next after %d, north-2's", t4, out2)
+	}
+}
+
+// A store that forgets an ip at its bound forgets its tenures too: the
+// next login there, under any username, is not the one an event
+// published before for the ip's forgotten holder was for, but one
+// published after the forgetting is for it.
+func testTenureAfterForgetting(t *testing.T, newStore NewStore) {
+	s := newStore(t, Options{Max: 1, TokenTTL: time.Hour})
+	a, b := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11")
+	first := mustLogin(t, s, a, "north-1")
+	if _, err := s.Logout(first, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	before := unheld(t, s, a)
+	mustLogin(t, s, b, "north-2") // a is forgotten
+	after := unheld(t, s, a)
+	if n := count(t, s); n != 1 {
+		t.Fatalf("%d north servers, want the bound, 1", n)
+	}
+	v := verify(t, s, mustLogin(t, s, a, "north-1"))
+	if nextAfter(v.Tenure, before) || !nextAfter(v.Tenure, after) {
+		t.Errorf("north-1 back at its forgotten ip: %+v; next after %d (before the forgetting) %v, want false; after %d %v, want true",
+			v.Tenure, before, nextAfter(v.Tenure, before), after, nextAfter(v.Tenure, after))
+	}
 }
 
 // A token stops verifying once its TTL has passed. A store may say it
