@@ -3,16 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +25,6 @@ import (
 // own software publishing events for their north servers.
 type publishing struct {
 	subsystems []*subsystem
-	secrets    [][]byte // -admin-token-file; none: no Authorization asked (a loopback listener)
 	maxData    int
 	published  map[string]*typeCounters // by subsystem
 }
@@ -42,29 +38,12 @@ const (
 	maxIdempotencyKey = 255
 )
 
-func newPublishing(cfg config.Config, subsystems []*subsystem, set *metrics.Set) (*publishing, error) {
+func newPublishing(cfg config.Config, subsystems []*subsystem, set *metrics.Set) *publishing {
 	p := &publishing{subsystems: subsystems, maxData: cfg.Events.MaxBytes, published: make(map[string]*typeCounters)}
-	if f := cfg.Events.AdminTokenFile; f != "" {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return nil, config.Usagef("cannot read -admin-token-file: %v", err)
-		}
-		for _, line := range strings.Split(string(raw), "\n") {
-			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-				if len(line) < 16 {
-					return nil, config.Usagef("-admin-token-file %s: a secret is %d characters; use at least 16 (openssl rand -hex 32 makes one)", f, len(line))
-				}
-				p.secrets = append(p.secrets, []byte(line))
-			}
-		}
-		if len(p.secrets) == 0 {
-			return nil, config.Usagef("-admin-token-file %s holds no secret: put one per line (openssl rand -hex 32 makes one)", f)
-		}
-	}
 	for _, s := range subsystems {
 		p.published[s.name] = &typeCounters{set: set, label: subsystemLabel(s.name), byType: make(map[string]*metrics.Counter)}
 	}
-	return p, nil
+	return p
 }
 
 // typeCounters count events published by type, for at most maxTypeLabels
@@ -118,11 +97,6 @@ func publishError(w http.ResponseWriter, status int, code int, description strin
 }
 
 func (p *publishing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if len(p.secrets) > 0 && !p.authorized(r.Header.Values("Authorization")) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="northd-admin"`)
-		publishError(w, http.StatusUnauthorized, 2, "publishing needs Authorization: Bearer with a secret from -admin-token-file")
-		return
-	}
 	s, status, problem := p.subsystem(r.URL.Query().Get("subsystem"))
 	if s == nil {
 		publishError(w, status, 1, problem)
@@ -223,23 +197,6 @@ func appendPublished(dst []byte, id events.ID) []byte {
 	dst = id.Append(dst)
 	dst = append(dst, `","seq":`...)
 	return strconv.AppendUint(dst, id.Seq, 10)
-}
-
-// authorized reports whether the one Authorization header presents one of
-// the secrets, compared in constant time.
-func (p *publishing) authorized(values []string) bool {
-	if len(values) != 1 {
-		return false
-	}
-	scheme, secret, _ := strings.Cut(values[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	ok := 0
-	for _, s := range p.secrets {
-		ok |= subtle.ConstantTimeCompare([]byte(secret), s)
-	}
-	return ok == 1
 }
 
 // subsystem is the one ?subsystem= names, or the only one served.

@@ -201,7 +201,8 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 	if shared != nil {
 		go shared.Watch(ctx)
 	}
-	publishers, err := newPublishing(cfg, srv.subsystems, set)
+	publishers := newPublishing(cfg, srv.subsystems, set)
+	adminSecrets, err := readAdminTokens(cfg.Events.AdminTokenFile)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +223,7 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		// The public ports' -read-timeout and -idle-timeout hold here
 		// too; -write-timeout is set per answer (adminwrite.go).
 		srv.admin = &http.Server{
-			Handler:           withWriteDeadlines(adminHandler(set, srv.subsystems, publishers, cfg.Pprof), cfg.WriteTimeout),
+			Handler:           withWriteDeadlines(adminHandler(set, srv.subsystems, publishers, cfg.Pprof, adminSecrets), cfg.WriteTimeout),
 			ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
 			ReadTimeout:       cfg.ReadTimeout,
 			IdleTimeout:       cfg.IdleTimeout,

@@ -31,7 +31,7 @@ func addEventFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.IntVar(&e.Queue, "event-queue", 4096, "events a stream may fall behind once caught up before it is closed as too slow; it resumes from its last id")
 	fs.IntVar(&e.MaxStreams, "event-max-streams", 10_000, "most event streams open per subsystem on this instance; the next gets 503")
 	fs.IntVar(&e.StreamsPerToken, "event-streams-per-token", 4, "most event streams open on one token; the next gets 429")
-	fs.StringVar(&e.AdminTokenFile, "admin-token-file", "", "`file` of secrets, one per line, one of which POST /north/events must present as Authorization: Bearer; required with -admin-public")
+	fs.StringVar(&e.AdminTokenFile, "admin-token-file", "", "`file` of secrets, one per line, one of which every request to the admin listener (publishing, listings, /metrics, pprof) must present as Authorization: Bearer; required with -admin-public")
 }
 
 func checkEventConfig(cfg *Config) error {
@@ -56,7 +56,7 @@ func checkEventConfig(cfg *Config) error {
 		return Usagef("-event-max-bytes %d is more than -event-log-bytes %d: one event would not fit in the log", e.MaxBytes, e.LogBytes)
 	}
 	if cfg.AdminPublic && e.AdminTokenFile == "" {
-		return Usagef("-admin-public needs -admin-token-file: publishing events is a write, and on a public admin listener only a publisher presenting one of its secrets may do it")
+		return Usagef("-admin-public needs -admin-token-file: on a public admin listener only a caller presenting one of its secrets may publish events or read the listings, /metrics and pprof")
 	}
 	return nil
 }

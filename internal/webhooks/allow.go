@@ -96,12 +96,88 @@ func (a *Allow) Permits(ip netip.Addr) (bool, string) {
 		}
 		return false, fmt.Sprintf("%s is a %s address, which -push-allow permits only when an entry names that range (such as %s)", ip, s.name, s.prefix)
 	}
+	for _, t := range translations {
+		if t.prefix.Contains(ip) {
+			return a.permitsTranslated(ip, t)
+		}
+	}
 	for _, p := range a.prefixes {
 		if p.Contains(ip) {
 			return true, ""
 		}
 	}
 	return false, fmt.Sprintf("%s is outside -push-allow", ip)
+}
+
+// translations are the IPv6 ranges a translator or a tunnel carries to an
+// IPv4 address written inside the IPv6 one: through them an IPv6 entry of
+// -push-allow would reach every IPv4 address, loopback and the metadata
+// services included. Such an address is permitted only when an entry
+// names its range (a catch-all such as ::/0 is written for IPv6 hosts,
+// not for a translator's) and the IPv4 addresses it carries are each
+// permitted by the IPv4 rules, with their own refusals. Either half alone
+// is not enough: naming 64:ff9b::/96 for a few translated north servers
+// must not open 169.254.169.254 through the translator, and an IPv4 rule
+// alone would open every translator on the path for it.
+var translations = []translation{
+	{"NAT64", netip.MustParsePrefix("64:ff9b::/96"), func(b [16]byte, _ int) []netip.Addr { return []netip.Addr{rfc6052(b, 96)} }},
+	// Local use (RFC 8215): where the IPv4 address sits depends on the
+	// operator's translator, whose prefix the naming entry is (/48, /56,
+	// /64 or /96; longer entries name addresses of a /96).
+	{"NAT64", netip.MustParsePrefix("64:ff9b:1::/48"), func(b [16]byte, bits int) []netip.Addr { return []netip.Addr{rfc6052(b, bits)} }},
+	{"6to4", netip.MustParsePrefix("2002::/16"), func(b [16]byte, _ int) []netip.Addr { return []netip.Addr{netip.AddrFrom4([4]byte(b[2:6]))} }},
+	// Teredo (RFC 4380): the server, then the client, its bits inverted.
+	{"Teredo", netip.MustParsePrefix("2001::/32"), func(b [16]byte, _ int) []netip.Addr {
+		return []netip.Addr{netip.AddrFrom4([4]byte(b[4:8])), netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})}
+	}},
+	{"IPv4-compatible", netip.MustParsePrefix("::/96"), func(b [16]byte, _ int) []netip.Addr { return []netip.Addr{netip.AddrFrom4([4]byte(b[12:]))} }},
+	{"IPv4-translated (SIIT)", netip.MustParsePrefix("::ffff:0:0:0/96"), func(b [16]byte, _ int) []netip.Addr { return []netip.Addr{netip.AddrFrom4([4]byte(b[12:]))} }},
+}
+
+// rfc6052 is the IPv4 address in b under a translator's prefix of bits
+// (RFC 6052, section 2.2): bits 64 to 71 are skipped.
+func rfc6052(b [16]byte, bits int) netip.Addr {
+	var at []int
+	switch {
+	case bits >= 96:
+		at = []int{12, 13, 14, 15}
+	case bits >= 64:
+		at = []int{9, 10, 11, 12}
+	case bits >= 56:
+		at = []int{7, 9, 10, 11}
+	default:
+		at = []int{6, 7, 9, 10}
+	}
+	return netip.AddrFrom4([4]byte{b[at[0]], b[at[1]], b[at[2]], b[at[3]]})
+}
+
+type translation struct {
+	name   string
+	prefix netip.Prefix
+	// ipv4 are the addresses b carries, when the entry naming it is bits long.
+	ipv4 func(b [16]byte, bits int) []netip.Addr
+}
+
+func (a *Allow) permitsTranslated(ip netip.Addr, t translation) (bool, string) {
+	named := -1
+	for _, p := range a.prefixes {
+		if p.Contains(ip) && t.prefix.Bits() <= p.Bits() && t.prefix.Contains(p.Addr()) && p.Bits() > named {
+			named = p.Bits()
+		}
+	}
+	if named < 0 {
+		var carried []string
+		for _, v4 := range t.ipv4(ip.As16(), 128) {
+			carried = append(carried, v4.String())
+		}
+		return false, fmt.Sprintf("%s is a %s address, which a translator carries to %s: -push-allow permits it only when an entry names that range (such as %s), and then only where the IPv4 address is permitted too", ip, t.name, strings.Join(carried, " and "), t.prefix)
+	}
+	for _, v4 := range t.ipv4(ip.As16(), named) {
+		if ok, why := a.Permits(v4); !ok {
+			return false, fmt.Sprintf("%s is a %s address, which a translator carries to %s: %s", ip, t.name, v4, why)
+		}
+	}
+	return true, ""
 }
 
 // RefusedError is a connection the dialer would not make.

@@ -126,6 +126,61 @@ func TestPermits(t *testing.T) {
 	}
 }
 
+// An IPv6 address that a translator carries to IPv4 (NAT64, 6to4, Teredo,
+// IPv4-compatible, SIIT) goes only where -push-allow names the translation
+// range, and then only where the IPv4 address it carries is permitted too.
+func TestPermitsTranslatedAddresses(t *testing.T) {
+	catchAll := []string{"::/0", "0.0.0.0/0"}
+	for _, c := range []struct {
+		allow []string
+		ip    string
+		want  bool
+		why   string // part of the reason when refused
+	}{
+		// A catch-all names no translation range: before, each of these was permitted.
+		{catchAll, "64:ff9b::a9fe:a9fe", false, "169.254.169.254"},
+		{catchAll, "64:ff9b::c000:201", false, "64:ff9b::/96"},
+		{catchAll, "64:ff9b:1::c000:201", false, "64:ff9b:1::/48"},
+		{catchAll, "2002:7f00:1::1", false, "127.0.0.1"},
+		{catchAll, "2002:c000:201::1", false, "2002::/16"},
+		{catchAll, "2001:0:c000:201::80ff:fffe", false, "127.0.0.1"}, // Teredo client 0x7f000001 ^ 0xffffffff
+		{catchAll, "::7f00:1", false, "127.0.0.1"},
+		{catchAll, "::c000:201", false, "::/96"},
+		{catchAll, "::ffff:0:7f00:1", false, "127.0.0.1"},
+		{catchAll, "2001:db8::1", true, ""}, // 2001:db8::/32 is not Teredo's 2001::/32
+		{catchAll, "::1", false, "loopback"},
+		// Named, the IPv4 address decides, with its own rules.
+		{[]string{"64:ff9b::/96", "192.0.2.0/24"}, "64:ff9b::c000:201", true, ""},
+		{[]string{"64:ff9b::/96"}, "64:ff9b::c000:201", false, "192.0.2.1 is outside -push-allow"},
+		{[]string{"64:ff9b::/96", "0.0.0.0/0"}, "64:ff9b::a9fe:a9fe", false, "cloud metadata"},
+		{[]string{"64:ff9b::/96", "0.0.0.0/0"}, "64:ff9b::7f00:1", false, "loopback"},
+		{[]string{"64:ff9b::/96", "169.254.169.254"}, "64:ff9b::a9fe:a9fe", true, ""},
+		{[]string{"64:ff9b::c000:201", "192.0.2.0/24"}, "64:ff9b::c000:201", true, ""},
+		{[]string{"64:ff9b::c000:201", "192.0.2.0/24"}, "64:ff9b::c000:202", false, "names that range"},
+		// 64:ff9b:1::/48 is local use: the entry's length is the translator's, which says where the IPv4 address sits (RFC 6052).
+		{[]string{"64:ff9b:1::/96", "192.0.2.0/24"}, "64:ff9b:1::c000:201", true, ""},
+		{[]string{"64:ff9b:1::/64", "192.0.2.0/24"}, "64:ff9b:1:0:c0:2:100:0", true, ""},
+		{[]string{"64:ff9b:1::/64", "0.0.0.0/0"}, "64:ff9b:1::c000:201", false, "0.0.0.192"}, // bits 72-103 of it
+		{[]string{"64:ff9b:1::/48", "192.0.2.0/24"}, "64:ff9b:1:c000:2:100::", true, ""},
+		{[]string{"64:ff9b:1::/48", "0.0.0.0/0"}, "64:ff9b:1:a9fe:a9:fe00::", false, "cloud metadata"},
+		{[]string{"2002::/16", "192.0.2.0/24"}, "2002:c000:201::1", true, ""},
+		{[]string{"2002::/16", "0.0.0.0/0"}, "2002:7f00:1::1", false, "loopback"},
+		{[]string{"2001::/32", "192.0.2.0/24"}, "2001:0:c000:201::3fff:fdd2", true, ""},        // server 192.0.2.1, client 192.0.2.45
+		{[]string{"2001::/32", "0.0.0.0/0"}, "2001:0:c000:201::80ff:fffe", false, "127.0.0.1"}, // client 127.0.0.1
+		{[]string{"2001::/32", "0.0.0.0/0"}, "2001:0:c000:201::5601:5601", false, "169.254.169.254"},
+		{[]string{"2001::/32", "192.0.2.0/24"}, "2001:0:7f00:1::3fff:fdd2", false, "127.0.0.1"}, // server 127.0.0.1
+		{[]string{"::/96", "0.0.0.0/0"}, "::c000:201", true, ""},
+		{[]string{"::/96", "0.0.0.0/0"}, "::7f00:1", false, "loopback"},
+		{[]string{"::/96", "0.0.0.0/0"}, "::1", false, "loopback"}, // ::/96 does not name ::1
+		{[]string{"::ffff:0:0:0/96", "192.0.2.0/24"}, "::ffff:0:c000:201", true, ""},
+	} {
+		got, why := mustAllow(t, c.allow...).Permits(netip.MustParseAddr(c.ip))
+		if got != c.want || !strings.Contains(why, c.why) || (!got && why == "") {
+			t.Errorf("-push-allow %v: Permits(%s) = %v %q, want %v %q", c.allow, c.ip, got, why, c.want, c.why)
+		}
+	}
+}
+
 func TestCheckURL(t *testing.T) {
 	a := mustAllow(t, "192.0.2.0/24", "2001:db8::/32")
 	login := netip.MustParseAddr("192.0.2.10")
@@ -158,18 +213,42 @@ func TestCheckURL(t *testing.T) {
 
 func FuzzCheckURL(f *testing.F) {
 	a, _ := ParseAllow([]string{"192.0.2.0/24", "127.0.0.0/8"})
-	for _, s := range []string{"http://192.0.2.10/x", "http://127.0.0.1:1/", "https://[::ffff:192.0.2.10]/"} {
+	// With an IPv6 catch-all and the NAT64 range named, a translated
+	// address goes only where its IPv4 address could go.
+	six, _ := ParseAllow([]string{"192.0.2.0/24", "127.0.0.0/8", "::/0", "64:ff9b::/96"})
+	for _, s := range []string{"http://192.0.2.10/x", "http://127.0.0.1:1/", "https://[::ffff:192.0.2.10]/",
+		"http://[64:ff9b::a9fe:a9fe]/", "http://[64:ff9b::c000:20a]/", "http://[2002:7f00:1::1]/", "http://[2001:0:c000:201::80ff:fffe]/", "http://[::7f00:1]/"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		login := netip.MustParseAddr("192.0.2.10")
-		u, err := CheckURL(s, login, a)
+		if u, err := CheckURL(s, login, a); err == nil {
+			ip, perr := netip.ParseAddr(u.Hostname())
+			if (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || perr != nil || ip.Unmap() != login {
+				t.Fatalf("CheckURL accepted %q", s)
+			}
+		}
+		u, err := url.Parse(s)
 		if err != nil {
 			return
 		}
-		ip, perr := netip.ParseAddr(u.Hostname())
-		if (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || perr != nil || ip.Unmap() != login {
-			t.Fatalf("CheckURL accepted %q", s)
+		ip, err := netip.ParseAddr(u.Hostname())
+		if err != nil {
+			return
+		}
+		if _, err := CheckURL(s, ip, six); err != nil || !ip.Is6() || ip.Is4In6() {
+			return
+		}
+		b := ip.As16()
+		switch {
+		case netip.MustParsePrefix("64:ff9b::/96").Contains(ip):
+			if b[12] != 127 && (b[12] != 192 || b[13] != 0 || b[14] != 2) {
+				t.Fatalf("CheckURL accepted %q, which a translator carries to %d.%d.%d.%d", s, b[12], b[13], b[14], b[15])
+			}
+		case netip.MustParsePrefix("64:ff9b:1::/48").Contains(ip), netip.MustParsePrefix("2002::/16").Contains(ip),
+			netip.MustParsePrefix("2001::/32").Contains(ip), netip.MustParsePrefix("::/96").Contains(ip),
+			netip.MustParsePrefix("::ffff:0:0:0/96").Contains(ip), ip == netip.MustParseAddr("::1"):
+			t.Fatalf("CheckURL accepted %q under a catch-all", s)
 		}
 	})
 }

@@ -189,6 +189,12 @@ func (s *Store) List(ctx context.Context) ([]*push.Record, error) {
 			return nil, fmt.Errorf("a webhook subscription in Redis is not a record northd wrote: %v", err)
 		}
 		r, err := s.keys.open(&st)
+		if e, ok := errors.AsType[*unbound](err); ok {
+			// The north server's DELETE reads the subscriptions too:
+			// only a hand in Redis can remove it.
+			return nil, fmt.Errorf("%w: delete it (redis-cli HDEL '%s' %s; redis-cli DEL '%s' '%s' '%s'; redis-cli INCR '%s') and let its north server subscribe again",
+				err, s.subs, e.id, s.cursorKey(e.id), s.leaseKey(e.id), s.failingKey(e.id), s.version)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -65,8 +66,7 @@ func TestConformance(t *testing.T) {
 
 // With -push-secret-key-file, Redis holds no secret in clear: a store
 // with the key reads it, one that has it second (a new key put first)
-// still does, one without it says which key it lacks, and a record
-// written in clear before the key was given is read as it is.
+// still does, and one without it says which key it lacks.
 func TestSecretsAreSealedInRedis(t *testing.T) {
 	redis, c := openRedis(t)
 	ctx := context.Background()
@@ -83,14 +83,9 @@ func TestSecretsAreSealedInRedis(t *testing.T) {
 	if strings.Contains(raw, base64.StdEncoding.EncodeToString(secret)) || strings.Contains(raw, string(secret)) || !strings.Contains(raw, `"sealed":"`) {
 		t.Fatalf("Redis holds %s: the secret in clear, or not marked sealed", raw)
 	}
-	clear := New(c.Rueidis(), "nms", time.Minute, nil)
-	if err := clear.Create(ctx, rec("sub_clear"), events.ID{}, 10, 10); err != nil {
-		t.Fatal(err)
-	}
-
 	for name, keys := range map[string]*SecretKeys{"the key": mustKeys(t, keyA), "a new key first": mustKeys(t, "# new\n"+keyB+"\n\n"+keyA+"\n")} {
 		list, err := New(c.Rueidis(), "nms", time.Minute, keys).List(ctx)
-		if err != nil || len(list) != 2 {
+		if err != nil || len(list) != 1 {
 			t.Fatalf("%s: List %d records, %v", name, len(list), err)
 		}
 		for _, r := range list {
@@ -107,10 +102,79 @@ func TestSecretsAreSealedInRedis(t *testing.T) {
 	}
 	// A sealed secret moved to another subscription does not open.
 	moved := strings.Replace(raw, `"id":"sub_sealed"`, `"id":"sub_moved"`, 1)
-	redis.CLI("HDEL", "northd:{nms}:subs", "sub_clear")
+	redis.CLI("HDEL", "northd:{nms}:subs", "sub_sealed")
 	redis.CLI("HSET", "northd:{nms}:subs", "sub_moved", moved)
-	if _, err := sealing.List(ctx); err == nil || !strings.Contains(err.Error(), "does not open") {
+	if _, err := sealing.List(ctx); err == nil || !strings.Contains(err.Error(), "sub_moved has a secret sealed by key") || !strings.Contains(err.Error(), "does not open") {
 		t.Errorf("a sealed secret under another id: %v", err)
+	}
+}
+
+// Whoever can write Redis cannot point a sealed subscription elsewhere:
+// its url, username, ip and types are sealed with its secrets, so a
+// record with any of them rewritten does not open.
+func TestSealBindsTheWholeSubscription(t *testing.T) {
+	redis, c := openRedis(t)
+	ctx := context.Background()
+	r := &push.Record{ID: "sub_1", Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook",
+		Types: []string{"alarm.raised"}, Secrets: []push.Secret{{Key: []byte("0123456789abcdef0123456789abcdef")}}}
+	if err := New(c.Rueidis(), "nms", time.Minute, mustKeys(t, keyA)).Create(ctx, r, events.ID{}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	raw := redis.CLI("HGET", "northd:{nms}:subs", "sub_1")
+	for _, c2 := range []struct{ field, from, to string }{
+		{"none", "", ""},
+		{"url", `"url":"http://192.0.2.1/hook"`, `"url":"http://192.0.2.1:22/hook"`},
+		{"username", `"username":"north-1"`, `"username":"north-2"`},
+		{"ip", `"ip":"192.0.2.1"`, `"ip":"192.0.2.2"`},
+		{"types", `"types":["alarm.raised"]`, `"types":[]`},
+		{"types", `"types":["alarm.raised"]`, `"types":["alarm.raised","alarm.cleared"]`},
+	} {
+		rewritten := strings.Replace(raw, c2.from, c2.to, 1)
+		if rewritten == raw && c2.field != "none" {
+			t.Fatalf("the record %s holds no %s", raw, c2.from)
+		}
+		redis.CLI("HSET", "northd:{nms}:subs", "sub_1", rewritten)
+		redis.CLI("INCR", "northd:{nms}:subs:version")
+		list, err := New(c.Rueidis(), "nms", time.Minute, mustKeys(t, keyA)).List(ctx)
+		switch {
+		case c2.field == "none" && (err != nil || len(list) != 1 || list[0].URL != "http://192.0.2.1/hook"):
+			t.Errorf("the record as sealed: %v %v", list, err)
+		case c2.field != "none" && (err == nil || !strings.Contains(err.Error(), "sub_1 has a secret sealed by key ") || !strings.Contains(err.Error(), "does not open") ||
+			!strings.Contains(err.Error(), "redis-cli HDEL 'northd:{nms}:subs' sub_1;")):
+			t.Errorf("its %s rewritten in Redis (%s): List %v %v, want it refused", c2.field, c2.to, list, err)
+		}
+	}
+}
+
+// With -push-secret-key-file, a record in clear is refused, whoever wrote
+// it, and so is one sealed by a northd that bound its secrets to the id
+// alone: the error says what to do.
+func TestUnboundRecordsAreRefusedWithKeys(t *testing.T) {
+	redis, c := openRedis(t)
+	ctx := context.Background()
+	r := &push.Record{ID: "sub_1", Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook",
+		Secrets: []push.Secret{{Key: []byte("0123456789abcdef0123456789abcdef")}}}
+	if err := New(c.Rueidis(), "nms", time.Minute, nil).Create(ctx, r, events.ID{}, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	keyed := New(c.Rueidis(), "nms", time.Minute, mustKeys(t, keyA))
+	_, err := keyed.List(ctx)
+	if err == nil || !strings.Contains(err.Error(), "webhook subscription sub_1 is kept in clear in Redis while -push-secret-key-file is given") ||
+		!strings.Contains(err.Error(), "subscribe again") {
+		t.Errorf("a record in clear, with a key: %v, want it refused", err)
+	}
+	// As the northd before this one sealed it: the record's id alone as
+	// the additional data, and no seal version.
+	k := mustKeys(t, keyA).keys[0]
+	nonce := make([]byte, k.aead.NonceSize())
+	old := fmt.Sprintf(`{"id":"sub_1","username":"north-1","ip":"192.0.2.1","url":"http://192.0.2.1/hook","types":null,"created":"0001-01-01T00:00:00Z","secrets":[{"key":%q}],"disabled":false,"sealed":%q}`,
+		base64.StdEncoding.EncodeToString(k.aead.Seal(nonce, nonce, []byte("0123456789abcdef0123456789abcdef"), []byte("sub_1"))), k.id)
+	redis.CLI("HSET", "northd:{nms}:subs", "sub_1", old)
+	redis.CLI("INCR", "northd:{nms}:subs:version")
+	_, err = keyed.List(ctx)
+	if err == nil || !strings.Contains(err.Error(), "sub_1 was sealed by an earlier northd, which bound its secrets to its id alone") ||
+		!strings.Contains(err.Error(), "subscribe again") {
+		t.Errorf("a record sealed to its id alone: %v, want it refused", err)
 	}
 }
 

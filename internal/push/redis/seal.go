@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -54,37 +55,83 @@ func ParseSecretKeys(text string) (*SecretKeys, error) {
 }
 
 // stored is a record as Redis keeps it: with its secrets sealed by the key
-// Sealed names, or in clear when Sealed is empty (no -push-secret-key-file,
-// or a record written before there was one).
+// Sealed names, or in clear when Sealed is empty (no -push-secret-key-file).
+// SealVersion is 2 when the whole subscription is the additional data;
+// records sealed before it was (to their id alone) have none.
 type stored struct {
 	push.Record
-	Sealed string `json:"sealed,omitempty"`
+	Sealed      string `json:"sealed,omitempty"`
+	SealVersion int    `json:"seal_version,omitempty"`
 }
 
-// seal is r to store, its secrets sealed by the first key. The record's id
-// is the sealed secrets' additional data: a sealed secret copied into
-// another subscription does not open.
+// sealVersion is the additional data bound sets.
+const sealVersion = 2
+
+// bound is the sealed secrets' additional data: the subscription's id,
+// url, username, ip and types, each prefixed by its length (types by
+// their count), so that no two subscriptions encode alike. A sealed
+// secret copied into another subscription does not open, nor one whose
+// record was pointed elsewhere by whoever can write Redis. Disabled and
+// the secrets' end times are left out: the first only stops deliveries,
+// and the second is changed by every rotation.
+func bound(r *push.Record) []byte {
+	b := append([]byte(nil), "northd subscription v2"...)
+	field := func(v string) {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	field(r.ID)
+	field(r.URL)
+	field(r.Username)
+	field(r.IP.String())
+	b = binary.AppendUvarint(b, uint64(len(r.Types)))
+	for _, t := range r.Types {
+		field(t)
+	}
+	return b
+}
+
+// seal is r to store, its secrets sealed by the first key, bound to the
+// whole subscription.
 func (k *SecretKeys) seal(r *push.Record) stored {
 	s := stored{Record: *r}
 	if k == nil {
 		return s
 	}
 	key := k.keys[0]
-	s.Sealed = key.id
+	s.Sealed, s.SealVersion = key.id, sealVersion
+	ad := bound(r)
 	s.Secrets = make([]push.Secret, len(r.Secrets))
 	for i, sec := range r.Secrets {
 		nonce := make([]byte, key.aead.NonceSize(), key.aead.NonceSize()+len(sec.Key)+key.aead.Overhead())
 		rand.Read(nonce)
-		s.Secrets[i] = push.Secret{Key: key.aead.Seal(nonce, nonce, sec.Key, []byte(r.ID)), Until: sec.Until}
+		s.Secrets[i] = push.Secret{Key: key.aead.Seal(nonce, nonce, sec.Key, ad), Until: sec.Until}
 	}
 	return s
 }
 
-// open is the record s holds, its secrets opened.
+// unbound is a record northd will not read with keys, whose secrets may
+// have been written, or its url changed, by anyone who can write Redis:
+// Store.List says how to delete it.
+type unbound struct{ id, why string }
+
+func (e *unbound) Error() string { return "webhook subscription " + e.id + " " + e.why }
+
+// open is the record s holds, its secrets opened. With keys, a record in
+// clear is refused: anyone who can write Redis could have written it, url
+// and secret, and no key would have been needed. So is a record sealed to
+// its id alone, by a northd before the whole subscription was bound:
+// its url may have been changed since, and nothing says whether it was.
 func (k *SecretKeys) open(s *stored) (*push.Record, error) {
 	r := &s.Record
 	if s.Sealed == "" {
+		if k != nil {
+			return nil, &unbound{r.ID, "is kept in clear in Redis while -push-secret-key-file is given, so anyone who could write Redis may have written it"}
+		}
 		return r, nil
+	}
+	if s.SealVersion != sealVersion {
+		return nil, &unbound{r.ID, "was sealed by an earlier northd, which bound its secrets to its id alone, so its url may have been changed in Redis"}
 	}
 	var key *sealKey
 	if k != nil {
@@ -97,14 +144,15 @@ func (k *SecretKeys) open(s *stored) (*push.Record, error) {
 	if key == nil {
 		return nil, fmt.Errorf("webhook subscription %s's secrets are sealed by key %s, which -push-secret-key-file does not hold: give every instance the same keys", r.ID, s.Sealed)
 	}
+	ad := bound(r)
 	for i, sec := range r.Secrets {
 		n := key.aead.NonceSize()
 		if len(sec.Key) < n {
 			return nil, fmt.Errorf("webhook subscription %s: a sealed secret is too short", r.ID)
 		}
-		plain, err := key.aead.Open(nil, sec.Key[:n], sec.Key[n:], []byte(r.ID))
+		plain, err := key.aead.Open(nil, sec.Key[:n], sec.Key[n:], ad)
 		if err != nil {
-			return nil, fmt.Errorf("webhook subscription %s: a secret sealed by key %s does not open: %v", r.ID, s.Sealed, err)
+			return nil, &unbound{r.ID, "has a secret sealed by key " + s.Sealed + " that does not open: its id, url, username, ip or types were changed in Redis since it was sealed"}
 		}
 		r.Secrets[i].Key = plain
 	}
