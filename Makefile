@@ -3,7 +3,7 @@ GO ?= go
 BENCHCOUNT ?= 6
 FUZZTIME ?= 60s
 
-.PHONY: run build test test-lb bench fuzz clean
+.PHONY: run build test test-lb chaos bench fuzz clean
 
 # ARGS passes flags: make run ARGS="-listen 127.0.0.1:8000,127.0.0.1:8001"
 run: build
@@ -34,6 +34,15 @@ test:
 test-lb:
 	@command -v haproxy >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
 	$(GO) test -count=1 -v -run 'TestBehindHAProxy|TestSecondSignal' ./lbtest
+
+# The push under seeded faults (redis-server killed and restored, instances
+# killed or stopped past their lease, receivers failing, north servers
+# logging out or replaced), held to its promise by lbtest/chaoscheck.
+# make test runs two schedules; CHAOS_SCHEDULES=50 make chaos, more;
+# CHAOS_SEED=N make chaos replays the schedule a run printed.
+CHAOS_SCHEDULES ?= 10
+chaos:
+	CHAOS_SCHEDULES=$(CHAOS_SCHEDULES) $(GO) test -count=1 -v -run TestChaos -timeout 2h ./lbtest
 
 # Every Go benchmark: per handler and per connection (root, 0 allocs/op on
 # every route) and end to end over loopback (bench/, a module of its own,

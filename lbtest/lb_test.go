@@ -8,6 +8,11 @@
 // runs it too when haproxy is installed and skips it, saying so, when not
 // (under CI=true it fails instead: testdeps.Need).
 //
+// TestChaos (chaos_test.go, `make chaos`) runs the push under seeded
+// faults, and lbtest/chaoscheck, which imports nothing of northd, holds
+// what the receivers got to the push's promise. Its faults last a
+// chosen time (a sleep is their length, never a synchronisation).
+//
 // No test here waits a fixed time for something to happen: each waits for
 // the event itself (a log line, HAProxy's view of a server, the load's
 // progress), under a generous bound that only a hang reaches.

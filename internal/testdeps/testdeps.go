@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,9 @@ type Redis struct {
 	persistence []string // redis-server's arguments saying how it keeps its data
 	cmd         *exec.Cmd
 	done        chan struct{}
+	// noAOF starts the next redis-server without its append-only file,
+	// so that it loads dump.rdb: RestartFromSnapshot.
+	noAOF bool
 }
 
 // StartRedis starts redis-server on a free loopback port, or skips (fails
@@ -112,8 +116,12 @@ func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
 // start runs redis-server and returns once it accepts connections, as it
 // says on its standard output.
 func (r *Redis) start() error {
-	cmd := exec.Command(r.bin, append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--protected-mode", "yes"}, r.persistence...)...)
+	args := append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
+		"--protected-mode", "yes"}, r.persistence...)
+	if r.noAOF {
+		args = append(args, "--appendonly", "no") // the last one given counts
+	}
+	cmd := exec.Command(r.bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -206,6 +214,77 @@ func (r *Redis) Restart() {
 	if err := r.start(); err != nil {
 		r.t.Fatalf("restarting redis-server: %v", err)
 	}
+}
+
+// SyncAOF makes every write redis-server has answered durable: it
+// rewrites the append-only file from memory (BGREWRITEAOF, which fsyncs
+// it) and returns once the rewrite is done. A Kill after it loses at most
+// the writes answered since, as a crash of a Redis with appendfsync
+// everysec may.
+func (r *Redis) SyncAOF() {
+	r.t.Helper()
+	r.CLI("BGREWRITEAOF")
+	r.waitInfo("the append-only file rewritten", "aof_rewrite_in_progress:0", "aof_rewrite_scheduled:0")
+	if info := r.CLI("INFO", "persistence"); !strings.Contains(info, "aof_last_bgrewrite_status:ok") {
+		r.t.Fatalf("BGREWRITEAOF failed:\n%s", info)
+	}
+}
+
+// SaveSnapshot writes an RDB snapshot (SAVE) and keeps a copy of it
+// aside, for RestartFromSnapshot to start from later: an operator
+// restoring last night's backup.
+func (r *Redis) SaveSnapshot() {
+	r.t.Helper()
+	r.CLI("SAVE")
+	b, err := os.ReadFile(filepath.Join(r.dir, "dump.rdb"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "snapshot.rdb"), b, 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// RestartFromSnapshot kills redis-server if it runs, and starts it again
+// from the snapshot SaveSnapshot kept, dropping its append-only file:
+// every write since the snapshot is gone. It then turns the append-only
+// file on again (CONFIG SET appendonly yes rewrites it from memory), so
+// that a later Kill and Restart keep what it answers from then on.
+func (r *Redis) RestartFromSnapshot() {
+	r.t.Helper()
+	r.Kill()
+	b, err := os.ReadFile(filepath.Join(r.dir, "snapshot.rdb"))
+	if err != nil {
+		r.t.Fatalf("no snapshot to restart from (SaveSnapshot first): %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(r.dir, "appendonlydir")); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "dump.rdb"), b, 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	r.noAOF = true
+	err = r.start()
+	r.noAOF = false
+	if err != nil {
+		r.t.Fatalf("restarting redis-server from its snapshot: %v", err)
+	}
+	r.CLI("CONFIG", "SET", "appendonly", "yes")
+	r.waitInfo("the append-only file written from the snapshot", "aof_enabled:1", "aof_rewrite_in_progress:0", "aof_rewrite_scheduled:0")
+}
+
+// waitInfo waits until INFO persistence holds every one of lines.
+func (r *Redis) waitInfo(what string, lines ...string) {
+	r.t.Helper()
+	WaitFor(r.t, what, func() bool {
+		info := strings.ReplaceAll(r.CLI("INFO", "persistence"), "\r", "")
+		for _, l := range lines {
+			if !strings.Contains(info, l+"\n") {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // WaitFor polls cond until it holds, failing the test after two minutes
