@@ -128,30 +128,44 @@ end
 `
 
 // epochLua is the log's epoch, made from the candidate ARGV[1] when Redis
-// holds none (at the first publish or read, and after Redis lost its
-// data), or when the stream KEYS[1]'s last-generated id is behind the seq
-// ARGV[3] that the calling instance saw in that epoch, ARGV[2] (Redis
-// restarted from older data). The epoch must still be ARGV[2] for that,
-// so instances that saw the same ids take one new epoch: the first to
-// call makes it, and the others, who saw none of it, keep it. It also
-// sets the entries kept, the oldest's seq (nil when none is) and the last
-// generated seq (0 before the first), which the scripts answer.
+// holds none: at the first publish or read, and after Redis lost its data.
+// When the stream KEYS[1]'s last-generated id is behind the seq ARGV[3]
+// that the calling instance saw in that epoch, ARGV[2], Redis restarted
+// from older data (a snapshot, or an append-only file that lost its last
+// second), and the ids after it were given to events it no longer holds:
+// the stream's last id is set to ARGV[3] (XSETID), so that no later event
+// takes one of them, and the events it kept keep their ids. The lost
+// stretch is then a gap in the seqs, which the read script turns into a
+// reset for every reader that had not read past it. (A stream that is gone
+// altogether starts a new epoch instead: nothing of it is left to keep.)
+// It also sets the entries kept, the oldest's seq (nil when none is) and
+// the last generated seq (0 before the first), which the scripts answer.
 const epochLua = `
 local function seq(id) return tonumber(string.match(id, '%-(%d+)$')) end
-local kept, first, last = 0, nil, 0
+local kept, first, last, ours = 0, nil, 0, true
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
   for i = 1, #info, 2 do
     local k, v = info[i], info[i + 1]
     if k == 'length' then kept = v
-    elseif k == 'last-generated-id' then last = seq(v)
+    elseif k == 'last-generated-id' then last, ours = seq(v), string.sub(v, 1, 2) == '0-'
     elseif k == 'first-entry' and v then first = seq(v[1]) end
   end
 end
 local epoch = redis.call('GET', KEYS[2])
-if not epoch or (epoch == ARGV[2] and last < tonumber(ARGV[3])) then
+if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[2], epoch)
+elseif epoch == ARGV[2] and last < tonumber(ARGV[3]) then
+  if not ours then
+    -- A producer's XADD * broke the stream: publishing says so.
+  elseif redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('XSETID', KEYS[1], '0-' .. ARGV[3])
+    last = tonumber(ARGV[3])
+  else
+    epoch = ARGV[1]
+    redis.call('SET', KEYS[2], epoch)
+  end
 end
 `
 
@@ -201,7 +215,9 @@ return {ids, 0}`
 // readScript reads up to ARGV[6] entries of the stream KEYS[1] after the
 // id of epoch ARGV[4] and seq ARGV[5] (ARGV[7] is 1 for the zero id: from
 // the oldest, no reset), or from the oldest, saying reset, when that id is
-// of another epoch, trimmed away, or past the last entry ever added. That
+// of another epoch, trimmed away, or past the last entry ever added; or
+// from the first entry after a gap in the seqs that follows that id,
+// saying reset (events lost, see epochLua, or deleted by hand). That
 // id is the client's, and may be anything: it is only compared, and never
 // moves the epoch on. It returns the epoch, reset (0 or 1), the entries
 // kept, the first's seq (the next to be added when none is), the last
@@ -219,6 +235,25 @@ elseif ARGV[4] ~= epoch or after > last or after + 1 < first then
 end
 local entries = {}
 if max > 0 then entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', max) end
+-- Seqs follow one another but where events were lost (see epochLua) or
+-- deleted by hand: the entries stop before such a gap, and a read that
+-- starts at one says reset, from the first entry after it.
+local expect = nil
+if reset == 0 and not zero then expect = after + 1 end
+for i = 1, #entries do
+  local s = seq(entries[i][1])
+  if expect and s ~= expect then
+    if i == 1 then
+      reset, first = 1, s
+    else
+      local upto = {}
+      for j = 1, i - 1 do upto[j] = entries[j] end
+      entries = upto
+      break
+    end
+  end
+  expect = s + 1
+end
 return {epoch, reset, kept, first, last, entries}`
 
 // lastSeen is the stream's last id as far as this instance knows, for a
