@@ -109,7 +109,7 @@ func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub,
 		Verifiers:        pushVerifiers,
 		VerifyRate:       pushVerifyRate,
 		VerifyBurst:      pushVerifyBurst,
-		Backoff:          func(attempt int) time.Duration { return webhooks.Backoff(attempt, rand.Float64) },
+		Backoff:          func(attempt int) time.Duration { return min(webhooks.Backoff(attempt, rand.Float64), p.MaxBackoff) },
 		LeaseTTL:         p.Lease,
 		SyncEvery:        time.Second,
 	}, hub, st, subs, set, subsystemLabel(name), log)

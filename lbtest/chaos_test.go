@@ -167,7 +167,10 @@ func runSchedule(t *testing.T, seed uint64) *chaoscheck.Report {
 		users.WriteString(u + ":" + testdeps.Bcrypt2ySecret + "\n")
 	}
 	extra := []string{"-users", testdeps.WriteUsersFile(t, users.String()), "-push-allow", "127.0.0.0/8",
-		"-push-lease", chaosLease.String(), "-push-timeout", (chaosLease * 2 / 5).String()}
+		"-push-lease", chaosLease.String(), "-push-timeout", (chaosLease * 2 / 5).String(),
+		// The retries of a receiver that failed come back within the
+		// run's settling, not the schedule's minutes.
+		"-push-max-backoff", "2s"}
 	c := &chaos{t: t, rng: rng, redis: redis, client: &http.Client{Timeout: 5 * time.Second}, holder: map[string]*northSrv{}}
 	for _, name := range []string{"a", "b"} {
 		in := &instance{name: name, plain: true, store: redis.URL(), extra: extra}

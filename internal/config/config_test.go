@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"northd/internal/testdeps"
 )
@@ -40,7 +41,7 @@ func TestRunHelpListsEveryFlag(t *testing.T) {
 		"insecure-open", "ipv6-prefix", "listen", "log-format", "log-level", "login-failure-window",
 		"max-body-size", "max-conns", "max-conns-per-ip", "max-ips-per-user", "max-login-failures",
 		"max-user-login-failures", "pprof", "prefork", "proxy-protocol", "proxy-protocol-from", "push-allow",
-		"push-batch", "push-ca", "push-disable-after", "push-lease", "push-max-subscriptions", "push-rate", "push-secret-key-file", "push-timeout",
+		"push-batch", "push-ca", "push-disable-after", "push-lease", "push-max-backoff", "push-max-subscriptions", "push-rate", "push-secret-key-file", "push-timeout",
 		"push-workers", "read-timeout", "reduce-memory", "registry-max", "reuseport", "shutdown-timeout", "store",
 		"store-timeout", "tls-cert", "tls-key", "token-ttl", "trusted-proxies", "users", "version",
 		"write-timeout",
@@ -89,6 +90,21 @@ func TestEnvironmentCountsEmptyValues(t *testing.T) {
 // An attempt must end well within the lease it is made under: a
 // -push-timeout of half -push-lease or more is refused at start, saying
 // what to set.
+// -push-max-backoff caps the retry schedule's waits: a test or a receiver
+// known to come back fast need not wait the schedule's hour.
+func TestPushMaxBackoff(t *testing.T) {
+	if cfg, err := Parse(nil, testdeps.NoEnv, io.Discard); err != nil || cfg.Push.MaxBackoff != time.Hour {
+		t.Errorf("the default: %v %v, want 1h", cfg.Push.MaxBackoff, err)
+	}
+	if cfg, err := Parse([]string{"-push-max-backoff", "2s"}, testdeps.NoEnv, io.Discard); err != nil || cfg.Push.MaxBackoff != 2*time.Second {
+		t.Errorf("-push-max-backoff 2s: %v %v", cfg.Push.MaxBackoff, err)
+	}
+	_, err := Parse([]string{"-push-max-backoff", "0s"}, testdeps.NoEnv, io.Discard)
+	if want := "-push-timeout, -push-disable-after and -push-max-backoff must be positive"; err == nil || err.Error() != want {
+		t.Errorf("-push-max-backoff 0s: %v, want %q", err, want)
+	}
+}
+
 func TestPushTimeoutWellUnderTheLease(t *testing.T) {
 	for _, tt := range []struct {
 		args []string

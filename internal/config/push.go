@@ -18,6 +18,7 @@ type Push struct {
 	Workers          int
 	MaxSubscriptions int
 	Lease            time.Duration
+	MaxBackoff       time.Duration
 }
 
 func addPushFlags(fs *flag.FlagSet, cfg *Config) {
@@ -38,6 +39,7 @@ func addPushFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.Float64Var(&p.Rate, "push-rate", 10, "most webhook deliveries per second to one subscription")
 	fs.IntVar(&p.Workers, "push-workers", 64, "most webhook attempts in flight at once, all subscriptions together")
 	fs.IntVar(&p.MaxSubscriptions, "push-max-subscriptions", 10_000, "most webhook subscriptions per subsystem")
+	fs.DurationVar(&p.MaxBackoff, "push-max-backoff", time.Hour, "longest wait between two attempts of a failing webhook delivery: the retries wait 5s, 30s, 2m, 10m, 30m, then 1h, each capped at this")
 	fs.DurationVar(&p.Lease, "push-lease", 30*time.Second, "with a shared -store, how long one instance delivers for a subscription without renewing its lease: how soon another takes over when it dies")
 }
 
@@ -46,8 +48,8 @@ func checkPushConfig(cfg *Config) error {
 	switch {
 	case p.Batch < 1 || p.Batch > 1000:
 		return Usagef("-push-batch must be from 1 to 1000, not %d", p.Batch)
-	case p.Timeout <= 0 || p.DisableAfter <= 0:
-		return Usagef("-push-timeout and -push-disable-after must be positive")
+	case p.Timeout <= 0 || p.DisableAfter <= 0 || p.MaxBackoff <= 0:
+		return Usagef("-push-timeout, -push-disable-after and -push-max-backoff must be positive")
 	case p.Rate <= 0:
 		return Usagef("-push-rate must be positive, not %v", p.Rate)
 	case p.Workers < 1 || p.MaxSubscriptions < 1:
