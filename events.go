@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"northd/internal/events"
+	"northd/internal/netx"
 	"northd/internal/store"
 	"northd/internal/wire"
 )
@@ -30,8 +31,8 @@ var (
 var (
 	badEventIDBody    = wire.AppendFailureBody(nil, 1, false, "Last-Event-ID (or after=) is not an event id: send the id of an event received before, or none to start from now")
 	badWaitBody       = wire.AppendFailureBody(nil, 1, false, "wait must be a duration from 0s to 60s, such as wait=30s")
-	tooManyForToken   = wire.AppendFailureBody(nil, 3, false, "too many event streams are open on this token; close one, or wait the Retry-After seconds")
-	tooManyStreams    = wire.AppendFailureBody(nil, 4, false, "this instance has as many event streams open as it may; retry after the Retry-After seconds, on this instance or another")
+	tooManyForToken   = wire.AppendFailureBody(nil, 3, false, "too many event streams and long polls are open on this token; close one, or wait the Retry-After seconds")
+	tooManyStreams    = wire.AppendFailureBody(nil, 4, false, "this instance has as many event streams and long polls open as it may; retry after the Retry-After seconds, on this instance or another")
 	shuttingDownBody  = wire.AppendFailureBody(nil, 4, false, "this instance is shutting down; reconnect, to another instance, after the Retry-After seconds")
 	eventLogDownBody  = wire.AppendFailureBody(nil, 4, false, "the event log is unavailable; retry after the Retry-After seconds")
 	retryAfterStreams = []byte("5")
@@ -77,23 +78,12 @@ func (s *subsystem) handleEvents(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if ctx.QueryArgs().Has("wait") {
-		s.pollEvents(ctx, after, resume, v)
+		s.pollEvents(ctx, token, after, resume, v)
 		return
 	}
 	st, err := s.events.Open(events.StreamSpec{Token: token, IP: v.IP, Username: v.Username, Tenure: events.Tenure(v.Tenure), After: after, Resume: resume}, s.streamHead)
 	if err != nil {
-		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterStreams)
-		switch err {
-		case events.ErrTooManyForToken:
-			answerJSON(ctx, fasthttp.StatusTooManyRequests, tooManyForToken)
-		case events.ErrTooManyStreams:
-			answerJSON(ctx, fasthttp.StatusServiceUnavailable, tooManyStreams)
-		case events.ErrShuttingDown:
-			answerJSON(ctx, fasthttp.StatusServiceUnavailable, shuttingDownBody)
-		default: // the log did not answer
-			ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
-			answerJSON(ctx, fasthttp.StatusServiceUnavailable, eventLogDownBody)
-		}
+		answerStreamRefused(ctx, err)
 		return
 	}
 	// The stream leaves fasthttp: no read, write or idle timeout meant
@@ -106,18 +96,54 @@ func (s *subsystem) handleEvents(ctx *fasthttp.RequestCtx) {
 			// Written only: the request's read buffer can go.
 			c = u.UnsafeConn()
 		}
+		// A heartbeat to a client that vanished (no FIN, no RST)
+		// still goes into the send buffer, past any write deadline,
+		// and TCP would retry it for about 15 minutes, the stream
+		// holding its place under the limits all along. The kernel
+		// ends the connection once a write waits for its ack as long
+		// as a write may take, and the next heartbeat's write fails.
+		if err := netx.SetUserTimeout(c, s.streamUserTimeout); err != nil {
+			s.log.Warn("cannot bound how long an event stream waits for its client's acks; a vanished client is found only by TCP's retransmission timeout", "err", err)
+		}
 		st.Serve(c)
 	})
+}
+
+// answerStreamRefused answers a stream, or a long poll, that the hub
+// refused with err.
+func answerStreamRefused(ctx *fasthttp.RequestCtx, err error) {
+	ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterStreams)
+	switch err {
+	case events.ErrTooManyForToken:
+		answerJSON(ctx, fasthttp.StatusTooManyRequests, tooManyForToken)
+	case events.ErrTooManyStreams:
+		answerJSON(ctx, fasthttp.StatusServiceUnavailable, tooManyStreams)
+	case events.ErrShuttingDown:
+		answerJSON(ctx, fasthttp.StatusServiceUnavailable, shuttingDownBody)
+	default: // the log did not answer
+		ctx.Response.Header.SetCanonical(headerRetryAfter, retryAfterOne)
+		answerJSON(ctx, fasthttp.StatusServiceUnavailable, eventLogDownBody)
+	}
 }
 
 // pollEvents answers a long poll: {"code":0,"events":[…],"next":"ID"}, at
 // once when there are events after after, or when the first comes within
 // wait=, or empty when none did.
-func (s *subsystem) pollEvents(ctx *fasthttp.RequestCtx, after events.ID, resume bool, v store.Token) {
+func (s *subsystem) pollEvents(ctx *fasthttp.RequestCtx, token [16]byte, after events.ID, resume bool, v store.Token) {
 	wait, err := time.ParseDuration(string(ctx.QueryArgs().PeekBytes(argWait)))
 	if err != nil || wait < 0 || wait > maxPollWait {
 		answerJSON(ctx, fasthttp.StatusBadRequest, badWaitBody)
 		return
+	}
+	if wait > 0 {
+		// A waiting poll holds its connection as a stream does: it
+		// counts under -event-streams-per-token and
+		// -event-max-streams with the streams.
+		if err := s.events.BeginPoll(token); err != nil {
+			answerStreamRefused(ctx, err)
+			return
+		}
+		defer s.events.EndPoll(token)
 	}
 	body := append(make([]byte, 0, 4096), `{"code":0,"events":[`...)
 	at := len(body)

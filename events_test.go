@@ -381,14 +381,14 @@ func TestEventStreamLimits(t *testing.T) {
 		t.Fatalf("first stream: %d %s", status, body)
 	}
 	_, status, body := openStream(t, addr, t1, "")
-	if want := `{"code": 3, "description": "too many event streams are open on this token; close one, or wait the Retry-After seconds"}`; status != 429 || body != want {
+	if want := `{"code": 3, "description": "too many event streams and long polls are open on this token; close one, or wait the Retry-After seconds"}`; status != 429 || body != want {
 		t.Errorf("a second stream on one token: %d %s, want 429 %s", status, body, want)
 	}
 	if _, status, body := openStream(t, addr, t2, ""); status != 200 {
 		t.Fatalf("second token's stream: %d %s", status, body)
 	}
 	_, status, body = openStream(t, addr, t3, "")
-	if want := `{"code": 4, "description": "this instance has as many event streams open as it may; retry after the Retry-After seconds, on this instance or another"}`; status != 503 || body != want {
+	if want := `{"code": 4, "description": "this instance has as many event streams and long polls open as it may; retry after the Retry-After seconds, on this instance or another"}`; status != 503 || body != want {
 		t.Errorf("a third stream with -event-max-streams 2: %d %s, want 503 %s", status, body, want)
 	}
 	if _, status, body := openStream(t, addr, "0123456789abcdef0123456789abcdef", ""); status != 401 {
@@ -396,6 +396,49 @@ func TestEventStreamLimits(t *testing.T) {
 	}
 	if _, status, body := openStream(t, addr, t3, "not an id"); status != 400 {
 		t.Errorf("a bad Last-Event-ID: %d %s, want 400", status, body)
+	}
+}
+
+// A waiting long poll counts under -event-streams-per-token as a stream
+// does: past it, a poll or a stream is answered 429 with Retry-After, and
+// the place is free again once the poll is answered.
+func TestLongPollsCountTowardTheTokenLimit(t *testing.T) {
+	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-streams-per-token", "1", "-event-heartbeat", "50ms")
+	addr := listen[0]
+	token := loginAs(t, addr, "north-1", "192.0.2.1")
+	const refused = `{"code": 3, "description": "too many event streams and long polls are open on this token; close one, or wait the Retry-After seconds"}`
+	s, status, body := openStream(t, addr, token, "")
+	if status != 200 {
+		t.Fatalf("the stream: %d %s", status, body)
+	}
+	a := call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=5s", token, "")
+	if a.status != 429 || a.body != refused || a.header.Get("Retry-After") != "5" {
+		t.Errorf("a long poll beside the stream: %d %s %v, want 429 %s with Retry-After: 5", a.status, a.body, a.header, refused)
+	}
+	// wait=0 holds nothing, and answers.
+	if a := call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=0s", token, ""); a.status != 200 {
+		t.Errorf("a poll that does not wait, beside the stream: %d %s, want 200", a.status, a.body)
+	}
+	s.conn.Close() // found by a heartbeat's write
+	open := `northd_event_streams_open{subsystem="` + portOf(addr) + `"}`
+	testdeps.WaitFor(t, "the stream to close", func() bool { return metricValue(t, admin, open) == 0 })
+	done := make(chan answer, 1)
+	go func() { done <- call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=60s", token, "") }()
+	testdeps.WaitFor(t, "the long poll to wait", func() bool {
+		return metricValue(t, admin, `northd_event_polls_waiting{subsystem="`+portOf(addr)+`"}`) == 1
+	})
+	if _, status, body := openStream(t, addr, token, ""); status != 429 || body != refused {
+		t.Errorf("a stream beside a waiting long poll: %d %s, want 429 %s", status, body, refused)
+	}
+	published(t, admin, `{"type":"t","data":1}`)
+	if a := <-done; a.status != 200 || !strings.Contains(a.body, `"seq":1,`) {
+		t.Errorf("the waiting poll: %d %s, want seq 1", a.status, a.body)
+	}
+	testdeps.WaitFor(t, "the poll's place to be free", func() bool {
+		return metricValue(t, admin, `northd_event_polls_waiting{subsystem="`+portOf(addr)+`"}`) == 0
+	})
+	if _, status, body := openStream(t, addr, token, ""); status != 200 {
+		t.Errorf("a stream once the poll was answered: %d %s, want 200", status, body)
 	}
 }
 

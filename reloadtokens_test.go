@@ -61,3 +61,62 @@ func TestReloadEndsTokensOfChangedUsers(t *testing.T) {
 		})
 	}
 }
+
+// A reload that narrows the ips a user may claim ends its live tokens at
+// the ips taken from it, with either store, and closes their streams; its
+// tokens at the ips it keeps, and users whose ips it left or widened, stay.
+func TestReloadEndsTokensOutsideNarrowedIPs(t *testing.T) {
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+":192.0.2.1,192.0.2.2\n"+
+				"bob:"+testdeps.Bcrypt2ySecret+":192.0.2.3\n"+
+				"carol:"+testdeps.Bcrypt2ySecret+"\n")
+			args := []string{"-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users, "-event-heartbeat", "50ms"}
+			if store == "redis" {
+				args = append(args, "-store", testdeps.StartRedis(t).URL())
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			srv, err := startInstance(t, ctx, args, testdeps.NoEnv, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cancel(); srv.wait() })
+			addr := srv.listenAddrs()[0]
+			base := "http://" + addr
+			client := clientFrom("127.0.0.1")
+			atA := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
+			atB := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
+			bob := loginToken(t, client, base, `{"username":"bob","password":"secret","ip":"192.0.2.3"}`)
+			carol := loginToken(t, client, base, `{"username":"carol","password":"secret","ip":"192.0.2.8"}`)
+			stream, status, body := openStream(t, addr, atB, "")
+			if status != 200 {
+				t.Fatalf("alice's stream at 192.0.2.2: %d %s", status, body)
+			}
+
+			// alice: 192.0.2.1 only; bob: widened; carol: given a list
+			// without the ip she holds.
+			if err := os.WriteFile(users, []byte("alice:"+testdeps.Bcrypt2ySecret+":192.0.2.1\n"+
+				"bob:"+testdeps.Bcrypt2ySecret+":192.0.2.0/24\n"+
+				"carol:"+testdeps.Bcrypt2ySecret+":192.0.2.9\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			srv.reload()
+
+			for _, c := range []struct {
+				who, token string
+				want       int
+			}{{"alice at 192.0.2.1", atA, 200}, {"alice at 192.0.2.2", atB, 401}, {"bob at 192.0.2.3", bob, 200}, {"carol at 192.0.2.8", carol, 401}} {
+				if a := call(t, client, "GET", base+"/north/verify", c.token, ""); a.status != c.want {
+					t.Errorf("verify %s after the reload: %d %q, want %d", c.who, a.status, a.body, c.want)
+				}
+			}
+			stream.closed() // at the next heartbeat
+			if n := metricValue(t, srv.adminAddr, `northd_event_streams_closed_total{subsystem="alarms",why="token_ended"}`); n != 1 {
+				t.Errorf("%v streams closed for their token, want 1", n)
+			}
+			if n := metricValue(t, srv.adminAddr, `northd_tokens_ended_total{subsystem="alarms",why="user_changed"}`); n != 2 {
+				t.Errorf("%v tokens ended as user_changed, want 2", n)
+			}
+		})
+	}
+}

@@ -258,12 +258,14 @@ func (srv *instance) reloadOnHangup(hup chan os.Signal) {
 
 // reload reads the users file and the TLS certificate anew. Whatever does
 // not load is logged and counted, and the one in force stays. The users a
-// new file removes, or gives another password, lose their live tokens.
+// new file removes, or gives another password, lose their live tokens;
+// those whose ips it narrows lose those at other ips.
 func (srv *instance) reload() {
 	ok := true
 	if srv.auth != nil {
-		if changed, reloaded := srv.auth.Reload(); reloaded {
+		if changed, narrowed, reloaded := srv.auth.Reload(); reloaded {
 			srv.endTokensOfUsers(changed)
+			srv.endTokensOutsideIPs(narrowed)
 		} else {
 			ok = false
 		}

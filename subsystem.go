@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
@@ -32,11 +33,14 @@ type subsystem struct {
 	log         *slog.Logger
 	metrics     *subsystemMetrics
 	server      *fasthttp.Server
-	events      *events.Hub    // the subsystem's event log, fanned out to its streams
-	streamHead  []byte         // the start of every event stream's response
-	push        *push.Pusher   // webhook subscriptions; nil with webhooks off
-	conns       *netx.Listener // counts, limits and refuses connections
-	listener    net.Listener   // conns, or TLS around it
+	events      *events.Hub // the subsystem's event log, fanned out to its streams
+	streamHead  []byte      // the start of every event stream's response
+	// streamUserTimeout is how long a stream's written data may wait
+	// for its client's ack before the kernel ends the connection.
+	streamUserTimeout time.Duration
+	push              *push.Pusher   // webhook subscriptions; nil with webhooks off
+	conns             *netx.Listener // counts, limits and refuses connections
+	listener          net.Listener   // conns, or TLS around it
 
 	// draining is shared by every subsystem of the process: set when
 	// shutdown begins, it turns /readyz to 503.
@@ -54,9 +58,13 @@ func newSubsystem(cfg config.Config, name string, ln net.Listener, draining *ato
 		maxBodySize: cfg.MaxBodySize,
 		events:      evs,
 		streamHead:  streamHead(cfg.Events.Retry),
-		rejections:  wire.NewRejectionBodies(cfg.MaxBodySize),
-		log:         log,
-		draining:    draining,
+		// -event-write-timeout: a client that takes no data for this
+		// long is dropped, even when what it did not take fitted in
+		// the send buffer.
+		streamUserTimeout: cfg.Events.WriteTimeout,
+		rejections:        wire.NewRejectionBodies(cfg.MaxBodySize),
+		log:               log,
+		draining:          draining,
 	}
 	s.metrics = newSubsystemMetrics(set, name)
 	s.conns = netx.NewListener(ln, netx.ListenerOptions{

@@ -3,6 +3,7 @@ package auth
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -52,6 +53,16 @@ func (l claimList) allows(ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// covers reports whether every address of o is in l.
+func (l claimList) covers(o claimList) bool {
+	for _, p := range o {
+		if !slices.ContainsFunc(l, func(q netip.Prefix) bool { return q.Bits() <= p.Bits() && q.Contains(p.Addr()) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // Claim is what the users file says of a user claiming an ip: a login

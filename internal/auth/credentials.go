@@ -15,6 +15,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,19 +145,36 @@ func (a *Authenticator) load() (*userTable, error) {
 // users the new file removed or gave another hash (the same password
 // hashed anew included), whose live tokens the caller ends: whoever the
 // operator locked out must not stay logged in until they expire.
-func (a *Authenticator) Reload() (changed []string, ok bool) {
+// narrowed names the users it kept with their hash but whose ips it
+// narrowed (a third field given, or one that no longer covers the one
+// before), with the ips they may claim now: the caller ends their live
+// tokens at other ips.
+func (a *Authenticator) Reload() (changed []string, narrowed []Narrowed, ok bool) {
 	before := a.users.Load().table
 	after, err := a.load()
 	if err != nil {
 		a.log.Error("users file not reloaded; the previous one stays in force", "err", err)
-		return nil, false
+		return nil, nil, false
 	}
 	for name, h := range before.byName {
-		if n, kept := after.byName[name]; !kept || !n.sameAs(h) {
+		n, kept := after.byName[name]
+		if !kept || !n.sameAs(h) {
 			changed = append(changed, name)
+			continue
+		}
+		now, listed := after.claims[name]
+		if was, wasListed := before.claims[name]; listed && (!wasListed || !now.covers(was)) {
+			narrowed = append(narrowed, Narrowed{Username: name, IPs: slices.Clone(now)})
 		}
 	}
-	return changed, true
+	return changed, narrowed, true
+}
+
+// Narrowed is a user whose ips a reload narrowed, and the ips it may
+// claim now.
+type Narrowed struct {
+	Username string
+	IPs      []netip.Prefix
 }
 
 // Outcome is what checking one login's credentials found.

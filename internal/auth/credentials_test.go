@@ -29,7 +29,7 @@ func TestReloadNamesChangedUsers(t *testing.T) {
 	if err := os.WriteFile(path, []byte("alice:"+testdeps.Argon2idSecret+"\ncarol:"+testdeps.Bcrypt2ySecret+"\ndave:"+testdeps.Bcrypt2ySecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	changed, ok := a.Reload()
+	changed, _, ok := a.Reload()
 	slices.Sort(changed)
 	if !ok || !slices.Equal(changed, []string{"alice", "bob"}) {
 		t.Fatalf("Reload: %q, %v; want alice and bob, true", changed, ok)
@@ -44,8 +44,8 @@ func TestReloadNamesChangedUsers(t *testing.T) {
 	if err := os.WriteFile(path, []byte("dave:$apr1$Qm5ySfvx$rJQ2X8ZzMmY3vP3oWlF0Q.\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if changed, ok := a.Reload(); ok || changed != nil {
-		t.Errorf("Reload of a bad file: %q, %v; want nothing, false", changed, ok)
+	if changed, narrowed, ok := a.Reload(); ok || changed != nil || narrowed != nil {
+		t.Errorf("Reload of a bad file: %q, %v, %v; want nothing, false", changed, narrowed, ok)
 	}
 	if !strings.Contains(logs.String(), `msg="users file not reloaded; the previous one stays in force"`) || !strings.Contains(logs.String(), "line 1: MD5 hashes") {
 		t.Errorf("the log does not say why the reload failed:\n%s", logs.String())
@@ -72,4 +72,26 @@ func TestCheckAndClaimAllocateNothing(t *testing.T) {
 			t.Fatalf("alice claiming %s: %d", ip, c)
 		}
 	})
+}
+
+// Reload names the users it kept whose ips it narrowed, with the ips they
+// keep: given a list, or one that no longer covers the one before; not
+// those whose list it left, widened or removed, nor those it changed.
+func TestReloadNamesNarrowedUsers(t *testing.T) {
+	line := func(name, ips string) string { return name + ":" + testdeps.Bcrypt2ySecret + ips + "\n" }
+	path := testdeps.WriteUsersFile(t, line("alice", ":192.0.2.1,192.0.2.2")+line("bob", ":192.0.2.0/25")+line("carol", "")+
+		line("dave", ":192.0.2.5")+line("erin", ":192.0.2.6")+line("frank", ":192.0.2.7"))
+	a := newTestAuthenticator(t, testOptions(path), metrics.NewSet(), slog.New(slog.DiscardHandler))
+	// alice narrowed; bob widened; carol given a list; dave left; erin's
+	// list removed; frank's password changed and his list narrowed.
+	if err := os.WriteFile(path, []byte(line("alice", ":192.0.2.1")+line("bob", ":192.0.2.0/24")+line("carol", ":192.0.2.9")+
+		line("dave", ":192.0.2.5")+line("erin", "")+"frank:"+testdeps.Argon2idSecret+":192.0.2.70\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed, narrowed, ok := a.Reload()
+	slices.SortFunc(narrowed, func(x, y Narrowed) int { return strings.Compare(x.Username, y.Username) })
+	want := []Narrowed{{"alice", []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}}, {"carol", []netip.Prefix{netip.MustParsePrefix("192.0.2.9/32")}}}
+	if !ok || !slices.Equal(changed, []string{"frank"}) || !slices.EqualFunc(narrowed, want, func(x, y Narrowed) bool { return x.Username == y.Username && slices.Equal(x.IPs, y.IPs) }) {
+		t.Errorf("Reload: %q, %v, %v; want frank changed, alice and carol narrowed: %v", changed, narrowed, ok, want)
+	}
 }

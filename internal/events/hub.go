@@ -29,7 +29,8 @@ type Hub struct {
 	smu      sync.Mutex
 	streams  map[*Stream]struct{}
 	perToken map[[16]byte]int
-	reserved int // streams opened and not yet dropped
+	reserved int // streams opened and not yet dropped, and polls begun and not ended
+	polls    int // long polls begun and not ended
 	closing  bool
 	closed   chan struct{} // closed when Shutdown begins
 	gone     chan struct{} // signalled when a stream leaves during Shutdown
@@ -45,8 +46,8 @@ type HubOptions struct {
 	DrainRetry   time.Duration // the one asked as streams close for a shutdown
 	WriteTimeout time.Duration // a client that takes no write for this long is dropped
 	Queue        int           // events a live stream may fall behind before it is dropped
-	MaxStreams   int           // streams open on this instance for this subsystem
-	MaxPerToken  int           // streams open on one token
+	MaxStreams   int           // streams and long polls open on this instance for this subsystem
+	MaxPerToken  int           // streams and long polls open on one token
 	CacheEvents  int           // newest events kept encoded for fan-out
 	CacheBytes   int           // and at most this many bytes of them
 	// TokenLive reports whether a stream's token still verifies; a

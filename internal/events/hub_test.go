@@ -252,3 +252,74 @@ func TestStreamOpenedBeforeTheHubStarts(t *testing.T) {
 		t.Fatalf("got %s %d, want t 1", typ, seq)
 	}
 }
+
+// A stream whose writes block, a client that takes nothing, is dropped
+// after WriteTimeout, and its place on the token is free again.
+func TestStreamWhoseWritesBlockIsDropped(t *testing.T) {
+	o := hubOptions
+	o.WriteTimeout = 10 * time.Millisecond
+	o.MaxPerToken = 1
+	h, set := startHub(t, memory.New(memory.Options{Retention: 10}), o)
+	server, client := net.Pipe() // a write waits for a read, which never comes
+	defer client.Close()
+	st, err := h.Open(events.StreamSpec{Token: [16]byte{1}, IP: ipA}, []byte("HEAD\n\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go st.Serve(server)
+	testdeps.WaitFor(t, "the blocked stream to be dropped", func() bool { return h.StreamsOpen() == 0 })
+	var out strings.Builder
+	set.WritePrometheus(&out)
+	if !strings.Contains(out.String(), `northd_event_streams_closed_total{subsystem="nms",why="write_failed"} 1`) {
+		t.Errorf("metrics:\n%s", out.String())
+	}
+	if _, err := h.Open(events.StreamSpec{Token: [16]byte{1}, IP: ipA}, nil); err != nil {
+		t.Errorf("a stream on the token after the drop: %v, want its place free", err)
+	}
+}
+
+// A long poll holds a place under MaxPerToken and MaxStreams as a stream
+// does, until it ends.
+func TestLongPollsCountUnderTheStreamLimits(t *testing.T) {
+	o := hubOptions
+	o.MaxPerToken = 2
+	o.MaxStreams = 3
+	h, set := startHub(t, memory.New(memory.Options{Retention: 10}), o)
+	a, b := [16]byte{1}, [16]byte{2}
+	if err := h.BeginPoll(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Open(events.StreamSpec{Token: a, IP: ipA}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.BeginPoll(a); err != events.ErrTooManyForToken {
+		t.Errorf("a third on token a: %v, want ErrTooManyForToken", err)
+	}
+	if _, err := h.Open(events.StreamSpec{Token: a, IP: ipA}, nil); err != events.ErrTooManyForToken {
+		t.Errorf("a stream after a poll and a stream on token a: %v, want ErrTooManyForToken", err)
+	}
+	if err := h.BeginPoll(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.BeginPoll(b); err != events.ErrTooManyStreams {
+		t.Errorf("a fourth on the hub: %v, want ErrTooManyStreams", err)
+	}
+	if n := h.PollsWaiting(); n != 2 {
+		t.Errorf("polls waiting: %d, want 2", n)
+	}
+	h.EndPoll(a)
+	if err := h.BeginPoll(a); err != nil {
+		t.Errorf("a poll on token a after one ended: %v, want its place free", err)
+	}
+	var out strings.Builder
+	set.WritePrometheus(&out)
+	for _, want := range []string{
+		`northd_event_polls_waiting{subsystem="nms"} 2`,
+		`northd_event_streams_refused_total{subsystem="nms",why="per_token"} 2`,
+		`northd_event_streams_refused_total{subsystem="nms",why="max_streams"} 1`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %s in:\n%s", want, out.String())
+		}
+	}
+}

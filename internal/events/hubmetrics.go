@@ -19,6 +19,7 @@ type hubMetrics struct {
 
 func newHubMetrics(set *metrics.Set, label string, h *Hub) hubMetrics {
 	set.NewGauge(`northd_event_streams_open{`+label+`}`, func() float64 { return float64(h.StreamsOpen()) })
+	set.NewGauge(`northd_event_polls_waiting{`+label+`}`, func() float64 { return float64(h.PollsWaiting()) })
 	set.NewGauge(`northd_event_log_length{`+label+`}`, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -12,6 +12,37 @@ type Polled struct {
 	Oldest time.Time // when the first event answered was published; zero when none
 }
 
+// BeginPoll takes a place for a long poll on token, under the same
+// bounds as streams, MaxPerToken and MaxStreams: a client waiting on a
+// poll holds a connection and a goroutine as a stream does, and polls
+// must not get past the bounds streams are held to. EndPoll gives it
+// back.
+func (h *Hub) BeginPoll(token [16]byte) error {
+	h.smu.Lock()
+	defer h.smu.Unlock()
+	if err := h.reserve(token); err != nil {
+		return err
+	}
+	h.polls++
+	return nil
+}
+
+// EndPoll gives back the place BeginPoll took.
+func (h *Hub) EndPoll(token [16]byte) {
+	h.smu.Lock()
+	h.release(token)
+	h.polls--
+	h.smu.Unlock()
+}
+
+// PollsWaiting is how many long polls hold a place, between BeginPoll and
+// EndPoll.
+func (h *Hub) PollsWaiting() int {
+	h.smu.Lock()
+	defer h.smu.Unlock()
+	return h.polls
+}
+
 // Poll appends to dst, as JSON objects each followed by a comma, at most
 // maxEvents of the events after after that r wants, waiting up to wait
 // for the first (a long poll, for clients that cannot read a stream; a

@@ -71,18 +71,12 @@ func (h *Hub) Open(spec StreamSpec, head []byte) (*Stream, error) {
 	}
 	h.smu.Lock()
 	defer h.smu.Unlock()
-	switch {
-	case h.closing:
+	if h.closing {
 		return nil, ErrShuttingDown
-	case h.perToken[spec.Token] >= h.o.MaxPerToken:
-		h.m.refusedPerToken.Inc()
-		return nil, ErrTooManyForToken
-	case h.reserved >= h.o.MaxStreams:
-		h.m.refusedTotal.Inc()
-		return nil, ErrTooManyStreams
 	}
-	h.perToken[spec.Token]++
-	h.reserved++
+	if err := h.reserve(spec.Token); err != nil {
+		return nil, err
+	}
 	s := &Stream{
 		hub: h, token: spec.Token, reader: Reader{IP: spec.IP, Username: append([]byte(nil), spec.Username...), Tenure: spec.Tenure},
 		resumed: spec.Resume, cursor: cursor, head: head,
@@ -97,6 +91,30 @@ func (h *Hub) Open(spec StreamSpec, head []byte) (*Stream, error) {
 	h.streams[s] = struct{}{}
 	h.m.opened.Inc()
 	return s, nil
+}
+
+// reserve takes a place for a stream or a long poll on token, within
+// MaxPerToken and MaxStreams; h.smu is held.
+func (h *Hub) reserve(token [16]byte) error {
+	switch {
+	case h.perToken[token] >= h.o.MaxPerToken:
+		h.m.refusedPerToken.Inc()
+		return ErrTooManyForToken
+	case h.reserved >= h.o.MaxStreams:
+		h.m.refusedTotal.Inc()
+		return ErrTooManyStreams
+	}
+	h.perToken[token]++
+	h.reserved++
+	return nil
+}
+
+// release gives back a place reserve took; h.smu is held.
+func (h *Hub) release(token [16]byte) {
+	h.reserved--
+	if h.perToken[token]--; h.perToken[token] <= 0 {
+		delete(h.perToken, token)
+	}
 }
 
 // Serve sends the stream on conn, which it keeps: it writes what is due,
@@ -297,10 +315,7 @@ func (s *Stream) drop(c *metrics.Counter) {
 	h := s.hub
 	h.smu.Lock()
 	delete(h.streams, s)
-	h.reserved--
-	if h.perToken[s.token]--; h.perToken[s.token] <= 0 {
-		delete(h.perToken, s.token)
-	}
+	h.release(s.token)
 	closing := h.closing
 	h.smu.Unlock()
 	if closing {

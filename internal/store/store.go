@@ -40,6 +40,10 @@ type Store interface {
 	// users file no longer has it or changed its password, and reports
 	// how many.
 	EndUserTokens(ctx context.Context, username string) (int, error)
+	// EndUserTokensOutside ends the live tokens username holds at ips
+	// that none of keep contains, because the users file narrowed the
+	// ips it may claim, and reports how many.
+	EndUserTokensOutside(ctx context.Context, username string, keep []netip.Prefix) (int, error)
 	// Page lists up to limit north servers seen after the cursor, most
 	// recently seen first, ties by ip.
 	Page(ctx context.Context, after Cursor, limit int) (Page, error)
@@ -57,6 +61,18 @@ type Store interface {
 // ErrUnavailable is the error of every call the store could not complete
 // in time: the request gets 503 and may be retried.
 var ErrUnavailable = errors.New("store unavailable")
+
+// Contains reports whether one of prefixes contains ip (as Unmap()
+// writes it).
+func Contains(prefixes []netip.Prefix, ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
 
 // Result is what Verify found of a token.
 type Result uint8

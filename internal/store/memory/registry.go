@@ -90,6 +90,19 @@ func (r *Store) endUserTokens(username string) int {
 	return n
 }
 
+// endUserTokensOutside ends the live tokens username holds at ips that
+// none of keep contains, because the users file narrowed the ips it may
+// claim; it reports how many.
+func (r *Store) endUserTokensOutside(username string, keep []netip.Prefix) int {
+	n := 0
+	for _, ip := range r.users.ips(username) {
+		if !store.Contains(keep, ip) {
+			n += r.shards[r.shardOf(ip)].endUserToken(ip, username)
+		}
+	}
+	return n
+}
+
 func (r *Store) verify(token [16]byte, now int64, usernameDst []byte) (username []byte, ip netip.Addr, expires int64, tenure store.Tenure, result store.Result) {
 	return r.shards[token[15]&r.mask].verify(token, now, usernameDst)
 }

@@ -48,6 +48,12 @@ func (r *Store) EndUserTokens(_ context.Context, username string) (int, error) {
 	return r.endUserTokens(username), nil
 }
 
+// EndUserTokensOutside ends username's live tokens at ips outside keep;
+// see store.Store.
+func (r *Store) EndUserTokensOutside(_ context.Context, username string, keep []netip.Prefix) (int, error) {
+	return r.endUserTokensOutside(username, keep), nil
+}
+
 // Page lists north servers; see store.Store.
 func (r *Store) Page(_ context.Context, after store.Cursor, limit int) (store.Page, error) {
 	servers, next := r.page(after, limit)

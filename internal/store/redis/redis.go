@@ -342,8 +342,27 @@ for _, ip in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return n`
 
+// endUserAtScript ends the live tokens one username (ARGV[2]) holds at
+// the ips ARGV[3…] (KEYS[1] is its set of ips, naming the slot), and
+// returns how many it ended.
+var endUserAtScript = rueidis.NewLuaScript(endUserAtScriptSource)
+
+const endUserAtScriptSource = `
+local prefix, username, n = ARGV[1], ARGV[2], 0
+for i = 3, #ARGV do
+  local r = prefix .. 'ns:' .. ARGV[i]
+  if redis.call('HGET', r, 'username') == username then
+    local t = redis.call('HGET', r, 'token')
+    if t then
+      n = n + redis.call('DEL', prefix .. 'tok:' .. t)
+      redis.call('HDEL', r, 'token')
+    end
+  end
+end
+return n`
+
 // storeScripts are loaded by every probe while the store is not up.
-var storeScripts = []string{loginScriptSource, endUserScriptSource, logoutScriptSource}
+var storeScripts = []string{loginScriptSource, endUserScriptSource, endUserAtScriptSource, logoutScriptSource}
 
 // logoutScript ends a token and clears it from its north server's record.
 var logoutScript = rueidis.NewLuaScript(logoutScriptSource)
@@ -437,6 +456,40 @@ func parseTokenRecord(v string) (tokenRecord, error) {
 		}
 	}
 	return r, nil
+}
+
+// endUserTokensOutside ends the live tokens username holds on subsystem
+// k at ips that none of keep contains, because the users file narrowed
+// the ips it may claim; it reports how many. The ips are picked here,
+// from the username's set, as Lua has no CIDR arithmetic; a login at an
+// ip outside keep, between the read and the script, is one the users file
+// in force no longer allows.
+func (s *Client) endUserTokensOutside(ctx context.Context, k subsystemKeys, username string, keep []netip.Prefix) (int, error) {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	userKey := k.prefix + "user:" + username
+	held, err := s.client.Do(ctx, s.client.B().Zrange().Key(userKey).Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil {
+		return 0, s.failed(err)
+	}
+	args := []string{k.prefix, username}
+	for _, ipText := range held {
+		if ip, err := netip.ParseAddr(ipText); err == nil && store.Contains(keep, ip) {
+			continue
+		}
+		args = append(args, ipText) // outside keep, or not an ip: not kept
+	}
+	if len(args) == 2 {
+		return 0, nil
+	}
+	n, err := endUserAtScript.Exec(ctx, s.client, []string{userKey}, args).AsInt64()
+	if err != nil {
+		return 0, s.failed(err)
+	}
+	return int(n), nil
 }
 
 // verify looks a token up on subsystem k at now.

@@ -61,6 +61,14 @@ func (s *Subsystem) EndUserTokens(ctx context.Context, username string) (int, er
 	return n, err
 }
 
+// EndUserTokensOutside ends username's live tokens at ips outside keep;
+// see store.Store.
+func (s *Subsystem) EndUserTokensOutside(ctx context.Context, username string, keep []netip.Prefix) (int, error) {
+	n, err := s.c.endUserTokensOutside(ctx, s.keys, username, keep)
+	s.userTokensEnded.Add(n)
+	return n, err
+}
+
 // Page lists north servers, the whole fleet's; see store.Store.
 func (s *Subsystem) Page(ctx context.Context, after store.Cursor, limit int) (store.Page, error) {
 	servers, count, next, err := s.c.northServers(ctx, s.keys, after, limit)

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Claim", testClaim},
 		{"MaxPerUser", testMaxPerUser},
 		{"EndUserTokens", testEndUserTokens},
+		{"EndUserTokensOutside", testEndUserTokensOutside},
 		{"Paging", testPaging},
 		{"OneUserWithManyIPsEvictsNoOtherUser", testFlood},
 	}
@@ -435,6 +436,36 @@ func testEndUserTokens(t *testing.T, newStore NewStore) {
 	}
 	if n, _ := s.EndUserTokens(context.Background(), "nobody"); n != 0 {
 		t.Errorf("EndUserTokens of an unknown user ended %d", n)
+	}
+}
+
+// EndUserTokensOutside ends one username's live tokens at the ips outside
+// the prefixes kept, and only those: its others, and another username's
+// at an ip outside them, stay.
+func testEndUserTokensOutside(t *testing.T, newStore NewStore) {
+	s := newStore(t, hour)
+	in := mustLogin(t, s, ipN(1), "alice")
+	out := mustLogin(t, s, ipN(2), "alice")
+	inPrefix := mustLogin(t, s, ipN(300), "alice") // 10.0.1.44
+	mapped := mustLogin(t, s, netip.AddrFrom16(ipN(3).As16()), "alice")
+	b := mustLogin(t, s, ipN(4), "bob")
+	keep := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("10.0.1.0/24"), netip.MustParsePrefix("10.0.0.3/32")}
+	n, err := s.EndUserTokensOutside(context.Background(), "alice", keep)
+	if err != nil || n != 1 {
+		t.Fatalf("EndUserTokensOutside: %d, %v; want 1", n, err)
+	}
+	if !valid(t, s, in) || valid(t, s, out) || !valid(t, s, inPrefix) || !valid(t, s, mapped) || !valid(t, s, b) {
+		t.Error("EndUserTokensOutside ended the wrong tokens")
+	}
+	// Nothing kept: every one of alice's ends, none of bob's.
+	if n, _ := s.EndUserTokensOutside(context.Background(), "alice", nil); n != 3 {
+		t.Errorf("with nothing kept, %d ended; want alice's other 3", n)
+	}
+	if !valid(t, s, b) {
+		t.Error("bob's token ended with alice's")
+	}
+	if n, _ := s.EndUserTokensOutside(context.Background(), "nobody", keep); n != 0 {
+		t.Errorf("EndUserTokensOutside of an unknown user ended %d", n)
 	}
 }
 
