@@ -74,6 +74,9 @@ type appended struct {
 	n      int   // events appended
 	oldest int64 // the first appended event's publish time, unix ns; 0 when none
 	reset  bool  // led by a reset event: the log no longer kept the cursor
+	// outlived: it stopped before an event for a later login at the
+	// reader's ip (Reader.Outlived).
+	outlived bool
 }
 
 // appendAfter appends, up to about limit bytes and at most maxEvents, the
@@ -83,6 +86,10 @@ func (c *cache) appendAfter(dst []byte, cursor ID, r *Reader, limit, maxEvents i
 	a := appended{cursor: cursor}
 	for i := int(cursor.Seq + 1 - c.first); i < c.n && len(dst) < limit && a.n < maxEvents; i++ {
 		e := &c.ring[(c.start+i)%len(c.ring)]
+		if r.Outlived(e.to) {
+			a.outlived = true
+			break
+		}
 		a.cursor.Seq = e.seq
 		if !r.Wants(e.to, e.typ) {
 			continue

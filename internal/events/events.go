@@ -116,6 +116,17 @@ type Reader struct {
 	Types    []string
 }
 
+// Outlived reports whether an event addressed to to is for a login at r's
+// ip after r's own: r's token had ended when it was published (no one held
+// the ip), and the next login there, maybe r's north server's own, is owed
+// it. A reader must not pass over such an event, as its cursor would then
+// carry the next login's resume past it: a stream closes before it, as for
+// a token that ended, and a poll answers what came before it. A token
+// issued before tenures were kept (Login 0) outlives none.
+func (r *Reader) Outlived(to Target) bool {
+	return to.NextLogin != 0 && r.Tenure.Login != 0 && to.IP == r.IP && to.NextLogin > r.Tenure.Login
+}
+
 // Wants reports whether an event of type typ addressed to to is for r.
 func (r *Reader) Wants(to Target, typ string) bool {
 	if !to.Matches(r.IP, r.Username, r.Tenure) {

@@ -189,8 +189,8 @@ func (h *Hub) wake(prev, head ID, evs []Event) {
 
 func anyFor(evs []Event, r *Reader) bool {
 	for i := range evs {
-		if r.Wants(evs[i].To, evs[i].Type) {
-			return true
+		if r.Wants(evs[i].To, evs[i].Type) || r.Outlived(evs[i].To) {
+			return true // to write, or to stop before
 		}
 	}
 	return false

@@ -323,3 +323,61 @@ func TestLongPollsCountUnderTheStreamLimits(t *testing.T) {
 		}
 	}
 }
+
+// An event for the next login at an ip no one held (NextLogin) is not
+// passed over by a stream or poll still open on an earlier token there:
+// the stream closes before it, the poll answers what came before it, so
+// that the north server, logging in again, resumes from before it and
+// gets it. Another ip's reader passes over it as over any event not its.
+func TestAnOutlivedReaderStopsBeforeTheNextLoginsEvent(t *testing.T) {
+	log := memory.New(memory.Options{Retention: 100})
+	h, set := startHub(t, log, hubOptions)
+	old := events.Tenure{Login: 3, Prev: 0}
+	st := openTestStream(t, h, events.StreamSpec{Token: [16]byte{1}, IP: ipA, Username: []byte("a"), Tenure: old})
+	other := openTestStream(t, h, events.StreamSpec{Token: [16]byte{2}, IP: ipB, Username: []byte("b"), Tenure: old})
+	publishTo(t, log, events.Target{}, 1)                      // 1: to all
+	publishTo(t, log, events.Target{IP: ipA, NextLogin: 4}, 1) // 2: for the login after a's
+	publishTo(t, log, events.Target{}, 1)                      // 3: to all
+	if _, seq, _ := st.next(); seq != 1 {
+		t.Fatalf("a got seq %d, want 1", seq)
+	}
+	st.c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	if rest, err := io.ReadAll(st.r); err != nil || strings.Contains(string(rest), "data: ") {
+		t.Errorf("after seq 1, a's stream: %q, %v; want its end, with no event past the next login's", rest, err)
+	}
+	for _, want := range []uint64{1, 3} {
+		if _, seq, _ := other.next(); seq != want {
+			t.Fatalf("b got seq %d, want %d", seq, want)
+		}
+	}
+	var out strings.Builder
+	set.WritePrometheus(&out)
+	if !strings.Contains(out.String(), `northd_event_streams_closed_total{subsystem="nms",why="token_ended"} 1`) {
+		t.Errorf("metrics:\n%s", out.String())
+	}
+
+	first := events.ID{Epoch: "", Seq: 1}
+	stats, _ := log.Stats(context.Background())
+	first.Epoch = stats.Head.Epoch
+	for _, c := range []struct {
+		name   string
+		reader events.Reader
+		body   string
+		next   uint64
+	}{
+		{"a poll on a's earlier token", events.Reader{IP: ipA, Username: []byte("a"), Tenure: old}, "", 1},
+		{"a poll of the next login", events.Reader{IP: ipA, Username: []byte("a"), Tenure: events.Tenure{Login: 4, Prev: 0}}, "2 3 ", 3},
+		{"a poll at another ip", events.Reader{IP: ipB, Username: []byte("b"), Tenure: old}, "3 ", 3},
+	} {
+		body, polled, err := h.Poll(context.Background(), first, false, time.Hour, &c.reader, 10, 1<<20, nil)
+		var seqs strings.Builder
+		var evs []struct{ Seq uint64 }
+		json.Unmarshal([]byte("["+strings.TrimSuffix(string(body), ",")+"]"), &evs)
+		for _, e := range evs {
+			seqs.WriteString(strconv.FormatUint(e.Seq, 10) + " ")
+		}
+		if err != nil || seqs.String() != c.body || polled.Next.Seq != c.next {
+			t.Errorf("%s: %q next %v, %v; want %q next seq %d", c.name, seqs.String(), polled.Next, err, c.body, c.next)
+		}
+	}
+}

@@ -10,6 +10,9 @@ type Polled struct {
 	Next   ID        // where the next poll goes on from
 	Reset  bool      // the answer starts with a reset event
 	Oldest time.Time // when the first event answered was published; zero when none
+	// Outlived: it stopped before an event for a later login at the
+	// reader's ip (Reader.Outlived); the reader's tenure is over.
+	Outlived bool
 }
 
 // BeginPoll takes a place for a long poll on token, under the same
@@ -74,8 +77,8 @@ func (h *Hub) Poll(ctx context.Context, after ID, fromNow bool, wait time.Durati
 			}
 		}
 		cursor = a.cursor
-		if len(dst) > start || a.reset {
-			p := Polled{Next: cursor, Reset: a.reset}
+		if len(dst) > start || a.reset || a.outlived {
+			p := Polled{Next: cursor, Reset: a.reset, Outlived: a.outlived}
 			if a.n > 0 {
 				p.Oldest = time.Unix(0, a.oldest)
 			}

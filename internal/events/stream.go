@@ -31,7 +31,8 @@ type Stream struct {
 	heartbeat atomic.Bool   // a heartbeat is due
 	final     atomic.Bool   // shutting down: a last retry, then close
 	dropped   atomic.Bool
-	cursor    ID // the last event sent or skipped; owned by the writer
+	outlived  bool // its token ended: an event for a later login is next; owned by the writer
+	cursor    ID   // the last event sent or skipped; owned by the writer
 	buf       *[]byte
 }
 
@@ -182,6 +183,12 @@ func (s *Stream) run() {
 			s.drop(nil)
 			return
 		}
+		if s.outlived {
+			// What came before it is written; its client resumes
+			// from there once it logs in again.
+			s.drop(h.m.tokenEnded)
+			return
+		}
 		behind := ok && s.behind()
 		if ok && !behind && !s.live.Load() {
 			s.live.Store(true)
@@ -215,7 +222,7 @@ func (s *Stream) fill(buf []byte) ([]byte, bool) {
 		var a appended
 		buf, a = h.cache.appendAfter(buf, s.cursor, &s.reader, maxWrite, maxEventsPerWrite, false)
 		h.mu.RUnlock()
-		s.cursor = a.cursor
+		s.cursor, s.outlived = a.cursor, a.outlived
 		if a.n > 0 && s.live.Load() {
 			// Once per write, for its oldest event: the write's
 			// worst. Per event it would cost a tenth of a busy
@@ -238,7 +245,7 @@ func (s *Stream) fill(buf []byte) ([]byte, bool) {
 			h.m.resumeHit.Inc()
 		}
 	}
-	s.cursor = a.cursor
+	s.cursor, s.outlived = a.cursor, a.outlived
 	s.delivered(a.n)
 	return buf, true
 }
@@ -280,6 +287,10 @@ func (h *Hub) appendFromLog(dst []byte, cursor ID, r *Reader, maxEvents, limit i
 	for i := range evs {
 		if len(dst) >= limit {
 			return dst, a, nil // the rest next time
+		}
+		if r.Outlived(evs[i].To) {
+			a.outlived = true
+			return dst, a, nil
 		}
 		a.cursor = evs[i].ID
 		if !r.Wants(evs[i].To, evs[i].Type) {

@@ -151,6 +151,12 @@ func (p *Pusher) deliver(s *Subscription) {
 			if again, live := p.ownerTenure(ctx, s); !live || again != tenure {
 				continue // it logged in or out while the log was read: read again
 			}
+			if polled.Outlived {
+				// Its tenure ended though the store still said it
+				// held the ip: read again once the store catches up.
+				p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
+				continue
+			}
 			if len(objects) == 1 {
 				// Nothing for it: the events passed over were not its.
 				if n != cursor {
