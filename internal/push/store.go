@@ -30,7 +30,9 @@ type Store interface {
 	Cursor(ctx context.Context, id string) (cursor, pending events.ID, found bool, err error)
 	// Pending records end as the last event of id's next batch, unless
 	// one is recorded already, and answers the end recorded, only while
-	// holder holds its lease and the cursor is still from: every attempt
+	// holder holds its lease and the cursor is still from (or behind it,
+	// in from's epoch: the store lost the later cursor, which it puts
+	// back, dropping what was recorded for the older one): every attempt
 	// of the batch, on any instance, posts the events up to it under the
 	// same webhook-id.
 	Pending(ctx context.Context, id, holder string, from, end events.ID) (events.ID, bool, error)
@@ -38,7 +40,8 @@ type Store interface {
 	// holder; false while another holds it.
 	Lease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error)
 	// Advance moves id's cursor from from to to, only while holder
-	// holds its lease and the cursor is still from, and clears its
+	// holds its lease and the cursor is still from (or behind it, as for
+	// Pending), and clears its
 	// pending batch and its failing time: a 2xx took the batch. The
 	// cursor's check fences an instance that stalled past its lease
 	// while another delivered and let the lease lapse: renewing it, the
@@ -157,8 +160,12 @@ func (m *MemoryStore) Cursor(_ context.Context, id string) (events.ID, events.ID
 func (m *MemoryStore) Pending(_ context.Context, id, holder string, from, end events.ID) (events.ID, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.holds(id, holder) || m.cursors[id] != from {
+	if !m.holds(id, holder) || m.cursors[id] != from && !behind(m.cursors[id], from) {
 		return events.ID{}, false, nil
+	}
+	if m.cursors[id] != from { // see behind
+		m.cursors[id] = from
+		delete(m.pending, id)
 	}
 	if e, found := m.pending[id]; found {
 		return e, true, nil
@@ -184,7 +191,7 @@ func (m *MemoryStore) Lease(_ context.Context, id, holder string, ttl time.Durat
 func (m *MemoryStore) Advance(_ context.Context, id, holder string, from, to events.ID) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.holds(id, holder) || m.cursors[id] != from {
+	if !m.holds(id, holder) || m.cursors[id] != from && !behind(m.cursors[id], from) {
 		return false, nil
 	}
 	m.cursors[id] = to
@@ -211,6 +218,18 @@ func (m *MemoryStore) ClearFailing(_ context.Context, id string) error {
 	defer m.mu.Unlock()
 	delete(m.failing, id)
 	return nil
+}
+
+// behind reports whether the cursor stored is before the cursor from, in
+// from's epoch (or the zero cursor): a shared store that came back with
+// older data holds such a cursor, and the holder's own, which the store
+// took before it lost it, is then the truth (a memory store never loses
+// one, but keeps to the rule the shared one does).
+func behind(stored, from events.ID) bool {
+	if stored.IsZero() {
+		return !from.IsZero()
+	}
+	return stored.Epoch == from.Epoch && stored.Seq < from.Seq
 }
 
 // holds reports whether holder holds id's lease now; under m.mu.

@@ -246,12 +246,34 @@ func parseID(v string, err error) (events.ID, error) {
 	return events.ParseID(v)
 }
 
+// behindLua is behind(stored, from): whether the cursor stored is
+// before the cursor from, in from's epoch (or the zero cursor), which only
+// a Redis that came back with older data makes so: the holder's own
+// cursor, which Redis took before it lost it, is then the truth.
+const behindLua = `
+local function behind(stored, from)
+  if not stored then return false end
+  local se, sn = string.match(stored, '^(.*)%-(%d+)$')
+  local fe, fn = string.match(from, '^(.*)%-(%d+)$')
+  if not se or not fe then return false end
+  if se == '' and sn == '0' then return from ~= stored end
+  return se == fe and tonumber(sn) < tonumber(fn)
+end
+`
+
 // pendingScript sets the pending batch end KEYS[2] to ARGV[2] unless it is
 // set, only while ARGV[1] holds the lease KEYS[1] and the cursor KEYS[3]
 // is ARGV[3], and answers it (nil without the lease or on another cursor).
-var pendingScript = rueidis.NewLuaScript(`
+// A cursor behind ARGV[3] (Redis lost its later value) is put back to it,
+// and the end recorded for it, of a batch taken since, dropped.
+var pendingScript = rueidis.NewLuaScript(behindLua + `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-if redis.call('GET', KEYS[3]) ~= ARGV[3] then return false end
+local c = redis.call('GET', KEYS[3])
+if c ~= ARGV[3] then
+  if not behind(c, ARGV[3]) then return false end
+  redis.call('SET', KEYS[3], ARGV[3])
+  redis.call('DEL', KEYS[2])
+end
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
 return redis.call('GET', KEYS[2])
 `)
@@ -290,12 +312,14 @@ func (s *Store) Lease(ctx context.Context, id, holder string, ttl time.Duration)
 
 // advanceScript moves the cursor KEYS[2] from ARGV[3] to ARGV[2], and
 // clears the failing time KEYS[3] and the pending batch KEYS[4], only
-// while ARGV[1] holds the lease KEYS[1] and the cursor is still ARGV[3]:
-// an instance that lost the lease (it stalled past it) cannot move a
-// cursor the new holder moves, even once it holds the lease again.
-var advanceScript = rueidis.NewLuaScript(`
+// while ARGV[1] holds the lease KEYS[1] and the cursor is still ARGV[3]
+// (or behind it: Redis lost its later value): an instance that lost the
+// lease (it stalled past it) cannot move a cursor the new holder moves,
+// even once it holds the lease again.
+var advanceScript = rueidis.NewLuaScript(behindLua + `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+local c = redis.call('GET', KEYS[2])
+if c ~= ARGV[3] and not behind(c, ARGV[3]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[3], KEYS[4])
 return 1

@@ -280,3 +280,48 @@ func TestListReadsTheRecordsOnlyAfterAChange(t *testing.T) {
 		t.Errorf("after an update and a delete the records were read %d times, want 2", n)
 	}
 }
+
+// A Redis that came back with older data (a snapshot, an AOF that lost
+// its last second) holds a cursor behind the one its holder moved it to:
+// the holder's goes on from its own, rather than posting again what was
+// taken, and one whose cursor is behind the stored one still moves
+// nothing.
+func TestACursorRedisLostIsTheHolders(t *testing.T) {
+	redis, c := openRedis(t)
+	ctx := context.Background()
+	s := New(c.Rueidis(), "nms", time.Minute, nil)
+	e := func(n uint64) events.ID { return events.ID{Epoch: "e", Seq: n} }
+	r := &push.Record{ID: "sub_1", Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook", Created: time.Unix(1e9, 0).UTC()}
+	if err := s.Create(ctx, r, e(1), 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Lease(ctx, "sub_1", "a", time.Minute); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if ok, _ := s.Advance(ctx, "sub_1", "a", e(1), e(5)); !ok {
+		t.Fatal("Advance by the holder refused")
+	}
+	// As a restore from a snapshot taken at e-2, with a batch to e-3
+	// recorded then.
+	redis.CLI("SET", "northd:{nms}:sub:sub_1:cursor", "e-2")
+	redis.CLI("SET", "northd:{nms}:sub:sub_1:pending", "e-3")
+	if _, ok, _ := s.Pending(ctx, "sub_1", "a", e(1), e(4)); ok {
+		t.Error("a batch fixed from e-1, behind the stored e-2")
+	}
+	if end, ok, err := s.Pending(ctx, "sub_1", "a", e(5), e(7)); !ok || err != nil || end != e(7) {
+		t.Errorf("Pending from the holder's e-5: %v %v %v, want e-7: the e-3 recorded for e-2 is of a batch taken since", end, ok, err)
+	}
+	if c, pending, _, _ := s.Cursor(ctx, "sub_1"); c != e(5) || pending != e(7) {
+		t.Errorf("cursor %v, pending %v; want e-5 (the holder's) and e-7", c, pending)
+	}
+	redis.CLI("SET", "northd:{nms}:sub:sub_1:cursor", "e-2")
+	if ok, _ := s.Advance(ctx, "sub_1", "a", e(1), e(3)); ok {
+		t.Error("a cursor moved from e-1, behind the stored e-2")
+	}
+	if ok, _ := s.Advance(ctx, "sub_1", "a", e(7), e(9)); !ok {
+		t.Error("the holder's cursor, ahead of the one Redis restored, did not move")
+	}
+	if c, _, _, _ := s.Cursor(ctx, "sub_1"); c != e(9) {
+		t.Errorf("cursor %v, want e-9", c)
+	}
+}
