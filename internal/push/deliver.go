@@ -82,6 +82,15 @@ func (p *Pusher) deliver(s *Subscription) {
 		// (a poll lasts a third of it at most); the POST renews it
 		// again, after the waits for its turn.
 		ok, err := p.subs.Lease(ctx, s.ID, p.holder, p.o.LeaseTTL)
+		if err != nil && holding {
+			// The store did not answer: the holder keeps its place
+			// (its cursor and batch), and asks again sooner than the
+			// others do, so that a Redis that comes back with older
+			// data goes on from what this instance knows, not from
+			// what it forgot.
+			p.pause(ctx, p.o.LeaseTTL/10)
+			continue
+		}
 		if err != nil || !ok {
 			lose()
 			p.pause(ctx, p.o.LeaseTTL/3)
@@ -197,9 +206,13 @@ func (p *Pusher) deliver(s *Subscription) {
 		if limit.Wait(ctx) != nil {
 			return
 		}
-		status, wait, result, errText, held := p.send(ctx, s, msgID, batch)
+		status, wait, result, errText, held, down := p.send(ctx, s, msgID, batch)
 		if ctx.Err() != nil {
 			return
+		}
+		if down { // nothing posted; the store did not answer
+			p.pause(ctx, p.o.LeaseTTL/10)
+			continue
 		}
 		if !held {
 			lose() // another instance delivers: it posts this batch again
@@ -212,10 +225,14 @@ func (p *Pusher) deliver(s *Subscription) {
 		s.mu.Unlock()
 		switch result {
 		case delivered:
-			if ok, _ := p.subs.Advance(ctx, s.ID, p.holder, cursor, next); !ok {
+			if ok, err := p.subs.Advance(ctx, s.ID, p.holder, cursor, next); err == nil && !ok {
 				lose() // another instance took over; it posts this batch again
 				continue
 			}
+			// Taken, though the store may not have said so: this
+			// instance goes on from next, and the store's cursor,
+			// if it missed it, catches up at the next Pending or
+			// Advance (a cursor behind the holder's is the holder's).
 			s.mu.Lock()
 			s.cursor, s.attempt, s.failingSince = next, 0, time.Time{}
 			s.deliveries++
@@ -277,8 +294,8 @@ func (p *Pusher) hold(ctx context.Context, s *Subscription, d time.Duration) boo
 			return true
 		}
 		p.pause(ctx, min(left, p.o.LeaseTTL/3))
-		if ok, err := p.subs.Lease(ctx, s.ID, p.holder, p.o.LeaseTTL); err != nil || !ok {
-			return false
+		if ok, err := p.subs.Lease(ctx, s.ID, p.holder, p.o.LeaseTTL); err == nil && !ok {
+			return false // a store that did not answer is asked again
 		}
 	}
 	return true
@@ -340,23 +357,24 @@ func (p *Pusher) rebuild(ctx context.Context, s *Subscription, cursor, end event
 // send posts a batch to s's url once, on a worker, once its lease is
 // renewed, and within the time the lease has left: no other instance
 // takes the lease, and posts the batch, while the POST may still be in
-// flight. held is false when the lease was lost (nothing was posted).
-func (p *Pusher) send(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, wait time.Duration, result outcome, errText string, held bool) {
+// flight. held is false when the lease was lost, down when the store did
+// not answer; nothing was posted then.
+func (p *Pusher) send(ctx context.Context, s *Subscription, msgID string, body []byte) (status int, wait time.Duration, result outcome, errText string, held, down bool) {
 	select {
 	case p.o.Workers <- struct{}{}:
 	case <-ctx.Done():
-		return 0, 0, unreachable, "stopped", true
+		return 0, 0, unreachable, "stopped", true, false
 	}
 	defer func() { <-p.o.Workers }()
 	start := time.Now()
 	if ok, err := p.subs.Lease(ctx, s.ID, p.holder, p.o.LeaseTTL); err != nil || !ok {
-		return 0, 0, unreachable, "", false
+		return 0, 0, unreachable, "", false, err != nil
 	}
 	// The lease lasts LeaseTTL from start at least; a quarter of it is
 	// left for the answer to be read and the cursor moved.
 	timeout := min(p.o.Timeout, time.Until(start.Add(p.o.LeaseTTL-p.o.LeaseTTL/4)))
 	if timeout <= 0 { // the renewal itself took most of the lease
-		return 0, 0, unreachable, "", false
+		return 0, 0, unreachable, "", false, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -364,7 +382,7 @@ func (p *Pusher) send(ctx context.Context, s *Subscription, msgID string, body [
 	if result == timedOut && timeout < p.o.Timeout {
 		errText = "no answer within the time the lease had left: make -push-timeout less than half of -push-lease"
 	}
-	return status, wait, result, errText, true
+	return status, wait, result, errText, true, false
 }
 
 // attempt posts body to s's url once, within ctx, and classes the
