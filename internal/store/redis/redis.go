@@ -324,13 +324,16 @@ if usermax > 0 then
 end
 return 1`
 
-// endUserScript ends the live tokens of one username (KEYS[1] is its set
-// of ips), and returns how many it ended.
+// endUserScript ends the live tokens one username (ARGV[2]) holds at the
+// ips ARGV[3…], or, given none, at every ip of its set KEYS[1] (which
+// names the slot either way), and returns how many it ended.
 var endUserScript = rueidis.NewLuaScript(endUserScriptSource)
 
 const endUserScriptSource = `
 local prefix, username, n = ARGV[1], ARGV[2], 0
-for _, ip in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local ips = {unpack(ARGV, 3)}
+if #ips == 0 then ips = redis.call('ZRANGE', KEYS[1], 0, -1) end
+for _, ip in ipairs(ips) do
   local r = prefix .. 'ns:' .. ip
   if redis.call('HGET', r, 'username') == username then
     local t = redis.call('HGET', r, 'token')
@@ -342,27 +345,8 @@ for _, ip in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return n`
 
-// endUserAtScript ends the live tokens one username (ARGV[2]) holds at
-// the ips ARGV[3…] (KEYS[1] is its set of ips, naming the slot), and
-// returns how many it ended.
-var endUserAtScript = rueidis.NewLuaScript(endUserAtScriptSource)
-
-const endUserAtScriptSource = `
-local prefix, username, n = ARGV[1], ARGV[2], 0
-for i = 3, #ARGV do
-  local r = prefix .. 'ns:' .. ARGV[i]
-  if redis.call('HGET', r, 'username') == username then
-    local t = redis.call('HGET', r, 'token')
-    if t then
-      n = n + redis.call('DEL', prefix .. 'tok:' .. t)
-      redis.call('HDEL', r, 'token')
-    end
-  end
-end
-return n`
-
 // storeScripts are loaded by every probe while the store is not up.
-var storeScripts = []string{loginScriptSource, endUserScriptSource, endUserAtScriptSource, logoutScriptSource}
+var storeScripts = []string{loginScriptSource, endUserScriptSource, logoutScriptSource}
 
 // logoutScript ends a token and clears it from its north server's record.
 var logoutScript = rueidis.NewLuaScript(logoutScriptSource)
@@ -485,7 +469,7 @@ func (s *Client) endUserTokensOutside(ctx context.Context, k subsystemKeys, user
 	if len(args) == 2 {
 		return 0, nil
 	}
-	n, err := endUserAtScript.Exec(ctx, s.client, []string{userKey}, args).AsInt64()
+	n, err := endUserScript.Exec(ctx, s.client, []string{userKey}, args).AsInt64()
 	if err != nil {
 		return 0, s.failed(err)
 	}
