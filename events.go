@@ -153,6 +153,14 @@ func (s *subsystem) pollEvents(ctx *fasthttp.RequestCtx, token [16]byte, after e
 		answerJSON(ctx, fasthttp.StatusServiceUnavailable, eventLogDownBody)
 		return
 	}
+	if polled.Outlived && len(body) == at {
+		// Its token ended before the next event, which is a later
+		// login's: as a stream closes, the poll says the token is
+		// over, rather than answering nothing at once, again and
+		// again, without waiting.
+		s.refuseToken(ctx, &s.metrics.eventChecks, wire.BearerUnknown)
+		return
+	}
 	if len(body) > at {
 		body = body[:len(body)-1] // the last event's comma
 	}

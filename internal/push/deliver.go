@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -23,6 +24,10 @@ func (p *Pusher) ownerTenure(ctx context.Context, s *Subscription) (events.Tenur
 	}
 	return events.Tenure(tenure), true
 }
+
+// errOutlived is a rebuild's stop at an event for a later login at the
+// owner's ip: its delivery pauses and reads again.
+var errOutlived = errors.New("the owner's tenure ended")
 
 // outcome classes an attempt, for its metric.
 type outcome uint8
@@ -62,7 +67,11 @@ func (p *Pusher) deliver(s *Subscription) {
 	lose := func() {
 		holding, batch = false, nil
 		s.mu.Lock()
+		// The failure clock is the store's (Failing) once the lease
+		// is taken again: another instance may have delivered, or the
+		// north server enabled it again, meanwhile.
 		s.holding, s.state = false, Active
+		s.attempt, s.failingSince = 0, time.Time{}
 		s.mu.Unlock()
 	}
 	for ctx.Err() == nil {
@@ -203,7 +212,17 @@ func (p *Pusher) deliver(s *Subscription) {
 			continue
 		}
 		p.setState(s, Active)
-		if limit.Wait(ctx) != nil {
+		// The wait for the rate's turn keeps the lease (a rate
+		// slower than the lease lasts would otherwise hand it to
+		// another instance before every batch).
+		if r := limit.Reserve(); r.Delay() < p.o.LeaseTTL/3 {
+			p.pause(ctx, r.Delay()) // within the lease renewed above
+		} else if !p.hold(ctx, s, r.Delay()) {
+			r.Cancel()
+			lose()
+			continue
+		}
+		if ctx.Err() != nil {
 			return
 		}
 		status, wait, result, errText, held, down := p.send(ctx, s, msgID, batch)
@@ -337,6 +356,12 @@ func (p *Pusher) rebuild(ctx context.Context, s *Subscription, cursor, end event
 		objects, polled, err = p.hub.Poll(ctx, at, false, 0, &s.reader, 1, p.o.BatchBytes, objects)
 		if err != nil {
 			return nil, oldest, err
+		}
+		if polled.Outlived {
+			// The owner's tenure ended though the store said it
+			// held the ip: read again once the store catches up,
+			// never taking the range as gone.
+			return nil, oldest, errOutlived
 		}
 		if polled.Next == at { // the log holds no more of the range
 			break

@@ -22,20 +22,21 @@ import (
 )
 
 // A Redis restarted from an older snapshot has forgotten events 4 and 5,
-// whose ids it gave out (events/redis). A subscription that had taken
-// them goes on with the events published since, under ids it has never
-// seen; one that had not gets a reset leading its next delivery, naming
-// where it goes on: none silently lost, none taken for one it had.
+// whose ids it gave out (events/redis), and the cursor past them. The
+// subscription's next delivery is led by a reset naming where it goes on,
+// then the events published since, under ids it has never seen: none
+// silently lost, none taken for one it had.
 func TestAWebhookCursorAcrossARestartFromAnOlderSnapshot(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		tookLost bool     // the subscription took 4 and 5 before the restart
 		want     []string // what it takes after the restart
 	}{
-		{"it took the lost stretch", true, []string{"t=6 t=7"}},
-		// 4 and 5 from the cache of the instance that read them, or
-		// a reset from the log that lost them: either way, none lost
-		// silently.
+		// The gap the lost stretch left is a reset (its cursor in the
+		// restored Redis is from before it); or, for the one that had
+		// not taken 4 and 5, those from the cache of the instance that
+		// read them: either way, none lost silently, no id reused.
+		{"it took the lost stretch", true, []string{"reset t=6 t=7"}},
 		{"it had not", false, []string{"t=4 t=5 t=6 t=7", "reset t=6 t=7"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

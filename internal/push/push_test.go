@@ -665,30 +665,62 @@ func TestASlowRateLongerThanTheLeaseStillMovesOn(t *testing.T) {
 	testdeps.WaitFor(t, "the cursor at the last event", func() bool { return w.push.List(owner)[0].Cursor == last })
 }
 
+// leaseDown is a store whose Lease does not answer while down is set, as
+// a store this instance cannot reach (or an instance stalled) does.
+type leaseDown struct {
+	push.Store
+	down atomic.Bool
+}
+
+func (l *leaseDown) Lease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error) {
+	if l.down.Load() {
+		return false, errors.New("store unreachable")
+	}
+	return l.Store.Lease(ctx, id, holder, ttl)
+}
+
 // Two instances on one store never post a batch at once, even to a
 // receiver that answers nothing: an attempt ends within the lease it was
-// made under, before the other instance may take it.
+// made under, before the other instance may take it. Each attempt's
+// instance loses its way to the store as the attempt begins, so that the
+// lease passes to the other, which posts the batch again.
 func TestTwoInstancesNeverPostABatchAtOnce(t *testing.T) {
-	w := newWorld(t, func(o *push.Options) { o.LeaseTTL, o.Rate, o.SyncEvery = time.Second, 0.4, 20*time.Millisecond })
+	w := newWorld(t, func(o *push.Options) { o.LeaseTTL, o.SyncEvery = time.Second, 20*time.Millisecond })
 	r := newReceiver(t)
 	w.login("north-1", loopback)
+	w.subscribe(push.Owner{Username: "north-1", IP: loopback}, r.url("/hook"))
+	w.crash() // two instances of their own instead
+	w.push.Wait(context.Background())
+	type instance struct {
+		p     *push.Pusher
+		set   *metrics.Set
+		store *leaseDown
+	}
+	var both [2]instance
+	ctx, stop := context.WithCancel(context.Background())
+	for i := range both {
+		both[i].set, both[i].store = metrics.NewSet(), &leaseDown{Store: w.subs}
+		both[i].p = push.New(ctx, w.o, w.hub, w.store, both[i].store, both[i].set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
+	}
+	t.Cleanup(func() {
+		stop()
+		for _, in := range both {
+			in.p.Wait(context.Background())
+		}
+	})
 	var inFlight, overlaps atomic.Int32
 	r.answer = func(n int, req *http.Request) (int, http.Header) {
-		if n == 1 {
-			return 204, nil // the verification
-		}
 		if inFlight.Add(1) > 1 {
 			overlaps.Add(1)
+		}
+		for _, in := range both {
+			v := in.p.All()
+			in.store.down.Store(len(v) == 1 && v[0].Delivering)
 		}
 		<-req.Context().Done() // never answers: the sender gives up
 		inFlight.Add(-1)
 		return 500, nil
 	}
-	w.subscribe(push.Owner{Username: "north-1", IP: loopback}, r.url("/hook"))
-	bSet := metrics.NewSet()
-	ctx, stop := context.WithCancel(w.ctx)
-	b := push.New(ctx, w.o, w.hub, w.store, w.subs, bSet, `subsystem="nms"`, slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { stop(); b.Wait(context.Background()) })
 	w.publish("t", "1")
 	timedOut := func(set *metrics.Set) bool {
 		var out strings.Builder
@@ -696,13 +728,14 @@ func TestTwoInstancesNeverPostABatchAtOnce(t *testing.T) {
 		return !strings.Contains(out.String(), `northd_push_attempts_total{subsystem="nms",outcome="timeout"} 0`)
 	}
 	testdeps.WaitFor(t, "an attempt from each instance, or two at once", func() bool {
-		return overlaps.Load() > 0 || timedOut(w.set) && timedOut(bSet)
+		return overlaps.Load() > 0 || timedOut(both[0].set) && timedOut(both[1].set)
 	})
 	if n := overlaps.Load(); n > 0 {
 		t.Errorf("%d POSTs of the batch began while another was in flight", n)
 	}
-	for _, d := range r.deliveries()[1:] {
-		if d.id != r.deliveries()[1].id || len(d.events) != 1 {
+	all := r.deliveries()[1:] // after the verification
+	for _, d := range all {
+		if d.id != all[0].id || len(d.events) != 1 {
 			t.Errorf("attempt %s %s, want the one batch again", d.id, d.body)
 		}
 	}

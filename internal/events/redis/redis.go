@@ -133,8 +133,10 @@ end
 // that the calling instance saw in that epoch, ARGV[2], Redis restarted
 // from older data (a snapshot, or an append-only file that lost its last
 // second), and the ids after it were given to events it no longer holds:
-// the stream's last id is set to ARGV[3] (XSETID), so that no later event
-// takes one of them, and the events it kept keep their ids. The lost
+// the stream's last id is set a million past ARGV[3] (XSETID), so that no
+// later event takes one of them (another instance may have seen ids past
+// this one's, up to what its tail of the log was ahead), and the events
+// it kept keep their ids. The lost
 // stretch is then a gap in the seqs, which the read script turns into a
 // reset for every reader that had not read past it. (A stream that is gone
 // altogether starts a new epoch instead: nothing of it is left to keep.)
@@ -160,8 +162,8 @@ elseif epoch == ARGV[2] and last < tonumber(ARGV[3]) then
   if not ours then
     -- A producer's XADD * broke the stream: publishing says so.
   elseif redis.call('EXISTS', KEYS[1]) == 1 then
-    redis.call('XSETID', KEYS[1], '0-' .. ARGV[3])
-    last = tonumber(ARGV[3])
+    last = tonumber(ARGV[3]) + 1000000
+    redis.call('XSETID', KEYS[1], string.format('0-%d', last))
   else
     epoch = ARGV[1]
     redis.call('SET', KEYS[2], epoch)

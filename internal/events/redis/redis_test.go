@@ -243,12 +243,13 @@ func TestAForeignIDNamesTheFix(t *testing.T) {
 }
 
 // A Redis restarted from an older snapshot has forgotten events 4 and 5,
-// whose ids it gave out. No later event takes those ids: the new ones are
-// 6 and on, in the same epoch, and the events the snapshot kept keep
-// theirs. A reader who had read the lost stretch goes on without a reset;
-// one who had not gets a reset naming where the stream goes on, never
-// silently. The instance that did not publish them knows too, from having
-// read them.
+// whose ids it gave out. No later event takes those ids, nor the next
+// million (an instance may have seen further than this one): the new ones
+// are in the same epoch past them, and the events the snapshot kept keep
+// theirs. A reader resuming from before the gap's end gets a reset naming
+// where the stream goes on, never silently; one from before the lost
+// stretch gets what was kept up to it first. The instance that did not
+// publish them knows too, from having read them.
 func TestRestartFromAnOlderSnapshotReusesNoID(t *testing.T) {
 	redis := testdeps.StartRedisSnapshots(t)
 	l, other := newLog(t, redis, "north"), newLog(t, redis, "north")
@@ -271,7 +272,7 @@ func TestRestartFromAnOlderSnapshotReusesNoID(t *testing.T) {
 		ids, _, err = other.Publish(ctx, "after-restart", []events.Draft{{Type: "t", Data: []byte(`{"new":1}`)}, {Type: "t", Data: []byte(`{"new":2}`)}}, time.Now())
 		return err == nil
 	})
-	if want := []events.ID{{Epoch: epoch, Seq: 6}, {Epoch: epoch, Seq: 7}}; !slices.Equal(ids, want) {
+	if want := []events.ID{{Epoch: epoch, Seq: 1000006}, {Epoch: epoch, Seq: 1000007}}; !slices.Equal(ids, want) {
 		t.Fatalf("after the restart the new events got %v, want %v: %s-4 and %s-5 were other events", ids, want, epoch, epoch)
 	}
 	id := func(seq uint64) events.ID { return events.ID{Epoch: epoch, Seq: seq} }
@@ -282,9 +283,9 @@ func TestRestartFromAnOlderSnapshotReusesNoID(t *testing.T) {
 		reset bool
 		want  []string
 	}{
-		{"resuming after the lost 5", l, id(5), false, []string{"6 {\"new\":1}", "7 {\"new\":2}"}},
-		{"resuming after the lost 4", l, id(4), true, []string{"6 {\"new\":1}", "7 {\"new\":2}"}},
-		{"resuming after 3, before the lost stretch", other, id(3), true, []string{"6 {\"new\":1}", "7 {\"new\":2}"}},
+		{"resuming after the lost 5", l, id(5), true, []string{"1000006 {\"new\":1}", "1000007 {\"new\":2}"}},
+		{"resuming after the lost 4", l, id(4), true, []string{"1000006 {\"new\":1}", "1000007 {\"new\":2}"}},
+		{"resuming after 3, before the lost stretch", other, id(3), true, []string{"1000006 {\"new\":1}", "1000007 {\"new\":2}"}},
 		{"resuming after 1: up to the gap", l, id(1), false, []string{"2 {\"n\":2}", "3 {\"n\":3}"}},
 		{"from the start", other, events.ID{}, false, []string{"1 {\"n\":1}", "2 {\"n\":2}", "3 {\"n\":3}"}},
 	} {

@@ -331,7 +331,8 @@ var endUserScript = rueidis.NewLuaScript(endUserScriptSource)
 
 const endUserScriptSource = `
 local prefix, username, n = ARGV[1], ARGV[2], 0
-local ips = {unpack(ARGV, 3)}
+local ips = {}
+for i = 3, #ARGV do ips[#ips + 1] = ARGV[i] end
 if #ips == 0 then ips = redis.call('ZRANGE', KEYS[1], 0, -1) end
 for _, ip in ipairs(ips) do
   local r = prefix .. 'ns:' .. ip
