@@ -119,19 +119,19 @@ func (p *Pusher) deliver(s *Subscription) {
 		s.mu.Lock()
 		cursor := s.cursor
 		s.mu.Unlock()
-		var tenure events.Tenure
+		// A north server that is logged out receives nothing until it
+		// logs in again; its batch waits for it. The events to its ip
+		// while no one held it are its when its login was the next
+		// there: a batch is read, or read again, in the tenure it
+		// holds, and only while it holds the ip, so that none of its
+		// own is passed over and a batch read again holds what it held.
+		tenure, live := p.ownerTenure(ctx, s)
+		if !live {
+			p.setState(s, Paused)
+			p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
+			continue
+		}
 		if batch == nil {
-			// The events to the owner's ip while no one held it are
-			// its when its login was the next there: a batch is
-			// read, or read again, in the tenure it holds, and only
-			// while it holds the ip, so that none of its own is
-			// passed over and a batch read again holds what it held.
-			var live bool
-			if tenure, live = p.ownerTenure(ctx, s); !live {
-				p.setState(s, Paused)
-				p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
-				continue
-			}
 			s.reader.Tenure = tenure
 		}
 		if batch == nil && !pending.IsZero() {
@@ -203,13 +203,6 @@ func (p *Pusher) deliver(s *Subscription) {
 			objects[len(objects)-1] = ']' // the last comma
 			batch, next, pending, oldest = objects, n, n, polled.Oldest
 			msgID = "msg_" + s.ID + "_" + next.String()
-		}
-		// A north server that is logged out receives nothing until it
-		// logs in again; the batch waits for it.
-		if holder, live, _, err := p.tokens.Holder(ctx, s.Owner.IP, time.Now()); err != nil || !live || holder != s.Owner.Username {
-			p.setState(s, Paused)
-			p.pause(ctx, min(p.o.PauseCheck, p.o.LeaseTTL/3))
-			continue
 		}
 		p.setState(s, Active)
 		// The wait for the rate's turn keeps the lease (a rate
