@@ -271,7 +271,7 @@ func (p *publishing) draft(r publishRequest) (events.Draft, string) {
 		return d, "type is required: name what happened, such as \"alarm.raised\""
 	case len(*r.Type) > events.MaxTypeLen:
 		return d, fmt.Sprintf("type is %d bytes; at most %d", len(*r.Type), events.MaxTypeLen)
-	case !validEventType(*r.Type):
+	case !events.ValidType(*r.Type):
 		return d, "type may hold letters, digits and . _ : / - only"
 	case *r.Type == events.ResetType:
 		return d, "type \"reset\" is the stream's own, telling a client to resynchronise; name the event otherwise"
@@ -307,13 +307,4 @@ func (p *publishing) draft(r publishRequest) (events.Draft, string) {
 		d.To.Username = r.To.Username
 	}
 	return d, ""
-}
-
-func validEventType(t string) bool {
-	for _, c := range []byte(t) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '/' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -27,7 +27,7 @@ func FuzzPublishDecode(f *testing.F) {
 		}
 		for _, d := range drafts {
 			var compact bytes.Buffer
-			if d.Type == "" || d.Type == events.ResetType || len(d.Type) > events.MaxTypeLen || !validEventType(d.Type) ||
+			if d.Type == "" || d.Type == events.ResetType || len(d.Type) > events.MaxTypeLen || !events.ValidType(d.Type) ||
 				!json.Valid(d.Data) || json.Compact(&compact, d.Data) != nil || !bytes.Equal(compact.Bytes(), d.Data) || len(d.Data) > p.maxData {
 				t.Fatalf("decode(%q) accepted %q with data %q", body, d.Type, d.Data)
 			}

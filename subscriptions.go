@@ -93,7 +93,7 @@ func (s *subsystem) handleSubscribe(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	for _, t := range req.Types {
-		if t == "" || len(t) > events.MaxTypeLen || !validEventType(t) {
+		if !events.ValidType(t) {
 			answerProblem(ctx, fasthttp.StatusBadRequest, "types: "+strconv.Quote(t)+" is not an event type (letters, digits and . _ : / - only, at most 64 bytes)")
 			return
 		}

@@ -48,7 +48,7 @@ var ErrUnavailable = errors.New("event log unavailable")
 
 // Draft is an event to publish: what the publisher says.
 type Draft struct {
-	Type string // 1 to MaxTypeLen printable bytes, no spaces or controls
+	Type string // ValidType
 	Data []byte // one compact JSON value
 	To   Target
 }
@@ -56,6 +56,23 @@ type Draft struct {
 // MaxTypeLen bounds an event's type, which names a metric label and an
 // SSE "event:" line.
 const MaxTypeLen = 64
+
+// ValidType reports whether t may be an event's type: 1 to MaxTypeLen
+// letters, digits and . _ : / -, which fit an SSE "event:" line, a metric
+// label and a file name alike. It is the one rule for every caller: the
+// publisher, a subscription's types, and an entry another producer wrote
+// to a shared log.
+func ValidType(t string) bool {
+	if len(t) == 0 || len(t) > MaxTypeLen {
+		return false
+	}
+	for _, c := range []byte(t) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '/' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Event is a published event, as every reader of the log sees it.
 type Event struct {

@@ -24,7 +24,7 @@
 // holds the ip when it is read (northd's own publishing writes the
 // username holding the ip, or, when no one held it, to_next_login: see
 // events.Target). Such an entry is delivered however it was written: one
-// with no type (or one unfit for an SSE "event:" line) as type "message",
+// with no type (or one events.ValidType refuses) as type "message",
 // data that is not JSON as a JSON string of its bytes, a missing or
 // unreadable time as the time the reading instance read it, and an
 // unreadable to_ip as for no north server rather than for all. An entry
@@ -480,7 +480,7 @@ func entryEvent(epoch string, e rueidis.XRangeSlice) events.Event {
 	for _, f := range e.FieldValues {
 		switch f.Field {
 		case "type":
-			if validType(f.Value) {
+			if events.ValidType(f.Value) {
 				ev.Type = f.Value
 			}
 		case "data":
@@ -514,20 +514,6 @@ func entryEvent(epoch string, e rueidis.XRangeSlice) events.Event {
 	}
 	ev.Time = t
 	return ev
-}
-
-// validType reports whether an event type fits an SSE "event:" line and a
-// metric label: 1 to MaxTypeLen bytes, no spaces or controls.
-func validType(t string) bool {
-	if len(t) == 0 || len(t) > events.MaxTypeLen {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if t[i] <= ' ' || t[i] == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // compactJSON is data as one compact JSON value, or, when it is not JSON,
