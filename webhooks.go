@@ -14,6 +14,7 @@ import (
 	"northd/internal/config"
 	"northd/internal/events"
 	"northd/internal/push"
+	pushmemory "northd/internal/push/memory"
 	pushredis "northd/internal/push/redis"
 	"northd/internal/store"
 	redisstore "northd/internal/store/redis"
@@ -88,7 +89,7 @@ func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub,
 	// Subscriptions live where tokens do: in this process, or in the
 	// shared store, where every instance sees them and one at a time
 	// delivers for each.
-	var subs push.Store = push.NewMemoryStore()
+	var subs push.Store = pushmemory.New()
 	if shared != nil {
 		subs = pushredis.New(shared.Rueidis(), name, w.cfg.StoreTimeout, w.secretKeys)
 	}

@@ -25,6 +25,7 @@ import (
 	"northd/internal/events"
 	"northd/internal/events/memory"
 	"northd/internal/push"
+	pushmemory "northd/internal/push/memory"
 	storememory "northd/internal/store/memory"
 	"northd/internal/testdeps"
 	"northd/internal/webhooks"
@@ -182,7 +183,7 @@ func newWorldOn(t *testing.T, log events.Log, tune func(*push.Options)) *world {
 	if tune != nil {
 		tune(&o)
 	}
-	subs := push.NewMemoryStore()
+	subs := pushmemory.New()
 	pctx, crash := context.WithCancel(ctx)
 	logs := new(testdeps.SyncBuffer)
 	p := push.New(pctx, o, hub, st, subs, set, `subsystem="nms"`, slog.New(slog.NewTextHandler(logs, nil)))
@@ -573,7 +574,7 @@ func (b *brokenList) List(ctx context.Context) ([]*push.Record, error) {
 // meanwhile is told to retry, not that it does not exist.
 func TestUnreadableSubscriptionsAreSaidOnce(t *testing.T) {
 	w := newWorld(t, nil)
-	subs := &brokenList{Store: push.NewMemoryStore()}
+	subs := &brokenList{Store: pushmemory.New()}
 	subs.broken.Store(true)
 	var logged testdeps.SyncBuffer
 	o := w.o
