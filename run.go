@@ -27,6 +27,7 @@ import (
 	eventsmemory "northd/internal/events/memory"
 	eventsredis "northd/internal/events/redis"
 	"northd/internal/netx"
+	"northd/internal/redisconn"
 	"northd/internal/store"
 	"northd/internal/store/memory"
 	redisstore "northd/internal/store/redis"
@@ -132,11 +133,10 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		tlsConfig = cert.serverConfig()
 	}
 
-	var shared *redisstore.Client
+	var shared *redisconn.Conn
 	if cfg.Store != "memory" {
-		o := redisstore.Options{URL: cfg.Store, CallTimeout: cfg.StoreTimeout, Max: cfg.RegistryMax, MaxPerUser: cfg.IPsPerUser(), TokenTTL: cfg.TokenTTL}
-		if shared, err = redisstore.Open(o, set, log); err != nil {
-			if _, invalid := errors.AsType[*redisstore.InvalidURLError](err); invalid {
+		if shared, err = redisconn.Open(cfg.Store, set, log); err != nil {
+			if _, invalid := errors.AsType[*redisconn.InvalidURLError](err); invalid {
 				return nil, config.Usagef("%v", err)
 			}
 			return nil, err
@@ -444,10 +444,11 @@ func authUsage(err error) error {
 // subsystemStore is where the subsystem named name keeps its tokens and
 // north servers: its part of the shared store, or a memory store of its
 // own.
-func subsystemStore(cfg config.Config, shared *redisstore.Client, name string, set *metrics.Set) store.Store {
+func subsystemStore(cfg config.Config, shared *redisconn.Conn, name string, set *metrics.Set) store.Store {
 	label := subsystemLabel(name)
 	if shared != nil {
-		return shared.Subsystem(name, set, label)
+		o := redisstore.Options{CallTimeout: cfg.StoreTimeout, Max: cfg.RegistryMax, MaxPerUser: cfg.IPsPerUser(), TokenTTL: cfg.TokenTTL}
+		return redisstore.New(shared, name, o, set, label)
 	}
 	m := memory.New(memory.Options{Max: cfg.RegistryMax, MaxPerUser: cfg.IPsPerUser(), TokenTTL: cfg.TokenTTL})
 	m.RegisterMetrics(set, label)
@@ -457,11 +458,11 @@ func subsystemStore(cfg config.Config, shared *redisstore.Client, name string, s
 // subsystemEvents is the hub that fans the subsystem's events out to its
 // streams: from its stream in the shared Redis, or from a memory log of
 // its own.
-func subsystemEvents(cfg config.Config, shared *redisstore.Client, name string, st store.Store, set *metrics.Set, log *slog.Logger) *events.Hub {
+func subsystemEvents(cfg config.Config, shared *redisconn.Conn, name string, st store.Store, set *metrics.Set, log *slog.Logger) *events.Hub {
 	e := cfg.Events
 	var l events.Log
 	if shared != nil {
-		l = eventsredis.New(shared.Rueidis(), name, eventsredis.Options{Retention: e.Retention, CallTimeout: cfg.StoreTimeout, Ready: shared.Ready})
+		l = eventsredis.New(shared, name, eventsredis.Options{Retention: e.Retention, CallTimeout: cfg.StoreTimeout})
 	} else {
 		l = eventsmemory.New(eventsmemory.Options{Retention: e.Retention, MaxBytes: e.LogBytes})
 	}

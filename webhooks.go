@@ -16,8 +16,8 @@ import (
 	"northd/internal/push"
 	pushmemory "northd/internal/push/memory"
 	pushredis "northd/internal/push/redis"
+	"northd/internal/redisconn"
 	"northd/internal/store"
-	redisstore "northd/internal/store/redis"
 	"northd/internal/webhooks"
 )
 
@@ -84,14 +84,14 @@ func newWebhooks(cfg config.Config) (*webhookSetup, error) {
 
 // pusher is the subsystem named name's webhooks, delivering its hub's
 // events while ctx lasts.
-func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub, st store.Store, shared *redisstore.Client, set *metrics.Set, log *slog.Logger) *push.Pusher {
+func (w *webhookSetup) pusher(ctx context.Context, name string, hub *events.Hub, st store.Store, shared *redisconn.Conn, set *metrics.Set, log *slog.Logger) *push.Pusher {
 	p := w.cfg.Push
 	// Subscriptions live where tokens do: in this process, or in the
 	// shared store, where every instance sees them and one at a time
 	// delivers for each.
 	var subs push.Store = pushmemory.New()
 	if shared != nil {
-		subs = pushredis.New(shared.Rueidis(), name, w.cfg.StoreTimeout, w.secretKeys)
+		subs = pushredis.New(shared, name, w.cfg.StoreTimeout, w.secretKeys)
 	}
 	return push.New(ctx, push.Options{
 		Subsystem:        name,

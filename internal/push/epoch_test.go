@@ -17,7 +17,7 @@ import (
 	"northd/internal/events"
 	eventsredis "northd/internal/events/redis"
 	"northd/internal/push"
-	storeredis "northd/internal/store/redis"
+	"northd/internal/redisconn"
 	"northd/internal/testdeps"
 )
 
@@ -41,15 +41,14 @@ func TestAWebhookCursorAcrossARestartFromAnOlderSnapshot(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			redis := testdeps.StartRedisSnapshots(t)
-			store, err := storeredis.Open(storeredis.Options{URL: redis.URL(), CallTimeout: 30 * time.Second, Max: 10, TokenTTL: time.Hour},
-				metrics.NewSet(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			conn, err := redisconn.Open(redis.URL(), metrics.NewSet(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(func() { cancel(); store.Close() })
-			go store.Watch(ctx)
-			log := eventsredis.New(store.Rueidis(), "nms", eventsredis.Options{Retention: 1000, CallTimeout: 30 * time.Second, Ready: store.Ready})
+			t.Cleanup(func() { cancel(); conn.Close() })
+			go conn.Watch(ctx)
+			log := eventsredis.New(conn, "nms", eventsredis.Options{Retention: 1000, CallTimeout: 30 * time.Second})
 			testdeps.WaitFor(t, "the store to be ready", log.Ready)
 
 			w := newWorldOn(t, log, func(o *push.Options) { o.LeaseTTL = 300 * time.Millisecond; o.SyncEvery = 20 * time.Millisecond })

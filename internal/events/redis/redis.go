@@ -52,24 +52,24 @@ import (
 	"github.com/redis/rueidis"
 
 	"northd/internal/events"
+	"northd/internal/redisconn"
 )
 
 // Options bound the stream and the calls made to it.
 type Options struct {
 	Retention   int           // entries kept: MAXLEN ~, so Redis keeps a few more, in whole nodes
 	CallTimeout time.Duration // deadline of one call (-store-timeout)
-	Ready       func() bool   // whether the store answers, from its probes (required)
 }
 
 // Log is a subsystem's events in a Redis Stream; see events.Log.
 type Log struct {
+	conn      *redisconn.Conn
 	client    rueidis.Client
 	stream    string
 	epochKey  string
 	idemKeys  string // prefix of the idempotency keys
 	retention string
 	timeout   time.Duration
-	ready     func() bool
 
 	// seen is the stream's last id as far as this instance knows: the
 	// highest seq Redis answered in the epoch it answered last. A
@@ -83,18 +83,18 @@ type Log struct {
 
 var _ events.Log = (*Log)(nil)
 
-// New is the log of subsystem on client, the token store's connection
-// (storeredis.Client.Rueidis), bounded by o.
-func New(client rueidis.Client, subsystem string, o Options) *Log {
+// New is the log of subsystem on conn, the connection the token store
+// shares, bounded by o.
+func New(conn *redisconn.Conn, subsystem string, o Options) *Log {
 	p := "northd:{" + subsystem + "}:events"
 	return &Log{
-		client:    client,
+		conn:      conn,
+		client:    conn.Client(),
 		stream:    p,
 		epochKey:  p + ":epoch",
 		idemKeys:  p + ":idem:",
 		retention: strconv.Itoa(max(o.Retention, 1)),
 		timeout:   o.CallTimeout,
-		ready:     o.Ready,
 	}
 }
 
@@ -546,4 +546,4 @@ func (l *Log) Stats(ctx context.Context) (events.Stats, error) {
 }
 
 // Ready reports whether the store answers, as its probes say.
-func (l *Log) Ready() bool { return l.ready() }
+func (l *Log) Ready() bool { return l.conn.Ready() }

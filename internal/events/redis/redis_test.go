@@ -16,7 +16,7 @@ import (
 
 	"northd/internal/events"
 	"northd/internal/events/eventstest"
-	storeredis "northd/internal/store/redis"
+	"northd/internal/redisconn"
 	"northd/internal/testdeps"
 )
 
@@ -24,20 +24,19 @@ import (
 // redis-server: each case has a subsystem, and so a stream, of its own.
 func TestConformance(t *testing.T) {
 	redis := testdeps.StartRedis(t)
-	store := openStore(t, redis, 30*time.Second)
+	conn := openConn(t, redis)
 	n := 0
 	eventstest.Run(t, func(t *testing.T, o eventstest.Options) events.Log {
 		n++
-		return New(store.Rueidis(), "case"+strconv.Itoa(n), Options{Retention: o.Retention, CallTimeout: 30 * time.Second, Ready: store.Ready})
+		return New(conn, "case"+strconv.Itoa(n), Options{Retention: o.Retention, CallTimeout: 30 * time.Second})
 	})
 }
 
-// openStore is a watched token store on redis, whose connection and
-// probes the logs share, as northd's do.
-func openStore(t *testing.T, redis *testdeps.Redis, callTimeout time.Duration) *storeredis.Client {
+// openConn is a watched connection to redis, which the logs share, as
+// northd's subsystems do.
+func openConn(t *testing.T, redis *testdeps.Redis) *redisconn.Conn {
 	t.Helper()
-	c, err := storeredis.Open(storeredis.Options{URL: redis.URL(), CallTimeout: callTimeout, Max: 10, TokenTTL: time.Hour},
-		metrics.NewSet(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := redisconn.Open(redis.URL(), metrics.NewSet(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +48,7 @@ func openStore(t *testing.T, redis *testdeps.Redis, callTimeout time.Duration) *
 
 func newLog(t *testing.T, redis *testdeps.Redis, subsystem string) *Log {
 	t.Helper()
-	store := openStore(t, redis, 30*time.Second)
-	return New(store.Rueidis(), subsystem, Options{Retention: 1000, CallTimeout: 30 * time.Second, Ready: store.Ready})
+	return New(openConn(t, redis), subsystem, Options{Retention: 1000, CallTimeout: 30 * time.Second})
 }
 
 func publish(t *testing.T, l *Log, data ...string) []events.ID {
@@ -176,8 +174,7 @@ func TestRFC3339Lua(t *testing.T) {
 // kept.
 func TestUnavailableWhileRedisIsDown(t *testing.T) {
 	redis := testdeps.StartRedis(t)
-	store := openStore(t, redis, 2*time.Second)
-	l := New(store.Rueidis(), "north", Options{Retention: 1000, CallTimeout: 2 * time.Second, Ready: store.Ready})
+	l := New(openConn(t, redis), "north", Options{Retention: 1000, CallTimeout: 2 * time.Second})
 	testdeps.WaitFor(t, "the store to be ready", l.Ready)
 	head := publish(t, l, `{"n":1}`)[0]
 

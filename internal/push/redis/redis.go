@@ -33,6 +33,7 @@ import (
 
 	"northd/internal/events"
 	"northd/internal/push"
+	"northd/internal/redisconn"
 )
 
 // Store is one subsystem's subscriptions in Redis; see push.Store.
@@ -51,12 +52,12 @@ type Store struct {
 
 var _ push.Store = (*Store)(nil)
 
-// New is the subscriptions of subsystem on client (the token store's
-// connection), each call bounded by timeout, their secrets sealed by keys
-// (nil: kept in clear).
-func New(client rueidis.Client, subsystem string, timeout time.Duration, keys *SecretKeys) *Store {
+// New is the subscriptions of subsystem on conn (the connection the token
+// store shares), each call bounded by timeout, their secrets sealed by
+// keys (nil: kept in clear).
+func New(conn *redisconn.Conn, subsystem string, timeout time.Duration, keys *SecretKeys) *Store {
 	p := "northd:{" + subsystem + "}:"
-	return &Store{client: client, subs: p + "subs", version: p + "subs:version", prefix: p + "sub:", timeout: timeout, keys: keys}
+	return &Store{client: conn.Client(), subs: p + "subs", version: p + "subs:version", prefix: p + "sub:", timeout: timeout, keys: keys}
 }
 
 func (s *Store) cursorKey(id string) string  { return s.prefix + id + ":cursor" }

@@ -18,7 +18,7 @@ import (
 	"northd/internal/events"
 	"northd/internal/push"
 	"northd/internal/push/pushtest"
-	storeredis "northd/internal/store/redis"
+	"northd/internal/redisconn"
 	"northd/internal/testdeps"
 )
 
@@ -27,11 +27,10 @@ const (
 	keyB = "2222222222222222222222222222222222222222222222222222222222222222"
 )
 
-func openRedis(t *testing.T) (*testdeps.Redis, *storeredis.Client) {
+func openRedis(t *testing.T) (*testdeps.Redis, *redisconn.Conn) {
 	t.Helper()
 	redis := testdeps.StartRedis(t)
-	c, err := storeredis.Open(storeredis.Options{URL: redis.URL(), CallTimeout: 30 * time.Second, Max: 10, TokenTTL: time.Hour},
-		metrics.NewSet(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := redisconn.Open(redis.URL(), metrics.NewSet(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +57,7 @@ func TestConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			pushtest.Run(t, func(*testing.T) push.Store {
 				n++
-				return New(c.Rueidis(), "case"+strconv.Itoa(n), 30*time.Second, keys)
+				return New(c, "case"+strconv.Itoa(n), 30*time.Second, keys)
 			})
 		})
 	}
@@ -75,7 +74,7 @@ func TestSecretsAreSealedInRedis(t *testing.T) {
 		return &push.Record{ID: id, Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook",
 			Created: time.Unix(1e9, 0).UTC(), Secrets: []push.Secret{{Key: secret}}}
 	}
-	sealing := New(c.Rueidis(), "nms", time.Minute, mustKeys(t, keyA))
+	sealing := New(c, "nms", time.Minute, mustKeys(t, keyA))
 	if err := sealing.Create(ctx, rec("sub_sealed"), events.ID{}, 10, 10); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +83,7 @@ func TestSecretsAreSealedInRedis(t *testing.T) {
 		t.Fatalf("Redis holds %s: the secret in clear, or not marked sealed", raw)
 	}
 	for name, keys := range map[string]*SecretKeys{"the key": mustKeys(t, keyA), "a new key first": mustKeys(t, "# new\n"+keyB+"\n\n"+keyA+"\n")} {
-		list, err := New(c.Rueidis(), "nms", time.Minute, keys).List(ctx)
+		list, err := New(c, "nms", time.Minute, keys).List(ctx)
 		if err != nil || len(list) != 1 {
 			t.Fatalf("%s: List %d records, %v", name, len(list), err)
 		}
@@ -95,7 +94,7 @@ func TestSecretsAreSealedInRedis(t *testing.T) {
 		}
 	}
 	for name, keys := range map[string]*SecretKeys{"no key": nil, "another key": mustKeys(t, keyB)} {
-		_, err := New(c.Rueidis(), "nms", time.Minute, keys).List(ctx)
+		_, err := New(c, "nms", time.Minute, keys).List(ctx)
 		if err == nil || !strings.Contains(err.Error(), "sub_sealed's secrets are sealed by key ") || !strings.Contains(err.Error(), "give every instance the same keys") {
 			t.Errorf("%s: List %v, want the missing key named", name, err)
 		}
@@ -117,7 +116,7 @@ func TestSealBindsTheWholeSubscription(t *testing.T) {
 	ctx := context.Background()
 	r := &push.Record{ID: "sub_1", Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook",
 		Types: []string{"alarm.raised"}, Secrets: []push.Secret{{Key: []byte("0123456789abcdef0123456789abcdef")}}}
-	if err := New(c.Rueidis(), "nms", time.Minute, mustKeys(t, keyA)).Create(ctx, r, events.ID{}, 10, 10); err != nil {
+	if err := New(c, "nms", time.Minute, mustKeys(t, keyA)).Create(ctx, r, events.ID{}, 10, 10); err != nil {
 		t.Fatal(err)
 	}
 	raw := redis.CLI("HGET", "northd:{nms}:subs", "sub_1")
@@ -135,7 +134,7 @@ func TestSealBindsTheWholeSubscription(t *testing.T) {
 		}
 		redis.CLI("HSET", "northd:{nms}:subs", "sub_1", rewritten)
 		redis.CLI("INCR", "northd:{nms}:subs:version")
-		list, err := New(c.Rueidis(), "nms", time.Minute, mustKeys(t, keyA)).List(ctx)
+		list, err := New(c, "nms", time.Minute, mustKeys(t, keyA)).List(ctx)
 		switch {
 		case c2.field == "none" && (err != nil || len(list) != 1 || list[0].URL != "http://192.0.2.1/hook"):
 			t.Errorf("the record as sealed: %v %v", list, err)
@@ -154,10 +153,10 @@ func TestUnboundRecordsAreRefusedWithKeys(t *testing.T) {
 	ctx := context.Background()
 	r := &push.Record{ID: "sub_1", Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook",
 		Secrets: []push.Secret{{Key: []byte("0123456789abcdef0123456789abcdef")}}}
-	if err := New(c.Rueidis(), "nms", time.Minute, nil).Create(ctx, r, events.ID{}, 10, 10); err != nil {
+	if err := New(c, "nms", time.Minute, nil).Create(ctx, r, events.ID{}, 10, 10); err != nil {
 		t.Fatal(err)
 	}
-	keyed := New(c.Rueidis(), "nms", time.Minute, mustKeys(t, keyA))
+	keyed := New(c, "nms", time.Minute, mustKeys(t, keyA))
 	_, err := keyed.List(ctx)
 	if err == nil || !strings.Contains(err.Error(), "webhook subscription sub_1 is kept in clear in Redis while -push-secret-key-file is given") ||
 		!strings.Contains(err.Error(), "subscribe again") {
@@ -241,8 +240,8 @@ func hvalsCalls(t *testing.T, redis *testdeps.Redis) int {
 func TestListReadsTheRecordsOnlyAfterAChange(t *testing.T) {
 	redis, c := openRedis(t)
 	ctx := context.Background()
-	a := New(c.Rueidis(), "nms", time.Minute, nil)
-	b := New(c.Rueidis(), "nms", time.Minute, nil)
+	a := New(c, "nms", time.Minute, nil)
+	b := New(c, "nms", time.Minute, nil)
 	rec := &push.Record{ID: "sub_1", Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook",
 		Secrets: []push.Secret{{Key: []byte("k1")}}}
 	if err := b.Create(ctx, rec, events.ID{}, 10, 10); err != nil {
@@ -289,7 +288,7 @@ func TestListReadsTheRecordsOnlyAfterAChange(t *testing.T) {
 func TestACursorRedisLostIsTheHolders(t *testing.T) {
 	redis, c := openRedis(t)
 	ctx := context.Background()
-	s := New(c.Rueidis(), "nms", time.Minute, nil)
+	s := New(c, "nms", time.Minute, nil)
 	e := func(n uint64) events.ID { return events.ID{Epoch: "e", Seq: n} }
 	r := &push.Record{ID: "sub_1", Username: "north-1", IP: netip.MustParseAddr("192.0.2.1"), URL: "http://192.0.2.1/hook", Created: time.Unix(1e9, 0).UTC()}
 	if err := s.Create(ctx, r, e(1), 10, 10); err != nil {

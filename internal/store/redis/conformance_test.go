@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"northd/internal/redisconn"
 	"northd/internal/store"
 	"northd/internal/store/storetest"
 	"northd/internal/testdeps"
@@ -28,18 +29,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// openSubsystem is a watched client of redis within o's bounds, and its
-// subsystem named name.
+// openSubsystem is the subsystem named name within o's bounds, on a
+// watched connection of its own to redis.
 func openSubsystem(t *testing.T, redis *testdeps.Redis, o storetest.Options, name string) *Subsystem {
 	t.Helper()
 	set := metrics.NewSet()
-	c, err := Open(Options{URL: redis.URL(), CallTimeout: 30 * time.Second, Max: o.Max, MaxPerUser: o.MaxPerUser, TokenTTL: o.TokenTTL},
-		set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	conn, err := redisconn.Open(redis.URL(), set, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); c.Close() })
-	go c.Watch(ctx)
-	return c.Subsystem(name, set, `subsystem="`+name+`"`)
+	t.Cleanup(func() { cancel(); conn.Close() })
+	s := New(conn, name, Options{CallTimeout: 30 * time.Second, Max: o.Max, MaxPerUser: o.MaxPerUser, TokenTTL: o.TokenTTL}, set, `subsystem="`+name+`"`)
+	go conn.Watch(ctx)
+	return s
 }

@@ -1,226 +1,63 @@
-// Package redis keeps subsystems' tokens and north servers in Redis or
-// Valkey (-store), shared by every northd instance that uses it.
+// Package redis keeps a subsystem's tokens and north servers in the shared
+// Redis or Valkey (-store redis://…, opened by redisconn), so that every
+// northd instance sharing it agrees on them: a token issued by one
+// verifies on every other, and /north/servers shows the whole fleet. It
+// passes the conformance suite (store/storetest) the memory store
+// (store/memory) passes.
 package redis
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/rueidis"
 
+	"northd/internal/redisconn"
 	"northd/internal/store"
 )
 
-// Client keeps tokens and north servers in Redis or Valkey (-store), so
-// that every northd instance sharing it agrees on them: a token issued by
-// one verifies on every other, and /north/servers shows the whole fleet.
-//
-// Every key of a subsystem carries its name as a Redis Cluster hash tag,
-// northd:{NAME}:…, so that one subsystem's keys share a slot and its
-// scripts may touch several of them:
-//   - northd:{NAME}:tok:DIGEST, a token: "expiry-ms\nip\nusername\nLOGIN PREV"
-//     (its store.Tenure; records written before tenures were kept end
-//     at the username), with Redis's own expiry. DIGEST is the SHA-256
-//     of the token, so a dump of Redis holds no token anyone could
-//     present;
-//   - northd:{NAME}:ns:IP, a north server: a hash of username, ip,
-//     last_login (ms), logins, token (the digest of its live token),
-//     and login and prev (its last login's store.Tenure);
-//   - northd:{NAME}:clock, the tenures' clock: a hash of count (the
-//     logins, one more with each) and forgot (the count at the last
-//     login that forgot north servers at the bounds);
-//   - northd:{NAME}:servers, the north servers by last login in
-//     microseconds, no two alike (a sorted set), which keeps their number
-//     within -registry-max;
-//   - northd:{NAME}:user:USERNAME, the ips of the north servers USERNAME
-//     holds, by last login in microseconds (a sorted set), which keeps
-//     their number within -max-ips-per-user.
-type Client struct {
+// client is the token store's calls to Redis on the shared connection,
+// within a subsystem's bounds.
+type client struct {
+	conn    *redisconn.Conn
 	client  rueidis.Client
 	timeout time.Duration
 	max     int
 	userMax int // -max-ips-per-user; 0 for no bound
 	ttl     time.Duration
-	log     *slog.Logger
-
-	// up is what /readyz and northd_store_up report. It is false until
-	// a probe has answered and the scripts are loaded, and false again
-	// once storeDownAfter probes in a row have failed. A request's own
-	// failed call never changes it: one slow answer on a busy host must
-	// not take every instance sharing the store out of rotation at once.
-	up atomic.Bool
-	// down is set with up cleared by failed probes (not at start): calls
-	// made for requests then fail at once instead of each waiting out
-	// its deadline.
-	down         atomic.Bool
-	failedProbes int // consecutive; watch's own
-	errors       *metrics.Counter
 }
 
-// The store connection's own timeouts, apart from -store-timeout (the
-// deadline of one call made for a request): rueidis tears down its
-// shared, pipelined connection when a reply takes longer than
-// ConnWriteTimeout, failing every call in flight on it, so it is sized in
-// seconds, for a store that is gone rather than slow.
-const (
-	storeConnTimeout = 5 * time.Second
-	// storeProbeInterval is how often the store is probed, so that
-	// /readyz follows it.
-	storeProbeInterval = 250 * time.Millisecond
-	storeProbeTimeout  = time.Second
-	// storeDownAfter failed probes in a row declare the store down.
-	storeDownAfter = 3
-)
-
-// Options say where the store is and how a subsystem's keys are bounded.
+// Options bound a subsystem's keys and the calls made for its requests.
 type Options struct {
-	URL         string        // redis://, rediss:// or host:port,host:port for a cluster
 	CallTimeout time.Duration // deadline of one call made for a request (-store-timeout)
 	Max         int           // north servers per subsystem (-registry-max)
 	MaxPerUser  int           // north servers one username holds (-max-ips-per-user); 0 for no bound
 	TokenTTL    time.Duration // how long a token verifies (-token-ttl)
 }
 
-// InvalidURLError is Open's error for a URL that cannot be used as it is
-// written: the operator must change it, and retrying will not help.
-type InvalidURLError struct{ reason string }
-
-func (e *InvalidURLError) Error() string { return e.reason }
-
-// Open connects to the store at o.URL. It is not Ready until Watch's first
-// probe has answered.
-func Open(o Options, set *metrics.Set, log *slog.Logger) (*Client, error) {
-	var opt rueidis.ClientOption
-	switch {
-	case strings.Contains(o.URL, "://"):
-		var err error
-		if opt, err = rueidis.ParseURL(o.URL); err != nil {
-			return nil, &InvalidURLError{fmt.Sprintf("invalid -store %s: %s (want memory, redis://[user:pass@]host:port/db, rediss://… or host:port,host:port for a cluster)", RedactedURL(o.URL), urlError(o.URL, err))}
-		}
-	default:
-		// host:port,host:port for a cluster, checked with the flags.
-		for _, a := range strings.Split(o.URL, ",") {
-			opt.InitAddress = append(opt.InitAddress, strings.TrimSpace(a))
-		}
-	}
-	// Verification must see a logout at once on every instance, so no
-	// client-side cache: its invalidations arrive asynchronously.
-	opt.DisableCache = true
-	opt.Dialer.Timeout = storeConnTimeout
-	opt.ConnWriteTimeout = storeConnTimeout
-	opt.ClientName = "northd"
-	client, err := rueidis.NewClient(opt)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the store %s: %w (is it running? check -store)", RedactedURL(o.URL), err)
-	}
-	s := &Client{
-		client:  client,
-		timeout: o.CallTimeout,
-		max:     o.Max,
-		userMax: o.MaxPerUser,
-		ttl:     o.TokenTTL,
-		log:     log,
-		errors:  set.NewCounter(`northd_store_errors_total`),
-	}
-	set.NewGauge(`northd_store_up`, func() float64 {
-		if s.up.Load() {
-			return 1
-		}
-		return 0
-	})
-	return s, nil
-}
-
-// Watch probes the store at once and then every storeProbeInterval until
-// ctx ends, so that /readyz follows it.
-func (s *Client) Watch(ctx context.Context) {
-	t := time.NewTicker(storeProbeInterval)
-	defer t.Stop()
-	for {
-		s.probed(s.probe(ctx))
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// probe asks the store whether it answers: a PING while it is up, and
-// while it is not, the scripts' SCRIPT LOAD, so that it comes up with them
-// loaded (a restarted Redis has forgotten them).
-func (s *Client) probe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, storeProbeTimeout)
-	defer cancel()
-	if s.up.Load() {
-		return s.client.Do(ctx, s.client.B().Ping().Build()).Error()
-	}
-	for _, src := range storeScripts {
-		if err := s.client.Do(ctx, s.client.B().ScriptLoad().Script(src).Build()).Error(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// probed notes a probe's outcome: the store is up after one that
-// answered, and down after storeDownAfter failed in a row.
-func (s *Client) probed(err error) {
-	if err == nil {
-		s.failedProbes = 0
-		s.down.Store(false)
-		if !s.up.Swap(true) {
-			s.log.Info("store answers: serving logins and verifications")
-		}
-		return
-	}
-	s.errors.Inc()
-	s.failedProbes++
-	if s.failedProbes == storeDownAfter {
-		s.down.Store(true)
-		s.up.Store(false)
-		s.log.Error("store unreachable: logins and verifications get 503 and /readyz 503 until it answers", "err", err, "failed_probes", s.failedProbes)
-	}
-}
-
 // failed notes a call made for a request that did not complete: it is
 // counted, and the request gets 503. Whether the store is down is for the
 // probes to say.
-func (s *Client) failed(error) error {
-	s.errors.Inc()
+func (s *client) failed(error) error {
+	s.conn.CountFailedCall()
 	return store.ErrUnavailable
 }
 
 // call is the context of one call made for a request, or an error at once
-// while the store is declared down.
-func (s *Client) call(parent context.Context) (context.Context, context.CancelFunc, error) {
-	if s.down.Load() {
-		s.errors.Inc()
+// while the probes declare the store down.
+func (s *client) call(parent context.Context) (context.Context, context.CancelFunc, error) {
+	if s.conn.Down() {
+		s.conn.CountFailedCall()
 		return nil, nil, store.ErrUnavailable
 	}
 	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	return ctx, cancel, nil
 }
-
-// Close ends the connections.
-func (s *Client) Close() { s.client.Close() }
-
-// Rueidis is the client's connection to the store, for the event logs
-// (events/redis) that share it, and with it the store's timeouts.
-func (s *Client) Rueidis() rueidis.Client { return s.client }
-
-// Ready reports whether the store answers: false until a probe has
-// answered with the scripts loaded, and again after storeDownAfter probes
-// in a row failed.
-func (s *Client) Ready() bool { return s.up.Load() }
 
 // subsystemKeys are one subsystem's key names.
 type subsystemKeys struct {
@@ -346,7 +183,9 @@ for _, ip in ipairs(ips) do
 end
 return n`
 
-// storeScripts are loaded by every probe while the store is not up.
+// storeScripts are loaded by the connection's probes while the store is
+// not up (redisconn.Conn.LoadOnProbe), so that it is ready only with them
+// loaded.
 var storeScripts = []string{loginScriptSource, endUserScriptSource, logoutScriptSource}
 
 // logoutScript ends a token and clears it from its north server's record.
@@ -372,7 +211,7 @@ return 1`
 // login records a login of the north server at ip on subsystem k. It
 // reports false, and records nothing, when another username holds ip's
 // live token, unless takeover (the users file lists ip as username's).
-func (s *Client) login(k subsystemKeys, ip netip.Addr, username []byte, token [16]byte, takeover bool) (bool, error) {
+func (s *client) login(k subsystemKeys, ip netip.Addr, username []byte, token [16]byte, takeover bool) (bool, error) {
 	ctx, cancel, err := s.call(context.Background())
 	if err != nil {
 		return false, err
@@ -397,7 +236,7 @@ func (s *Client) login(k subsystemKeys, ip netip.Addr, username []byte, token [1
 // endUserTokens ends the live tokens username holds on subsystem k,
 // because the users file no longer has it or changed its password; it
 // reports how many.
-func (s *Client) endUserTokens(ctx context.Context, k subsystemKeys, username string) (int, error) {
+func (s *client) endUserTokens(ctx context.Context, k subsystemKeys, username string) (int, error) {
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
 		return 0, err
@@ -449,7 +288,7 @@ func parseTokenRecord(v string) (tokenRecord, error) {
 // from the username's set, as Lua has no CIDR arithmetic; a login at an
 // ip outside keep, between the read and the script, is one the users file
 // in force no longer allows.
-func (s *Client) endUserTokensOutside(ctx context.Context, k subsystemKeys, username string, keep []netip.Prefix) (int, error) {
+func (s *client) endUserTokensOutside(ctx context.Context, k subsystemKeys, username string, keep []netip.Prefix) (int, error) {
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
 		return 0, err
@@ -478,7 +317,7 @@ func (s *Client) endUserTokensOutside(ctx context.Context, k subsystemKeys, user
 }
 
 // verify looks a token up on subsystem k at now.
-func (s *Client) verify(k subsystemKeys, token [16]byte, now time.Time) (tokenRecord, store.Result, error) {
+func (s *client) verify(k subsystemKeys, token [16]byte, now time.Time) (tokenRecord, store.Result, error) {
 	ctx, cancel, err := s.call(context.Background())
 	if err != nil {
 		return tokenRecord{}, store.Unknown, err
@@ -506,7 +345,7 @@ func (s *Client) verify(k subsystemKeys, token [16]byte, now time.Time) (tokenRe
 // names its token's digest, and the token's own key says whether it
 // lives. The count is read first, in the same pipeline, so that a login
 // after it, which the rest may or may not see, counts later than it.
-func (s *Client) holder(parent context.Context, k subsystemKeys, ip netip.Addr, now time.Time) (string, bool, store.Tenure, error) {
+func (s *client) holder(parent context.Context, k subsystemKeys, ip netip.Addr, now time.Time) (string, bool, store.Tenure, error) {
 	ctx, cancel, err := s.call(parent)
 	if err != nil {
 		return "", false, store.Tenure{}, err
@@ -548,7 +387,7 @@ func (s *Client) holder(parent context.Context, k subsystemKeys, ip netip.Addr, 
 }
 
 // logout ends a token on subsystem k; false for one that was not live.
-func (s *Client) logout(k subsystemKeys, token [16]byte) (bool, error) {
+func (s *client) logout(k subsystemKeys, token [16]byte) (bool, error) {
 	ctx, cancel, err := s.call(context.Background())
 	if err != nil {
 		return false, err
@@ -569,7 +408,7 @@ func (s *Client) logout(k subsystemKeys, token [16]byte) (bool, error) {
 // walk of the pages lists each north server once, unless it logs in
 // between two pages: it then moves to the front, and is missed or seen
 // twice.
-func (s *Client) northServers(ctx context.Context, k subsystemKeys, after store.Cursor, limit int) ([]store.NorthServer, int, store.Cursor, error) {
+func (s *client) northServers(ctx context.Context, k subsystemKeys, after store.Cursor, limit int) ([]store.NorthServer, int, store.Cursor, error) {
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
 		return nil, 0, store.Cursor{}, err

@@ -7,13 +7,33 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"northd/internal/redisconn"
 	"northd/internal/store"
 )
 
-// Subsystem is one subsystem's part of the store: its keys, under its
-// name as a Redis Cluster hash tag.
+// Subsystem is one subsystem's part of the store: its tokens and north
+// servers. Every key of a subsystem carries its name as a Redis Cluster
+// hash tag, northd:{NAME}:…, so that one subsystem's keys share a slot and
+// its scripts may touch several of them:
+//   - northd:{NAME}:tok:DIGEST, a token: "expiry-ms\nip\nusername\nLOGIN PREV"
+//     (its store.Tenure; records written before tenures were kept end
+//     at the username), with Redis's own expiry. DIGEST is the SHA-256
+//     of the token, so a dump of Redis holds no token anyone could
+//     present;
+//   - northd:{NAME}:ns:IP, a north server: a hash of username, ip,
+//     last_login (ms), logins, token (the digest of its live token),
+//     and login and prev (its last login's store.Tenure);
+//   - northd:{NAME}:clock, the tenures' clock: a hash of count (the
+//     logins, one more with each) and forgot (the count at the last
+//     login that forgot north servers at the bounds);
+//   - northd:{NAME}:servers, the north servers by last login in
+//     microseconds, no two alike (a sorted set), which keeps their number
+//     within -registry-max;
+//   - northd:{NAME}:user:USERNAME, the ips of the north servers USERNAME
+//     holds, by last login in microseconds (a sorted set), which keeps
+//     their number within -max-ips-per-user.
 type Subsystem struct {
-	c    *Client
+	c    *client
 	keys subsystemKeys
 	// userTokensEnded counts the tokens EndUserTokens ended; the store's
 	// other ends (expiry, logout, replacement) happen inside Redis,
@@ -23,11 +43,20 @@ type Subsystem struct {
 
 var _ store.Store = (*Subsystem)(nil)
 
-// Subsystem is the store of the subsystem named name, its metrics in set
-// under label (subsystem="NAME").
-func (s *Client) Subsystem(name string, set *metrics.Set, label string) *Subsystem {
+// New is the store of the subsystem named name on conn, within o's
+// bounds, its metrics in set under label (subsystem="NAME"). Its scripts
+// are loaded by conn's probes, so New comes before conn.Watch.
+func New(conn *redisconn.Conn, name string, o Options, set *metrics.Set, label string) *Subsystem {
+	conn.LoadOnProbe(storeScripts...)
 	return &Subsystem{
-		c:               s,
+		c: &client{
+			conn:    conn,
+			client:  conn.Client(),
+			timeout: o.CallTimeout,
+			max:     o.Max,
+			userMax: o.MaxPerUser,
+			ttl:     o.TokenTTL,
+		},
 		keys:            keysFor(name),
 		userTokensEnded: set.NewCounter(`northd_tokens_ended_total{` + label + `,why="user_changed"}`),
 	}
@@ -75,8 +104,9 @@ func (s *Subsystem) Page(ctx context.Context, after store.Cursor, limit int) (st
 	return store.Page{NorthServers: servers, Count: count, Next: next}, err
 }
 
-// Ready reports whether the store answers, for /readyz.
-func (s *Subsystem) Ready() bool { return s.c.Ready() }
+// Ready reports whether the store answers, for /readyz: see
+// redisconn.Conn.Ready.
+func (s *Subsystem) Ready() bool { return s.c.conn.Ready() }
 
 // Holder reports who holds the live token at ip; see store.Store.
 func (s *Subsystem) Holder(ctx context.Context, ip netip.Addr, now time.Time) (string, bool, store.Tenure, error) {

@@ -1,4 +1,4 @@
-package redis
+package redisconn
 
 import (
 	"errors"
@@ -6,11 +6,11 @@ import (
 	"strings"
 )
 
-// RedactedURL is the -store URL as it may be printed: with its
+// redactedURL is the -store URL as it may be printed: with its
 // password, if any, replaced by xxxxx (url.URL.Redacted). A URL that does
 // not parse and has user information is cut after its scheme, since where
 // its password ends cannot be told. host:port lists carry no password.
-func RedactedURL(store string) string {
+func redactedURL(store string) string {
 	scheme, _, isURL := strings.Cut(store, "://")
 	if !isURL {
 		return store
