@@ -8,7 +8,8 @@
 //
 // Where a webhook may go, how it is signed and when it is retried are
 // internal/webhooks'; this package keeps the subscriptions and runs their
-// deliveries.
+// deliveries. Where the subscriptions live is a Store: push/memory in this
+// process (-store memory), or push/redis, shared by every instance.
 package push
 
 import (

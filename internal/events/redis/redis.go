@@ -1,6 +1,8 @@
 // Package redis keeps a subsystem's events in a Redis Stream, shared by
 // every northd instance that uses the store (-store redis://…), so that
-// an event published on one reaches the north servers of all.
+// an event published on one reaches the north servers of all. It is the
+// shared counterpart of events/memory, on the connection redisconn opens
+// for the token store too, and passes the same suite (events/eventstest).
 //
 // Its keys carry the subsystem's name as a Redis Cluster hash tag, as the
 // token store's do, so that its scripts may touch them all:

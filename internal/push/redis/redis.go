@@ -1,6 +1,8 @@
 // Package redis keeps a subsystem's webhook subscriptions in Redis or
 // Valkey, shared by every instance: the subscriptions, their cursors, and
-// the lease that makes one instance at a time deliver for each.
+// the lease that makes one instance at a time deliver for each. It is the
+// shared counterpart of push/memory, on the connection redisconn opens for
+// the token store too, and passes the same suite (push/pushtest).
 //
 // Keys, under the subsystem's {NAME} hash tag (one Cluster slot):
 //   - northd:{NAME}:subs, a hash: subscription id → its record (JSON,
