@@ -46,7 +46,7 @@ chaos:
 
 # Every Go benchmark: per handler and per connection (root, 0 allocs/op on
 # every route) and end to end over loopback (bench/, a module of its own,
-# against the northd binary). Output feeds benchstat (see README).
+# against the northd binary). Output feeds benchstat (see docs/performance.md).
 bench:
 	{ $(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) . && \
 		$(GO) -C bench test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) . ; } | tee bench.txt

@@ -54,7 +54,7 @@ func TestEventsAcrossInstancesThroughRedis(t *testing.T) {
 }
 
 // Redis stopped and restarted under a publishing load: the publisher
-// retries each 503 with its Idempotency-Key, as the README says to, and
+// retries each 503 with its Idempotency-Key, as docs/operating.md says to, and
 // the stream, open throughout, receives every event once, in order.
 func TestEventsSurviveARedisRestart(t *testing.T) {
 	redis := testdeps.StartRedis(t)

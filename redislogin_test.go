@@ -35,7 +35,7 @@ func TestRedisLoginOlderThanEveryScoreKeepsItsToken(t *testing.T) {
 }
 
 // A login answered 503 because the store did not answer in time may
-// still take effect once the store catches up (the README says so); the
+// still take effect once the store catches up (docs/north-servers.md says so); the
 // retry the answer asks for then works, and its token verifies, once the
 // late login, if it lands, has landed.
 func TestLoginRetriedAfterSlowStore(t *testing.T) {
@@ -56,7 +56,7 @@ func TestLoginRetriedAfterSlowStore(t *testing.T) {
 	// The 503 login may still be in Redis's queue, on another of the
 	// client's connections, and land after a retry, ending the retry's
 	// token; or it may never land. So the retry is what a north server
-	// does: log in, and log in again on a 401 (the README says so). The
+	// does: log in, and log in again on a 401 (docs/north-servers.md says so). The
 	// late login lands at most once, so this ends.
 	var retried string
 	testdeps.WaitFor(t, "a retried login whose token verifies", func() bool {

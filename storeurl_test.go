@@ -33,7 +33,7 @@ func TestStoreURLPasswordNeverPrinted(t *testing.T) {
 			checkStoreFailureHidesPassword(t, tt.store, tt.want, "hunter2-secret", "hunt", "er2-secret")
 		})
 	}
-	// The way the README gives to pass it: in the environment.
+	// The way docs/operating.md gives to pass it: in the environment.
 	t.Run("NORTHD_STORE", func(t *testing.T) {
 		checkFailureHidesPassword(t, nil, map[string]string{"NORTHD_STORE": "redis://north:hunter2-secret@" + unreachable + "/0"},
 			"cannot reach the store redis://north:xxxxx@"+unreachable+"/0: ", "hunter2-secret")

@@ -168,7 +168,7 @@ loadtest-webhooks: loadtest-build
 	$(LOADTEST_PIN) $(LOADTEST_WEBHOOKS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_WEBHOOKS_NORTHD) -- \
 		-receivers 10 -rate 1000 -batch 10 -duration 10s -out $(LOADTEST_OUT)/webhooks.json $(LOADTEST_ARGS)
 
-# Secrets sealed in Redis, as the README recommends: a fresh key each run.
+# Secrets sealed in Redis, as docs/operating.md recommends: a fresh key each run.
 loadtest-webhooks-redis: loadtest-build
 	@mkdir -p $(LOADTEST_OUT) && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(LOADTEST_OUT)/push-keys
 	$(LOADTEST_PIN) $(LOADTEST_WEBHOOKS) $(LOADTEST_LOCK) $(LOADTEST_RUN) $(LOADTEST_WEBHOOKS_NORTHD) -store 'redis://{redis}/0' -push-secret-key-file $(LOADTEST_OUT)/push-keys -- \

@@ -1,5 +1,5 @@
 # A north server's event stream client in Python's standard library: the
-# events() function is the README's, word for word (events_test.go checks
+# events() function is docs/north-servers.md's, word for word (a test checks
 # that it stays so). Usage: events_client.py BASE TOKEN COUNT [LAST_ID]
 # prints COUNT events as JSON lines, [kind, event], then exits.
 import json, urllib.request

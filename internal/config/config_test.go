@@ -33,7 +33,8 @@ func TestRunHelpListsEveryFlag(t *testing.T) {
 	if !strings.Contains(help, "NORTHD_MAX_BODY_SIZE") {
 		t.Errorf("-h does not say how flags are set in the environment")
 	}
-	// A flag added or removed is a change to document (README, Flags).
+	// A flag added or removed is a change to document: docs/operating.md's
+	// flag table, which TestOperatingGuideListsEveryFlag holds to the FlagSet.
 	want := []string{
 		"admin", "admin-public", "admin-token-file", "auth-cache-ttl", "client-ip-header", "drain-delay",
 		"event-heartbeat", "event-log-bytes", "event-max-bytes", "event-max-streams", "event-queue",

@@ -8,8 +8,9 @@ import (
 	"unicode/utf8"
 )
 
-// The answers' bytes as the README's wire contract shows them, written out
-// again here rather than built from the package's own strings.
+// The answers' bytes as docs/north-servers.md's wire contract shows
+// them, written out again here rather than built from the package's own
+// strings.
 func TestAnswerBytes(t *testing.T) {
 	token := [16]byte{0x0c, 0x8e, 0x4f, 0x0e, 0x2b, 0x2f, 0x4d, 0x1c, 0x9a, 0x3e, 0x5b, 0x7d, 0x9f, 0x1a, 0x2c, 0x4e}
 	rejections := NewRejectionBodies(65536)

@@ -15,7 +15,7 @@
 // north server and an operator see it: what the producers published, to
 // whom, and the ids the publishes answered; who logged in and out at each
 // ip, and when; and what each receiver got (each webhook delivery's
-// headers and body, each stream frame). Only the README's wire contract is
+// headers and body, each stream frame). Only docs/north-servers.md's wire contract is
 // assumed: events and deliveries as JSON, webhook signatures as Standard
 // Webhooks says, and ids as EPOCH-SEQ, ordered by SEQ within an epoch.
 package chaoscheck
