@@ -30,8 +30,7 @@ func authSubsystemWith(t testing.TB, logs io.Writer, args ...string) *subsystem 
 		t.Fatal(err)
 	}
 	t.Cleanup(authn.Stop)
-	st := subsystemStore(cfg, nil, "test", set)
-	return newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), authn, st, subsystemEvents(cfg, nil, "test", st, set, newLogger(io.Discard, "info", "text")), nil, set, log)
+	return newSubsystem(t.Context(), common{cfg: cfg, draining: new(atomic.Bool), auth: authn, set: set, log: log}, "test", nullListener{})
 }
 
 // handlerCtx is a RequestCtx holding the request raw, as fasthttp would

@@ -149,8 +149,7 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			set := metrics.NewSet()
-			st := subsystemStore(cfg, nil, "test", set)
-			s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, st, subsystemEvents(cfg, nil, "test", st, set, newLogger(io.Discard, "info", "text")), cert.serverConfig(), set, newLogger(io.Discard, "info", "text"))
+			s := newSubsystem(t.Context(), common{cfg: cfg, draining: new(atomic.Bool), tlsConfig: cert.serverConfig(), set: set, log: newLogger(io.Discard, "info", "text")}, "test", ln)
 			serveUntilCleanup(t, s)
 
 			held := tls.Client(testdeps.DialKept(t, ln.Addr().String()), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
