@@ -197,22 +197,19 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := new(testdeps.SyncBuffer)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, testdeps.EnvFrom(env), nil, io.Discard, logs) }()
-	testdeps.WaitFor(t, "northd to start", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("run returned before starting: %v\n%s", err, logs)
-		default:
-		}
-		return strings.Contains(logs.String(), `"msg":"northd started"`)
-	})
+	srv, err := startInstance(t, ctx, nil, testdeps.EnvFrom(env), logs)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, logs)
+	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := srv.wait(); err != nil {
 		t.Fatal(err)
 	}
+	if listen := srv.listenAddrs(); len(listen) != 1 || !strings.HasPrefix(listen[0], "127.0.0.1:") || srv.admin != nil {
+		t.Fatalf("environment not applied: listening on %v, admin listener %v", listen, srv.admin)
+	}
 	if !strings.Contains(logs.String(), `"msg":"northd started","listen":"127.0.0.1:`) || !strings.Contains(logs.String(), `"admin":"disabled"`) {
-		t.Fatalf("environment not applied; log:\n%s", logs)
+		t.Fatalf("NORTHD_LOG_FORMAT not applied; log:\n%s", logs)
 	}
 }
 
