@@ -74,7 +74,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzAppendJSONString -fuzztime $(FUZZTIME) ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzCheckFrames -fuzztime $(FUZZTIME) ./internal/auth/
 	$(GO) test -run '^$$' -fuzz FuzzParseID -fuzztime $(FUZZTIME) ./internal/events/
-	$(GO) test -run '^$$' -fuzz FuzzPublishDecode -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzPublishDecode -fuzztime $(FUZZTIME) ./internal/events/eventshttp/
 	$(GO) test -run '^$$' -fuzz FuzzCheckURL -fuzztime $(FUZZTIME) ./internal/webhooks/
 	$(GO) test -run '^$$' -fuzz FuzzParseSecret -fuzztime $(FUZZTIME) ./internal/webhooks/
 	$(GO) test -run '^$$' -fuzz FuzzRetryAfter -fuzztime $(FUZZTIME) ./internal/webhooks/

@@ -1,7 +1,13 @@
 package main
 
 import (
+	"io"
+	"net"
+	"sync/atomic"
 	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
 
 	"northd/internal/testdeps"
 )
@@ -60,4 +66,99 @@ func TestRouteAllocations(t *testing.T) {
 func TestNewTokenAllocations(t *testing.T) {
 	newToken() // the pool's first generator
 	testdeps.WantAllocs(t, "newToken", 0, func() { newToken() })
+}
+
+// authSubsystem is a subsystem checking credentials against a users file
+// with alice:secret, driven without a listener.
+func authSubsystem(t testing.TB, args ...string) *subsystem {
+	t.Helper()
+	return authSubsystemWith(t, io.Discard, args...)
+}
+
+// authSubsystemWith is authSubsystem logging to logs.
+func authSubsystemWith(t testing.TB, logs io.Writer, args ...string) *subsystem {
+	t.Helper()
+	cfg := testConfig(t, append([]string{"-users", testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n")}, args...)...)
+	log := newLogger(logs, "info", "text")
+	set := metrics.NewSet()
+	authn, err := newAuthenticator(cfg, set, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(authn.Stop)
+	return newSubsystem(t.Context(), common{cfg: cfg, draining: new(atomic.Bool), auth: authn, set: set, log: log}, "test", nullListener{})
+}
+
+// handlerCtx is a RequestCtx holding the request raw, as fasthttp would
+// hand it to the handler.
+func handlerCtx(t testing.TB, raw string) *fasthttp.RequestCtx {
+	t.Helper()
+	var req fasthttp.Request
+	if err := req.ReadLimitBody(bufioReader(raw), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+	return ctx
+}
+
+// A login served from the credential cache, and a verification, allocate
+// nothing.
+func TestAuthHotPathsAllocateNothing(t *testing.T) {
+	s := authSubsystem(t)
+	h := s.routes()
+	body := []byte(`{"username": "alice", "password": "secret", "ip": "192.0.2.7"}`)
+	login := handlerCtx(t, post("/north/login", string(body)))
+	h(login) // verifies the password once, filling the cache
+	m := tokenIn.FindSubmatch(login.Response.Body())
+	if login.Response.StatusCode() != 200 || m == nil {
+		t.Fatalf("login: %d %q", login.Response.StatusCode(), login.Response.Body())
+	}
+	verify := handlerCtx(t, "GET /north/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+string(m[1])+"\r\n\r\n")
+	h(verify)
+	if verify.Response.StatusCode() != 200 {
+		t.Fatalf("verify: %d %q", verify.Response.StatusCode(), verify.Response.Body())
+	}
+	// The login replaces the token verify asks about; a login from
+	// another ip keeps it.
+	otherIP := []byte(`{"username": "alice", "password": "secret", "ip": "192.0.2.8"}`)
+	tests := []struct {
+		name string
+		ctx  *fasthttp.RequestCtx
+		body []byte // put back before each run: the login handler zeroes it
+	}{
+		{"cached login", login, otherIP},
+		{"verify", verify, nil},
+	}
+	for _, tt := range tests {
+		testdeps.WantAllocs(t, tt.name, 0, func() {
+			if tt.body != nil {
+				tt.ctx.Request.SetBody(tt.body)
+			}
+			tt.ctx.Response.Reset()
+			h(tt.ctx)
+			if tt.ctx.Response.StatusCode() != 200 {
+				t.Fatalf("%s: %d %q", tt.name, tt.ctx.Response.StatusCode(), tt.ctx.Response.Body())
+			}
+		})
+	}
+	if m := metricsText(s); !hasMetricLine(m, "northd_auth_cache_misses_total 1") {
+		t.Errorf("want 1 cache miss: every login after the first is a hit; metrics:\n%s", m)
+	}
+}
+
+// The login handler zeroes the request body, which holds the password,
+// before fasthttp reuses its memory.
+func TestLoginZeroesTheBody(t *testing.T) {
+	for _, s := range []*subsystem{authSubsystem(t), startSubsystem(t, testConfig(t), nullListener{})} {
+		for _, body := range []string{`{"username": "alice", "password": "secret"}`, `{"username": "alice", "password": "secret"`} {
+			ctx := handlerCtx(t, post("/north/login", body))
+			s.routes()(ctx)
+			for _, c := range ctx.Request.Body() {
+				if c != 0 {
+					t.Fatalf("after %q (status %d) the body holds %q", body, ctx.Response.StatusCode(), ctx.Request.Body())
+				}
+			}
+		}
+	}
 }

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,4 +178,116 @@ func BenchmarkToken(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkAuth measures what credentials and tokens add to a request, on
+// the handler: a login answered from the credential cache against an
+// open-mode login, and a verification against the home page.
+func BenchmarkAuth(b *testing.B) {
+	body := []byte(`{"username": "alice", "password": "secret", "ip": "192.0.2.7"}`)
+	users, open := authSubsystem(b), startSubsystem(b, testConfig(b), nullListener{})
+	login := handlerCtx(b, post("/north/login", string(body)))
+	users.routes()(login)
+	m := tokenIn.FindSubmatch(login.Response.Body())
+	if m == nil {
+		b.Fatalf("login: %q", login.Response.Body())
+	}
+	verify := handlerCtx(b, "GET /north/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+string(m[1])+"\r\n\r\n")
+	home := handlerCtx(b, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	otherIP := []byte(`{"username": "alice", "password": "secret", "ip": "192.0.2.8"}`)
+	for _, bc := range []struct {
+		name string
+		h    fasthttp.RequestHandler
+		ctx  *fasthttp.RequestCtx
+		body []byte
+	}{
+		{"LoginOpen", open.routes(), handlerCtx(b, post("/north/login", string(otherIP))), otherIP},
+		{"LoginCached", users.routes(), handlerCtx(b, post("/north/login", string(otherIP))), otherIP},
+		{"Verify", users.routes(), verify, nil},
+		{"Home", users.routes(), home, nil},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if bc.body != nil {
+					bc.ctx.Request.SetBody(bc.body) // the login handler zeroes it
+				}
+				bc.ctx.Response.Reset()
+				bc.h(bc.ctx)
+			}
+			if bc.ctx.Response.StatusCode() != 200 {
+				b.Fatalf("status %d %q", bc.ctx.Response.StatusCode(), bc.ctx.Response.Body())
+			}
+		})
+	}
+}
+
+// BenchmarkVerify is GET /north/verify with a live token, through the
+// subsystem's handler, as BenchmarkHandler runs the other routes.
+func BenchmarkVerify(b *testing.B) {
+	s := startSubsystem(b, testConfig(b), nullListener{})
+	h := s.server.Handler
+	serve := func(raw string) *fasthttp.RequestCtx {
+		var req fasthttp.Request
+		if err := req.ReadLimitBody(bufioReader(raw), 1<<20); err != nil {
+			b.Fatal(err)
+		}
+		ctx := new(fasthttp.RequestCtx)
+		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+		h(ctx)
+		return ctx
+	}
+	login := serve(post("/north/login", benchLogin))
+	m := regexp.MustCompile(`"token": "([0-9a-f]{32})"`).FindSubmatch(login.Response.Body())
+	if m == nil {
+		b.Fatalf("login: %d %q", login.Response.StatusCode(), login.Response.Body())
+	}
+	ctx := serve("GET /north/verify HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer " + string(m[1]) + "\r\n\r\n")
+	if st := ctx.Response.StatusCode(); st != 200 {
+		b.Fatalf("verify: %d %q", st, ctx.Response.Body())
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		h(ctx)
+	}
+	if st := ctx.Response.StatusCode(); st != 200 {
+		b.Fatalf("verify: %d %q", st, ctx.Response.Body())
+	}
+}
+
+// BenchmarkParallel runs a route's handler on every CPU at once (run it
+// with -cpu 1,2,…): throughput that does not grow with the CPUs means
+// shared state, a lock or a contended cache line, on the request path.
+// Each goroutine logs in as a north server of its own, as real ones do.
+func BenchmarkParallel(b *testing.B) {
+	for _, br := range []struct{ name, raw, body string }{
+		{"Home", "GET / HTTP/1.1\r\nHost: bench\r\n\r\n", ""},
+		{"Login", "", `{"username": "north-7", "password": "s3cret!", "ip": "192.0.2.`},
+	} {
+		b.Run(br.name, func(b *testing.B) {
+			s := startSubsystem(b, testConfig(b), nullListener{})
+			h := s.server.Handler
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				raw, body := br.raw, []byte(nil)
+				if br.body != "" {
+					body = []byte(br.body + strconv.Itoa(int(next.Add(1))%250) + `"}`)
+					raw = post("/north/login", string(body))
+				}
+				ctx := handlerCtx(b, raw)
+				for pb.Next() {
+					if body != nil {
+						ctx.Request.SetBody(body) // the login handler zeroes it
+					}
+					ctx.Response.Reset()
+					h(ctx)
+				}
+				if ctx.Response.StatusCode() != 200 {
+					b.Errorf("status %d %q", ctx.Response.StatusCode(), ctx.Response.Body())
+				}
+			})
+		})
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/httpx"
 	"northd/internal/wire"
 )
 
@@ -35,6 +36,6 @@ var claimAnswers = [claimAnswerCount]struct {
 func (s *subsystem) refuseClaim(ctx *fasthttp.RequestCtx, a claimAnswer) {
 	s.metrics.claimRefusals[a].Inc()
 	ctx.SetStatusCode(claimAnswers[a].status)
-	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.Response.Header.SetContentTypeBytes(httpx.ContentTypeJSON)
 	ctx.Response.SetBodyRaw(claimAnswers[a].body)
 }

@@ -131,8 +131,7 @@ func TestClaimsAllocateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(authn.Stop)
-	st := subsystemStore(cfg, nil, "test", set)
-	h := newSubsystem(cfg, "test", nullListener{}, new(atomic.Bool), authn, st, subsystemEvents(cfg, nil, "test", st, set, newLogger(io.Discard, "info", "text")), nil, set, log).routes()
+	h := newSubsystem(t.Context(), common{cfg: cfg, draining: new(atomic.Bool), auth: authn, set: set, log: log}, "test", nullListener{}).routes()
 	for _, tt := range []struct {
 		name   string
 		body   string

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,6 +48,9 @@ type northdChild struct {
 	exited chan error // receives the process's end once
 	cmd    *exec.Cmd
 }
+
+// startedLine is the child's log line that says it serves, and where.
+var startedLine = regexp.MustCompile(`msg="northd started" listen=(\S+) admin=(\S+)`)
 
 // runNorthdChild runs northd with args in a child process with at most
 // nofile descriptors (prlimit), until the test ends, and returns once it

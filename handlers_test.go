@@ -39,9 +39,7 @@ func startSubsystem(t testing.TB, cfg config.Config, ln net.Listener) *subsystem
 // startSubsystemWith is startSubsystem logging to logs.
 func startSubsystemWith(t testing.TB, cfg config.Config, ln net.Listener, logs io.Writer) *subsystem {
 	t.Helper()
-	set := metrics.NewSet()
-	st := subsystemStore(cfg, nil, "test", set)
-	s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, st, subsystemEvents(cfg, nil, "test", st, set, newLogger(io.Discard, "info", "text")), nil, set, newLogger(logs, cfg.LogLevel, cfg.LogFormat))
+	s := newSubsystem(t.Context(), common{cfg: cfg, draining: new(atomic.Bool), set: metrics.NewSet(), log: newLogger(logs, cfg.LogLevel, cfg.LogFormat)}, "test", ln)
 	serveUntilCleanup(t, s)
 	return s
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/config"
 	"northd/internal/netx"
 	"northd/internal/testdeps"
 )
@@ -149,8 +150,7 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			set := metrics.NewSet()
-			st := subsystemStore(cfg, nil, "test", set)
-			s := newSubsystem(cfg, "test", ln, new(atomic.Bool), nil, st, subsystemEvents(cfg, nil, "test", st, set, newLogger(io.Discard, "info", "text")), cert.serverConfig(), set, newLogger(io.Discard, "info", "text"))
+			s := newSubsystem(t.Context(), common{cfg: cfg, draining: new(atomic.Bool), tlsConfig: cert.serverConfig(), set: set, log: newLogger(io.Discard, "info", "text")}, "test", ln)
 			serveUntilCleanup(t, s)
 
 			held := tls.Client(testdeps.DialKept(t, ln.Addr().String()), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
@@ -210,5 +210,46 @@ func TestLingeringConnectionsCountAgainstMaxConns(t *testing.T) {
 	testdeps.WaitFor(t, "the lingering connection's socket to close", func() bool { return s.conns.OpenConns() == 0 })
 	if resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode() != 200 {
 		t.Fatalf("after the lingering connection closed, a new one got %d", resp.StatusCode())
+	}
+}
+
+// -max-conns-per-ip counts an IPv6 client by its /64: a second address in
+// the same /64 is over the limit, one in another /64 is not.
+func TestMaxConnsPerIPKeysIPv6ByPrefix(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSubsystem(t, testConfig(t, "-trusted-proxies", "127.0.0.1", "-proxy-protocol", "-max-conns-per-ip", "1"), ln)
+	dial := func() net.Conn { return testdeps.DialKept(t, ln.Addr().String()) }
+	proxyFrom := func(src string) string { return "PROXY TCP6 " + src + " 2001:db8::80 5555 80\r\n" }
+	if st := loginVia(t, dial(), proxyFrom("2001:db8:0:7::1"), ""); st != 200 {
+		t.Fatalf("first connection from 2001:db8:0:7::/64: status %d", st)
+	}
+	if st := loginVia(t, dial(), proxyFrom("2001:db8:0:8::1"), ""); st != 200 {
+		t.Fatalf("a connection from the next /64: status %d, want 200", st)
+	}
+	c := dial()
+	sendLogin(t, c, proxyFrom("2001:db8:0:7::2"), "")
+	got, err := io.ReadAll(c)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) { // closed with the login unread
+		t.Fatalf("read %q, then %v", got, err)
+	}
+	const want = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 64\r\n\r\n" +
+		"too many connections from your address; reuse the ones you have\n"
+	if string(got) != want {
+		t.Fatalf("a second address in the same /64 got %q, want %q", got, want)
+	}
+}
+
+func TestIPv6PrefixFlag(t *testing.T) {
+	for _, v := range []string{"0", "129", "-1"} {
+		_, err := config.Parse([]string{"-ipv6-prefix", v}, testdeps.NoEnv, nil)
+		if err == nil || err.Error() != "-ipv6-prefix must be 1 to 128 (bits of an IPv6 address that name one client), not "+v {
+			t.Errorf("-ipv6-prefix %s: %v", v, err)
+		}
+	}
+	if cfg := testConfig(t); cfg.IPv6Prefix != 64 {
+		t.Errorf("default -ipv6-prefix %d, want 64", cfg.IPv6Prefix)
 	}
 }

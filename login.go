@@ -10,11 +10,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"northd/internal/auth"
+	"northd/internal/httpx"
 	"northd/internal/netx"
 	"northd/internal/wire"
 )
-
-var contentTypeJSON = []byte("application/json; charset=utf-8")
 
 var loginRequestPool = sync.Pool{New: func() any { return new(wire.LoginRequest) }}
 
@@ -66,7 +65,7 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 	token := newToken()
 	token, claimed, err := s.store.Login(ip, lr.Username, token, ctx.Time(), takeover)
 	if err != nil {
-		s.refuseStoreDown(ctx, true)
+		s.tokens.RefuseStoreDown(ctx, wire.StoreDownLoginBody)
 		return
 	}
 	if !claimed {
@@ -76,21 +75,19 @@ func (s *subsystem) handleLogin(ctx *fasthttp.RequestCtx) {
 	s.metrics.requests.Login(ctx)
 
 	var b [wire.LoginOKLen]byte
-	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.Response.Header.SetContentTypeBytes(httpx.ContentTypeJSON)
 	ctx.Response.SetBody(wire.AppendLoginOK(b[:0], token))
 }
-
-var headerRetryAfter = []byte("Retry-After")
 
 // refuseCredentials answers a login whose credentials were not accepted.
 // A wrong password and an unknown username get the same bytes.
 func (s *subsystem) refuseCredentials(ctx *fasthttp.RequestCtx, outcome auth.Outcome, wait time.Duration) {
 	s.metrics.loginFailures[outcome].Inc()
-	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.Response.Header.SetContentTypeBytes(httpx.ContentTypeJSON)
 	switch outcome {
 	case auth.WrongPassword, auth.UnknownUser:
 		ctx.SetStatusCode(fasthttp.StatusUnauthorized)
-		ctx.Response.Header.SetCanonical(headerWWWAuthenticate, wire.BearerChallenge)
+		ctx.Response.Header.SetCanonical(httpx.HeaderWWWAuthenticate, wire.BearerChallenge)
 		ctx.Response.SetBodyRaw(wire.WrongCredentialsBody)
 		return
 	case auth.HashBusy:
@@ -104,7 +101,7 @@ func (s *subsystem) refuseCredentials(ctx *fasthttp.RequestCtx, outcome auth.Out
 		ctx.Response.SetBodyRaw(wire.TooManyFailuresBody)
 	}
 	var n [20]byte
-	ctx.Response.Header.SetCanonical(headerRetryAfter, strconv.AppendInt(n[:0], int64(retryAfterSeconds(wait)), 10))
+	ctx.Response.Header.SetCanonical(httpx.HeaderRetryAfter, strconv.AppendInt(n[:0], int64(retryAfterSeconds(wait)), 10))
 }
 
 // retryAfterSeconds rounds d up to whole seconds, at least 1, for a
@@ -117,7 +114,7 @@ func retryAfterSeconds(d time.Duration) int {
 func (s *subsystem) rejectLogin(ctx *fasthttp.RequestCtx, status int, problem wire.LoginProblem) {
 	s.metrics.loginRejections[problem].Inc()
 	ctx.SetStatusCode(status)
-	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.Response.Header.SetContentTypeBytes(httpx.ContentTypeJSON)
 	ctx.Response.SetBodyRaw(s.rejections[problem])
 }
 

@@ -2,11 +2,20 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/admin"
+	"northd/internal/events/eventshttp"
+	"northd/internal/push/pushhttp"
 )
 
 // routes maps every request a subsystem answers. Each handler is wrapped by
@@ -26,12 +35,20 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	r.POST("/north/login", s.observed(routeLogin, s.handleLogin))
 	r.GET("/north/verify", s.observed(routeVerify, s.handleVerify))
 	r.POST("/north/logout", s.observed(routeLogout, s.handleLogout))
-	r.GET("/north/events", s.observed(routeEvents, s.handleEvents))
-	r.POST("/north/subscriptions", s.observed(routeSubscriptions, s.handleSubscribe))
-	r.GET("/north/subscriptions", s.observed(routeSubscriptions, s.handleSubscriptions))
-	r.DELETE("/north/subscriptions/{id}", s.observed(routeSubscriptions, s.handleUnsubscribe))
-	r.POST("/north/subscriptions/{id}/rotate-secret", s.observed(routeSubscriptions, s.handleRotateSecret))
-	r.POST("/north/subscriptions/{id}/enable", s.observed(routeSubscriptions, s.handleEnableSubscription))
+	r.GET("/north/events", s.observed(routeEvents, eventshttp.Stream(eventshttp.StreamOptions{
+		Tokens:      s.tokens,
+		Checks:      &s.metrics.eventChecks,
+		Hub:         s.events,
+		Retry:       s.streamRetry,
+		UserTimeout: s.streamUserTimeout,
+		Log:         s.log,
+	})))
+	subs := pushhttp.Options{Tokens: s.tokens, Checks: &s.metrics.subscriptionChecks, Pusher: s.push, Subsystem: s.name, Log: s.log}
+	r.POST("/north/subscriptions", s.observed(routeSubscriptions, pushhttp.Subscribe(subs)))
+	r.GET("/north/subscriptions", s.observed(routeSubscriptions, pushhttp.List(subs)))
+	r.DELETE("/north/subscriptions/{id}", s.observed(routeSubscriptions, pushhttp.Unsubscribe(subs)))
+	r.POST("/north/subscriptions/{id}/rotate-secret", s.observed(routeSubscriptions, pushhttp.RotateSecret(subs)))
+	r.POST("/north/subscriptions/{id}/enable", s.observed(routeSubscriptions, pushhttp.Enable(subs)))
 
 	healthz := s.observed(routeHealthz, handleHealthz)
 	r.GET("/healthz", healthz)
@@ -75,6 +92,33 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 		ctx.Response.Header.SetCanonical(headerCacheControl, noStore)
 		r.Handler(ctx)
 	}
+}
+
+// adminRoutes maps every request the admin listener answers: the operator's
+// endpoints, on a listener that is never one of the public subsystem
+// ports. With secrets (-admin-token-file), each of them only to a caller
+// presenting one; each answer within writeTimeout (-write-timeout), a
+// pprof profile that long past its ?seconds=.
+func adminRoutes(subsystems []*subsystem, set *metrics.Set, maxEventData int, withPprof bool, secrets [][]byte, writeTimeout time.Duration, log *slog.Logger) http.Handler {
+	views := make([]admin.Subsystem, len(subsystems))
+	targets := make([]eventshttp.Target, len(subsystems))
+	for i, s := range subsystems {
+		views[i] = admin.Subsystem{Name: s.name, ListenAddr: s.listenAddr, Store: s.store, Push: s.push}
+		targets[i] = eventshttp.Target{Name: s.name, Label: subsystemLabel(s.name), Store: s.store, Events: s.events.Log()}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /north/events", eventshttp.Publish(targets, maxEventData, set, log))
+	mux.Handle("GET /metrics", admin.Metrics(set))
+	mux.Handle("GET /north/servers", admin.NorthServers(views))
+	mux.Handle("GET /north/subscriptions", admin.Subscriptions(views))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return admin.WithWriteDeadlines(admin.RequireToken(secrets, mux), writeTimeout)
 }
 
 var headerAllow = []byte("Allow")

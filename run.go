@@ -19,18 +19,12 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp/prefork"
-	"github.com/valyala/fasthttp/reuseport"
 
+	"northd/internal/admin"
 	"northd/internal/auth"
 	"northd/internal/config"
-	"northd/internal/events"
-	eventsmemory "northd/internal/events/memory"
-	eventsredis "northd/internal/events/redis"
 	"northd/internal/netx"
 	"northd/internal/redisconn"
-	"northd/internal/store"
-	"northd/internal/store/memory"
-	redisstore "northd/internal/store/redis"
 )
 
 // run is northd hash-password or, started by northd itself, northd
@@ -61,7 +55,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if cfg.Prefork && !prefork.IsChild() {
 		return runPreforkMaster(ctx, args, cfg, stdout, stderr, log)
 	}
-	srv, err := start(ctx, cfg, log)
+	// Asked for before start, so that a SIGHUP from the moment northd
+	// serves reloads instead of ending the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	srv, err := start(ctx, cfg, log, hup)
 	if err != nil {
 		return err
 	}
@@ -100,7 +99,10 @@ func (c closers) close() {
 	}
 }
 
-func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *instance, err error) {
+// start sets northd up as cfg says and serves, until wait is called, on
+// the listeners it has taken. Each value from hup reloads the users file
+// and the TLS certificate (a nil hup reloads never).
+func start(parent context.Context, cfg config.Config, log *slog.Logger, hup <-chan os.Signal) (srv *instance, err error) {
 	// What start has set up is undone if it fails partway, and by wait
 	// once it has shut the servers down.
 	var undo closers
@@ -132,20 +134,24 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		}
 		tlsConfig = cert.serverConfig()
 	}
+	adminSecrets, err := admin.ReadTokens(cfg.Events.AdminTokenFile)
+	if err != nil {
+		return nil, err
+	}
 
-	var shared *redisconn.Conn
+	var redis *redisconn.Conn
 	if cfg.Store != "memory" {
-		if shared, err = redisconn.Open(cfg.Store, set, log); err != nil {
+		if redis, err = redisconn.Open(cfg.Store, set, log); err != nil {
 			if _, invalid := errors.AsType[*redisconn.InvalidURLError](err); invalid {
 				return nil, config.Usagef("%v", err)
 			}
 			return nil, err
 		}
-		undo.add(shared.Close)
+		undo.add(redis.Close)
 	}
 
 	cfg.MaxConns = netx.MaxConnsForDescriptors(cfg.MaxConns, cfg.MaxConnsGiven, len(cfg.Listen), log)
-	listeners, err := listenAll(cfg)
+	listeners, err := netx.ListenAll(cfg.Listen, cfg.ReusePort)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +166,7 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 	}
 	var adminLn net.Listener
 	if cfg.Admin != "" {
-		if adminLn, err = listen(cfg.Admin, false); err != nil {
+		if adminLn, err = netx.Listen(cfg.Admin, false); err != nil {
 			return nil, err
 		}
 		undo.add(func() { adminLn.Close() })
@@ -170,7 +176,7 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 	if err != nil {
 		return nil, err
 	}
-	if webhooks != nil && shared != nil && webhooks.secretKeys == nil {
+	if webhooks != nil && redis != nil && webhooks.secretKeys == nil {
 		log.Warn("webhook secrets are kept in Redis in clear: whoever reads Redis can sign webhooks to north servers; give every instance -push-secret-key-file to seal them")
 	}
 	// The instance's own context ends when it stops, whatever ended it,
@@ -189,29 +195,16 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 		reloadsOK:     set.NewCounter(`northd_reloads_total{result="ok"}`),
 		reloadsFailed: set.NewCounter(`northd_reloads_total{result="failed"}`),
 	}
+	c := common{cfg: cfg, draining: srv.draining, auth: authn, shared: redis, webhooks: webhooks, tlsConfig: tlsConfig, set: set, log: log}
 	for i, ln := range listeners {
-		st := subsystemStore(cfg, shared, names[i], set)
-		hub := subsystemEvents(cfg, shared, names[i], st, set, log)
-		srv.subsystems[i] = newSubsystem(cfg, names[i], ln, srv.draining, authn, st, hub, tlsConfig, set, log)
-		go hub.Run(ctx)
-		if webhooks != nil {
-			srv.subsystems[i].push = webhooks.pusher(ctx, names[i], hub, st, shared, set, log)
-		}
+		srv.subsystems[i] = newSubsystem(ctx, c, names[i], ln)
 	}
-	if shared != nil {
-		go shared.Watch(ctx)
+	if redis != nil {
+		go redis.Watch(ctx)
 	}
-	publishers := newPublishing(cfg, srv.subsystems, set)
-	adminSecrets, err := readAdminTokens(cfg.Events.AdminTokenFile)
-	if err != nil {
-		return nil, err
-	}
-	// Asked for before start returns, so that a SIGHUP from then on
-	// reloads instead of ending the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	go srv.reloadOnHangup(hup)
 	for _, s := range srv.subsystems {
+		go s.events.Run(ctx)
 		go func() {
 			if err := s.server.Serve(s.listener); err != nil {
 				srv.serveErrs <- fmt.Errorf("subsystem %s stopped serving: %w", s.name, err)
@@ -221,9 +214,9 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 	adminAddr := "disabled"
 	if adminLn != nil {
 		// The public ports' -read-timeout and -idle-timeout hold here
-		// too; -write-timeout is set per answer (adminwrite.go).
+		// too; -write-timeout is set per answer (admin.WithWriteDeadlines).
 		srv.admin = &http.Server{
-			Handler:           withWriteDeadlines(adminHandler(set, srv.subsystems, publishers, cfg.Pprof, adminSecrets), cfg.WriteTimeout),
+			Handler:           adminRoutes(srv.subsystems, set, cfg.Events.MaxBytes, cfg.Pprof, adminSecrets, cfg.WriteTimeout, log),
 			ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
 			ReadTimeout:       cfg.ReadTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
@@ -244,8 +237,7 @@ func start(parent context.Context, cfg config.Config, log *slog.Logger) (srv *in
 
 // reloadOnHangup reloads the users file and the TLS certificate on each
 // SIGHUP until the instance stops.
-func (srv *instance) reloadOnHangup(hup chan os.Signal) {
-	defer signal.Stop(hup)
+func (srv *instance) reloadOnHangup(hup <-chan os.Signal) {
 	for {
 		select {
 		case <-srv.ctx.Done():
@@ -382,42 +374,6 @@ func subsystemNames(cfg config.Config, listeners []net.Listener) ([]string, erro
 	return names, nil
 }
 
-func listenAll(cfg config.Config) ([]net.Listener, error) {
-	var lns []net.Listener
-	for _, addr := range cfg.Listen {
-		ln, err := listen(addr, cfg.ReusePort)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return nil, err
-		}
-		lns = append(lns, ln)
-	}
-	return lns, nil
-}
-
-func listen(addr string, reusePort bool) (net.Listener, error) {
-	var ln net.Listener
-	var err error
-	if reusePort {
-		network := "tcp4"
-		if host, _, _ := net.SplitHostPort(addr); strings.Contains(host, ":") {
-			network = "tcp6"
-		}
-		ln, err = reuseport.Listen(network, addr)
-	} else {
-		ln, err = net.Listen("tcp", addr)
-	}
-	switch {
-	case errors.Is(err, syscall.EADDRINUSE):
-		return nil, fmt.Errorf("cannot listen on %s: the address is already in use (another northd? pick another with -listen)", addr)
-	case err != nil:
-		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
-	}
-	return ln, nil
-}
-
 // newAuthenticator checks logins against cfg.Users: the authenticator's
 // options from the flags, and a users file it refuses a usage error.
 func newAuthenticator(cfg config.Config, set *metrics.Set, log *slog.Logger) (*auth.Authenticator, error) {
@@ -441,57 +397,43 @@ func authUsage(err error) error {
 	return err
 }
 
-// subsystemStore is where the subsystem named name keeps its tokens and
-// north servers: its part of the shared store, or a memory store of its
-// own.
-func subsystemStore(cfg config.Config, shared *redisconn.Conn, name string, set *metrics.Set) store.Store {
-	label := subsystemLabel(name)
-	if shared != nil {
-		o := redisstore.Options{CallTimeout: cfg.StoreTimeout, Max: cfg.RegistryMax, MaxPerUser: cfg.IPsPerUser(), TokenTTL: cfg.TokenTTL}
-		return redisstore.New(shared, name, o, set, label)
+// A reload that removes a user or changes its password ends that user's
+// live tokens, in every subsystem and with either store: whoever the
+// operator locked out must not stay logged in until the tokens expire.
+// One that narrows the ips a user may claim ends its tokens at the others.
+// Streams on an ended token close at the next heartbeat, and webhooks
+// pause while their north server holds no live token.
+
+// endTokensOfUsers ends the live tokens of users, the ones the reload
+// removed or gave another hash (auth.Authenticator.Reload).
+func (srv *instance) endTokensOfUsers(users []string) {
+	for _, name := range users {
+		for _, s := range srv.subsystems {
+			n, err := s.store.EndUserTokens(srv.ctx, name)
+			if err != nil {
+				srv.log.Error("the reload removed a user or changed its password, but its live tokens could not be ended in the store; they verify until they expire or a later reload ends them", "subsystem", s.name, "user", name, "err", err)
+				continue
+			}
+			if n > 0 {
+				srv.log.Info("ended the live tokens of a user the reload removed or gave a new password", "subsystem", s.name, "user", name, "tokens", n)
+			}
+		}
 	}
-	m := memory.New(memory.Options{Max: cfg.RegistryMax, MaxPerUser: cfg.IPsPerUser(), TokenTTL: cfg.TokenTTL})
-	m.RegisterMetrics(set, label)
-	return m
 }
 
-// subsystemEvents is the hub that fans the subsystem's events out to its
-// streams: from its stream in the shared Redis, or from a memory log of
-// its own.
-func subsystemEvents(cfg config.Config, shared *redisconn.Conn, name string, st store.Store, set *metrics.Set, log *slog.Logger) *events.Hub {
-	e := cfg.Events
-	var l events.Log
-	if shared != nil {
-		l = eventsredis.New(shared, name, eventsredis.Options{Retention: e.Retention, CallTimeout: cfg.StoreTimeout})
-	} else {
-		l = eventsmemory.New(eventsmemory.Options{Retention: e.Retention, MaxBytes: e.LogBytes})
+// endTokensOutsideIPs ends the live tokens the users narrowed hold at ips
+// the users file no longer lets them claim (auth.Authenticator.Reload).
+func (srv *instance) endTokensOutsideIPs(narrowed []auth.Narrowed) {
+	for _, u := range narrowed {
+		for _, s := range srv.subsystems {
+			n, err := s.store.EndUserTokensOutside(srv.ctx, u.Username, u.IPs)
+			if err != nil {
+				srv.log.Error("the reload narrowed the ips of a user, but its live tokens at other ips could not be ended in the store; they verify until they expire or a later reload ends them", "subsystem", s.name, "user", u.Username, "err", err)
+				continue
+			}
+			if n > 0 {
+				srv.log.Info("ended the live tokens of a user at ips the reload took from it", "subsystem", s.name, "user", u.Username, "tokens", n)
+			}
+		}
 	}
-	return events.NewHub(l, events.HubOptions{
-		Subsystem:    name,
-		Heartbeat:    e.Heartbeat,
-		Retry:        e.Retry,
-		DrainRetry:   drainRetry,
-		WriteTimeout: e.WriteTimeout,
-		Queue:        e.Queue,
-		MaxStreams:   e.MaxStreams,
-		MaxPerToken:  e.StreamsPerToken,
-		CacheEvents:  min(e.Retention, eventCacheEvents),
-		CacheBytes:   min(e.LogBytes, eventCacheBytes),
-		TokenLive: func(token [16]byte, now time.Time) bool {
-			v, err := st.Verify(token, now, make([]byte, 0, 64))
-			// A store that does not answer ends no stream: the
-			// token is checked again at the next heartbeat.
-			return err != nil || v.Result == store.Valid
-		},
-	}, set, subsystemLabel(name), log)
 }
-
-// An instance keeps the newest events of each subsystem encoded for its
-// streams, within these bounds; older ones are read from the log.
-const (
-	eventCacheEvents = 16384
-	eventCacheBytes  = 32 << 20
-	// drainRetry is the retry: a stream closed by a shutdown ends with,
-	// so that its client reconnects, through the balancer, at once.
-	drainRetry = 250 * time.Millisecond
-)

@@ -41,49 +41,35 @@ func serveInstance(t *testing.T, args ...string) (srv *instance, logs *testdeps.
 	return srv, logs
 }
 
-var startedLine = regexp.MustCompile(`msg="northd started" listen=(\S+) admin=(\S+)`)
-
-// startRun runs northd with args until the test cancels it. It returns the
-// subsystem addresses, the admin address, the log and Run's result.
+// startRun starts northd with args in this process, as run does, until the
+// test ends or calls stop. It returns the subsystem addresses, the admin
+// address ("" with the admin listener off), the log, and stop, which shuts
+// northd down and returns what run would.
 func startRun(t *testing.T, args ...string) (listen []string, admin string, logs *testdeps.SyncBuffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = new(testdeps.SyncBuffer)
-	result := make(chan error, 1)
-	go func() { result <- run(ctx, args, testdeps.NoEnv, nil, io.Discard, logs) }()
-	deadline := time.Now().Add(time.Minute) // only a northd that never starts gets near it
-	for {
-		if m := startedLine.FindStringSubmatch(logs.String()); m != nil {
-			listen, admin = strings.Split(m[1], ","), m[2]
-			break
-		}
-		select {
-		case err := <-result:
-			cancel()
-			t.Fatalf("Run returned before starting: %v\n%s", err, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("northd did not start:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
+	srv, err := startInstance(t, ctx, args, testdeps.NoEnv, logs)
+	if err != nil {
+		cancel()
+		t.Fatalf("start: %v\n%s", err, logs)
 	}
+	result := make(chan error, 1)
+	go func() { result <- srv.wait() }()
 	var once sync.Once
-	var err error
 	stop = func() error {
 		once.Do(func() {
 			cancel()
 			select {
 			case err = <-result:
 			case <-time.After(time.Minute):
-				err = errors.New("Run did not return within a minute of cancel")
+				err = errors.New("northd did not stop within a minute of cancel")
 			}
 		})
 		return err
 	}
 	t.Cleanup(func() { stop() })
-	return listen, admin, logs, stop
+	return srv.listenAddrs(), srv.adminAddr, logs, stop
 }
 
 type serversReport struct {
@@ -211,22 +197,19 @@ func TestRunEnvironmentSetsFlags(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := new(testdeps.SyncBuffer)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, testdeps.EnvFrom(env), nil, io.Discard, logs) }()
-	testdeps.WaitFor(t, "northd to start", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("run returned before starting: %v\n%s", err, logs)
-		default:
-		}
-		return strings.Contains(logs.String(), `"msg":"northd started"`)
-	})
+	srv, err := startInstance(t, ctx, nil, testdeps.EnvFrom(env), logs)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, logs)
+	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := srv.wait(); err != nil {
 		t.Fatal(err)
 	}
+	if listen := srv.listenAddrs(); len(listen) != 1 || !strings.HasPrefix(listen[0], "127.0.0.1:") || srv.admin != nil {
+		t.Fatalf("environment not applied: listening on %v, admin listener %v", listen, srv.admin)
+	}
 	if !strings.Contains(logs.String(), `"msg":"northd started","listen":"127.0.0.1:`) || !strings.Contains(logs.String(), `"admin":"disabled"`) {
-		t.Fatalf("environment not applied; log:\n%s", logs)
+		t.Fatalf("NORTHD_LOG_FORMAT not applied; log:\n%s", logs)
 	}
 }
 
@@ -409,5 +392,5 @@ func startInstance(t testing.TB, ctx context.Context, args []string, lookupEnv f
 	if err != nil {
 		return nil, err
 	}
-	return start(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat))
+	return start(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat), nil)
 }

@@ -1,4 +1,4 @@
-package main
+package eventshttp
 
 import (
 	"bytes"
@@ -19,16 +19,16 @@ func FuzzPublishDecode(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	p := &publishing{maxData: 1024}
+	const maxData = 1024
 	f.Fuzz(func(t *testing.T, body []byte) {
-		drafts, _, problem := p.decode(body)
+		drafts, _, problem := decode(body, maxData)
 		if (problem == "") == (len(drafts) == 0) {
 			t.Fatalf("decode(%q): %d drafts and problem %q", body, len(drafts), problem)
 		}
 		for _, d := range drafts {
 			var compact bytes.Buffer
 			if d.Type == "" || d.Type == events.ResetType || len(d.Type) > events.MaxTypeLen || !events.ValidType(d.Type) ||
-				!json.Valid(d.Data) || json.Compact(&compact, d.Data) != nil || !bytes.Equal(compact.Bytes(), d.Data) || len(d.Data) > p.maxData {
+				!json.Valid(d.Data) || json.Compact(&compact, d.Data) != nil || !bytes.Equal(compact.Bytes(), d.Data) || len(d.Data) > maxData {
 				t.Fatalf("decode(%q) accepted %q with data %q", body, d.Type, d.Data)
 			}
 		}

@@ -1,49 +1,19 @@
-package main
+package admin
 
 import (
 	"crypto/subtle"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"strings"
 
-	"github.com/VictoriaMetrics/metrics"
-
 	"northd/internal/config"
+	"northd/internal/httpx"
 )
 
-// adminHandler serves the operator's endpoints on the admin listener, which
-// is never one of the public subsystem ports; with secrets
-// (-admin-token-file), each of them only to a caller presenting one.
-func adminHandler(set *metrics.Set, subsystems []*subsystem, publish http.Handler, withPprof bool, secrets [][]byte) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST /north/events", publish)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		set.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w)
-	})
-	mux.HandleFunc("GET /north/servers", func(w http.ResponseWriter, r *http.Request) {
-		serveNorthServers(w, r, subsystems)
-	})
-	mux.HandleFunc("GET /north/subscriptions", func(w http.ResponseWriter, r *http.Request) {
-		serveSubscriptions(w, subsystems)
-	})
-	if withPprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	return requireAdminToken(secrets, mux)
-}
-
-// readAdminTokens reads -admin-token-file: one secret a line, at least 16
+// ReadTokens reads -admin-token-file: one secret a line, at least 16
 // characters; blank lines and lines starting with # are skipped. No file:
 // no secret, and the admin listener, loopback then, asks for none.
-func readAdminTokens(file string) ([][]byte, error) {
+func ReadTokens(file string) ([][]byte, error) {
 	if file == "" {
 		return nil, nil
 	}
@@ -66,21 +36,22 @@ func readAdminTokens(file string) ([][]byte, error) {
 	return secrets, nil
 }
 
-// requireAdminToken answers 401 to a request presenting none of secrets,
+// RequireToken answers 401 to a request presenting none of secrets,
 // whatever its route: the reads tell as much as the writes do (north
 // servers' ips, urls and last errors, the process's command line and
 // memory), and a route added later is covered without a thought. Unknown
 // paths are 401 too, so that the listener says nothing of what it serves.
 // The admin listener serves no /healthz or /readyz (the subsystems' ports
-// do, for the balancer's probes), so no route is left open.
-func requireAdminToken(secrets [][]byte, h http.Handler) http.Handler {
+// do, for the balancer's probes), so no route is left open. Without
+// secrets it is h.
+func RequireToken(secrets [][]byte, h http.Handler) http.Handler {
 	if len(secrets) == 0 {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !presents(r.Header.Values("Authorization"), secrets) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="northd-admin"`)
-			publishError(w, http.StatusUnauthorized, 2, "the admin listener needs Authorization: Bearer with a secret from -admin-token-file, on every route (a Prometheus scrape sends it with authorization: credentials_file)")
+			httpx.WriteFailure(w, http.StatusUnauthorized, 2, "the admin listener needs Authorization: Bearer with a secret from -admin-token-file, on every route (a Prometheus scrape sends it with authorization: credentials_file)")
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"net/http"
@@ -7,12 +7,12 @@ import (
 	"time"
 )
 
-// withWriteDeadlines gives each admin answer writeTimeout to be written,
+// WithWriteDeadlines gives each admin answer writeTimeout to be written,
 // and a pprof profile or trace, which runs for ?seconds= before it writes,
 // that long as well. The admin http.Server has no WriteTimeout of its own
 // for this reason: net/http/pprof refuses ?seconds= at or above the
 // server's WriteTimeout, and a CPU profile's default is 30 s.
-func withWriteDeadlines(h http.Handler, writeTimeout time.Duration) http.Handler {
+func WithWriteDeadlines(h http.Handler, writeTimeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := writeTimeout
 		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
