@@ -136,6 +136,13 @@ func reload(t *testing.T, n *testdeps.Northd) {
 	testdeps.WaitFor(t, "northd to count the reload", func() bool { return reloads() == before+1 })
 }
 
+// eachStore runs test with the memory store and with a Redis store of
+// its own.
+func eachStore(t *testing.T, test func(t *testing.T, store ...string)) {
+	t.Run("memory", func(t *testing.T) { test(t) })
+	t.Run("redis", func(t *testing.T) { test(t, "-store", testdeps.StartRedis(t).URL()) })
+}
+
 // portOf is the port of a host:port address: the name of a subsystem
 // listening there without NAME= in -listen.
 func portOf(addr string) string {

@@ -16,8 +16,8 @@ import (
 )
 
 // bin is the northd binary the tests run, built once by TestMain; under
-// the race detector it is built with it, so that northd's own code runs
-// under it as it did when these tests ran it in-process.
+// the race detector it is built with it, so that the races these tests
+// find are northd's too, not only the tests' own.
 var bin string
 
 func TestMain(m *testing.M) {

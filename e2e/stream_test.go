@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"northd/internal/testdeps"
 )
 
 // sseStream is a test's own reader of a text/event-stream, written from
@@ -228,13 +226,6 @@ func pollAll(t *testing.T, addr, token string) []string {
 		data = append(data, string(e.Data))
 	}
 	return data
-}
-
-// eachStore runs test with the memory store and with a Redis store of
-// its own.
-func eachStore(t *testing.T, test func(t *testing.T, store ...string)) {
-	t.Run("memory", func(t *testing.T) { test(t) })
-	t.Run("redis", func(t *testing.T) { test(t, "-store", testdeps.StartRedis(t).URL()) })
 }
 
 // hookReceiver takes webhooks, keeping the bodies whose Standard Webhooks
