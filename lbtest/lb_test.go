@@ -68,22 +68,7 @@ var clientIPs = []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
 // bin is the northd binary the tests run, built once by TestMain.
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "northd-lbtest")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "northd")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building northd: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testdeps.MainWithNorthd(m, "..", &bin) }
 
 func TestBehindHAProxy(t *testing.T) {
 	haproxy := testdeps.Need(t, "haproxy", "haproxy")

@@ -126,3 +126,43 @@ func TestPushTimeoutWellUnderTheLease(t *testing.T) {
 		}
 	}
 }
+
+// TestPreforkRefusesTheMemoryStore: each child of -prefork has its own
+// memory, so with -store memory a verify or logout that lands on another
+// child than its login fails. northd refuses the pair at start (exit 2),
+// with a line that says what to give instead.
+func TestPreforkRefusesTheMemoryStore(t *testing.T) {
+	for _, args := range [][]string{
+		{"-prefork", "-listen", "127.0.0.1:8000"},
+		{"-prefork", "-listen", "127.0.0.1:8000", "-store", "memory"},
+	} {
+		_, err := Parse(args, testdeps.NoEnv, io.Discard)
+		var usage UsageError
+		const want = "-prefork needs a shared store: each child would keep its own tokens, so a verify or logout that reaches another child would fail; give -store redis://host:port/db"
+		if !errors.As(err, &usage) || err.Error() != want {
+			t.Errorf("%v: got %v, want the usage error %q", args, err, want)
+		}
+	}
+	if _, err := Parse([]string{"-prefork", "-listen", "127.0.0.1:8000", "-store", "redis://127.0.0.1:6379/0"}, testdeps.NoEnv, io.Discard); err != nil {
+		t.Errorf("-prefork with a Redis store: %v", err)
+	}
+}
+
+// TestMaxConnsGiven: -max-conns counts as given on the command line or in
+// the environment, and only then is it kept above the descriptor limit.
+func TestMaxConnsGiven(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{nil, nil, false},
+		{[]string{"-max-conns", "1000"}, nil, true},
+		{nil, map[string]string{"NORTHD_MAX_CONNS": "1000"}, true},
+	} {
+		cfg, err := Parse(tt.args, testdeps.EnvFrom(tt.env), io.Discard)
+		if err != nil || cfg.MaxConnsGiven != tt.want {
+			t.Errorf("%v %v: given %v, %v; want %v", tt.args, tt.env, cfg.MaxConnsGiven, err, tt.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package testdeps
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +46,20 @@ func TestNorthdHarness(t *testing.T) {
 	}
 	if code, body := get("http://" + p.Admin + "/metrics"); code != 200 || !strings.Contains(body, "northd_") {
 		t.Errorf("GET http://%s/metrics: %d %.200q", p.Admin, code, body)
+	}
+	if !strings.Contains(p.Log(), `"msg":"northd started"`) || !strings.Contains(p.Log(), `"pid":`+strconv.Itoa(p.Pid())) {
+		t.Errorf("the log does not say northd started with pid %d:\n%s", p.Pid(), p.Log())
+	}
+	if err := p.Stop(t); err != nil || !p.Exited() {
+		t.Errorf("Stop: %v, exited %v; want a clean exit", err, p.Exited())
+	}
+
+	// A refused configuration ends by itself, with status 2 and its
+	// error; NORTHD_ variables of the test's environment do not reach
+	// northd, those given do.
+	t.Setenv("NORTHD_ADMIN", "nonsense")
+	r := RunNorthd(t, bin, Options{Env: []string{"NORTHD_USERS=/nonexistent/users"}}, "", "-listen", "127.0.0.1:0")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "/nonexistent/users") || strings.Contains(r.Stderr, "nonsense") {
+		t.Errorf("northd with NORTHD_USERS given and NORTHD_ADMIN in the test's environment: exit %d\n%s", r.Code, r.Stderr)
 	}
 }

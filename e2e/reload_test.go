@@ -1,8 +1,6 @@
-package main
+package e2e
 
 import (
-	"context"
-	"io"
 	"os"
 	"testing"
 
@@ -11,9 +9,7 @@ import (
 
 // A reload that removes a user or changes its password ends that user's
 // live tokens at once, with either store, and counts them under
-// why="user_changed"; a user the reload left alone keeps its token. The
-// reload is called as SIGHUP's handler calls it, not through a signal to
-// the whole test binary.
+// why="user_changed"; a user the reload left alone keeps its token.
 func TestReloadEndsTokensOfChangedUsers(t *testing.T) {
 	for _, store := range []string{"memory", "redis"} {
 		t.Run(store, func(t *testing.T) {
@@ -22,13 +18,8 @@ func TestReloadEndsTokensOfChangedUsers(t *testing.T) {
 			if store == "redis" {
 				args = append(args, "-store", testdeps.StartRedis(t).URL())
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			srv, err := startInstance(t, ctx, args, testdeps.NoEnv, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cancel(); srv.wait() })
-			base := "http://" + srv.listenAddrs()[0]
+			n := start(t, args...)
+			base := "http://" + n.Listen[0]
 			client := clientFrom("127.0.0.1")
 			alice := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
 			alice2 := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
@@ -40,18 +31,18 @@ func TestReloadEndsTokensOfChangedUsers(t *testing.T) {
 			if err := os.WriteFile(users, []byte("alice:"+testdeps.Argon2idSecret+"\ncarol:"+testdeps.Bcrypt2ySecret+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			srv.reload()
+			reload(t, n)
 
 			for who, want := range map[string]int{alice: 401, alice2: 401, bob: 401, carol: 200} {
 				if a := call(t, client, "GET", base+"/north/verify", who, ""); a.status != want {
 					t.Errorf("verify %s after the reload: %d %q, want %d", who, a.status, a.body, want)
 				}
 			}
-			if n := metricValue(t, srv.adminAddr, `northd_tokens_ended_total{subsystem="alarms",why="user_changed"}`); n != 3 {
-				t.Errorf("%v tokens ended as user_changed, want 3", n)
+			if c := metricValue(t, n.Admin, `northd_tokens_ended_total{subsystem="alarms",why="user_changed"}`); c != 3 {
+				t.Errorf("%v tokens ended as user_changed, want 3", c)
 			}
-			if n := metricValue(t, srv.adminAddr, `northd_reloads_total{result="ok"}`); n != 1 {
-				t.Errorf("%v reloads ok, want 1", n)
+			if c := metricValue(t, n.Admin, `northd_reloads_total{result="ok"}`); c != 1 {
+				t.Errorf("%v reloads ok, want 1", c)
 			}
 			// alice logs in again with her password; bob cannot.
 			loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
@@ -75,13 +66,8 @@ func TestReloadEndsTokensOutsideNarrowedIPs(t *testing.T) {
 			if store == "redis" {
 				args = append(args, "-store", testdeps.StartRedis(t).URL())
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			srv, err := startInstance(t, ctx, args, testdeps.NoEnv, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cancel(); srv.wait() })
-			addr := srv.listenAddrs()[0]
+			n := start(t, args...)
+			addr := n.Listen[0]
 			base := "http://" + addr
 			client := clientFrom("127.0.0.1")
 			atA := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
@@ -100,7 +86,7 @@ func TestReloadEndsTokensOutsideNarrowedIPs(t *testing.T) {
 				"carol:"+testdeps.Bcrypt2ySecret+":192.0.2.9\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			srv.reload()
+			reload(t, n)
 
 			for _, c := range []struct {
 				who, token string
@@ -111,11 +97,11 @@ func TestReloadEndsTokensOutsideNarrowedIPs(t *testing.T) {
 				}
 			}
 			stream.closed() // at the next heartbeat
-			if n := metricValue(t, srv.adminAddr, `northd_event_streams_closed_total{subsystem="alarms",why="token_ended"}`); n != 1 {
-				t.Errorf("%v streams closed for their token, want 1", n)
+			if c := metricValue(t, n.Admin, `northd_event_streams_closed_total{subsystem="alarms",why="token_ended"}`); c != 1 {
+				t.Errorf("%v streams closed for their token, want 1", c)
 			}
-			if n := metricValue(t, srv.adminAddr, `northd_tokens_ended_total{subsystem="alarms",why="user_changed"}`); n != 2 {
-				t.Errorf("%v tokens ended as user_changed, want 2", n)
+			if c := metricValue(t, n.Admin, `northd_tokens_ended_total{subsystem="alarms",why="user_changed"}`); c != 2 {
+				t.Errorf("%v tokens ended as user_changed, want 2", c)
 			}
 		})
 	}

@@ -1,9 +1,7 @@
-package main
+package e2e
 
 import (
 	"errors"
-	"io"
-	"net/http"
 	"os"
 	"regexp"
 	"runtime"
@@ -22,12 +20,12 @@ const (
 	checkerDownBody503 = `{"code": 4, "token": "", "description": "the password checker is restarting; retry after the Retry-After seconds"}`
 )
 
-var checkerStartedLine = regexp.MustCompile(`msg="password checker started" checker_pid=(\d+)`)
+var checkerStartedLine = regexp.MustCompile(`"msg":"password checker started","checker_pid":(\d+)`)
 
 // checkerPIDs are the children northd said it started, in order.
-func checkerPIDs(logs *testdeps.SyncBuffer) []int {
+func checkerPIDs(n *testdeps.Northd) []int {
 	var pids []int
-	for _, m := range checkerStartedLine.FindAllStringSubmatch(logs.String(), -1) {
+	for _, m := range checkerStartedLine.FindAllStringSubmatch(n.Log(), -1) {
 		pid, _ := strconv.Atoi(m[1])
 		pids = append(pids, pid)
 	}
@@ -50,12 +48,13 @@ func stopChild(t *testing.T, pid int) {
 // logins are checked again. Beyond the queue, a login gets 503 at once.
 func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 	users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\nbob:"+testdeps.Argon2idSecret+"\n")
-	listen, admin, logs, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users,
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users,
 		"-max-login-failures", "1000", "-max-user-login-failures", "1000")
+	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
-	pids := checkerPIDs(logs)
+	pids := checkerPIDs(n)
 	if len(pids) != 1 {
-		t.Fatalf("checker pids %v in the log, want one:\n%s", pids, logs)
+		t.Fatalf("checker pids %v in the log, want one:\n%s", pids, n.Log())
 	}
 	first := pids[0]
 	testdeps.WaitFor(t, "every thread of the checker at SCHED_IDLE", func() bool {
@@ -85,6 +84,9 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 	})
 	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret","ip":"192.0.2.1"}`)
 
+	// The pool frees a check's place just after answering it: a place
+	// still taken by bob's would turn one login below away at once.
+	testdeps.WaitFor(t, "bob's check to free its place", func() bool { return metricValue(t, admin, "northd_password_checks_waiting") == 0 })
 	// Stopped, the child answers nothing: fill the queue.
 	stopChild(t, first)
 	// A login the cache has verified never asks the child.
@@ -113,12 +115,12 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 			t.Fatalf("a login waiting when the checker died: %d %v %q", a.status, a.header, a.body)
 		}
 	}
-	testdeps.WaitFor(t, "the checker started again", func() bool { return len(checkerPIDs(logs)) == 2 })
-	if second := checkerPIDs(logs)[1]; second == first {
+	testdeps.WaitFor(t, "the checker started again", func() bool { return len(checkerPIDs(n)) == 2 })
+	if second := checkerPIDs(n)[1]; second == first {
 		t.Fatalf("the same pid %d again", second)
 	}
-	if !strings.Contains(logs.String(), `msg="password checker stopped; logins that need a password check get 503 until it is restarted" checker_pid=`+strconv.Itoa(first)) {
-		t.Errorf("the log does not say the checker stopped:\n%s", logs)
+	if !strings.Contains(n.Log(), `"msg":"password checker stopped; logins that need a password check get 503 until it is restarted","checker_pid":`+strconv.Itoa(first)+`,`) {
+		t.Errorf("the log does not say the checker stopped:\n%s", n.Log())
 	}
 	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
 	if n := metricValue(t, admin, "northd_password_checker_restarts_total"); n != 1 {
@@ -130,24 +132,26 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 }
 
 // A login still waiting for its check when the shutdown timeout ends is
-// answered 503 (or its connection cut), and run returns with the child
+// answered 503 (or its connection cut), and northd exits with the child
 // ended and reaped: the checker stops after the servers, and nothing of
-// the login's memory is read once its handler returns (run under -race).
+// the login's memory is read once its handler returns (northd is built
+// with -race when the tests run under it).
 func TestShutdownTimeoutWithACheckWaiting(t *testing.T) {
 	users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n")
-	listen, admin, logs, stop := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users, "-shutdown-timeout", "1s")
-	pid := checkerPIDs(logs)[0]
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users, "-shutdown-timeout", "1s")
+	listen, admin := n.Listen, n.Admin
+	pid := checkerPIDs(n)[0]
 	stopChild(t, pid)
 	answered := make(chan answer, 1)
 	go func() {
 		answered <- tryLogin(clientFrom("127.0.0.1"), "http://"+listen[0], `{"username":"alice","password":"secret"}`)
 	}()
 	testdeps.WaitFor(t, "the login waiting for its check", func() bool { return metricValue(t, admin, "northd_password_checks_waiting") == 1 })
-	if err := stop(); err == nil || !strings.Contains(err.Error(), "shutdown timed out") {
-		t.Fatalf("run returned %v, want the shutdown timeout", err)
+	if err := n.Stop(t); err == nil || !strings.Contains(lastLine(n.Log()), "shutdown timed out") {
+		t.Fatalf("northd exited with %v, want the shutdown timeout\n%s", err, n.Log())
 	}
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("the checker %d is still there after run returned: %v", pid, err)
+		t.Errorf("the checker %d is still there after northd exited: %v", pid, err)
 	}
 	a := <-answered
 	t.Logf("the waiting login got %d %q (-1: its connection was cut)", a.status, a.body)
@@ -156,14 +160,45 @@ func TestShutdownTimeoutWithACheckWaiting(t *testing.T) {
 	}
 }
 
-// tryLogin is call for a goroutine of its own: status -1 when no answer
-// came.
-func tryLogin(client *http.Client, base, body string) answer {
-	resp, err := client.Post(base+"/north/login", "application/json", strings.NewReader(body))
-	if err != nil {
-		return answer{status: -1}
+// A login that finds the password checks' queue full is answered 503 code
+// 4 with Retry-After: 1 at once, counted as hash_queue_full; the logins
+// that waited when the checker died are answered 503 code 4 too.
+// internal/auth checks that none of them is charged a failure.
+func TestHashQueueFullAnswers503(t *testing.T) {
+	// Limits high enough for every login below to reach the checker.
+	users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users,
+		"-max-login-failures", "1000", "-max-user-login-failures", "1000")
+	base := "http://" + n.Listen[0]
+	// Stopped, the child answers nothing: every slot stays taken.
+	pid := checkerPIDs(n)[0]
+	stopChild(t, pid)
+	slots := (1 + 4) * runtime.GOMAXPROCS(0) // 4 waiting per processor of the child, and one running
+	queued := make(chan answer, slots)
+	for range slots {
+		go func() { queued <- tryLogin(clientFrom("127.0.0.1"), base, `{"username":"alice","password":"a guess"}`) }()
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}
+	testdeps.WaitFor(t, "every slot of the checker taken", func() bool {
+		return metricValue(t, n.Admin, "northd_password_checks_waiting") == float64(slots)
+	})
+
+	a := call(t, clientFrom("127.0.0.1"), "POST", base+"/north/login", "", `{"username":"alice","password":"one more guess"}`)
+	if a.status != 503 || a.body != hashBusyBody503 || a.header.Get("Retry-After") != "1" || a.header.Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Errorf("with the queue full: %d %v %q, want 503 Retry-After 1 %q", a.status, a.header, a.body, hashBusyBody503)
+	}
+	if v := metricValue(t, n.Admin, `northd_login_failures_total{subsystem="`+portOf(n.Listen[0])+`",reason="hash_queue_full"}`); v != 1 {
+		t.Errorf("%v logins counted refused for a full queue, want 1", v)
+	}
+
+	// The child dies: the waiting logins are answered that the checker
+	// is restarting.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for range slots {
+		a := <-queued
+		if a.status != 503 || a.body != checkerDownBody503 || a.header.Get("Retry-After") != "1" {
+			t.Fatalf("a login waiting when the checker died: %d %v %q, want 503 Retry-After 1 %q", a.status, a.header, a.body, checkerDownBody503)
+		}
+	}
 }

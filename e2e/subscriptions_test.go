@@ -1,59 +1,22 @@
-package main
+package e2e
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"northd/internal/testdeps"
 )
 
-// hookReceiver takes webhooks, keeping the bodies whose Standard Webhooks
-// signature checks out under secret (set once known).
-type hookReceiver struct {
-	mu     sync.Mutex
-	secret string
-	bodies []string
-	bad    int
-}
-
-func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.secret != "" {
-		key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(h.secret, "whsec_"))
-		mac := hmac.New(sha256.New, key)
-		mac.Write([]byte(r.Header.Get("webhook-id") + "." + r.Header.Get("webhook-timestamp") + "." + string(body)))
-		if r.Header.Get("webhook-signature") != "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
-			h.bad++
-			w.WriteHeader(401)
-			return
-		}
-	}
-	h.bodies = append(h.bodies, string(body))
-	w.WriteHeader(204)
-}
-
-func (h *hookReceiver) got() ([]string, int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.bodies...), h.bad
-}
-
 func TestWebhooksEndToEnd(t *testing.T) {
 	hook := new(hookReceiver)
 	srv := httptest.NewServer(hook)
 	defer srv.Close()
-	listen, admin, _, _ := startRun(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-push-allow", "127.0.0.0/8")
+	n := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-push-allow", "127.0.0.0/8")
+	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
 	token := loginAs(t, listen[0], "north-1", "127.0.0.1")
 
@@ -106,7 +69,8 @@ func TestWebhooksEndToEnd(t *testing.T) {
 }
 
 func TestWebhooksOffByDefault(t *testing.T) {
-	listen, _, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "off")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "off")
+	listen := n.Listen
 	token := loginAs(t, listen[0], "north-1", "127.0.0.1")
 	a := call(t, http.DefaultClient, "POST", "http://"+listen[0]+"/north/subscriptions", token, `{"url":"http://127.0.0.1:9/hook"}`)
 	want := `{"code": 5, "description": "webhooks are off on this subsystem: the operator has allowed no network for them (-push-allow); read events from GET /north/events instead"}`
@@ -143,7 +107,8 @@ func TestSubscribeNamesTheFailure(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close() // nothing listens there any more
-	listen, _, logs, _ := startRun(t, "-listen", "nms=127.0.0.1:0", "-admin", "off", "-push-allow", "127.0.0.0/8")
+	n := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "off", "-push-allow", "127.0.0.0/8")
+	listen := n.Listen
 	token := loginAs(t, listen[0], "north-1", "127.0.0.1")
 	for _, c := range []struct{ addr, want string }{
 		{banner.Addr().String(), `{"code": 1, "description": "the url did not accept the subscription.verify event: not HTTP: what listens on that port closed the connection or answered something that is not HTTP; answer it with a 2xx, then subscribe again"}`},
@@ -153,8 +118,8 @@ func TestSubscribeNamesTheFailure(t *testing.T) {
 		if a.status != 400 || a.body != c.want {
 			t.Errorf("subscribing to %s: %d %s\nwant 400 %s", c.addr, a.status, a.body, c.want)
 		}
-		if !strings.Contains(logs.String(), `url=http://`+c.addr+`/hook err="Post`) {
-			t.Errorf("the log lacks the error of %s:\n%s", c.addr, logs.String())
+		if !strings.Contains(n.Log(), `"url":"http://`+c.addr+`/hook","err":"Post`) {
+			t.Errorf("the log lacks the error of %s:\n%s", c.addr, n.Log())
 		}
 	}
 }

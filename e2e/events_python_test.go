@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -12,24 +12,26 @@ import (
 	"northd/internal/testdeps"
 )
 
-// A client that is not Go: the README's Python, standard library only,
-// reads the stream and resumes from its last id.
+// A client that is not Go: the integrator's guide's Python
+// (docs/north-servers.md), standard library only, reads the stream and
+// resumes from its last id.
 func TestPythonClientReadsAndResumes(t *testing.T) {
 	python := testdeps.Need(t, "python3", "python3")
 	script, err := os.ReadFile("testdata/events_client.py")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile("README.md")
+	guide, err := os.ReadFile("../docs/north-servers.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fn, _, _ := strings.Cut(string(script[strings.Index(string(script), "import json"):]), "\n\n\nif __name__")
-	if !strings.Contains(string(readme), fn) {
-		t.Fatalf("README.md's Python no longer holds testdata/events_client.py's events():\n%s", fn)
+	if !strings.Contains(string(guide), fn) {
+		t.Fatalf("docs/north-servers.md's Python no longer holds testdata/events_client.py's events():\n%s", fn)
 	}
 
-	listen, admin, _, _ := startRun(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0")
+	n := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0")
+	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
 	token := loginAs(t, listen[0], "north-1", "192.0.2.10")
 	run := func(count, last string, publish func()) []string {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,199 +17,9 @@ import (
 	"northd/internal/testdeps"
 )
 
-// sseStream is a test's own reader of a text/event-stream, written from
-// the WHATWG HTML standard rather than shared with the server.
-type sseStream struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-	head string // the response's status line and headers
-}
-
-// sseFrame is one block of fields up to an empty line.
-type sseFrame struct {
-	id, event, data, retry string
-	comments               []string
-	hasID                  bool
-}
-
-// openStream asks for GET /north/events with token and, when not empty,
-// Last-Event-ID, and returns the stream, or the refusal's status and body.
-func openStream(t *testing.T, addr, token, lastID string) (*sseStream, int, string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	req := "GET /north/events HTTP/1.1\r\nHost: northd\r\nAccept: text/event-stream\r\nAuthorization: Bearer " + token + "\r\n"
-	if lastID != "" {
-		req += "Last-Event-ID: " + lastID + "\r\n"
-	}
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	// Only a hang reaches this: tests wait for what they expect.
-	c.SetReadDeadline(time.Now().Add(2 * time.Minute))
-	s := &sseStream{t: t, conn: c, r: bufio.NewReader(c)}
-	var head strings.Builder
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading the response head: %v (read %q)", err, head.String())
-		}
-		head.WriteString(line)
-		if line == "\r\n" {
-			break
-		}
-	}
-	s.head = head.String()
-	status, _ := strconv.Atoi(strings.Fields(s.head)[1])
-	if status != 200 {
-		var length int
-		for _, l := range strings.Split(s.head, "\r\n") {
-			if v, ok := strings.CutPrefix(strings.ToLower(l), "content-length: "); ok {
-				length, _ = strconv.Atoi(v)
-			}
-		}
-		body := make([]byte, length)
-		io.ReadFull(s.r, body)
-		c.Close()
-		return nil, status, string(body)
-	}
-	return s, 200, ""
-}
-
-// next reads the next block; io.EOF once the server closed the stream.
-func (s *sseStream) next() (sseFrame, error) {
-	var f sseFrame
-	var data []string
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			return f, err
-		}
-		line = strings.TrimSuffix(line, "\n")
-		if line == "" {
-			f.data = strings.Join(data, "\n")
-			return f, nil
-		}
-		if c, ok := strings.CutPrefix(line, ":"); ok {
-			f.comments = append(f.comments, c)
-			continue
-		}
-		name, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch name {
-		case "id":
-			f.id, f.hasID = value, true
-		case "event":
-			f.event = value
-		case "data":
-			data = append(data, value)
-		case "retry":
-			f.retry = value
-		default:
-			s.t.Errorf("unknown field %q in line %q", name, line)
-		}
-	}
-}
-
-// nextEvent reads up to the next block with data, failing on a close.
-func (s *sseStream) nextEvent() sseFrame {
-	s.t.Helper()
-	for {
-		f, err := s.next()
-		if err != nil {
-			s.t.Fatalf("stream ended before the next event: %v", err)
-		}
-		if f.data != "" || f.event != "" {
-			return f
-		}
-	}
-}
-
-// closedWithin reads blocks until the server closes the stream, and
-// returns the retry: it sent last, failing if an event comes instead.
-func (s *sseStream) closed() (lastRetry string) {
-	s.t.Helper()
-	for {
-		f, err := s.next()
-		if err != nil {
-			return lastRetry
-		}
-		if f.event != "" || f.data != "" {
-			s.t.Fatalf("an event came while waiting for the stream to close: %+v", f)
-		}
-		if f.retry != "" {
-			lastRetry = f.retry
-		}
-	}
-}
-
-// eventJSON is an event as a receiver reads it from data:.
-type eventJSON struct {
-	ID        string          `json:"id"`
-	Seq       uint64          `json:"seq"`
-	Type      string          `json:"type"`
-	Time      time.Time       `json:"time"`
-	Subsystem string          `json:"subsystem"`
-	Data      json.RawMessage `json:"data"`
-}
-
-func decodeEvent(t *testing.T, f sseFrame) eventJSON {
-	t.Helper()
-	var ev eventJSON
-	if err := json.Unmarshal([]byte(f.data), &ev); err != nil {
-		t.Fatalf("data %q: %v", f.data, err)
-	}
-	if ev.ID != f.id || ev.Type != f.event {
-		t.Fatalf("frame id %q event %q, but its data says id %q type %q", f.id, f.event, ev.ID, ev.Type)
-	}
-	return ev
-}
-
-// publish POSTs body to the admin listener's /north/events.
-func publish(t *testing.T, admin, query, body string, header ...string) answer {
-	t.Helper()
-	req, err := http.NewRequest("POST", "http://"+admin+"/north/events"+query, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}
-}
-
-// published publishes one event and returns its id.
-func published(t *testing.T, admin, body string) string {
-	t.Helper()
-	a := publish(t, admin, "", body)
-	var r struct {
-		Code int    `json:"code"`
-		ID   string `json:"id"`
-		Seq  uint64 `json:"seq"`
-	}
-	if a.status != 202 || json.Unmarshal([]byte(a.body), &r) != nil || r.ID == "" || !strings.HasSuffix(r.ID, "-"+strconv.FormatUint(r.Seq, 10)) {
-		t.Fatalf("publish %s: %d %q", body, a.status, a.body)
-	}
-	return r.ID
-}
-
-func loginAs(t *testing.T, addr, username, ip string) string {
-	t.Helper()
-	return loginToken(t, http.DefaultClient, "http://"+addr, fmt.Sprintf(`{"username":%q,"password":"pw","ip":%q}`, username, ip))
-}
-
 func TestEventStreamDeliversAndResumes(t *testing.T) {
-	listen, admin, _, _ := startRun(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-retry", "1500ms")
+	n := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-retry", "1500ms")
+	listen, admin := n.Listen, n.Admin
 	token := loginAs(t, listen[0], "north-1", "192.0.2.10")
 	s, status, body := openStream(t, listen[0], token, "")
 	if status != 200 {
@@ -293,7 +104,8 @@ func TestEventStreamDeliversAndResumes(t *testing.T) {
 }
 
 func TestEventStreamResetsWhenTrimmed(t *testing.T) {
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-retention", "5")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-retention", "5")
+	listen, admin := n.Listen, n.Admin
 	token := loginAs(t, listen[0], "north-1", "192.0.2.10")
 	var ids []string
 	for i := 1; i <= 12; i++ {
@@ -339,7 +151,8 @@ func TestEventStreamResetsWhenTrimmed(t *testing.T) {
 }
 
 func TestEventStreamEndsWithItsToken(t *testing.T) {
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-heartbeat", "50ms", "-token-ttl", "3s")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-heartbeat", "50ms", "-token-ttl", "3s")
+	listen, admin := n.Listen, n.Admin
 	addr := listen[0]
 	for _, c := range []struct {
 		name string
@@ -372,7 +185,8 @@ func TestEventStreamEndsWithItsToken(t *testing.T) {
 }
 
 func TestEventStreamLimits(t *testing.T) {
-	listen, _, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-streams-per-token", "1", "-event-max-streams", "2")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-streams-per-token", "1", "-event-max-streams", "2")
+	listen := n.Listen
 	addr := listen[0]
 	t1 := loginAs(t, addr, "north-1", "192.0.2.1")
 	t2 := loginAs(t, addr, "north-2", "192.0.2.2")
@@ -403,7 +217,8 @@ func TestEventStreamLimits(t *testing.T) {
 // does: past it, a poll or a stream is answered 429 with Retry-After, and
 // the place is free again once the poll is answered.
 func TestLongPollsCountTowardTheTokenLimit(t *testing.T) {
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-streams-per-token", "1", "-event-heartbeat", "50ms")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-streams-per-token", "1", "-event-heartbeat", "50ms")
+	listen, admin := n.Listen, n.Admin
 	addr := listen[0]
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
 	const refused = `{"code": 3, "description": "too many event streams and long polls are open on this token; close one, or wait the Retry-After seconds"}`
@@ -443,7 +258,8 @@ func TestLongPollsCountTowardTheTokenLimit(t *testing.T) {
 }
 
 func TestSlowStreamIsDropped(t *testing.T) {
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-queue", "20", "-event-log-bytes", "4194304", "-event-max-bytes", "65536")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-queue", "20", "-event-log-bytes", "4194304", "-event-max-bytes", "65536")
+	listen, admin := n.Listen, n.Admin
 	addr := listen[0]
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
 	s, status, body := openStream(t, addr, token, "")
@@ -465,7 +281,8 @@ func TestSlowStreamIsDropped(t *testing.T) {
 }
 
 func TestPublishRefusesBadInput(t *testing.T) {
-	_, admin, _, _ := startRun(t, "-listen", "a=127.0.0.1:0,b=127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-max-bytes", "16")
+	n := start(t, "-listen", "a=127.0.0.1:0,b=127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-max-bytes", "16")
+	admin := n.Admin
 	for _, c := range []struct {
 		name, query, body string
 		status            int
@@ -495,7 +312,8 @@ func TestPublishRefusesBadInput(t *testing.T) {
 }
 
 func TestPublishIdempotencyKey(t *testing.T) {
-	_, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	admin := n.Admin
 	first := publish(t, admin, "", `{"type":"t","data":1}`, "Idempotency-Key", "k-1")
 	again := publish(t, admin, "", `{"type":"t","data":1}`, "Idempotency-Key", "k-1")
 	other := publish(t, admin, "", `{"type":"t","data":1}`, "Idempotency-Key", "k-2")
@@ -509,7 +327,8 @@ func TestPublishIdempotencyKey(t *testing.T) {
 
 func TestPublishOnAPublicAdminNeedsASecret(t *testing.T) {
 	secrets := testdeps.WriteUsersFile(t, "# publishers\n0123456789abcdef0123\n")
-	_, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-admin-token-file", secrets)
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-admin-token-file", secrets)
+	admin := n.Admin
 	for _, c := range []struct {
 		auth   string
 		status int
@@ -527,7 +346,8 @@ func TestPublishOnAPublicAdminNeedsASecret(t *testing.T) {
 }
 
 func TestLongPoll(t *testing.T) {
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	listen, admin := n.Listen, n.Admin
 	addr := listen[0]
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
 	id1 := published(t, admin, `{"type":"t","data":1}`)
@@ -567,7 +387,8 @@ func TestLongPoll(t *testing.T) {
 }
 
 func TestShutdownClosesStreamsWithARetry(t *testing.T) {
-	listen, _, _, stop := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	listen := n.Listen
 	token := loginAs(t, listen[0], "north-1", "192.0.2.1")
 	s, status, body := openStream(t, listen[0], token, "")
 	if status != 200 {
@@ -575,7 +396,7 @@ func TestShutdownClosesStreamsWithARetry(t *testing.T) {
 	}
 	s.next()
 	done := make(chan error, 1)
-	go func() { done <- stop() }()
+	go func() { done <- n.Stop(t) }()
 	if retry := s.closed(); retry != "250" {
 		t.Errorf("the stream closed after retry: %q, want 250", retry)
 	}
@@ -587,9 +408,9 @@ func TestShutdownClosesStreamsWithARetry(t *testing.T) {
 // A stream outlives the read, write and idle timeouts of short requests,
 // which still close a connection that sends half a request.
 func TestStreamOutlivesRequestTimeouts(t *testing.T) {
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0",
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0",
 		"-read-timeout", "100ms", "-write-timeout", "100ms", "-idle-timeout", "100ms", "-event-heartbeat", "50ms")
-	addr := listen[0]
+	addr, admin := n.Listen[0], n.Admin
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
 	s, status, body := openStream(t, addr, token, "")
 	if status != 200 {
@@ -627,7 +448,8 @@ func TestStreamOutlivesRequestTimeouts(t *testing.T) {
 // stream is): the stream works as over plain HTTP.
 func TestEventStreamOverTLS(t *testing.T) {
 	certFile, keyFile, roots := selfSignedCert(t, t.TempDir(), "stream")
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
+	listen, admin := n.Listen, n.Admin
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	base := "https://" + listen[0]
 	token := loginToken(t, client, base, `{"username":"north-1","password":"pw","ip":"192.0.2.1"}`)
@@ -648,5 +470,66 @@ func TestEventStreamOverTLS(t *testing.T) {
 	published(t, admin, `{"type":"over.tls","data":"ok"}`)
 	if ev := decodeEvent(t, s.nextEvent()); ev.Type != "over.tls" || string(ev.Data) != `"ok"` {
 		t.Fatalf("%+v", ev)
+	}
+}
+
+// An event to an ip is for the north server that held it when it was
+// published: the next holder of the ip, under another username, never
+// reads it, and the one it was for still does after logging in again.
+func TestEventToAnIPGoesToItsHolderThen(t *testing.T) {
+	eachStore(t, testEventToAnIPGoesToItsHolderThen)
+}
+
+func testEventToAnIPGoesToItsHolderThen(t *testing.T, store ...string) {
+	n := start(t, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, store...)...)
+	listen, admin := n.Listen, n.Admin
+	addr := listen[0]
+	first := loginAs(t, addr, "north-1", "192.0.2.5")
+	published(t, admin, `{"type":"t","data":"for north-1","to":{"ip":"192.0.2.5"}}`)
+	published(t, admin, `{"type":"t","data":"for all"}`)
+	logoutToken(t, addr, first)
+	second := loginAs(t, addr, "north-2", "192.0.2.5")
+	if got, want := pollAll(t, addr, second), []string{"reset", `"for all"`}; !slices.Equal(got, want) {
+		t.Errorf("north-2, the ip's next holder, got %q, want %q", got, want)
+	}
+	logoutToken(t, addr, second)
+	again := loginAs(t, addr, "north-1", "192.0.2.5")
+	if got, want := pollAll(t, addr, again), []string{"reset", `"for north-1"`, `"for all"`}; !slices.Equal(got, want) {
+		t.Errorf("north-1, back at the ip, got %q, want %q", got, want)
+	}
+}
+
+// An event to an ip that no one held is for the next north server to log
+// in there, through its later logins too, and for no holder after it.
+func TestEventToAnUnheldIPGoesToTheNextLogin(t *testing.T) {
+	eachStore(t, testEventToAnUnheldIPGoesToTheNextLogin)
+}
+
+func testEventToAnUnheldIPGoesToTheNextLogin(t *testing.T, store ...string) {
+	n := start(t, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, store...)...)
+	listen, admin := n.Listen, n.Admin
+	addr := listen[0]
+	before := loginAs(t, addr, "north-0", "192.0.2.5")
+	logoutToken(t, addr, before)
+	published(t, admin, `{"type":"t","data":"for the next","to":{"ip":"192.0.2.5"}}`)
+	first := loginAs(t, addr, "north-1", "192.0.2.5")
+	if got, want := pollAll(t, addr, first), []string{"reset", `"for the next"`}; !slices.Equal(got, want) {
+		t.Errorf("north-1, the next to log in, got %q, want %q", got, want)
+	}
+	logoutToken(t, addr, first)
+	again := loginAs(t, addr, "north-1", "192.0.2.5")
+	if got, want := pollAll(t, addr, again), []string{"reset", `"for the next"`}; !slices.Equal(got, want) {
+		t.Errorf("north-1, logged in again, got %q, want %q", got, want)
+	}
+	logoutToken(t, addr, again)
+	second := loginAs(t, addr, "north-2", "192.0.2.5")
+	if got, want := pollAll(t, addr, second), []string{"reset"}; !slices.Equal(got, want) {
+		t.Errorf("north-2, a later holder, got %q, want %q", got, want)
+	}
+	// An ip never seen is just as free.
+	published(t, admin, `{"type":"t","data":"for a new ip","to":{"ip":"192.0.2.6"}}`)
+	third := loginAs(t, addr, "north-3", "192.0.2.6")
+	if got, want := pollAll(t, addr, third), []string{"reset", `"for a new ip"`}; !slices.Equal(got, want) {
+		t.Errorf("north-3, the first at a new ip, got %q, want %q", got, want)
 	}
 }

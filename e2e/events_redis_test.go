@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -14,8 +14,10 @@ import (
 // Redis, whichever instance a north server reaches.
 func TestEventsAcrossInstancesThroughRedis(t *testing.T) {
 	redis := testdeps.StartRedis(t)
-	a, adminA, _, _ := startRun(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
-	b, adminB, _, _ := startRun(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
+	nA := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
+	a, adminA := nA.Listen, nA.Admin
+	nB := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
+	b, adminB := nB.Listen, nB.Admin
 	token := loginAs(t, a[0], "north-1", "192.0.2.10")
 	s, status, body := openStream(t, b[0], token, "")
 	if status != 200 {
@@ -58,7 +60,8 @@ func TestEventsAcrossInstancesThroughRedis(t *testing.T) {
 // the stream, open throughout, receives every event once, in order.
 func TestEventsSurviveARedisRestart(t *testing.T) {
 	redis := testdeps.StartRedis(t)
-	a, admin, _, _ := startRun(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL(), "-store-timeout", "300ms")
+	nA := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL(), "-store-timeout", "300ms")
+	a, admin := nA.Listen, nA.Admin
 	token := loginAs(t, a[0], "north-1", "192.0.2.10")
 	s, status, body := openStream(t, a[0], token, "")
 	if status != 200 {

@@ -1,101 +1,17 @@
-package main
+package e2e
 
 import (
-	"bytes"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	crand "crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"errors"
-	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"northd/internal/config"
 	"northd/internal/testdeps"
-)
-
-// answer is what a test reads back of one response.
-type answer struct {
-	status int
-	header http.Header
-	body   string
-}
-
-// call sends one request; bearer, when not empty, goes in Authorization.
-func call(t *testing.T, client *http.Client, method, url, bearer, body string) answer {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, string(b)}
-}
-
-// clientFrom is an HTTP client whose connections come from the loopback
-// address from, so that a test can log in as several client addresses.
-func clientFrom(from string) *http.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
-}
-
-var tokenIn = regexp.MustCompile(`^\{"code": 0, "token": "([0-9a-f]{32})", "description": "success"\}$`)
-
-// loginToken logs in and returns the token, failing the test otherwise.
-func loginToken(t *testing.T, client *http.Client, base, body string) string {
-	t.Helper()
-	a := call(t, client, "POST", base+"/north/login", "", body)
-	m := tokenIn.FindStringSubmatch(a.body)
-	if a.status != 200 || m == nil {
-		t.Fatalf("login %s: %d %q", body, a.status, a.body)
-	}
-	return m[1]
-}
-
-// metricValue reads one series from /metrics.
-func metricValue(t *testing.T, admin, series string) float64 {
-	t.Helper()
-	a := call(t, http.DefaultClient, "GET", "http://"+admin+"/metrics", "", "")
-	for _, line := range strings.Split(a.body, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no series %s in /metrics", series)
-	return 0
-}
-
-const (
-	wrongCredentials = `{"code": 2, "token": "", "description": "username or password is incorrect"}`
-	tooManyFailures  = `{"code": 3, "token": "", "description": "too many failed logins; wait the Retry-After seconds before trying again"}`
 )
 
 // Users made by the tools operators use log in; wrong passwords and
@@ -103,13 +19,9 @@ const (
 // credential cache, which a reload empties.
 func TestUsersFileLogins(t *testing.T) {
 	bcryptLine := htpasswdBcrypt(t, "alice", "alice's secret")
-	var hashed bytes.Buffer
-	if err := run(context.Background(), []string{"hash-password"}, os.LookupEnv, strings.NewReader("b\u00f6b's secret\n"), &hashed, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	users := testdeps.WriteUsersFile(t, testdeps.TestUsersHeader+bcryptLine+"\nbob:"+strings.TrimSpace(hashed.String())+"\n")
-	srv, logs := serveInstance(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
-	base, admin := "http://"+srv.listenAddrs()[0], srv.adminAddr
+	users := testdeps.WriteUsersFile(t, testdeps.TestUsersHeader+bcryptLine+"\nbob:"+hashPassword(t, "b\u00f6b's secret")+"\n")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
+	base, admin := "http://"+n.Listen[0], n.Admin
 	client := clientFrom("127.0.0.1")
 
 	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
@@ -149,7 +61,7 @@ func TestUsersFileLogins(t *testing.T) {
 	// A reload (SIGHUP) loads the file anew, with an empty cache: the
 	// next login hashes again.
 	reloads := metricValue(t, admin, `northd_reloads_total{result="ok"}`)
-	srv.reload()
+	reload(t, n)
 	if n := metricValue(t, admin, `northd_reloads_total{result="ok"}`); n != reloads+1 {
 		t.Errorf("%v reloads counted ok, want %v", n, reloads+1)
 	}
@@ -163,12 +75,12 @@ func TestUsersFileLogins(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := metricValue(t, admin, `northd_reloads_total{result="failed"}`)
-	srv.reload()
+	reload(t, n)
 	if n := metricValue(t, admin, `northd_reloads_total{result="failed"}`); n != failed+1 {
 		t.Errorf("%v reloads counted failed, want %v", n, failed+1)
 	}
-	if !strings.Contains(logs.String(), "users file not reloaded; the previous one stays in force") || !strings.Contains(logs.String(), "line 1: MD5 hashes") {
-		t.Errorf("log does not say why the reload failed:\n%s", logs)
+	if !strings.Contains(n.Log(), "users file not reloaded; the previous one stays in force") || !strings.Contains(n.Log(), "line 1: MD5 hashes") {
+		t.Errorf("log does not say why the reload failed:\n%s", n.Log())
 	}
 	loginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret","ip":"192.0.2.2"}`) // 127.0.0.1 is alice's
 	if metricValue(t, admin, `northd_auth_mode{mode="users"}`) != 1 {
@@ -176,22 +88,11 @@ func TestUsersFileLogins(t *testing.T) {
 	}
 }
 
-func equalHeaders(a, b http.Header) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if strings.Join(v, "\n") != strings.Join(b[k], "\n") {
-			return false
-		}
-	}
-	return true
-}
-
 func TestBruteForceLimits(t *testing.T) {
 	users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\n")
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users,
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users,
 		"-login-failure-window", "1h", "-max-user-login-failures", "15")
+	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
 	attacker, other := clientFrom("127.0.0.2"), clientFrom("127.0.0.3")
 	for i := range 10 {
@@ -253,7 +154,8 @@ func TestBruteForceLimits(t *testing.T) {
 // The token lifecycle over HTTP: login, verify, logout, verify, and a
 // new login from the same ip replacing the token.
 func TestTokenLifecycle(t *testing.T) {
-	listen, admin, _, _ := startRun(t, "-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "127.0.0.1:0")
+	n := start(t, "-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "127.0.0.1:0")
+	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
 	client := clientFrom("127.0.0.1")
 	body := `{"username":"n\u00f6rth \"1\"","password":"pw","ip":"192.0.2.10"}`
@@ -299,7 +201,8 @@ func TestTokenLifecycle(t *testing.T) {
 
 // Every malformed Authorization gets a 4xx with a sentence to act on.
 func TestVerifyRefusesBadAuthorization(t *testing.T) {
-	listen, _, _, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "off")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "off")
+	listen := n.Listen
 	const (
 		challenge = `Bearer realm="northd"`
 		invalid   = `Bearer realm="northd", error="invalid_token"`
@@ -328,91 +231,24 @@ func TestVerifyRefusesBadAuthorization(t *testing.T) {
 		for _, v := range tt.authorization {
 			raw += "Authorization: " + v + "\r\n"
 		}
-		resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", listen[0]) }, raw+"\r\n")
-		if resp.StatusCode() != tt.status || string(resp.Header.Peek("WWW-Authenticate")) != tt.challenge || string(resp.Body()) != tt.body ||
-			string(resp.Header.ContentType()) != "application/json; charset=utf-8" {
-			t.Errorf("%s: %d %q %q", tt.name, resp.StatusCode(), resp.Header.Peek("WWW-Authenticate"), resp.Body())
+		resp, body := rawRoundTrip(t, listen[0], raw+"\r\n")
+		if resp.StatusCode != tt.status || resp.Header.Get("WWW-Authenticate") != tt.challenge || body != tt.body ||
+			resp.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+			t.Errorf("%s: %d %q %q", tt.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 		}
 	}
 	// Headers past the server's limit are refused with 431, not a 5xx.
-	resp := roundTrip(t, func() (net.Conn, error) { return net.Dial("tcp", listen[0]) },
-		"GET /north/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
-	if resp.StatusCode() != 431 {
-		t.Errorf("huge headers: %d %q", resp.StatusCode(), resp.Body())
+	resp, body := rawRoundTrip(t, listen[0], "GET /north/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
+	if resp.StatusCode != 431 {
+		t.Errorf("huge headers: %d %q", resp.StatusCode, body)
 	}
-}
-
-// Without -users northd answers only on loopback, unless told on purpose.
-func TestOpenModeIsForLoopback(t *testing.T) {
-	err := run(context.Background(), []string{"-listen", "0.0.0.0:0", "-admin", "off"}, os.LookupEnv, nil, io.Discard, io.Discard)
-	want := "-listen 0.0.0.0:0 is not a loopback address, and without -users any credentials log in; give -users FILE, or -insecure-open to accept any credentials on purpose"
-	var usage config.UsageError
-	if err == nil || err.Error() != want || !errors.As(err, &usage) {
-		t.Fatalf("open mode on 0.0.0.0: %v", err)
-	}
-	_, admin, logs, _ := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
-	if !strings.Contains(logs.String(), "open mode: any non-empty username and password log in; give -users FILE to check credentials") {
-		t.Errorf("no open-mode warning in the log:\n%s", logs)
-	}
-	if metricValue(t, admin, `northd_auth_mode{mode="open"}`) != 1 {
-		t.Error("auth mode is not open")
-	}
-}
-
-// A users file northd refuses stops it with exit status 2 (a usageError),
-// naming the file and the line.
-func TestRefusedUsersFileStopsNorthd(t *testing.T) {
-	users := testdeps.WriteUsersFile(t, "alice:"+testdeps.Bcrypt2ySecret+"\nbob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n")
-	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", "off", "-users", users}, os.LookupEnv, nil, io.Discard, io.Discard)
-	var usage config.UsageError
-	if err == nil || !errors.As(err, &usage) || !strings.HasPrefix(err.Error(), "users file "+users+" line 2: SHA-1 hashes") {
-		t.Fatalf("run with a SHA-1 line: %v", err)
-	}
-}
-
-// selfSignedCert writes a certificate for 127.0.0.1 and its key, and
-// returns their paths and a pool that trusts it.
-func selfSignedCert(t *testing.T, dir, name string) (certFile, keyFile string, roots *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	roots = x509.NewCertPool()
-	roots.AddCert(cert)
-	return certFile, keyFile, roots
 }
 
 func TestTLSEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, roots := selfSignedCert(t, dir, "first")
-	srv, _ := serveInstance(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
-	listen := srv.listenAddrs()
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
+	listen := n.Listen
 	base := "https://" + listen[0]
 	httpsClient := func(roots *x509.CertPool, maxVersion uint16) *http.Client {
 		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MaxVersion: maxVersion}}}
@@ -439,7 +275,7 @@ func TestTLSEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv.reload()
+	reload(t, n)
 	resp, err := httpsClient(newRoots, 0).Get(base + "/")
 	if err != nil {
 		t.Fatalf("after the reload: %v", err)
@@ -450,9 +286,61 @@ func TestTLSEndToEnd(t *testing.T) {
 	}
 }
 
-// portOf is the port of a host:port address: the name of a subsystem
-// listening there without NAME= in -listen.
-func portOf(addr string) string {
-	_, port, _ := net.SplitHostPort(addr)
-	return port
+// bcrypt checks only a password's first 72 bytes (with its terminating
+// NUL), so a bcrypt user's password of 72 bytes or more is refused, with
+// the wrong-password answer: otherwise 72 A's would log in whatever
+// followed them, or with nothing after.
+func TestBcryptRefusesPasswordsOf72BytesOrMore(t *testing.T) {
+	a72 := strings.Repeat("A", 72)
+	b71 := strings.Repeat("B", 71)
+	long := strings.Repeat("long argon2id secret ", 5)
+	users := testdeps.WriteUsersFile(t, htpasswdBcrypt(t, "longpw", a72+"secret tail")+"\n"+htpasswdBcrypt(t, "edge", b71)+"\n"+
+		"argon:"+hashPassword(t, long)+"\n")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
+	listen, admin := n.Listen, n.Admin
+	base := "http://" + listen[0]
+	client := clientFrom("127.0.0.1")
+
+	for _, password := range []string{a72 + "another tail", a72, a72 + "secret tail", a72 + "secret tail"} {
+		a := call(t, client, "POST", base+"/north/login", "", `{"username":"longpw","password":"`+password+`"}`)
+		if a.status != 401 || a.body != wrongCredentials || a.header.Get("WWW-Authenticate") != `Bearer realm="northd"` {
+			t.Errorf("bcrypt user, a %d-byte password: %d %q; want 401 %q", len(password), a.status, a.body, wrongCredentials)
+		}
+	}
+	// Nothing was verified, so the cache holds nothing to log in with.
+	if n := metricValue(t, admin, "northd_auth_cache_entries"); n != 0 {
+		t.Errorf("%v cache entries after refused logins, want 0", n)
+	}
+	// 71 bytes are checked whole; argon2id users have no such limit.
+	loginToken(t, client, base, `{"username":"edge","password":"`+b71+`"}`)
+	if a := call(t, client, "POST", base+"/north/login", "", `{"username":"edge","password":"`+b71+`B"}`); a.status != 401 {
+		t.Errorf("71 B's and one more: %d %q, want 401", a.status, a.body)
+	}
+	loginToken(t, client, base, `{"username":"argon","password":"`+long+`","ip":"192.0.2.1"}`) // edge holds 127.0.0.1
+
+	// The log says so once per user, recommends argon2id, and holds no
+	// password.
+	const warning = `refused a bcrypt user's password of 72 bytes or more: bcrypt checks only the first 72 bytes, so it cannot tell such a password from others that begin alike; give the user an argon2id hash (northd hash-password)`
+	if got := n.Log(); strings.Count(got, warning) != 2 || strings.Count(got, `"user":"longpw"`) != 1 || strings.Count(got, `"user":"edge"`) != 1 || strings.Contains(got, "AAAA") || strings.Contains(got, "tail") {
+		t.Errorf("log, want the warning once for longpw and once for edge, without passwords:\n%s", got)
+	}
+}
+
+// An unknown username gets the same answer as a wrong password of the
+// costliest user in the file, not the first: here a bcrypt cost 4 user
+// comes first, a light argon2id user next, and the costliest is an
+// argon2id user of hash-password's (m=19456,t=2). internal/auth checks
+// that the dummy is as costly as that user.
+func TestUnknownUserAnsweredAsTheCostliestUser(t *testing.T) {
+	users := testdeps.WriteUsersFile(t, "cheap:"+testdeps.Bcrypt2ySecret+"\nlight:"+testdeps.Argon2idSecret+"\nheavy:"+hashPassword(t, "heavy secret")+"\n")
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "off", "-users", users)
+	listen := n.Listen
+	client := clientFrom("127.0.0.1")
+	wrong := call(t, client, "POST", "http://"+listen[0]+"/north/login", "", `{"username":"heavy","password":"guess"}`)
+	unknown := call(t, client, "POST", "http://"+listen[0]+"/north/login", "", `{"username":"nobody","password":"guess"}`)
+	wrong.header.Del("Date")
+	unknown.header.Del("Date")
+	if wrong.status != 401 || wrong.body != wrongCredentials || unknown.status != 401 || unknown.body != wrongCredentials || !equalHeaders(wrong.header, unknown.header) {
+		t.Errorf("wrong password: %d %v %q; unknown user: %d %v %q", wrong.status, wrong.header, wrong.body, unknown.status, unknown.header, unknown.body)
+	}
 }
