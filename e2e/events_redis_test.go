@@ -83,11 +83,11 @@ func TestEventsSurviveARedisRestart(t *testing.T) {
 			}
 			for try := 0; ; try++ {
 				a := publish(t, admin, "", `{"type":"load","data":`+strconv.Itoa(i)+`}`, "Idempotency-Key", "load-"+strconv.Itoa(i))
-				if a.status == 202 {
+				if a.Status == 202 {
 					break
 				}
-				if a.status != 503 || try == 100000 {
-					t.Errorf("publish %d: %d %s", i, a.status, a.body)
+				if a.Status != 503 || try == 100000 {
+					t.Errorf("publish %d: %d %s", i, a.Status, a.Body)
 					return
 				}
 				mu.Lock()

@@ -30,7 +30,7 @@ func TestOpenModeIsForLoopback(t *testing.T) {
 	if !strings.Contains(n.Log(), "open mode: any non-empty username and password log in; give -users FILE to check credentials") {
 		t.Errorf("no open-mode warning in the log:\n%s", n.Log())
 	}
-	if metricValue(t, n.Admin, `northd_auth_mode{mode="open"}`) != 1 {
+	if testdeps.MetricValue(t, n.Admin, `northd_auth_mode{mode="open"}`) != 1 {
 		t.Error("auth mode is not open")
 	}
 }
