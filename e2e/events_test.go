@@ -21,10 +21,7 @@ func TestEventStreamDeliversAndResumes(t *testing.T) {
 	n := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-retry", "1500ms")
 	listen, admin := n.Listen, n.Admin
 	token := loginAs(t, listen[0], "north-1", "192.0.2.10")
-	s, status, body := openStream(t, listen[0], token, "")
-	if status != 200 {
-		t.Fatalf("GET /north/events: %d %s", status, body)
-	}
+	s := streamOpened(t, "GET /north/events", listen[0], token, "")
 	wantHead := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
 	if s.head != wantHead {
 		t.Errorf("head %q\nwant %q", s.head, wantHead)
@@ -67,10 +64,7 @@ func TestEventStreamDeliversAndResumes(t *testing.T) {
 	for i := 6; i <= 9; i++ {
 		published(t, admin, fmt.Sprintf(`{"type":"after.drop","data":%d}`, i))
 	}
-	s, status, body = openStream(t, listen[0], token, epoch+"-5")
-	if status != 200 {
-		t.Fatalf("resume: %d %s", status, body)
-	}
+	s = streamOpened(t, "resume", listen[0], token, epoch+"-5")
 	for i := uint64(6); i <= 9; i++ {
 		if ev := decodeEvent(t, s.nextEvent()); ev.Seq != i || string(ev.Data) != strconv.FormatUint(i, 10) {
 			t.Fatalf("after resuming: %+v, want seq %d", ev, i)
@@ -119,10 +113,7 @@ func TestEventStreamResetsWhenTrimmed(t *testing.T) {
 		a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+listen[0]+"/north/events?wait=0s", token, "")
 		return strings.Contains(a.Body, `"next":"`+ids[11]+`"`)
 	})
-	s, status, body := openStream(t, listen[0], token, ids[1])
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", listen[0], token, ids[1])
 	f := s.nextEvent()
 	if f.event != "reset" || f.id != epoch+"-7" {
 		t.Fatalf("first event %+v, want a reset with id %s-7", f, epoch)
@@ -168,10 +159,7 @@ func TestEventStreamEndsWithItsToken(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			token := loginAs(t, addr, "north-1", "192.0.2.10")
-			s, status, body := openStream(t, addr, token, "")
-			if status != 200 {
-				t.Fatalf("%d %s", status, body)
-			}
+			s := streamOpened(t, "the stream", addr, token, "")
 			c.end(token)
 			s.closed()
 			if _, status, body := openStream(t, addr, token, ""); status != 401 {
@@ -222,10 +210,7 @@ func TestLongPollsCountTowardTheTokenLimit(t *testing.T) {
 	addr := listen[0]
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
 	const refused = `{"code": 3, "description": "too many event streams and long polls are open on this token; close one, or wait the Retry-After seconds"}`
-	s, status, body := openStream(t, addr, token, "")
-	if status != 200 {
-		t.Fatalf("the stream: %d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", addr, token, "")
 	a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=5s", token, "")
 	if a.Status != 429 || a.Body != refused || a.Header.Get("Retry-After") != "5" {
 		t.Errorf("a long poll beside the stream: %d %s %v, want 429 %s with Retry-After: 5", a.Status, a.Body, a.Header, refused)
@@ -264,10 +249,7 @@ func TestSlowStreamIsDropped(t *testing.T) {
 	listen, admin := n.Listen, n.Admin
 	addr := listen[0]
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
-	s, status, body := openStream(t, addr, token, "")
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", addr, token, "")
 	s.next() // the retry: the stream is live from here
 	big := `{"type":"big","data":"` + strings.Repeat("x", 60000) + `"}`
 	series := `northd_event_streams_closed_total{subsystem="` + testdeps.PortOf(addr) + `",why="slow"}`
@@ -392,10 +374,7 @@ func TestShutdownClosesStreamsWithARetry(t *testing.T) {
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	listen := n.Listen
 	token := loginAs(t, listen[0], "north-1", "192.0.2.1")
-	s, status, body := openStream(t, listen[0], token, "")
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", listen[0], token, "")
 	s.next()
 	done := make(chan error, 1)
 	go func() { done <- n.Stop(t) }()
@@ -414,10 +393,7 @@ func TestStreamOutlivesRequestTimeouts(t *testing.T) {
 		"-read-timeout", "100ms", "-write-timeout", "100ms", "-idle-timeout", "100ms", "-event-heartbeat", "50ms")
 	addr, admin := n.Listen[0], n.Admin
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
-	s, status, body := openStream(t, addr, token, "")
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", addr, token, "")
 	// Half a request: closed by the read timeout while the stream lives.
 	slow, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -74,10 +74,7 @@ func TestReloadEndsTokensOutsideNarrowedIPs(t *testing.T) {
 			atB := testdeps.LoginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
 			bob := testdeps.LoginToken(t, client, base, `{"username":"bob","password":"secret","ip":"192.0.2.3"}`)
 			carol := testdeps.LoginToken(t, client, base, `{"username":"carol","password":"secret","ip":"192.0.2.8"}`)
-			stream, status, body := openStream(t, addr, atB, "")
-			if status != 200 {
-				t.Fatalf("alice's stream at 192.0.2.2: %d %s", status, body)
-			}
+			stream := streamOpened(t, "alice's stream at 192.0.2.2", addr, atB, "")
 
 			// alice: 192.0.2.1 only; bob: widened; carol: given a list
 			// without the ip she holds.

@@ -81,6 +81,17 @@ func openStream(t *testing.T, addr, token, lastID string) (*sseStream, int, stri
 	return s, 200, ""
 }
 
+// streamOpened is openStream for a stream that must open: the test fails,
+// saying which stream, unless it is answered 200.
+func streamOpened(t *testing.T, which, addr, token, lastID string) *sseStream {
+	t.Helper()
+	s, status, body := openStream(t, addr, token, lastID)
+	if status != 200 {
+		t.Fatalf("%s: %d %s", which, status, body)
+	}
+	return s
+}
+
 // next reads the next block; io.EOF once the server closed the stream.
 func (s *sseStream) next() (sseFrame, error) {
 	var f sseFrame
