@@ -110,11 +110,11 @@ func TestAuthHotPathsAllocateNothing(t *testing.T) {
 	body := []byte(`{"username": "alice", "password": "secret", "ip": "192.0.2.7"}`)
 	login := handlerCtx(t, post("/north/login", string(body)))
 	h(login) // verifies the password once, filling the cache
-	m := tokenIn.FindSubmatch(login.Response.Body())
-	if login.Response.StatusCode() != 200 || m == nil {
+	token, ok := testdeps.TokenIn(string(login.Response.Body()))
+	if login.Response.StatusCode() != 200 || !ok {
 		t.Fatalf("login: %d %q", login.Response.StatusCode(), login.Response.Body())
 	}
-	verify := handlerCtx(t, "GET /north/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+string(m[1])+"\r\n\r\n")
+	verify := handlerCtx(t, "GET /north/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+token+"\r\n\r\n")
 	h(verify)
 	if verify.Response.StatusCode() != 200 {
 		t.Fatalf("verify: %d %q", verify.Response.StatusCode(), verify.Response.Body())

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/testdeps"
 )
 
 // Benchmarks of every route, each two ways:
@@ -188,11 +190,11 @@ func BenchmarkAuth(b *testing.B) {
 	users, open := authSubsystem(b), startSubsystem(b, testConfig(b), nullListener{})
 	login := handlerCtx(b, post("/north/login", string(body)))
 	users.routes()(login)
-	m := tokenIn.FindSubmatch(login.Response.Body())
-	if m == nil {
+	token, ok := testdeps.TokenIn(string(login.Response.Body()))
+	if !ok {
 		b.Fatalf("login: %q", login.Response.Body())
 	}
-	verify := handlerCtx(b, "GET /north/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+string(m[1])+"\r\n\r\n")
+	verify := handlerCtx(b, "GET /north/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+token+"\r\n\r\n")
 	home := handlerCtx(b, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	otherIP := []byte(`{"username": "alice", "password": "secret", "ip": "192.0.2.8"}`)
 	for _, bc := range []struct {

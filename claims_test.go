@@ -29,60 +29,60 @@ func TestLoginClaims(t *testing.T) {
 			}
 			listen, admin, _, _ := startRun(t, args...)
 			base := "http://" + listen[0]
-			client := clientFrom("127.0.0.1")
-			login := func(user, ip string) answer {
+			client := testdeps.ClientFrom("127.0.0.1")
+			login := func(user, ip string) testdeps.Answer {
 				body := `{"username":"` + user + `","password":"secret"`
 				if ip != "" {
 					body += `,"ip":"` + ip + `"`
 				}
-				return call(t, client, "POST", base+"/north/login", "", body+"}")
+				return testdeps.Call(t, client, "POST", base+"/north/login", "", body+"}")
 			}
-			refused := func(step string, a answer, status int, body string) {
+			refused := func(step string, a testdeps.Answer, status int, body string) {
 				t.Helper()
-				if a.status != status || a.body != body || a.header.Get("Content-Type") != "application/json; charset=utf-8" ||
-					a.header.Get("Cache-Control") != "no-store" || a.header.Get("WWW-Authenticate") != "" || a.header.Get("Retry-After") != "" {
-					t.Errorf("%s: %d %v %q, want %d %q", step, a.status, a.header, a.body, status, body)
+				if a.Status != status || a.Body != body || a.Header.Get("Content-Type") != "application/json; charset=utf-8" ||
+					a.Header.Get("Cache-Control") != "no-store" || a.Header.Get("WWW-Authenticate") != "" || a.Header.Get("Retry-After") != "" {
+					t.Errorf("%s: %d %v %q, want %d %q", step, a.Status, a.Header, a.Body, status, body)
 				}
 			}
 			verifies := func(step, token string, want int) {
 				t.Helper()
-				if a := call(t, client, "GET", base+"/north/verify", token, ""); a.status != want {
-					t.Errorf("%s: verify %d %q, want %d", step, a.status, a.body, want)
+				if a := testdeps.Call(t, client, "GET", base+"/north/verify", token, ""); a.Status != want {
+					t.Errorf("%s: verify %d %q, want %d", step, a.Status, a.Body, want)
 				}
 			}
 
 			refused("alice off her list", login("alice", "198.51.100.1"), 403, claimRefusedBody)
 			refused("alice from her client address, off her list", login("alice", ""), 403, claimRefusedBody)
 			// A wrong password is told as such, not by the list.
-			if a := call(t, client, "POST", base+"/north/login", "", `{"username":"alice","password":"Secret","ip":"198.51.100.1"}`); a.status != 401 {
-				t.Errorf("alice with a wrong password off her list: %d %q", a.status, a.body)
+			if a := testdeps.Call(t, client, "POST", base+"/north/login", "", `{"username":"alice","password":"Secret","ip":"198.51.100.1"}`); a.Status != 401 {
+				t.Errorf("alice with a wrong password off her list: %d %q", a.Status, a.Body)
 			}
-			loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"2001:db8::1"}`)
+			testdeps.LoginToken(t, client, base, `{"username":"alice","password":"secret","ip":"2001:db8::1"}`)
 
-			bob := loginToken(t, client, base, `{"username":"bob","password":"secret","ip":"198.51.100.1"}`)
+			bob := testdeps.LoginToken(t, client, base, `{"username":"bob","password":"secret","ip":"198.51.100.1"}`)
 			refused("carol on bob's ip", login("carol", "198.51.100.1"), 409, ipHeldBody)
 			verifies("bob's token after carol's try", bob, 200)
-			bob = loginToken(t, client, base, `{"username":"bob","password":"secret","ip":"198.51.100.1"}`) // his own again
-			if a := call(t, client, "POST", base+"/north/logout", bob, ""); a.status != 200 {
-				t.Fatalf("bob's logout: %d %q", a.status, a.body)
+			bob = testdeps.LoginToken(t, client, base, `{"username":"bob","password":"secret","ip":"198.51.100.1"}`) // his own again
+			if a := testdeps.Call(t, client, "POST", base+"/north/logout", bob, ""); a.Status != 200 {
+				t.Fatalf("bob's logout: %d %q", a.Status, a.Body)
 			}
-			carol := loginToken(t, client, base, `{"username":"carol","password":"secret","ip":"198.51.100.1"}`)
+			carol := testdeps.LoginToken(t, client, base, `{"username":"carol","password":"secret","ip":"198.51.100.1"}`)
 			verifies("carol's token on the ip bob left", carol, 200)
 
 			// The ips on alice's list are hers, whoever holds them.
-			squatter := loginToken(t, client, base, `{"username":"bob","password":"secret","ip":"192.0.2.9"}`)
-			mine := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.9"}`)
+			squatter := testdeps.LoginToken(t, client, base, `{"username":"bob","password":"secret","ip":"192.0.2.9"}`)
+			mine := testdeps.LoginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.9"}`)
 			verifies("bob's token on alice's ip after she logged in", squatter, 401)
 			verifies("alice's token on her ip", mine, 200)
 			refused("bob back on alice's ip", login("bob", "192.0.2.9"), 409, ipHeldBody)
 
 			for reason, want := range map[string]float64{"ip_not_allowed": 2, "ip_held_by_another_user": 2} {
-				if n := metricValue(t, admin, `northd_login_failures_total{subsystem="alarms",reason="`+reason+`"}`); n != want {
+				if n := testdeps.MetricValue(t, admin, `northd_login_failures_total{subsystem="alarms",reason="`+reason+`"}`); n != want {
 					t.Errorf("login failures for %s: %v, want %v", reason, n, want)
 				}
 			}
 			for status, want := range map[string]float64{"403": 2, "409": 2} {
-				if n := metricValue(t, admin, `northd_requests_total{subsystem="alarms",route="login",status="`+status+`"}`); n != want {
+				if n := testdeps.MetricValue(t, admin, `northd_requests_total{subsystem="alarms",route="login",status="`+status+`"}`); n != want {
 					t.Errorf("logins answered %s: %v, want %v", status, n, want)
 				}
 			}
@@ -101,19 +101,19 @@ func TestOpenModeLatestLoginTakesTheIP(t *testing.T) {
 			}
 			listen, _, _, _ := startRun(t, args...)
 			base := "http://" + listen[0]
-			client := clientFrom("127.0.0.1")
-			loginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.1"}`)
-			taken := loginToken(t, client, base, `{"username":"b","password":"p","ip":"192.0.2.1"}`)
-			if a := call(t, client, "GET", base+"/north/verify", taken, ""); a.status != 200 {
-				t.Errorf("b's token on the ip it took: %d %q", a.status, a.body)
+			client := testdeps.ClientFrom("127.0.0.1")
+			testdeps.LoginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.1"}`)
+			taken := testdeps.LoginToken(t, client, base, `{"username":"b","password":"p","ip":"192.0.2.1"}`)
+			if a := testdeps.Call(t, client, "GET", base+"/north/verify", taken, ""); a.Status != 200 {
+				t.Errorf("b's token on the ip it took: %d %q", a.Status, a.Body)
 			}
 			var tokens []string
 			for i := 2; i <= 5; i++ {
-				tokens = append(tokens, loginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.`+string(rune('0'+i))+`"}`))
+				tokens = append(tokens, testdeps.LoginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.`+string(rune('0'+i))+`"}`))
 			}
 			for i, tok := range tokens {
-				if a := call(t, client, "GET", base+"/north/verify", tok, ""); a.status != 200 {
-					t.Errorf("a's token %d of 4: %d %q", i+1, a.status, a.body)
+				if a := testdeps.Call(t, client, "GET", base+"/north/verify", tok, ""); a.Status != 200 {
+					t.Errorf("a's token %d of 4: %d %q", i+1, a.Status, a.Body)
 				}
 			}
 		})

@@ -137,7 +137,7 @@ func TestMaxConns(t *testing.T) {
 // closed without an answer, since one in plain text would only garble the
 // client's handshake.
 func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
-	certFile, keyFile, roots := selfSignedCert(t, t.TempDir(), "refusals")
+	certFile, keyFile, roots := testdeps.SelfSignedCert(t, t.TempDir(), "refusals")
 	for _, limit := range []string{"-max-conns", "-max-conns-per-ip"} {
 		t.Run(limit, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -262,7 +262,7 @@ func TestDrainingServesAllButReadyz(t *testing.T) {
 	}
 	mb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	label := `subsystem="` + portOf(listen) + `"`
+	label := `subsystem="` + testdeps.PortOf(listen) + `"`
 	for _, want := range []string{
 		`northd_requests_total{` + label + `,route="readyz",status="200"} 1`,
 		`northd_requests_total{` + label + `,route="readyz",status="503"} 1`,

@@ -5,13 +5,15 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"northd/internal/testdeps"
 )
 
 // TestTLS12OffersOnlyAEADSuites: over TLS 1.2 the server takes only the
 // AEAD suites of Mozilla's "intermediate" profile; a client that offers
 // only a CBC-SHA1 suite fails its handshake. TLS 1.3 stays.
 func TestTLS12OffersOnlyAEADSuites(t *testing.T) {
-	certFile, keyFile, roots := selfSignedCert(t, t.TempDir(), "suites")
+	certFile, keyFile, roots := testdeps.SelfSignedCert(t, t.TempDir(), "suites")
 	cert, err := newCertificate(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)

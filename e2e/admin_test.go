@@ -136,17 +136,17 @@ func TestNorthServersPagesOneSubsystem(t *testing.T) {
 			}
 			n := start(t, args...)
 			listen, admin := n.Listen, n.Admin
-			client := clientFrom("127.0.0.1")
+			client := testdeps.ClientFrom("127.0.0.1")
 			// b gets 23 north servers, a and c a few, interleaved, so
 			// that a cursor taken from b falls among theirs too.
 			want := map[string]bool{}
 			for i := range 23 {
 				ip := "192.0.2." + strconv.Itoa(100+i)
 				want[ip] = true
-				loginToken(t, client, "http://"+listen[1], `{"username":"n","password":"p","ip":"`+ip+`"}`)
+				testdeps.LoginToken(t, client, "http://"+listen[1], `{"username":"n","password":"p","ip":"`+ip+`"}`)
 				if i%4 == 0 {
-					loginToken(t, client, "http://"+listen[0], `{"username":"n","password":"p","ip":"198.51.100.`+strconv.Itoa(i)+`"}`)
-					loginToken(t, client, "http://"+listen[2], `{"username":"n","password":"p","ip":"203.0.113.`+strconv.Itoa(i)+`"}`)
+					testdeps.LoginToken(t, client, "http://"+listen[0], `{"username":"n","password":"p","ip":"198.51.100.`+strconv.Itoa(i)+`"}`)
+					testdeps.LoginToken(t, client, "http://"+listen[2], `{"username":"n","password":"p","ip":"203.0.113.`+strconv.Itoa(i)+`"}`)
 				}
 			}
 
@@ -157,7 +157,7 @@ func TestNorthServersPagesOneSubsystem(t *testing.T) {
 				if after != "" {
 					q.Set("after", after)
 				}
-				a := call(t, client, "GET", "http://"+admin+"/north/servers?"+q.Encode(), "", "")
+				a := testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers?"+q.Encode(), "", "")
 				var page struct {
 					Subsystems []struct {
 						Name         string        `json:"name"`
@@ -166,25 +166,25 @@ func TestNorthServersPagesOneSubsystem(t *testing.T) {
 						Next         string        `json:"next"`
 					} `json:"subsystems"`
 				}
-				if err := json.Unmarshal([]byte(a.body), &page); a.status != 200 || err != nil {
-					t.Fatalf("page %d: %d %v %s", pages+1, a.status, err, a.body)
+				if err := json.Unmarshal([]byte(a.Body), &page); a.Status != 200 || err != nil {
+					t.Fatalf("page %d: %d %v %s", pages+1, a.Status, err, a.Body)
 				}
 				if len(page.Subsystems) != 1 || page.Subsystems[0].Name != "b" || page.Subsystems[0].Count != 23 {
-					t.Fatalf("page %d is not b's alone, or b's count is not 23: %s", pages+1, a.body)
+					t.Fatalf("page %d is not b's alone, or b's count is not 23: %s", pages+1, a.Body)
 				}
 				pages++
 				sub := page.Subsystems[0]
 				for i, ns := range sub.NorthServers {
 					seen[ns.IP]++
 					if i > 0 && ns.LastLogin.After(sub.NorthServers[i-1].LastLogin) {
-						t.Errorf("page %d is not newest first: %s", pages, a.body)
+						t.Errorf("page %d is not newest first: %s", pages, a.Body)
 					}
 				}
 				if sub.Next == "" {
 					break
 				}
 				if len(sub.NorthServers) != 5 || pages > 5 {
-					t.Fatalf("page %d has %d entries and a next page: %s", pages, len(sub.NorthServers), a.body)
+					t.Fatalf("page %d has %d entries and a next page: %s", pages, len(sub.NorthServers), a.Body)
 				}
 				after = sub.Next
 			}
@@ -198,17 +198,17 @@ func TestNorthServersPagesOneSubsystem(t *testing.T) {
 			}
 
 			// A cursor belongs to one subsystem.
-			a := call(t, client, "GET", "http://"+admin+"/north/servers?after="+url.QueryEscape(after), "", "")
-			if a.status != 400 || a.body != "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves a, b, c)\n" {
-				t.Errorf("after= without subsystem=: %d %q", a.status, a.body)
+			a := testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers?after="+url.QueryEscape(after), "", "")
+			if a.Status != 400 || a.Body != "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves a, b, c)\n" {
+				t.Errorf("after= without subsystem=: %d %q", a.Status, a.Body)
 			}
-			a = call(t, client, "GET", "http://"+admin+"/north/servers?subsystem=d", "", "")
-			if a.status != 404 || a.body != "no subsystem here is named \"d\" (this instance serves a, b, c)\n" {
-				t.Errorf("subsystem=d: %d %q", a.status, a.body)
+			a = testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers?subsystem=d", "", "")
+			if a.Status != 404 || a.Body != "no subsystem here is named \"d\" (this instance serves a, b, c)\n" {
+				t.Errorf("subsystem=d: %d %q", a.Status, a.Body)
 			}
-			a = call(t, client, "GET", "http://"+admin+"/north/servers?subsystem=b&after=12", "", "")
-			if a.status != 400 || a.body != "after=\"12\" is not a cursor from a previous page's \"next\"\n" {
-				t.Errorf("after=12: %d %q", a.status, a.body)
+			a = testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers?subsystem=b&after=12", "", "")
+			if a.Status != 400 || a.Body != "after=\"12\" is not a cursor from a previous page's \"next\"\n" {
+				t.Errorf("after=12: %d %q", a.Status, a.Body)
 			}
 		})
 	}
@@ -230,15 +230,15 @@ func TestRedisPagesOrderTiesByIP(t *testing.T) {
 	var got []string
 	after := ""
 	for pages := 1; ; pages++ {
-		a := call(t, http.DefaultClient, "GET", "http://"+admin+"/north/servers?limit=3&after="+url.QueryEscape(after), "", "")
+		a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+admin+"/north/servers?limit=3&after="+url.QueryEscape(after), "", "")
 		var page struct {
 			Subsystems []struct {
 				NorthServers []northServer `json:"north_servers"`
 				Next         string        `json:"next"`
 			} `json:"subsystems"`
 		}
-		if err := json.Unmarshal([]byte(a.body), &page); a.status != 200 || err != nil || len(page.Subsystems) != 1 {
-			t.Fatalf("page %d: %d %v %s", pages, a.status, err, a.body)
+		if err := json.Unmarshal([]byte(a.Body), &page); a.Status != 200 || err != nil || len(page.Subsystems) != 1 {
+			t.Fatalf("page %d: %d %v %s", pages, a.Status, err, a.Body)
 		}
 		for _, ns := range page.Subsystems[0].NorthServers {
 			got = append(got, ns.IP)

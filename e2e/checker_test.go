@@ -82,27 +82,27 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 		ignored, _ := strconv.ParseUint(string(m[1]), 16, 64)
 		return ignored&0x4003 == 0x4003
 	})
-	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret","ip":"192.0.2.1"}`)
+	testdeps.LoginToken(t, testdeps.ClientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret","ip":"192.0.2.1"}`)
 
 	// The pool frees a check's place just after answering it: a place
 	// still taken by bob's would turn one login below away at once.
-	testdeps.WaitFor(t, "bob's check to free its place", func() bool { return metricValue(t, admin, "northd_password_checks_waiting") == 0 })
+	testdeps.WaitFor(t, "bob's check to free its place", func() bool { return testdeps.MetricValue(t, admin, "northd_password_checks_waiting") == 0 })
 	// Stopped, the child answers nothing: fill the queue.
 	stopChild(t, first)
 	// A login the cache has verified never asks the child.
-	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret","ip":"192.0.2.1"}`)
+	testdeps.LoginToken(t, testdeps.ClientFrom("127.0.0.1"), base, `{"username":"bob","password":"secret","ip":"192.0.2.1"}`)
 	queue := (1 + 4) * runtime.GOMAXPROCS(0) // 4 waiting per processor of the child, and one running
-	answers := make(chan answer, queue)
+	answers := make(chan testdeps.Answer, queue)
 	for i := range queue {
 		go func() {
-			c := clientFrom("127.0.0." + strconv.Itoa(i+2))
+			c := testdeps.ClientFrom("127.0.0." + strconv.Itoa(i+2))
 			answers <- tryLogin(c, base, `{"username":"alice","password":"guess `+strconv.Itoa(i)+`"}`)
 		}()
 	}
-	testdeps.WaitFor(t, "a full queue of checks", func() bool { return metricValue(t, admin, "northd_password_checks_waiting") == float64(queue) })
-	a := call(t, clientFrom("127.0.1.1"), "POST", base+"/north/login", "", `{"username":"alice","password":"secret"}`)
-	if a.status != 503 || a.body != hashBusyBody503 || a.header.Get("Retry-After") != "1" {
-		t.Fatalf("a login beyond the queue: %d %v %q", a.status, a.header, a.body)
+	testdeps.WaitFor(t, "a full queue of checks", func() bool { return testdeps.MetricValue(t, admin, "northd_password_checks_waiting") == float64(queue) })
+	a := testdeps.Call(t, testdeps.ClientFrom("127.0.1.1"), "POST", base+"/north/login", "", `{"username":"alice","password":"secret"}`)
+	if a.Status != 503 || a.Body != hashBusyBody503 || a.Header.Get("Retry-After") != "1" {
+		t.Fatalf("a login beyond the queue: %d %v %q", a.Status, a.Header, a.Body)
 	}
 
 	// The child dies: every waiting login is answered.
@@ -111,8 +111,8 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 	}
 	for range queue {
 		a := <-answers
-		if a.status != 503 || a.body != checkerDownBody503 || a.header.Get("Retry-After") != "1" {
-			t.Fatalf("a login waiting when the checker died: %d %v %q", a.status, a.header, a.body)
+		if a.Status != 503 || a.Body != checkerDownBody503 || a.Header.Get("Retry-After") != "1" {
+			t.Fatalf("a login waiting when the checker died: %d %v %q", a.Status, a.Header, a.Body)
 		}
 	}
 	testdeps.WaitFor(t, "the checker started again", func() bool { return len(checkerPIDs(n)) == 2 })
@@ -122,11 +122,11 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 	if !strings.Contains(n.Log(), `"msg":"password checker stopped; logins that need a password check get 503 until it is restarted","checker_pid":`+strconv.Itoa(first)+`,`) {
 		t.Errorf("the log does not say the checker stopped:\n%s", n.Log())
 	}
-	loginToken(t, clientFrom("127.0.0.1"), base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
-	if n := metricValue(t, admin, "northd_password_checker_restarts_total"); n != 1 {
+	testdeps.LoginToken(t, testdeps.ClientFrom("127.0.0.1"), base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
+	if n := testdeps.MetricValue(t, admin, "northd_password_checker_restarts_total"); n != 1 {
 		t.Errorf("%v restarts counted, want 1", n)
 	}
-	if n := metricValue(t, admin, `northd_login_failures_total{subsystem="`+portOf(listen[0])+`",reason="password_checker_down"}`); n != float64(queue) {
+	if n := testdeps.MetricValue(t, admin, `northd_login_failures_total{subsystem="`+testdeps.PortOf(listen[0])+`",reason="password_checker_down"}`); n != float64(queue) {
 		t.Errorf("%v logins counted refused for the checker being down, want %d", n, queue)
 	}
 }
@@ -142,11 +142,11 @@ func TestShutdownTimeoutWithACheckWaiting(t *testing.T) {
 	listen, admin := n.Listen, n.Admin
 	pid := checkerPIDs(n)[0]
 	stopChild(t, pid)
-	answered := make(chan answer, 1)
+	answered := make(chan testdeps.Answer, 1)
 	go func() {
-		answered <- tryLogin(clientFrom("127.0.0.1"), "http://"+listen[0], `{"username":"alice","password":"secret"}`)
+		answered <- tryLogin(testdeps.ClientFrom("127.0.0.1"), "http://"+listen[0], `{"username":"alice","password":"secret"}`)
 	}()
-	testdeps.WaitFor(t, "the login waiting for its check", func() bool { return metricValue(t, admin, "northd_password_checks_waiting") == 1 })
+	testdeps.WaitFor(t, "the login waiting for its check", func() bool { return testdeps.MetricValue(t, admin, "northd_password_checks_waiting") == 1 })
 	if err := n.Stop(t); err == nil || !strings.Contains(lastLine(n.Log()), "shutdown timed out") {
 		t.Fatalf("northd exited with %v, want the shutdown timeout\n%s", err, n.Log())
 	}
@@ -154,9 +154,9 @@ func TestShutdownTimeoutWithACheckWaiting(t *testing.T) {
 		t.Errorf("the checker %d is still there after northd exited: %v", pid, err)
 	}
 	a := <-answered
-	t.Logf("the waiting login got %d %q (-1: its connection was cut)", a.status, a.body)
-	if a.status != -1 && (a.status != 503 || a.body != checkerDownBody503) {
-		t.Errorf("the waiting login: %d %q", a.status, a.body)
+	t.Logf("the waiting login got %d %q (-1: its connection was cut)", a.Status, a.Body)
+	if a.Status != -1 && (a.Status != 503 || a.Body != checkerDownBody503) {
+		t.Errorf("the waiting login: %d %q", a.Status, a.Body)
 	}
 }
 
@@ -174,19 +174,21 @@ func TestHashQueueFullAnswers503(t *testing.T) {
 	pid := checkerPIDs(n)[0]
 	stopChild(t, pid)
 	slots := (1 + 4) * runtime.GOMAXPROCS(0) // 4 waiting per processor of the child, and one running
-	queued := make(chan answer, slots)
+	queued := make(chan testdeps.Answer, slots)
 	for range slots {
-		go func() { queued <- tryLogin(clientFrom("127.0.0.1"), base, `{"username":"alice","password":"a guess"}`) }()
+		go func() {
+			queued <- tryLogin(testdeps.ClientFrom("127.0.0.1"), base, `{"username":"alice","password":"a guess"}`)
+		}()
 	}
 	testdeps.WaitFor(t, "every slot of the checker taken", func() bool {
-		return metricValue(t, n.Admin, "northd_password_checks_waiting") == float64(slots)
+		return testdeps.MetricValue(t, n.Admin, "northd_password_checks_waiting") == float64(slots)
 	})
 
-	a := call(t, clientFrom("127.0.0.1"), "POST", base+"/north/login", "", `{"username":"alice","password":"one more guess"}`)
-	if a.status != 503 || a.body != hashBusyBody503 || a.header.Get("Retry-After") != "1" || a.header.Get("Content-Type") != "application/json; charset=utf-8" {
-		t.Errorf("with the queue full: %d %v %q, want 503 Retry-After 1 %q", a.status, a.header, a.body, hashBusyBody503)
+	a := testdeps.Call(t, testdeps.ClientFrom("127.0.0.1"), "POST", base+"/north/login", "", `{"username":"alice","password":"one more guess"}`)
+	if a.Status != 503 || a.Body != hashBusyBody503 || a.Header.Get("Retry-After") != "1" || a.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Errorf("with the queue full: %d %v %q, want 503 Retry-After 1 %q", a.Status, a.Header, a.Body, hashBusyBody503)
 	}
-	if v := metricValue(t, n.Admin, `northd_login_failures_total{subsystem="`+portOf(n.Listen[0])+`",reason="hash_queue_full"}`); v != 1 {
+	if v := testdeps.MetricValue(t, n.Admin, `northd_login_failures_total{subsystem="`+testdeps.PortOf(n.Listen[0])+`",reason="hash_queue_full"}`); v != 1 {
 		t.Errorf("%v logins counted refused for a full queue, want 1", v)
 	}
 
@@ -197,8 +199,8 @@ func TestHashQueueFullAnswers503(t *testing.T) {
 	}
 	for range slots {
 		a := <-queued
-		if a.status != 503 || a.body != checkerDownBody503 || a.header.Get("Retry-After") != "1" {
-			t.Fatalf("a login waiting when the checker died: %d %v %q, want 503 Retry-After 1 %q", a.status, a.header, a.body, checkerDownBody503)
+		if a.Status != 503 || a.Body != checkerDownBody503 || a.Header.Get("Retry-After") != "1" {
+			t.Fatalf("a login waiting when the checker died: %d %v %q, want 503 Retry-After 1 %q", a.Status, a.Header, a.Body, checkerDownBody503)
 		}
 	}
 }

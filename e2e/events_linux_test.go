@@ -61,10 +61,7 @@ func TestEventStreamSocketBoundsUnackedWrites(t *testing.T) {
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-write-timeout", "7s")
 	addr := n.Listen[0]
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
-	s, status, body := openStream(t, addr, token, "")
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", addr, token, "")
 	if f, err := s.next(); err != nil || f.retry == "" {
 		t.Fatalf("first block %+v %v, want the retry", f, err) // the stream is served from here
 	}

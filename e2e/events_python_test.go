@@ -53,7 +53,7 @@ func TestPythonClientReadsAndResumes(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill() })
 		if publish != nil {
 			testdeps.WaitFor(t, "the Python client's stream", func() bool {
-				return metricValue(t, admin, `northd_event_streams_open{subsystem="nms"}`) == 1
+				return testdeps.MetricValue(t, admin, `northd_event_streams_open{subsystem="nms"}`) == 1
 			})
 			publish()
 		}

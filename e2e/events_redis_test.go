@@ -19,10 +19,7 @@ func TestEventsAcrossInstancesThroughRedis(t *testing.T) {
 	nB := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
 	b, adminB := nB.Listen, nB.Admin
 	token := loginAs(t, a[0], "north-1", "192.0.2.10")
-	s, status, body := openStream(t, b[0], token, "")
-	if status != 200 {
-		t.Fatalf("stream on B: %d %s", status, body)
-	}
+	s := streamOpened(t, "stream on B", b[0], token, "")
 	s.next()
 	first := published(t, adminA, `{"type":"on.a","data":1}`)
 	if ev := decodeEvent(t, s.nextEvent()); ev.ID != first || ev.Seq != 1 || ev.Type != "on.a" {
@@ -44,10 +41,7 @@ func TestEventsAcrossInstancesThroughRedis(t *testing.T) {
 	for i := 4; i <= 6; i++ {
 		published(t, adminB, fmt.Sprintf(`{"type":"t","data":%d}`, i))
 	}
-	s, status, body = openStream(t, a[0], token, epoch+"-3")
-	if status != 200 {
-		t.Fatalf("resume on A: %d %s", status, body)
-	}
+	s = streamOpened(t, "resume on A", a[0], token, epoch+"-3")
 	for i := uint64(4); i <= 6; i++ {
 		if ev := decodeEvent(t, s.nextEvent()); ev.Seq != i {
 			t.Fatalf("resumed on A: %+v, want seq %d", ev, i)
@@ -63,10 +57,7 @@ func TestEventsSurviveARedisRestart(t *testing.T) {
 	nA := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL(), "-store-timeout", "300ms")
 	a, admin := nA.Listen, nA.Admin
 	token := loginAs(t, a[0], "north-1", "192.0.2.10")
-	s, status, body := openStream(t, a[0], token, "")
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", a[0], token, "")
 	s.next()
 
 	var mu sync.Mutex
@@ -83,11 +74,11 @@ func TestEventsSurviveARedisRestart(t *testing.T) {
 			}
 			for try := 0; ; try++ {
 				a := publish(t, admin, "", `{"type":"load","data":`+strconv.Itoa(i)+`}`, "Idempotency-Key", "load-"+strconv.Itoa(i))
-				if a.status == 202 {
+				if a.Status == 202 {
 					break
 				}
-				if a.status != 503 || try == 100000 {
-					t.Errorf("publish %d: %d %s", i, a.status, a.body)
+				if a.Status != 503 || try == 100000 {
+					t.Errorf("publish %d: %d %s", i, a.Status, a.Body)
 					return
 				}
 				mu.Lock()

@@ -21,10 +21,7 @@ func TestEventStreamDeliversAndResumes(t *testing.T) {
 	n := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-event-retry", "1500ms")
 	listen, admin := n.Listen, n.Admin
 	token := loginAs(t, listen[0], "north-1", "192.0.2.10")
-	s, status, body := openStream(t, listen[0], token, "")
-	if status != 200 {
-		t.Fatalf("GET /north/events: %d %s", status, body)
-	}
+	s := streamOpened(t, "GET /north/events", listen[0], token, "")
 	wantHead := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
 	if s.head != wantHead {
 		t.Errorf("head %q\nwant %q", s.head, wantHead)
@@ -37,13 +34,13 @@ func TestEventStreamDeliversAndResumes(t *testing.T) {
 	published(t, admin, `{"type":"for.another","data":1,"to":{"ip":"192.0.2.99"}}`)
 	published(t, admin, `{"type":"for.another.user","data":2,"to":{"username":"north-2"}}`)
 	a := publish(t, admin, "?subsystem=nms", `[{"type":"by.ip","data":"x","to":{"ip":"192.0.2.10"}},{"type":"by.user","data":[1,2],"to":{"username":"north-1"}}]`)
-	if a.status != 202 {
-		t.Fatalf("batch: %d %s", a.status, a.body)
+	if a.Status != 202 {
+		t.Fatalf("batch: %d %s", a.Status, a.Body)
 	}
 	epoch, _, _ := strings.Cut(first, "-")
 	wantBatch := fmt.Sprintf(`{"code":0,"events":[{"id":"%s-4","seq":4},{"id":"%s-5","seq":5}]}`+"\n", epoch, epoch)
-	if a.body != wantBatch {
-		t.Errorf("batch answer %q, want %q", a.body, wantBatch)
+	if a.Body != wantBatch {
+		t.Errorf("batch answer %q, want %q", a.Body, wantBatch)
 	}
 
 	for _, want := range []struct {
@@ -67,10 +64,7 @@ func TestEventStreamDeliversAndResumes(t *testing.T) {
 	for i := 6; i <= 9; i++ {
 		published(t, admin, fmt.Sprintf(`{"type":"after.drop","data":%d}`, i))
 	}
-	s, status, body = openStream(t, listen[0], token, epoch+"-5")
-	if status != 200 {
-		t.Fatalf("resume: %d %s", status, body)
-	}
+	s = streamOpened(t, "resume", listen[0], token, epoch+"-5")
 	for i := uint64(6); i <= 9; i++ {
 		if ev := decodeEvent(t, s.nextEvent()); ev.Seq != i || string(ev.Data) != strconv.FormatUint(i, 10) {
 			t.Fatalf("after resuming: %+v, want seq %d", ev, i)
@@ -87,7 +81,7 @@ func TestEventStreamDeliversAndResumes(t *testing.T) {
 		`northd_events_published_total{subsystem="nms",type="after.drop"}`:   4,
 		`northd_event_log_length{subsystem="nms"}`:                           10,
 	} {
-		if v := metricValue(t, admin, series); v != want {
+		if v := testdeps.MetricValue(t, admin, series); v != want {
 			t.Errorf("%s = %v, want %v", series, v, want)
 		}
 	}
@@ -97,7 +91,7 @@ func TestEventStreamDeliversAndResumes(t *testing.T) {
 		`northd_events_delivered_total{subsystem="nms"}`:       8,
 		`northd_event_delivery_seconds_count{subsystem="nms"}`: 2,
 	} {
-		if v := metricValue(t, admin, series); v < least {
+		if v := testdeps.MetricValue(t, admin, series); v < least {
 			t.Errorf("%s = %v, want at least %v", series, v, least)
 		}
 	}
@@ -116,13 +110,10 @@ func TestEventStreamResetsWhenTrimmed(t *testing.T) {
 	// answers where it has read to. Before, it could still hold 3 to 5,
 	// and send them, then the reset.
 	testdeps.WaitFor(t, "the instance to read every event", func() bool {
-		a := call(t, http.DefaultClient, "GET", "http://"+listen[0]+"/north/events?wait=0s", token, "")
-		return strings.Contains(a.body, `"next":"`+ids[11]+`"`)
+		a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+listen[0]+"/north/events?wait=0s", token, "")
+		return strings.Contains(a.Body, `"next":"`+ids[11]+`"`)
 	})
-	s, status, body := openStream(t, listen[0], token, ids[1])
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", listen[0], token, ids[1])
 	f := s.nextEvent()
 	if f.event != "reset" || f.id != epoch+"-7" {
 		t.Fatalf("first event %+v, want a reset with id %s-7", f, epoch)
@@ -145,7 +136,7 @@ func TestEventStreamResetsWhenTrimmed(t *testing.T) {
 	if f := s2.nextEvent(); f.event != "reset" {
 		t.Fatalf("another epoch's id: first event %+v, want a reset", f)
 	}
-	if v := metricValue(t, admin, `northd_event_resumes_total{subsystem="`+portOf(listen[0])+`",result="reset"}`); v != 2 {
+	if v := testdeps.MetricValue(t, admin, `northd_event_resumes_total{subsystem="`+testdeps.PortOf(listen[0])+`",result="reset"}`); v != 2 {
 		t.Errorf("resumes reset = %v, want 2", v)
 	}
 }
@@ -159,8 +150,8 @@ func TestEventStreamEndsWithItsToken(t *testing.T) {
 		end  func(token string)
 	}{
 		{"logout", func(token string) {
-			if a := call(t, http.DefaultClient, "POST", "http://"+addr+"/north/logout", token, ""); a.status != 200 {
-				t.Fatalf("logout: %d %s", a.status, a.body)
+			if a := testdeps.Call(t, http.DefaultClient, "POST", "http://"+addr+"/north/logout", token, ""); a.Status != 200 {
+				t.Fatalf("logout: %d %s", a.Status, a.Body)
 			}
 		}},
 		{"a newer login", func(string) { loginAs(t, addr, "north-1", "192.0.2.10") }},
@@ -168,10 +159,7 @@ func TestEventStreamEndsWithItsToken(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			token := loginAs(t, addr, "north-1", "192.0.2.10")
-			s, status, body := openStream(t, addr, token, "")
-			if status != 200 {
-				t.Fatalf("%d %s", status, body)
-			}
+			s := streamOpened(t, "the stream", addr, token, "")
 			c.end(token)
 			s.closed()
 			if _, status, body := openStream(t, addr, token, ""); status != 401 {
@@ -179,7 +167,7 @@ func TestEventStreamEndsWithItsToken(t *testing.T) {
 			}
 		})
 	}
-	if v := metricValue(t, admin, `northd_event_streams_closed_total{subsystem="`+portOf(addr)+`",why="token_ended"}`); v != 3 {
+	if v := testdeps.MetricValue(t, admin, `northd_event_streams_closed_total{subsystem="`+testdeps.PortOf(addr)+`",why="token_ended"}`); v != 3 {
 		t.Errorf("streams closed for their token = %v, want 3", v)
 	}
 }
@@ -222,35 +210,34 @@ func TestLongPollsCountTowardTheTokenLimit(t *testing.T) {
 	addr := listen[0]
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
 	const refused = `{"code": 3, "description": "too many event streams and long polls are open on this token; close one, or wait the Retry-After seconds"}`
-	s, status, body := openStream(t, addr, token, "")
-	if status != 200 {
-		t.Fatalf("the stream: %d %s", status, body)
-	}
-	a := call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=5s", token, "")
-	if a.status != 429 || a.body != refused || a.header.Get("Retry-After") != "5" {
-		t.Errorf("a long poll beside the stream: %d %s %v, want 429 %s with Retry-After: 5", a.status, a.body, a.header, refused)
+	s := streamOpened(t, "the stream", addr, token, "")
+	a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=5s", token, "")
+	if a.Status != 429 || a.Body != refused || a.Header.Get("Retry-After") != "5" {
+		t.Errorf("a long poll beside the stream: %d %s %v, want 429 %s with Retry-After: 5", a.Status, a.Body, a.Header, refused)
 	}
 	// wait=0 holds nothing, and answers.
-	if a := call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=0s", token, ""); a.status != 200 {
-		t.Errorf("a poll that does not wait, beside the stream: %d %s, want 200", a.status, a.body)
+	if a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=0s", token, ""); a.Status != 200 {
+		t.Errorf("a poll that does not wait, beside the stream: %d %s, want 200", a.Status, a.Body)
 	}
 	s.conn.Close() // found by a heartbeat's write
-	open := `northd_event_streams_open{subsystem="` + portOf(addr) + `"}`
-	testdeps.WaitFor(t, "the stream to close", func() bool { return metricValue(t, admin, open) == 0 })
-	done := make(chan answer, 1)
-	go func() { done <- call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=60s", token, "") }()
+	open := `northd_event_streams_open{subsystem="` + testdeps.PortOf(addr) + `"}`
+	testdeps.WaitFor(t, "the stream to close", func() bool { return testdeps.MetricValue(t, admin, open) == 0 })
+	done := make(chan testdeps.Answer, 1)
+	go func() {
+		done <- testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=60s", token, "")
+	}()
 	testdeps.WaitFor(t, "the long poll to wait", func() bool {
-		return metricValue(t, admin, `northd_event_polls_waiting{subsystem="`+portOf(addr)+`"}`) == 1
+		return testdeps.MetricValue(t, admin, `northd_event_polls_waiting{subsystem="`+testdeps.PortOf(addr)+`"}`) == 1
 	})
 	if _, status, body := openStream(t, addr, token, ""); status != 429 || body != refused {
 		t.Errorf("a stream beside a waiting long poll: %d %s, want 429 %s", status, body, refused)
 	}
 	published(t, admin, `{"type":"t","data":1}`)
-	if a := <-done; a.status != 200 || !strings.Contains(a.body, `"seq":1,`) {
-		t.Errorf("the waiting poll: %d %s, want seq 1", a.status, a.body)
+	if a := <-done; a.Status != 200 || !strings.Contains(a.Body, `"seq":1,`) {
+		t.Errorf("the waiting poll: %d %s, want seq 1", a.Status, a.Body)
 	}
 	testdeps.WaitFor(t, "the poll's place to be free", func() bool {
-		return metricValue(t, admin, `northd_event_polls_waiting{subsystem="`+portOf(addr)+`"}`) == 0
+		return testdeps.MetricValue(t, admin, `northd_event_polls_waiting{subsystem="`+testdeps.PortOf(addr)+`"}`) == 0
 	})
 	if _, status, body := openStream(t, addr, token, ""); status != 200 {
 		t.Errorf("a stream once the poll was answered: %d %s, want 200", status, body)
@@ -262,21 +249,18 @@ func TestSlowStreamIsDropped(t *testing.T) {
 	listen, admin := n.Listen, n.Admin
 	addr := listen[0]
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
-	s, status, body := openStream(t, addr, token, "")
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", addr, token, "")
 	s.next() // the retry: the stream is live from here
 	big := `{"type":"big","data":"` + strings.Repeat("x", 60000) + `"}`
-	series := `northd_event_streams_closed_total{subsystem="` + portOf(addr) + `",why="slow"}`
+	series := `northd_event_streams_closed_total{subsystem="` + testdeps.PortOf(addr) + `",why="slow"}`
 	// A reader that reads nothing: the socket buffers fill, the stream
 	// falls behind and is dropped. Bounded: 2,000 events of 60 kB.
-	for i := 0; i < 2000 && metricValue(t, admin, series) == 0; i++ {
+	for i := 0; i < 2000 && testdeps.MetricValue(t, admin, series) == 0; i++ {
 		published(t, admin, big)
 	}
-	testdeps.WaitFor(t, "the slow stream to be dropped", func() bool { return metricValue(t, admin, series) == 1 })
+	testdeps.WaitFor(t, "the slow stream to be dropped", func() bool { return testdeps.MetricValue(t, admin, series) == 1 })
 	testdeps.WaitFor(t, "no stream open", func() bool {
-		return metricValue(t, admin, `northd_event_streams_open{subsystem="`+portOf(addr)+`"}`) == 0
+		return testdeps.MetricValue(t, admin, `northd_event_streams_open{subsystem="`+testdeps.PortOf(addr)+`"}`) == 0
 	})
 }
 
@@ -304,8 +288,8 @@ func TestPublishRefusesBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			a := publish(t, admin, c.query, c.body)
 			want := `{"code": 1, "description": "` + c.description + `"}`
-			if a.status != c.status || a.body != want {
-				t.Errorf("%d %s\nwant %d %s", a.status, a.body, c.status, want)
+			if a.Status != c.status || a.Body != want {
+				t.Errorf("%d %s\nwant %d %s", a.Status, a.Body, c.status, want)
 			}
 		})
 	}
@@ -317,11 +301,11 @@ func TestPublishIdempotencyKey(t *testing.T) {
 	first := publish(t, admin, "", `{"type":"t","data":1}`, "Idempotency-Key", "k-1")
 	again := publish(t, admin, "", `{"type":"t","data":1}`, "Idempotency-Key", "k-1")
 	other := publish(t, admin, "", `{"type":"t","data":1}`, "Idempotency-Key", "k-2")
-	if first.status != 202 || again.status != 202 || again.body != first.body || again.header.Get("Idempotent-Replayed") != "true" {
-		t.Errorf("first %d %s, again %d %s %v: want the same answer, replayed", first.status, first.body, again.status, again.body, again.header)
+	if first.Status != 202 || again.Status != 202 || again.Body != first.Body || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("first %d %s, again %d %s %v: want the same answer, replayed", first.Status, first.Body, again.Status, again.Body, again.Header)
 	}
-	if !strings.Contains(first.body, `"seq":1}`) || !strings.Contains(other.body, `"seq":2}`) {
-		t.Errorf("first %s, other key %s: want seqs 1 and 2", first.body, other.body)
+	if !strings.Contains(first.Body, `"seq":1}`) || !strings.Contains(other.Body, `"seq":2}`) {
+		t.Errorf("first %s, other key %s: want seqs 1 and 2", first.Body, other.Body)
 	}
 }
 
@@ -333,14 +317,14 @@ func TestPublishOnAPublicAdminNeedsASecret(t *testing.T) {
 		auth   string
 		status int
 	}{{"", 401}, {"Bearer wrong-secret-wrong-secret", 401}, {"Basic 0123456789abcdef0123", 401}, {"Bearer 0123456789abcdef0123", 202}, {"bearer 0123456789abcdef0123", 202}} {
-		var a answer
+		var a testdeps.Answer
 		if c.auth == "" {
 			a = publish(t, admin, "", `{"type":"t"}`)
 		} else {
 			a = publish(t, admin, "", `{"type":"t"}`, "Authorization", c.auth)
 		}
-		if a.status != c.status {
-			t.Errorf("Authorization %q: %d %s, want %d", c.auth, a.status, a.body, c.status)
+		if a.Status != c.status {
+			t.Errorf("Authorization %q: %d %s, want %d", c.auth, a.Status, a.Body, c.status)
 		}
 	}
 }
@@ -354,35 +338,35 @@ func TestLongPoll(t *testing.T) {
 	epoch, _, _ := strings.Cut(id1, "-")
 	published(t, admin, `{"type":"t","data":2,"to":{"ip":"192.0.2.2"}}`)
 	published(t, admin, `{"type":"t","data":3}`)
-	a := call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=30s&after="+id1, token, "")
+	a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=30s&after="+id1, token, "")
 	var got struct {
 		Code   int         `json:"code"`
 		Events []eventJSON `json:"events"`
 		Next   string      `json:"next"`
 		Reset  bool        `json:"reset"`
 	}
-	if err := json.Unmarshal([]byte(a.body), &got); err != nil || a.status != 200 || len(got.Events) != 1 || got.Events[0].Seq != 3 || got.Next != epoch+"-3" || got.Reset {
-		t.Fatalf("long poll after %s: %d %s", id1, a.status, a.body)
+	if err := json.Unmarshal([]byte(a.Body), &got); err != nil || a.Status != 200 || len(got.Events) != 1 || got.Events[0].Seq != 3 || got.Next != epoch+"-3" || got.Reset {
+		t.Fatalf("long poll after %s: %d %s", id1, a.Status, a.Body)
 	}
 	// Nothing new: an empty answer once wait= ends, with the same next.
-	a = call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=10ms&after="+got.Next, token, "")
-	if want := `{"code":0,"events":[],"next":"` + epoch + `-3","reset":false}`; a.status != 200 || a.body != want {
-		t.Errorf("empty long poll: %d %s, want %s", a.status, a.body, want)
+	a = testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=10ms&after="+got.Next, token, "")
+	if want := `{"code":0,"events":[],"next":"` + epoch + `-3","reset":false}`; a.Status != 200 || a.Body != want {
+		t.Errorf("empty long poll: %d %s, want %s", a.Status, a.Body, want)
 	}
 	// A poll waiting is answered by the next event for it.
-	done := make(chan answer, 1)
+	done := make(chan testdeps.Answer, 1)
 	go func() {
-		done <- call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=60s&after="+got.Next, token, "")
+		done <- testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=60s&after="+got.Next, token, "")
 	}()
 	testdeps.WaitFor(t, "the long poll to be waiting", func() bool {
-		return metricValue(t, admin, `northd_token_checks_total{subsystem="`+portOf(addr)+`",route="events",result="valid"}`) == 3
+		return testdeps.MetricValue(t, admin, `northd_token_checks_total{subsystem="`+testdeps.PortOf(addr)+`",route="events",result="valid"}`) == 3
 	})
 	published(t, admin, `{"type":"t","data":4}`)
-	if a := <-done; !strings.Contains(a.body, `"seq":4,`) {
-		t.Errorf("waiting long poll: %d %s, want seq 4", a.status, a.body)
+	if a := <-done; !strings.Contains(a.Body, `"seq":4,`) {
+		t.Errorf("waiting long poll: %d %s, want seq 4", a.Status, a.Body)
 	}
-	if a := call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=2m", token, ""); a.status != 400 {
-		t.Errorf("wait=2m: %d %s, want 400", a.status, a.body)
+	if a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=2m", token, ""); a.Status != 400 {
+		t.Errorf("wait=2m: %d %s, want 400", a.Status, a.Body)
 	}
 }
 
@@ -390,10 +374,7 @@ func TestShutdownClosesStreamsWithARetry(t *testing.T) {
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	listen := n.Listen
 	token := loginAs(t, listen[0], "north-1", "192.0.2.1")
-	s, status, body := openStream(t, listen[0], token, "")
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", listen[0], token, "")
 	s.next()
 	done := make(chan error, 1)
 	go func() { done <- n.Stop(t) }()
@@ -412,10 +393,7 @@ func TestStreamOutlivesRequestTimeouts(t *testing.T) {
 		"-read-timeout", "100ms", "-write-timeout", "100ms", "-idle-timeout", "100ms", "-event-heartbeat", "50ms")
 	addr, admin := n.Listen[0], n.Admin
 	token := loginAs(t, addr, "north-1", "192.0.2.1")
-	s, status, body := openStream(t, addr, token, "")
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
-	}
+	s := streamOpened(t, "the stream", addr, token, "")
 	// Half a request: closed by the read timeout while the stream lives.
 	slow, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -447,12 +425,12 @@ func TestStreamOutlivesRequestTimeouts(t *testing.T) {
 // Over TLS, read by net/http's client (a close-delimited body, as the
 // stream is): the stream works as over plain HTTP.
 func TestEventStreamOverTLS(t *testing.T) {
-	certFile, keyFile, roots := selfSignedCert(t, t.TempDir(), "stream")
+	certFile, keyFile, roots := testdeps.SelfSignedCert(t, t.TempDir(), "stream")
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
 	listen, admin := n.Listen, n.Admin
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	base := "https://" + listen[0]
-	token := loginToken(t, client, base, `{"username":"north-1","password":"pw","ip":"192.0.2.1"}`)
+	token := testdeps.LoginToken(t, client, base, `{"username":"north-1","password":"pw","ip":"192.0.2.1"}`)
 	req, _ := http.NewRequest("GET", base+"/north/events", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)

@@ -22,68 +22,68 @@ func TestUsersFileLogins(t *testing.T) {
 	users := testdeps.WriteUsersFile(t, testdeps.TestUsersHeader+bcryptLine+"\nbob:"+hashPassword(t, "b\u00f6b's secret")+"\n")
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
 	base, admin := "http://"+n.Listen[0], n.Admin
-	client := clientFrom("127.0.0.1")
+	client := testdeps.ClientFrom("127.0.0.1")
 
-	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
+	testdeps.LoginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
 	// The password escaped in JSON is the same password.
-	loginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret","ip":"192.0.2.2"}`)
+	testdeps.LoginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret","ip":"192.0.2.2"}`)
 
-	wrong := call(t, client, "POST", base+"/north/login", "", `{"username":"alice","password":"alice's Secret"}`)
-	unknown := call(t, client, "POST", base+"/north/login", "", `{"username":"mallory","password":"alice's secret"}`)
-	for _, a := range []answer{wrong, unknown} {
-		if a.status != 401 || a.body != wrongCredentials || a.header.Get("WWW-Authenticate") != `Bearer realm="northd"` ||
-			a.header.Get("Content-Type") != "application/json; charset=utf-8" || a.header.Get("Cache-Control") != "no-store" {
-			t.Errorf("refused login: %d %v %q", a.status, a.header, a.body)
+	wrong := testdeps.Call(t, client, "POST", base+"/north/login", "", `{"username":"alice","password":"alice's Secret"}`)
+	unknown := testdeps.Call(t, client, "POST", base+"/north/login", "", `{"username":"mallory","password":"alice's secret"}`)
+	for _, a := range []testdeps.Answer{wrong, unknown} {
+		if a.Status != 401 || a.Body != wrongCredentials || a.Header.Get("WWW-Authenticate") != `Bearer realm="northd"` ||
+			a.Header.Get("Content-Type") != "application/json; charset=utf-8" || a.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("refused login: %d %v %q", a.Status, a.Header, a.Body)
 		}
 	}
-	wrong.header.Del("Date")
-	unknown.header.Del("Date")
-	if !equalHeaders(wrong.header, unknown.header) {
-		t.Errorf("a wrong password and an unknown user differ in headers:\n%v\n%v", wrong.header, unknown.header)
+	wrong.Header.Del("Date")
+	unknown.Header.Del("Date")
+	if !equalHeaders(wrong.Header, unknown.Header) {
+		t.Errorf("a wrong password and an unknown user differ in headers:\n%v\n%v", wrong.Header, unknown.Header)
 	}
 	// Both were checked against a hash: the unknown user against the
 	// dummy. 2 logins + 2 refusals = 4 hashes (the pool counts a check
 	// just after answering it).
 	testdeps.WaitFor(t, "4 password hashes counted", func() bool {
-		return metricValue(t, admin, "northd_password_hash_duration_seconds_count") == 4
+		return testdeps.MetricValue(t, admin, "northd_password_hash_duration_seconds_count") == 4
 	})
 
 	// A repeat login hashes nothing: the cache answers.
-	hits := metricValue(t, admin, "northd_auth_cache_hits_total")
-	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
-	if n := metricValue(t, admin, "northd_password_hash_duration_seconds_count"); n != 4 {
+	hits := testdeps.MetricValue(t, admin, "northd_auth_cache_hits_total")
+	testdeps.LoginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
+	if n := testdeps.MetricValue(t, admin, "northd_password_hash_duration_seconds_count"); n != 4 {
 		t.Errorf("a repeat login hashed: %v hashes, want still 4", n)
 	}
-	if n := metricValue(t, admin, "northd_auth_cache_hits_total"); n != hits+1 {
+	if n := testdeps.MetricValue(t, admin, "northd_auth_cache_hits_total"); n != hits+1 {
 		t.Errorf("cache hits %v, want %v", n, hits+1)
 	}
 
 	// A reload (SIGHUP) loads the file anew, with an empty cache: the
 	// next login hashes again.
-	reloads := metricValue(t, admin, `northd_reloads_total{result="ok"}`)
+	reloads := testdeps.MetricValue(t, admin, `northd_reloads_total{result="ok"}`)
 	reload(t, n)
-	if n := metricValue(t, admin, `northd_reloads_total{result="ok"}`); n != reloads+1 {
+	if n := testdeps.MetricValue(t, admin, `northd_reloads_total{result="ok"}`); n != reloads+1 {
 		t.Errorf("%v reloads counted ok, want %v", n, reloads+1)
 	}
-	loginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
+	testdeps.LoginToken(t, client, base, `{"username":"alice","password":"alice's secret"}`)
 	testdeps.WaitFor(t, "a 5th password hash after the reload", func() bool {
-		return metricValue(t, admin, "northd_password_hash_duration_seconds_count") == 5
+		return testdeps.MetricValue(t, admin, "northd_password_hash_duration_seconds_count") == 5
 	})
 
 	// A bad file keeps the one in force, and says why.
 	if err := os.WriteFile(users, []byte("alice:$apr1$Qm5ySfvx$rJQ2X8ZzMmY3vP3oWlF0Q.\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	failed := metricValue(t, admin, `northd_reloads_total{result="failed"}`)
+	failed := testdeps.MetricValue(t, admin, `northd_reloads_total{result="failed"}`)
 	reload(t, n)
-	if n := metricValue(t, admin, `northd_reloads_total{result="failed"}`); n != failed+1 {
+	if n := testdeps.MetricValue(t, admin, `northd_reloads_total{result="failed"}`); n != failed+1 {
 		t.Errorf("%v reloads counted failed, want %v", n, failed+1)
 	}
 	if !strings.Contains(n.Log(), "users file not reloaded; the previous one stays in force") || !strings.Contains(n.Log(), "line 1: MD5 hashes") {
 		t.Errorf("log does not say why the reload failed:\n%s", n.Log())
 	}
-	loginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret","ip":"192.0.2.2"}`) // 127.0.0.1 is alice's
-	if metricValue(t, admin, `northd_auth_mode{mode="users"}`) != 1 {
+	testdeps.LoginToken(t, client, base, `{"username":"bob","password":"b\u00f6b's secret","ip":"192.0.2.2"}`) // 127.0.0.1 is alice's
+	if testdeps.MetricValue(t, admin, `northd_auth_mode{mode="users"}`) != 1 {
 		t.Error("auth mode is not users")
 	}
 }
@@ -94,60 +94,60 @@ func TestBruteForceLimits(t *testing.T) {
 		"-login-failure-window", "1h", "-max-user-login-failures", "15")
 	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
-	attacker, other := clientFrom("127.0.0.2"), clientFrom("127.0.0.3")
+	attacker, other := testdeps.ClientFrom("127.0.0.2"), testdeps.ClientFrom("127.0.0.3")
 	for i := range 10 {
 		// Unknown usernames count as failures too.
 		body := `{"username":"alice","password":"guess` + strconv.Itoa(i) + `"}`
 		if i%2 == 1 {
 			body = `{"username":"nobody` + strconv.Itoa(i) + `","password":"guess"}`
 		}
-		if a := call(t, attacker, "POST", base+"/north/login", "", body); a.status != 401 {
-			t.Fatalf("failure %d: %d %q", i+1, a.status, a.body)
+		if a := testdeps.Call(t, attacker, "POST", base+"/north/login", "", body); a.Status != 401 {
+			t.Fatalf("failure %d: %d %q", i+1, a.Status, a.Body)
 		}
 	}
 	// The 11th login from the address is refused before any check,
 	// even with the right password.
-	a := call(t, attacker, "POST", base+"/north/login", "", `{"username":"alice","password":"secret"}`)
-	retry, _ := strconv.Atoi(a.header.Get("Retry-After"))
+	a := testdeps.Call(t, attacker, "POST", base+"/north/login", "", `{"username":"alice","password":"secret"}`)
+	retry, _ := strconv.Atoi(a.Header.Get("Retry-After"))
 	// A tenth of an hour refills one failure: 360 s at most, less by
 	// however long the test has run (no lower bound: the machine may be
 	// slow). TestFailureLimits checks the figure exactly on a fixed clock.
-	if a.status != 429 || a.body != tooManyFailures || retry < 1 || retry > 360 {
-		t.Fatalf("11th login: %d Retry-After %q %q", a.status, a.header.Get("Retry-After"), a.body)
+	if a.Status != 429 || a.Body != tooManyFailures || retry < 1 || retry > 360 {
+		t.Fatalf("11th login: %d Retry-After %q %q", a.Status, a.Header.Get("Retry-After"), a.Body)
 	}
-	if n := metricValue(t, admin, `northd_login_failures_total{subsystem="`+portOf(listen[0])+`",reason="rate_limited_address"}`); n != 1 {
+	if n := testdeps.MetricValue(t, admin, `northd_login_failures_total{subsystem="`+testdeps.PortOf(listen[0])+`",reason="rate_limited_address"}`); n != 1 {
 		t.Errorf("rate-limited logins counted %v, want 1", n)
 	}
 	// Another address is unaffected.
-	loginToken(t, other, base, `{"username":"alice","password":"secret"}`)
+	testdeps.LoginToken(t, other, base, `{"username":"alice","password":"secret"}`)
 
 	// Per username: 15 failures for alice in all, 5 of them counted
 	// above; 10 more from other addresses reach the limit.
 	for i := range 10 {
-		c := clientFrom("127.0.1." + strconv.Itoa(i+1))
-		if a := call(t, c, "POST", base+"/north/login", "", `{"username":"alice","password":"nope"}`); a.status != 401 {
-			t.Fatalf("spread failure %d: %d %q", i, a.status, a.body)
+		c := testdeps.ClientFrom("127.0.1." + strconv.Itoa(i+1))
+		if a := testdeps.Call(t, c, "POST", base+"/north/login", "", `{"username":"alice","password":"nope"}`); a.Status != 401 {
+			t.Fatalf("spread failure %d: %d %q", i, a.Status, a.Body)
 		}
 	}
-	a = call(t, clientFrom("127.0.2.1"), "POST", base+"/north/login", "", `{"username":"alice","password":"still guessing"}`)
-	if a.status != 429 || a.body != tooManyFailures || a.header.Get("Retry-After") == "" {
-		t.Fatalf("a guess spread over addresses: %d %q", a.status, a.body)
+	a = testdeps.Call(t, testdeps.ClientFrom("127.0.2.1"), "POST", base+"/north/login", "", `{"username":"alice","password":"still guessing"}`)
+	if a.Status != 429 || a.Body != tooManyFailures || a.Header.Get("Retry-After") == "" {
+		t.Fatalf("a guess spread over addresses: %d %q", a.Status, a.Body)
 	}
 	// The verified password still logs in from the cache: the limit is
 	// on guessing, and the cache holds only what was verified.
-	loginToken(t, clientFrom("127.0.2.2"), base, `{"username":"alice","password":"secret"}`)
+	testdeps.LoginToken(t, testdeps.ClientFrom("127.0.2.2"), base, `{"username":"alice","password":"secret"}`)
 
 	// A username that does not exist is limited alike, so that a 429
 	// does not tell which usernames exist.
 	for i := range 15 {
-		c := clientFrom("127.0.3." + strconv.Itoa(i+1))
-		if a := call(t, c, "POST", base+"/north/login", "", `{"username":"ghost","password":"nope"}`); a.status != 401 {
-			t.Fatalf("ghost failure %d: %d %q", i, a.status, a.body)
+		c := testdeps.ClientFrom("127.0.3." + strconv.Itoa(i+1))
+		if a := testdeps.Call(t, c, "POST", base+"/north/login", "", `{"username":"ghost","password":"nope"}`); a.Status != 401 {
+			t.Fatalf("ghost failure %d: %d %q", i, a.Status, a.Body)
 		}
 	}
-	a = call(t, clientFrom("127.0.4.1"), "POST", base+"/north/login", "", `{"username":"ghost","password":"nope"}`)
-	if a.status != 429 || a.body != tooManyFailures {
-		t.Fatalf("an unknown username guessed from many addresses: %d %q, want 429 as for a known one", a.status, a.body)
+	a = testdeps.Call(t, testdeps.ClientFrom("127.0.4.1"), "POST", base+"/north/login", "", `{"username":"ghost","password":"nope"}`)
+	if a.Status != 429 || a.Body != tooManyFailures {
+		t.Fatalf("an unknown username guessed from many addresses: %d %q, want 429 as for a known one", a.Status, a.Body)
 	}
 }
 
@@ -157,44 +157,44 @@ func TestTokenLifecycle(t *testing.T) {
 	n := start(t, "-listen", "127.0.0.1:0,127.0.0.1:0", "-admin", "127.0.0.1:0")
 	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
-	client := clientFrom("127.0.0.1")
+	client := testdeps.ClientFrom("127.0.0.1")
 	body := `{"username":"n\u00f6rth \"1\"","password":"pw","ip":"192.0.2.10"}`
-	token := loginToken(t, client, base, body)
+	token := testdeps.LoginToken(t, client, base, body)
 
-	a := call(t, client, "GET", base+"/north/verify", token, "")
+	a := testdeps.Call(t, client, "GET", base+"/north/verify", token, "")
 	want := regexp.MustCompile(`^\{"code": 0, "description": "valid", "username": "nörth \\"1\\"", "ip": "192.0.2.10", "expires_in": (3600|3599)\}$`)
-	if a.status != 200 || !want.MatchString(a.body) || a.header.Get("Content-Type") != "application/json; charset=utf-8" {
-		t.Fatalf("verify: %d %q", a.status, a.body)
+	if a.Status != 200 || !want.MatchString(a.Body) || a.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Fatalf("verify: %d %q", a.Status, a.Body)
 	}
 	// A token is valid on the subsystem that issued it only.
-	if a := call(t, client, "GET", "http://"+listen[1]+"/north/verify", token, ""); a.status != 401 {
-		t.Errorf("verify on the other subsystem: %d %q", a.status, a.body)
+	if a := testdeps.Call(t, client, "GET", "http://"+listen[1]+"/north/verify", token, ""); a.Status != 401 {
+		t.Errorf("verify on the other subsystem: %d %q", a.Status, a.Body)
 	}
 
-	a = call(t, client, "POST", base+"/north/logout", token, "")
-	if a.status != 200 || a.body != `{"code": 0, "description": "logged out"}` {
-		t.Fatalf("logout: %d %q", a.status, a.body)
+	a = testdeps.Call(t, client, "POST", base+"/north/logout", token, "")
+	if a.Status != 200 || a.Body != `{"code": 0, "description": "logged out"}` {
+		t.Fatalf("logout: %d %q", a.Status, a.Body)
 	}
 	unknown := `{"code": 2, "description": "the token is not valid: it was never issued here, or a newer login replaced it, or it was logged out; log in again"}`
 	for _, route := range []struct{ method, path string }{{"GET", "/north/verify"}, {"POST", "/north/logout"}} {
-		a = call(t, client, route.method, base+route.path, token, "")
-		if a.status != 401 || a.body != unknown || a.header.Get("WWW-Authenticate") != `Bearer realm="northd", error="invalid_token"` {
-			t.Errorf("%s after logout: %d %v %q", route.path, a.status, a.header, a.body)
+		a = testdeps.Call(t, client, route.method, base+route.path, token, "")
+		if a.Status != 401 || a.Body != unknown || a.Header.Get("WWW-Authenticate") != `Bearer realm="northd", error="invalid_token"` {
+			t.Errorf("%s after logout: %d %v %q", route.path, a.Status, a.Header, a.Body)
 		}
 	}
 
-	first := loginToken(t, client, base, body)
-	second := loginToken(t, client, base, body)
-	if a := call(t, client, "GET", base+"/north/verify", first, ""); a.status != 401 || a.body != unknown {
-		t.Errorf("a replaced token: %d %q", a.status, a.body)
+	first := testdeps.LoginToken(t, client, base, body)
+	second := testdeps.LoginToken(t, client, base, body)
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", first, ""); a.Status != 401 || a.Body != unknown {
+		t.Errorf("a replaced token: %d %q", a.Status, a.Body)
 	}
-	if a := call(t, client, "GET", base+"/north/verify", second, ""); a.status != 200 {
-		t.Errorf("the replacing token: %d %q", a.status, a.body)
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", second, ""); a.Status != 200 {
+		t.Errorf("the replacing token: %d %q", a.Status, a.Body)
 	}
-	if n := metricValue(t, admin, `northd_tokens_live{subsystem="`+portOf(listen[0])+`"}`); n != 1 {
+	if n := testdeps.MetricValue(t, admin, `northd_tokens_live{subsystem="`+testdeps.PortOf(listen[0])+`"}`); n != 1 {
 		t.Errorf("%v live tokens, want 1", n)
 	}
-	if n := metricValue(t, admin, `northd_tokens_ended_total{subsystem="`+portOf(listen[0])+`",why="replaced"}`); n != 1 {
+	if n := testdeps.MetricValue(t, admin, `northd_tokens_ended_total{subsystem="`+testdeps.PortOf(listen[0])+`",why="replaced"}`); n != 1 {
 		t.Errorf("%v replaced tokens, want 1", n)
 	}
 }
@@ -246,7 +246,7 @@ func TestVerifyRefusesBadAuthorization(t *testing.T) {
 
 func TestTLSEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, roots := selfSignedCert(t, dir, "first")
+	certFile, keyFile, roots := testdeps.SelfSignedCert(t, dir, "first")
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
 	listen := n.Listen
 	base := "https://" + listen[0]
@@ -254,9 +254,9 @@ func TestTLSEndToEnd(t *testing.T) {
 		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MaxVersion: maxVersion}}}
 	}
 	client := httpsClient(roots, 0)
-	token := loginToken(t, client, base, `{"username":"north","password":"pw"}`)
-	if a := call(t, client, "GET", base+"/north/verify", token, ""); a.status != 200 {
-		t.Fatalf("verify over TLS: %d %q", a.status, a.body)
+	token := testdeps.LoginToken(t, client, base, `{"username":"north","password":"pw"}`)
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", token, ""); a.Status != 200 {
+		t.Fatalf("verify over TLS: %d %q", a.Status, a.Body)
 	}
 	// TLS 1.1 is refused.
 	if _, err := httpsClient(roots, tls.VersionTLS11).Get(base + "/"); err == nil {
@@ -268,7 +268,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	}
 
 	// A reload (SIGHUP) loads a renewed certificate.
-	newCert, newKey, newRoots := selfSignedCert(t, t.TempDir(), "second")
+	newCert, newKey, newRoots := testdeps.SelfSignedCert(t, t.TempDir(), "second")
 	for _, f := range [][2]string{{newCert, certFile}, {newKey, keyFile}} {
 		b, _ := os.ReadFile(f[0])
 		if err := os.WriteFile(f[1], b, 0o600); err != nil {
@@ -299,24 +299,24 @@ func TestBcryptRefusesPasswordsOf72BytesOrMore(t *testing.T) {
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-users", users)
 	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
-	client := clientFrom("127.0.0.1")
+	client := testdeps.ClientFrom("127.0.0.1")
 
 	for _, password := range []string{a72 + "another tail", a72, a72 + "secret tail", a72 + "secret tail"} {
-		a := call(t, client, "POST", base+"/north/login", "", `{"username":"longpw","password":"`+password+`"}`)
-		if a.status != 401 || a.body != wrongCredentials || a.header.Get("WWW-Authenticate") != `Bearer realm="northd"` {
-			t.Errorf("bcrypt user, a %d-byte password: %d %q; want 401 %q", len(password), a.status, a.body, wrongCredentials)
+		a := testdeps.Call(t, client, "POST", base+"/north/login", "", `{"username":"longpw","password":"`+password+`"}`)
+		if a.Status != 401 || a.Body != wrongCredentials || a.Header.Get("WWW-Authenticate") != `Bearer realm="northd"` {
+			t.Errorf("bcrypt user, a %d-byte password: %d %q; want 401 %q", len(password), a.Status, a.Body, wrongCredentials)
 		}
 	}
 	// Nothing was verified, so the cache holds nothing to log in with.
-	if n := metricValue(t, admin, "northd_auth_cache_entries"); n != 0 {
+	if n := testdeps.MetricValue(t, admin, "northd_auth_cache_entries"); n != 0 {
 		t.Errorf("%v cache entries after refused logins, want 0", n)
 	}
 	// 71 bytes are checked whole; argon2id users have no such limit.
-	loginToken(t, client, base, `{"username":"edge","password":"`+b71+`"}`)
-	if a := call(t, client, "POST", base+"/north/login", "", `{"username":"edge","password":"`+b71+`B"}`); a.status != 401 {
-		t.Errorf("71 B's and one more: %d %q, want 401", a.status, a.body)
+	testdeps.LoginToken(t, client, base, `{"username":"edge","password":"`+b71+`"}`)
+	if a := testdeps.Call(t, client, "POST", base+"/north/login", "", `{"username":"edge","password":"`+b71+`B"}`); a.Status != 401 {
+		t.Errorf("71 B's and one more: %d %q, want 401", a.Status, a.Body)
 	}
-	loginToken(t, client, base, `{"username":"argon","password":"`+long+`","ip":"192.0.2.1"}`) // edge holds 127.0.0.1
+	testdeps.LoginToken(t, client, base, `{"username":"argon","password":"`+long+`","ip":"192.0.2.1"}`) // edge holds 127.0.0.1
 
 	// The log says so once per user, recommends argon2id, and holds no
 	// password.
@@ -335,12 +335,12 @@ func TestUnknownUserAnsweredAsTheCostliestUser(t *testing.T) {
 	users := testdeps.WriteUsersFile(t, "cheap:"+testdeps.Bcrypt2ySecret+"\nlight:"+testdeps.Argon2idSecret+"\nheavy:"+hashPassword(t, "heavy secret")+"\n")
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "off", "-users", users)
 	listen := n.Listen
-	client := clientFrom("127.0.0.1")
-	wrong := call(t, client, "POST", "http://"+listen[0]+"/north/login", "", `{"username":"heavy","password":"guess"}`)
-	unknown := call(t, client, "POST", "http://"+listen[0]+"/north/login", "", `{"username":"nobody","password":"guess"}`)
-	wrong.header.Del("Date")
-	unknown.header.Del("Date")
-	if wrong.status != 401 || wrong.body != wrongCredentials || unknown.status != 401 || unknown.body != wrongCredentials || !equalHeaders(wrong.header, unknown.header) {
-		t.Errorf("wrong password: %d %v %q; unknown user: %d %v %q", wrong.status, wrong.header, wrong.body, unknown.status, unknown.header, unknown.body)
+	client := testdeps.ClientFrom("127.0.0.1")
+	wrong := testdeps.Call(t, client, "POST", "http://"+listen[0]+"/north/login", "", `{"username":"heavy","password":"guess"}`)
+	unknown := testdeps.Call(t, client, "POST", "http://"+listen[0]+"/north/login", "", `{"username":"nobody","password":"guess"}`)
+	wrong.Header.Del("Date")
+	unknown.Header.Del("Date")
+	if wrong.Status != 401 || wrong.Body != wrongCredentials || unknown.Status != 401 || unknown.Body != wrongCredentials || !equalHeaders(wrong.Header, unknown.Header) {
+		t.Errorf("wrong password: %d %v %q; unknown user: %d %v %q", wrong.Status, wrong.Header, wrong.Body, unknown.Status, unknown.Header, unknown.Body)
 	}
 }

@@ -27,40 +27,40 @@ func TestTwoInstancesShareTokensThroughRedis(t *testing.T) {
 	nOther := start(t, "-listen", "billing=127.0.0.1:0", "-admin", "off", "-store", redis.URL())
 	other := nOther.Listen
 	A, B := "http://"+a[0], "http://"+b[0]
-	client := clientFrom("127.0.0.1")
+	client := testdeps.ClientFrom("127.0.0.1")
 	body := `{"username":"north","password":"pw","ip":"192.0.2.50"}`
 
-	token := loginToken(t, client, A, body)
-	if v := call(t, client, "GET", B+"/north/verify", token, ""); v.status != 200 ||
-		!strings.HasPrefix(v.body, `{"code": 0, "description": "valid", "username": "north", "ip": "192.0.2.50", "expires_in": `) {
-		t.Fatalf("login on A, verify on B: %d %q", v.status, v.body)
+	token := testdeps.LoginToken(t, client, A, body)
+	if v := testdeps.Call(t, client, "GET", B+"/north/verify", token, ""); v.Status != 200 ||
+		!strings.HasPrefix(v.Body, `{"code": 0, "description": "valid", "username": "north", "ip": "192.0.2.50", "expires_in": `) {
+		t.Fatalf("login on A, verify on B: %d %q", v.Status, v.Body)
 	}
-	if v := call(t, client, "GET", "http://"+other[0]+"/north/verify", token, ""); v.status != 401 {
-		t.Errorf("verify on another subsystem name: %d %q", v.status, v.body)
+	if v := testdeps.Call(t, client, "GET", "http://"+other[0]+"/north/verify", token, ""); v.Status != 401 {
+		t.Errorf("verify on another subsystem name: %d %q", v.Status, v.Body)
 	}
-	if v := call(t, client, "POST", B+"/north/logout", token, ""); v.status != 200 {
-		t.Fatalf("logout on B: %d %q", v.status, v.body)
+	if v := testdeps.Call(t, client, "POST", B+"/north/logout", token, ""); v.Status != 200 {
+		t.Fatalf("logout on B: %d %q", v.Status, v.Body)
 	}
-	if v := call(t, client, "GET", A+"/north/verify", token, ""); v.status != 401 {
-		t.Fatalf("verify on A after logout on B: %d %q", v.status, v.body)
+	if v := testdeps.Call(t, client, "GET", A+"/north/verify", token, ""); v.Status != 401 {
+		t.Fatalf("verify on A after logout on B: %d %q", v.Status, v.Body)
 	}
 
-	first := loginToken(t, client, A, body)
-	second := loginToken(t, client, B, body)
-	if v := call(t, client, "GET", A+"/north/verify", first, ""); v.status != 401 {
-		t.Errorf("A's token after a new login on B: %d %q", v.status, v.body)
+	first := testdeps.LoginToken(t, client, A, body)
+	second := testdeps.LoginToken(t, client, B, body)
+	if v := testdeps.Call(t, client, "GET", A+"/north/verify", first, ""); v.Status != 401 {
+		t.Errorf("A's token after a new login on B: %d %q", v.Status, v.Body)
 	}
-	if v := call(t, client, "GET", A+"/north/verify", second, ""); v.status != 200 {
-		t.Errorf("B's token on A: %d %q", v.status, v.body)
+	if v := testdeps.Call(t, client, "GET", A+"/north/verify", second, ""); v.Status != 200 {
+		t.Errorf("B's token on A: %d %q", v.Status, v.Body)
 	}
 	for _, admin := range []string{adminA, adminB} {
-		a := call(t, client, "GET", "http://"+admin+"/north/servers", "", "")
-		if a.status != 200 || !strings.Contains(a.body, `"name": "alarms"`) || !strings.Contains(a.body, `"ip": "192.0.2.50"`) ||
-			!strings.Contains(a.body, `"logins": 3`) || !strings.Contains(a.body, `"count": 1`) {
-			t.Errorf("/north/servers on %s: %d %s", admin, a.status, a.body)
+		a := testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers", "", "")
+		if a.Status != 200 || !strings.Contains(a.Body, `"name": "alarms"`) || !strings.Contains(a.Body, `"ip": "192.0.2.50"`) ||
+			!strings.Contains(a.Body, `"logins": 3`) || !strings.Contains(a.Body, `"count": 1`) {
+			t.Errorf("/north/servers on %s: %d %s", admin, a.Status, a.Body)
 		}
 	}
-	if n := metricValue(t, adminA, `northd_logins_total{subsystem="alarms"}`); n != 2 {
+	if n := testdeps.MetricValue(t, adminA, `northd_logins_total{subsystem="alarms"}`); n != 2 {
 		t.Errorf("A counted %v logins under subsystem=alarms, want 2", n)
 	}
 }
@@ -70,7 +70,7 @@ func TestRedisHoldsNoToken(t *testing.T) {
 	redis := testdeps.StartRedis(t)
 	nA := start(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.URL())
 	a := nA.Listen
-	token := loginToken(t, clientFrom("127.0.0.1"), "http://"+a[0], `{"username":"north","password":"pw","ip":"192.0.2.9"}`)
+	token := testdeps.LoginToken(t, testdeps.ClientFrom("127.0.0.1"), "http://"+a[0], `{"username":"north","password":"pw","ip":"192.0.2.9"}`)
 	dump := redis.CLI("KEYS", "*") + redis.CLI("HGETALL", "northd:{alarms}:ns:192.0.2.9")
 	if strings.Contains(dump, token) || !strings.Contains(dump, "northd:{alarms}:tok:") || !strings.Contains(dump, "192.0.2.9") {
 		t.Fatalf("redis holds:\n%s", dump)
@@ -86,17 +86,17 @@ func TestRedisOutage(t *testing.T) {
 	n := start(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL())
 	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
-	client := clientFrom("127.0.0.1")
+	client := testdeps.ClientFrom("127.0.0.1")
 	client.Timeout = 10 * time.Second // a hang, not a slow answer, fails
-	before := loginToken(t, client, base, `{"username":"north","password":"pw","ip":"192.0.2.1"}`)
+	before := testdeps.LoginToken(t, client, base, `{"username":"north","password":"pw","ip":"192.0.2.1"}`)
 	// The instance reads the shared event log on a connection of its own,
 	// which it may open after it says it started: the count is taken once
 	// it has read an event.
 	id := published(t, admin, `{"type":"t"}`)
 	testdeps.WaitFor(t, "the instance to read the event log", func() bool {
-		return strings.Contains(call(t, client, "GET", base+"/north/events?wait=0s", before, "").body, `"next":"`+id+`"`)
+		return strings.Contains(testdeps.Call(t, client, "GET", base+"/north/events?wait=0s", before, "").Body, `"next":"`+id+`"`)
 	})
-	goroutines := metricValue(t, admin, "go_goroutines")
+	goroutines := testdeps.MetricValue(t, admin, "go_goroutines")
 
 	// Logins under load while Redis dies.
 	var stop atomic.Bool
@@ -104,7 +104,7 @@ func TestRedisOutage(t *testing.T) {
 	var ok, unavailable, other atomic.Int64
 	clients := make([]*http.Client, 4)
 	for w := range clients {
-		c := clientFrom("127.0.0.1")
+		c := testdeps.ClientFrom("127.0.0.1")
 		c.Timeout = 10 * time.Second
 		clients[w] = c
 		wg.Add(1)
@@ -132,14 +132,14 @@ func TestRedisOutage(t *testing.T) {
 	testdeps.WaitFor(t, "logins under load", func() bool { return ok.Load() > 20 })
 	redis.Kill()
 	testdeps.WaitFor(t, "503s for logins", func() bool { return unavailable.Load() > 20 })
-	testdeps.WaitFor(t, "/readyz 503", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 503 })
-	a := call(t, client, "GET", base+"/north/verify", before, "")
-	if a.status != 503 || a.body != `{"code": 4, "description": "the token store is unavailable; retry after the Retry-After seconds"}` || a.header.Get("Retry-After") != "1" {
-		t.Errorf("verify while Redis is down: %d %v %q", a.status, a.header, a.body)
+	testdeps.WaitFor(t, "/readyz 503", func() bool { return testdeps.Call(t, client, "GET", base+"/readyz", "", "").Status == 503 })
+	a := testdeps.Call(t, client, "GET", base+"/north/verify", before, "")
+	if a.Status != 503 || a.Body != `{"code": 4, "description": "the token store is unavailable; retry after the Retry-After seconds"}` || a.Header.Get("Retry-After") != "1" {
+		t.Errorf("verify while Redis is down: %d %v %q", a.Status, a.Header, a.Body)
 	}
-	a = call(t, client, "POST", base+"/north/login", "", `{"username":"n","password":"p"}`)
-	if a.status != 503 || a.body != `{"code": 4, "token": "", "description": "the token store is unavailable; retry after the Retry-After seconds"}` {
-		t.Errorf("login while Redis is down: %d %q", a.status, a.body)
+	a = testdeps.Call(t, client, "POST", base+"/north/login", "", `{"username":"n","password":"p"}`)
+	if a.Status != 503 || a.Body != `{"code": 4, "token": "", "description": "the token store is unavailable; retry after the Retry-After seconds"}` {
+		t.Errorf("login while Redis is down: %d %q", a.Status, a.Body)
 	}
 	stop.Store(true)
 	wg.Wait()
@@ -151,22 +151,22 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	redis.Restart()
-	testdeps.WaitFor(t, "/readyz 200 after Redis came back", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
-	if a := call(t, client, "GET", base+"/north/verify", before, ""); a.status != 200 {
-		t.Errorf("a token from before the outage: %d %q", a.status, a.body)
+	testdeps.WaitFor(t, "/readyz 200 after Redis came back", func() bool { return testdeps.Call(t, client, "GET", base+"/readyz", "", "").Status == 200 })
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", before, ""); a.Status != 200 {
+		t.Errorf("a token from before the outage: %d %q", a.Status, a.Body)
 	}
-	after := loginToken(t, client, base, `{"username":"north","password":"pw","ip":"192.0.2.2"}`)
-	if a := call(t, client, "GET", base+"/north/verify", after, ""); a.status != 200 {
-		t.Errorf("a token from after the outage: %d %q", a.status, a.body)
+	after := testdeps.LoginToken(t, client, base, `{"username":"north","password":"pw","ip":"192.0.2.2"}`)
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", after, ""); a.Status != 200 {
+		t.Errorf("a token from after the outage: %d %q", a.Status, a.Body)
 	}
-	if metricValue(t, admin, "northd_store_up") != 1 {
+	if testdeps.MetricValue(t, admin, "northd_store_up") != 1 {
 		t.Error("northd_store_up is not 1 after recovery")
 	}
 	for _, c := range append(clients, client, http.DefaultClient) {
 		c.CloseIdleConnections()
 	}
 	testdeps.WaitFor(t, "northd's goroutines back to their number before the outage", func() bool {
-		return metricValue(t, admin, "go_goroutines") <= goroutines+2
+		return testdeps.MetricValue(t, admin, "go_goroutines") <= goroutines+2
 	})
 }
 
@@ -177,17 +177,17 @@ func TestRedisStoreIsBounded(t *testing.T) {
 	n := start(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", redis.URL(), "-registry-max", "2")
 	listen, admin := n.Listen, n.Admin
 	base := "http://" + listen[0]
-	client := clientFrom("127.0.0.1")
+	client := testdeps.ClientFrom("127.0.0.1")
 	var tokens []string
 	for i := 1; i <= 3; i++ {
-		tokens = append(tokens, loginToken(t, client, base, `{"username":"n","password":"p","ip":"192.0.2.`+strconv.Itoa(i)+`"}`))
+		tokens = append(tokens, testdeps.LoginToken(t, client, base, `{"username":"n","password":"p","ip":"192.0.2.`+strconv.Itoa(i)+`"}`))
 	}
-	if a := call(t, client, "GET", base+"/north/verify", tokens[0], ""); a.status != 401 {
-		t.Errorf("the forgotten north server's token: %d %q", a.status, a.body)
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", tokens[0], ""); a.Status != 401 {
+		t.Errorf("the forgotten north server's token: %d %q", a.Status, a.Body)
 	}
 	for _, tok := range tokens[1:] {
-		if a := call(t, client, "GET", base+"/north/verify", tok, ""); a.status != 200 {
-			t.Errorf("a kept north server's token: %d %q", a.status, a.body)
+		if a := testdeps.Call(t, client, "GET", base+"/north/verify", tok, ""); a.Status != 200 {
+			t.Errorf("a kept north server's token: %d %q", a.Status, a.Body)
 		}
 	}
 	if got := strings.TrimSpace(redis.CLI("ZCARD", "northd:{alarms}:servers")); got != "2" {
@@ -196,9 +196,9 @@ func TestRedisStoreIsBounded(t *testing.T) {
 	if got := strings.TrimSpace(redis.CLI("EXISTS", "northd:{alarms}:ns:192.0.2.1")); got != "0" {
 		t.Errorf("the forgotten north server's record is still there")
 	}
-	a := call(t, client, "GET", "http://"+admin+"/north/servers?limit=1", "", "")
-	if !strings.Contains(a.body, `"ip": "192.0.2.3"`) || strings.Contains(a.body, `"ip": "192.0.2.2"`) || !strings.Contains(a.body, `"count": 2`) {
-		t.Errorf("/north/servers?limit=1: %s", a.body)
+	a := testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers?limit=1", "", "")
+	if !strings.Contains(a.Body, `"ip": "192.0.2.3"`) || strings.Contains(a.Body, `"ip": "192.0.2.2"`) || !strings.Contains(a.Body, `"count": 2`) {
+		t.Errorf("/north/servers?limit=1: %s", a.Body)
 	}
 }
 
@@ -210,30 +210,30 @@ func TestRedisTokenExpires(t *testing.T) {
 	a := nA.Listen
 	nB := start(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.URL(), "-token-ttl", "1s")
 	b := nB.Listen
-	client := clientFrom("127.0.0.1")
-	token := loginToken(t, client, "http://"+a[0], `{"username":"north","password":"pw","ip":"192.0.2.70"}`)
+	client := testdeps.ClientFrom("127.0.0.1")
+	token := testdeps.LoginToken(t, client, "http://"+a[0], `{"username":"north","password":"pw","ip":"192.0.2.70"}`)
 	if strings.TrimSpace(redis.CLI("EXISTS", "northd:{alarms}:tok:"+tokenDigestOf(t, token))) != "1" {
 		t.Fatal("the token's record is not in Redis after its login")
 	}
 	// It may have expired already on a slow machine; only its end is
 	// waited for.
-	v := call(t, client, "GET", "http://"+b[0]+"/north/verify", token, "")
-	if v.status == 200 && !strings.HasSuffix(v.body, `, "expires_in": 1}`) && !strings.HasSuffix(v.body, `, "expires_in": 0}`) {
-		t.Errorf("verify just after the login: %q, want expires_in 1 or 0", v.body)
+	v := testdeps.Call(t, client, "GET", "http://"+b[0]+"/north/verify", token, "")
+	if v.Status == 200 && !strings.HasSuffix(v.Body, `, "expires_in": 1}`) && !strings.HasSuffix(v.Body, `, "expires_in": 0}`) {
+		t.Errorf("verify just after the login: %q, want expires_in 1 or 0", v.Body)
 	}
 	testdeps.WaitFor(t, "the token to stop verifying", func() bool {
-		v = call(t, client, "GET", "http://"+b[0]+"/north/verify", token, "")
-		return v.status != 200
+		v = testdeps.Call(t, client, "GET", "http://"+b[0]+"/north/verify", token, "")
+		return v.Status != 200
 	})
 	// Redis drops the record at the expiry itself, so verify can tell
 	// only within a millisecond or so that it expired rather than never
 	// existed; both are code 2.
-	if v.status != 401 || (v.body != `{"code": 2, "description": "the token has expired; log in again"}` &&
-		v.body != `{"code": 2, "description": "the token is not valid: it was never issued here, or a newer login replaced it, or it was logged out; log in again"}`) {
-		t.Errorf("verify after -token-ttl: %d %q", v.status, v.body)
+	if v.Status != 401 || (v.Body != `{"code": 2, "description": "the token has expired; log in again"}` &&
+		v.Body != `{"code": 2, "description": "the token is not valid: it was never issued here, or a newer login replaced it, or it was logged out; log in again"}`) {
+		t.Errorf("verify after -token-ttl: %d %q", v.Status, v.Body)
 	}
-	if v := call(t, client, "GET", "http://"+a[0]+"/north/verify", token, ""); v.status != 401 {
-		t.Errorf("verify on the issuing instance after -token-ttl: %d %q", v.status, v.body)
+	if v := testdeps.Call(t, client, "GET", "http://"+a[0]+"/north/verify", token, ""); v.Status != 401 {
+		t.Errorf("verify on the issuing instance after -token-ttl: %d %q", v.Status, v.Body)
 	}
 	testdeps.WaitFor(t, "Redis to drop the token's record", func() bool {
 		return strings.TrimSpace(redis.CLI("EXISTS", "northd:{alarms}:tok:"+tokenDigestOf(t, token))) == "0"
@@ -260,20 +260,20 @@ func TestRedisLoginOlderThanEveryScoreKeepsItsToken(t *testing.T) {
 	n := start(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.URL(), "-registry-max", "2")
 	listen := n.Listen
 	base := "http://" + listen[0]
-	client := clientFrom("127.0.0.1")
-	loginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.1"}`)
-	kept := loginToken(t, client, base, `{"username":"b","password":"p","ip":"192.0.2.2"}`)
+	client := testdeps.ClientFrom("127.0.0.1")
+	testdeps.LoginToken(t, client, base, `{"username":"a","password":"p","ip":"192.0.2.1"}`)
+	kept := testdeps.LoginToken(t, client, base, `{"username":"b","password":"p","ip":"192.0.2.2"}`)
 	// Both were seen "later" than any login this instance can make: by
 	// an instance whose clock is far ahead.
 	for _, ip := range []string{"192.0.2.1", "192.0.2.2"} {
 		redis.CLI("ZADD", "northd:{alarms}:servers", "XX", "4102444800000000", ip) // 2100-01-01, in microseconds
 	}
-	fresh := loginToken(t, client, base, `{"username":"c","password":"p","ip":"192.0.2.3"}`)
-	if a := call(t, client, "GET", base+"/north/verify", fresh, ""); a.status != 200 {
-		t.Errorf("the token of a login answered 200 at the bound: %d %q", a.status, a.body)
+	fresh := testdeps.LoginToken(t, client, base, `{"username":"c","password":"p","ip":"192.0.2.3"}`)
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", fresh, ""); a.Status != 200 {
+		t.Errorf("the token of a login answered 200 at the bound: %d %q", a.Status, a.Body)
 	}
-	if a := call(t, client, "GET", base+"/north/verify", kept, ""); a.status != 200 {
-		t.Errorf("the newer of the two others: %d %q", a.status, a.body)
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", kept, ""); a.Status != 200 {
+		t.Errorf("the newer of the two others: %d %q", a.Status, a.Body)
 	}
 	if got := redis.CLI("ZRANGE", "northd:{alarms}:servers", "0", "-1"); got != "192.0.2.2\n192.0.2.3\n" {
 		t.Errorf("north servers in the store:\n%s", got)
@@ -289,14 +289,14 @@ func TestLoginRetriedAfterSlowStore(t *testing.T) {
 	n := start(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.URL(), "-store-timeout", "200ms")
 	listen := n.Listen
 	base := "http://" + listen[0]
-	client := clientFrom("127.0.0.1")
+	client := testdeps.ClientFrom("127.0.0.1")
 	body := `{"username":"north","password":"pw","ip":"192.0.2.7"}`
-	before := loginToken(t, client, base, body)
+	before := testdeps.LoginToken(t, client, base, body)
 
 	redis.Pause()
-	a := call(t, client, "POST", base+"/north/login", "", body)
-	if a.status != 503 || a.body != `{"code": 4, "token": "", "description": "the token store is unavailable; retry after the Retry-After seconds"}` || a.header.Get("Retry-After") != "1" {
-		t.Fatalf("login while the store is paused: %d %v %q", a.status, a.header, a.body)
+	a := testdeps.Call(t, client, "POST", base+"/north/login", "", body)
+	if a.Status != 503 || a.Body != `{"code": 4, "token": "", "description": "the token store is unavailable; retry after the Retry-After seconds"}` || a.Header.Get("Retry-After") != "1" {
+		t.Fatalf("login while the store is paused: %d %v %q", a.Status, a.Header, a.Body)
 	}
 	redis.Resume()
 
@@ -307,26 +307,26 @@ func TestLoginRetriedAfterSlowStore(t *testing.T) {
 	// late login lands at most once, so this ends.
 	var retried string
 	testdeps.WaitFor(t, "a retried login whose token verifies", func() bool {
-		a := call(t, client, "POST", base+"/north/login", "", body)
-		if a.status == 503 {
+		a := testdeps.Call(t, client, "POST", base+"/north/login", "", body)
+		if a.Status == 503 {
 			return false
 		}
-		m := tokenIn.FindStringSubmatch(a.body)
-		if a.status != 200 || m == nil {
-			t.Fatalf("retried login: %d %q", a.status, a.body)
+		token, ok := testdeps.TokenIn(a.Body)
+		if a.Status != 200 || !ok {
+			t.Fatalf("retried login: %d %q", a.Status, a.Body)
 		}
-		retried = m[1]
-		v := call(t, client, "GET", base+"/north/verify", retried, "")
-		if v.status == 401 {
+		retried = token
+		v := testdeps.Call(t, client, "GET", base+"/north/verify", retried, "")
+		if v.Status == 401 {
 			return false // the late login replaced it
 		}
-		if v.status != 200 || !strings.Contains(v.body, `"username": "north", "ip": "192.0.2.7"`) {
-			t.Fatalf("the retried login's token: %d %q", v.status, v.body)
+		if v.Status != 200 || !strings.Contains(v.Body, `"username": "north", "ip": "192.0.2.7"`) {
+			t.Fatalf("the retried login's token: %d %q", v.Status, v.Body)
 		}
 		return true
 	})
-	if a := call(t, client, "GET", base+"/north/verify", before, ""); a.status != 401 {
-		t.Errorf("the token from before the 503: %d %q", a.status, a.body)
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", before, ""); a.Status != 401 {
+		t.Errorf("the token from before the 503: %d %q", a.Status, a.Body)
 	}
 }
 
@@ -339,19 +339,19 @@ func TestSlowStoreCallKeepsInstanceReady(t *testing.T) {
 	n := start(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.URL(), "-store-timeout", "100ms")
 	listen := n.Listen
 	base := "http://" + listen[0]
-	client := clientFrom("127.0.0.1")
-	testdeps.WaitFor(t, "/readyz 200 once the store answered", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
+	client := testdeps.ClientFrom("127.0.0.1")
+	testdeps.WaitFor(t, "/readyz 200 once the store answered", func() bool { return testdeps.Call(t, client, "GET", base+"/readyz", "", "").Status == 200 })
 
 	redis.CLI("CLIENT", "PAUSE", "20000", "WRITE")
-	a := call(t, client, "POST", base+"/north/login", "", `{"username":"n","password":"p","ip":"192.0.2.1"}`)
-	if a.status != 503 || a.body != `{"code": 4, "token": "", "description": "the token store is unavailable; retry after the Retry-After seconds"}` {
-		t.Fatalf("login while the store holds writes: %d %q", a.status, a.body)
+	a := testdeps.Call(t, client, "POST", base+"/north/login", "", `{"username":"n","password":"p","ip":"192.0.2.1"}`)
+	if a.Status != 503 || a.Body != `{"code": 4, "token": "", "description": "the token store is unavailable; retry after the Retry-After seconds"}` {
+		t.Fatalf("login while the store holds writes: %d %q", a.Status, a.Body)
 	}
-	if r := call(t, client, "GET", base+"/readyz", "", ""); r.status != 200 || r.body != "ready\n" {
-		t.Errorf("/readyz after one slow store call: %d %q, want 200 ready", r.status, r.body)
+	if r := testdeps.Call(t, client, "GET", base+"/readyz", "", ""); r.Status != 200 || r.Body != "ready\n" {
+		t.Errorf("/readyz after one slow store call: %d %q, want 200 ready", r.Status, r.Body)
 	}
 	redis.CLI("CLIENT", "UNPAUSE")
-	loginToken(t, client, base, `{"username":"n","password":"p","ip":"192.0.2.1"}`)
+	testdeps.LoginToken(t, client, base, `{"username":"n","password":"p","ip":"192.0.2.1"}`)
 }
 
 // A store that hangs is declared down by the probes, with their own
@@ -363,26 +363,26 @@ func TestHungStoreIsDeclaredDownByProbes(t *testing.T) {
 	n := start(t, "-listen", "alarms=127.0.0.1:0", "-admin", "off", "-store", redis.URL(), "-store-timeout", "1h")
 	listen := n.Listen
 	base := "http://" + listen[0]
-	client := clientFrom("127.0.0.1")
+	client := testdeps.ClientFrom("127.0.0.1")
 	client.Timeout = time.Minute // a request that waited out the hour fails here
-	testdeps.WaitFor(t, "/readyz 200 once the store answered", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
-	token := loginToken(t, client, base, `{"username":"n","password":"p","ip":"192.0.2.1"}`)
+	testdeps.WaitFor(t, "/readyz 200 once the store answered", func() bool { return testdeps.Call(t, client, "GET", base+"/readyz", "", "").Status == 200 })
+	token := testdeps.LoginToken(t, client, base, `{"username":"n","password":"p","ip":"192.0.2.1"}`)
 
 	redis.Pause()
 	testdeps.WaitFor(t, "/readyz 503 while the store hangs", func() bool {
-		r := call(t, client, "GET", base+"/readyz", "", "")
-		return r.status == 503 && r.body == "store unavailable: this instance cannot reach -store\n"
+		r := testdeps.Call(t, client, "GET", base+"/readyz", "", "")
+		return r.Status == 503 && r.Body == "store unavailable: this instance cannot reach -store\n"
 	})
-	if a := call(t, client, "GET", base+"/north/verify", token, ""); a.status != 503 || a.header.Get("Retry-After") != "1" {
-		t.Errorf("verify while the store is down: %d %v %q", a.status, a.header, a.body)
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", token, ""); a.Status != 503 || a.Header.Get("Retry-After") != "1" {
+		t.Errorf("verify while the store is down: %d %v %q", a.Status, a.Header, a.Body)
 	}
-	if a := call(t, client, "POST", base+"/north/login", "", `{"username":"n","password":"p","ip":"192.0.2.2"}`); a.status != 503 {
-		t.Errorf("login while the store is down: %d %q", a.status, a.body)
+	if a := testdeps.Call(t, client, "POST", base+"/north/login", "", `{"username":"n","password":"p","ip":"192.0.2.2"}`); a.Status != 503 {
+		t.Errorf("login while the store is down: %d %q", a.Status, a.Body)
 	}
 	redis.Resume()
-	testdeps.WaitFor(t, "/readyz 200 after the store answered again", func() bool { return call(t, client, "GET", base+"/readyz", "", "").status == 200 })
-	if a := call(t, client, "GET", base+"/north/verify", token, ""); a.status != 200 {
-		t.Errorf("the token from before the hang: %d %q", a.status, a.body)
+	testdeps.WaitFor(t, "/readyz 200 after the store answered again", func() bool { return testdeps.Call(t, client, "GET", base+"/readyz", "", "").Status == 200 })
+	if a := testdeps.Call(t, client, "GET", base+"/north/verify", token, ""); a.Status != 200 {
+		t.Errorf("the token from before the hang: %d %q", a.Status, a.Body)
 	}
 	if c := strings.Count(n.Log(), "store unreachable"); c != 1 {
 		t.Errorf("the hang was logged %d times, want once:\n%s", c, n.Log())
@@ -396,12 +396,12 @@ func TestStorePasswordNotShownWhileServing(t *testing.T) {
 	redis.CLI("CONFIG", "SET", "requirepass", "hunter2-secret")
 	n := start(t, "-listen", "alarms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-store", "redis://:hunter2-secret@"+redis.Addr()+"/0")
 	listen, admin := n.Listen, n.Admin
-	client := clientFrom("127.0.0.1")
-	loginToken(t, client, "http://"+listen[0], `{"username":"north","password":"pw","ip":"192.0.2.80"}`)
-	shown := call(t, client, "GET", "http://"+admin+"/north/servers", "", "").body + call(t, client, "GET", "http://"+admin+"/metrics", "", "").body
+	client := testdeps.ClientFrom("127.0.0.1")
+	testdeps.LoginToken(t, client, "http://"+listen[0], `{"username":"north","password":"pw","ip":"192.0.2.80"}`)
+	shown := testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers", "", "").Body + testdeps.Call(t, client, "GET", "http://"+admin+"/metrics", "", "").Body
 	redis.Kill()
 	testdeps.WaitFor(t, "/readyz 503 with the store gone", func() bool {
-		return call(t, client, "GET", "http://"+listen[0]+"/readyz", "", "").status == 503
+		return testdeps.Call(t, client, "GET", "http://"+listen[0]+"/readyz", "", "").Status == 503
 	})
 	if strings.Contains(shown, "hunter2") || strings.Contains(n.Log(), "hunter2") {
 		t.Errorf("the password is shown:\n%s\nlog:\n%s", shown, n.Log())

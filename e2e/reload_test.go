@@ -20,11 +20,11 @@ func TestReloadEndsTokensOfChangedUsers(t *testing.T) {
 			}
 			n := start(t, args...)
 			base := "http://" + n.Listen[0]
-			client := clientFrom("127.0.0.1")
-			alice := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
-			alice2 := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
-			bob := loginToken(t, client, base, `{"username":"bob","password":"secret","ip":"192.0.2.3"}`)
-			carol := loginToken(t, client, base, `{"username":"carol","password":"secret","ip":"192.0.2.4"}`)
+			client := testdeps.ClientFrom("127.0.0.1")
+			alice := testdeps.LoginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
+			alice2 := testdeps.LoginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
+			bob := testdeps.LoginToken(t, client, base, `{"username":"bob","password":"secret","ip":"192.0.2.3"}`)
+			carol := testdeps.LoginToken(t, client, base, `{"username":"carol","password":"secret","ip":"192.0.2.4"}`)
 
 			// alice: the same password, hashed anew (argon2id); bob: gone;
 			// carol: as she was.
@@ -34,20 +34,20 @@ func TestReloadEndsTokensOfChangedUsers(t *testing.T) {
 			reload(t, n)
 
 			for who, want := range map[string]int{alice: 401, alice2: 401, bob: 401, carol: 200} {
-				if a := call(t, client, "GET", base+"/north/verify", who, ""); a.status != want {
-					t.Errorf("verify %s after the reload: %d %q, want %d", who, a.status, a.body, want)
+				if a := testdeps.Call(t, client, "GET", base+"/north/verify", who, ""); a.Status != want {
+					t.Errorf("verify %s after the reload: %d %q, want %d", who, a.Status, a.Body, want)
 				}
 			}
-			if c := metricValue(t, n.Admin, `northd_tokens_ended_total{subsystem="alarms",why="user_changed"}`); c != 3 {
+			if c := testdeps.MetricValue(t, n.Admin, `northd_tokens_ended_total{subsystem="alarms",why="user_changed"}`); c != 3 {
 				t.Errorf("%v tokens ended as user_changed, want 3", c)
 			}
-			if c := metricValue(t, n.Admin, `northd_reloads_total{result="ok"}`); c != 1 {
+			if c := testdeps.MetricValue(t, n.Admin, `northd_reloads_total{result="ok"}`); c != 1 {
 				t.Errorf("%v reloads ok, want 1", c)
 			}
 			// alice logs in again with her password; bob cannot.
-			loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
-			if a := call(t, client, "POST", base+"/north/login", "", `{"username":"bob","password":"secret","ip":"192.0.2.3"}`); a.status != 401 {
-				t.Errorf("bob's login after the reload removed him: %d %q", a.status, a.body)
+			testdeps.LoginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
+			if a := testdeps.Call(t, client, "POST", base+"/north/login", "", `{"username":"bob","password":"secret","ip":"192.0.2.3"}`); a.Status != 401 {
+				t.Errorf("bob's login after the reload removed him: %d %q", a.Status, a.Body)
 			}
 		})
 	}
@@ -69,15 +69,12 @@ func TestReloadEndsTokensOutsideNarrowedIPs(t *testing.T) {
 			n := start(t, args...)
 			addr := n.Listen[0]
 			base := "http://" + addr
-			client := clientFrom("127.0.0.1")
-			atA := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
-			atB := loginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
-			bob := loginToken(t, client, base, `{"username":"bob","password":"secret","ip":"192.0.2.3"}`)
-			carol := loginToken(t, client, base, `{"username":"carol","password":"secret","ip":"192.0.2.8"}`)
-			stream, status, body := openStream(t, addr, atB, "")
-			if status != 200 {
-				t.Fatalf("alice's stream at 192.0.2.2: %d %s", status, body)
-			}
+			client := testdeps.ClientFrom("127.0.0.1")
+			atA := testdeps.LoginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.1"}`)
+			atB := testdeps.LoginToken(t, client, base, `{"username":"alice","password":"secret","ip":"192.0.2.2"}`)
+			bob := testdeps.LoginToken(t, client, base, `{"username":"bob","password":"secret","ip":"192.0.2.3"}`)
+			carol := testdeps.LoginToken(t, client, base, `{"username":"carol","password":"secret","ip":"192.0.2.8"}`)
+			stream := streamOpened(t, "alice's stream at 192.0.2.2", addr, atB, "")
 
 			// alice: 192.0.2.1 only; bob: widened; carol: given a list
 			// without the ip she holds.
@@ -92,15 +89,15 @@ func TestReloadEndsTokensOutsideNarrowedIPs(t *testing.T) {
 				who, token string
 				want       int
 			}{{"alice at 192.0.2.1", atA, 200}, {"alice at 192.0.2.2", atB, 401}, {"bob at 192.0.2.3", bob, 200}, {"carol at 192.0.2.8", carol, 401}} {
-				if a := call(t, client, "GET", base+"/north/verify", c.token, ""); a.status != c.want {
-					t.Errorf("verify %s after the reload: %d %q, want %d", c.who, a.status, a.body, c.want)
+				if a := testdeps.Call(t, client, "GET", base+"/north/verify", c.token, ""); a.Status != c.want {
+					t.Errorf("verify %s after the reload: %d %q, want %d", c.who, a.Status, a.Body, c.want)
 				}
 			}
 			stream.closed() // at the next heartbeat
-			if c := metricValue(t, n.Admin, `northd_event_streams_closed_total{subsystem="alarms",why="token_ended"}`); c != 1 {
+			if c := testdeps.MetricValue(t, n.Admin, `northd_event_streams_closed_total{subsystem="alarms",why="token_ended"}`); c != 1 {
 				t.Errorf("%v streams closed for their token, want 1", c)
 			}
-			if c := metricValue(t, n.Admin, `northd_tokens_ended_total{subsystem="alarms",why="user_changed"}`); c != 2 {
+			if c := testdeps.MetricValue(t, n.Admin, `northd_tokens_ended_total{subsystem="alarms",why="user_changed"}`); c != 2 {
 				t.Errorf("%v tokens ended as user_changed, want 2", c)
 			}
 		})

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"strings"
 	"testing"
 
@@ -30,7 +29,7 @@ func TestOpenModeIsForLoopback(t *testing.T) {
 	if !strings.Contains(n.Log(), "open mode: any non-empty username and password log in; give -users FILE to check credentials") {
 		t.Errorf("no open-mode warning in the log:\n%s", n.Log())
 	}
-	if metricValue(t, n.Admin, `northd_auth_mode{mode="open"}`) != 1 {
+	if testdeps.MetricValue(t, n.Admin, `northd_auth_mode{mode="open"}`) != 1 {
 		t.Error("auth mode is not open")
 	}
 }
@@ -80,12 +79,7 @@ func TestHashPasswordUsageErrorsAreNorthds(t *testing.T) {
 // the log without its password, so that the password cannot reach a
 // journal or a terminal's scrollback.
 func TestStoreURLPasswordNeverPrinted(t *testing.T) {
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unreachable := closed.Addr().String()
-	closed.Close()
+	unreachable := testdeps.FreeAddr(t)
 	tests := []struct {
 		name, store, want string
 	}{

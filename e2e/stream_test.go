@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"northd/internal/testdeps"
 )
 
 // sseStream is a test's own reader of a text/event-stream, written from
@@ -77,6 +79,17 @@ func openStream(t *testing.T, addr, token, lastID string) (*sseStream, int, stri
 		return nil, status, string(body)
 	}
 	return s, 200, ""
+}
+
+// streamOpened is openStream for a stream that must open: the test fails,
+// saying which stream, unless it is answered 200.
+func streamOpened(t *testing.T, which, addr, token, lastID string) *sseStream {
+	t.Helper()
+	s, status, body := openStream(t, addr, token, lastID)
+	if status != 200 {
+		t.Fatalf("%s: %d %s", which, status, body)
+	}
+	return s
 }
 
 // next reads the next block; io.EOF once the server closed the stream.
@@ -169,7 +182,7 @@ func decodeEvent(t *testing.T, f sseFrame) eventJSON {
 }
 
 // publish POSTs body to the admin listener's /north/events.
-func publish(t *testing.T, admin, query, body string, header ...string) answer {
+func publish(t *testing.T, admin, query, body string, header ...string) testdeps.Answer {
 	t.Helper()
 	req, err := http.NewRequest("POST", "http://"+admin+"/north/events"+query, strings.NewReader(body))
 	if err != nil {
@@ -178,13 +191,11 @@ func publish(t *testing.T, admin, query, body string, header ...string) answer {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	a, err := testdeps.Send(http.DefaultClient, req)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("publishing %s: %v", body, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}
+	return a
 }
 
 // published publishes one event and returns its id.
@@ -196,8 +207,8 @@ func published(t *testing.T, admin, body string) string {
 		ID   string `json:"id"`
 		Seq  uint64 `json:"seq"`
 	}
-	if a.status != 202 || json.Unmarshal([]byte(a.body), &r) != nil || r.ID == "" || !strings.HasSuffix(r.ID, "-"+strconv.FormatUint(r.Seq, 10)) {
-		t.Fatalf("publish %s: %d %q", body, a.status, a.body)
+	if a.Status != 202 || json.Unmarshal([]byte(a.Body), &r) != nil || r.ID == "" || !strings.HasSuffix(r.ID, "-"+strconv.FormatUint(r.Seq, 10)) {
+		t.Fatalf("publish %s: %d %q", body, a.Status, a.Body)
 	}
 	return r.ID
 }
@@ -207,15 +218,15 @@ func published(t *testing.T, admin, body string) string {
 // order; "reset" for the reset.
 func pollAll(t *testing.T, addr, token string) []string {
 	t.Helper()
-	a := call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?after=zz-0&wait=0", token, "")
+	a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?after=zz-0&wait=0", token, "")
 	var got struct {
 		Events []struct {
 			Type string          `json:"type"`
 			Data json.RawMessage `json:"data"`
 		} `json:"events"`
 	}
-	if a.status != 200 || json.Unmarshal([]byte(a.body), &got) != nil {
-		t.Fatalf("long poll: %d %s", a.status, a.body)
+	if a.Status != 200 || json.Unmarshal([]byte(a.Body), &got) != nil {
+		t.Fatalf("long poll: %d %s", a.Status, a.Body)
 	}
 	var data []string
 	for _, e := range got.Events {

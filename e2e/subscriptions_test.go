@@ -20,18 +20,18 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	base := "http://" + listen[0]
 	token := loginAs(t, listen[0], "north-1", "127.0.0.1")
 
-	a := call(t, http.DefaultClient, "POST", base+"/north/subscriptions", token, `{"url":"http://127.0.0.2:9/hook"}`)
-	if want := `{"code": 1, "description": "`; a.status != 400 || !strings.HasPrefix(a.body, want) {
-		t.Errorf("a url that is not the login ip: %d %s", a.status, a.body)
+	a := testdeps.Call(t, http.DefaultClient, "POST", base+"/north/subscriptions", token, `{"url":"http://127.0.0.2:9/hook"}`)
+	if want := `{"code": 1, "description": "`; a.Status != 400 || !strings.HasPrefix(a.Body, want) {
+		t.Errorf("a url that is not the login ip: %d %s", a.Status, a.Body)
 	}
-	a = call(t, http.DefaultClient, "POST", base+"/north/subscriptions", token, `{"url":"`+srv.URL+`/hook","types":["alarm"]}`)
+	a = testdeps.Call(t, http.DefaultClient, "POST", base+"/north/subscriptions", token, `{"url":"`+srv.URL+`/hook","types":["alarm"]}`)
 	var created struct {
 		Code   int    `json:"code"`
 		ID     string `json:"id"`
 		Secret string `json:"secret"`
 	}
-	if a.status != 201 || json.Unmarshal([]byte(a.body), &created) != nil || !strings.HasPrefix(created.ID, "sub_") || !strings.HasPrefix(created.Secret, "whsec_") {
-		t.Fatalf("subscribe: %d %s", a.status, a.body)
+	if a.Status != 201 || json.Unmarshal([]byte(a.Body), &created) != nil || !strings.HasPrefix(created.ID, "sub_") || !strings.HasPrefix(created.Secret, "whsec_") {
+		t.Fatalf("subscribe: %d %s", a.Status, a.Body)
 	}
 	hook.mu.Lock()
 	hook.secret = created.Secret
@@ -48,23 +48,23 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		t.Errorf("delivered %q, %d badly signed", bodies[1], bad)
 	}
 
-	a = call(t, http.DefaultClient, "GET", base+"/north/subscriptions", token, "")
-	if a.status != 200 || !strings.Contains(a.body, `"id":"`+created.ID+`"`) || strings.Contains(a.body, "whsec_") || !strings.Contains(a.body, `"types":["alarm"]`) {
-		t.Errorf("list: %d %s", a.status, a.body)
+	a = testdeps.Call(t, http.DefaultClient, "GET", base+"/north/subscriptions", token, "")
+	if a.Status != 200 || !strings.Contains(a.Body, `"id":"`+created.ID+`"`) || strings.Contains(a.Body, "whsec_") || !strings.Contains(a.Body, `"types":["alarm"]`) {
+		t.Errorf("list: %d %s", a.Status, a.Body)
 	}
-	a = call(t, http.DefaultClient, "GET", "http://"+admin+"/north/subscriptions", "", "")
-	if a.status != 200 || !strings.Contains(a.body, `"id": "`+created.ID+`"`) || !strings.Contains(a.body, `"state": "active"`) || strings.Contains(a.body, "whsec_") {
-		t.Errorf("admin list: %d %s", a.status, a.body)
+	a = testdeps.Call(t, http.DefaultClient, "GET", "http://"+admin+"/north/subscriptions", "", "")
+	if a.Status != 200 || !strings.Contains(a.Body, `"id": "`+created.ID+`"`) || !strings.Contains(a.Body, `"state": "active"`) || strings.Contains(a.Body, "whsec_") {
+		t.Errorf("admin list: %d %s", a.Status, a.Body)
 	}
 	other := loginAs(t, listen[0], "north-2", "127.0.0.3")
-	if a := call(t, http.DefaultClient, "DELETE", base+"/north/subscriptions/"+created.ID, other, ""); a.status != 404 {
-		t.Errorf("another north server deleting it: %d %s", a.status, a.body)
+	if a := testdeps.Call(t, http.DefaultClient, "DELETE", base+"/north/subscriptions/"+created.ID, other, ""); a.Status != 404 {
+		t.Errorf("another north server deleting it: %d %s", a.Status, a.Body)
 	}
-	if a := call(t, http.DefaultClient, "DELETE", base+"/north/subscriptions/"+created.ID, token, ""); a.status != 200 || a.body != `{"code": 0, "description": "deleted"}` {
-		t.Errorf("delete: %d %s", a.status, a.body)
+	if a := testdeps.Call(t, http.DefaultClient, "DELETE", base+"/north/subscriptions/"+created.ID, token, ""); a.Status != 200 || a.Body != `{"code": 0, "description": "deleted"}` {
+		t.Errorf("delete: %d %s", a.Status, a.Body)
 	}
-	if a := call(t, http.DefaultClient, "GET", base+"/north/subscriptions", token, ""); a.body != `{"code":0,"subscriptions":[]}` {
-		t.Errorf("list after delete: %s", a.body)
+	if a := testdeps.Call(t, http.DefaultClient, "GET", base+"/north/subscriptions", token, ""); a.Body != `{"code":0,"subscriptions":[]}` {
+		t.Errorf("list after delete: %s", a.Body)
 	}
 }
 
@@ -72,13 +72,13 @@ func TestWebhooksOffByDefault(t *testing.T) {
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "off")
 	listen := n.Listen
 	token := loginAs(t, listen[0], "north-1", "127.0.0.1")
-	a := call(t, http.DefaultClient, "POST", "http://"+listen[0]+"/north/subscriptions", token, `{"url":"http://127.0.0.1:9/hook"}`)
+	a := testdeps.Call(t, http.DefaultClient, "POST", "http://"+listen[0]+"/north/subscriptions", token, `{"url":"http://127.0.0.1:9/hook"}`)
 	want := `{"code": 5, "description": "webhooks are off on this subsystem: the operator has allowed no network for them (-push-allow); read events from GET /north/events instead"}`
-	if a.status != 403 || a.body != want {
-		t.Errorf("%d %s\nwant 403 %s", a.status, a.body, want)
+	if a.Status != 403 || a.Body != want {
+		t.Errorf("%d %s\nwant 403 %s", a.Status, a.Body, want)
 	}
-	if a := call(t, http.DefaultClient, "POST", "http://"+listen[0]+"/north/subscriptions", "", `{}`); a.status != 401 {
-		t.Errorf("no token: %d %s", a.status, a.body)
+	if a := testdeps.Call(t, http.DefaultClient, "POST", "http://"+listen[0]+"/north/subscriptions", "", `{}`); a.Status != 401 {
+		t.Errorf("no token: %d %s", a.Status, a.Body)
 	}
 }
 
@@ -114,9 +114,9 @@ func TestSubscribeNamesTheFailure(t *testing.T) {
 		{banner.Addr().String(), `{"code": 1, "description": "the url did not accept the subscription.verify event: not HTTP: what listens on that port closed the connection or answered something that is not HTTP; answer it with a 2xx, then subscribe again"}`},
 		{closed, `{"code": 1, "description": "the url did not accept the subscription.verify event: connection refused: nothing listens on that port; answer it with a 2xx, then subscribe again"}`},
 	} {
-		a := call(t, http.DefaultClient, "POST", "http://"+listen[0]+"/north/subscriptions", token, `{"url":"http://`+c.addr+`/hook"}`)
-		if a.status != 400 || a.body != c.want {
-			t.Errorf("subscribing to %s: %d %s\nwant 400 %s", c.addr, a.status, a.body, c.want)
+		a := testdeps.Call(t, http.DefaultClient, "POST", "http://"+listen[0]+"/north/subscriptions", token, `{"url":"http://`+c.addr+`/hook"}`)
+		if a.Status != 400 || a.Body != c.want {
+			t.Errorf("subscribing to %s: %d %s\nwant 400 %s", c.addr, a.Status, a.Body, c.want)
 		}
 		if !strings.Contains(n.Log(), `"url":"http://`+c.addr+`/hook","err":"Post`) {
 			t.Errorf("the log lacks the error of %s:\n%s", c.addr, n.Log())

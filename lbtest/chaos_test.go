@@ -179,12 +179,9 @@ func runSchedule(t *testing.T, seed uint64) *chaoscheck.Report {
 	}
 	t.Cleanup(func() {
 		for _, in := range c.instances {
-			if in.cmd != nil && in.cmd.Process != nil {
-				in.cmd.Process.Signal(syscall.SIGCONT)
-			}
-			in.kill()
+			in.n.Kill() // stopped by a fault or not
 			if t.Failed() {
-				t.Logf("northd %s, the end of its log (since its last start):\n%s", in.name, tail(in.log.String(), 60))
+				t.Logf("northd %s, the end of its log (since its last start):\n%s", in.name, tail(in.n.Log(), 60))
 			}
 		}
 	})
@@ -289,7 +286,7 @@ func (c *chaos) fault() string {
 			return fmt.Sprintf("redis-server snapshot (SAVE), %d more events published, then killed (-9) and restarted from the snapshot", n)
 		case 2:
 			in := c.delivering()
-			in.kill()
+			in.n.Kill()
 			down := time.Duration(c.rng.IntN(1000)) * time.Millisecond
 			time.Sleep(down) // the fault's length
 			in.start(c.t)
@@ -297,9 +294,9 @@ func (c *chaos) fault() string {
 		case 3:
 			in := c.delivering()
 			stop := chaosLease + time.Duration(500+c.rng.IntN(1500))*time.Millisecond
-			in.cmd.Process.Signal(syscall.SIGSTOP)
+			in.n.Signal(c.t, syscall.SIGSTOP)
 			time.Sleep(stop) // the fault's length: past the lease
-			in.cmd.Process.Signal(syscall.SIGCONT)
+			in.n.Signal(c.t, syscall.SIGCONT)
 			return fmt.Sprintf("instance %s (delivering) stopped (SIGSTOP) for %v, past its %v lease, then continued", in.name, stop, chaosLease)
 		case 4, 5, 6, 7:
 			s := c.loggedIn()

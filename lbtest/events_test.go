@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"northd/contract"
 	"northd/internal/testdeps"
 )
 
@@ -244,7 +243,7 @@ func streamHolderFirst(t *testing.T, instances []*instance) []*instance {
 	var holder int
 	testdeps.WaitFor(t, "an instance to report the stream", func() bool {
 		for i, in := range instances {
-			if metricValue(t, in.adminAddr(), `northd_event_streams_open{subsystem="alarms"}`) == 1 {
+			if testdeps.MetricValue(t, in.adminAddr(), `northd_event_streams_open{subsystem="alarms"}`) == 1 {
 				holder = i
 				return true
 			}
@@ -254,37 +253,8 @@ func streamHolderFirst(t *testing.T, instances []*instance) []*instance {
 	return append([]*instance{instances[holder]}, append(append([]*instance(nil), instances[:holder]...), instances[holder+1:]...)...)
 }
 
-// metricValue reads one series from an admin listener's /metrics.
-func metricValue(t *testing.T, admin, series string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	t.Fatalf("no series %s on %s", series, admin)
-	return 0
-}
-
 // login logs username in at addr from ip, and answers its token.
 func login(t *testing.T, client *http.Client, addr, username, ip string) string {
 	t.Helper()
-	resp, err := client.Post("http://"+addr+"/north/login", "application/json", strings.NewReader(`{"username":"`+username+`","password":"p","ip":"`+ip+`"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	token, err := contract.LoginToken(string(body))
-	if resp.StatusCode != 200 || err != nil {
-		t.Fatalf("login of %s at %s: %d %s", username, addr, resp.StatusCode, body)
-	}
-	return token
+	return testdeps.LoginToken(t, client, "http://"+addr, `{"username":"`+username+`","password":"p","ip":"`+ip+`"}`)
 }

@@ -23,6 +23,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -220,9 +221,8 @@ func TestBehindHAProxy(t *testing.T) {
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	in := &instance{name: "x", drain: time.Hour, plain: true}
 	in.start(t)
-	defer in.kill()
-	in.cmd.Process.Signal(syscall.SIGTERM)
-	testdeps.WaitFor(t, "the drain to begin", func() bool { return strings.Contains(in.log.String(), "draining") })
+	in.n.Signal(t, syscall.SIGTERM)
+	in.n.WaitForLog(t, "draining")
 
 	client := &http.Client{Timeout: patience}
 	is := func(want string) func(string) bool { return func(body string) bool { return body == want } }
@@ -236,51 +236,32 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		{"GET", "/", "", 200, is(contract.HomeBody)},
 		{"POST", "/north/login", `{"username":"late","password":"p"}`, 200, func(body string) bool { _, err := contract.LoginToken(body); return err == nil }},
 	} {
-		req, _ := http.NewRequest(tt.method, "http://"+in.listen+tt.path, strings.NewReader(tt.body))
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s while draining: %v", tt.method, tt.path, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tt.status || !tt.answer(string(b)) {
-			t.Errorf("%s %s while draining: %d %q, want %d and the contract's answer", tt.method, tt.path, resp.StatusCode, b, tt.status)
+		a := testdeps.Call(t, client, tt.method, "http://"+in.listen+tt.path, "", tt.body)
+		if a.Status != tt.status || !tt.answer(a.Body) {
+			t.Errorf("%s %s while draining: %d %q, want %d and the contract's answer", tt.method, tt.path, a.Status, a.Body, tt.status)
 		}
 	}
 
-	in.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-in.exited:
-	case <-time.After(patience):
-		t.Fatalf("northd still running %v after a second SIGTERM", patience)
-	}
-	if code := in.cmd.ProcessState.ExitCode(); code != 1 {
-		t.Errorf("exit code %d after a second signal, want 1", code)
+	in.n.Signal(t, syscall.SIGTERM)
+	var exit *exec.ExitError
+	if err := in.n.Wait(t); !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("northd exited with %v after a second signal, want exit status 1", err)
 	}
 }
 
 // instance is one northd process. Its first start takes free ports (port
-// 0) and reads them from its log; a restart takes the same listen port
-// again, which HAProxy's configuration names.
+// 0); a restart takes the same listen port again, which HAProxy's
+// configuration names.
 type instance struct {
 	name   string
 	drain  time.Duration
-	plain  bool     // no PROXY protocol: clients talk to it directly
-	store  string   // -store, with the subsystem named alarms; "" for memory
-	extra  []string // more flags
-	listen string   // host:port, once started
-	admin  string   // host:port of the admin listener, once started; read by others through adminAddr
+	plain  bool             // no PROXY protocol: clients talk to it directly
+	store  string           // -store, with the subsystem named alarms; "" for memory
+	extra  []string         // more flags
+	listen string           // host:port, set by the first start and kept by every restart
+	n      *testdeps.Northd // the process of the last start
 	mu     sync.Mutex
-	cmd    *exec.Cmd
-	log    *testdeps.SyncBuffer
-	exited chan struct{}
-}
-
-// startedLine is the JSON log line of a northd that serves.
-type startedLine struct {
-	Msg    string `json:"msg"`
-	Listen string `json:"listen"`
-	Admin  string `json:"admin"`
+	admin  string // host:port of the admin listener, which each start changes; read by others through adminAddr
 }
 
 // startAll starts the instances, and kills them when the test ends,
@@ -292,14 +273,18 @@ func startAll(t *testing.T, instances []*instance) {
 	}
 	t.Cleanup(func() {
 		for _, in := range instances {
-			in.kill()
+			in.n.Kill()
 			if t.Failed() {
-				t.Logf("northd %s log:\n%s", in.name, in.log)
+				t.Logf("northd %s log:\n%s", in.name, in.n.Log())
 			}
 		}
 	})
 }
 
+// start starts the instance, on the listen address of its first start if
+// it had one, and kills it when the test ends: the tests here end their
+// instances as a crash would, and look at a shutdown only where they ask
+// for one.
 func (in *instance) start(t *testing.T) {
 	t.Helper()
 	drain := in.drain
@@ -314,7 +299,7 @@ func (in *instance) start(t *testing.T) {
 		listen = "alarms=" + listen
 	}
 	args := []string{
-		"-listen", listen, "-admin", "127.0.0.1:0", "-log-format", "json",
+		"-listen", listen, "-admin", "127.0.0.1:0",
 		"-drain-delay", drain.String(), "-shutdown-timeout", "30s",
 		// Streams through HAProxy carry a heartbeat well inside its
 		// 30 s client and server timeouts.
@@ -327,33 +312,16 @@ func (in *instance) start(t *testing.T) {
 		args = append(args, "-store", in.store)
 	}
 	args = append(args, in.extra...)
-	in.log = new(testdeps.SyncBuffer)
-	in.cmd = exec.Command(bin, args...)
-	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
-	if err := in.cmd.Start(); err != nil {
-		t.Fatal(err)
+	n := testdeps.StartNorthdWith(t, bin, testdeps.Options{}, args...)
+	t.Cleanup(n.Kill) // before the harness's own cleanup, which would stop it
+	if in.listen == "" {
+		in.listen = n.Listen[0]
+	} else if n.Listen[0] != in.listen {
+		t.Fatalf("northd %s restarted on %s, want %s", in.name, n.Listen[0], in.listen)
 	}
-	in.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(in.cmd, in.exited)
-	var started startedLine
-	testdeps.WaitFor(t, "northd "+in.name+" to start", func() bool {
-		select {
-		case <-in.exited:
-			t.Fatalf("northd %s exited before it started:\n%s", in.name, in.log)
-		default:
-		}
-		for _, line := range strings.Split(in.log.String(), "\n") {
-			if json.Unmarshal([]byte(line), &started) == nil && started.Msg == "northd started" {
-				return true
-			}
-		}
-		return false
-	})
-	if in.listen != "" && started.Listen != in.listen {
-		t.Fatalf("northd %s restarted on %s, want %s", in.name, started.Listen, in.listen)
-	}
+	in.n = n
 	in.mu.Lock()
-	in.listen, in.admin = started.Listen, started.Admin
+	in.admin = n.Admin
 	in.mu.Unlock()
 }
 
@@ -369,41 +337,27 @@ func (in *instance) adminAddr() string {
 // HAProxy has it UP.
 func (in *instance) restart(t *testing.T, sock string) {
 	t.Helper()
-	in.cmd.Process.Signal(syscall.SIGTERM)
+	in.n.Signal(t, syscall.SIGTERM)
 	// The drain takes the instance out of rotation while it still
 	// serves; whether HAProxy saw the 503 first is read from its log.
 	testdeps.WaitFor(t, "HAProxy to mark draining instance "+in.name+" down", func() bool {
-		select {
-		case <-in.exited:
+		if in.n.Exited() {
 			return true
-		default:
 		}
 		st, err := haproxyStats(sock)
 		return err == nil && strings.HasPrefix(st[in.name]["status"], "DOWN")
 	})
-	select {
-	case <-in.exited:
-	case <-time.After(patience):
-		t.Fatalf("instance %s did not exit after SIGTERM:\n%s", in.name, in.log)
+	if err := in.n.Wait(t); err != nil {
+		t.Fatalf("instance %s exited with %v after SIGTERM:\n%s", in.name, err, in.n.Log())
 	}
-	if code := in.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("instance %s exited %d:\n%s", in.name, code, in.log)
-	}
-	if !strings.Contains(in.log.String(), "stopped cleanly") {
-		t.Errorf("instance %s: no clean shutdown line:\n%s", in.name, in.log)
+	if !strings.Contains(in.n.Log(), "stopped cleanly") {
+		t.Errorf("instance %s: no clean shutdown line:\n%s", in.name, in.n.Log())
 	}
 	in.start(t)
 	testdeps.WaitFor(t, "instance "+in.name+" UP again", func() bool {
 		st, err := haproxyStats(sock)
 		return err == nil && st[in.name]["status"] == "UP"
 	})
-}
-
-func (in *instance) kill() {
-	if in.cmd != nil && in.cmd.Process != nil {
-		in.cmd.Process.Kill()
-		<-in.exited
-	}
 }
 
 type northServer struct {
@@ -413,18 +367,14 @@ type northServer struct {
 
 func (in *instance) northServers(t *testing.T) []northServer {
 	t.Helper()
-	resp, err := http.Get("http://" + in.admin + "/north/servers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+in.adminAddr()+"/north/servers", "", "")
 	var report struct {
 		Subsystems []struct {
 			NorthServers []northServer `json:"north_servers"`
 		} `json:"subsystems"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&report); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal([]byte(a.Body), &report); err != nil {
+		t.Fatalf("GET /north/servers of %s: %d %q: %v", in.name, a.Status, a.Body, err)
 	}
 	var all []northServer
 	for _, s := range report.Subsystems {
@@ -438,14 +388,9 @@ var requestsLine = regexp.MustCompile(`(?m)^northd_requests_total\{[^}]*route="(
 // metricRequests sums the home and login requests an instance counted.
 func (in *instance) metricRequests(t *testing.T) int {
 	t.Helper()
-	resp, err := http.Get("http://" + in.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+in.adminAddr()+"/metrics", "", "")
 	n := 0
-	for _, m := range requestsLine.FindAllStringSubmatch(string(b), -1) {
+	for _, m := range requestsLine.FindAllStringSubmatch(a.Body, -1) {
 		v, _ := strconv.Atoi(m[2])
 		n += v
 	}
@@ -572,20 +517,11 @@ func newLoad(front string) *load {
 
 // do sends one request; bearer, when not "", goes in Authorization.
 func (l *load) do(i int, method, path, body, bearer string) (int, string) {
-	req, _ := http.NewRequest(method, l.front+path, strings.NewReader(body))
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := l.clients[i%len(l.clients)].Do(req)
+	a, err := testdeps.Try(l.clients[i%len(l.clients)], method, l.front+path, bearer, body)
 	if err != nil {
 		return 0, err.Error()
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err.Error()
-	}
-	return resp.StatusCode, string(b)
+	return a.Status, a.Body
 }
 
 func (l *load) run(ctx context.Context, rate int) {
@@ -659,46 +595,17 @@ func (l *load) firstFailures() []string {
 // to the test binary, where every test would get it), reloads the users
 // file, and a second user added to it logs in.
 func TestHangupReloads(t *testing.T) {
-	dir := t.TempDir()
-	users := filepath.Join(dir, "users")
 	line := func(name, password string) string {
-		hash := exec.Command(bin, "hash-password")
-		hash.Stdin = strings.NewReader(password + "\n")
-		out, err := hash.Output()
-		if err != nil {
-			t.Fatalf("northd hash-password: %v", err)
+		r := testdeps.RunNorthd(t, bin, testdeps.Options{}, password+"\n", "hash-password")
+		if r.Code != 0 {
+			t.Fatalf("northd hash-password: exit %d\n%s", r.Code, r.Stderr)
 		}
-		return name + ":" + strings.TrimSpace(string(out)) + "\n"
+		return name + ":" + strings.TrimSpace(r.Stdout) + "\n"
 	}
-	if err := os.WriteFile(users, []byte(line("first", "one")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	log := new(testdeps.SyncBuffer)
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin", "off", "-users", users, "-log-format", "json")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var listen string
-	testdeps.WaitFor(t, "northd to start", func() bool {
-		for _, l := range strings.Split(log.String(), "\n") {
-			var started startedLine
-			if json.Unmarshal([]byte(l), &started) == nil && started.Msg == "northd started" {
-				listen = started.Listen
-				return true
-			}
-		}
-		return false
-	})
+	users := testdeps.WriteUsersFile(t, line("first", "one"))
+	n := testdeps.StartNorthd(t, bin, "-users", users)
 	login := func(user, password string) int {
-		resp, err := http.Post("http://"+listen+"/north/login", "", strings.NewReader(`{"username":"`+user+`","password":"`+password+`"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		return testdeps.Call(t, http.DefaultClient, "POST", "http://"+n.Listen[0]+"/north/login", "", `{"username":"`+user+`","password":"`+password+`"}`).Status
 	}
 	if st := login("second", "two"); st != 401 {
 		t.Fatalf("a user not yet in the file: %d, want 401", st)
@@ -706,8 +613,8 @@ func TestHangupReloads(t *testing.T) {
 	if err := os.WriteFile(users, []byte(line("first", "one")+line("second", "two")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Process.Signal(syscall.SIGHUP)
-	testdeps.WaitFor(t, "the users file loaded again", func() bool { return strings.Count(log.String(), `"users file loaded"`) == 2 })
+	n.Signal(t, syscall.SIGHUP)
+	testdeps.WaitFor(t, "the users file loaded again", func() bool { return strings.Count(n.Log(), `"users file loaded"`) == 2 })
 	if st := login("second", "two"); st != 200 {
 		t.Errorf("the user added before SIGHUP: %d, want 200", st)
 	}

@@ -1,17 +1,14 @@
 package lbtest
 
 import (
-	"errors"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"northd/internal/testdeps"
 )
@@ -27,45 +24,35 @@ func TestPreforkChildrenShareThePort(t *testing.T) {
 	// the two children, all consecutive.
 	port := fixedFreePorts(t, 3)
 	admin := port + 1
-	log := new(testdeps.SyncBuffer)
-	cmd := exec.Command(bin, "-prefork", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "127.0.0.1:"+strconv.Itoa(admin), "-drain-delay", "300ms", "-store", redis.URL())
-	cmd.Env = append(cmd.Environ(), "GOMAXPROCS=2")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
-	testdeps.WaitFor(t, "two children to start", func() bool { return strings.Count(log.String(), "northd started") == 2 })
+	n := startPrefork(t, "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "127.0.0.1:"+strconv.Itoa(admin), "-drain-delay", "300ms", "-store", redis.URL())
 
 	for k := 0; k < 2; k++ {
-		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(admin+k) + "/metrics")
-		if err != nil {
+		if _, err := testdeps.Try(http.DefaultClient, "GET", "http://127.0.0.1:"+strconv.Itoa(admin+k)+"/metrics", "", ""); err != nil {
 			t.Fatalf("child %d admin listener: %v", k, err)
 		}
-		resp.Body.Close()
 	}
 	for i := 0; i < 20; i++ {
-		resp, err := http.Post("http://127.0.0.1:"+strconv.Itoa(port)+"/north/login", "", strings.NewReader(`{"username":"u","password":"p"}`))
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("login %d: %v %v", i, err, resp)
+		if a := testdeps.Call(t, http.DefaultClient, "POST", "http://127.0.0.1:"+strconv.Itoa(port)+"/north/login", "", `{"username":"u","password":"p"}`); a.Status != 200 {
+			t.Fatalf("login %d: %d %s", i, a.Status, a.Body)
 		}
-		resp.Body.Close()
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("master exited with %v:\n%s", err, log)
-		}
-	case <-time.After(patience):
-		t.Fatalf("master still running %v after SIGTERM:\n%s", patience, log)
+	n.Signal(t, syscall.SIGTERM)
+	if err := n.Wait(t); err != nil {
+		t.Fatalf("master exited with %v:\n%s", err, n.Log())
 	}
-	if got := strings.Count(log.String(), "stopped cleanly"); got != 2 || !strings.Contains(log.String(), "every child stopped") {
-		t.Fatalf("want both children stopped cleanly, then the master:\n%s", log)
+	if got := strings.Count(n.Log(), "stopped cleanly"); got != 2 || !strings.Contains(n.Log(), "every child stopped") {
+		t.Fatalf("want both children stopped cleanly, then the master:\n%s", n.Log())
 	}
+}
+
+// startPrefork runs northd -prefork with args on two CPUs, so with two
+// children, and returns once both serve: each logs "northd started".
+func startPrefork(t *testing.T, args ...string) *testdeps.Northd {
+	t.Helper()
+	n := testdeps.StartNorthdWith(t, bin, testdeps.Options{Env: []string{"GOMAXPROCS=2"}}, append([]string{"-prefork"}, args...)...)
+	testdeps.WaitFor(t, "two children to start", func() bool { return strings.Count(n.Log(), `"northd started"`) == 2 })
+	return n
 }
 
 // fixedFreePorts returns the first of n consecutive ports that were free
@@ -111,13 +98,12 @@ func fixedFreePorts(t *testing.T, n int) int {
 // shared store before it starts a child, exits 2, and says what to give.
 func TestPreforkWithMemoryStoreExits2(t *testing.T) {
 	port := fixedFreePorts(t, 1)
-	out, err := exec.Command(bin, "-prefork", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "off").CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-		t.Fatalf("northd -prefork -store memory: %v, want exit status 2\n%s", err, out)
+	r := testdeps.RunNorthd(t, bin, testdeps.Options{}, "", "-prefork", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "off")
+	if r.Code != 2 {
+		t.Fatalf("northd -prefork -store memory: exit status %d, want 2\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	const want = "northd: -prefork needs a shared store: each child would keep its own tokens, so a verify or logout that reaches another child would fail; give -store redis://host:port/db\n"
-	if string(out) != want {
-		t.Fatalf("northd -prefork -store memory said\n%q\nwant\n%q", out, want)
+	if r.Stdout != "" || r.Stderr != want {
+		t.Fatalf("northd -prefork -store memory said\n%q on its standard output and\n%q on its standard error\nwant nothing and\n%q", r.Stdout, r.Stderr, want)
 	}
 }

@@ -74,7 +74,7 @@ func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
 		return false
 	})
 	atKill := hook.count()
-	holder.kill()
+	holder.n.Kill()
 	testdeps.WaitFor(t, "deliveries from the other instance", func() bool { return hook.count() >= atKill+50 })
 	published := pub.stop(t)
 	pub = nil

@@ -3,6 +3,8 @@ package netx
 import (
 	"net"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // An address in use is refused with what to do; ListenAll then gives back
@@ -13,12 +15,7 @@ func TestListenAllTakesEveryAddressOrNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	freeAddr := free.Addr().String()
-	free.Close()
+	freeAddr := testdeps.FreeAddr(t)
 
 	lns, err := ListenAll([]string{freeAddr, busy.Addr().String()}, false)
 	want := "cannot listen on " + busy.Addr().String() + ": the address is already in use (another northd? pick another with -listen)"

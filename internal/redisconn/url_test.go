@@ -3,23 +3,19 @@ package redisconn
 import (
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"northd/internal/testdeps"
 )
 
 // A -store URL that cannot be used is named in Open's error without its
 // password; one that cannot be used as written is an InvalidURLError, for
 // the operator to fix.
 func TestOpenErrorsHideThePassword(t *testing.T) {
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unreachable := closed.Addr().String()
-	closed.Close()
+	unreachable := testdeps.FreeAddr(t)
 	tests := []struct {
 		name, url, want string
 		invalid         bool

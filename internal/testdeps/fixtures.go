@@ -80,3 +80,16 @@ func DialKept(t *testing.T, addr string) net.Conn {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// FreeAddr is a loopback address nothing listens on: a port the kernel
+// handed out a moment ago and that was let go at once. A connection to it
+// is refused, and a listener may take it.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

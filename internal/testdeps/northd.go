@@ -23,6 +23,9 @@ import (
 const (
 	startTimeout = 30 * time.Second
 	stopTimeout  = 30 * time.Second
+	// waitTimeout bounds Wait, which may span a drain and a shutdown the
+	// test chose the length of.
+	waitTimeout = 2 * time.Minute
 )
 
 // MainWithNorthd is a TestMain for the tests that run northd as an
@@ -71,7 +74,7 @@ type Northd struct {
 	log     *capturedLog
 	exited  chan struct{} // closed once northd has exited and waitErr is set
 	waitErr error         // how it exited: nil for status 0, else an *exec.ExitError
-	stopped bool          // Stop was called: the cleanup has nothing left to do
+	stopped bool          // Stop, Kill or Wait was called: the cleanup has nothing left to do
 }
 
 // Options are what a test may set on the northd process beyond its flags.
@@ -97,7 +100,7 @@ type startedLog struct {
 // line, reading stderr as it comes rather than polling, and keeps reading
 // it afterwards so that northd never blocks on a full pipe. At the end it
 // stops northd with SIGTERM and expects a clean exit, unless the test
-// stopped it itself (Stop).
+// stopped it itself (Stop, Kill or Wait).
 func StartNorthd(tb testing.TB, bin string, args ...string) *Northd {
 	tb.Helper()
 	return StartNorthdWith(tb, bin, Options{}, args...)
@@ -244,6 +247,32 @@ func (n *Northd) Stop(tb testing.TB) error {
 		tb.Errorf("northd did not exit within %v of SIGTERM; killing it\n%s", stopTimeout, n.log)
 		n.cmd.Process.Kill()
 		<-n.exited
+	}
+	return n.waitErr
+}
+
+// Kill ends northd at once with SIGKILL, as a crash would, even while it
+// is stopped (SIGSTOP), and returns once it has exited; the cleanup then
+// does nothing. A northd that has already exited is left as it is.
+func (n *Northd) Kill() {
+	n.stopped = true
+	n.cmd.Process.Kill()
+	<-n.exited
+}
+
+// Wait returns once northd has exited by itself or on a signal the test
+// sent (Signal), and how it exited, as Stop does; the cleanup then does
+// nothing. After the two minutes only a hang reaches it kills northd and
+// fails the test.
+func (n *Northd) Wait(tb testing.TB) error {
+	tb.Helper()
+	n.stopped = true
+	select {
+	case <-n.exited:
+	case <-time.After(waitTimeout):
+		n.cmd.Process.Kill()
+		<-n.exited
+		tb.Fatalf("northd still running %v after the test expected it to exit; killed it\n%s", waitTimeout, n.log)
 	}
 	return n.waitErr
 }

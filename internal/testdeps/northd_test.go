@@ -1,10 +1,12 @@
 package testdeps
 
 import (
-	"io"
+	"errors"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,16 +30,8 @@ func TestNorthdHarness(t *testing.T) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	get := func(url string) (int, string) {
 		t.Helper()
-		resp, err := client.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
+		a := Call(t, client, "GET", url, "", "")
+		return a.Status, a.Body
 	}
 	for _, a := range append(p.Listen, off.Listen...) {
 		if code, body := get("http://" + a + "/"); code != 200 || body != `<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>` {
@@ -52,6 +46,21 @@ func TestNorthdHarness(t *testing.T) {
 	}
 	if err := p.Stop(t); err != nil || !p.Exited() {
 		t.Errorf("Stop: %v, exited %v; want a clean exit", err, p.Exited())
+	}
+
+	// Wait sees the exit a signal the test sent brings; Kill ends northd
+	// as a crash does, stopped or not.
+	w := StartNorthd(t, bin)
+	w.Signal(t, syscall.SIGTERM)
+	if err := w.Wait(t); err != nil || !w.Exited() {
+		t.Errorf("Wait after SIGTERM: %v, exited %v; want a clean exit", err, w.Exited())
+	}
+	k := StartNorthd(t, bin)
+	k.Signal(t, syscall.SIGSTOP)
+	k.Kill()
+	var exit *exec.ExitError
+	if err := k.Wait(t); !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("Kill: northd exited with %v, want killed by SIGKILL", err)
 	}
 
 	// A refused configuration ends by itself, with status 2 and its
