@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	_ "embed"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -111,6 +112,7 @@ func adminRoutes(subsystems []*subsystem, set *metrics.Set, maxEventData int, wi
 	mux.Handle("GET /metrics", admin.Metrics(set))
 	mux.Handle("GET /north/servers", admin.NorthServers(views))
 	mux.Handle("GET /north/subscriptions", admin.Subscriptions(views))
+	mux.HandleFunc("GET /openapi.yaml", serveOpenAPI)
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -119,6 +121,22 @@ func adminRoutes(subsystems []*subsystem, set *metrics.Set, maxEventData int, wi
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return admin.WithWriteDeadlines(admin.RequireToken(secrets, mux), writeTimeout)
+}
+
+// openAPIDocument is docs/openapi.yaml, the description of both
+// listeners, built into the binary so that what an instance serves is the
+// document of its own version.
+//
+//go:embed docs/openapi.yaml
+var openAPIDocument []byte
+
+// serveOpenAPI answers GET /openapi.yaml on the admin listener with the
+// document, as application/yaml (RFC 9512), for a client generator or a
+// mock server to read from the instance itself.
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(openAPIDocument)
 }
 
 var headerAllow = []byte("Allow")

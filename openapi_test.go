@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"northd/internal/testdeps"
+)
+
+const openAPIFile = "docs/openapi.yaml"
+
+// TestOpenAPIDocumentIsValid: docs/openapi.yaml loads, its references
+// resolve, and it is valid OpenAPI 3.1, as the validator the answers are
+// checked with reads it.
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromFile(openAPIFile)
+	if err != nil {
+		t.Fatalf("load %s: %v", openAPIFile, err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("%s is not valid OpenAPI: %v", openAPIFile, err)
+	}
+	if doc.OpenAPI != "3.1.0" {
+		t.Errorf("openapi: %q, want 3.1.0", doc.OpenAPI)
+	}
+	for _, hook := range []string{"eventDelivery", "subscriptionVerify"} {
+		if doc.Webhooks[hook] == nil {
+			t.Errorf("webhooks has no %s", hook)
+		}
+	}
+}
+
+// TestOpenAPIServed: the admin listener answers GET /openapi.yaml with the
+// file's bytes, built in, and asks for its token like every admin route.
+func TestOpenAPIServed(t *testing.T) {
+	want, err := os.ReadFile(openAPIFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "0123456789abcdef0123456789abcdef"
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := startInstance(t, ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-admin-token-file", tokenFile}, testdeps.NoEnv, io.Discard)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		if err := srv.wait(); err != nil {
+			t.Error(err)
+		}
+	}()
+	client := &http.Client{Timeout: time.Minute} // only a hang gets near it
+	url := "http://" + srv.adminAddr + "/openapi.yaml"
+
+	if a := call(t, client, "GET", url, "", ""); a.status != 401 || a.header.Get("WWW-Authenticate") != `Bearer realm="northd-admin"` {
+		t.Errorf("without the admin token: %d %v, want 401 with the admin challenge", a.status, a.header)
+	}
+	a := call(t, client, "GET", url, secret, "")
+	if a.status != 200 {
+		t.Fatalf("GET /openapi.yaml: %d %q", a.status, a.body)
+	}
+	if ct := a.header.Get("Content-Type"); ct != "application/yaml" {
+		t.Errorf("Content-Type: %q, want application/yaml", ct)
+	}
+	if cc := a.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control: %q, want no-store", cc)
+	}
+	if !bytes.Equal([]byte(a.body), want) {
+		t.Errorf("GET /openapi.yaml is not %s (%d bytes, want %d): rebuild", openAPIFile, len(a.body), len(want))
+	}
+}
+
+// TestOpenAPILintAndClient: Redocly's linter passes the document, and a
+// client typed by what openapi-typescript generates from it type-checks.
+// The tools are docs/tools' own, pinned by its lockfile: without them the
+// test is skipped, saying how to install them, and under CI=true it fails,
+// as testdeps.Need does for a missing program.
+func TestOpenAPILintAndClient(t *testing.T) {
+	tools, err := filepath.Abs("docs/tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(tools, "node_modules", ".bin")
+	if _, err := os.Stat(filepath.Join(bin, "redocly")); err != nil {
+		msg := "the OpenAPI tools are not installed: run npm ci --prefix docs/tools"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + "; CI must run this test")
+		}
+		t.Skip(msg + "; skipping")
+	}
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.Dir = tools
+		// No "update available" banners or telemetry from the tools.
+		cmd.Env = append(os.Environ(), "REDOCLY_TELEMETRY=off", "REDOCLY_SUPPRESS_UPDATE_NOTICE=true", "NO_UPDATE_NOTIFIER=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	run("redocly", "lint", "../openapi.yaml")
+
+	dir := t.TempDir()
+	api := filepath.Join(dir, "api.d.ts")
+	run("openapi-typescript", "../openapi.yaml", "-o", api)
+	// client.ts imports "northd-api": here, the types just generated.
+	tsconfig := `{"extends": "` + filepath.Join(tools, "tsconfig.json") + `",
+ "compilerOptions": {"paths": {"northd-api": ["` + api + `"]}},
+ "files": ["` + filepath.Join(tools, "client.ts") + `"]}`
+	if err := os.WriteFile(filepath.Join(dir, "tsconfig.json"), []byte(tsconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run("tsc", "--noEmit", "-p", filepath.Join(dir, "tsconfig.json"))
+}
