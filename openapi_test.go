@@ -67,21 +67,21 @@ func TestOpenAPIServed(t *testing.T) {
 	client := &http.Client{Timeout: time.Minute} // only a hang gets near it
 	url := "http://" + srv.adminAddr + "/openapi.yaml"
 
-	if a := call(t, client, "GET", url, "", ""); a.status != 401 || a.header.Get("WWW-Authenticate") != `Bearer realm="northd-admin"` {
-		t.Errorf("without the admin token: %d %v, want 401 with the admin challenge", a.status, a.header)
+	if a := testdeps.Call(t, client, "GET", url, "", ""); a.Status != 401 || a.Header.Get("WWW-Authenticate") != `Bearer realm="northd-admin"` {
+		t.Errorf("without the admin token: %d %v, want 401 with the admin challenge", a.Status, a.Header)
 	}
-	a := call(t, client, "GET", url, secret, "")
-	if a.status != 200 {
-		t.Fatalf("GET /openapi.yaml: %d %q", a.status, a.body)
+	a := testdeps.Call(t, client, "GET", url, secret, "")
+	if a.Status != 200 {
+		t.Fatalf("GET /openapi.yaml: %d %q", a.Status, a.Body)
 	}
-	if ct := a.header.Get("Content-Type"); ct != "application/yaml" {
+	if ct := a.Header.Get("Content-Type"); ct != "application/yaml" {
 		t.Errorf("Content-Type: %q, want application/yaml", ct)
 	}
-	if cc := a.header.Get("Cache-Control"); cc != "no-store" {
+	if cc := a.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control: %q, want no-store", cc)
 	}
-	if !bytes.Equal([]byte(a.body), want) {
-		t.Errorf("GET /openapi.yaml is not %s (%d bytes, want %d): rebuild", openAPIFile, len(a.body), len(want))
+	if !bytes.Equal([]byte(a.Body), want) {
+		t.Errorf("GET /openapi.yaml is not %s (%d bytes, want %d): rebuild", openAPIFile, len(a.Body), len(want))
 	}
 }
 
