@@ -12,24 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-
 	"northd/internal/testdeps"
 )
-
-const openAPIFile = "docs/openapi.yaml"
 
 // TestOpenAPIDocumentIsValid: docs/openapi.yaml loads, its references
 // resolve, and it is valid OpenAPI 3.1, as the validator the answers are
 // checked with reads it.
 func TestOpenAPIDocumentIsValid(t *testing.T) {
-	doc, err := openapi3.NewLoader().LoadFromFile(openAPIFile)
-	if err != nil {
-		t.Fatalf("load %s: %v", openAPIFile, err)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatalf("%s is not valid OpenAPI: %v", openAPIFile, err)
-	}
+	doc := testdeps.OpenAPI(t)
 	if doc.OpenAPI != "3.1.0" {
 		t.Errorf("openapi: %q, want 3.1.0", doc.OpenAPI)
 	}
@@ -43,7 +33,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 // TestOpenAPIServed: the admin listener answers GET /openapi.yaml with the
 // file's bytes, built in, and asks for its token like every admin route.
 func TestOpenAPIServed(t *testing.T) {
-	want, err := os.ReadFile(openAPIFile)
+	want, err := os.ReadFile(testdeps.OpenAPIFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +71,7 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Errorf("Cache-Control: %q, want no-store", cc)
 	}
 	if !bytes.Equal([]byte(a.Body), want) {
-		t.Errorf("GET /openapi.yaml is not %s (%d bytes, want %d): rebuild", openAPIFile, len(a.Body), len(want))
+		t.Errorf("GET /openapi.yaml is not %s (%d bytes, want %d): rebuild", testdeps.OpenAPIFile, len(a.Body), len(want))
 	}
 }
 
