@@ -8,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"northd/internal/httpx"
 	"northd/internal/netx"
 	"northd/internal/wire"
 )
@@ -15,12 +16,12 @@ import (
 var (
 	headerCacheControl = []byte("Cache-Control")
 	noStore            = []byte("no-store")
-	contentTypeHTML    = []byte("text/html; charset=utf-8")
-	contentTypeText    = []byte("text/plain; charset=utf-8")
+	contentTypeHTML    = []byte(httpx.HTMLType)
+	contentTypeText    = []byte(httpx.TextType)
 
 	homeBody             = []byte(`<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><h1>Home Page</h1>`)
-	notFoundBody         = []byte(`<h1>404 Not Found</h1>`)
-	methodNotAllowedBody = []byte("405 Method Not Allowed: see the Allow header for the methods this path takes\n")
+	notFoundBody         = []byte(httpx.NotFoundBody)
+	methodNotAllowedBody = []byte(httpx.MethodNotAllowedBody)
 	healthyBody          = []byte("ok\n")
 	readyBody            = []byte("ready\n")
 	drainingBody         = []byte("draining: this instance is shutting down\n")

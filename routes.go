@@ -107,20 +107,23 @@ func adminRoutes(subsystems []*subsystem, set *metrics.Set, maxEventData int, wi
 		views[i] = admin.Subsystem{Name: s.name, ListenAddr: s.listenAddr, Store: s.store, Push: s.push}
 		targets[i] = eventshttp.Target{Name: s.name, Label: subsystemLabel(s.name), Store: s.store, Events: s.events.Log()}
 	}
-	mux := http.NewServeMux()
-	mux.Handle("POST /north/events", eventshttp.Publish(targets, maxEventData, set, log))
-	mux.Handle("GET /metrics", admin.Metrics(set))
-	mux.Handle("GET /north/servers", admin.NorthServers(views))
-	mux.Handle("GET /north/subscriptions", admin.Subscriptions(views))
-	mux.HandleFunc("GET /openapi.yaml", serveOpenAPI)
-	if withPprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	routes := []admin.Route{
+		{Method: "POST", Path: "/north/events", Handler: eventshttp.Publish(targets, maxEventData, set, log)},
+		{Method: "GET", Path: "/metrics", Handler: admin.Metrics(set)},
+		{Method: "GET", Path: "/north/servers", Handler: admin.NorthServers(views)},
+		{Method: "GET", Path: "/north/subscriptions", Handler: admin.Subscriptions(views)},
+		{Method: "GET", Path: "/openapi.yaml", Handler: http.HandlerFunc(serveOpenAPI)},
 	}
-	return admin.WithWriteDeadlines(admin.RequireToken(secrets, mux), writeTimeout)
+	if withPprof {
+		routes = append(routes,
+			admin.Route{Path: "/debug/pprof/", Handler: http.HandlerFunc(pprof.Index)},
+			admin.Route{Path: "/debug/pprof/cmdline", Handler: http.HandlerFunc(pprof.Cmdline)},
+			admin.Route{Path: "/debug/pprof/profile", Handler: http.HandlerFunc(pprof.Profile)},
+			admin.Route{Path: "/debug/pprof/symbol", Handler: http.HandlerFunc(pprof.Symbol)},
+			admin.Route{Path: "/debug/pprof/trace", Handler: http.HandlerFunc(pprof.Trace)},
+		)
+	}
+	return admin.WithWriteDeadlines(admin.RequireToken(secrets, admin.Handler(routes)), writeTimeout)
 }
 
 // openAPIDocument is docs/openapi.yaml, the description of both

@@ -199,15 +199,15 @@ func TestNorthServersPagesOneSubsystem(t *testing.T) {
 
 			// A cursor belongs to one subsystem.
 			a := testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers?after="+url.QueryEscape(after), "", "")
-			if a.Status != 400 || a.Body != "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves a, b, c)\n" {
+			if a.Status != 400 || a.Body != `{"code": 1, "description": "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves a, b, c)"}` {
 				t.Errorf("after= without subsystem=: %d %q", a.Status, a.Body)
 			}
 			a = testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers?subsystem=d", "", "")
-			if a.Status != 404 || a.Body != "no subsystem here is named \"d\" (this instance serves a, b, c)\n" {
+			if a.Status != 404 || a.Body != `{"code": 1, "description": "no subsystem here is named \"d\" (this instance serves a, b, c)"}` {
 				t.Errorf("subsystem=d: %d %q", a.Status, a.Body)
 			}
 			a = testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers?subsystem=b&after=12", "", "")
-			if a.Status != 400 || a.Body != "after=\"12\" is not a cursor from a previous page's \"next\"\n" {
+			if a.Status != 400 || a.Body != `{"code": 1, "description": "after=\"12\" is not a cursor from a previous page's \"next\""}` {
 				t.Errorf("after=12: %d %q", a.Status, a.Body)
 			}
 		})

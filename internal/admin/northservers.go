@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"northd/internal/httpx"
 	"northd/internal/store"
 )
 
@@ -26,7 +27,7 @@ func NorthServers(subsystems []Subsystem) http.Handler {
 		if v := q.Get("limit"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > maxServersPage {
-				http.Error(w, "limit must be a whole number from 1 to "+strconv.Itoa(maxServersPage), http.StatusBadRequest)
+				httpx.WriteFailure(w, http.StatusBadRequest, 1, "limit must be a whole number from 1 to "+strconv.Itoa(maxServersPage))
 				return
 			}
 			limit = n
@@ -40,19 +41,19 @@ func NorthServers(subsystems []Subsystem) http.Handler {
 				}
 			}
 			if selected == nil {
-				http.Error(w, fmt.Sprintf("no subsystem here is named %q (this instance serves %s)", name, nameList(subsystems)), http.StatusNotFound)
+				httpx.WriteFailure(w, http.StatusNotFound, 1, fmt.Sprintf("no subsystem here is named %q (this instance serves %s)", name, nameList(subsystems)))
 				return
 			}
 		}
 		var after store.Cursor
 		if v := q.Get("after"); v != "" {
 			if len(selected) != 1 {
-				http.Error(w, "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves "+nameList(subsystems)+")", http.StatusBadRequest)
+				httpx.WriteFailure(w, http.StatusBadRequest, 1, "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves "+nameList(subsystems)+")")
 				return
 			}
 			var err error
 			if after, err = store.ParseCursor(v); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
+				httpx.WriteFailure(w, http.StatusBadRequest, 1, err.Error())
 				return
 			}
 		}
@@ -71,7 +72,8 @@ func NorthServers(subsystems []Subsystem) http.Handler {
 			// With a shared store, the whole fleet's view.
 			page, err := s.Store.Page(r.Context(), after, limit)
 			if err != nil { // store.ErrUnavailable, the only error a store returns
-				http.Error(w, "the store is unavailable; retry", http.StatusServiceUnavailable)
+				w.Header().Set("Retry-After", "1")
+				httpx.WriteFailure(w, http.StatusServiceUnavailable, 4, "the token store is unavailable; retry after the Retry-After seconds")
 				return
 			}
 			sr.NorthServers, sr.Count = page.NorthServers, page.Count

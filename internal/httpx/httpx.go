@@ -32,6 +32,16 @@ var (
 	RetryAfterOne = []byte("1")
 )
 
+// What every listener answers a path it does not know, and a known path
+// asked with a method it does not take (beside an Allow header): the
+// subsystems' ports and the admin listener alike.
+const (
+	HTMLType             = "text/html; charset=utf-8"
+	TextType             = "text/plain; charset=utf-8"
+	NotFoundBody         = `<h1>404 Not Found</h1>`
+	MethodNotAllowedBody = "405 Method Not Allowed: see the Allow header for the methods this path takes\n"
+)
+
 // AnswerJSON answers status with body, which the response keeps without a
 // copy: body must not change afterwards (a pre-built answer).
 func AnswerJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {

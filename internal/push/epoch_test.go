@@ -51,7 +51,7 @@ func TestAWebhookCursorAcrossARestartFromAnOlderSnapshot(t *testing.T) {
 			log := eventsredis.New(conn, "nms", eventsredis.Options{Retention: 1000, CallTimeout: 30 * time.Second})
 			testdeps.WaitFor(t, "the store to be ready", log.Ready)
 
-			w := newWorldOn(t, log, func(o *push.Options) { o.LeaseTTL = 300 * time.Millisecond; o.SyncEvery = 20 * time.Millisecond })
+			w := newWorldOn(t, log, 1000, func(o *push.Options) { o.LeaseTTL = 300 * time.Millisecond; o.SyncEvery = 20 * time.Millisecond })
 			r := newReceiver(t)
 			var refuse atomic.Bool
 			r.answer = func(int, *http.Request) (int, http.Header) {

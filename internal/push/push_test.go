@@ -154,16 +154,19 @@ func newWorld(t *testing.T, tune func(*push.Options)) *world {
 
 // newWorldRetaining is a world whose log keeps only retention events.
 func newWorldRetaining(t *testing.T, retention int, tune func(*push.Options)) *world {
-	return newWorldOn(t, memory.New(memory.Options{Retention: retention}), tune)
+	return newWorldOn(t, memory.New(memory.Options{Retention: retention}), retention, tune)
 }
 
-// newWorldOn is a world whose events are log's.
-func newWorldOn(t *testing.T, log events.Log, tune func(*push.Options)) *world {
+// newWorldOn is a world whose events are log's, which keeps retention
+// events. Its hub caches no more than the log keeps, as northd's does: a
+// cache holding events the log trimmed would answer a cursor behind the
+// log with them, or with a reset, by whether the hub had read them first.
+func newWorldOn(t *testing.T, log events.Log, retention int, tune func(*push.Options)) *world {
 	ctx, cancel := context.WithCancel(context.Background())
 	set := metrics.NewSet()
 	hub := events.NewHub(log, events.HubOptions{
 		Subsystem: "nms", Heartbeat: time.Hour, Retry: time.Second, DrainRetry: time.Second, WriteTimeout: time.Minute,
-		Queue: 1000, MaxStreams: 10, MaxPerToken: 10, CacheEvents: 1000, CacheBytes: 1 << 20,
+		Queue: 1000, MaxStreams: 10, MaxPerToken: 10, CacheEvents: min(retention, 1000), CacheBytes: 1 << 20,
 		TokenLive: func([16]byte, time.Time) bool { return true },
 	}, set, `subsystem="nms"`, slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
