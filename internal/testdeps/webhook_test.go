@@ -38,6 +38,7 @@ func hook(t *testing.T, id, body string, ts time.Time, edit map[string]string, s
 		sigs = append(sigs, sig)
 	}
 	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("User-Agent", "northd-webhooks")
 	r.Header.Set("webhook-id", id)
 	r.Header.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
 	r.Header.Set("webhook-signature", strings.Join(sigs, " "))
@@ -85,6 +86,7 @@ func TestCheckWebhook(t *testing.T) {
 		{"a verify beside events", verifyID, "[" + hookVerify[1:len(hookVerify)-1] + "," + hookEvents[1:], now, nil, []string{hookSecret}, nil, "subscriptionVerify"},
 		{"no webhook-id", eventsID, hookEvents, now, map[string]string{"webhook-id": ""}, []string{hookSecret}, []string{hookSecret}, "webhook-id"},
 		{"a signature of another version", eventsID, hookEvents, now, map[string]string{"webhook-signature": "v1a,bkx/CWeKsQMzp6zTvES5poijOuRolmijMoSh3RTYft8="}, nil, []string{hookSecret}, "webhook-signature"},
+		{"another User-Agent", eventsID, hookEvents, now, map[string]string{"User-Agent": "Go-http-client/1.1"}, []string{hookSecret}, []string{hookSecret}, "User-Agent"},
 		{"text, not JSON", eventsID, hookEvents, now, map[string]string{"Content-Type": "text/plain"}, []string{hookSecret}, []string{hookSecret}, "text/plain"},
 		{"a verify naming another subscription", "msg_sub_1_verify", hookVerify, now, nil, []string{hookSecret}, nil, "is not msg_sub_0fae79348b225fd418b08647_verify"},
 		{"events, no secret given", eventsID, hookEvents, now, nil, []string{hookSecret}, nil, "no secret to verify them by"},
