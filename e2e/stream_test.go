@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -240,18 +241,37 @@ func pollAll(t *testing.T, addr, token string) []string {
 }
 
 // hookReceiver takes webhooks, keeping the bodies whose Standard Webhooks
-// signature checks out under secret (set once known).
+// signature checks out under secret (set once known, by know). Beside its
+// own check, testdeps.CheckWebhook has each request verified by the
+// specification's reference library and validated against the document,
+// failing t: the subscription.verify, which comes before its secret is
+// known, as far as it can then, and by its signature in know.
 type hookReceiver struct {
-	mu     sync.Mutex
-	secret string
-	bodies []string
-	bad    int
+	t        *testing.T
+	mu       sync.Mutex
+	secret   string
+	bodies   []string
+	bad      int
+	verifies []hookRequest // taken before the secret was known
+}
+
+type hookRequest struct {
+	r    *http.Request
+	body []byte
 }
 
 func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.secret == "" {
+		if err := testdeps.CheckWebhook(r, body); err != nil {
+			h.t.Error(err)
+		}
+		h.verifies = append(h.verifies, hookRequest{r.Clone(context.Background()), body})
+	} else if err := testdeps.CheckWebhook(r, body, h.secret); err != nil {
+		h.t.Error(err)
+	}
 	if h.secret != "" {
 		key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(h.secret, "whsec_"))
 		mac := hmac.New(sha256.New, key)
@@ -264,6 +284,19 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.bodies = append(h.bodies, string(body))
 	w.WriteHeader(204)
+}
+
+// know sets the secret the subscribe answered, and has the verifications
+// taken before it verified by it.
+func (h *hookReceiver) know(secret string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.secret = secret
+	for _, v := range h.verifies {
+		if err := testdeps.CheckWebhook(v.r, v.body, secret); err != nil {
+			h.t.Errorf("the verification, with the secret the subscribe answered: %v", err)
+		}
+	}
 }
 
 func (h *hookReceiver) got() ([]string, int) {

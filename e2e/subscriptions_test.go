@@ -12,7 +12,7 @@ import (
 )
 
 func TestWebhooksEndToEnd(t *testing.T) {
-	hook := new(hookReceiver)
+	hook := &hookReceiver{t: t}
 	srv := httptest.NewServer(hook)
 	defer srv.Close()
 	n := start(t, "-listen", "nms=127.0.0.1:0", "-admin", "127.0.0.1:0", "-push-allow", "127.0.0.0/8")
@@ -33,10 +33,8 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	if a.Status != 201 || json.Unmarshal([]byte(a.Body), &created) != nil || !strings.HasPrefix(created.ID, "sub_") || !strings.HasPrefix(created.Secret, "whsec_") {
 		t.Fatalf("subscribe: %d %s", a.Status, a.Body)
 	}
-	hook.mu.Lock()
-	hook.secret = created.Secret
-	hook.mu.Unlock()
-	if bodies, _ := hook.got(); len(bodies) != 1 || !strings.Contains(bodies[0], `"type":"subscription.verify"`) {
+	hook.know(created.Secret)
+	if bodies, _ := hook.got(); len(bodies) != 1 || !strings.Contains(bodies[0], `"type":"subscription.verify"`) || !strings.Contains(bodies[0], `"data":{"subscription":"`+created.ID+`"}`) {
 		t.Fatalf("the verification: %q", bodies)
 	}
 

@@ -2,6 +2,7 @@ package lbtest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -143,6 +144,18 @@ type chaos struct {
 	lastChange  time.Time            // when a receiver or a stream last got something
 	acked       atomic.Int64
 	notes       []string
+	refused     []string // what testdeps.CheckWebhook found wrong in a delivery
+}
+
+// checkWebhook records what testdeps.CheckWebhook finds wrong in a
+// request a receiver took: the test fails on it once the receivers are
+// closed, never from their handlers, which may outlive it.
+func (c *chaos) checkWebhook(r *http.Request, body []byte, secrets ...string) {
+	if err := testdeps.CheckWebhook(r, body, secrets...); err != nil {
+		c.rec.Lock()
+		c.refused = append(c.refused, err.Error())
+		c.rec.Unlock()
+	}
 }
 
 func (c *chaos) note(format string, args ...any) {
@@ -215,6 +228,15 @@ func runSchedule(t *testing.T, seed uint64) *chaoscheck.Report {
 		s.stream.close()
 		s.recv.close()
 	}
+	c.rec.Lock()
+	for i, e := range c.refused {
+		if i == 20 {
+			t.Errorf("seed %d: and %d more deliveries refused", seed, len(c.refused)-i)
+			break
+		}
+		t.Errorf("seed %d: %s", seed, e)
+	}
+	c.rec.Unlock()
 	r := chaoscheck.Check(c.run())
 	t.Logf("seed %d, faults:%s", seed, fault.String())
 	for _, n := range c.notes {
@@ -519,7 +541,12 @@ func (c *chaos) subscribe(s *northSrv) {
 	}
 	c.rec.Lock()
 	sub.Name, sub.Secret, sub.Created = ans.ID+" ("+path+")", ans.Secret, end
+	early := s.recv.early[path]
+	delete(s.recv.early, path)
 	c.rec.Unlock()
+	for _, e := range early {
+		c.checkWebhook(e.r, e.body, ans.Secret)
+	}
 }
 
 // startProducers starts two producers, each publishing one event at a
@@ -726,6 +753,9 @@ type receiver struct {
 	srv   *http.Server
 	fault string        // guarded by chaos.rec
 	hit   chan struct{} // closed once the fault has been answered
+	// by path, what came before the 201 showed the secret to verify it by
+	// (the verification, deliveries on its heels); guarded by chaos.rec
+	early map[string][]webhookRequest
 }
 
 func startReceiver(c *chaos, s *northSrv) *receiver {
@@ -734,7 +764,7 @@ func startReceiver(c *chaos, s *northSrv) *receiver {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	r := &receiver{c: c, s: s, addr: ln.Addr().String()}
+	r := &receiver{c: c, s: s, addr: ln.Addr().String(), early: map[string][]webhookRequest{}}
 	r.srv = &http.Server{Handler: r}
 	go r.srv.Serve(ln)
 	return r
@@ -753,13 +783,17 @@ func (r *receiver) inject(kind string) chan struct{} {
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+	c := r.c
 	if strings.Contains(string(body), `"type":"subscription.verify"`) {
+		c.checkWebhook(req, body) // as far as it can be before the 201; again in subscribe
+		c.rec.Lock()
+		r.early[req.URL.Path] = append(r.early[req.URL.Path], webhookRequest{req.Clone(context.Background()), body})
+		c.rec.Unlock()
 		w.WriteHeader(204)
 		return
 	}
 	at := time.Now()
 	k, err := strconv.Atoi(strings.TrimPrefix(req.URL.Path, "/hook/"))
-	c := r.c
 	c.rec.Lock()
 	if err != nil || k < 1 || k > len(r.s.subs) {
 		c.rec.Unlock()
@@ -768,6 +802,10 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	sub := r.s.subs[k-1]
+	secret := sub.Secret
+	if secret == "" {
+		r.early[req.URL.Path] = append(r.early[req.URL.Path], webhookRequest{req.Clone(context.Background()), body})
+	}
 	fault, hit := r.fault, r.hit
 	r.fault = ""
 	sub.Deliveries = append(sub.Deliveries, chaoscheck.Delivery{
@@ -777,6 +815,9 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	i := len(sub.Deliveries) - 1
 	c.lastChange = at
 	c.rec.Unlock()
+	if secret != "" {
+		c.checkWebhook(req, body, secret)
+	}
 	status := 204
 	switch fault {
 	case "5xx":

@@ -1,6 +1,7 @@
 package lbtest
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -99,18 +100,36 @@ func deliversHere(t *testing.T, in *instance) bool {
 
 // hookLog is the north server's receiver: it checks each delivery's
 // signature with its own code and keeps the events' data in arrival order.
+// Beside its own check, testdeps.CheckWebhook has each request verified by
+// the specification's reference library and validated against the
+// document: the verification, sent before its secret is known, as far as
+// it can then, and by its signature in trust.
 type hookLog struct {
-	mu   sync.Mutex
-	key  []byte
-	data []int
-	bad  []string
+	mu       sync.Mutex
+	secret   string
+	key      []byte
+	data     []int
+	bad      []string
+	verifies []webhookRequest // taken before the secret was known
+}
+
+// webhookRequest is a request a receiver took before the subscribe's 201
+// showed the secret to verify it by.
+type webhookRequest struct {
+	r    *http.Request
+	body []byte
 }
 
 func (h *hookLog) trust(secret string) {
 	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
 	h.mu.Lock()
-	h.key = key
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	h.secret, h.key = secret, key
+	for _, v := range h.verifies {
+		if err := testdeps.CheckWebhook(v.r, v.body, secret); err != nil {
+			h.bad = append(h.bad, "the verification, with the subscribe's secret: "+err.Error())
+		}
+	}
 }
 
 func (h *hookLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -118,8 +137,15 @@ func (h *hookLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	w.WriteHeader(204)
-	if h.key == nil {
-		return // the verification
+	if h.key == nil { // the verification
+		if err := testdeps.CheckWebhook(r, body); err != nil {
+			h.bad = append(h.bad, err.Error())
+		}
+		h.verifies = append(h.verifies, webhookRequest{r.Clone(context.Background()), body})
+		return
+	}
+	if err := testdeps.CheckWebhook(r, body, h.secret); err != nil {
+		h.bad = append(h.bad, err.Error())
 	}
 	mac := hmac.New(sha256.New, h.key)
 	mac.Write([]byte(r.Header.Get("webhook-id") + "." + r.Header.Get("webhook-timestamp") + "."))

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	neturl "net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,19 +36,24 @@ import (
 // receiver is a north server's webhook endpoint, written from the Standard
 // Webhooks specification, sharing no code with the sender: it checks each
 // request's signature against the secrets it was given, and answers as its
-// script says.
+// script says. Beside its own check, testdeps.CheckWebhook has each
+// request verified by the specification's reference library, under the
+// secrets of the subscriptions made to it so far, and validated against
+// the document.
 type receiver struct {
-	t      *testing.T
-	srv    *httptest.Server
-	mu     sync.Mutex
-	keys   [][]byte   // secrets' keys a signature may be made with
-	got    []delivery // every request, in arrival order
-	answer func(n int, r *http.Request) (status int, header http.Header)
+	t       *testing.T
+	srv     *httptest.Server
+	mu      sync.Mutex
+	secrets []string   // every secret world.subscribe or trust gave it, for testdeps.CheckWebhook
+	keys    [][]byte   // trusted secrets' keys a signature may be made with
+	got     []delivery // every request, in arrival order
+	answer  func(n int, r *http.Request) (status int, header http.Header)
 }
 
 type delivery struct {
 	id, timestamp, signature string
 	body                     []byte
+	request                  *http.Request // for testdeps.CheckWebhook, once its secret is known
 	events                   []eventJSON
 	status                   int      // what the receiver answered
 	signed                   []string // which of the trusted keys signed it: "0", "1", ...
@@ -63,7 +70,39 @@ func newReceiver(t *testing.T) *receiver {
 	r := &receiver{t: t}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
+	r.listening()
 	return r
+}
+
+// receivers are the receivers listening, by address: world.subscribe
+// gives each the secret of every subscription it makes to it, before any
+// event can be delivered under it.
+var receivers sync.Map // "IP:port" → *receiver
+
+// listening enters r in receivers until its test ends.
+func (r *receiver) listening() {
+	addr := r.srv.Listener.Addr().String()
+	receivers.Store(addr, r)
+	r.t.Cleanup(func() { receivers.Delete(addr) })
+}
+
+// know gives CheckWebhook the secret of subscription id, without trusting
+// it in r's own check, and has the subscription.verify r took for id, sent
+// before its secret could be known, verified by it now.
+func (r *receiver) know(id, secret string) {
+	r.mu.Lock()
+	r.secrets = append(r.secrets, secret)
+	got := slices.Clone(r.got)
+	r.mu.Unlock()
+	for _, d := range got {
+		if d.verify() && d.id == "msg_"+id+"_verify" {
+			if err := testdeps.CheckWebhook(d.request, d.body, secret); err != nil {
+				r.t.Errorf("the verification of %s, with its secret: %v", id, err)
+			}
+			return
+		}
+	}
+	r.t.Errorf("%s was made with no subscription.verify of it taken here", id)
 }
 
 // trust adds a secret whose signatures the receiver checks for.
@@ -73,6 +112,7 @@ func (r *receiver) trust(secret string) {
 		r.t.Fatalf("secret %q is not whsec_ and base64", secret)
 	}
 	r.mu.Lock()
+	r.secrets = append(r.secrets, secret)
 	r.keys = append(r.keys, key)
 	r.mu.Unlock()
 }
@@ -89,7 +129,15 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	n := len(r.got) + 1
 	answer := r.answer
+	secrets := slices.Clone(r.secrets)
 	r.mu.Unlock()
+	if d.verify() {
+		secrets = nil // its secret is known once the subscribe returns: know checks it then
+	}
+	if err := testdeps.CheckWebhook(req, body, secrets...); err != nil {
+		r.t.Errorf("request %d: %v", n, err)
+	}
+	d.request = req.Clone(context.Background())
 	d.status = 200
 	var header http.Header
 	if answer != nil {
@@ -126,6 +174,12 @@ func (r *receiver) deliveries() []delivery {
 		}
 	}
 	return out
+}
+
+// verify is whether d is a subscription.verify, sent before its
+// subscription's secret is known.
+func (d *delivery) verify() bool {
+	return len(d.events) == 1 && d.events[0].Type == "subscription.verify"
 }
 
 func (r *receiver) url(path string) string { return r.srv.URL + path }
@@ -224,6 +278,11 @@ func (w *world) subscribe(o push.Owner, url string, types ...string) (push.View,
 	v, secret, err := w.push.Create(context.Background(), o, url, types)
 	if err != nil {
 		w.t.Fatalf("Create: %v", err)
+	}
+	if u, err := neturl.Parse(url); err == nil {
+		if r, ok := receivers.Load(u.Host); ok {
+			r.(*receiver).know(v.ID, secret)
+		}
 	}
 	return v, secret
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,10 +61,23 @@ func rawListener(t *testing.T, ip string, serve func(n int, c net.Conn)) string 
 }
 
 // readRequest reads one HTTP request off c, so that an answer written
-// after it is read as the answer.
-func readRequest(c net.Conn) {
-	if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-		req.Body.Close()
+// after it is read as the answer, and has testdeps.CheckWebhook check it
+// under secrets (none for a subscription.verify, sent before its secret
+// is known).
+func readRequest(t *testing.T, c net.Conn, secrets ...string) {
+	req, err := http.ReadRequest(bufio.NewReader(c))
+	if err != nil {
+		t.Errorf("reading northd's request: %v", err)
+		return
+	}
+	defer req.Body.Close()
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		t.Errorf("reading the body of northd's request: %v", err)
+		return
+	}
+	if err := testdeps.CheckWebhook(req, body, secrets...); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -109,7 +123,7 @@ func TestVerifyAnswersNameACategory(t *testing.T) {
 		{"a certificate not trusted", untrusted.URL + "/hook",
 			"TLS failed: the https handshake did not complete; serve TLS there with a certificate northd trusts, or use http://", "certificate signed by unknown authority"},
 		{"a 500 with its own reason and body", "http://" + rawListener(t, "127.0.0.1", func(_ int, c net.Conn) {
-			readRequest(c)
+			readRequest(t, c)
 			c.Write([]byte("HTTP/1.1 500 SSH-2.0-Kaputt\r\nContent-Length: 12\r\nConnection: close\r\n\r\nSSH-2.0-body"))
 		}) + "/hook",
 			"answered 500 Internal Server Error", ""},
@@ -149,16 +163,19 @@ func TestLastErrorNamesACategory(t *testing.T) {
 	w := newWorld(t, func(o *push.Options) { o.Backoff = func(int) time.Duration { return time.Hour } })
 	w.login("north-1", loopback)
 	owner := push.Owner{Username: "north-1", IP: loopback}
+	var secret atomic.Value // the subscription's, for the delivery after its verification
 	addr := rawListener(t, "127.0.0.1", func(n int, c net.Conn) {
-		readRequest(c)
 		if n > 1 { // after the verification, something else took the port
+			readRequest(t, c, secret.Load().(string))
 			c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n"))
 			return
 		}
+		readRequest(t, c)
 		c.Write([]byte("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"))
 		c.Close()
 	})
-	v, _ := w.subscribe(owner, "http://"+addr+"/hook")
+	v, s := w.subscribe(owner, "http://"+addr+"/hook")
+	secret.Store(s)
 	w.publish("t", "1")
 	testdeps.WaitFor(t, "the failed delivery", func() bool { return w.push.List(owner)[0].LastError != "" })
 	if got, want := w.push.List(owner)[0].LastError, "not HTTP: what listens on that port closed the connection or answered something that is not HTTP"; got != want {
@@ -189,6 +206,10 @@ func TestVerificationsLeaveDeliveriesAlone(t *testing.T) {
 	arrived := make(chan struct{}, 2)
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if err := testdeps.CheckWebhook(req, body); err != nil {
+			t.Error(err)
+		}
 		arrived <- struct{}{}
 		select {
 		case <-release:
@@ -270,5 +291,6 @@ func newReceiverOn(t *testing.T, ip string) *receiver {
 	r.srv.Listener = ln
 	r.srv.Start()
 	t.Cleanup(r.srv.Close)
+	r.listening()
 	return r
 }

@@ -10,10 +10,13 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 // The reference vector of the Standard Webhooks specification (the
@@ -31,6 +34,27 @@ func TestSignMatchesTheSpecificationsVector(t *testing.T) {
 	two := string(SignatureHeader(nil, [][]byte{key, []byte("0123456789abcdef01234567")}, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, []byte(`{"test": 2432232314}`)))
 	if first, _, _ := strings.Cut(two, " "); first != got || strings.Count(two, "v1,") != 2 {
 		t.Errorf("SignatureHeader with two keys = %s", two)
+	}
+}
+
+// The specification's reference library verifies what SignatureHeader
+// writes, under each of a rotation's two keys, and nothing under another.
+func TestTheReferenceLibraryVerifiesSignatureHeader(t *testing.T) {
+	keys := [][]byte{[]byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")}
+	const id, body = "msg_sub_0123456789abcdef01234567_e1-42", `[{"id":"e1-42"}]`
+	ts := time.Now().Unix()
+	header := http.Header{}
+	header.Set(HeaderID, id)
+	header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	header.Set(HeaderSignature, string(SignatureHeader(nil, keys, id, ts, []byte(body))))
+	for i, key := range append(keys, []byte("a key that signed nothing here..")) {
+		wh, err := standardwebhooks.NewWebhookRaw(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wh.Verify([]byte(body), header); (err == nil) != (i < len(keys)) {
+			t.Errorf("key %d: Verify = %v", i, err)
+		}
 	}
 }
 
