@@ -19,10 +19,10 @@ import (
 	"northd/internal/push/pushhttp"
 )
 
-// routes maps every request a subsystem answers. Each handler is wrapped by
-// observed, which counts it under its route; every response, including the
-// router's own, carries Cache-Control: no-store.
-func (s *subsystem) routes() fasthttp.RequestHandler {
+// router mounts the subsystem's routes, each of them a path and method of
+// docs/openapi.yaml (TestRoutesAreDocumented); routes adds the answers to
+// the rest.
+func (s *subsystem) router() *router.Router {
 	r := router.New()
 	// The contract answers 404 for every path it does not name, so no
 	// redirects to a "fixed" path.
@@ -57,6 +57,14 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	readyz := s.observed(routeReadyz, s.handleReadyz)
 	r.GET("/readyz", readyz)
 	r.HEAD("/readyz", readyz)
+	return r
+}
+
+// routes maps every request a subsystem answers. Each handler is wrapped by
+// observed, which counts it under its route; every response, including the
+// router's own, carries Cache-Control: no-store.
+func (s *subsystem) routes() fasthttp.RequestHandler {
+	r := s.router()
 
 	// A known path asked with another method gets 405, and OPTIONS gets
 	// 204, each with an Allow header built here once: the router would
@@ -95,30 +103,51 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	}
 }
 
-// adminRoutes maps every request the admin listener answers: the operator's
+// adminRouteList is every route the admin listener answers: the operator's
 // endpoints, on a listener that is never one of the public subsystem
-// ports. With secrets (-admin-token-file), each of them only to a caller
-// presenting one; each answer within writeTimeout (-write-timeout), a
-// pprof profile that long past its ?seconds=.
-func adminRoutes(subsystems []*subsystem, set *metrics.Set, maxEventData int, withPprof bool, secrets [][]byte, writeTimeout time.Duration, log *slog.Logger) http.Handler {
+// ports; each is a path and method of docs/openapi.yaml
+// (TestRoutesAreDocumented).
+func adminRouteList(subsystems []*subsystem, set *metrics.Set, maxEventData int, withPprof bool, log *slog.Logger) []adminRoute {
 	views := make([]admin.Subsystem, len(subsystems))
 	targets := make([]eventshttp.Target, len(subsystems))
 	for i, s := range subsystems {
 		views[i] = admin.Subsystem{Name: s.name, ListenAddr: s.listenAddr, Store: s.store, Push: s.push}
 		targets[i] = eventshttp.Target{Name: s.name, Label: subsystemLabel(s.name), Store: s.store, Events: s.events.Log()}
 	}
-	mux := http.NewServeMux()
-	mux.Handle("POST /north/events", eventshttp.Publish(targets, maxEventData, set, log))
-	mux.Handle("GET /metrics", admin.Metrics(set))
-	mux.Handle("GET /north/servers", admin.NorthServers(views))
-	mux.Handle("GET /north/subscriptions", admin.Subscriptions(views))
-	mux.HandleFunc("GET /openapi.yaml", serveOpenAPI)
+	routes := []adminRoute{
+		{"POST", "/north/events", eventshttp.Publish(targets, maxEventData, set, log)},
+		{"GET", "/metrics", admin.Metrics(set)},
+		{"GET", "/north/servers", admin.NorthServers(views)},
+		{"GET", "/north/subscriptions", admin.Subscriptions(views)},
+		{"GET", "/openapi.yaml", http.HandlerFunc(serveOpenAPI)},
+	}
 	if withPprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		routes = append(routes,
+			adminRoute{"", "/debug/pprof/", http.HandlerFunc(pprof.Index)},
+			adminRoute{"", "/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline)},
+			adminRoute{"", "/debug/pprof/profile", http.HandlerFunc(pprof.Profile)},
+			adminRoute{"", "/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol)},
+			adminRoute{"", "/debug/pprof/trace", http.HandlerFunc(pprof.Trace)},
+		)
+	}
+	return routes
+}
+
+// adminRoute is one route of the admin listener: a method ("" for any, as
+// pprof takes) and a ServeMux path.
+type adminRoute struct {
+	method, path string
+	handler      http.Handler
+}
+
+// adminRoutes maps every request the admin listener answers, adminRouteList
+// on a mux. With secrets (-admin-token-file), each of them only to a caller
+// presenting one; each answer within writeTimeout (-write-timeout), a
+// pprof profile that long past its ?seconds=.
+func adminRoutes(subsystems []*subsystem, set *metrics.Set, maxEventData int, withPprof bool, secrets [][]byte, writeTimeout time.Duration, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range adminRouteList(subsystems, set, maxEventData, withPprof, log) {
+		mux.Handle(strings.TrimSpace(r.method+" "+r.path), r.handler)
 	}
 	return admin.WithWriteDeadlines(admin.RequireToken(secrets, mux), writeTimeout)
 }

@@ -191,7 +191,7 @@ func publish(t *testing.T, admin, query, body string, header ...string) testdeps
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	a, err := testdeps.Send(http.DefaultClient, req)
+	a, err := testdeps.Send(t, http.DefaultClient, req)
 	if err != nil {
 		t.Fatalf("publishing %s: %v", body, err)
 	}
