@@ -438,6 +438,7 @@ func TestEventStreamOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	testdeps.CheckAnswer(t, "GET", "/north/events", req.Header, resp.StatusCode, resp.Header, nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
 		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 	}

@@ -116,5 +116,6 @@ func rawRoundTrip(t *testing.T, addr, raw string) (*http.Response, string) {
 	if err != nil {
 		t.Fatalf("reading the response to %.100q: %v", raw, err)
 	}
+	testdeps.CheckAnswerTo(t, raw, resp.StatusCode, resp.Header, body)
 	return resp, string(body)
 }

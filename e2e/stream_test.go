@@ -47,7 +47,8 @@ func openStream(t *testing.T, addr, token, lastID string) (*sseStream, int, stri
 	if lastID != "" {
 		req += "Last-Event-ID: " + lastID + "\r\n"
 	}
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+	req += "\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
 	// Only a hang reaches this: tests wait for what they expect.
@@ -76,8 +77,10 @@ func openStream(t *testing.T, addr, token, lastID string) (*sseStream, int, stri
 		body := make([]byte, length)
 		io.ReadFull(s.r, body)
 		c.Close()
+		testdeps.CheckRawAnswer(t, req, append([]byte(s.head), body...))
 		return nil, status, string(body)
 	}
+	testdeps.CheckRawAnswer(t, req, []byte(s.head)) // the head: the stream's events are checked as they come
 	return s, 200, ""
 }
 
@@ -104,6 +107,9 @@ func (s *sseStream) next() (sseFrame, error) {
 		line = strings.TrimSuffix(line, "\n")
 		if line == "" {
 			f.data = strings.Join(data, "\n")
+			if len(data) > 0 {
+				testdeps.CheckEvent(s.t, f.event, []byte(f.data))
+			}
 			return f, nil
 		}
 		if c, ok := strings.CutPrefix(line, ":"); ok {

@@ -127,7 +127,7 @@ func TestBehindHAProxy(t *testing.T) {
 	// Meanwhile a north server streams its events through HAProxy, and
 	// the subsystem's software publishes to whichever instance is up.
 	stream := startStream(t, strings.TrimPrefix(front, "http://"))
-	pub := startPublisher(instances)
+	pub := startPublisher(t, instances)
 	load.awaitAnswers(t, phaseRequests)
 	// The instance holding the stream restarts first, so that the stream
 	// moves at each restart: to the other, then back.

@@ -177,14 +177,13 @@ func answersFor(doc *openapi3.T, method, path string, status int) (out []candida
 			out = append(out, candidate{"x-options-asterisk", onlyAnswer(doc, path, &openapi3.PathItem{}, method, status, r), nil})
 		}
 	}
-	if status == http.StatusNotFound {
-		if r := extensionResponse(doc, doc.Extensions["x-unknown-path"]); r != nil {
-			out = append(out, candidate{"x-unknown-path", onlyAnswer(doc, path, &openapi3.PathItem{}, method, status, r), nil})
-		}
-	}
-	if before, ok := doc.Extensions["x-answers-before-routing"].(map[string]any); ok {
-		if r := extensionResponse(doc, before[code]); r != nil {
-			out = append(out, candidate{"x-answers-before-routing." + code, onlyAnswer(doc, path, &openapi3.PathItem{}, method, status, r), nil})
+	// An unknown path's answers, and those written before routing, are
+	// named by status. A path of one listener is unknown to the other.
+	for _, ext := range []string{"x-answers-before-routing", "x-unknown-path"} {
+		if byStatus, ok := doc.Extensions[ext].(map[string]any); ok {
+			if r := extensionResponse(doc, byStatus[code]); r != nil {
+				out = append(out, candidate{ext + "." + code, onlyAnswer(doc, path, &openapi3.PathItem{}, method, status, r), nil})
+			}
 		}
 	}
 	return out, route
@@ -261,6 +260,16 @@ func checkRequest(method string, u *url.URL, reqHeader http.Header, reqBody []by
 	req := &http.Request{Method: method, URL: u, Header: reqHeader.Clone(), Body: io.NopCloser(bytes.NewReader(reqBody))}
 	if req.Header == nil {
 		req.Header = http.Header{}
+	}
+	// The server reads the body as the one type the document gives it
+	// whatever the request's Content-Type says, as the document says:
+	// the body is checked as that type.
+	if content := route.Operation.RequestBody.Value.Content; len(content) == 1 {
+		for mediaType := range content {
+			if !strings.Contains(mediaType, "*") {
+				req.Header.Set("Content-Type", mediaType)
+			}
+		}
 	}
 	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true, ExcludeRequestQueryParams: true}
 	opts.WithCustomSchemaErrorFunc(schemaError)
