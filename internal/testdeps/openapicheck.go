@@ -23,11 +23,12 @@ import (
 
 // The check of every answer against docs/openapi.yaml. Tests run northd on
 // random ports, so an answer is routed by its path and method alone, over
-// the paths of both listeners: a path the document does not name is
-// checked against x-unknown-path, a method its path item does not take
-// against the path's x-method-not-allowed (or x-admin-method-not-allowed),
-// OPTIONS * against x-options-asterisk, and any status against x-answers-before-routing, the answers fasthttp
-// writes before a route is picked.
+// the paths of both listeners. Besides its operation's answers, an answer
+// may be one the document names by extension: x-unknown-path's (a path
+// the listener does not serve, by status), the path's
+// x-method-not-allowed or x-admin-method-not-allowed (a 405),
+// x-options-asterisk (OPTIONS *), and x-answers-before-routing's (those
+// fasthttp writes before a route is picked, by status).
 
 // CheckAnswer fails the test (without stopping it, so that it may be
 // called from any goroutine) unless the answer status, header and body to
