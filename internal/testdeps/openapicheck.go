@@ -116,8 +116,8 @@ func init() {
 }
 
 // checkAnswer is CheckAnswer returning what is wrong; reqBody, when not
-// nil, is the request's body, which is checked against the document too
-// when the answer is a success.
+// nil, is the request's body, and the request (body, query and headers)
+// is checked against the document too when the answer is a success.
 func checkAnswer(doc *openapi3.T, method, target string, reqHeader http.Header, reqBody []byte, status int, header http.Header, body []byte) error {
 	u, err := url.Parse(target)
 	if err != nil {
@@ -135,7 +135,7 @@ func checkAnswer(doc *openapi3.T, method, target string, reqHeader http.Header, 
 	for _, c := range candidates {
 		err := checkResponse(doc, method, u, reqHeader, c, status, header, body)
 		if err == nil {
-			if status < 300 && reqBody != nil && c.route.Operation != nil && c.route.Operation.RequestBody != nil {
+			if status < 300 && reqBody != nil {
 				return checkRequest(method, u, reqHeader, reqBody, c, where)
 			}
 			return nil
@@ -265,14 +265,15 @@ func checkRequest(method string, u *url.URL, reqHeader http.Header, reqBody []by
 	// The server reads the body as the one type the document gives it
 	// whatever the request's Content-Type says, as the document says:
 	// the body is checked as that type.
-	if content := route.Operation.RequestBody.Value.Content; len(content) == 1 {
+	if rb := route.Operation.RequestBody; rb != nil && len(rb.Value.Content) == 1 {
+		content := rb.Value.Content
 		for mediaType := range content {
 			if !strings.Contains(mediaType, "*") {
 				req.Header.Set("Content-Type", mediaType)
 			}
 		}
 	}
-	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true, ExcludeRequestQueryParams: true}
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}
 	opts.WithCustomSchemaErrorFunc(schemaError)
 	err := openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
 		Request: req, PathParams: c.params, Route: route,
