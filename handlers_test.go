@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -74,7 +75,17 @@ func roundTrip(t *testing.T, dial func() (net.Conn, error), raw string) *fasthtt
 	if err := resp.Read(bufio.NewReader(c)); err != nil {
 		t.Fatalf("reading response to %q: %v", raw, err)
 	}
+	checkAnswer(t, raw, resp)
 	return resp
+}
+
+// checkAnswer checks resp, read off a connection, against docs/openapi.yaml
+// as the answer to raw's first request (testdeps.CheckAnswerTo).
+func checkAnswer(t testing.TB, raw string, resp *fasthttp.Response) {
+	t.Helper()
+	header := http.Header{}
+	resp.Header.VisitAll(func(k, v []byte) { header.Add(string(k), string(v)) })
+	testdeps.CheckAnswerTo(t, raw, resp.StatusCode(), header, resp.Body())
 }
 
 const (
@@ -229,6 +240,7 @@ func TestHeadSendsNoBody(t *testing.T) {
 			if err != nil {
 				t.Fatalf("read %q, then %v", raw, err)
 			}
+			testdeps.CheckRawAnswer(t, "HEAD "+tt.path+" HTTP/1.1\r\nHost: x\r\n\r\n", raw)
 			got := dateHeader.ReplaceAllString(string(raw), "\r\nDate: (date)\r\n")
 			if want := tt.answer + nextAnswer; got != want {
 				t.Errorf("HEAD %s, then GET /healthz on the same connection:\ngot  %q\nwant %q", tt.path, got, want)

@@ -48,11 +48,13 @@ func holdConns(t *testing.T, addr string, n int) []net.Conn {
 	for i := 0; i < n; i++ {
 		c := testdeps.DialKept(t, addr)
 		c.SetDeadline(time.Now().Add(time.Minute))
-		io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		const request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+		io.WriteString(c, request)
 		var resp fasthttp.Response
 		if err := resp.Read(bufio.NewReader(c)); err != nil || resp.StatusCode() != 200 {
 			t.Fatalf("held connection %d: %v %d", i, err, resp.StatusCode())
 		}
+		checkAnswer(t, request, &resp)
 		held = append(held, c)
 	}
 	return held
@@ -84,13 +86,15 @@ func TestOversizeBodyAnswer413WhileClientKeepsSending(t *testing.T) {
 			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Minute)) // only a hang gets near it
-			if _, err := io.WriteString(c, "POST /north/login HTTP/1.1\r\nHost: x\r\n"+tt.header+"\r\n\r\n"+tt.body); err != nil {
+			head := "POST /north/login HTTP/1.1\r\nHost: x\r\n" + tt.header + "\r\n\r\n"
+			if _, err := io.WriteString(c, head+tt.body); err != nil {
 				t.Fatalf("sending the body: %v", err)
 			}
 			var resp fasthttp.Response
 			if err := resp.Read(bufio.NewReader(c)); err != nil {
 				t.Fatalf("reading the answer: %v", err)
 			}
+			checkAnswer(t, head, &resp)
 			want := failure("request body is larger than 65536 bytes")
 			if resp.StatusCode() != 413 || string(resp.Body()) != want || !resp.ConnectionClose() {
 				t.Fatalf("got %d %q (close %v), want 413 %q and Connection: close", resp.StatusCode(), resp.Body(), resp.ConnectionClose(), want)
@@ -125,11 +129,13 @@ func TestMaxConns(t *testing.T) {
 	}
 	// The held connections were not disturbed.
 	for i, c := range held {
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		const request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+		io.WriteString(c, request)
 		var resp fasthttp.Response
 		if err := resp.Read(bufio.NewReader(c)); err != nil || resp.StatusCode() != 200 {
 			t.Fatalf("held connection %d after the refusals: %v %d", i, err, resp.StatusCode())
 		}
+		checkAnswer(t, request, &resp)
 	}
 }
 
@@ -155,11 +161,13 @@ func TestRefusalsUnderTLSWriteNothing(t *testing.T) {
 
 			held := tls.Client(testdeps.DialKept(t, ln.Addr().String()), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
 			held.SetDeadline(time.Now().Add(time.Minute))
-			io.WriteString(held, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			const request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+			io.WriteString(held, request)
 			var resp fasthttp.Response
 			if err := resp.Read(bufio.NewReader(held)); err != nil || resp.StatusCode() != 200 {
 				t.Fatalf("held connection: %v %d", err, resp.StatusCode())
 			}
+			checkAnswer(t, request, &resp)
 			// A plain-text answer would end the client's handshake with
 			// "first record does not look like a TLS handshake".
 			c := testdeps.DialKept(t, ln.Addr().String())
@@ -197,6 +205,7 @@ func TestLingeringConnectionsCountAgainstMaxConns(t *testing.T) {
 	if err := resp.Read(r); err != nil || resp.StatusCode() != 413 {
 		t.Fatalf("Expect: 100-continue with a huge body: %v %d, want 413", err, resp.StatusCode())
 	}
+	checkAnswer(t, "POST /north/login HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n", &resp)
 	// The server's FIN: it closed its side and now drains ours.
 	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
 		t.Fatalf("after the 413: %q, %v; want the server's FIN", rest, err)
@@ -235,6 +244,7 @@ func TestMaxConnsPerIPKeysIPv6ByPrefix(t *testing.T) {
 	if err != nil && !errors.Is(err, syscall.ECONNRESET) { // closed with the login unread
 		t.Fatalf("read %q, then %v", got, err)
 	}
+	testdeps.CheckRawAnswer(t, "", got) // written before the login was read
 	const want = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 64\r\n\r\n" +
 		"too many connections from your address; reuse the ones you have\n"
 	if string(got) != want {

@@ -9,8 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"northd/internal/testdeps"
 )
@@ -116,4 +120,54 @@ func TestOpenAPILintAndClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	run("tsc", "--noEmit", "-p", filepath.Join(dir, "tsconfig.json"))
+}
+
+// TestRoutesAreDocumented walks both lists: every route routes.go mounts,
+// on a subsystem's router and on the admin listener, is a path and method
+// of docs/openapi.yaml, and every path and method of the document is one
+// of them. net/http's mux answers HEAD for a GET route; a route of any
+// method (pprof's) is documented by its GET.
+func TestRoutesAreDocumented(t *testing.T) {
+	doc := testdeps.OpenAPI(t)
+	documented := map[string]bool{} // "METHOD path"
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented[method+" "+path] = true
+		}
+	}
+	routed := map[string]bool{}
+	// Built, not served: its router is what is read.
+	ln := fasthttputil.NewInmemoryListener()
+	defer ln.Close()
+	s := newSubsystem(t.Context(), common{cfg: testConfig(t), draining: new(atomic.Bool), set: metrics.NewSet(), log: newLogger(io.Discard, "info", "text")}, "test", ln)
+	for method, paths := range s.router().List() {
+		for _, p := range paths {
+			routed[method+" "+p] = true
+			routed["OPTIONS "+p] = true // routes answers OPTIONS on every path it routes
+		}
+	}
+	for _, r := range adminRouteList([]*subsystem{s}, metrics.NewSet(), 1024, true, nil) {
+		if r.Method == "" {
+			routed["GET "+r.Path] = true // the document names no other
+			continue
+		}
+		routed[r.Method+" "+r.Path] = true
+		routed["OPTIONS "+r.Path] = true
+		if r.Method == "GET" {
+			routed["HEAD "+r.Path] = true
+		}
+	}
+	// The one path a profile's name fills in: pprof.Index serves every
+	// /debug/pprof/NAME.
+	routed["GET /debug/pprof/{profile}"] = true
+	for route := range routed {
+		if !documented[route] {
+			t.Errorf("%s is routed (routes.go) but not in %s", route, testdeps.OpenAPIFile)
+		}
+	}
+	for route := range documented {
+		if !routed[route] {
+			t.Errorf("%s is in %s but routes.go does not route it", route, testdeps.OpenAPIFile)
+		}
+	}
 }

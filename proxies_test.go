@@ -27,11 +27,12 @@ import (
 // are both failures here.
 func loginVia(t *testing.T, c net.Conn, prefix, extraHeaders string) int {
 	t.Helper()
-	sendLogin(t, c, prefix, extraHeaders)
+	request := sendLogin(t, c, prefix, extraHeaders)
 	var resp fasthttp.Response
 	if err := resp.Read(bufio.NewReader(c)); err != nil {
 		t.Fatalf("reading the answer to a login after %q: %v", prefix, err)
 	}
+	checkAnswer(t, request, &resp)
 	return resp.StatusCode()
 }
 
@@ -49,14 +50,18 @@ func loginClosedWithoutAnswer(t *testing.T, c net.Conn, prefix string) {
 	}
 }
 
-func sendLogin(t *testing.T, c net.Conn, prefix, extraHeaders string) {
+// sendLogin sends a login on c after prefix and returns the login's
+// request, without prefix.
+func sendLogin(t *testing.T, c net.Conn, prefix, extraHeaders string) string {
 	t.Helper()
 	// A generous bound: only a server that hangs gets near it.
 	c.SetDeadline(time.Now().Add(time.Minute))
 	body := `{"username":"via-proxy","password":"p"}`
-	if _, err := io.WriteString(c, prefix+"POST /north/login HTTP/1.1\r\nHost: x\r\n"+extraHeaders+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body); err != nil {
+	request := "POST /north/login HTTP/1.1\r\nHost: x\r\n" + extraHeaders + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	if _, err := io.WriteString(c, prefix+request); err != nil {
 		t.Fatalf("sending a login: %v", err)
 	}
+	return request
 }
 
 func registryIPs(s *subsystem) string {

@@ -19,10 +19,10 @@ import (
 	"northd/internal/push/pushhttp"
 )
 
-// routes maps every request a subsystem answers. Each handler is wrapped by
-// observed, which counts it under its route; every response, including the
-// router's own, carries Cache-Control: no-store.
-func (s *subsystem) routes() fasthttp.RequestHandler {
+// router mounts the subsystem's routes, each of them a path and method of
+// docs/openapi.yaml (TestRoutesAreDocumented); routes adds the answers to
+// the rest.
+func (s *subsystem) router() *router.Router {
 	r := router.New()
 	// The contract answers 404 for every path it does not name, so no
 	// redirects to a "fixed" path.
@@ -57,6 +57,14 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	readyz := s.observed(routeReadyz, s.handleReadyz)
 	r.GET("/readyz", readyz)
 	r.HEAD("/readyz", readyz)
+	return r
+}
+
+// routes maps every request a subsystem answers. Each handler is wrapped by
+// observed, which counts it under its route; every response, including the
+// router's own, carries Cache-Control: no-store.
+func (s *subsystem) routes() fasthttp.RequestHandler {
+	r := s.router()
 
 	// A known path asked with another method gets 405, and OPTIONS gets
 	// 204, each with an Allow header built here once: the router would
@@ -95,12 +103,11 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	}
 }
 
-// adminRoutes maps every request the admin listener answers: the operator's
+// adminRouteList is every route the admin listener answers: the operator's
 // endpoints, on a listener that is never one of the public subsystem
-// ports. With secrets (-admin-token-file), each of them only to a caller
-// presenting one; each answer within writeTimeout (-write-timeout), a
-// pprof profile that long past its ?seconds=.
-func adminRoutes(subsystems []*subsystem, set *metrics.Set, maxEventData int, withPprof bool, secrets [][]byte, writeTimeout time.Duration, log *slog.Logger) http.Handler {
+// ports; each is a path and method of docs/openapi.yaml
+// (TestRoutesAreDocumented).
+func adminRouteList(subsystems []*subsystem, set *metrics.Set, maxEventData int, withPprof bool, log *slog.Logger) []admin.Route {
 	views := make([]admin.Subsystem, len(subsystems))
 	targets := make([]eventshttp.Target, len(subsystems))
 	for i, s := range subsystems {
@@ -123,6 +130,16 @@ func adminRoutes(subsystems []*subsystem, set *metrics.Set, maxEventData int, wi
 			admin.Route{Path: "/debug/pprof/trace", Handler: http.HandlerFunc(pprof.Trace)},
 		)
 	}
+	return routes
+}
+
+// adminRoutes maps every request the admin listener answers: adminRouteList,
+// with 404, 405 and OPTIONS as a subsystem answers them (admin.Handler).
+// With secrets (-admin-token-file), each of them only to a caller
+// presenting one; each answer within writeTimeout (-write-timeout), a
+// pprof profile that long past its ?seconds=.
+func adminRoutes(subsystems []*subsystem, set *metrics.Set, maxEventData int, withPprof bool, secrets [][]byte, writeTimeout time.Duration, log *slog.Logger) http.Handler {
+	routes := adminRouteList(subsystems, set, maxEventData, withPprof, log)
 	return admin.WithWriteDeadlines(admin.RequireToken(secrets, admin.Handler(routes)), writeTimeout)
 }
 

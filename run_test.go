@@ -94,25 +94,16 @@ func TestRunTwoSubsystemsEndToEnd(t *testing.T) {
 		}
 		got, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		testdeps.CheckAnswer(t, "POST", "/north/login", nil, resp.StatusCode, resp.Header, got)
 		if resp.StatusCode != 200 || !loginOKBody.Match(got) || resp.Proto != "HTTP/1.1" {
 			t.Fatalf("login on %s: %s %d %q", addr, resp.Proto, resp.StatusCode, got)
 		}
 	}
 	// A login without ip is recorded under the client's address.
-	resp, err := client.Post("http://"+listen[1]+"/north/login", "", strings.NewReader(`{"username":"local","password":"p"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	testdeps.Call(t, client, "POST", "http://"+listen[1]+"/north/login", "", `{"username":"local","password":"p"}`)
 
-	resp, err = client.Get("http://" + admin + "/north/servers")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var report serversReport
-	err = json.NewDecoder(resp.Body).Decode(&report)
-	resp.Body.Close()
-	if err != nil {
+	if err := json.Unmarshal([]byte(testdeps.Call(t, client, "GET", "http://"+admin+"/north/servers", "", "").Body), &report); err != nil {
 		t.Fatal(err)
 	}
 	if len(report.Subsystems) != 2 {
@@ -228,14 +219,8 @@ func TestDrainingServesAllButReadyz(t *testing.T) {
 	client := &http.Client{Timeout: time.Minute} // only a hang gets near it
 	do := func(method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, "http://"+listen+path, strings.NewReader(body))
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		a := testdeps.Call(t, client, method, "http://"+listen+path, "", body)
+		return a.Status, a.Body
 	}
 	if st, body := do("GET", "/readyz", ""); st != 200 || body != "ready\n" {
 		t.Fatalf("/readyz before the drain: %d %q", st, body)
@@ -256,12 +241,7 @@ func TestDrainingServesAllButReadyz(t *testing.T) {
 			t.Errorf("%s %s while draining: %d %q, want %d matching %v", tt.method, tt.path, st, body, tt.status, tt.answer)
 		}
 	}
-	resp, err := client.Get("http://" + srv.adminAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	mb := testdeps.Call(t, client, "GET", "http://"+srv.adminAddr+"/metrics", "", "").Body
 	label := `subsystem="` + testdeps.PortOf(listen) + `"`
 	for _, want := range []string{
 		`northd_requests_total{` + label + `,route="readyz",status="200"} 1`,
@@ -337,11 +317,9 @@ func TestStartReusePortSharesTheAddress(t *testing.T) {
 	if _, err := startInstance(t, ctx, []string{"-listen", addr, "-admin", "off"}, testdeps.NoEnv, io.Discard); err == nil {
 		t.Fatal("a third instance without -reuseport bound the same address")
 	}
-	resp, err := http.Get("http://" + addr + "/healthz")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET /healthz: %v %v", err, resp)
+	if a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/healthz", "", ""); a.Status != 200 {
+		t.Fatalf("GET /healthz: %d %q", a.Status, a.Body)
 	}
-	resp.Body.Close()
 	cancel()
 	for _, srv := range servers {
 		if err := srv.wait(); err != nil {
@@ -360,22 +338,12 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.Get("http://" + srv.adminAddr + "/debug/pprof/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tt.want {
-			t.Errorf("args %v: /debug/pprof/ status %d, want %d", tt.args, resp.StatusCode, tt.want)
+		if a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+srv.adminAddr+"/debug/pprof/", "", ""); a.Status != tt.want {
+			t.Errorf("args %v: /debug/pprof/ status %d, want %d", tt.args, a.Status, tt.want)
 		}
 		// Never on a public port.
-		resp, err = http.Get("http://" + srv.listenAddrs()[0] + "/debug/pprof/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 404 {
-			t.Errorf("args %v: /debug/pprof/ on the public port: %d", tt.args, resp.StatusCode)
+		if a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+srv.listenAddrs()[0]+"/debug/pprof/", "", ""); a.Status != 404 {
+			t.Errorf("args %v: /debug/pprof/ on the public port: %d", tt.args, a.Status)
 		}
 		cancel()
 		if err := srv.wait(); err != nil {

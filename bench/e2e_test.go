@@ -13,12 +13,15 @@
 package bench
 
 import (
+	"net/http"
 	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"northd/internal/testdeps"
 )
 
 // A workload is one route: how to fill in the i-th request of a
@@ -135,6 +138,16 @@ func parallelism() int {
 	return max(p, 1)
 }
 
+// checkAnswer checks resp, the answer to req, against docs/openapi.yaml
+// (testdeps.CheckAnswer): the workloads' answers are the document's.
+func checkAnswer(t *testing.T, req *fasthttp.Request, resp *fasthttp.Response) {
+	t.Helper()
+	reqHeader, header := http.Header{}, http.Header{}
+	req.Header.VisitAll(func(k, v []byte) { reqHeader.Add(string(k), string(v)) })
+	resp.Header.VisitAll(func(k, v []byte) { header.Add(string(k), string(v)) })
+	testdeps.CheckAnswer(t, string(req.Header.Method()), string(req.RequestURI()), reqHeader, resp.StatusCode(), header, resp.Body())
+}
+
 // TestE2EHarness checks, in well under a second, that every workload of
 // BenchmarkE2E gets the status it expects through both clients, so that
 // make test keeps the benchmarks runnable without running them.
@@ -158,6 +171,7 @@ func TestE2EHarness(t *testing.T) {
 				if resp.StatusCode() != w.status {
 					t.Errorf("%s %s: status %d, want %d: %s", name, w.name, resp.StatusCode(), w.status, resp.Body())
 				}
+				checkAnswer(t, req, resp)
 			}
 			fasthttp.ReleaseRequest(req)
 			fasthttp.ReleaseResponse(resp)

@@ -1,8 +1,13 @@
 package contract
 
 import (
+	"encoding/json"
 	"errors"
+	"net/http"
+	"slices"
 	"testing"
+
+	"northd/internal/testdeps"
 )
 
 // The literals below are written out again on purpose rather than built
@@ -235,5 +240,54 @@ func TestVerifyExpiresInAllocs(t *testing.T) {
 	body := []byte(prefix + "3600}")
 	if n := testing.AllocsPerRun(100, func() { VerifyExpiresIn(body, prefix) }); n != 0 {
 		t.Errorf("VerifyExpiresIn allocates %v times a call", n)
+	}
+}
+
+// TestContractIsTheDocuments: every answer this package names is one
+// docs/openapi.yaml describes for its route (status, content type,
+// headers, body), and each body's code is one of the document's codes,
+// so that the contract and the document are one truth, not two.
+func TestContractIsTheDocuments(t *testing.T) {
+	const token = "1132682a72c045c3af78092fa8c44bf2"
+	retry := [2]string{"Retry-After", "1"}
+	challenge := [2]string{"WWW-Authenticate", Challenge}
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		contentType  string
+		header       [2]string
+		body         string
+	}{
+		{"GET", "/", 200, ContentTypeHTML, [2]string{}, HomeBody},
+		{"POST", "/", 200, ContentTypeHTML, [2]string{}, HomeBody},
+		{"GET", "/no/such/path", 404, ContentTypeHTML, [2]string{}, NotFoundBody},
+		{"POST", "/north/login", 200, ContentTypeJSON, [2]string{}, LoginOKPrefix + token + LoginOKSuffix},
+		{"POST", "/north/login", 400, ContentTypeJSON, [2]string{}, LoginFailure("password is required")},
+		{"POST", "/north/login", 413, ContentTypeJSON, [2]string{}, LoginFailure("request body is larger than 65536 bytes")},
+		{"POST", "/north/login", WrongCredentialsStatus, ContentTypeJSON, challenge, WrongCredentialsBody},
+		{"POST", "/north/login", TooManyFailuresStatus, ContentTypeJSON, retry, TooManyFailuresBody},
+		{"POST", "/north/login", HashBusyStatus, ContentTypeJSON, retry, HashBusyBody},
+		{"POST", "/north/login", CheckerDownStatus, ContentTypeJSON, retry, CheckerDownBody},
+		{"POST", "/north/login", ClaimRefusedStatus, ContentTypeJSON, [2]string{}, ClaimRefusedBody},
+		{"POST", "/north/login", IPHeldStatus, ContentTypeJSON, [2]string{}, IPHeldBody},
+		{"GET", VerifyPath, 200, ContentTypeJSON, [2]string{}, VerifyPrefix("north-1", "2001:db8::1") + "3600}"},
+		{"POST", LogoutPath, 200, ContentTypeJSON, [2]string{}, LoggedOutBody},
+	} {
+		header := http.Header{"Content-Type": {tt.contentType}, "Cache-Control": {CacheControl}}
+		if tt.header[0] != "" {
+			header.Set(tt.header[0], tt.header[1])
+		}
+		testdeps.CheckAnswer(t, tt.method, tt.path, nil, tt.status, header, []byte(tt.body))
+		if tt.contentType != ContentTypeJSON {
+			continue
+		}
+		var body struct{ Code *float64 }
+		if err := json.Unmarshal([]byte(tt.body), &body); err != nil || body.Code == nil {
+			t.Errorf("%s %s %d: %s has no code (%v)", tt.method, tt.path, tt.status, tt.body, err)
+			continue
+		}
+		if codes := testdeps.OpenAPI(t).Components.Schemas["Code"].Value.Enum; !slices.Contains(codes, any(*body.Code)) {
+			t.Errorf("%s %s %d: code %v is not one of the document's codes %v", tt.method, tt.path, tt.status, *body.Code, codes)
+		}
 	}
 }

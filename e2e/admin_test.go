@@ -35,8 +35,9 @@ func TestAdminClosesIdleConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	testdeps.CheckAnswer(t, "GET", "/metrics", nil, resp.StatusCode, resp.Header, body)
 	if resp.StatusCode != 200 || resp.Close {
 		t.Fatalf("GET /metrics: %d, close %v", resp.StatusCode, resp.Close)
 	}
@@ -57,14 +58,9 @@ func TestAdminProfileOutlastsWriteTimeout(t *testing.T) {
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-pprof", "-write-timeout", "1s")
 	admin := n.Admin
 	client := &http.Client{Timeout: time.Minute}
-	resp, err := client.Get("http://" + admin + "/debug/pprof/profile?seconds=2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/octet-stream" || len(body) == 0 {
-		t.Fatalf("profile: %d %q, %d bytes, %v: %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), len(body), err, body)
+	a := testdeps.Call(t, client, "GET", "http://"+admin+"/debug/pprof/profile?seconds=2", "", "")
+	if a.Status != 200 || a.Header.Get("Content-Type") != "application/octet-stream" || len(a.Body) == 0 {
+		t.Fatalf("profile: %d %q, %d bytes: %.200s", a.Status, a.Header.Get("Content-Type"), len(a.Body), a.Body)
 	}
 }
 
@@ -102,18 +98,17 @@ func TestAdminRoutesNeedTheToken(t *testing.T) {
 			if auth != "" {
 				req.Header.Set("Authorization", auth)
 			}
-			resp, err := client.Do(req)
+			a, err := testdeps.Send(t, client, req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := a, a.Body
 			want := 401
 			if auth == "Bearer 0123456789abcdef0123" {
 				want = c.with
 			}
-			if resp.StatusCode != want {
-				t.Errorf("%s %s, Authorization %q: %d %.60q, want %d", c.method, c.path, auth, resp.StatusCode, body, want)
+			if resp.Status != want {
+				t.Errorf("%s %s, Authorization %q: %d %.60q, want %d", c.method, c.path, auth, resp.Status, body, want)
 			}
 			if want == 401 && (resp.Header.Get("WWW-Authenticate") != `Bearer realm="northd-admin"` ||
 				!strings.Contains(string(body), "the admin listener needs Authorization: Bearer with a secret from -admin-token-file")) {

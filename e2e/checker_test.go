@@ -96,7 +96,7 @@ func TestPasswordCheckerIsIdleAndRestarts(t *testing.T) {
 	for i := range queue {
 		go func() {
 			c := testdeps.ClientFrom("127.0.0." + strconv.Itoa(i+2))
-			answers <- tryLogin(c, base, `{"username":"alice","password":"guess `+strconv.Itoa(i)+`"}`)
+			answers <- tryLogin(t, c, base, `{"username":"alice","password":"guess `+strconv.Itoa(i)+`"}`)
 		}()
 	}
 	testdeps.WaitFor(t, "a full queue of checks", func() bool { return testdeps.MetricValue(t, admin, "northd_password_checks_waiting") == float64(queue) })
@@ -144,7 +144,7 @@ func TestShutdownTimeoutWithACheckWaiting(t *testing.T) {
 	stopChild(t, pid)
 	answered := make(chan testdeps.Answer, 1)
 	go func() {
-		answered <- tryLogin(testdeps.ClientFrom("127.0.0.1"), "http://"+listen[0], `{"username":"alice","password":"secret"}`)
+		answered <- tryLogin(t, testdeps.ClientFrom("127.0.0.1"), "http://"+listen[0], `{"username":"alice","password":"secret"}`)
 	}()
 	testdeps.WaitFor(t, "the login waiting for its check", func() bool { return testdeps.MetricValue(t, admin, "northd_password_checks_waiting") == 1 })
 	if err := n.Stop(t); err == nil || !strings.Contains(lastLine(n.Log()), "shutdown timed out") {
@@ -177,7 +177,7 @@ func TestHashQueueFullAnswers503(t *testing.T) {
 	queued := make(chan testdeps.Answer, slots)
 	for range slots {
 		go func() {
-			queued <- tryLogin(testdeps.ClientFrom("127.0.0.1"), base, `{"username":"alice","password":"a guess"}`)
+			queued <- tryLogin(t, testdeps.ClientFrom("127.0.0.1"), base, `{"username":"alice","password":"a guess"}`)
 		}()
 	}
 	testdeps.WaitFor(t, "every slot of the checker taken", func() bool {

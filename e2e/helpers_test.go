@@ -16,8 +16,8 @@ import (
 
 // tryLogin is a login for a goroutine of its own: status -1 when no
 // answer came.
-func tryLogin(client *http.Client, base, body string) testdeps.Answer {
-	a, err := testdeps.Try(client, "POST", base+"/north/login", "", body)
+func tryLogin(tb testing.TB, client *http.Client, base, body string) testdeps.Answer {
+	a, err := testdeps.Try(tb, client, "POST", base+"/north/login", "", body)
 	if err != nil {
 		return testdeps.Answer{Status: -1}
 	}
@@ -116,5 +116,6 @@ func rawRoundTrip(t *testing.T, addr, raw string) (*http.Response, string) {
 	if err != nil {
 		t.Fatalf("reading the response to %.100q: %v", raw, err)
 	}
+	testdeps.CheckAnswerTo(t, raw, resp.StatusCode, resp.Header, body)
 	return resp, string(body)
 }

@@ -48,7 +48,8 @@ func openStream(t *testing.T, addr, token, lastID string) (*sseStream, int, stri
 	if lastID != "" {
 		req += "Last-Event-ID: " + lastID + "\r\n"
 	}
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+	req += "\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
 	// Only a hang reaches this: tests wait for what they expect.
@@ -77,8 +78,10 @@ func openStream(t *testing.T, addr, token, lastID string) (*sseStream, int, stri
 		body := make([]byte, length)
 		io.ReadFull(s.r, body)
 		c.Close()
+		testdeps.CheckRawAnswer(t, req, append([]byte(s.head), body...))
 		return nil, status, string(body)
 	}
+	testdeps.CheckRawAnswer(t, req, []byte(s.head)) // the head: the stream's events are checked as they come
 	return s, 200, ""
 }
 
@@ -105,6 +108,9 @@ func (s *sseStream) next() (sseFrame, error) {
 		line = strings.TrimSuffix(line, "\n")
 		if line == "" {
 			f.data = strings.Join(data, "\n")
+			if len(data) > 0 {
+				testdeps.CheckEvent(s.t, f.event, []byte(f.data))
+			}
 			return f, nil
 		}
 		if c, ok := strings.CutPrefix(line, ":"); ok {
@@ -192,7 +198,7 @@ func publish(t *testing.T, admin, query, body string, header ...string) testdeps
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	a, err := testdeps.Send(http.DefaultClient, req)
+	a, err := testdeps.Send(t, http.DefaultClient, req)
 	if err != nil {
 		t.Fatalf("publishing %s: %v", body, err)
 	}

@@ -395,13 +395,11 @@ func indexOf(list []string, s string) int {
 // or either when neither says so.
 func (c *chaos) delivering() *instance {
 	for _, in := range c.instances {
-		resp, err := c.client.Get("http://" + in.adminAddr() + "/north/subscriptions")
+		a, err := testdeps.Try(c.t, c.client, "GET", "http://"+in.adminAddr()+"/north/subscriptions", "", "")
 		if err != nil {
 			continue
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.Contains(string(b), `"delivering_here": true`) {
+		if strings.Contains(a.Body, `"delivering_here": true`) {
 			return in
 		}
 	}
@@ -465,17 +463,9 @@ func (c *chaos) call(method, path, token, body string) (int, []byte, time.Time) 
 	c.t.Helper()
 	deadline := time.Now().Add(patience)
 	for {
-		req, _ := http.NewRequest(method, "http://"+c.next().listen+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := c.client.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 503 {
-				return resp.StatusCode, b, time.Now()
-			}
+		a, err := testdeps.Try(c.t, c.client, method, "http://"+c.next().listen+path, token, body)
+		if err == nil && a.Status != 503 {
+			return a.Status, []byte(a.Body), time.Now()
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("%s %s: no instance answered within %v (last: %v)", method, path, patience, err)
@@ -579,12 +569,10 @@ func (c *chaos) startProducers(seed uint64) func() {
 					to = `,"to":{"ip":"` + pub.To.IP + `"}`
 				}
 				pub.Sent = time.Now()
-				resp, err := c.client.Post("http://"+c.next().adminAddr()+"/north/events", "application/json", strings.NewReader(`{"type":"chaos","data":{"k":"`+pub.Key+`"}`+to+`}`))
+				a, err := testdeps.Try(c.t, c.client, "POST", "http://"+c.next().adminAddr()+"/north/events", "", `{"type":"chaos","data":{"k":"`+pub.Key+`"}`+to+`}`)
 				if err == nil {
 					var ans struct{ ID string }
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode == 202 && json.Unmarshal(b, &ans) == nil {
+					if a.Status == 202 && json.Unmarshal([]byte(a.Body), &ans) == nil {
 						pub.ID = ans.ID
 					}
 				}
@@ -685,7 +673,8 @@ func (cs *chaosStream) read(token string) {
 		req += "Last-Event-ID: " + last + "\r\n"
 	}
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(conn, req+"\r\n")
+	req += "\r\n"
+	io.WriteString(conn, req)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -693,7 +682,10 @@ func (cs *chaosStream) read(token string) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			testdeps.CheckAnswerTo(cs.c.t, req, resp.StatusCode, resp.Header, b)
+		}
 		cs.mu.Lock()
 		current := cs.token == token
 		cs.mu.Unlock()
@@ -702,6 +694,7 @@ func (cs *chaosStream) read(token string) {
 		}
 		return
 	}
+	testdeps.CheckAnswerTo(cs.c.t, req, resp.StatusCode, resp.Header, nil) // the stream's events are checked as they come
 	cs.c.rec.Lock()
 	if cs.opened.IsZero() {
 		cs.opened = time.Now()
@@ -719,6 +712,7 @@ func (cs *chaosStream) read(token string) {
 		switch {
 		case line == "":
 			if data != "" {
+				testdeps.CheckEvent(cs.c.t, event, []byte(data))
 				f, err := chaoscheck.FrameOf([]byte(data), time.Now())
 				if err != nil || f.ID != id {
 					cs.c.note("the stream of %s: frame id %q, data %q", cs.s.ns, id, data)

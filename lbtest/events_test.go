@@ -21,6 +21,7 @@ import (
 // an EventSource does: when the stream ends it reconnects, after the
 // retry: it was given, with Last-Event-ID.
 type streamClient struct {
+	tb           testing.TB
 	front, token string
 	opens        atomic.Int64 // streams opened (answered 200)
 	mu           sync.Mutex
@@ -36,7 +37,7 @@ func startStream(t *testing.T, front string) *streamClient {
 	// An ip of its own: the load logs in from 192.0.2.0/24, and a login
 	// for the stream's ip would end its token, and the stream.
 	token := login(t, http.DefaultClient, front, "streamer", "198.51.100.77")
-	c := &streamClient{front: front, token: token, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &streamClient{tb: t, front: front, token: token, stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	t.Cleanup(func() { close(c.stop); <-c.done })
 	testdeps.WaitFor(t, "the stream through HAProxy", func() bool { return c.opens.Load() >= 1 })
@@ -86,7 +87,8 @@ func (c *streamClient) once(retry time.Duration) time.Duration {
 	if last != "" {
 		req += "Last-Event-ID: " + last + "\r\n"
 	}
-	io.WriteString(conn, req+"\r\n")
+	req += "\r\n"
+	io.WriteString(conn, req)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -95,9 +97,11 @@ func (c *streamClient) once(retry time.Duration) time.Duration {
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
+		testdeps.CheckAnswerTo(c.tb, req, resp.StatusCode, resp.Header, b)
 		c.problem("GET /north/events: %d %s", resp.StatusCode, b)
 		return retry
 	}
+	testdeps.CheckAnswerTo(c.tb, req, resp.StatusCode, resp.Header, nil) // the stream's events are checked as they come
 	c.opens.Add(1)
 	r := bufio.NewReader(resp.Body)
 	var id, event, data string
@@ -110,6 +114,7 @@ func (c *streamClient) once(retry time.Duration) time.Duration {
 		switch {
 		case line == "":
 			if data != "" {
+				testdeps.CheckEvent(c.tb, event, []byte(data))
 				c.received(id, event, data)
 			}
 			id, event, data = "", "", ""
@@ -178,6 +183,7 @@ func (c *streamClient) expect(t *testing.T, n int) {
 // publisher publishes 0, 1, 2… to whichever instance's admin listener
 // answers, each with its own Idempotency-Key, retried until a 202 takes it.
 type publisher struct {
+	tb        testing.TB
 	instances []*instance
 	count     atomic.Int64
 	stopping  chan struct{}
@@ -185,8 +191,8 @@ type publisher struct {
 	problems  []string
 }
 
-func startPublisher(instances []*instance) *publisher {
-	p := &publisher{instances: instances, stopping: make(chan struct{}), done: make(chan struct{})}
+func startPublisher(tb testing.TB, instances []*instance) *publisher {
+	p := &publisher{tb: tb, instances: instances, stopping: make(chan struct{}), done: make(chan struct{})}
 	go p.run()
 	return p
 }
@@ -205,15 +211,13 @@ func (p *publisher) run() {
 			turn++
 			req, _ := http.NewRequest("POST", "http://"+in.adminAddr()+"/north/events", strings.NewReader(`{"type":"n","data":`+strconv.Itoa(i)+`}`))
 			req.Header.Set("Idempotency-Key", "n-"+strconv.Itoa(i))
-			resp, err := client.Do(req)
+			a, err := testdeps.Send(p.tb, client, req)
 			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 202 {
+				if a.Status == 202 {
 					break
 				}
-				if resp.StatusCode != 503 && len(p.problems) < 10 {
-					p.problems = append(p.problems, fmt.Sprintf("publish %d: %d", i, resp.StatusCode))
+				if a.Status != 503 && len(p.problems) < 10 {
+					p.problems = append(p.problems, fmt.Sprintf("publish %d: %d", i, a.Status))
 				}
 			}
 			if tries > 10000 {

@@ -121,13 +121,13 @@ func TestBehindHAProxy(t *testing.T) {
 	// a drain delay), stops, and is started again; each phase lasts until
 	// the load has had phaseRequests more answers.
 	ctx, stopLoad := context.WithCancel(context.Background())
-	load := newLoad(front)
+	load := newLoad(t, front)
 	loadDone := make(chan struct{})
 	go func() { defer close(loadDone); load.run(ctx, loadRate) }()
 	// Meanwhile a north server streams its events through HAProxy, and
 	// the subsystem's software publishes to whichever instance is up.
 	stream := startStream(t, strings.TrimPrefix(front, "http://"))
-	pub := startPublisher(instances)
+	pub := startPublisher(t, instances)
 	load.awaitAnswers(t, phaseRequests)
 	// The instance holding the stream restarts first, so that the stream
 	// moves at each restart: to the other, then back.
@@ -493,6 +493,7 @@ backend northd
 // flight: past that it waits rather than sends, since a slow machine is
 // not a failed request.
 type load struct {
+	tb       testing.TB
 	front    string
 	clients  []*http.Client
 	sent     atomic.Int64
@@ -503,8 +504,8 @@ type load struct {
 	failures []string
 }
 
-func newLoad(front string) *load {
-	l := &load{front: front}
+func newLoad(tb testing.TB, front string) *load {
+	l := &load{tb: tb, front: front}
 	for _, ip := range clientIPs {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: patience}
 		l.clients = append(l.clients, &http.Client{
@@ -517,7 +518,7 @@ func newLoad(front string) *load {
 
 // do sends one request; bearer, when not "", goes in Authorization.
 func (l *load) do(i int, method, path, body, bearer string) (int, string) {
-	a, err := testdeps.Try(l.clients[i%len(l.clients)], method, l.front+path, bearer, body)
+	a, err := testdeps.Try(l.tb, l.clients[i%len(l.clients)], method, l.front+path, bearer, body)
 	if err != nil {
 		return 0, err.Error()
 	}

@@ -27,7 +27,7 @@ func TestPreforkChildrenShareThePort(t *testing.T) {
 	n := startPrefork(t, "-listen", "127.0.0.1:"+strconv.Itoa(port), "-admin", "127.0.0.1:"+strconv.Itoa(admin), "-drain-delay", "300ms", "-store", redis.URL())
 
 	for k := 0; k < 2; k++ {
-		if _, err := testdeps.Try(http.DefaultClient, "GET", "http://127.0.0.1:"+strconv.Itoa(admin+k)+"/metrics", "", ""); err != nil {
+		if _, err := testdeps.Try(t, http.DefaultClient, "GET", "http://127.0.0.1:"+strconv.Itoa(admin+k)+"/metrics", "", ""); err != nil {
 			t.Fatalf("child %d admin listener: %v", k, err)
 		}
 	}

@@ -57,7 +57,7 @@ func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
 		t.Fatalf("Redis holds the subscription as %s: its secret in clear", stored)
 	}
 
-	pub := startPublisher(instances)
+	pub := startPublisher(t, instances)
 	defer func() {
 		if pub != nil {
 			pub.stop(t)

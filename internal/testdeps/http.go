@@ -32,10 +32,24 @@ type Answer struct {
 	Body   string
 }
 
-// Send sends req with client and reads the whole answer. It is the one
-// place every request of Call, Try, LoginToken and MetricValue goes
-// through.
-func Send(client *http.Client, req *http.Request) (Answer, error) {
+// Send sends req with client and reads the whole answer, and checks it,
+// and the request when the answer is a success, against docs/openapi.yaml
+// (CheckAnswer): an answer the document does not describe fails tb's
+// test, without stopping it. It is the one place every request of Call,
+// Try, LoginToken and MetricValue goes through.
+func Send(tb testing.TB, client *http.Client, req *http.Request) (Answer, error) {
+	tb.Helper()
+	var reqBody []byte
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return Answer{}, err
+		}
+		reqBody, err = io.ReadAll(body)
+		if err != nil {
+			return Answer{}, err
+		}
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return Answer{}, err
@@ -45,13 +59,18 @@ func Send(client *http.Client, req *http.Request) (Answer, error) {
 	if err != nil {
 		return Answer{}, fmt.Errorf("reading the answer to %s %s: %w", req.Method, req.URL, err)
 	}
+	if err := checkAnswer(OpenAPI(tb), req.Method, req.URL.RequestURI(), req.Header, reqBody, resp.StatusCode, resp.Header, b); err != nil {
+		tb.Error(err)
+	}
 	return Answer{resp.StatusCode, resp.Header, string(b)}, nil
 }
 
 // Try sends one request, body as its body; bearer, when not empty, goes in
 // Authorization. It returns the error instead of failing the test: for a
 // goroutine of its own, or for a request that may find no one listening.
-func Try(client *http.Client, method, url, bearer, body string) (Answer, error) {
+// An answer the document does not describe fails the test all the same.
+func Try(tb testing.TB, client *http.Client, method, url, bearer, body string) (Answer, error) {
+	tb.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return Answer{}, err
@@ -59,13 +78,13 @@ func Try(client *http.Client, method, url, bearer, body string) (Answer, error) 
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	return Send(client, req)
+	return Send(tb, client, req)
 }
 
 // Call is Try failing the test when no answer comes.
 func Call(tb testing.TB, client *http.Client, method, url, bearer, body string) Answer {
 	tb.Helper()
-	a, err := Try(client, method, url, bearer, body)
+	a, err := Try(tb, client, method, url, bearer, body)
 	if err != nil {
 		tb.Fatalf("%s %s: %v", method, url, err)
 	}
