@@ -370,6 +370,25 @@ func TestLongPoll(t *testing.T) {
 	}
 }
 
+// A first poll to a log that holds no event answers an empty next, and
+// after= empty goes on from the oldest event kept: a client that feeds
+// each next back misses none published between its polls (the next was
+// "-0" before, which after= refused with a 400).
+func TestLongPollOnAnEmptyLogMissesNothing(t *testing.T) {
+	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	addr := n.Listen[0]
+	token := loginAs(t, addr, "north-1", "192.0.2.1")
+	a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=10ms", token, "")
+	if want := `{"code":0,"events":[],"next":"","reset":false}`; a.Status != 200 || a.Body != want {
+		t.Fatalf("first poll: %d %s, want %s", a.Status, a.Body, want)
+	}
+	id := published(t, n.Admin, `{"type":"t","data":1}`)
+	a = testdeps.Call(t, http.DefaultClient, "GET", "http://"+addr+"/north/events?wait=30s&after=", token, "")
+	if a.Status != 200 || !strings.Contains(a.Body, `"id":"`+id+`"`) || !strings.Contains(a.Body, `"next":"`+id+`"`) {
+		t.Errorf("poll with the empty next: %d %s, want the event %s", a.Status, a.Body, id)
+	}
+}
+
 func TestShutdownClosesStreamsWithARetry(t *testing.T) {
 	n := start(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	listen := n.Listen

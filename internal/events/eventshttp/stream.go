@@ -93,6 +93,13 @@ func Stream(o StreamOptions) fasthttp.RequestHandler {
 			}
 		}
 		if ctx.QueryArgs().Has("wait") {
+			if !resume && ctx.QueryArgs().Has("after") {
+				// after= empty is the "next" of a poll answered
+				// before the hub had read any event: from the
+				// oldest event kept, so that none published in
+				// between is missed.
+				resume = true
+			}
 			o.poll(ctx, token, after, resume, v)
 			return
 		}
@@ -194,7 +201,11 @@ func (o StreamOptions) poll(ctx *fasthttp.RequestCtx, token [16]byte, after even
 		body = body[:len(body)-1] // the last event's comma
 	}
 	body = append(body, `],"next":"`...)
-	body = polled.Next.Append(body)
+	if polled.Next != (events.ID{}) {
+		// Else "": no event read yet, and after= empty goes on from
+		// the oldest kept.
+		body = polled.Next.Append(body)
+	}
 	body = append(body, `","reset":`...)
 	body = strconv.AppendBool(body, polled.Reset)
 	body = append(body, '}')
