@@ -39,17 +39,10 @@ func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
 	srv := httptest.NewServer(hook)
 	defer srv.Close()
 	token := login(t, http.DefaultClient, instances[0].listen, "north-1", "127.0.0.1")
-	req, _ := http.NewRequest("POST", "http://"+instances[0].listen+"/north/subscriptions", strings.NewReader(`{"url":"`+srv.URL+`/hook"}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	a := testdeps.Call(t, http.DefaultClient, "POST", "http://"+instances[0].listen+"/north/subscriptions", token, `{"url":"`+srv.URL+`/hook"}`)
 	var created struct{ Secret string }
-	if resp.StatusCode != 201 || json.Unmarshal(body, &created) != nil {
-		t.Fatalf("subscribe: %d %s", resp.StatusCode, body)
+	if a.Status != 201 || json.Unmarshal([]byte(a.Body), &created) != nil {
+		t.Fatalf("subscribe: %d %s", a.Status, a.Body)
 	}
 	hook.trust(created.Secret)
 	stored := redis.CLI("EVAL", "local o = '' for _, k in ipairs(redis.call('KEYS', '*:subs')) do for _, v in ipairs(redis.call('HVALS', k)) do o = o .. v end end return o", "0")
@@ -89,13 +82,8 @@ func TestWebhookDeliveryMovesWhenItsInstanceDies(t *testing.T) {
 
 // deliversHere reports whether in holds the subscription's lease.
 func deliversHere(t *testing.T, in *instance) bool {
-	resp, err := http.Get("http://" + in.adminAddr() + "/north/subscriptions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(b), `"delivering_here": true`)
+	a := testdeps.Call(t, http.DefaultClient, "GET", "http://"+in.adminAddr()+"/north/subscriptions", "", "")
+	return strings.Contains(a.Body, `"delivering_here": true`)
 }
 
 // hookLog is the north server's receiver: it checks each delivery's
