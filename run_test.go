@@ -18,29 +18,6 @@ import (
 	"northd/internal/testdeps"
 )
 
-// serveInstance starts northd with args until the test ends, and returns
-// the instance, so that a test can reload it by calling reload: a SIGHUP
-// would reach every test running at the time.
-func serveInstance(t *testing.T, args ...string) (srv *instance, logs *testdeps.SyncBuffer) {
-	t.Helper()
-	logs = new(testdeps.SyncBuffer)
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := startInstance(t, ctx, args, testdeps.NoEnv, logs)
-	if err != nil {
-		cancel()
-		t.Fatalf("start: %v\n%s", err, logs)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.wait() }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("northd did not stop cleanly: %v", err)
-		}
-	})
-	return srv, logs
-}
-
 // startRun starts northd with args in this process, as run does, until the
 // test ends or calls stop. It returns the subsystem addresses, the admin
 // address ("" with the admin listener off), the log, and stop, which shuts

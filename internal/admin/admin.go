@@ -8,10 +8,10 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"northd/internal/httpx"
 	"northd/internal/push"
 	"northd/internal/store"
 )
@@ -61,18 +61,18 @@ func Subscriptions(subsystems []Subsystem) http.Handler {
 
 // writeIndented answers v as indented JSON, for a person to read.
 func writeIndented(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", httpx.JSONType)
 	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
 
-// nameList is the subsystems' names, for a person to choose from.
-func nameList(subsystems []Subsystem) string {
+// names are the subsystems' names, for a person to choose from.
+func names(subsystems []Subsystem) []string {
 	names := make([]string, len(subsystems))
 	for i, s := range subsystems {
 		names[i] = s.Name
 	}
-	return strings.Join(names, ", ")
+	return names
 }

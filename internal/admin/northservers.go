@@ -1,9 +1,9 @@
 package admin
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"northd/internal/httpx"
 	"northd/internal/store"
@@ -41,14 +41,14 @@ func NorthServers(subsystems []Subsystem) http.Handler {
 				}
 			}
 			if selected == nil {
-				httpx.WriteFailure(w, http.StatusNotFound, 1, fmt.Sprintf("no subsystem here is named %q (this instance serves %s)", name, nameList(subsystems)))
+				httpx.WriteFailure(w, http.StatusNotFound, 1, httpx.NoSuchSubsystem(name, names(subsystems)))
 				return
 			}
 		}
 		var after store.Cursor
 		if v := q.Get("after"); v != "" {
 			if len(selected) != 1 {
-				httpx.WriteFailure(w, http.StatusBadRequest, 1, "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves "+nameList(subsystems)+")")
+				httpx.WriteFailure(w, http.StatusBadRequest, 1, "after= continues the pages of one subsystem: give subsystem=NAME with it (this instance serves "+strings.Join(names(subsystems), ", ")+")")
 				return
 			}
 			var err error

@@ -11,7 +11,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -86,4 +88,11 @@ func WriteFailure(w http.ResponseWriter, status int, code int, description strin
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(wire.AppendFailureBody(nil, code, false, description))
+}
+
+// NoSuchSubsystem is the sentence for a ?subsystem= that names none of
+// names, the subsystems this instance serves, for a person to choose from:
+// the admin listener's routes say it alike.
+func NoSuchSubsystem(name string, names []string) string {
+	return fmt.Sprintf("no subsystem here is named %q (this instance serves %s)", name, strings.Join(names, ", "))
 }

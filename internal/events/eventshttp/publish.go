@@ -202,21 +202,21 @@ func (p *publishing) target(name string) (int, int, string) {
 		if len(p.targets) == 1 {
 			return 0, 0, ""
 		}
-		return -1, http.StatusBadRequest, "this instance serves several subsystems (" + p.names() + "): name one with ?subsystem=NAME"
+		return -1, http.StatusBadRequest, "this instance serves several subsystems (" + strings.Join(p.names(), ", ") + "): name one with ?subsystem=NAME"
 	}
 	for i, t := range p.targets {
 		if t.Name == name {
 			return i, 0, ""
 		}
 	}
-	return -1, http.StatusNotFound, fmt.Sprintf("no subsystem here is named %q (this instance serves %s)", name, p.names())
+	return -1, http.StatusNotFound, httpx.NoSuchSubsystem(name, p.names())
 }
 
 // names are the targets' names, for a person to choose from.
-func (p *publishing) names() string {
+func (p *publishing) names() []string {
 	names := make([]string, len(p.targets))
 	for i, t := range p.targets {
 		names[i] = t.Name
 	}
-	return strings.Join(names, ", ")
+	return names
 }

@@ -110,7 +110,7 @@ func Subscribe(o Options) fasthttp.RequestHandler {
 		}
 		for _, t := range req.Types {
 			if !events.ValidType(t) {
-				httpx.AnswerProblem(ctx, fasthttp.StatusBadRequest, "types: "+strconv.Quote(t)+" is not an event type (letters, digits and . _ : / - only, at most 64 bytes)")
+				httpx.AnswerProblem(ctx, fasthttp.StatusBadRequest, "types: "+strconv.Quote(t)+" is not an event type (letters, digits and . _ : / - only, at most "+strconv.Itoa(events.MaxTypeLen)+" bytes)")
 				return
 			}
 		}
