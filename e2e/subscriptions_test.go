@@ -34,6 +34,11 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		t.Fatalf("subscribe: %d %s", a.Status, a.Body)
 	}
 	hook.know(created.Secret)
+	// Before the first event taken its cursor is empty ("-0" before: the
+	// zero id, which no after= takes).
+	if a := testdeps.Call(t, http.DefaultClient, "GET", base+"/north/subscriptions", token, ""); !strings.Contains(a.Body, `"cursor":"","lag":0`) {
+		t.Errorf("a new subscription: %d %s, want its cursor empty", a.Status, a.Body)
+	}
 	if bodies, _ := hook.got(); len(bodies) != 1 || !strings.Contains(bodies[0], `"type":"subscription.verify"`) || !strings.Contains(bodies[0], `"data":{"subscription":"`+created.ID+`"}`) {
 		t.Fatalf("the verification: %q", bodies)
 	}

@@ -104,9 +104,15 @@ func (s *Subscription) view(hub *events.Hub) View {
 	defer s.mu.Unlock()
 	v := View{
 		ID: s.ID, Username: s.Owner.Username, IP: s.Owner.IP.String(), URL: s.URL, Types: s.Types,
-		State: s.state.String(), Delivering: s.holding, Cursor: s.cursor.String(), Created: s.Created,
+		State: s.state.String(), Delivering: s.holding, Created: s.Created,
 		LastAttempt: s.lastAttempt, LastStatus: s.lastStatus, LastError: s.lastError,
 		FailingSince: s.failingSince, Deliveries: s.deliveries,
+	}
+	if s.cursor != (events.ID{}) {
+		// Else "" before the first event taken, as a long poll's next
+		// is before the first event read: the zero id has no spelling
+		// an after= takes.
+		v.Cursor = s.cursor.String()
 	}
 	if s.disabled {
 		v.State = Disabled.String()
