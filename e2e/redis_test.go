@@ -131,7 +131,9 @@ func TestRedisOutage(t *testing.T) {
 	}
 	testdeps.WaitFor(t, "logins under load", func() bool { return ok.Load() > 20 })
 	redis.Kill()
-	testdeps.WaitFor(t, "503s for logins", func() bool { return unavailable.Load() > 20 })
+	// Enough refusals that a goroutine left behind by each would show
+	// far above the slack allowed at the end.
+	testdeps.WaitFor(t, "503s for logins", func() bool { return unavailable.Load() > 200 })
 	testdeps.WaitFor(t, "/readyz 503", func() bool { return testdeps.Call(t, client, "GET", base+"/readyz", "", "").Status == 503 })
 	a := testdeps.Call(t, client, "GET", base+"/north/verify", before, "")
 	if a.Status != 503 || a.Body != `{"code": 4, "description": "the token store is unavailable; retry after the Retry-After seconds"}` || a.Header.Get("Retry-After") != "1" {
@@ -165,8 +167,13 @@ func TestRedisOutage(t *testing.T) {
 	for _, c := range append(clients, client, http.DefaultClient) {
 		c.CloseIdleConnections()
 	}
+	// The slack is the Redis client's: it opens its pipelined
+	// connections (four, two goroutines each) and its blocking ones as
+	// calls need them, and the load and the restart may leave more open
+	// than the baseline had. A leak per refused request would be
+	// hundreds.
 	testdeps.WaitFor(t, "northd's goroutines back to their number before the outage", func() bool {
-		return testdeps.MetricValue(t, admin, "go_goroutines") <= goroutines+2
+		return testdeps.MetricValue(t, admin, "go_goroutines") <= goroutines+16
 	})
 }
 
