@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // The tests' side of HTTP: every request a test sends to northd, whether
@@ -59,9 +61,9 @@ func Send(tb testing.TB, client *http.Client, req *http.Request) (Answer, error)
 	if err != nil {
 		return Answer{}, fmt.Errorf("reading the answer to %s %s: %w", req.Method, req.URL, err)
 	}
-	if err := checkAnswer(OpenAPI(tb), req.Method, req.URL.RequestURI(), req.Header, reqBody, resp.StatusCode, resp.Header, b); err != nil {
-		tb.Error(err)
-	}
+	reportMismatch(tb, func(doc *openapi3.T) error {
+		return checkAnswer(doc, req.Method, req.URL.RequestURI(), req.Header, reqBody, resp.StatusCode, resp.Header, b)
+	})
 	return Answer{resp.StatusCode, resp.Header, string(b)}, nil
 }
 

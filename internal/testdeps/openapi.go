@@ -27,11 +27,33 @@ var openAPI struct {
 // internal package, or the tools' modules). Callers must not change it.
 func OpenAPI(tb testing.TB) *openapi3.T {
 	tb.Helper()
-	openAPI.once.Do(func() { openAPI.doc, openAPI.err = loadOpenAPI() })
-	if openAPI.err != nil {
-		tb.Fatal(openAPI.err)
+	doc, err := openAPIDoc()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return openAPI.doc
+	return doc
+}
+
+// openAPIDoc is OpenAPI's document for callers that must not stop the
+// test: a webhook receiver's handler, and the checks of Send and Try,
+// which tests call from goroutines of their own.
+func openAPIDoc() (*openapi3.T, error) {
+	openAPI.once.Do(func() { openAPI.doc, openAPI.err = loadOpenAPI() })
+	return openAPI.doc, openAPI.err
+}
+
+// reportMismatch runs check against the document and reports what it
+// finds with tb.Error, never tb.Fatal, so that it is safe off the test's
+// goroutine: the one way Send and the Check functions fail a test.
+func reportMismatch(tb testing.TB, check func(doc *openapi3.T) error) {
+	tb.Helper()
+	doc, err := openAPIDoc()
+	if err == nil {
+		err = check(doc)
+	}
+	if err != nil {
+		tb.Error(err)
+	}
 }
 
 func loadOpenAPI() (*openapi3.T, error) {

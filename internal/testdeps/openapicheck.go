@@ -38,9 +38,9 @@ import (
 // text/event-stream body is not read: CheckEvent checks each event.
 func CheckAnswer(tb testing.TB, method, target string, reqHeader http.Header, status int, header http.Header, body []byte) {
 	tb.Helper()
-	if err := checkAnswer(OpenAPI(tb), method, target, reqHeader, nil, status, header, body); err != nil {
-		tb.Error(err)
-	}
+	reportMismatch(tb, func(doc *openapi3.T) error {
+		return checkAnswer(doc, method, target, reqHeader, nil, status, header, body)
+	})
 }
 
 // CheckRawAnswer is CheckAnswer for an answer read off a connection as
@@ -80,9 +80,7 @@ func CheckAnswerTo(tb testing.TB, rawRequest string, status int, header http.Hea
 // reset.
 func CheckEvent(tb testing.TB, event string, data []byte) {
 	tb.Helper()
-	if err := checkEvent(OpenAPI(tb), event, data); err != nil {
-		tb.Error(err)
-	}
+	reportMismatch(tb, func(doc *openapi3.T) error { return checkEvent(doc, event, data) })
 }
 
 func checkEvent(doc *openapi3.T, event string, data []byte) error {

@@ -131,9 +131,3 @@ func checkTimestamp(header string) error {
 	}
 	return nil
 }
-
-// openAPIDoc is OpenAPI's document for callers with no test to fail.
-func openAPIDoc() (*openapi3.T, error) {
-	openAPI.once.Do(func() { openAPI.doc, openAPI.err = loadOpenAPI() })
-	return openAPI.doc, openAPI.err
-}
