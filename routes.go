@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"northd/internal/admin"
 	"northd/internal/events/eventshttp"
+	"northd/internal/httpx"
 	"northd/internal/push/pushhttp"
 )
 
@@ -71,7 +71,7 @@ func (s *subsystem) routes() fasthttp.RequestHandler {
 	// build it anew for every such answer.
 	r.HandleMethodNotAllowed = false
 	r.HandleOPTIONS = false
-	allow := allowHeaders(r.List())
+	allow := httpx.AllowHeaders(r.List())
 	templates := routeTemplates(allow)
 	notFound := s.observed(routeNotFound, handleNotFound)
 	methodNotAllowed := s.observed(routeMethodNotAllowed, handleMethodNotAllowed)
@@ -160,30 +160,6 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 }
 
 var headerAllow = []byte("Allow")
-
-// allowHeaders turns the router's methods by path into each path's Allow
-// header: its methods and OPTIONS, sorted, as the router writes them. The
-// path "*" (OPTIONS *) allows every method the server has.
-func allowHeaders(methodPaths map[string][]string) map[string][]byte {
-	byPath := map[string][]string{"*": {fasthttp.MethodOptions}}
-	for method, paths := range methodPaths {
-		for _, p := range paths {
-			if len(byPath[p]) == 0 {
-				byPath[p] = []string{fasthttp.MethodOptions}
-			}
-			byPath[p] = append(byPath[p], method)
-			if !slices.Contains(byPath["*"], method) {
-				byPath["*"] = append(byPath["*"], method)
-			}
-		}
-	}
-	allow := make(map[string][]byte, len(byPath))
-	for p, methods := range byPath {
-		slices.Sort(methods)
-		allow[p] = []byte(strings.Join(methods, ", "))
-	}
-	return allow
-}
 
 // routeTemplate is a route with a parameter, such as
 // /north/subscriptions/{id}/enable, and its Allow header.

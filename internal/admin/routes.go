@@ -2,8 +2,6 @@ package admin
 
 import (
 	"net/http"
-	"slices"
-	"strings"
 
 	"northd/internal/httpx"
 )
@@ -23,25 +21,20 @@ type Route struct {
 // Cache-Control: no-store.
 func Handler(routes []Route) http.Handler {
 	mux := http.NewServeMux()
-	methods := make(map[string][]string) // by path
+	paths := make(map[string][]string) // by method, as a router lists them
 	for _, rt := range routes {
 		pattern := rt.Path
 		if rt.Method != "" {
 			pattern = rt.Method + " " + rt.Path
-			methods[rt.Path] = append(methods[rt.Path], rt.Method)
+			paths[rt.Method] = append(paths[rt.Method], rt.Path)
 			if rt.Method == http.MethodGet {
 				// A GET pattern takes HEAD too.
-				methods[rt.Path] = append(methods[rt.Path], http.MethodHead)
+				paths[http.MethodHead] = append(paths[http.MethodHead], rt.Path)
 			}
 		}
 		mux.Handle(pattern, rt.Handler)
 	}
-	allow := make(map[string]string, len(methods))
-	for path, ms := range methods {
-		ms = append(ms, http.MethodOptions)
-		slices.Sort(ms)
-		allow[path] = strings.Join(slices.Compact(ms), ", ")
-	}
+	allow := httpx.AllowHeaders(paths)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// pprof's answers, and the mux's redirects, too.
 		w.Header().Set("Cache-Control", "no-store")
@@ -50,16 +43,17 @@ func Handler(routes []Route) http.Handler {
 			return
 		}
 		methods, known := allow[r.URL.Path]
+		known = known && r.URL.Path != "*" // net/http answers OPTIONS * itself
 		switch {
 		case !known:
 			w.Header().Set("Content-Type", httpx.HTMLType)
 			w.WriteHeader(http.StatusNotFound)
 			w.Write([]byte(httpx.NotFoundBody))
 		case r.Method == http.MethodOptions:
-			w.Header().Set("Allow", methods)
+			w.Header().Set("Allow", string(methods))
 			w.WriteHeader(http.StatusNoContent)
 		default:
-			w.Header().Set("Allow", methods)
+			w.Header().Set("Allow", string(methods))
 			w.Header().Set("Content-Type", httpx.TextType)
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			w.Write([]byte(httpx.MethodNotAllowedBody))

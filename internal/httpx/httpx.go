@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -95,4 +96,28 @@ func WriteFailure(w http.ResponseWriter, status int, code int, description strin
 // the admin listener's routes say it alike.
 func NoSuchSubsystem(name string, names []string) string {
 	return fmt.Sprintf("no subsystem here is named %q (this instance serves %s)", name, strings.Join(names, ", "))
+}
+
+// AllowHeaders turns a router's paths by method into each path's Allow
+// header: its methods and OPTIONS, sorted, as the router writes them. The
+// path "*" (OPTIONS *) allows every method the server has.
+func AllowHeaders(methodPaths map[string][]string) map[string][]byte {
+	byPath := map[string][]string{"*": {fasthttp.MethodOptions}}
+	for method, paths := range methodPaths {
+		for _, p := range paths {
+			if len(byPath[p]) == 0 {
+				byPath[p] = []string{fasthttp.MethodOptions}
+			}
+			byPath[p] = append(byPath[p], method)
+			if !slices.Contains(byPath["*"], method) {
+				byPath["*"] = append(byPath["*"], method)
+			}
+		}
+	}
+	allow := make(map[string][]byte, len(byPath))
+	for p, methods := range byPath {
+		slices.Sort(methods)
+		allow[p] = []byte(strings.Join(methods, ", "))
+	}
+	return allow
 }
