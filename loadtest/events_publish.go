@@ -93,6 +93,11 @@ func publishOpenLoop(ctx context.Context, plan publishPlan, workers []eventPubli
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
+				select {
+				case <-failed:
+					continue // the run has failed: publish no more
+				default:
+				}
 				sent := clk.now()
 				if plan.limit > 0 && sent.Sub(start) >= plan.limit {
 					continue // its time is over: not published
