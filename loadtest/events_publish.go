@@ -63,7 +63,7 @@ type publishClock interface {
 }
 
 // realClock sleeps on a timerfd: time.Sleep can wake up to a millisecond
-// late on Linux, which at 1 ms intervals would make every batch late.
+// late on Linux, a whole interval at 10,000 events/s in batches of 10.
 type realClock struct{ sleeper *preciseSleeper }
 
 func (c realClock) now() time.Time         { return time.Now() }
