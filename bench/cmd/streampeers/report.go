@@ -1,0 +1,205 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// write writes the report (.md), every figure and run (.json) and the
+// chart (.png), and prints the report's tables.
+func (r *results) write() error {
+	host, _ := os.Hostname()
+	if err := os.MkdirAll(r.o.out, 0o755); err != nil {
+		return err
+	}
+	base := outBase(r.o.out, r.started, host, r.o.quick)
+	cs := r.comparisons()
+	gs := evalGoals(goals, cs)
+	v := readVersions(r.o.bin)
+	if err := chart(base+".png", cs); err != nil {
+		return fmt.Errorf("chart: %v", err)
+	}
+	md := r.markdown(sanitize(host), filepath.Base(base+".png"), v, cs, gs)
+	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
+		return err
+	}
+	if err := r.writeJSON(base+".json", v, cs, gs); err != nil {
+		return err
+	}
+	fmt.Printf("\nstreampeers: wrote %s.md, .json and .png\n\n", base)
+	if i, j := strings.Index(md, "## Results"), strings.Index(md, "## Every run"); i >= 0 && j > i {
+		fmt.Print(md[i:j])
+	}
+	return nil
+}
+
+func (r *results) markdown(host, png string, v versions, cs []comparison, gs []goalResult) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# northd's event streams against Centrifugo's uni_sse: %s on %s\n\n", r.started.Format("2006-01-02"), host)
+	p("Made by `%s` from the repository root in %v.\n\n", makeCommand(r.o.quick, r.o.rounds, r.o.duration, flagsGiven()),
+		time.Since(r.started).Round(time.Second))
+	p("![p99 and deliveries per server CPU-second, per engine and load](%s)\n\n", png)
+
+	p("## Machine\n\n")
+	for _, l := range r.machine() {
+		p("- %s\n", l)
+	}
+	p("\n## Versions\n\n")
+	p("- northd: %s, built by `make compare-streams-peers` into %s/northd\n", v.Northd, r.o.bin)
+	p("- loadtest: the same revision, built into %s/loadtest\n", r.o.bin)
+	p("- Centrifugo: `centrifugo version` says “%s”; built from %s by `go install` (`make bench-centrifugo`)\n", v.Centrifugo, v.CentrifugoModule)
+
+	p("\n## Method\n\n")
+	p("- **One load generator for both**: `loadtest events` opens the streams (northd: `GET /north/events` of logged-in north servers; ")
+	p("Centrifugo: `uni_sse` connections, with %s), publishes at a constant rate in batches (northd: its admin listener; Centrifugo: its HTTP API), ", r.o.config)
+	p("and checks every event on every stream: each once, in order, none missing. A run with any problem ends the comparison; none did here.\n")
+	p("- **Engines**: memory (each server's own process) and Redis: a throwaway redis-server (no persistence, loopback, a temporary directory) ")
+	p("started afresh for every engine and load, northd with `-store redis://ADDR/0` (Redis Streams), Centrifugo with its Redis engine.\n")
+	p("- **Pinning**: northd and Centrifugo on CPU %s (`taskset -c %s`, `GOMAXPROCS=1`), both running and the one not measured idle; ",
+		r.o.pin.serverCPU, r.o.pin.serverCPU)
+	p("loadtest on CPU %s (`GOMAXPROCS=1`), and redis-server beside it on CPU %s, so that the server's CPU is its own.\n", r.o.pin.loadCPU, r.o.pin.loadCPU)
+	p("- **Rounds**: for each engine and load both servers start afresh, then %s of %v of publishing each (%d concurrent publishers), ",
+		plural(r.o.rounds, "round"), r.o.duration, r.o.publishers)
+	p("the order alternating (northd then Centrifugo in odd rounds, Centrifugo then northd in even ones) so that a slow second of the machine hits both alike.\n")
+	p("- **Figures**: publish-to-receive latency from the publish call to each stream's receipt (p50, p99, p99.9 of every delivery of a run); ")
+	p("deliveries per server CPU-second are the events received over every stream divided by the server's CPU time during the run (its /proc stat); ")
+	p("the published share is the events published over those asked for (rate × duration): under 100%% the server could not take the rate; ")
+	p("writes per delivery are the server's write syscalls over its deliveries. Each table gives the median of the rounds.\n")
+	p("- **Ratios** are round by round (the two runs of a round were seconds apart): the median of the per-round ratios, and after it the lowest and highest. ")
+	p("A goal is ✓ when every round clears it, “✓ by the median” when only the median does.\n")
+	p("- **Idle streams**: %s streams held idle (`loadtest events -mode idle`) on a fresh server of each engine: the growth of its RSS over the streams.\n\n", commas(idleStreams))
+
+	p("## Results\n\n")
+	for _, e := range engines {
+		p("### %s engine\n\n", titleCase(e))
+		p("| load | server | p50 | p99 | p99.9 | deliveries per server CPU-s | published | writes per delivery |\n")
+		p("|---|---|--:|--:|--:|--:|--:|--:|\n")
+		for _, c := range cs {
+			if c.Engine != e {
+				continue
+			}
+			for _, x := range []struct {
+				name string
+				s    peerSummary
+			}{{northd, c.Northd}, {"Centrifugo", c.Centrifugo}} {
+				p("| %s | %s | %s | %s | %s | %s | %.1f%% | %.3f |\n", c.Load.title(), x.name, msText(x.s.P50), msText(x.s.P99), msText(x.s.P999),
+					commas(x.s.DeliveredPerCPU), 100*x.s.PublishedShare, x.s.WritesPerDelivery)
+			}
+		}
+		p("\n")
+	}
+	p("### Ratios, northd ÷ Centrifugo\n\n")
+	p("| engine | load | deliveries per server CPU-second | p99 | northd's p99 ÷ its p50 |\n|---|---|--:|--:|--:|\n")
+	for _, c := range cs {
+		p("| %s | %s | %s | %s | %s |\n", c.Engine, c.Load.title(), ratioText(c.PerCPURatio), ratioText(c.P99Ratio), ratioText(c.NorthdTail))
+	}
+	p("\n### Idle streams\n\n")
+	p("| engine | northd RSS per idle stream | Centrifugo RSS per idle stream | northd ÷ Centrifugo |\n|---|--:|--:|--:|\n")
+	for _, e := range engines {
+		nd, okN := r.idle(e, northd)
+		cf, okC := r.idle(e, centrifugo)
+		if !okN && !okC {
+			continue
+		}
+		ratio := "–"
+		if okN && okC && cf.RSSPerStream > 0 {
+			ratio = ratioNum(nd.RSSPerStream/cf.RSSPerStream) + "×"
+		}
+		p("| %s | %s | %s | %s |\n", e, kibText(nd.RSSPerStream), kibText(cf.RSSPerStream), ratio)
+	}
+
+	p("\n## Goals\n\n")
+	p("| goal | engine | load | measured (median, range of rounds) | |\n|---|---|---|--:|:-:|\n")
+	for _, g := range gs {
+		if len(g.Rows) == 0 {
+			p("| %s | | | not measured | |\n", g.What)
+		}
+		for _, row := range g.Rows {
+			p("| %s | %s | %s | %s | %s |\n", g.What, row.Engine, row.Load, ratioText(row.Ratio), row.Verdict.mark())
+		}
+	}
+	p("\n")
+	for _, g := range gs {
+		p("- %s: **%s**\n", g.What, g.Verdict.mark())
+	}
+	if r.o.quick {
+		p("\nA smoke run (one round of one load, -quick): it checks that everything runs; its marks are not the goals' verdict.\n")
+	}
+
+	p("\n## Every run\n\n")
+	p("| engine | load | round | server | published | delivered | p50 | p99 | p99.9 | server CPU | store CPU | deliveries per CPU-s | published | writes per delivery | RSS per idle stream |\n")
+	p("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, rec := range r.runs {
+		rep, lat := rec.Report, rec.Report.latency()
+		if rec.Idle {
+			p("| %s | %s idle streams | | %s | | | | | | | | | | | %s |\n", rec.Engine, commas(float64(rec.Load.streams)), rec.Peer, kibText(rep.RSSPerStream))
+			continue
+		}
+		p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s | %.1f%% | %.3f | |\n", rec.Engine, rec.Load.title(), rec.Round, rec.Peer,
+			commas(float64(rep.Published)), commas(float64(rep.Delivered)), msText(lat.P50), msText(lat.P99), msText(lat.P999),
+			rep.ServerCPUSeconds, rep.StoreCPUSeconds, commas(rep.DeliveredPerCPUSecond), 100*rep.PublishedShare, rep.WritesPerDelivery)
+	}
+	p("\n## Commands\n\nThe first of each kind; the ports are free loopback ports, new at every start, and every run's report is kept under %s/streams-peers/.\n\n```sh\n", r.o.bin)
+	for _, c := range r.commands {
+		p("%s\n", c)
+	}
+	p("```\n")
+	return b.String()
+}
+
+// plural is n and the noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func titleCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// writeJSON writes every figure of the report and every run.
+func (r *results) writeJSON(path string, v versions, cs []comparison, gs []goalResult) error {
+	type idleJSON struct {
+		Engine     string  `json:"engine"`
+		Server     string  `json:"server"`
+		Streams    int     `json:"streams"`
+		RSSPerIdle float64 `json:"rss_bytes_per_stream"`
+	}
+	var idle []idleJSON
+	for _, e := range engines {
+		for _, peer := range peers {
+			if rep, ok := r.idle(e, peer); ok {
+				idle = append(idle, idleJSON{e, peer, rep.Streams, rep.RSSPerStream})
+			}
+		}
+	}
+	doc := map[string]any{
+		"make":        makeCommand(r.o.quick, r.o.rounds, r.o.duration, flagsGiven()),
+		"machine":     r.machine(),
+		"versions":    v,
+		"pinning":     map[string]string{"servers": "taskset -c " + r.o.pin.serverCPU + ", GOMAXPROCS=1", "loadtest": "taskset -c " + r.o.pin.loadCPU + ", GOMAXPROCS=1", "redis-server": "taskset -c " + r.o.pin.loadCPU},
+		"rounds":      r.o.rounds,
+		"duration":    r.o.duration.String(),
+		"publishers":  r.o.publishers,
+		"comparisons": cs,
+		"goals":       gs,
+		"idle":        idle,
+		"commands":    r.commands,
+		"runs":        r.runs,
+	}
+	b, err := json.MarshalIndent(doc, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
