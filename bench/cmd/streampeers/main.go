@@ -31,7 +31,7 @@ import (
 const (
 	defaultRounds     = 5
 	defaultDuration   = 2 * time.Second
-	defaultPublishers = 4
+	defaultPublishers = 8
 	defaultConfig     = "bench/peers/centrifugo/config.json"
 )
 
@@ -62,7 +62,7 @@ func run() error {
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the report, its JSON file and its chart")
 	flag.IntVar(&o.rounds, "rounds", defaultRounds, "rounds: each server is measured once per engine and load per round")
 	flag.DurationVar(&o.duration, "duration", defaultDuration, "how long each run publishes")
-	flag.IntVar(&o.publishers, "publishers", defaultPublishers, "loadtest events' -publishers: concurrent publishers")
+	flag.IntVar(&o.publishers, "publishers", defaultPublishers, "loadtest events' -publishers: publishes in flight at most")
 	flag.StringVar(&o.config, "centrifugo-config", defaultConfig, "Centrifugo's configuration file (its port, address and engine come from the environment)")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run: one round of one load ("+quickLoad.title()+"), both engines, and the idle streams")
 	flag.Parse()

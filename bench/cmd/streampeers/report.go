@@ -63,7 +63,7 @@ func (r *results) markdown(host, png string, v versions, cs []comparison, gs []g
 	p("- **Pinning**: northd and Centrifugo on CPU %s (`taskset -c %s`, `GOMAXPROCS=1`), both running and the one not measured idle; ",
 		r.o.pin.serverCPU, r.o.pin.serverCPU)
 	p("loadtest on CPU %s (`GOMAXPROCS=1`), and redis-server beside it on CPU %s, so that the server's CPU is its own.\n", r.o.pin.loadCPU, r.o.pin.loadCPU)
-	p("- **Rounds**: for each engine and load both servers start afresh, then %s of %v of publishing each (%d concurrent publishers), ",
+	p("- **Rounds**: for each engine and load both servers start afresh, then %s of %v of publishing each (at most %d publishes in flight), ",
 		plural(r.o.rounds, "round"), r.o.duration, r.o.publishers)
 	p("the order alternating (northd then Centrifugo in odd rounds, Centrifugo then northd in even ones) so that a slow second of the machine hits both alike.\n")
 	p("- **Figures**: publish-to-receive latency from the publish call to each stream's receipt (p50, p99, p99.9 of every delivery of a run); ")
