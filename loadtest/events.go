@@ -1,76 +1,104 @@
 package main
 
-// loadtest events: north servers streaming their events while producers
-// publish, every event verified on every stream. See loadtest/README.md,
-// "Events".
+// loadtest events: streams verified event by event while events are
+// published, against northd or, for comparison, Centrifugo. See
+// loadtest/README.md, "Events".
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
-	"northd/contract"
 )
 
 // eventsConfig is loadtest events' command line.
 type eventsConfig struct {
-	target, admin string
-	mode          string
-	streams       int
-	rate          int
-	batch         int
-	duration      time.Duration
-	events        int
-	pid, storePID int
-	out           string
+	peer             string
+	target, admin    string
+	centrifugoConfig string
+	mode             string
+	streams          int
+	rate             int
+	batch            int
+	duration         time.Duration
+	events           int
+	publishers       int
+	pid, storePID    int
+	out              string
 }
 
-// EventsReport is what loadtest events writes (-out) and prints.
+// EventsReport is what loadtest events writes (-out) and prints. Its
+// field names are read by other tools (bench's stream comparison): add
+// fields, rename none.
 type EventsReport struct {
+	Peer      string     `json:"peer"` // northd or centrifugo
 	Mode      string     `json:"mode"`
 	Streams   int        `json:"streams"`
 	Published int        `json:"published"`
 	Delivered int64      `json:"delivered"` // events received, over every stream
 	Seconds   float64    `json:"seconds"`
 	Latency   *Quantiles `json:"publish_to_receive_seconds,omitempty"`
-	// ServerCPUSeconds is northd's CPU time over the run; DeliveredPerCPUSecond
-	// divides the deliveries by it: events per second per core.
+	// The publisher (latency mode): the events a second asked, how long
+	// publishing lasted, the share of the events asked over -duration
+	// that the server took, and the batches sent more than one interval
+	// after they were due (the publishers all busy).
+	AskedRate      int     `json:"asked_rate,omitempty"`
+	PublishSeconds float64 `json:"publish_seconds"`
+	PublishedShare float64 `json:"published_share,omitempty"`
+	PublishesLate  int     `json:"publishes_late"`
+	// ServerCPUSeconds is the server's CPU time over the run;
+	// DeliveredPerCPUSecond divides the deliveries by it: events per
+	// second per core.
 	ServerCPUSeconds      float64 `json:"server_cpu_seconds,omitempty"`
 	StoreCPUSeconds       float64 `json:"store_cpu_seconds,omitempty"`
 	DeliveredPerCPUSecond float64 `json:"delivered_per_cpu_second,omitempty"`
-	// Idle streams: northd's RSS and Go heap in use per stream.
+	// ServerWrites is the server's write system calls over the same part
+	// (syscw in /proc/PID/io), WritesPerDelivery those per event
+	// delivered: below 1 when the server writes several events at once.
+	ServerWrites      int64   `json:"server_writes,omitempty"`
+	WritesPerDelivery float64 `json:"writes_per_delivery,omitempty"`
+	ServerRSSBytes    int64   `json:"server_rss_bytes,omitempty"` // at the end
+	// Idle streams: the server's RSS (and northd's Go heap) per stream.
 	RSSPerStream  float64  `json:"rss_bytes_per_stream,omitempty"`
 	HeapPerStream float64  `json:"heap_bytes_per_stream,omitempty"`
 	Problems      []string `json:"problems,omitempty"`
+}
+
+// eventsPeer is the server under test.
+type eventsPeer interface {
+	// openStream opens stream i: its response's head read, its body
+	// to be read by the stream.
+	openStream(i int) (*eventStream, *http.Response, error)
+	// awaitStreams returns once the server holds every stream, so that
+	// every event published from then on is theirs.
+	awaitStreams(streams []*eventStream, deadline time.Time) error
+	// newPublisher is one publishing connection.
+	newPublisher() eventPublisher
+	// heapInUse is the server's Go heap in use, when it says.
+	heapInUse() (float64, bool)
 }
 
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := eventsConfig{}
 	fs := flag.NewFlagSet("loadtest events", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.target, "target", "http://127.0.0.1:8000", "the subsystem's base `URL`")
-	fs.StringVar(&cfg.admin, "admin", "127.0.0.1:9100", "northd's admin `address`, where events are published")
-	fs.StringVar(&cfg.mode, "mode", "latency", "latency: -streams streams while -rate events/s are published for -duration, each event's publish-to-receive time measured; fanout: -events events published in batches of -batch as fast as they go, to -streams streams; idle: RSS and heap per idle stream")
-	fs.IntVar(&cfg.streams, "streams", 100, "north servers, each with its own stream")
+	fs.StringVar(&cfg.peer, "peer", "northd", "the server: northd, or centrifugo (v6, its uni_sse transport; see bench/peers/centrifugo)")
+	fs.StringVar(&cfg.target, "target", "http://127.0.0.1:8000", "the subsystem's base `URL` (centrifugo: Centrifugo's)")
+	fs.StringVar(&cfg.admin, "admin", "127.0.0.1:9100", "northd's admin `address`, where events are published (centrifugo: unused, events go to -target's server API)")
+	fs.StringVar(&cfg.centrifugoConfig, "centrifugo-config", "", "centrifugo: the server's configuration `file` (bench/peers/centrifugo/config.json), for its token secret and API key")
+	fs.StringVar(&cfg.mode, "mode", "latency", "latency: -streams streams while -rate events/s are published for -duration, each event's publish-to-receive time measured; fanout: -events events published in batches of -batch as fast as they go, to -streams streams; idle: RSS (and heap) per idle stream")
+	fs.IntVar(&cfg.streams, "streams", 100, "streams, each its own north server (centrifugo: its own user)")
 	fs.IntVar(&cfg.rate, "rate", 10000, "latency: events published per second")
-	fs.IntVar(&cfg.batch, "batch", 10, "events per publish (latency: sent every batch/rate seconds)")
+	fs.IntVar(&cfg.batch, "batch", 10, "events per publish (latency: one due every batch/rate seconds)")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "latency: how long to publish")
 	fs.IntVar(&cfg.events, "events", 20000, "fanout: events to publish")
-	fs.IntVar(&cfg.pid, "pid", 0, "northd's process id, for its CPU time and RSS (with-server.sh passes it)")
+	fs.IntVar(&cfg.publishers, "publishers", 8, "publishes in flight at most, each on a keep-alive connection of its own")
+	fs.IntVar(&cfg.pid, "pid", 0, "the server's process id, for its CPU time, writes and RSS (default: the process listening on -target's port, when local)")
 	fs.IntVar(&cfg.storePID, "store-pid", 0, "the redis-server's process id, for its CPU time (with-server.sh passes it for {redis})")
 	fs.StringVar(&cfg.out, "out", "", "write the JSON report to this `file`")
 	if err := fs.Parse(args); err != nil {
@@ -79,12 +107,45 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		return 2
 	}
-	if cfg.streams <= 0 || cfg.rate <= 0 || cfg.batch <= 0 || cfg.batch > 1000 || cfg.events <= 0 || cfg.duration <= 0 {
-		fmt.Fprintln(stderr, "loadtest events: -streams, -rate, -events and -duration must be positive, -batch 1 to 1000")
+	if cfg.streams <= 0 || cfg.rate <= 0 || cfg.batch <= 0 || cfg.batch > 1000 || cfg.events <= 0 || cfg.duration <= 0 || cfg.publishers <= 0 || cfg.publishers > 256 {
+		fmt.Fprintln(stderr, "loadtest events: -streams, -rate, -events and -duration must be positive, -batch 1 to 1000, -publishers 1 to 256")
 		return 2
 	}
 	cfg.target = strings.TrimRight(cfg.target, "/")
-	r, err := eventsRun(ctx, cfg)
+	u, err := url.Parse(cfg.target)
+	if err != nil || u.Host == "" {
+		fmt.Fprintf(stderr, "loadtest events: -target %q: want a base URL, http://host:port\n", cfg.target)
+		return 2
+	}
+	var peer eventsPeer
+	switch cfg.peer {
+	case "northd":
+		peer = newNorthdPeer(cfg, u.Host)
+	case "centrifugo":
+		if cfg.centrifugoConfig == "" {
+			fmt.Fprintln(stderr, "loadtest events: -peer centrifugo needs -centrifugo-config FILE (bench/peers/centrifugo/config.json), the configuration the server runs with")
+			return 2
+		}
+		secrets, err := readCentrifugoConfig(cfg.centrifugoConfig)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest events: -centrifugo-config:", err)
+			return 2
+		}
+		peer = newCentrifugoPeer(cfg, u.Host, secrets)
+	default:
+		fmt.Fprintf(stderr, "loadtest events: -peer %q: want northd or centrifugo\n", cfg.peer)
+		return 2
+	}
+	if cfg.mode != "latency" && cfg.mode != "fanout" && cfg.mode != "idle" {
+		fmt.Fprintf(stderr, "loadtest events: -mode %q: want latency, fanout or idle\n", cfg.mode)
+		return 2
+	}
+	if cfg.pid == 0 {
+		if port := localPort(cfg.target); port > 0 {
+			cfg.pid, _ = pidListeningOn(port)
+		}
+	}
+	r, err := eventsRun(ctx, cfg, peer)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadtest events:", err)
 		return 1
@@ -92,99 +153,62 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return writeStreamReport("loadtest events", cfg.out, r, r.Problems, stdout, stderr)
 }
 
-// eventStream is one north server's stream, checking as it reads that the
-// seqs come one after another, each once.
-type eventStream struct {
-	conn      net.Conn
-	lastSeq   atomic.Uint64
-	received  atomic.Int64
-	mu        sync.Mutex
-	hist      *hdrhistogram.Histogram // publish-to-receive, ns
-	problem   string
-	firstSeen chan struct{}
-}
-
-func eventsRun(ctx context.Context, cfg eventsConfig) (*EventsReport, error) {
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	u, err := url.Parse(cfg.target)
-	if err != nil {
-		return nil, err
-	}
-	r := &EventsReport{Mode: cfg.mode, Streams: cfg.streams}
+func eventsRun(ctx context.Context, cfg eventsConfig, peer eventsPeer) (*EventsReport, error) {
+	r := &EventsReport{Peer: cfg.peer, Mode: cfg.mode, Streams: cfg.streams}
 	rssBefore, heapBefore := int64(0), 0.0
 	if cfg.mode == "idle" {
+		var err error
 		if rssBefore, err = readRSS(cfg.pid); err != nil {
-			return nil, fmt.Errorf("idle needs -pid: %v", err)
+			return nil, fmt.Errorf("idle needs the server's -pid: %v", err)
 		}
-		heapBefore = adminMetric(client, cfg.admin, "go_memstats_heap_inuse_bytes")
+		heapBefore, _ = peer.heapInUse()
 	}
 	streams := make([]*eventStream, cfg.streams)
 	for i := range streams {
-		s, err := openEventStream(client, cfg.target, u.Host, i)
+		s, resp, err := peer.openStream(i)
 		if err != nil {
 			return nil, fmt.Errorf("stream %d: %v", i, err)
 		}
 		defer s.conn.Close()
 		streams[i] = s
-		go s.read(cfg.mode == "latency")
+		go s.read(resp, cfg.mode == "latency")
+	}
+	if err := peer.awaitStreams(streams, time.Now().Add(time.Minute)); err != nil {
+		return nil, err
 	}
 	if cfg.mode == "idle" {
-		// The streams are open once northd counts them all.
-		deadline := time.Now().Add(time.Minute)
-		for adminMetricPrefix(client, cfg.admin, "northd_event_streams_open{") < float64(cfg.streams) {
-			if time.Now().After(deadline) {
-				return nil, errors.New("northd did not report every stream open within a minute")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
 		rss, err := readRSS(cfg.pid)
 		if err != nil {
 			return nil, err
 		}
-		heap := adminMetric(client, cfg.admin, "go_memstats_heap_inuse_bytes")
+		r.ServerRSSBytes = rss
 		r.RSSPerStream = float64(rss-rssBefore) / float64(cfg.streams)
-		r.HeapPerStream = (heap - heapBefore) / float64(cfg.streams)
-		return r, nil
-	}
-	// Each stream is open once northd counts it: an event published
-	// before would not be its.
-	deadline := time.Now().Add(time.Minute)
-	for adminMetricPrefix(client, cfg.admin, "northd_event_streams_open{") < float64(cfg.streams) {
-		if time.Now().After(deadline) {
-			return nil, errors.New("northd did not report every stream open within a minute")
+		if heap, ok := peer.heapInUse(); ok {
+			r.HeapPerStream = (heap - heapBefore) / float64(cfg.streams)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return r, nil
 	}
 
 	cpuBefore, storeBefore := procCPU(cfg.pid), procCPU(cfg.storePID)
-	start := time.Now()
-	switch cfg.mode {
-	case "latency":
-		interval := time.Duration(float64(time.Second) * float64(cfg.batch) / float64(cfg.rate))
-		next := time.Now()
-		for end := start.Add(cfg.duration); time.Now().Before(end) && ctx.Err() == nil; {
-			if err := publishBatch(client, cfg.admin, cfg.batch, r.Published); err != nil {
-				return nil, err
-			}
-			r.Published += cfg.batch
-			next = next.Add(interval)
-			if d := time.Until(next); d > 0 {
-				time.Sleep(d)
-			}
-		}
-	case "fanout":
-		for r.Published < cfg.events && ctx.Err() == nil {
-			n := min(cfg.batch, cfg.events-r.Published)
-			if err := publishBatch(client, cfg.admin, n, r.Published); err != nil {
-				return nil, err
-			}
-			r.Published += n
-		}
-	default:
-		return nil, fmt.Errorf("-mode %q: want latency, fanout or idle", cfg.mode)
+	writesBefore, writesErr := readProcIO(cfg.pid, "syscw")
+	plan := publishPlan{total: cfg.events, batch: cfg.batch}
+	if cfg.mode == "latency" {
+		plan = publishPlan{total: int(float64(cfg.rate) * cfg.duration.Seconds()), batch: cfg.batch, rate: cfg.rate, limit: cfg.duration}
 	}
+	workers := make([]eventPublisher, cfg.publishers)
+	for i := range workers {
+		workers[i] = peer.newPublisher()
+	}
+	sleeper := newPreciseSleeper()
+	defer sleeper.close()
+	start := time.Now()
+	out, err := publishOpenLoop(ctx, plan, workers, realClock{sleeper})
+	if err != nil {
+		return nil, err
+	}
+	r.Published, r.PublishSeconds, r.PublishesLate = out.published, out.seconds, out.late
 	// Every stream receives every event, or the run failed.
-	deadline = time.Now().Add(time.Minute)
+	deadline := time.Now().Add(time.Minute)
 	for _, s := range streams {
 		for s.received.Load() < int64(r.Published) && time.Now().Before(deadline) && s.err() == "" {
 			time.Sleep(10 * time.Millisecond)
@@ -197,6 +221,10 @@ func eventsRun(ctx context.Context, cfg eventsConfig) (*EventsReport, error) {
 	if cpu := procCPU(cfg.storePID); cpu >= 0 && storeBefore >= 0 {
 		r.StoreCPUSeconds = (cpu - storeBefore).Seconds()
 	}
+	if writes, err := readProcIO(cfg.pid, "syscw"); err == nil && writesErr == nil {
+		r.ServerWrites = writes - writesBefore
+	}
+	r.ServerRSSBytes, _ = readRSS(cfg.pid)
 	hist := newHist()
 	for i, s := range streams {
 		r.Delivered += s.received.Load()
@@ -212,176 +240,22 @@ func eventsRun(ctx context.Context, cfg eventsConfig) (*EventsReport, error) {
 	if cfg.mode == "latency" {
 		q := quantiles(hist)
 		r.Latency = &q
+		r.AskedRate = cfg.rate
+	}
+	r.derive(cfg.duration)
+	return r, nil
+}
+
+// derive computes the report's ratios from its counts; duration is the
+// run's -duration (latency mode: what published_share is of).
+func (r *EventsReport) derive(duration time.Duration) {
+	if r.AskedRate > 0 {
+		r.PublishedShare = float64(r.Published) / (float64(r.AskedRate) * duration.Seconds())
 	}
 	if r.ServerCPUSeconds > 0 {
 		r.DeliveredPerCPUSecond = float64(r.Delivered) / r.ServerCPUSeconds
 	}
-	return r, nil
-}
-
-// openEventStream logs north server i in (its own ip) and opens its stream.
-func openEventStream(client *http.Client, target, host string, i int) (*eventStream, error) {
-	body := fmt.Sprintf(`{"username":"stream-%d","password":"loadtest","ip":"10.%d.%d.%d"}`, i, 100+i>>16, i>>8&255, i&255)
-	resp, err := client.Post(target+"/north/login", "application/json", strings.NewReader(body))
-	if err != nil {
-		return nil, err
+	if r.ServerWrites > 0 && r.Delivered > 0 {
+		r.WritesPerDelivery = float64(r.ServerWrites) / float64(r.Delivered)
 	}
-	answer, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	token, err := contract.LoginToken(string(answer))
-	if err != nil {
-		return nil, fmt.Errorf("login: %d %s", resp.StatusCode, answer)
-	}
-	conn, err := net.DialTimeout("tcp", host, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(conn, "GET /north/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, token)
-	return &eventStream{conn: conn, hist: newHist()}, nil
-}
-
-// read reads the stream until it ends, checking each event's seq follows
-// the last, and measuring publish-to-receive from the publisher's time in
-// the event's data when timed.
-func (s *eventStream) read(timed bool) {
-	br := bufio.NewReaderSize(s.conn, 64<<10)
-	status, err := br.ReadString('\n')
-	if err != nil || !strings.Contains(status, " 200 ") {
-		s.fail(fmt.Sprintf("the stream was refused: %q %v", status, err))
-		return
-	}
-	// Whole reads scanned for their data lines: at 10,000 events/s to
-	// 100 streams, a read call per line, or decoding each event, would
-	// make this tool the bottleneck, not northd.
-	buf := make([]byte, 256<<10)
-	have := 0
-	for {
-		n, err := br.Read(buf[have:])
-		if n == 0 && err != nil {
-			return
-		}
-		have += n
-		now := time.Now().UnixNano()
-		chunk := buf[:have]
-		for {
-			end := bytes.IndexByte(chunk, '\n')
-			if end < 0 {
-				break
-			}
-			line := chunk[:end]
-			chunk = chunk[end+1:]
-			if !s.take(line, now, timed) {
-				return
-			}
-		}
-		have = copy(buf, chunk) // a line read in part waits for the rest
-		if have == len(buf) {
-			s.fail("a line longer than 256 KiB")
-			return
-		}
-	}
-}
-
-// take checks one line of the stream, read at now; false once the stream
-// has failed.
-func (s *eventStream) take(line []byte, now int64, timed bool) bool {
-	data, ok := bytes.CutPrefix(line, []byte("data: "))
-	if !ok {
-		return true
-	}
-	seq, ok1 := numberAfter(data, `"seq":`)
-	t, ok2 := numberAfter(data, `"data":{"t":`)
-	if !ok1 || (timed && !ok2) {
-		s.fail(fmt.Sprintf("event data %q", data))
-		return false
-	}
-	if last := s.lastSeq.Load(); last != 0 && uint64(seq) != last+1 {
-		s.fail(fmt.Sprintf("seq %d after %d: a gap or a duplicate", seq, last))
-		return false
-	}
-	s.lastSeq.Store(uint64(seq))
-	if timed {
-		s.mu.Lock()
-		s.hist.RecordValue(max(now-t, 1))
-		s.mu.Unlock()
-	}
-	s.received.Add(1)
-	return true
-}
-
-// numberAfter reads the decimal number that follows key in b.
-func numberAfter(b []byte, key string) (int64, bool) {
-	i := bytes.Index(b, []byte(key))
-	if i < 0 {
-		return 0, false
-	}
-	b = b[i+len(key):]
-	n, digits := int64(0), 0
-	for ; digits < len(b) && b[digits] >= '0' && b[digits] <= '9'; digits++ {
-		n = n*10 + int64(b[digits]-'0')
-	}
-	return n, digits > 0
-}
-
-func (s *eventStream) fail(p string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.problem == "" {
-		s.problem = p
-	}
-}
-
-func (s *eventStream) err() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.problem
-}
-
-// publishBatch publishes n events in one request, each carrying the send
-// time and its number.
-func publishBatch(client *http.Client, admin string, n, first int) error {
-	var b strings.Builder
-	b.WriteByte('[')
-	t := time.Now().UnixNano()
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"type":"load","data":{"t":%d,"n":%d}}`, t, first+i)
-	}
-	b.WriteByte(']')
-	resp, err := client.Post("http://"+admin+"/north/events", "application/json", strings.NewReader(b.String()))
-	if err != nil {
-		return err
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
-		return fmt.Errorf("publish: %d %s", resp.StatusCode, body)
-	}
-	return nil
-}
-
-// adminMetric reads one series from northd's /metrics; 0 when absent.
-func adminMetric(client *http.Client, admin, series string) float64 {
-	return adminMetricPrefix(client, admin, series+" ")
-}
-
-// adminMetricPrefix sums the series whose line starts with prefix.
-func adminMetricPrefix(client *http.Client, admin, prefix string) float64 {
-	resp, err := client.Get("http://" + admin + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if line, ok := strings.CutPrefix(sc.Text(), prefix); ok {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			sum += v
-		}
-	}
-	return sum
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // loadtest events against a real northd: every event verified on every
@@ -41,7 +44,7 @@ func TestEventsAgainstNorthd(t *testing.T) {
 
 // A stream that sees a gap fails the run.
 func TestEventStreamReaderFindsAGap(t *testing.T) {
-	s := &eventStream{hist: newHist()}
+	s := &eventStream{parse: parseNorthdLine, hist: newHist()}
 	for _, seq := range []int{7, 8, 10} {
 		line := []byte(`data: {"id":"e-` + strconv.Itoa(seq) + `","seq":` + strconv.Itoa(seq) + `,"type":"load","time":"x","subsystem":"s","data":{"t":1,"n":0}}`)
 		s.take(line, 2, true)
@@ -67,4 +70,89 @@ func TestWebhooksAgainstNorthd(t *testing.T) {
 	if r.Published == 0 || r.Delivered != int64(r.Published)*3 || r.Latency == nil || len(r.Problems) != 0 {
 		t.Errorf("published %d, delivered %d to 3 receivers, problems %v", r.Published, r.Delivered, r.Problems)
 	}
+}
+
+// The report's derived figures on a synthetic run, and its JSON names,
+// which other tools read.
+func TestEventsReportFigures(t *testing.T) {
+	r := &EventsReport{Peer: "centrifugo", Mode: "latency", Streams: 100, Published: 2990, Delivered: 299000, AskedRate: 1000,
+		PublishSeconds: 3.01, PublishesLate: 4, ServerCPUSeconds: 2.5, ServerWrites: 14950, ServerRSSBytes: 52428800,
+		Latency: &Quantiles{P50: 0.001, P99: 0.004, P999: 0.008, Max: 0.02}}
+	r.derive(3 * time.Second)
+	if r.PublishedShare != 0.9966666666666667 || r.WritesPerDelivery != 0.05 || r.DeliveredPerCPUSecond != 119600 {
+		t.Errorf("share %v, writes per delivery %v, delivered per CPU-second %v; want 0.9966666666666667, 0.05, 119600",
+			r.PublishedShare, r.WritesPerDelivery, r.DeliveredPerCPUSecond)
+	}
+	b, _ := json.Marshal(r)
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"peer": "centrifugo", "asked_rate": 1000.0, "publish_seconds": 3.01, "published_share": 0.9966666666666667,
+		"publishes_late": 4.0, "server_writes": 14950.0, "writes_per_delivery": 0.05, "server_rss_bytes": 52428800.0,
+		"delivered_per_cpu_second": 119600.0, "published": 2990.0, "delivered": 299000.0}
+	for k, v := range want {
+		if fields[k] != v {
+			t.Errorf("%s: %v, want %v", k, fields[k], v)
+		}
+	}
+	q := fields["publish_to_receive_seconds"].(map[string]any)
+	for k, v := range map[string]float64{"p50": 0.001, "p99": 0.004, "p99.9": 0.008, "max": 0.02} {
+		if q[k] != v {
+			t.Errorf("publish_to_receive_seconds.%s: %v, want %v", k, q[k], v)
+		}
+	}
+}
+
+func TestProcIOField(t *testing.T) {
+	// /proc/<pid>/io as Linux writes it.
+	io := []byte("rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\nwrite_bytes: 323932160\ncancelled_write_bytes: 0\n")
+	for _, c := range []struct {
+		field string
+		n     int64
+		ok    bool
+	}{{"syscw", 632675, true}, {"syscr", 632687, true}, {"read_bytes", 0, true}, {"sysc", 0, false}, {"nope", 0, false}} {
+		if n, ok := procIOField(io, c.field); n != c.n || ok != c.ok {
+			t.Errorf("%s: %d, %v; want %d, %v", c.field, n, ok, c.n, c.ok)
+		}
+	}
+}
+
+func FuzzProcIOField(f *testing.F) {
+	f.Add([]byte("syscr: 632687\nsyscw: 632675\n"), "syscw")
+	f.Fuzz(func(t *testing.T, b []byte, field string) {
+		if n, ok := procIOField(b, field); ok && !strings.Contains(string(b), field+": "+strconv.FormatInt(n, 10)) {
+			t.Errorf("%q: %s read as %d", b, field, n)
+		}
+	})
+}
+
+func TestParseNorthdLine(t *testing.T) {
+	for _, c := range []struct {
+		line    string
+		want    streamLine
+		wantErr bool
+	}{
+		{`data: {"id":"bd9f6db4ed22-1","seq":1,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":1796357341090895882,"n":0}}`, streamLine{kind: lineEvent, seq: 1, t: 1796357341090895882}, false},
+		{`data: {"id":"bd9f6db4ed22-2","seq":2,"type":"other","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{}}`, streamLine{kind: lineEvent, seq: 2}, false},
+		{`id: bd9f6db4ed22-1`, streamLine{}, false},
+		{`retry: 3000`, streamLine{}, false},
+		{`: heartbeat`, streamLine{}, false},
+		{``, streamLine{}, false},
+		{`data: {"id":"x","type":"load"}`, streamLine{}, true},
+	} {
+		got, err := parseNorthdLine([]byte(c.line))
+		if (err != nil) != c.wantErr || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q: %+v, %v; want %+v (error: %v)", c.line, got, err, c.want, c.wantErr)
+		}
+	}
+}
+
+func FuzzParseNorthdLine(f *testing.F) {
+	f.Add([]byte(`data: {"id":"bd9f6db4ed22-1","seq":1,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":1796357341090895882,"n":0}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if l, err := parseNorthdLine(line); err == nil && l.kind == lineEvent && !strings.Contains(string(line), `"seq":`+strconv.FormatInt(l.seq, 10)) {
+			t.Errorf("%q read as seq %d", line, l.seq)
+		}
+	})
 }

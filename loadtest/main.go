@@ -113,9 +113,10 @@ Scenarios (-scenario):
   loadtest write-users [-n N] [-hash argon2id|bcrypt:COST] FILE writes the
   users file of the known north servers (north-K, password loadtest-secret-K).
 
-  loadtest events [-mode latency|fanout|idle] [-streams N] ... streams
-  events to N north servers while publishing on the admin listener, and
-  checks every event on every stream (loadtest events -h).
+  loadtest events [-peer northd|centrifugo] [-mode latency|fanout|idle]
+  [-streams N] ... streams events to N north servers (or Centrifugo
+  uni_sse connections) while publishing, and checks every event on every
+  stream (loadtest events -h).
 
   loadtest webhooks [-receivers N] [-hanging M] ... subscribes receivers
   that check every delivery's signature and order while publishing

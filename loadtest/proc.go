@@ -208,3 +208,31 @@ func pidListeningOn(port int) (int, error) {
 	}
 	return 0, fmt.Errorf("no process found holding the listener on port %d", port)
 }
+
+// readProcIO returns one field of /proc/<pid>/io, e.g. syscw, the write
+// system calls the process has made.
+func readProcIO(pid int, field string) (int64, error) {
+	if pid <= 0 {
+		return 0, fmt.Errorf("no pid")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	n, ok := procIOField(b, field)
+	if !ok {
+		return 0, fmt.Errorf("no %s in /proc/%d/io", field, pid)
+	}
+	return n, nil
+}
+
+// procIOField reads "field: N" from the text of /proc/<pid>/io.
+func procIOField(b []byte, field string) (int64, bool) {
+	for line := range bytes.Lines(b) {
+		if rest, ok := bytes.CutPrefix(line, []byte(field+": ")); ok {
+			n, rest, ok := leadingNumber(rest)
+			return n, ok && (len(rest) == 0 || string(rest) == "\n")
+		}
+	}
+	return 0, false
+}

@@ -143,6 +143,9 @@ func runWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return writeStreamReport("loadtest webhooks", out, r, r.Problems, stdout, stderr)
 }
 
+// webhookPublishers is how many publishes may be in flight at once.
+const webhookPublishers = 4
+
 func webhooksRun(ctx context.Context, target, admin string, receivers, hanging, rate, batch int, duration time.Duration, pid int) (*WebhooksReport, error) {
 	client := &http.Client{Timeout: time.Minute}
 	r := &WebhooksReport{Receivers: receivers, Hanging: hanging}
@@ -196,18 +199,15 @@ func webhooksRun(ctx context.Context, target, admin string, receivers, hanging, 
 	}
 	cpuBefore := procCPU(pid)
 	start := time.Now()
-	interval := time.Duration(float64(time.Second) * float64(batch) / float64(rate))
-	next := time.Now()
-	for end := start.Add(duration); time.Now().Before(end) && ctx.Err() == nil; {
-		if err := publishBatch(client, admin, batch, r.Published); err != nil {
-			return nil, err
-		}
-		r.Published += batch
-		next = next.Add(interval)
-		if d := time.Until(next); d > 0 {
-			time.Sleep(d)
-		}
+	// Open-loop, as loadtest events publishes (events_publish.go).
+	plan := publishPlan{total: int(float64(rate) * duration.Seconds()), batch: batch, rate: rate, limit: duration}
+	sleeper := newPreciseSleeper()
+	defer sleeper.close()
+	published, err := publishOpenLoop(ctx, plan, northdPublishers(admin, webhookPublishers), realClock{sleeper})
+	if err != nil {
+		return nil, err
 	}
+	r.Published = published.published
 	deadline := time.Now().Add(time.Minute)
 	for _, h := range hooks[:receivers] {
 		for h.taken.Load() < int64(r.Published) && time.Now().Before(deadline) {
