@@ -13,7 +13,7 @@
 #                             against northd-old built before events (~3 min)
 #   make compare-streams-peers  northd's event streams against Centrifugo v6.9.1's uni_sse
 #                             under loadtest events, memory and Redis engines, 4 loads,
-#                             5 rounds of 2 s, every event verified (~10 min; QUICK=1 ~2 min)
+#                             5 rounds of 2 s, every event verified (~3 min; QUICK=1 ~20 s)
 #   make bench-centrifugo     Centrifugo at the pinned version into bin/bench (a few minutes
 #                             the first time)
 #   make compare-auth         only cached login, verify, HTTPS (~4 min; QUICK=1 too)

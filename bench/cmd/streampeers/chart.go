@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 
 	"gonum.org/v1/plot"
@@ -56,11 +57,11 @@ func chart(path string, cs []comparison) error {
 		}
 		return 0
 	}
-	top, err := barPanel("p99 publish-to-receive, ms (median of rounds), lower is better", "ms", ls,
+	top, err := barPanel("p99 publish-to-receive, ms (median of rounds, log scale), lower is better", "ms", ls,
 		func(s series, l load) float64 {
 			return 1000 * value(s, l, func(p peerSummary) float64 { return p.P99 })
 		},
-		func(x float64) string { return fmt.Sprintf("%.2f", x) }, func(x float64) string { return fmt.Sprintf("%g", x) })
+		axis{log: true, format: func(x float64) string { return fmt.Sprintf("%.2f", x) }, tick: func(x float64) string { return fmt.Sprintf("%g", x) }})
 	if err != nil {
 		return err
 	}
@@ -68,7 +69,7 @@ func chart(path string, cs []comparison) error {
 		func(s series, l load) float64 {
 			return value(s, l, func(p peerSummary) float64 { return p.DeliveredPerCPU })
 		},
-		kilo, kilo)
+		axis{format: kilo, tick: kilo})
 	if err != nil {
 		return err
 	}
@@ -99,43 +100,81 @@ func containsLoad(ls []load, l load) bool {
 	return false
 }
 
+// axis says how a panel's values read: format labels the bars, tick the
+// axis; on a log axis the p99s of 100 and of 1,000 streams, a hundred
+// times apart, are all readable.
+type axis struct {
+	log          bool
+	format, tick func(float64) string
+}
+
 // barPanel is one panel: for each load a group of bars, one per series,
-// each labelled with its value (format), no bar where a series did not
-// run; tick writes the axis's values.
-func barPanel(title, yLabel string, ls []load, value func(series, load) float64, format, tick func(float64) string) (*plot.Plot, error) {
+// each labelled with its value, no bar where a series did not run.
+func barPanel(title, yLabel string, ls []load, value func(series, load) float64, ax axis) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.Y.Label.Text = yLabel
-	p.Y.Min = 0
 	p.Legend.Top = true
 	p.Legend.Left = false
 	names := make([]string, len(ls))
 	for i, l := range ls {
 		names[i] = l.shortTitle()
 	}
+	vals := make([]plotter.Values, len(chartSeries))
+	var highest, lowest float64
+	for i, s := range chartSeries {
+		vals[i] = make(plotter.Values, len(ls))
+		for j, l := range ls {
+			v := value(s, l)
+			vals[i][j] = v
+			highest = max(highest, v)
+			if v > 0 && (lowest == 0 || v < lowest) {
+				lowest = v
+			}
+		}
+	}
+	// A log axis cannot start at 0: the bars stand on the power of ten
+	// below the lowest value instead.
+	floor := 0.0
+	logScale := ax.log && lowest > 0
+	if logScale {
+		floor = math.Pow(10, math.Floor(math.Log10(lowest)))
+	}
 	n := len(chartSeries)
 	width := vg.Points(float64(min(40, 600/max(1, n*len(ls)))))
-	var highest float64
 	for i, s := range chartSeries {
-		vals := make(plotter.Values, len(ls))
+		heights := make(plotter.Values, len(ls))
 		labels := plotter.XYLabels{}
-		for j, l := range ls {
-			vals[j] = value(s, l)
-			highest = max(highest, vals[j])
-			labels.XYs = append(labels.XYs, plotter.XY{X: float64(j), Y: vals[j]})
-			text := format(vals[j])
-			if vals[j] == 0 {
-				text = "" // not run
+		for j, v := range vals[i] {
+			text, y := ax.format(v), v
+			if v == 0 {
+				text, y = "", max(floor, 0) // not run
+			} else {
+				heights[j] = v - floor
 			}
+			labels.XYs = append(labels.XYs, plotter.XY{X: float64(j), Y: y})
 			labels.Labels = append(labels.Labels, text)
 		}
-		bars, err := plotter.NewBarChart(vals, width)
+		bars, err := plotter.NewBarChart(heights, width)
 		if err != nil {
 			return nil, err
 		}
+		offset := vg.Length(float64(i)-float64(n-1)/2) * width
+		if logScale {
+			ground := make(plotter.Values, len(ls))
+			for j := range ground {
+				ground[j] = floor
+			}
+			base, err := plotter.NewBarChart(ground, width)
+			if err != nil {
+				return nil, err
+			}
+			base.Offset = offset
+			bars.StackOn(base) // not drawn itself: only where the bars start
+		}
+		bars.Offset = offset
 		bars.Color = s.colour
 		bars.LineStyle.Width = 0
-		bars.Offset = vg.Length(float64(i)-float64(n-1)/2) * width
 		p.Add(bars)
 		p.Legend.Add(s.label(), bars)
 		l, err := plotter.NewLabels(labels)
@@ -147,16 +186,23 @@ func barPanel(title, yLabel string, ls []load, value func(series, load) float64,
 			l.TextStyle[k].XAlign = -0.5
 			l.TextStyle[k].YAlign = 0
 		}
-		l.Offset.X = bars.Offset
+		l.Offset.X = offset
 		l.Offset.Y = vg.Points(1)
 		p.Add(l)
 	}
-	p.Y.Max = max(highest, 1e-9) * 1.4 // room for the legend
+	var ticker plot.Ticker = plot.DefaultTicks{}
+	if logScale {
+		p.Y.Scale = plot.LogScale{}
+		ticker = plot.LogTicks{Prec: -1}
+		p.Y.Min, p.Y.Max = floor, highest*6 // room for the legend
+	} else {
+		p.Y.Min, p.Y.Max = 0, max(highest, 1e-9)*1.4
+	}
 	p.Y.Tick.Marker = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
-		ts := plot.DefaultTicks{}.Ticks(lo, hi)
+		ts := ticker.Ticks(lo, hi)
 		for i := range ts {
 			if ts[i].Label != "" {
-				ts[i].Label = tick(ts[i].Value)
+				ts[i].Label = ax.tick(ts[i].Value)
 			}
 		}
 		return ts

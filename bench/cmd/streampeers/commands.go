@@ -29,11 +29,12 @@ func (c command) String() string {
 // pinning is where the processes run: the servers on one CPU, the load
 // generator and redis-server on another, so that a server's CPU is its own.
 type pinning struct {
-	serverCPU, loadCPU string
+	ServerCPU string `json:"server_cpu"` // taskset -c, GOMAXPROCS=1
+	LoadCPU   string `json:"load_cpu"`   // loadtest's (GOMAXPROCS=1) and redis-server's
 }
 
 // defaultPinning is this 2-CPU machine's: servers on CPU 0, the rest on 1.
-var defaultPinning = pinning{serverCPU: "0", loadCPU: "1"}
+var defaultPinning = pinning{ServerCPU: "0", LoadCPU: "1"}
 
 // pinned is argv run by taskset on cpu, with GOMAXPROCS=1 for a Go program.
 func pinned(cpu string, goProgram bool, argv ...string) command {
@@ -48,7 +49,7 @@ func pinned(cpu string, goProgram bool, argv ...string) command {
 // loadtest publishes) on admin, its events in the redis-server at
 // redisAddr (Redis Streams) or, when that is "", in its own memory.
 func northdCommand(binDir string, pin pinning, listen, admin, redisAddr string) command {
-	c := pinned(pin.serverCPU, true, filepath.Join(binDir, "northd"),
+	c := pinned(pin.ServerCPU, true, filepath.Join(binDir, "northd"),
 		"-listen", listen, "-admin", admin,
 		// Room for the 1,000-stream load and its north servers, as
 		// loadtest.mk's event targets give it.
@@ -64,7 +65,7 @@ func northdCommand(binDir string, pin pinning, listen, admin, redisAddr string) 
 // every option as CENTRIFUGO_<SECTION>_<KEY>), so that one file serves both
 // engines and every port.
 func centrifugoCommand(binDir, config string, pin pinning, port int, redisAddr string) command {
-	c := pinned(pin.serverCPU, true, filepath.Join(binDir, "centrifugo"), "--config", config)
+	c := pinned(pin.ServerCPU, true, filepath.Join(binDir, "centrifugo"), "--config", config)
 	c.env = append(c.env,
 		"CENTRIFUGO_HTTP_SERVER_ADDRESS=127.0.0.1",
 		"CENTRIFUGO_HTTP_SERVER_PORT="+strconv.Itoa(port))
@@ -80,7 +81,7 @@ func centrifugoCommand(binDir, config string, pin pinning, port int, redisAddr s
 // persistence, its files in dir, on the load generator's CPU (beside
 // loadtest) so that the servers' CPU stays theirs, as with-server.sh pins it.
 func redisCommand(pin pinning, port int, dir string) command {
-	return pinned(pin.loadCPU, false, "redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+	return pinned(pin.LoadCPU, false, "redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--protected-mode", "yes")
 }
 
@@ -121,7 +122,7 @@ func loadtestCommand(pin pinning, r loadRun) command {
 		argv = append(argv, "-store-pid", strconv.Itoa(r.storePID))
 	}
 	argv = append(argv, "-out", r.out)
-	return pinned(pin.loadCPU, true, argv...)
+	return pinned(pin.LoadCPU, true, argv...)
 }
 
 // shellQuote quotes an argument for a shell when it needs it.

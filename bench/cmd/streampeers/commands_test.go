@@ -8,7 +8,7 @@ import (
 )
 
 func TestServerCommands(t *testing.T) {
-	pin := pinning{serverCPU: "0", loadCPU: "1"}
+	pin := pinning{ServerCPU: "0", LoadCPU: "1"}
 	for _, c := range []struct {
 		name string
 		got  command
@@ -57,7 +57,7 @@ func TestServerCommands(t *testing.T) {
 }
 
 func TestLoadtestCommand(t *testing.T) {
-	pin := pinning{serverCPU: "0", loadCPU: "1"}
+	pin := pinning{ServerCPU: "0", LoadCPU: "1"}
 	l := load{streams: 1000, rate: 1000, batch: 100}
 	for _, c := range []struct {
 		name string

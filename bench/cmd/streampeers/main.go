@@ -64,10 +64,14 @@ func run() error {
 	flag.DurationVar(&o.duration, "duration", defaultDuration, "how long each run publishes")
 	flag.IntVar(&o.publishers, "publishers", defaultPublishers, "loadtest events' -publishers: publishes in flight at most")
 	flag.StringVar(&o.config, "centrifugo-config", defaultConfig, "Centrifugo's configuration file (its port, address and engine come from the environment)")
+	rewriteFrom := flag.String("rewrite", "", "write the report, its JSON `file` and its chart again from that JSON file of an earlier run, without measuring (after a change to the report's code)")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run: one round of one load ("+quickLoad.title()+"), both engines, and the idle streams")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (flags only; -h lists them)", flag.Args())
+	}
+	if *rewriteFrom != "" {
+		return rewrite(*rewriteFrom)
 	}
 	o.loads = defaultLoads
 	if o.quick {
@@ -320,7 +324,7 @@ func flagsGiven() []string {
 	var parts []string
 	flag.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "rounds", "duration", "quick", "out":
+		case "rounds", "duration", "quick", "out", "rewrite":
 			return
 		}
 		parts = append(parts, "-"+f.Name+" "+shellQuote(f.Value.String()))

@@ -40,6 +40,16 @@ func (l load) MarshalJSON() ([]byte, error) {
 	}{l.streams, l.rate, l.batch, l.title()})
 }
 
+// UnmarshalJSON reads a load as MarshalJSON writes it.
+func (l *load) UnmarshalJSON(b []byte) error {
+	var v struct{ Streams, Rate, Batch int }
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*l = load{streams: v.Streams, rate: v.Rate, batch: v.Batch}
+	return nil
+}
+
 // name is the load's short name, for file names and JSON keys.
 func (l load) name() string {
 	return fmt.Sprintf("%ds-%dr-%db", l.streams, l.rate, l.batch)

@@ -47,7 +47,8 @@ func TestReport(t *testing.T) {
 		t.Fatalf("%d comparisons, want 2", len(cs))
 	}
 	gs := evalGoals(goals, cs)
-	md := r.markdown("vm", "x.png", versions{Northd: "abc", Centrifugo: "Centrifugo v6.9.1"}, cs, gs)
+	r.host, r.vers = "vm", versions{Northd: "abc", Centrifugo: "Centrifugo v6.9.1"}
+	md := r.markdown("x.png", cs, gs)
 	for _, want := range []string{
 		"| 100 streams, 1,000 events/s, batches of 10 | northd | 2.25 ms | 4.50 ms | 9.00 ms | 550,000 | 100.0% | 0.125 |",
 		"| 100 streams, 1,000 events/s, batches of 10 | Centrifugo | 4.00 ms | 37.50 ms | 75.00 ms | 100,000 | 100.0% | 0.125 |",
@@ -62,6 +63,63 @@ func TestReport(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report has no line\n%s\nreport:\n%s", want, md)
 		}
+	}
+}
+
+func TestNotes(t *testing.T) {
+	r := fakeResults()
+	// Centrifugo took 80% in round 1 and 90% in round 2 on redis (a
+	// median of 85%), and northd's memory runs had 0.12 s and 0.30 s of CPU.
+	for i := range r.runs {
+		rec := &r.runs[i]
+		switch {
+		case rec.Idle:
+		case rec.Engine == "redis" && rec.Peer == centrifugo:
+			rec.Report.PublishedShare = 0.8 + 0.1*float64(rec.Round-1)
+		case rec.Engine == "memory" && rec.Peer == northd:
+			rec.Report.ServerCPUSeconds = 0.12 + 0.18*float64(rec.Round-1)
+		}
+	}
+	got := r.notes(r.comparisons())
+	want := []string{
+		"Published under 99% of the events asked (median of rounds): Centrifugo, redis, 100 streams, 1,000/s: 85.0%. " +
+			"Such a server could not take the rate asked: it was measured at the rate it took, so its deliveries per CPU-second are its ceiling and its latency that of a saturated server.",
+		"The servers' CPU time is counted in clock ticks of 10 ms (/proc/PID/stat): the run with the fewest had 12 (northd, memory, 100 streams, 1,000/s, round 1), " +
+			"so one tick more or less moves its deliveries per CPU-second by 8%; longer runs (STREAMS_PEERS_DURATION) make the grain finer.",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("notes:\n%q\nwant\n%q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("note %d:\n %q\nwant\n %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestRewrite(t *testing.T) {
+	// A report's JSON file written again gives the same report.
+	r := fakeResults()
+	r.host, r.makeCmd, r.elapsed = "vm", "make compare-streams-peers", 187*time.Second
+	r.o.out = t.TempDir()
+	base := filepath.Join(r.o.out, "2026-12-04-vm-streams-peers")
+	if err := r.render(base); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(base + ".md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rewrite(base + ".json"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := os.ReadFile(base + ".md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := " This report and its chart were written again from the run's JSON file (`bin/bench/streampeers -rewrite " + base + ".json`), without measuring anew."
+	if want := strings.Replace(string(first), "in 3m7s.", "in 3m7s."+note, 1); string(again) != want {
+		t.Errorf("rewritten report differs:\n%s\nwant\n%s", again, want)
 	}
 }
 

@@ -33,6 +33,15 @@ type results struct {
 	commands []string        // the first command of each kind, in order
 	kinds    map[string]bool // the kinds seen
 	redisVer string
+
+	// What the report says of the run, read when it ends (or from its
+	// JSON file, when the report is rewritten: rewrittenFrom is that file).
+	elapsed       time.Duration
+	makeCmd       string
+	host          string
+	machineLines  []string
+	vers          versions
+	rewrittenFrom string
 }
 
 func newResults(o *options, started time.Time) *results {
