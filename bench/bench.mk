@@ -11,6 +11,11 @@
 #                             NEW=<rev> builds northd from a revision too
 #   make compare-streams      login and verify of northd holding 1,000 event streams open
 #                             against northd-old built before events (~3 min)
+#   make compare-streams-peers  northd's event streams against Centrifugo v6.9.1's uni_sse
+#                             under loadtest events, memory and Redis engines, 4 loads,
+#                             5 rounds of 2 s, every event verified (~3 min; QUICK=1 ~20 s)
+#   make bench-centrifugo     Centrifugo at the pinned version into bin/bench (a few minutes
+#                             the first time)
 #   make compare-auth         only cached login, verify, HTTPS (~4 min; QUICK=1 too)
 #   make compare-store        only -store redis against -store memory, login and
 #                             verify, with Redis's commands per request (~3 min; QUICK=1 too)
@@ -44,7 +49,7 @@ PROFILE_ROUTE ?= login
 # lazy. Only evaluated when used.
 OLD ?= $(shell git log --format=%H --grep='^Lazy deadlines: serverConn' -1)^
 
-.PHONY: compare-streams compare compare-auth compare-store compare-parallel compare-ab bench-build-old bench-e2e bench-conns bench-tools bench-build bench-profile
+.PHONY: compare-streams-peers bench-centrifugo compare-streams compare compare-auth compare-store compare-parallel compare-ab bench-build-old bench-e2e bench-conns bench-tools bench-build bench-profile
 
 # wrk is required; nginx and python3 only for their peers, redis-server
 # (with redis-cli) only for the -store redis pairs (compare skips a peer
@@ -169,3 +174,47 @@ STREAMS_OLD ?= $(shell git log --format=%H --grep="^events: the event log's cont
 compare-streams: bench-tools bench-build
 	$(call _build_rev,$(STREAMS_OLD),$(BENCH_BIN)/northd-old)
 	$(BENCH_BIN)/compare $(_compare_args) -pairs none -routes login,verify -servers northd,northd-old -streams $(STREAMS) -tag streams $(COMPARE_FLAGS)
+
+# Centrifugo, the peer of the event streams, at a pinned version, built
+# with the Go toolchain into bin/bench. go install stamps no version of
+# its own, so -X sets the one `centrifugo version` prints: that line is
+# how this target knows the binary there is the pinned one, and it is
+# what compare-streams-peers reports.
+CENTRIFUGO_VERSION := 6.9.1
+CENTRIFUGO_MODULE := github.com/centrifugal/centrifugo/v6
+bench-centrifugo:
+	@case "$$($(BENCH_BIN)/centrifugo version 2>/dev/null)" in \
+	"Centrifugo v$(CENTRIFUGO_VERSION) "*) ;; \
+	*) echo "bench-centrifugo: building Centrifugo v$(CENTRIFUGO_VERSION) into $(BENCH_BIN) (a few minutes the first time)"; \
+		GOBIN=$(abspath $(BENCH_BIN)) $(GO) install -ldflags "-X $(CENTRIFUGO_MODULE)/internal/build.Version=$(CENTRIFUGO_VERSION)" \
+			$(CENTRIFUGO_MODULE)@v$(CENTRIFUGO_VERSION) || exit 1; \
+		case "$$($(BENCH_BIN)/centrifugo version)" in "Centrifugo v$(CENTRIFUGO_VERSION) "*) ;; \
+		*) echo "bench-centrifugo: $(BENCH_BIN)/centrifugo says \"$$($(BENCH_BIN)/centrifugo version)\", not v$(CENTRIFUGO_VERSION)"; exit 1;; esac;; \
+	esac
+
+# northd's event streams beside Centrifugo's uni_sse under one load
+# generator, loadtest events, which checks every event on every stream
+# (bench/cmd/streampeers): memory and Redis engines (a throwaway
+# redis-server, fresh for every engine and load), 100 streams at 1,000,
+# 5,000 and 10,000 events/s in batches of 10 and 1,000 streams at 1,000/s
+# in batches of 100, STREAMS_PEERS_ROUNDS rounds of STREAMS_PEERS_DURATION
+# each, the two servers in turn (A B, B A, …), then 1,000 idle streams on
+# each. Servers on CPU 0, loadtest and Redis on CPU 1, GOMAXPROCS=1. 1,000
+# streams hold 2,000 descriptors (both ends), so the soft open-files limit
+# is raised as far as the hard one allows. Writes
+# bench/results/<date>-<host>-streams-peers.md, .json and .png (QUICK=1:
+# one round of one load, under bin/bench/results); every run's loadtest
+# report stays in bin/bench/streams-peers/.
+STREAMS_PEERS_ROUNDS ?= 5
+STREAMS_PEERS_DURATION ?= 2s
+STREAMS_PEERS_FLAGS ?=
+ifeq ($(QUICK),1)
+_streams_peers_args := -quick -out $(BENCH_BIN)/results
+else
+_streams_peers_args := -rounds $(STREAMS_PEERS_ROUNDS) -duration $(STREAMS_PEERS_DURATION)
+endif
+compare-streams-peers: bench-tools bench-centrifugo
+	$(GO) build -o $(BENCH_BIN)/northd .
+	$(GO) -C loadtest build -o $(abspath $(BENCH_BIN))/loadtest .
+	$(GO) -C bench build -o $(abspath $(BENCH_BIN))/streampeers ./cmd/streampeers
+	@ulimit -n $$(ulimit -Hn); $(BENCH_BIN)/streampeers $(_streams_peers_args) $(STREAMS_PEERS_FLAGS)
