@@ -145,6 +145,7 @@ func TestCentrifugoStreamChecks(t *testing.T) {
 				break
 			}
 		}
+		s.flush()
 		if s.received.Load() != c.received || s.err() != c.problem {
 			t.Errorf("%s: received %d, problem %q; want %d, %q", c.name, s.received.Load(), s.err(), c.received, c.problem)
 		}
