@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // CPUUsage is how busy the machine and the processes were during a
@@ -56,28 +58,23 @@ func takeCPUSnapshot(serverPID, storePID int) cpuSnapshot {
 	return s
 }
 
-// procCPU is the CPU time (user and system, every thread) of a process,
-// or -1 when pid is 0 or cannot be read.
+// procCPU is the CPU time (user and system, every thread, those gone
+// too) of a process, or -1 when pid is 0 or cannot be read. It reads the
+// process's CPU clock, kept in nanoseconds: /proc/PID/stat counts in ticks
+// of 10 ms, which at 1,000 events/s, a tenth of a core for a few seconds,
+// moved deliveries per CPU-second in steps of 8%.
 func procCPU(pid int) time.Duration {
 	if pid <= 0 {
 		return -1
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	// clock_getcpuclockid(3) for another process: the scheduler's clock
+	// (CPUCLOCK_SCHED, 2) of the whole process, its pid complemented
+	// and shifted left three (the kernel's MAKE_PROCESS_CPUCLOCK).
+	var ts unix.Timespec
+	if err := unix.ClockGettime(int32(^pid<<3|2), &ts); err != nil {
 		return -1
 	}
-	// Fields after the command, which may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) <= 12 {
-		return -1
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return time.Duration(u+st) * time.Second / 100 // USER_HZ
+	return time.Duration(ts.Nano())
 }
 
 // usageSince is the CPU use between two snapshots.

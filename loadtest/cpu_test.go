@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,5 +95,35 @@ func TestJudgeStepBusyCPUs(t *testing.T) {
 	}
 	if _, _, limited := judgeStep(step(0.5), 2*time.Millisecond); limited {
 		t.Error("idle CPUs: sender-limited")
+	}
+}
+
+// procCPU reads a process's CPU clock to the nanosecond: this process's
+// agrees with what getrusage says it used, and moves between two reads a
+// tick apart would not tell.
+func TestProcCPUReadsTheProcessClock(t *testing.T) {
+	if procCPU(0) != -1 || procCPU(-5) != -1 {
+		t.Error("procCPU of no process: want -1")
+	}
+	before := procCPU(os.Getpid())
+	x := 0
+	for i := range 3_000_000 {
+		x += i % 7
+	}
+	after := procCPU(os.Getpid())
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	rusage := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if before <= 0 || after <= before || x == 0 {
+		t.Fatalf("procCPU went from %v to %v over a busy loop", before, after)
+	}
+	if after%(10*time.Millisecond) == 0 {
+		t.Errorf("procCPU %v is a whole number of 10 ms ticks: not the process's clock", after)
+	}
+	// getrusage adds up the same clock's user and system parts.
+	if d := rusage - after; d < -10*time.Millisecond || d > 50*time.Millisecond {
+		t.Errorf("procCPU %v, getrusage %v: they should agree", after, rusage)
 	}
 }
