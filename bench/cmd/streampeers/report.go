@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,7 +79,7 @@ func (r *results) markdown(png string, cs []comparison, gs []goalResult) string 
 		plural(r.o.rounds, "round"), r.o.duration, r.o.publishers)
 	p("the order alternating (northd then Centrifugo in odd rounds, Centrifugo then northd in even ones) so that a slow second of the machine hits both alike.\n")
 	p("- **Figures**: publish-to-receive latency from the publish call to each stream's receipt (p50, p99, p99.9 of every delivery of a run); ")
-	p("deliveries per server CPU-second are the events received over every stream divided by the server's CPU time during the run (its /proc stat); ")
+	p("deliveries per server CPU-second are the events received over every stream divided by the server's CPU time during the run (its process CPU clock, in nanoseconds); ")
 	p("the published share is the events published over those asked for (rate × duration): under 100%% the server could not take the rate; ")
 	p("writes per delivery are the server's write syscalls over its deliveries. Each table gives the median of the rounds.\n")
 	p("- **Ratios** are round by round (the two runs of a round were seconds apart): the median of the per-round ratios, and after it the lowest and highest. ")
@@ -172,7 +171,7 @@ func (r *results) markdown(png string, cs []comparison, gs []goalResult) string 
 }
 
 // notes say what limits the figures of this run: the loads a server
-// could not take, and the grain of the CPU time.
+// could not take.
 func (r *results) notes(cs []comparison) []string {
 	var ns []string
 	var short []string
@@ -189,17 +188,6 @@ func (r *results) notes(cs []comparison) []string {
 	if len(short) > 0 {
 		ns = append(ns, "Published under 99% of the events asked (median of rounds): "+strings.Join(short, "; ")+
 			". Such a server could not take the rate asked: it was measured at the rate it took, so its deliveries per CPU-second are its ceiling and its latency that of a saturated server.")
-	}
-	// /proc/PID/stat counts CPU time in ticks of 10 ms.
-	fewest, which := 0.0, ""
-	for _, rec := range r.runs {
-		if cpu := rec.Report.ServerCPUSeconds; !rec.Idle && cpu > 0 && (which == "" || cpu < fewest) {
-			fewest, which = cpu, fmt.Sprintf("%s, %s, %s, round %d", rec.Peer, rec.Engine, rec.Load.shortTitle(), rec.Round)
-		}
-	}
-	if ticks := math.Round(fewest * 100); ticks > 0 {
-		ns = append(ns, fmt.Sprintf("The servers' CPU time is counted in clock ticks of 10 ms (/proc/PID/stat): the run with the fewest had %.0f (%s), "+
-			"so one tick more or less moves its deliveries per CPU-second by %.0f%%; longer runs (STREAMS_PEERS_DURATION) make the grain finer.", ticks, which, 100/ticks))
 	}
 	return ns
 }
