@@ -120,7 +120,7 @@ func (l *Log) Publish(_ context.Context, idempotencyKey string, drafts []events.
 		if l.kept.len() == l.retention {
 			l.trimOldest()
 		}
-		l.kept.push(batch[i], l.retention)
+		l.kept.push(batch[i])
 		l.bytes += len(batch[i].Type) + len(batch[i].Data)
 		// The newest event is kept even when it alone is past MaxBytes:
 		// a publish whose events were gone at once would leave its
@@ -170,7 +170,7 @@ func (l *Log) rememberKey(r rememberedKey) {
 	if l.keys.len() == MaxIdempotencyKeys {
 		l.forgetOldestKey()
 	}
-	l.keys.push(r, MaxIdempotencyKeys)
+	l.keys.push(r)
 	l.byKey[r.digest] = r
 }
 
@@ -242,40 +242,3 @@ func (l *Log) Stats(context.Context) (events.Stats, error) {
 
 // Ready is always true: the log is this process's own memory.
 func (l *Log) Ready() bool { return true }
-
-// ring is a queue whose buffer grows as it fills, up to the bound its
-// pushes give, so that a log with few events holds little memory.
-type ring[T any] struct {
-	buf   []T
-	start int // index of the oldest
-	n     int
-}
-
-func (r *ring[T]) len() int { return r.n }
-
-// at is the i-th oldest.
-func (r *ring[T]) at(i int) *T { return &r.buf[(r.start+i)%len(r.buf)] }
-
-// push appends v to a ring holding fewer than limit.
-func (r *ring[T]) push(v T, limit int) {
-	if r.n == len(r.buf) {
-		grown := make([]T, min(max(2*len(r.buf), 64), limit))
-		for i := range r.n {
-			grown[i] = *r.at(i)
-		}
-		r.buf, r.start = grown, 0
-	}
-	*r.at(r.n) = v
-	r.n++
-}
-
-// pop removes the oldest, clearing its slot so that its memory may go.
-func (r *ring[T]) pop() T {
-	p := r.at(0)
-	v := *p
-	var zero T
-	*p = zero
-	r.start = (r.start + 1) % len(r.buf)
-	r.n--
-	return v
-}
