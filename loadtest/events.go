@@ -140,6 +140,10 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "loadtest events: -mode %q: want latency, fanout or idle\n", cfg.mode)
 		return 2
 	}
+	if cfg.mode == "latency" && eventsPlan(cfg).total < cfg.batch {
+		fmt.Fprintf(stderr, "loadtest events: -rate %d for -duration %v is %d events, not one batch of %d: publish for longer\n", cfg.rate, cfg.duration, eventsPlan(cfg).total, cfg.batch)
+		return 2
+	}
 	if cfg.pid == 0 {
 		if port := localPort(cfg.target); port > 0 {
 			cfg.pid, _ = pidListeningOn(port)
@@ -163,6 +167,7 @@ func eventsRun(ctx context.Context, cfg eventsConfig, peer eventsPeer) (*EventsR
 		}
 		heapBefore, _ = peer.heapInUse()
 	}
+	plan := eventsPlan(cfg)
 	streams := make([]*eventStream, cfg.streams)
 	for i := range streams {
 		s, resp, err := peer.openStream(i)
@@ -170,6 +175,7 @@ func eventsRun(ctx context.Context, cfg eventsConfig, peer eventsPeer) (*EventsR
 			return nil, fmt.Errorf("stream %d: %v", i, err)
 		}
 		defer s.conn.Close()
+		s.expect(plan.total)
 		streams[i] = s
 		go s.read(resp, cfg.mode == "latency")
 	}
@@ -191,10 +197,6 @@ func eventsRun(ctx context.Context, cfg eventsConfig, peer eventsPeer) (*EventsR
 
 	cpuBefore, storeBefore := procCPU(cfg.pid), procCPU(cfg.storePID)
 	writesBefore, writesErr := readProcIO(cfg.pid, "syscw")
-	plan := publishPlan{total: cfg.events, batch: cfg.batch}
-	if cfg.mode == "latency" {
-		plan = publishPlan{total: int(float64(cfg.rate) * cfg.duration.Seconds()), batch: cfg.batch, rate: cfg.rate, limit: cfg.duration}
-	}
 	workers := make([]eventPublisher, cfg.publishers)
 	for i := range workers {
 		workers[i] = peer.newPublisher()
@@ -232,6 +234,8 @@ func eventsRun(ctx context.Context, cfg eventsConfig, peer eventsPeer) (*EventsR
 			r.Problems = append(r.Problems, fmt.Sprintf("stream %d: %s", i, p))
 		} else if got := s.received.Load(); got != int64(r.Published) {
 			r.Problems = append(r.Problems, fmt.Sprintf("stream %d received %d of %d events", i, got, r.Published))
+		} else if n := s.missing(r.Published); n >= 0 {
+			r.Problems = append(r.Problems, fmt.Sprintf("stream %d never received the event numbered %d", i, n))
 		}
 		s.mu.Lock()
 		hist.Merge(s.hist)
@@ -244,6 +248,19 @@ func eventsRun(ctx context.Context, cfg eventsConfig, peer eventsPeer) (*EventsR
 	}
 	r.derive(cfg.duration)
 	return r, nil
+}
+
+// eventsPlan is what the run publishes: -events in fanout mode, -rate
+// for -duration in latency mode, nothing in idle mode (an event then
+// fails the stream that takes it).
+func eventsPlan(cfg eventsConfig) publishPlan {
+	switch cfg.mode {
+	case "latency":
+		return publishPlan{total: int(float64(cfg.rate) * cfg.duration.Seconds()), batch: cfg.batch, rate: cfg.rate, limit: cfg.duration}
+	case "fanout":
+		return publishPlan{total: cfg.events, batch: cfg.batch}
+	}
+	return publishPlan{batch: cfg.batch}
 }
 
 // derive computes the report's ratios from its counts; duration is the

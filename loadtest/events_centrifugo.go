@@ -207,12 +207,18 @@ func parseCentrifugoLine(line []byte) (streamLine, error) {
 }
 
 // parseCentrifugoPub reads a publication from rest, what follows the
-// publisher's "t": (the t, the rest of its flat data object, then the
-// publication's fields).
+// publisher's "t": (the t, its n, the rest of its flat data object, then
+// the publication's fields).
 func parseCentrifugoPub(rest, data []byte) (streamLine, error) {
 	t, rest, ok := leadingNumber(rest)
 	if !ok {
 		return streamLine{}, fmt.Errorf("a publication whose t is not a number: %.200q", data)
+	}
+	n := int64(-1)
+	if after, ok := bytes.CutPrefix(rest, []byte(`,"n":`)); ok {
+		if n, rest, ok = leadingNumber(after); !ok {
+			return streamLine{}, fmt.Errorf("a publication whose n is not a number: %.200q", data)
+		}
 	}
 	end := bytes.IndexByte(rest, '}')
 	if end < 0 {
@@ -223,7 +229,7 @@ func parseCentrifugoPub(rest, data []byte) (streamLine, error) {
 	if !ok {
 		return streamLine{}, fmt.Errorf("a publication without an offset (is history on for channel %s?): %.200q", centrifugoChannel, data)
 	}
-	l := streamLine{kind: lineEvent, seq: offset, t: t}
+	l := streamLine{kind: lineEvent, seq: offset, t: t, n: n}
 	if i := bytes.Index(fields, centrifugoEpoch); i >= 0 {
 		e := fields[i+len(centrifugoEpoch):]
 		j := bytes.IndexByte(e, '"')

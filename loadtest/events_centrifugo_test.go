@@ -41,12 +41,14 @@ func TestParseCentrifugoLine(t *testing.T) {
 		{line: cfConnect, want: streamLine{kind: lineConnected, seq: 22205, epoch: []byte("sfqtnPEZ")}},
 		{line: cfFirstPub, want: streamLine{kind: lineEvent, seq: 1, t: 123, epoch: []byte("sfqtnPEZ")}},
 		{line: cfPub, want: streamLine{kind: lineEvent, seq: 22206, t: 1796357341090895882}},
-		{line: cfPubNext + "\r", want: streamLine{kind: lineEvent, seq: 22207, t: 1796357341090895882}},
+		{line: cfPubNext + "\r", want: streamLine{kind: lineEvent, seq: 22207, t: 1796357341090895882, n: 1}},
 		{line: cfExpired, want: streamLine{kind: lineClosed, why: "disconnect 3005: connection expired"}},
 		{line: cfBadToken, want: streamLine{kind: lineClosed, why: "disconnect 3500: invalid token"}},
 		// What the stream must not carry.
 		{line: `data: {"channel":"load","pub":{"data":{"t":5,"n":0}}}`, wantErr: "a publication without an offset (is history on for channel load?)"},
 		{line: `data: {"channel":"load","pub":{"data":{"t":"5"},"offset":3}}`, wantErr: "a publication whose t is not a number"},
+		{line: `data: {"channel":"load","pub":{"data":{"t":5,"n":-1},"offset":3}}`, wantErr: "a publication whose n is not a number"},
+		{line: `data: {"channel":"load","pub":{"data":{"t":5},"offset":3}}`, want: streamLine{kind: lineEvent, seq: 3, t: 5, n: -1}},
 		{line: `data: {"channel":"load","pub":{"data":{"t":99999999999999999999,"n":0},"offset":3}}`, wantErr: "a publication whose t is not a number"},
 		{line: `data: {"channel":"load","pub":{"data":{"t":5,"n":0`, wantErr: "a publication cut short"},
 		{line: `data: {"channel":"load","pub":{"data":{"t":5},"offset":3,"epoch":"abc`, wantErr: "a publication's epoch cut short"},
@@ -97,11 +99,11 @@ func FuzzCentrifugoPubRoundTrip(f *testing.F) {
 	f.Add(int64(1796357341090895882), int64(22206), "sfqtnPEZ", 0)
 	f.Add(int64(1), int64(1), "", 7)
 	f.Fuzz(func(t *testing.T, ts, offset int64, epoch string, n int) {
-		if ts <= 0 || offset < 0 || strings.Trim(epoch, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
+		if ts <= 0 || offset < 0 || n < 0 || strings.Trim(epoch, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
 			return // Centrifugo's epochs are letters and digits
 		}
 		line := fmt.Sprintf(`data: {"channel":"load","pub":{"data":{"t":%d,"n":%d},"offset":%d`, ts, n, offset)
-		want := streamLine{kind: lineEvent, seq: offset, t: ts}
+		want := streamLine{kind: lineEvent, seq: offset, t: ts, n: int64(n)}
 		if epoch != "" {
 			line += `,"epoch":"` + epoch + `"`
 			want.epoch = []byte(epoch)
@@ -116,8 +118,13 @@ func FuzzCentrifugoPubRoundTrip(f *testing.F) {
 // A stream checks Centrifugo's offsets as northd's seqs, from the
 // connect push's offset on, the first event included.
 func TestCentrifugoStreamChecks(t *testing.T) {
+	// The publisher numbers its events from 0 as Centrifugo's offsets
+	// here go on from 22206, unless n says otherwise.
+	pubN := func(offset, n int) string {
+		return fmt.Sprintf(`data: {"channel":"load","pub":{"data":{"t":1,"n":%d},"offset":%d}}`, n, offset)
+	}
 	pub := func(offset int, epoch string) string {
-		l := fmt.Sprintf(`data: {"channel":"load","pub":{"data":{"t":1,"n":0},"offset":%d`, offset)
+		l := fmt.Sprintf(`data: {"channel":"load","pub":{"data":{"t":1,"n":%d},"offset":%d`, max(offset-22206, 0), offset)
 		if epoch != "" {
 			l += `,"epoch":"` + epoch + `"`
 		}
@@ -138,8 +145,13 @@ func TestCentrifugoStreamChecks(t *testing.T) {
 		{"a new epoch", []string{cfConnect, pub(22206, "other")}, 0, `epoch "other" after "sfqtnPEZ": the server's history began anew`},
 		{"disconnected", []string{cfConnect, pub(22206, ""), cfExpired}, 1, "the server ended the stream: disconnect 3005: connection expired"},
 		{"not a push", []string{cfConnect, "retry: 100"}, 0, `not a data line: "retry: 100"`},
+		// Offsets one after another that carry the same event twice.
+		{"the same event twice", []string{cfConnect, pubN(22206, 3), pubN(22207, 3)}, 1, "event 22207 is number 3, which came before: the same event twice"},
+		{"an event not published", []string{cfConnect, pubN(22206, 64)}, 0, "event 22206 is number 64, beyond the 64 this run publishes"},
+		{"an event without a number", []string{cfConnect, `data: {"channel":"load","pub":{"data":{"t":1},"offset":22206}}`}, 0, "event 22206 carries no publisher's number"},
 	} {
 		s := &eventStream{parse: parseCentrifugoLine, needsConnect: true, hist: newHist(), connected: make(chan struct{})}
+		s.expect(10)
 		for _, l := range c.lines {
 			if !s.take([]byte(l), 5, true) {
 				break

@@ -24,15 +24,23 @@ type northdPeer struct {
 	target, host, admin string
 	client              *http.Client // logins and /metrics
 	publishClient       *fasthttp.HostClient
+	openedBefore        float64 // northd's count of streams opened, before this run's
 }
 
 func newNorthdPeer(cfg eventsConfig, host string) *northdPeer {
-	return &northdPeer{
+	p := &northdPeer{
 		target: cfg.target, host: host, admin: cfg.admin,
 		client:        &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 		publishClient: newPublishClient(cfg.admin, cfg.publishers),
 	}
+	p.openedBefore = adminMetricPrefix(p.client, p.admin, streamsOpenedMetric)
+	return p
 }
+
+// streamsOpenedMetric counts the streams a northd has opened. The streams
+// it counts open would not do: a run's streams closed by the load tool
+// stay counted until northd's next heartbeat finds them gone.
+const streamsOpenedMetric = "northd_event_streams_opened_total{"
 
 // openStream logs north server i in (its own ip) and opens its stream.
 func (p *northdPeer) openStream(i int) (*eventStream, *http.Response, error) {
@@ -51,17 +59,17 @@ func (p *northdPeer) openStream(i int) (*eventStream, *http.Response, error) {
 	return dialStream(p.host, []byte(req), parseNorthdLine, false)
 }
 
-// awaitStreams returns once northd counts every stream open: an event
-// published before would not be theirs.
+// awaitStreams returns once northd counts every stream of this run
+// opened: an event published before would not be theirs.
 func (p *northdPeer) awaitStreams(streams []*eventStream, deadline time.Time) error {
-	for adminMetricPrefix(p.client, p.admin, "northd_event_streams_open{") < float64(len(streams)) {
+	for adminMetricPrefix(p.client, p.admin, streamsOpenedMetric) < p.openedBefore+float64(len(streams)) {
 		for i, s := range streams {
 			if e := s.err(); e != "" {
 				return fmt.Errorf("stream %d: %s", i, e)
 			}
 		}
 		if time.Now().After(deadline) {
-			return errors.New("northd did not report every stream open within a minute")
+			return errors.New("northd did not count every stream opened within a minute")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -113,25 +121,31 @@ func checkNorthdPublish(status int, body []byte, _ int) error {
 	return nil
 }
 
-// publisherTime reads the t of the publisher's data, {"t":T,"n":N}, the
-// last field of an event's JSON: read back from the line's end, as a
-// search for it from the start, through the JSON's many quotes, was a
-// fifth of this tool's CPU at 1,000 streams, which then read a batch
-// slower than northd wrote it. Data of another shape has no t.
-func publisherTime(data []byte) (int64, bool) {
+// publisherData reads the t and n of the publisher's data,
+// {"t":T,"n":N}, the last field of an event's JSON: read back from the
+// line's end, as a search for it from the start, through the JSON's many
+// quotes, was a fifth of this tool's CPU at 1,000 streams, which then
+// read a batch slower than northd wrote it. Data of another shape has
+// neither.
+func publisherData(data []byte) (t, n int64, ok bool) {
 	b, ok := bytes.CutSuffix(data, []byte("}}"))
 	if !ok {
-		return 0, false
+		return 0, -1, false
 	}
-	if b, ok = bytes.CutSuffix(trimDigits(b), []byte(`,"n":`)); !ok {
-		return 0, false
+	nDigits := trimDigits(b)
+	if b, ok = bytes.CutSuffix(nDigits, []byte(`,"n":`)); !ok {
+		return 0, -1, false
 	}
-	digits := trimDigits(b)
-	if !bytes.HasSuffix(digits, []byte(`"data":{"t":`)) {
-		return 0, false
+	tDigits := trimDigits(b)
+	if !bytes.HasSuffix(tDigits, []byte(`"data":{"t":`)) {
+		return 0, -1, false
 	}
-	t, rest, ok := leadingNumber(b[len(digits):])
-	return t, ok && len(rest) == 0
+	t, rest, okT := leadingNumber(b[len(tDigits):])
+	n, restN, okN := leadingNumber(data[len(nDigits) : len(data)-2])
+	if !okT || len(rest) != 0 || !okN || len(restN) != 0 {
+		return 0, -1, false
+	}
+	return t, n, true
 }
 
 // trimDigits is b without the decimal digits it ends with.
@@ -155,8 +169,8 @@ func parseNorthdLine(line []byte) (streamLine, error) {
 	if !ok {
 		return streamLine{}, fmt.Errorf("event data without a seq: %q", data)
 	}
-	t, _ := publisherTime(data)
-	return streamLine{kind: lineEvent, seq: seq, t: t}, nil
+	t, n, _ := publisherData(data)
+	return streamLine{kind: lineEvent, seq: seq, t: t, n: n}, nil
 }
 
 // adminMetric reads one series from northd's /metrics; 0 when absent.

@@ -36,6 +36,7 @@ type streamLine struct {
 	kind  lineKind
 	seq   int64 // event: its seq or offset; connected: the last one before the stream began
 	t     int64 // event: the publisher's send time in Unix ns (0: none)
+	n     int64 // event: the publisher's number for it, 0 up (-1: none)
 	epoch []byte
 	why   string // closed: the server's reason
 }
@@ -59,6 +60,9 @@ type eventStream struct {
 	started bool
 	last    int64
 	epoch   string
+	// seen holds a bit for each publisher's number taken: every event
+	// published comes once, whatever seq the server gives it.
+	seen []uint64
 	// The events taken since the last flush, and their publish-to-receive
 	// time while it stays the same: a batch's events carry one t and are
 	// read at one now, so a read of 100 of them is one histogram record,
@@ -118,6 +122,7 @@ func (s *eventStream) read(resp *http.Response, timed bool) {
 	for {
 		n, err := body.Read(buf[have:])
 		if n == 0 && err != nil {
+			s.fail("the stream ended: " + err.Error())
 			return
 		}
 		have += n
@@ -175,6 +180,18 @@ func (s *eventStream) take(line []byte, now int64, timed bool) bool {
 			return false
 		}
 		s.started, s.last = true, l.seq
+		switch {
+		case l.n < 0:
+			s.fail(fmt.Sprintf("event %d carries no publisher's number", l.seq))
+			return false
+		case l.n >= int64(len(s.seen))*64:
+			s.fail(fmt.Sprintf("event %d is number %d, beyond the %d this run publishes", l.seq, l.n, len(s.seen)*64))
+			return false
+		case s.seen[l.n/64]&(1<<(l.n%64)) != 0:
+			s.fail(fmt.Sprintf("event %d is number %d, which came before: the same event twice", l.seq, l.n))
+			return false
+		}
+		s.seen[l.n/64] |= 1 << (l.n % 64)
 		ns := int64(0)
 		if timed {
 			if l.t == 0 {
@@ -200,11 +217,33 @@ func (s *eventStream) flush() {
 	}
 	if s.runNs > 0 {
 		s.mu.Lock()
-		s.hist.RecordValues(s.runNs, s.runN)
+		s.hist.RecordValues(min(s.runNs, histMax), s.runN)
 		s.mu.Unlock()
 	}
 	s.received.Add(s.runN)
 	s.runN = 0
+}
+
+// expect sizes the stream's record of the publisher's numbers for a run
+// that publishes at most events, before it reads any.
+func (s *eventStream) expect(events int) {
+	s.seen = make([]uint64, (events+63)/64)
+}
+
+// missing is the first of the publisher's numbers below published that
+// the stream has not taken, or -1 when it took them all.
+func (s *eventStream) missing(published int) int {
+	for i, w := range s.seen {
+		if w == ^uint64(0) || i*64 >= published {
+			continue
+		}
+		for b := range 64 {
+			if n := i*64 + b; n < published && w&(1<<b) == 0 {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 func (s *eventStream) fail(p string) {

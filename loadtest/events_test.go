@@ -46,8 +46,9 @@ func TestEventsAgainstNorthd(t *testing.T) {
 // A stream that sees a gap fails the run.
 func TestEventStreamReaderFindsAGap(t *testing.T) {
 	s := &eventStream{parse: parseNorthdLine, hist: newHist()}
+	s.expect(20)
 	for _, seq := range []int{7, 8, 10} {
-		line := []byte(`data: {"id":"e-` + strconv.Itoa(seq) + `","seq":` + strconv.Itoa(seq) + `,"type":"load","time":"x","subsystem":"s","data":{"t":1,"n":0}}`)
+		line := []byte(`data: {"id":"e-` + strconv.Itoa(seq) + `","seq":` + strconv.Itoa(seq) + `,"type":"load","time":"x","subsystem":"s","data":{"t":1,"n":` + strconv.Itoa(seq) + `}}`)
 		s.take(line, 2, true)
 	}
 	s.flush()
@@ -136,12 +137,12 @@ func TestParseNorthdLine(t *testing.T) {
 		wantErr bool
 	}{
 		{`data: {"id":"bd9f6db4ed22-1","seq":1,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":1796357341090895882,"n":0}}`, streamLine{kind: lineEvent, seq: 1, t: 1796357341090895882}, false},
-		{`data: {"id":"bd9f6db4ed22-2","seq":2,"type":"other","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{}}`, streamLine{kind: lineEvent, seq: 2}, false},
-		{`data: {"id":"bd9f6db4ed22-3","seq":3,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":7,"n":12}}`, streamLine{kind: lineEvent, seq: 3, t: 7}, false},
-		{`data: {"id":"bd9f6db4ed22-4","seq":4,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":07,"n":12}}`, streamLine{kind: lineEvent, seq: 4}, false},
-		{`data: {"id":"bd9f6db4ed22-5","seq":5,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":,"n":12}}`, streamLine{kind: lineEvent, seq: 5}, false},
-		{`data: {"id":"bd9f6db4ed22-6","seq":6,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"n":1,"t":2}}`, streamLine{kind: lineEvent, seq: 6}, false},
-		{`data: {"id":"bd9f6db4ed22-7","seq":7,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":99999999999999999999,"n":1}}`, streamLine{kind: lineEvent, seq: 7}, false},
+		{`data: {"id":"bd9f6db4ed22-2","seq":2,"type":"other","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{}}`, streamLine{kind: lineEvent, seq: 2, n: -1}, false},
+		{`data: {"id":"bd9f6db4ed22-3","seq":3,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":7,"n":12}}`, streamLine{kind: lineEvent, seq: 3, t: 7, n: 12}, false},
+		{`data: {"id":"bd9f6db4ed22-4","seq":4,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":07,"n":12}}`, streamLine{kind: lineEvent, seq: 4, n: -1}, false},
+		{`data: {"id":"bd9f6db4ed22-5","seq":5,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":,"n":12}}`, streamLine{kind: lineEvent, seq: 5, n: -1}, false},
+		{`data: {"id":"bd9f6db4ed22-6","seq":6,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"n":1,"t":2}}`, streamLine{kind: lineEvent, seq: 6, n: -1}, false},
+		{`data: {"id":"bd9f6db4ed22-7","seq":7,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":99999999999999999999,"n":1}}`, streamLine{kind: lineEvent, seq: 7, n: -1}, false},
 		{`id: bd9f6db4ed22-1`, streamLine{}, false},
 		{`retry: 3000`, streamLine{}, false},
 		{`: heartbeat`, streamLine{}, false},
@@ -155,7 +156,7 @@ func TestParseNorthdLine(t *testing.T) {
 	}
 }
 
-var publisherData = regexp.MustCompile(`"data":\{"t":[1-9][0-9]*,"n":[0-9]*\}\}$`)
+var publisherDataShape = regexp.MustCompile(`"data":\{"t":[1-9][0-9]*,"n":[0-9]*\}\}$`)
 
 func FuzzParseNorthdLine(f *testing.F) {
 	f.Add([]byte(`data: {"id":"bd9f6db4ed22-1","seq":1,"type":"load","time":"2026-12-04T04:09:01.091384993Z","subsystem":"45585","data":{"t":1796357341090895882,"n":0}}`))
@@ -165,7 +166,7 @@ func FuzzParseNorthdLine(f *testing.F) {
 			t.Errorf("%q read as seq %d", line, l.seq)
 		}
 		// A t read is the publisher's, {"t":T,"n":N} ending the line.
-		if err == nil && l.t != 0 && !publisherData.MatchString(string(line)) {
+		if err == nil && l.t != 0 && !publisherDataShape.MatchString(string(line)) {
 			t.Errorf("%q read as t %d", line, l.t)
 		} else if err == nil && l.t != 0 && !strings.Contains(string(line), `"data":{"t":`+strconv.FormatInt(l.t, 10)+`,"n":`) {
 			t.Errorf("%q read as t %d", line, l.t)
