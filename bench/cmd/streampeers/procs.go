@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"northd/bench/internal/benchutil"
 )
 
 // startTimeout is generous: a server that takes this long to listen on a
@@ -138,18 +140,6 @@ func (p *proc) alive() bool {
 	}
 }
 
-// freePort asks the kernel for a free loopback port. Another process can
-// take it before the server binds; the server then exits, and the start is
-// tried again on another.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // redisServer is a throwaway redis-server and its directory.
@@ -167,7 +157,7 @@ func (s *redisServer) addr() string { return addr(s.port) }
 func startRedis(pin pinning) (*redisServer, error) {
 	var lastErr error
 	for range 3 {
-		port, err := freePort()
+		port, err := benchutil.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +198,7 @@ func startServer(name string, ports int, build func(ports []int) command) (*proc
 		ps := make([]int, ports)
 		for i := range ps {
 			var err error
-			if ps[i], err = freePort(); err != nil {
+			if ps[i], err = benchutil.FreePort(); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"northd/bench/internal/benchutil"
 )
 
 // write writes the report (.md), every figure and run (.json) and the
@@ -20,7 +22,7 @@ func (r *results) write() error {
 	r.makeCmd = makeCommand(r.o.quick, r.o.rounds, r.o.duration, flagsGiven())
 	r.machineLines = r.machine()
 	r.vers = readVersions(r.o.bin)
-	r.host = sanitize(host)
+	r.host = benchutil.SafeName(host)
 	return r.render(outBase(r.o.out, r.started, host, r.o.quick))
 }
 
@@ -84,7 +86,7 @@ func (r *results) markdown(png string, cs []comparison, gs []goalResult) string 
 	p("writes per delivery are the server's write syscalls over its deliveries. Each table gives the median of the rounds.\n")
 	p("- **Ratios** are round by round (the two runs of a round were seconds apart): the median of the per-round ratios, and after it the lowest and highest. ")
 	p("A goal is ✓ when every round clears it, “✓ by the median” when only the median does.\n")
-	p("- **Idle streams**: %s streams held idle (`loadtest events -mode idle`) on a fresh server of each engine: the growth of its RSS over the streams.\n\n", commas(idleStreams))
+	p("- **Idle streams**: %s streams held idle (`loadtest events -mode idle`) on a fresh server of each engine: the growth of its RSS over the streams.\n\n", benchutil.Commas(idleStreams))
 
 	p("## Results\n\n")
 	for _, e := range engines {
@@ -100,7 +102,7 @@ func (r *results) markdown(png string, cs []comparison, gs []goalResult) string 
 				s    peerSummary
 			}{{northd, c.Northd}, {"Centrifugo", c.Centrifugo}} {
 				p("| %s | %s | %s | %s | %s | %s | %.1f%% | %.3f |\n", c.Load.title(), x.name, msText(x.s.P50), msText(x.s.P99), msText(x.s.P999),
-					commas(x.s.DeliveredPerCPU), 100*x.s.PublishedShare, x.s.WritesPerDelivery)
+					benchutil.Commas(x.s.DeliveredPerCPU), 100*x.s.PublishedShare, x.s.WritesPerDelivery)
 			}
 		}
 		p("\n")
@@ -155,12 +157,12 @@ func (r *results) markdown(png string, cs []comparison, gs []goalResult) string 
 	for _, rec := range r.runs {
 		rep, lat := rec.Report, rec.Report.latency()
 		if rec.Idle {
-			p("| %s | %s idle streams | | %s | | | | | | | | | | | %s |\n", rec.Engine, commas(float64(rec.Load.streams)), rec.Peer, kibText(rep.RSSPerStream))
+			p("| %s | %s idle streams | | %s | | | | | | | | | | | %s |\n", rec.Engine, benchutil.Commas(float64(rec.Load.streams)), rec.Peer, kibText(rep.RSSPerStream))
 			continue
 		}
 		p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s | %.1f%% | %.3f | |\n", rec.Engine, rec.Load.title(), rec.Round, rec.Peer,
-			commas(float64(rep.Published)), commas(float64(rep.Delivered)), msText(lat.P50), msText(lat.P99), msText(lat.P999),
-			rep.ServerCPUSeconds, rep.StoreCPUSeconds, commas(rep.DeliveredPerCPUSecond), 100*rep.PublishedShare, rep.WritesPerDelivery)
+			benchutil.Commas(float64(rep.Published)), benchutil.Commas(float64(rep.Delivered)), msText(lat.P50), msText(lat.P99), msText(lat.P999),
+			rep.ServerCPUSeconds, rep.StoreCPUSeconds, benchutil.Commas(rep.DeliveredPerCPUSecond), 100*rep.PublishedShare, rep.WritesPerDelivery)
 	}
 	p("\n## Commands\n\nThe first of each kind; the ports are free loopback ports, new at every start, and every run's report is kept under %s/streams-peers/.\n\n```sh\n", r.o.bin)
 	for _, c := range r.commands {

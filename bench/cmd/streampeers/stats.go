@@ -3,21 +3,9 @@ package main
 import (
 	"fmt"
 	"slices"
-)
 
-// median of xs (the mean of the middle two for an even count); 0 for none.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
+	"northd/bench/internal/benchutil"
+)
 
 // spread is a median with the lowest and highest of what it is the median of.
 type spread struct {
@@ -31,7 +19,7 @@ func spreadOf(xs []float64) spread {
 	if len(xs) == 0 {
 		return spread{}
 	}
-	return spread{Median: median(xs), Min: slices.Min(xs), Max: slices.Max(xs), N: len(xs)}
+	return spread{Median: benchutil.Median(xs), Min: slices.Min(xs), Max: slices.Max(xs), N: len(xs)}
 }
 
 // field is f of every report.
@@ -83,14 +71,14 @@ type peerSummary struct {
 func summarize(rs []eventsReport) peerSummary {
 	return peerSummary{
 		Rounds:            len(rs),
-		P50:               median(field(rs, p50)),
-		P99:               median(field(rs, p99)),
-		P999:              median(field(rs, p999)),
-		DeliveredPerCPU:   median(field(rs, perCPU)),
-		PublishedShare:    median(field(rs, share)),
-		WritesPerDelivery: median(field(rs, writesPer)),
-		ServerCPUSeconds:  median(field(rs, serverCPU)),
-		StoreCPUSeconds:   median(field(rs, storeCPU)),
+		P50:               benchutil.Median(field(rs, p50)),
+		P99:               benchutil.Median(field(rs, p99)),
+		P999:              benchutil.Median(field(rs, p999)),
+		DeliveredPerCPU:   benchutil.Median(field(rs, perCPU)),
+		PublishedShare:    benchutil.Median(field(rs, share)),
+		WritesPerDelivery: benchutil.Median(field(rs, writesPer)),
+		ServerCPUSeconds:  benchutil.Median(field(rs, serverCPU)),
+		StoreCPUSeconds:   benchutil.Median(field(rs, storeCPU)),
 	}
 }
 

@@ -5,23 +5,6 @@ import (
 	"testing"
 )
 
-func TestMedian(t *testing.T) {
-	for _, c := range []struct {
-		xs   []float64
-		want float64
-	}{
-		{nil, 0},
-		{[]float64{3}, 3},
-		{[]float64{5, 1, 3}, 3},
-		{[]float64{4, 1, 3, 2}, 2.5},
-		{[]float64{9, 2, 7, 4, 8}, 7},
-	} {
-		if got := median(c.xs); got != c.want {
-			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
-		}
-	}
-}
-
 // rep is a report with the figures the ratios read.
 func rep(p50, p99, perCPU float64) eventsReport {
 	return eventsReport{Latency: &quantiles{P50: p50, P99: p99}, DeliveredPerCPUSecond: perCPU}
