@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +20,10 @@ import (
 // shared machine is broken, not slow.
 const startTimeout = 30 * time.Second
 
+// outputKept is how much of the end of a process's output is kept: far
+// more than the lines an error quotes.
+const outputKept = 64 << 10
+
 // proc is a process the driver started, in a process group of its own so
 // that stopping it stops whatever it started too.
 type proc struct {
@@ -29,14 +32,14 @@ type proc struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	mu     sync.Mutex
-	log    bytes.Buffer // the start of its output, for when it fails
-	forget func()       // takes it off undo
+	log    *tailBuffer // the end of its output, for when it fails
+	forget func()      // takes it off undo
 }
 
 // startProc starts c. taskset execs the program, so the pid is the
 // program's own: what loadtest's -pid and -store-pid read CPU time from.
 func startProc(name string, c command) (*proc, error) {
-	p := &proc{name: name, c: c, exited: make(chan struct{})}
+	p := &proc{name: name, c: c, exited: make(chan struct{}), log: newTailBuffer(outputKept)}
 	p.cmd = exec.Command(c.argv[0], c.argv[1:]...)
 	p.cmd.Env = append(os.Environ(), c.env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -54,9 +57,7 @@ func startProc(name string, c command) (*proc, error) {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			p.mu.Lock()
-			if p.log.Len() < 64<<10 {
-				p.log.Write(append(sc.Bytes(), '\n'))
-			}
+			p.log.Write(append(sc.Bytes(), '\n'))
 			p.mu.Unlock()
 		}
 		io.Copy(io.Discard, out)
