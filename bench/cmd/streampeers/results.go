@@ -123,8 +123,9 @@ func readVersions(binDir string) versions {
 	return v
 }
 
-// northdRevision is the revision of the working tree bench-build built
-// northd from, and whether it had uncommitted changes.
+// northdRevision is the revision of the working tree make
+// compare-streams-peers built northd from (bench-build-northd, in
+// bench/bench.mk), and whether it had uncommitted changes.
 func northdRevision() string {
 	rev := strings.TrimSpace(gitOutput("rev-parse", "HEAD"))
 	if rev == "" {
