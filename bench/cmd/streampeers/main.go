@@ -242,9 +242,9 @@ func (d *driver) measureLoad(engine string, l load) error {
 					return err
 				}
 				lat := rep.latency()
-				d.progress("[%s %s] round %d/%d %-10s p50 %7s  p99 %7s  p99.9 %7s  %10s deliveries/CPU-s  published %5.1f%%",
+				d.progress("[%s %s] round %d/%d %-10s p50 %7s  p99 %7s  p99.9 %7s  %10s deliveries/CPU-s  published %5.1f%%  late %5.1f%%",
 					engine, l.shortTitle(), round, d.o.rounds, peer, msText(lat.P50), msText(lat.P99), msText(lat.P999),
-					benchutil.Commas(rep.DeliveredPerCPUSecond), 100*rep.PublishedShare)
+					benchutil.Commas(rep.DeliveredPerCPUSecond), 100*rep.PublishedShare, 100*lateShare(rep, l.batch))
 			}
 		}
 		return nil

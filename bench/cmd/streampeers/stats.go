@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"northd/bench/internal/benchutil"
@@ -55,6 +56,19 @@ func storeCPU(r eventsReport) float64   { return r.StoreCPUSeconds }
 func serverCPU(r eventsReport) float64  { return r.ServerCPUSeconds }
 func rssPerIdle(r eventsReport) float64 { return r.RSSPerStream }
 
+// lateShare is the share of a run's published batches (of batch events,
+// a last shorter one counted as one) that loadtest sent more than one
+// interval after they were due, every publisher busy: its publishes_late
+// over the batches published. A server late on most batches is saturated
+// even when it publishes nearly all it is asked, since the publishers
+// waited on it rather than on the clock.
+func lateShare(r eventsReport, batch int) float64 {
+	if r.Published <= 0 || batch <= 0 {
+		return 0
+	}
+	return float64(r.PublishesLate) / math.Ceil(float64(r.Published)/float64(batch))
+}
+
 // peerSummary is one server's medians over the rounds of one engine and load.
 type peerSummary struct {
 	Rounds            int     `json:"rounds"`
@@ -63,12 +77,14 @@ type peerSummary struct {
 	P999              float64 `json:"p99.9_seconds"`
 	DeliveredPerCPU   float64 `json:"delivered_per_cpu_second"`
 	PublishedShare    float64 `json:"published_share"`
+	LateShare         float64 `json:"late_batches_share"` // batches sent late ÷ batches published
 	WritesPerDelivery float64 `json:"writes_per_delivery"`
 	ServerCPUSeconds  float64 `json:"server_cpu_seconds"`
 	StoreCPUSeconds   float64 `json:"store_cpu_seconds"`
 }
 
-func summarize(rs []eventsReport) peerSummary {
+// summarize takes the medians of rs, runs of a load in batches of batch.
+func summarize(rs []eventsReport, batch int) peerSummary {
 	return peerSummary{
 		Rounds:            len(rs),
 		P50:               benchutil.Median(field(rs, p50)),
@@ -76,6 +92,7 @@ func summarize(rs []eventsReport) peerSummary {
 		P999:              benchutil.Median(field(rs, p999)),
 		DeliveredPerCPU:   benchutil.Median(field(rs, perCPU)),
 		PublishedShare:    benchutil.Median(field(rs, share)),
+		LateShare:         benchutil.Median(field(rs, func(r eventsReport) float64 { return lateShare(r, batch) })),
 		WritesPerDelivery: benchutil.Median(field(rs, writesPer)),
 		ServerCPUSeconds:  benchutil.Median(field(rs, serverCPU)),
 		StoreCPUSeconds:   benchutil.Median(field(rs, storeCPU)),
@@ -100,7 +117,7 @@ type comparison struct {
 func compare(engine string, l load, nd, cf []eventsReport) comparison {
 	return comparison{
 		Engine: engine, Load: l,
-		Northd: summarize(nd), Centrifugo: summarize(cf),
+		Northd: summarize(nd, l.batch), Centrifugo: summarize(cf, l.batch),
 		PerCPURatio: spreadOf(perRound(nd, cf, perCPU, perCPU)),
 		P99Ratio:    spreadOf(perRound(nd, cf, p99, p99)),
 		NorthdTail:  spreadOf(perRound(nd, nd, p99, p50)),
