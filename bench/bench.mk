@@ -49,7 +49,7 @@ PROFILE_ROUTE ?= login
 # lazy. Only evaluated when used.
 OLD ?= $(shell git log --format=%H --grep='^Lazy deadlines: serverConn' -1)^
 
-.PHONY: compare-streams-peers bench-centrifugo compare-streams compare compare-auth compare-store compare-parallel compare-ab bench-build-old bench-e2e bench-conns bench-tools bench-build bench-profile
+.PHONY: compare-streams-peers bench-centrifugo bench-build-northd compare-streams compare compare-auth compare-store compare-parallel compare-ab bench-build-old bench-e2e bench-conns bench-tools bench-build bench-profile
 
 # wrk is required; nginx and python3 only for their peers, redis-server
 # (with redis-cli) only for the -store redis pairs (compare skips a peer
@@ -75,10 +75,13 @@ bench-tools:
 	fi
 
 # northd is built into bin/bench too, so that a rebuild of bin/northd
-# cannot swap the binary under a comparison. The rest is bench's own
-# module (bench/go.mod), hence go -C bench.
-bench-build:
+# cannot swap the binary under a comparison; bench-build-northd builds it
+# alone, for compare-streams-peers. The rest is bench's own module
+# (bench/go.mod), hence go -C bench.
+bench-build-northd:
 	$(GO) build -o $(BENCH_BIN)/northd .
+
+bench-build: bench-build-northd
 	$(GO) -C bench build -o $(abspath $(BENCH_BIN))/floor ./peers/floor
 	$(GO) -C bench build -o $(abspath $(BENCH_BIN))/nethttp ./peers/nethttp
 	$(GO) -C bench build -o $(abspath $(BENCH_BIN))/compare ./cmd/compare
@@ -213,8 +216,7 @@ _streams_peers_args := -quick -out $(BENCH_BIN)/results
 else
 _streams_peers_args := -rounds $(STREAMS_PEERS_ROUNDS) -duration $(STREAMS_PEERS_DURATION)
 endif
-compare-streams-peers: bench-tools bench-centrifugo
-	$(GO) build -o $(BENCH_BIN)/northd .
+compare-streams-peers: bench-tools bench-centrifugo bench-build-northd
 	$(GO) -C loadtest build -o $(abspath $(BENCH_BIN))/loadtest .
 	$(GO) -C bench build -o $(abspath $(BENCH_BIN))/streampeers ./cmd/streampeers
 	@ulimit -n $$(ulimit -Hn); $(BENCH_BIN)/streampeers $(_streams_peers_args) $(STREAMS_PEERS_FLAGS)

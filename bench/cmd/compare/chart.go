@@ -5,6 +5,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"northd/bench/internal/benchutil"
 )
 
 // chart draws the median requests/s of every server on the routes rts as
@@ -44,7 +46,7 @@ func (r *results) chart(path string, rts []route) error {
 		vals := make(plotter.Values, len(rts))
 		labels := plotter.XYLabels{}
 		for j, rt := range rts {
-			vals[j] = median(field(r.runs[rt.name][s.spec.name], rps))
+			vals[j] = benchutil.Median(field(r.runs[rt.name][s.spec.name], rps))
 			top = max(top, vals[j])
 		}
 		bars, err := plotter.NewBarChart(vals, width)
@@ -60,7 +62,7 @@ func (r *results) chart(path string, rts []route) error {
 		// value labels just above each bar
 		for j := range rts {
 			labels.XYs = append(labels.XYs, plotter.XY{X: float64(j), Y: vals[j]})
-			label := kilo(vals[j])
+			label := benchutil.Kilo(vals[j])
 			if vals[j] == 0 {
 				label = "" // not run there
 			}

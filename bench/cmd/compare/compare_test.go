@@ -6,22 +6,6 @@ import (
 	"time"
 )
 
-func TestMedian(t *testing.T) {
-	for _, c := range []struct {
-		xs   []float64
-		want float64
-	}{
-		{nil, 0},
-		{[]float64{3}, 3},
-		{[]float64{5, 1, 3}, 3},
-		{[]float64{4, 1, 3, 2}, 2.5},
-	} {
-		if got := median(c.xs); got != c.want {
-			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
-		}
-	}
-}
-
 func TestRatio(t *testing.T) {
 	// The machine steps from slow to fast after round 2: the paired
 	// ratio stays 0.9 where the ratio of medians would say 1.0.
@@ -62,13 +46,5 @@ func TestWrkArgv(t *testing.T) {
 	want = "taskset -c 1 wrk -t1 -c50 -d2s -s bench/wrk/verify.lua https://127.0.0.1:8443/ -- 0c8e4f0e2b2f4d1c9a3e5b7d9f1a2c4e"
 	if got != want {
 		t.Errorf("wrkArgv = %q, want %q", got, want)
-	}
-}
-
-func TestCommas(t *testing.T) {
-	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567"} {
-		if got := commas(in); got != want {
-			t.Errorf("commas(%v) = %q, want %q", in, got, want)
-		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"northd/bench/internal/benchutil"
 )
 
 // A pair compares northd with northd: one configuration or route (a)
@@ -149,12 +151,12 @@ func (r *results) writePairs(p func(format string, a ...any)) {
 		}
 		m, lo, hi := ratio(pr.a, pr.b)
 		p("| %s | %s | %s | %s / %s | %s | %s | %s / %s | **%.3f×** | %.3f–%.3f | %s |\n", pr.p.what,
-			pr.p.a.label(), commas(median(field(pr.a, rps))),
-			ms(median(field(pr.a, func(w wrkResult) float64 { return w.P50US }))),
-			ms(median(field(pr.a, func(w wrkResult) float64 { return w.P99US }))),
-			pr.p.b.label(), commas(median(field(pr.b, rps))),
-			ms(median(field(pr.b, func(w wrkResult) float64 { return w.P50US }))),
-			ms(median(field(pr.b, func(w wrkResult) float64 { return w.P99US }))),
+			pr.p.a.label(), benchutil.Commas(benchutil.Median(field(pr.a, rps))),
+			ms(benchutil.Median(field(pr.a, func(w wrkResult) float64 { return w.P50US }))),
+			ms(benchutil.Median(field(pr.a, func(w wrkResult) float64 { return w.P99US }))),
+			pr.p.b.label(), benchutil.Commas(benchutil.Median(field(pr.b, rps))),
+			ms(benchutil.Median(field(pr.b, func(w wrkResult) float64 { return w.P50US }))),
+			ms(benchutil.Median(field(pr.b, func(w wrkResult) float64 { return w.P99US }))),
 			m, lo, hi, met(pr.p.goal, m, lo, unexpectedIn(pr.a)+unexpectedIn(pr.b)))
 	}
 	p("\n")
@@ -177,7 +179,7 @@ func (r *results) writePairs(p func(format string, a ...any)) {
 				if w.StoreCalls != nil {
 					mark = fmt.Sprintf(", redis-server %.0f%%", 100*w.StoreCPU) + mark
 				}
-				parts = append(parts, fmt.Sprintf("%s (%.0f%%%s)", commas(w.RPS), 100*w.ServerCPU, mark))
+				parts = append(parts, fmt.Sprintf("%s (%.0f%%%s)", benchutil.Commas(w.RPS), 100*w.ServerCPU, mark))
 			}
 			extra := ""
 			if n := unexpectedIn(s.ws); n > 0 {

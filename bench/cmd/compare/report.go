@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"northd/bench/internal/benchutil"
 )
 
 type results struct {
@@ -39,20 +41,6 @@ func (r *results) add(rt, server string, w wrkResult) {
 	r.runs[rt][server] = append(r.runs[rt][server], w)
 }
 
-// median of xs (the mean of the middle two for an even count).
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
-
 func field(ws []wrkResult, f func(wrkResult) float64) []float64 {
 	xs := make([]float64, len(ws))
 	for i, w := range ws {
@@ -77,7 +65,7 @@ func ratio(northd, peer []wrkResult) (med, lo, hi float64) {
 	if len(xs) == 0 {
 		return 0, 0, 0
 	}
-	return median(xs), slices.Min(xs), slices.Max(xs)
+	return benchutil.Median(xs), slices.Min(xs), slices.Max(xs)
 }
 
 // target is one of the issue's goals that compare can measure: northd's
@@ -124,7 +112,7 @@ func evalTargets(ts []target, runs map[string]map[string][]wrkResult) []targetRo
 		row := targetRow{t: t}
 		if len(nd) > 0 && len(pw) > 0 {
 			row.measured = true
-			row.northd, row.peer = median(field(nd, rps)), median(field(pw, rps))
+			row.northd, row.peer = benchutil.Median(field(nd, rps)), benchutil.Median(field(pw, rps))
 			row.med, row.lo, row.hi = ratio(nd, pw)
 			row.verdict = met(t.want, row.med, row.lo, unexpectedIn(nd)+unexpectedIn(pw))
 		}
@@ -133,21 +121,11 @@ func evalTargets(ts []target, runs map[string]map[string][]wrkResult) []targetRo
 	return rows
 }
 
-func kilo(x float64) string {
-	switch {
-	case x >= 100000:
-		return fmt.Sprintf("%.0fk", x/1000)
-	case x >= 1000:
-		return fmt.Sprintf("%.1fk", x/1000)
-	}
-	return fmt.Sprintf("%.0f", x)
-}
-
 func ms(us float64) string { return fmt.Sprintf("%.2f ms", us/1000) }
 
 func (r *results) write() error {
 	host, _ := os.Hostname()
-	host = sanitize(host)
+	host = benchutil.SafeName(host)
 	date := time.Now().Format("2006-01-02")
 	if r.o.quick {
 		date += "-quick"
@@ -342,10 +320,10 @@ func (r *results) writeRoutes(p func(format string, a ...any)) {
 				rr = fmt.Sprintf("**%.2f×** (%.2f–%.2f)", m, lo, hi)
 			}
 			p("| %s | %s | %s | %s–%s | %s | %s | %.0f%% | %.0f%% | %s |\n", rt.title, s.spec.name,
-				commas(median(xs)), kilo(slices.Min(xs)), kilo(slices.Max(xs)),
-				ms(median(field(ws, func(w wrkResult) float64 { return w.P50US }))),
-				ms(median(field(ws, func(w wrkResult) float64 { return w.P99US }))),
-				100*median(field(ws, func(w wrkResult) float64 { return w.ServerCPU })),
+				benchutil.Commas(benchutil.Median(xs)), benchutil.Kilo(slices.Min(xs)), benchutil.Kilo(slices.Max(xs)),
+				ms(benchutil.Median(field(ws, func(w wrkResult) float64 { return w.P50US }))),
+				ms(benchutil.Median(field(ws, func(w wrkResult) float64 { return w.P99US }))),
+				100*benchutil.Median(field(ws, func(w wrkResult) float64 { return w.ServerCPU })),
 				100*slices.Max(field(ws, func(w wrkResult) float64 { return w.OtherCPU })), rr)
 		}
 	}
@@ -368,7 +346,7 @@ func (r *results) writeRoutes(p func(format string, a ...any)) {
 			p("| %s | | | not measured (%s or route missing) | | |\n", row.t.what, row.t.peer)
 			continue
 		}
-		p("| %s | %s | %s | %.3f× | %.3f–%.3f | %s |\n", row.t.what, commas(row.northd), commas(row.peer),
+		p("| %s | %s | %s | %.3f× | %.3f–%.3f | %s |\n", row.t.what, benchutil.Commas(row.northd), benchutil.Commas(row.peer),
 			row.med, row.lo, row.hi, row.verdict)
 	}
 	p("\nThe idle-connection target (≤ 6 KiB RSS per keep-alive connection) is measured by `make bench-conns`.\n")
@@ -389,7 +367,7 @@ func (r *results) writeRoutes(p func(format string, a ...any)) {
 				if w.OtherCPU > r.o.maxOther {
 					mark = fmt.Sprintf(" (other CPU %.0f%%)", 100*w.OtherCPU)
 				}
-				parts = append(parts, commas(w.RPS)+mark)
+				parts = append(parts, benchutil.Commas(w.RPS)+mark)
 				bad += w.Unexpected
 			}
 			extra := ""
@@ -513,30 +491,6 @@ func pipelinedNames(rts []route) string {
 	return strings.Join(names, ", ")
 }
 
-func commas(x float64) string {
-	s := fmt.Sprintf("%.0f", x)
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
-}
-
-func sanitize(s string) string {
-	if s == "" {
-		return "host"
-	}
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
-			return r
-		}
-		return '-'
-	}, s)
-}
-
 // machine describes the machine, and the redis-server when one ran.
 func (r *results) machine() []string {
 	lines := machine()
@@ -560,7 +514,7 @@ func machine() []string {
 		f.Close()
 	}
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	goVersion := firstLine("go", "version")
+	goVersion := benchutil.FirstLine("go", "version")
 	if goVersion == "" {
 		goVersion = runtime.Version()
 	}
@@ -572,20 +526,20 @@ func machine() []string {
 	if hv := hypervisor(); hv != "" {
 		lines = append(lines, "virtualisation: "+hv)
 	}
-	if v := firstLine("wrk", "-v"); v != "" {
+	if v := benchutil.FirstLine("wrk", "-v"); v != "" {
 		lines = append(lines, "wrk: "+strings.Fields(v)[0]+" "+strings.Fields(v)[1])
 	}
 	if _, err := exec.LookPath("nginx"); err == nil {
-		lines = append(lines, "nginx: "+firstLine("nginx", "-v"))
+		lines = append(lines, "nginx: "+benchutil.FirstLine("nginx", "-v"))
 	}
-	if v := firstLine("python3", "--version"); v != "" {
+	if v := benchutil.FirstLine("python3", "--version"); v != "" {
 		lines = append(lines, "python3: "+v)
 	}
 	return lines
 }
 
 func hypervisor() string {
-	out := firstLine("sh", "-c", "lscpu 2>/dev/null | grep -i 'hypervisor vendor' | cut -d: -f2")
+	out := benchutil.FirstLine("sh", "-c", "lscpu 2>/dev/null | grep -i 'hypervisor vendor' | cut -d: -f2")
 	return strings.TrimSpace(out)
 }
 
@@ -665,5 +619,5 @@ func flagItem(f *flag.Flag) string {
 		}
 		return "-" + f.Name + "=" + f.Value.String()
 	}
-	return "-" + f.Name + " " + shellQuote(f.Value.String())
+	return "-" + f.Name + " " + benchutil.ShellQuote(f.Value.String())
 }

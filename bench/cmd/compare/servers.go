@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"crypto/tls"
@@ -18,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"northd/bench/internal/benchutil"
 	"northd/contract"
 )
 
@@ -294,18 +294,6 @@ func isExecutable(path string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-// freePort asks the kernel for a free loopback port. Another process can
-// take it before the server binds; start notices (the server exits or
-// someone else answers) and tries again.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // running is a started server.
 type running struct {
 	spec     serverSpec
@@ -355,7 +343,7 @@ func (r *running) alive() bool {
 func start(o *options, spec serverSpec) (*running, string, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, err := benchutil.FreePort()
 		if err != nil {
 			return nil, "", err
 		}
@@ -553,19 +541,6 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 		l.left -= len(q)
 	}
 	return n, nil
-}
-
-// firstLine returns the first line of the output of a command, or "".
-func firstLine(name string, args ...string) string {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil && len(out) == 0 {
-		return ""
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	if sc.Scan() {
-		return strings.TrimSpace(sc.Text())
-	}
-	return ""
 }
 
 // stopGroup ends the process group cmd leads, unless it has exited

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"northd/bench/internal/benchutil"
 	"northd/contract"
 )
 
@@ -74,7 +75,7 @@ func (s *redisServer) addr() string { return addr(s.port) }
 
 // startRedis starts redis-server with pin (a taskset prefix, or none) on a
 // free loopback port and waits for its "Ready to accept connections" line.
-// A port taken between freePort and the bind makes it exit; it is tried
+// A port taken between FreePort and the bind makes it exit; it is tried
 // again on another.
 func startRedis(pin []string) (*redisServer, error) {
 	var lastErr error
@@ -89,7 +90,7 @@ func startRedis(pin []string) (*redisServer, error) {
 }
 
 func startRedisOnce(pin []string) (*redisServer, error) {
-	port, err := freePort()
+	port, err := benchutil.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -555,14 +556,14 @@ func (r *results) writeStore(p func(format string, a ...any)) {
 			}
 			tripText += fmt.Sprintf(" (+ %.4f of %s, not seen in the probe)", unseen, strings.Join(names, ", "))
 		}
-		p("| %s | %s | %s | %.3f | %s | %.0f%% |\n", label, x.s.route, commas(float64(x.use.requests)), all, tripText,
-			100*median(field(x.ws, func(w wrkResult) float64 { return w.StoreCPU })))
+		p("| %s | %s | %s | %.3f | %s | %.0f%% |\n", label, x.s.route, benchutil.Commas(float64(x.use.requests)), all, tripText,
+			100*benchutil.Median(field(x.ws, func(w wrkResult) float64 { return w.StoreCPU })))
 	}
 	p("\n| side | command | calls | per request | run by |\n|---|---|--:|--:|---|\n")
 	for _, x := range sides {
 		cmds, _, _, _ := x.use.perRequest()
 		for _, c := range cmds {
-			p("| %s %s | %s | %s | %.4f | %s |\n", x.pair, x.side, c.name, commas(float64(c.calls)), c.perRequest, originText[c.origin])
+			p("| %s %s | %s | %s | %.4f | %s |\n", x.pair, x.side, c.name, benchutil.Commas(float64(c.calls)), c.perRequest, originText[c.origin])
 		}
 	}
 	p("\n")
@@ -625,7 +626,7 @@ func (s *redisServer) command() string {
 		if a == s.dir {
 			a = "$REDISDIR"
 		} else {
-			a = shellQuote(a)
+			a = benchutil.ShellQuote(a)
 		}
 		parts[i] = a
 	}
@@ -635,17 +636,7 @@ func (s *redisServer) command() string {
 func quoteAll(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = shellQuote(a)
+		out[i] = benchutil.ShellQuote(a)
 	}
 	return out
-}
-
-// shellQuote quotes an argument for a shell when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,@", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

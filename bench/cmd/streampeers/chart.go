@@ -11,6 +11,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"northd/bench/internal/benchutil"
 )
 
 // series is one server on one engine: a bar in every load's group.
@@ -69,7 +71,7 @@ func chart(path string, cs []comparison) error {
 		func(s series, l load) float64 {
 			return value(s, l, func(p peerSummary) float64 { return p.DeliveredPerCPU })
 		},
-		axis{format: kilo, tick: kilo})
+		axis{format: benchutil.Kilo, tick: benchutil.Kilo})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"northd/bench/internal/benchutil"
 )
 
 // command is a process to start: its argv, taskset first, and what it adds
@@ -18,10 +20,10 @@ type command struct {
 func (c command) String() string {
 	parts := make([]string, 0, len(c.env)+len(c.argv))
 	for _, e := range c.env {
-		parts = append(parts, shellQuote(e))
+		parts = append(parts, benchutil.ShellQuote(e))
 	}
 	for _, a := range c.argv {
-		parts = append(parts, shellQuote(a))
+		parts = append(parts, benchutil.ShellQuote(a))
 	}
 	return strings.Join(parts, " ")
 }
@@ -123,14 +125,4 @@ func loadtestCommand(pin pinning, r loadRun) command {
 	}
 	argv = append(argv, "-out", r.out)
 	return pinned(pin.LoadCPU, true, argv...)
-}
-
-// shellQuote quotes an argument for a shell when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,@", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"northd/bench/internal/benchutil"
 )
 
 // Few rounds of a few seconds: every run opens its streams anew, and 2
@@ -240,9 +242,9 @@ func (d *driver) measureLoad(engine string, l load) error {
 					return err
 				}
 				lat := rep.latency()
-				d.progress("[%s %s] round %d/%d %-10s p50 %7s  p99 %7s  p99.9 %7s  %10s deliveries/CPU-s  published %5.1f%%",
+				d.progress("[%s %s] round %d/%d %-10s p50 %7s  p99 %7s  p99.9 %7s  %10s deliveries/CPU-s  published %5.1f%%  late %5.1f%%",
 					engine, l.shortTitle(), round, d.o.rounds, peer, msText(lat.P50), msText(lat.P99), msText(lat.P999),
-					commas(rep.DeliveredPerCPUSecond), 100*rep.PublishedShare)
+					benchutil.Commas(rep.DeliveredPerCPUSecond), 100*rep.PublishedShare, 100*lateShare(rep, l.batch))
 			}
 		}
 		return nil
@@ -263,7 +265,7 @@ func (d *driver) measureIdle(engine string) error {
 			if err != nil {
 				return err
 			}
-			d.progress("[%s idle] %-10s %s idle streams: %s of RSS per stream", engine, peer, commas(idleStreams), kibText(rep.RSSPerStream))
+			d.progress("[%s idle] %-10s %s idle streams: %s of RSS per stream", engine, peer, benchutil.Commas(idleStreams), kibText(rep.RSSPerStream))
 		}
 		return nil
 	})
@@ -327,7 +329,7 @@ func flagsGiven() []string {
 		case "rounds", "duration", "quick", "out", "rewrite":
 			return
 		}
-		parts = append(parts, "-"+f.Name+" "+shellQuote(f.Value.String()))
+		parts = append(parts, "-"+f.Name+" "+benchutil.ShellQuote(f.Value.String()))
 	})
 	return parts
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+
+	"northd/bench/internal/benchutil"
 )
 
 // The two servers compared, by the names loadtest events' -peer takes.
@@ -57,12 +59,12 @@ func (l load) name() string {
 
 // title is the load as the report and the chart say it.
 func (l load) title() string {
-	return fmt.Sprintf("%s streams, %s events/s, batches of %d", commas(float64(l.streams)), commas(float64(l.rate)), l.batch)
+	return fmt.Sprintf("%s streams, %s events/s, batches of %d", benchutil.Commas(float64(l.streams)), benchutil.Commas(float64(l.rate)), l.batch)
 }
 
 // shortTitle is the load on the chart's axis.
 func (l load) shortTitle() string {
-	return fmt.Sprintf("%s streams, %s/s", commas(float64(l.streams)), commas(float64(l.rate)))
+	return fmt.Sprintf("%s streams, %s/s", benchutil.Commas(float64(l.streams)), benchutil.Commas(float64(l.rate)))
 }
 
 // The loads of the issue: 100 streams at three rates in batches of 10, and

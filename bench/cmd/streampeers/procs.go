@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -13,11 +12,17 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"northd/bench/internal/benchutil"
 )
 
 // startTimeout is generous: a server that takes this long to listen on a
 // shared machine is broken, not slow.
 const startTimeout = 30 * time.Second
+
+// outputKept is how much of the end of a process's output is kept: far
+// more than the lines an error quotes.
+const outputKept = 64 << 10
 
 // proc is a process the driver started, in a process group of its own so
 // that stopping it stops whatever it started too.
@@ -27,14 +32,14 @@ type proc struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	mu     sync.Mutex
-	log    bytes.Buffer // the start of its output, for when it fails
-	forget func()       // takes it off undo
+	log    *tailBuffer // the end of its output, for when it fails
+	forget func()      // takes it off undo
 }
 
 // startProc starts c. taskset execs the program, so the pid is the
 // program's own: what loadtest's -pid and -store-pid read CPU time from.
 func startProc(name string, c command) (*proc, error) {
-	p := &proc{name: name, c: c, exited: make(chan struct{})}
+	p := &proc{name: name, c: c, exited: make(chan struct{}), log: newTailBuffer(outputKept)}
 	p.cmd = exec.Command(c.argv[0], c.argv[1:]...)
 	p.cmd.Env = append(os.Environ(), c.env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -52,9 +57,7 @@ func startProc(name string, c command) (*proc, error) {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			p.mu.Lock()
-			if p.log.Len() < 64<<10 {
-				p.log.Write(append(sc.Bytes(), '\n'))
-			}
+			p.log.Write(append(sc.Bytes(), '\n'))
 			p.mu.Unlock()
 		}
 		io.Copy(io.Discard, out)
@@ -138,18 +141,6 @@ func (p *proc) alive() bool {
 	}
 }
 
-// freePort asks the kernel for a free loopback port. Another process can
-// take it before the server binds; the server then exits, and the start is
-// tried again on another.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // redisServer is a throwaway redis-server and its directory.
@@ -167,7 +158,7 @@ func (s *redisServer) addr() string { return addr(s.port) }
 func startRedis(pin pinning) (*redisServer, error) {
 	var lastErr error
 	for range 3 {
-		port, err := freePort()
+		port, err := benchutil.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +199,7 @@ func startServer(name string, ports int, build func(ports []int) command) (*proc
 		ps := make([]int, ports)
 		for i := range ps {
 			var err error
-			if ps[i], err = freePort(); err != nil {
+			if ps[i], err = benchutil.FreePort(); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"northd/bench/internal/benchutil"
 )
 
 // write writes the report (.md), every figure and run (.json) and the
@@ -20,7 +22,7 @@ func (r *results) write() error {
 	r.makeCmd = makeCommand(r.o.quick, r.o.rounds, r.o.duration, flagsGiven())
 	r.machineLines = r.machine()
 	r.vers = readVersions(r.o.bin)
-	r.host = sanitize(host)
+	r.host = benchutil.SafeName(host)
 	return r.render(outBase(r.o.out, r.started, host, r.o.quick))
 }
 
@@ -81,16 +83,18 @@ func (r *results) markdown(png string, cs []comparison, gs []goalResult) string 
 	p("- **Figures**: publish-to-receive latency from the publish call to each stream's receipt (p50, p99, p99.9 of every delivery of a run); ")
 	p("deliveries per server CPU-second are the events received over every stream divided by the server's CPU time during the run (its process CPU clock, in nanoseconds); ")
 	p("the published share is the events published over those asked for (rate × duration): under 100%% the server could not take the rate; ")
+	p("late batches are the batches loadtest sent more than one interval after they were due (all its publishers busy with the server) over the batches published: ")
+	p("a server late on many was saturated even if it published all it was asked, and since each event's time is taken when its request is sent, the wait for a free publisher is not in its latency; ")
 	p("writes per delivery are the server's write syscalls over its deliveries. Each table gives the median of the rounds.\n")
 	p("- **Ratios** are round by round (the two runs of a round were seconds apart): the median of the per-round ratios, and after it the lowest and highest. ")
 	p("A goal is ✓ when every round clears it, “✓ by the median” when only the median does.\n")
-	p("- **Idle streams**: %s streams held idle (`loadtest events -mode idle`) on a fresh server of each engine: the growth of its RSS over the streams.\n\n", commas(idleStreams))
+	p("- **Idle streams**: %s streams held idle (`loadtest events -mode idle`) on a fresh server of each engine: the growth of its RSS over the streams.\n\n", benchutil.Commas(idleStreams))
 
 	p("## Results\n\n")
 	for _, e := range engines {
 		p("### %s engine\n\n", titleCase(e))
-		p("| load | server | p50 | p99 | p99.9 | deliveries per server CPU-s | published | writes per delivery |\n")
-		p("|---|---|--:|--:|--:|--:|--:|--:|\n")
+		p("| load | server | p50 | p99 | p99.9 | deliveries per server CPU-s | published | late batches | writes per delivery |\n")
+		p("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, c := range cs {
 			if c.Engine != e {
 				continue
@@ -99,8 +103,8 @@ func (r *results) markdown(png string, cs []comparison, gs []goalResult) string 
 				name string
 				s    peerSummary
 			}{{northd, c.Northd}, {"Centrifugo", c.Centrifugo}} {
-				p("| %s | %s | %s | %s | %s | %s | %.1f%% | %.3f |\n", c.Load.title(), x.name, msText(x.s.P50), msText(x.s.P99), msText(x.s.P999),
-					commas(x.s.DeliveredPerCPU), 100*x.s.PublishedShare, x.s.WritesPerDelivery)
+				p("| %s | %s | %s | %s | %s | %s | %.1f%% | %.1f%% | %.3f |\n", c.Load.title(), x.name, msText(x.s.P50), msText(x.s.P99), msText(x.s.P999),
+					benchutil.Commas(x.s.DeliveredPerCPU), 100*x.s.PublishedShare, 100*x.s.LateShare, x.s.WritesPerDelivery)
 			}
 		}
 		p("\n")
@@ -150,17 +154,18 @@ func (r *results) markdown(png string, cs []comparison, gs []goalResult) string 
 	}
 
 	p("\n## Every run\n\n")
-	p("| engine | load | round | server | published | delivered | p50 | p99 | p99.9 | server CPU | store CPU | deliveries per CPU-s | published | writes per delivery | RSS per idle stream |\n")
-	p("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("| engine | load | round | server | published | delivered | p50 | p99 | p99.9 | server CPU | store CPU | deliveries per CPU-s | published | late batches | writes per delivery | RSS per idle stream |\n")
+	p("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, rec := range r.runs {
 		rep, lat := rec.Report, rec.Report.latency()
 		if rec.Idle {
-			p("| %s | %s idle streams | | %s | | | | | | | | | | | %s |\n", rec.Engine, commas(float64(rec.Load.streams)), rec.Peer, kibText(rep.RSSPerStream))
+			p("| %s | %s idle streams | | %s | | | | | | | | | | | | %s |\n", rec.Engine, benchutil.Commas(float64(rec.Load.streams)), rec.Peer, kibText(rep.RSSPerStream))
 			continue
 		}
-		p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s | %.1f%% | %.3f | |\n", rec.Engine, rec.Load.title(), rec.Round, rec.Peer,
-			commas(float64(rep.Published)), commas(float64(rep.Delivered)), msText(lat.P50), msText(lat.P99), msText(lat.P999),
-			rep.ServerCPUSeconds, rep.StoreCPUSeconds, commas(rep.DeliveredPerCPUSecond), 100*rep.PublishedShare, rep.WritesPerDelivery)
+		p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %s | %.1f%% | %.1f%% | %.3f | |\n", rec.Engine, rec.Load.title(), rec.Round, rec.Peer,
+			benchutil.Commas(float64(rep.Published)), benchutil.Commas(float64(rep.Delivered)), msText(lat.P50), msText(lat.P99), msText(lat.P999),
+			rep.ServerCPUSeconds, rep.StoreCPUSeconds, benchutil.Commas(rep.DeliveredPerCPUSecond), 100*rep.PublishedShare,
+			100*lateShare(rep, rec.Load.batch), rep.WritesPerDelivery)
 	}
 	p("\n## Commands\n\nThe first of each kind; the ports are free loopback ports, new at every start, and every run's report is kept under %s/streams-peers/.\n\n```sh\n", r.o.bin)
 	for _, c := range r.commands {
@@ -171,23 +176,37 @@ func (r *results) markdown(png string, cs []comparison, gs []goalResult) string 
 }
 
 // notes say what limits the figures of this run: the loads a server
-// could not take.
+// could not take, publishing under 99% of the events asked or sending
+// over 1% of its batches late.
 func (r *results) notes(cs []comparison) []string {
 	var ns []string
-	var short []string
+	var short, late []string
 	for _, c := range cs {
 		for _, x := range []struct {
 			name string
 			s    peerSummary
 		}{{northd, c.Northd}, {"Centrifugo", c.Centrifugo}} {
-			if x.s.Rounds > 0 && x.s.PublishedShare < 0.99 {
-				short = append(short, fmt.Sprintf("%s, %s, %s: %.1f%%", x.name, c.Engine, c.Load.shortTitle(), 100*x.s.PublishedShare))
+			if x.s.Rounds == 0 {
+				continue
+			}
+			run := x.name + ", " + c.Engine + ", " + c.Load.shortTitle()
+			if x.s.PublishedShare < 0.99 {
+				short = append(short, fmt.Sprintf("%s: %.1f%%", run, 100*x.s.PublishedShare))
+			}
+			if x.s.LateShare > 0.01 {
+				late = append(late, fmt.Sprintf("%s: %.1f%%", run, 100*x.s.LateShare))
 			}
 		}
 	}
 	if len(short) > 0 {
 		ns = append(ns, "Published under 99% of the events asked (median of rounds): "+strings.Join(short, "; ")+
 			". Such a server could not take the rate asked: it was measured at the rate it took, so its deliveries per CPU-second are its ceiling and its latency that of a saturated server.")
+	}
+	if len(late) > 0 {
+		ns = append(ns, fmt.Sprintf("Sent late, more than one interval after they were due, on over 1%% of the batches published (median of rounds): %s. "+
+			"Such a server was saturated too, however much of the rate it published: loadtest's publishers (at most %d publishes in flight) were all busy with it when batches fell due. "+
+			"Each event's time is taken when its request is sent, so its latency leaves out the time the late batches waited to be sent: it is the latency of a saturated server, and understates what a publisher saw.",
+			strings.Join(late, "; "), r.o.publishers))
 	}
 	return ns
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"debug/buildinfo"
 	"fmt"
 	"os"
@@ -11,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"northd/bench/internal/benchutil"
 )
 
 // runRecord is one run of loadtest events, as the JSON file keeps it.
@@ -67,7 +67,7 @@ func (r *results) noteCommand(kind string, c command, rs *redisServer) {
 func (r *results) noteRedis(rs *redisServer) {
 	r.noteCommand("redis-server ($REDISDIR: a temporary directory, removed at the end)", rs.c, rs)
 	if r.redisVer == "" {
-		r.redisVer = firstLine("redis-server", "--version")
+		r.redisVer = benchutil.FirstLine("redis-server", "--version")
 	}
 }
 
@@ -116,15 +116,16 @@ type versions struct {
 func readVersions(binDir string) versions {
 	v := versions{Northd: northdRevision()}
 	cf := filepath.Join(binDir, "centrifugo")
-	v.Centrifugo = firstLine(cf, "version")
+	v.Centrifugo = benchutil.FirstLine(cf, "version")
 	if bi, err := buildinfo.ReadFile(cf); err == nil {
 		v.CentrifugoModule = bi.Main.Path + " " + bi.Main.Version + ", built with " + bi.GoVersion
 	}
 	return v
 }
 
-// northdRevision is the revision of the working tree bench-build built
-// northd from, and whether it had uncommitted changes.
+// northdRevision is the revision of the working tree make
+// compare-streams-peers built northd from (bench-build-northd, in
+// bench/bench.mk), and whether it had uncommitted changes.
 func northdRevision() string {
 	rev := strings.TrimSpace(gitOutput("rev-parse", "HEAD"))
 	if rev == "" {
@@ -148,19 +149,6 @@ func gitOutput(args ...string) string {
 	return string(out)
 }
 
-// firstLine is the first line of a command's output, or "".
-func firstLine(name string, args ...string) string {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil && len(out) == 0 {
-		return ""
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	if sc.Scan() {
-		return strings.TrimSpace(sc.Text())
-	}
-	return ""
-}
-
 // machine describes the machine for the report.
 func (r *results) machine() []string {
 	model := ""
@@ -173,7 +161,7 @@ func (r *results) machine() []string {
 		}
 	}
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	goVersion := firstLine("go", "version")
+	goVersion := benchutil.FirstLine("go", "version")
 	if goVersion == "" {
 		goVersion = runtime.Version()
 	}
@@ -182,26 +170,13 @@ func (r *results) machine() []string {
 		"kernel: Linux " + strings.TrimSpace(string(kernel)) + " " + runtime.GOARCH,
 		"Go: " + goVersion,
 	}
-	if hv := strings.TrimSpace(firstLine("sh", "-c", "lscpu 2>/dev/null | grep -i 'hypervisor vendor' | cut -d: -f2")); hv != "" {
+	if hv := strings.TrimSpace(benchutil.FirstLine("sh", "-c", "lscpu 2>/dev/null | grep -i 'hypervisor vendor' | cut -d: -f2")); hv != "" {
 		lines = append(lines, "virtualisation: "+hv)
 	}
 	if r.redisVer != "" {
 		lines = append(lines, "redis-server: "+r.redisVer)
 	}
 	return lines
-}
-
-// sanitize makes a host name safe for a file name.
-func sanitize(s string) string {
-	if s == "" {
-		return "host"
-	}
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
-			return r
-		}
-		return '-'
-	}, s)
 }
 
 // outBase is the report's path without its extension, as compare names
@@ -212,37 +187,5 @@ func outBase(dir string, day time.Time, host string, quick bool) string {
 	if quick {
 		date += "-quick"
 	}
-	return filepath.Join(dir, date+"-"+sanitize(host)+"-streams-peers")
-}
-
-func commas(x float64) string {
-	neg := x < 0
-	if neg {
-		x = -x
-	}
-	s := fmt.Sprintf("%.0f", x)
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
-}
-
-// kilo is x shortened: 1.5k, 150k, 1.5M.
-func kilo(x float64) string {
-	switch {
-	case x >= 1e6:
-		return fmt.Sprintf("%.1fM", x/1e6)
-	case x >= 1e5:
-		return fmt.Sprintf("%.0fk", x/1e3)
-	case x >= 1e3:
-		return fmt.Sprintf("%.1fk", x/1e3)
-	}
-	return fmt.Sprintf("%.0f", x)
+	return filepath.Join(dir, date+"-"+benchutil.SafeName(host)+"-streams-peers")
 }

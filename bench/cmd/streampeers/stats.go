@@ -2,22 +2,11 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
-)
 
-// median of xs (the mean of the middle two for an even count); 0 for none.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
+	"northd/bench/internal/benchutil"
+)
 
 // spread is a median with the lowest and highest of what it is the median of.
 type spread struct {
@@ -31,7 +20,7 @@ func spreadOf(xs []float64) spread {
 	if len(xs) == 0 {
 		return spread{}
 	}
-	return spread{Median: median(xs), Min: slices.Min(xs), Max: slices.Max(xs), N: len(xs)}
+	return spread{Median: benchutil.Median(xs), Min: slices.Min(xs), Max: slices.Max(xs), N: len(xs)}
 }
 
 // field is f of every report.
@@ -67,6 +56,19 @@ func storeCPU(r eventsReport) float64   { return r.StoreCPUSeconds }
 func serverCPU(r eventsReport) float64  { return r.ServerCPUSeconds }
 func rssPerIdle(r eventsReport) float64 { return r.RSSPerStream }
 
+// lateShare is the share of a run's published batches (of batch events,
+// a last shorter one counted as one) that loadtest sent more than one
+// interval after they were due, every publisher busy: its publishes_late
+// over the batches published. A server late on most batches is saturated
+// even when it publishes nearly all it is asked, since the publishers
+// waited on it rather than on the clock.
+func lateShare(r eventsReport, batch int) float64 {
+	if r.Published <= 0 || batch <= 0 {
+		return 0
+	}
+	return float64(r.PublishesLate) / math.Ceil(float64(r.Published)/float64(batch))
+}
+
 // peerSummary is one server's medians over the rounds of one engine and load.
 type peerSummary struct {
 	Rounds            int     `json:"rounds"`
@@ -75,22 +77,25 @@ type peerSummary struct {
 	P999              float64 `json:"p99.9_seconds"`
 	DeliveredPerCPU   float64 `json:"delivered_per_cpu_second"`
 	PublishedShare    float64 `json:"published_share"`
+	LateShare         float64 `json:"late_batches_share"` // batches sent late ÷ batches published
 	WritesPerDelivery float64 `json:"writes_per_delivery"`
 	ServerCPUSeconds  float64 `json:"server_cpu_seconds"`
 	StoreCPUSeconds   float64 `json:"store_cpu_seconds"`
 }
 
-func summarize(rs []eventsReport) peerSummary {
+// summarize takes the medians of rs, runs of a load in batches of batch.
+func summarize(rs []eventsReport, batch int) peerSummary {
 	return peerSummary{
 		Rounds:            len(rs),
-		P50:               median(field(rs, p50)),
-		P99:               median(field(rs, p99)),
-		P999:              median(field(rs, p999)),
-		DeliveredPerCPU:   median(field(rs, perCPU)),
-		PublishedShare:    median(field(rs, share)),
-		WritesPerDelivery: median(field(rs, writesPer)),
-		ServerCPUSeconds:  median(field(rs, serverCPU)),
-		StoreCPUSeconds:   median(field(rs, storeCPU)),
+		P50:               benchutil.Median(field(rs, p50)),
+		P99:               benchutil.Median(field(rs, p99)),
+		P999:              benchutil.Median(field(rs, p999)),
+		DeliveredPerCPU:   benchutil.Median(field(rs, perCPU)),
+		PublishedShare:    benchutil.Median(field(rs, share)),
+		LateShare:         benchutil.Median(field(rs, func(r eventsReport) float64 { return lateShare(r, batch) })),
+		WritesPerDelivery: benchutil.Median(field(rs, writesPer)),
+		ServerCPUSeconds:  benchutil.Median(field(rs, serverCPU)),
+		StoreCPUSeconds:   benchutil.Median(field(rs, storeCPU)),
 	}
 }
 
@@ -112,7 +117,7 @@ type comparison struct {
 func compare(engine string, l load, nd, cf []eventsReport) comparison {
 	return comparison{
 		Engine: engine, Load: l,
-		Northd: summarize(nd), Centrifugo: summarize(cf),
+		Northd: summarize(nd, l.batch), Centrifugo: summarize(cf, l.batch),
 		PerCPURatio: spreadOf(perRound(nd, cf, perCPU, perCPU)),
 		P99Ratio:    spreadOf(perRound(nd, cf, p99, p99)),
 		NorthdTail:  spreadOf(perRound(nd, nd, p99, p50)),

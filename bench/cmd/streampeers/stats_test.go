@@ -5,23 +5,6 @@ import (
 	"testing"
 )
 
-func TestMedian(t *testing.T) {
-	for _, c := range []struct {
-		xs   []float64
-		want float64
-	}{
-		{nil, 0},
-		{[]float64{3}, 3},
-		{[]float64{5, 1, 3}, 3},
-		{[]float64{4, 1, 3, 2}, 2.5},
-		{[]float64{9, 2, 7, 4, 8}, 7},
-	} {
-		if got := median(c.xs); got != c.want {
-			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
-		}
-	}
-}
-
 // rep is a report with the figures the ratios read.
 func rep(p50, p99, perCPU float64) eventsReport {
 	return eventsReport{Latency: &quantiles{P50: p50, P99: p99}, DeliveredPerCPUSecond: perCPU}
@@ -61,15 +44,39 @@ func TestPerRoundSkipsZeroAndUnpaired(t *testing.T) {
 }
 
 func TestSummarize(t *testing.T) {
+	// Batches of 10: 200, 100 and 180 batches published, of which 4, 75
+	// and 9 late (2%, 75%, 5%).
 	rs := []eventsReport{
-		{Latency: &quantiles{P50: 0.001, P99: 0.004, P999: 0.010}, DeliveredPerCPUSecond: 900, PublishedShare: 1, WritesPerDelivery: 0.1},
-		{Latency: &quantiles{P50: 0.003, P99: 0.002, P999: 0.030}, DeliveredPerCPUSecond: 100, PublishedShare: 0.5, WritesPerDelivery: 0.3},
-		{Latency: &quantiles{P50: 0.002, P99: 0.008, P999: 0.020}, DeliveredPerCPUSecond: 500, PublishedShare: 0.9, WritesPerDelivery: 0.2},
+		{Latency: &quantiles{P50: 0.001, P99: 0.004, P999: 0.010}, DeliveredPerCPUSecond: 900, Published: 2000, PublishedShare: 1, PublishesLate: 4, WritesPerDelivery: 0.1},
+		{Latency: &quantiles{P50: 0.003, P99: 0.002, P999: 0.030}, DeliveredPerCPUSecond: 100, Published: 1000, PublishedShare: 0.5, PublishesLate: 75, WritesPerDelivery: 0.3},
+		{Latency: &quantiles{P50: 0.002, P99: 0.008, P999: 0.020}, DeliveredPerCPUSecond: 500, Published: 1800, PublishedShare: 0.9, PublishesLate: 9, WritesPerDelivery: 0.2},
 	}
-	got := summarize(rs)
-	want := peerSummary{Rounds: 3, P50: 0.002, P99: 0.004, P999: 0.020, DeliveredPerCPU: 500, PublishedShare: 0.9, WritesPerDelivery: 0.2}
+	got := summarize(rs, 10)
+	want := peerSummary{Rounds: 3, P50: 0.002, P99: 0.004, P999: 0.020, DeliveredPerCPU: 500, PublishedShare: 0.9, LateShare: 0.05, WritesPerDelivery: 0.2}
 	if got != want {
 		t.Errorf("summarize = %+v, want %+v", got, want)
+	}
+}
+
+func TestLateShare(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		published, late int64
+		batch           int
+		want            float64
+	}{
+		{"none late", 2000, 0, 10, 0},
+		{"a quarter of 200 batches", 2000, 50, 10, 0.25},
+		{"every batch", 10000, 1000, 10, 1},
+		// 995 events are 99 batches of 10 and one of 5: 100 batches.
+		{"a last short batch counts as one", 995, 100, 10, 1},
+		{"batches of 100", 2000, 1, 100, 0.05},
+		{"nothing published", 0, 0, 10, 0},
+		{"no batch size", 2000, 5, 0, 0},
+	} {
+		if got := lateShare(eventsReport{Published: c.published, PublishesLate: c.late}, c.batch); got != c.want {
+			t.Errorf("%s: lateShare = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 
